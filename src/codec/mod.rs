@@ -1,0 +1,1 @@
+//! Placeholder: filled in by the codec work of issue 2.

@@ -1,0 +1,1 @@
+//! Placeholder: filled in by the dtmf work of issue 2.

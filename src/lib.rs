@@ -1,0 +1,28 @@
+//! # mediarelay
+//!
+//! A Linux RTP media relay and media library.
+//!
+//! This crate is layered. Everything in the modules below is *sans-IO*: plain
+//! data structures and state machines with no sockets, threads or clocks.
+//! Time enters as a `now: Instant` parameter, bytes enter as `&[u8]` and leave
+//! through caller-provided buffers, so every protocol core is testable
+//! deterministically on a virtual clock. Only the engine (a later module)
+//! touches io_uring, epoll or sockets.
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`rtp`] | RTP packet view and writer (RFC 3550 §5), receive statistics (RFC 3550 A.1, A.3, A.8) |
+//! | [`rtcp`] | RTCP compound packets (RFC 3550 §6), RTP/RTCP demultiplexing (RFC 5761 §4), report generation |
+//! | [`dtmf`] | RFC 4733 telephone-events: payload, sender and receiver state machines |
+//! | [`codec`] | G.711 µ-law / A-law (ITU-T G.711) |
+//! | [`sdp`] | Tolerant, lossless SDP (RFC 8866) and offer/answer (RFC 3264) |
+//! | [`ports`] | Lock-free, per-shard RTP/RTCP port allocator |
+#![warn(missing_docs)]
+#![deny(unsafe_code)]
+
+pub mod codec;
+pub mod dtmf;
+pub mod ports;
+pub mod rtcp;
+pub mod rtp;
+pub mod sdp;

@@ -1,0 +1,1 @@
+//! Placeholder: filled in by the ports work of issue 2.

@@ -1,0 +1,1 @@
+//! Placeholder: filled in by the rtcp work of issue 2.

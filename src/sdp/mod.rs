@@ -1,0 +1,1 @@
+//! Placeholder: filled in by the sdp work of issue 2.
