@@ -12,3 +12,5 @@ pub use packet::{
     FIXED_HEADER_LEN, HeaderExtension, MAX_CSRCS, RTP_VERSION, RtpError, RtpHeader, RtpPacket,
     RtpWriteError,
 };
+pub mod source;
+pub mod stats;
