@@ -23,6 +23,7 @@
 pub mod codec;
 pub mod dtmf;
 pub mod ports;
+pub mod relay;
 pub mod rtcp;
 pub mod rtp;
 pub mod sdp;

@@ -1,0 +1,624 @@
+//! The relay table of one shard: calls, legs, streams, and the per-packet
+//! forwarding decision.
+//!
+//! Contract: [`RelayTable::handle_packet`] is called once per received
+//! datagram with the stream (local socket) it arrived on. It classifies the
+//! packet (RTP, RTCP, rtcp-mux), applies the stream's [`Latch`], updates
+//! counters, and answers [`Verdict::Forward`] with the stream whose socket
+//! must send it (symmetric RTP: the port the far end was given) and the
+//! destination, or [`Verdict::Drop`] with a counted reason. It never
+//! allocates and never performs I/O: the shard's backend does the sending
+//! and reports the outcome through [`RelayTable::record_sent`] and
+//! [`RelayTable::record_send_error`].
+//!
+//! Media timeouts run on a [`TimerWheel`]: each call is checked once per
+//! `timeout` period (no per-packet timer work); a call whose streams saw no
+//! packet for `timeout` yields [`RelayEvent::CallTimedOut`], and the shard
+//! removes it with [`RelayTable::remove_call`].
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::counters::{DropReason, StreamCounters};
+use super::latch::{Latch, LatchPolicy, LatchVerdict};
+use super::slab::{Key, Slab};
+use super::timer::TimerWheel;
+use crate::rtp::{RtpPacket, Ssrc};
+
+/// Key of a call in a [`RelayTable`].
+pub type CallKey = Key;
+/// Key of a leg in a [`RelayTable`].
+pub type LegKey = Key;
+/// Key of a stream (one local socket) in a [`RelayTable`].
+pub type StreamKey = Key;
+
+/// Errors of the relay table's control operations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RelayError {
+    /// The call key is unknown or stale.
+    #[error("no such call")]
+    NoSuchCall,
+    /// The leg key is unknown or stale.
+    #[error("no such leg")]
+    NoSuchLeg,
+    /// Legs of different calls cannot be paired.
+    #[error("legs belong to different calls")]
+    CrossCall,
+    /// A leg cannot be paired with itself.
+    #[error("a leg cannot be its own peer")]
+    SelfPeer,
+}
+
+/// Shard-wide relay settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayConfig {
+    /// A call whose streams see no packet for this long is timed out
+    /// (rtpengine `--timeout`, default 60 s).
+    pub timeout: Duration,
+    /// Resolution of the shard's timer wheel.
+    pub timer_tick: Duration,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            timeout: Duration::from_secs(60),
+            timer_tick: Duration::from_millis(100),
+        }
+    }
+}
+
+/// Which RTP session component a packet or socket carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Component {
+    /// RTP media.
+    Rtp,
+    /// RTCP control.
+    Rtcp,
+}
+
+/// What a stream's socket carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StreamKind {
+    /// RTP only (RTCP on port + 1).
+    Rtp,
+    /// RTCP only (the odd port).
+    Rtcp,
+    /// RTP and RTCP on one port (rtcp-mux, RFC 5761).
+    Muxed,
+}
+
+/// How to set up one leg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LegSpec {
+    /// Local RTP port (the socket is the caller's business).
+    pub rtp_port: u16,
+    /// Local RTCP port, or `None` for rtcp-mux on the RTP port.
+    pub rtcp_port: Option<u16>,
+    /// Address learning policy for this leg's streams.
+    pub policy: LatchPolicy,
+    /// Signalled RTP address of the far end, if known.
+    pub remote_rtp: Option<SocketAddr>,
+    /// Signalled RTCP address (RFC 3605 `a=rtcp`), if known; otherwise
+    /// RTP port + 1, or the RTP address under rtcp-mux.
+    pub remote_rtcp: Option<SocketAddr>,
+}
+
+/// The keys of a new leg's streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LegStreams {
+    /// The leg.
+    pub leg: LegKey,
+    /// Its RTP (or muxed) stream.
+    pub rtp: StreamKey,
+    /// Its RTCP stream; equal to `rtp` under rtcp-mux.
+    pub rtcp: StreamKey,
+}
+
+/// The per-packet decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Send the same bytes from `via`'s socket to `dest`.
+    Forward {
+        /// Stream whose socket sends.
+        via: StreamKey,
+        /// Destination address.
+        dest: SocketAddr,
+    },
+    /// Drop; already counted on the receiving stream.
+    Drop(DropReason),
+    /// The stream key is stale (its call was removed): the caller counts it
+    /// at shard level.
+    UnknownStream,
+}
+
+/// Something the shard must act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RelayEvent {
+    /// No packet on any stream of the call for `timeout`.
+    CallTimedOut {
+        /// The call.
+        call: CallKey,
+        /// The caller's tag given at [`RelayTable::add_call`].
+        tag: u64,
+    },
+}
+
+/// A point-in-time copy of one stream's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamSnapshot {
+    /// The stream.
+    pub key: StreamKey,
+    /// Its leg.
+    pub leg: LegKey,
+    /// What its socket carries.
+    pub kind: StreamKind,
+    /// Local port.
+    pub local_port: u16,
+    /// Learned address, if any.
+    pub latched: Option<SocketAddr>,
+    /// Signalled address, if any.
+    pub signalled: Option<SocketAddr>,
+    /// Counters.
+    pub counters: StreamCounters,
+}
+
+/// What [`RelayTable::remove_call`] hands back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemovedCall {
+    /// The caller's tag.
+    pub tag: u64,
+    /// Final state of each stream (the caller closes their sockets and
+    /// releases their ports).
+    pub streams: Vec<StreamSnapshot>,
+}
+
+#[derive(Debug)]
+struct Stream {
+    leg: LegKey,
+    kind: StreamKind,
+    local_port: u16,
+    latch: Latch,
+    counters: StreamCounters,
+}
+
+#[derive(Debug)]
+struct Leg {
+    call: CallKey,
+    peer: Option<LegKey>,
+    rtp: StreamKey,
+    rtcp: StreamKey,
+}
+
+#[derive(Debug)]
+struct Call {
+    tag: u64,
+    /// Last signalling activity (creation, leg changes): counts as activity
+    /// for the media timeout, so a fresh call is not timed out at once.
+    last_signal: Instant,
+    legs: Vec<LegKey>,
+}
+
+/// Calls, legs and streams of one shard, and the forwarding decision.
+#[derive(Debug)]
+pub struct RelayTable {
+    config: RelayConfig,
+    calls: Slab<Call>,
+    legs: Slab<Leg>,
+    streams: Slab<Stream>,
+    timers: TimerWheel<CallKey>,
+    expired: Vec<CallKey>,
+    events: VecDeque<RelayEvent>,
+}
+
+impl RelayTable {
+    /// An empty table; `now` starts its timer wheel.
+    pub fn new(now: Instant, config: RelayConfig) -> Self {
+        RelayTable {
+            config,
+            calls: Slab::default(),
+            legs: Slab::default(),
+            streams: Slab::default(),
+            timers: TimerWheel::new(now, config.timer_tick, 1024),
+            expired: Vec::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> RelayConfig {
+        self.config
+    }
+
+    /// Number of calls.
+    pub fn call_count(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Number of streams (local sockets).
+    pub fn stream_count(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// Creates an empty call carrying an opaque `tag`.
+    pub fn add_call(&mut self, now: Instant, tag: u64) -> CallKey {
+        let key = self.calls.insert(Call {
+            tag,
+            last_signal: now,
+            legs: Vec::with_capacity(2),
+        });
+        self.timers.insert(now + self.config.timeout, key);
+        key
+    }
+
+    /// Adds a leg to `call`, with its RTP and RTCP (or one muxed) streams.
+    pub fn add_leg(
+        &mut self,
+        now: Instant,
+        call: CallKey,
+        spec: LegSpec,
+    ) -> Result<LegStreams, RelayError> {
+        let c = self.calls.get_mut(call).ok_or(RelayError::NoSuchCall)?;
+        c.last_signal = now;
+        // Keys are needed before the leg exists: insert the leg with
+        // placeholder stream keys, then fix them up.
+        let leg = self.legs.insert(Leg {
+            call,
+            peer: None,
+            rtp: Key::from_parts(u32::MAX, 0),
+            rtcp: Key::from_parts(u32::MAX, 0),
+        });
+        c.legs.push(leg);
+        let rtp_kind = if spec.rtcp_port.is_some() {
+            StreamKind::Rtp
+        } else {
+            StreamKind::Muxed
+        };
+        let mut rtp_latch = Latch::new(spec.policy, now);
+        rtp_latch.set_signalled(spec.remote_rtp);
+        let rtp = self.streams.insert(Stream {
+            leg,
+            kind: rtp_kind,
+            local_port: spec.rtp_port,
+            latch: rtp_latch,
+            counters: StreamCounters::default(),
+        });
+        let rtcp = match spec.rtcp_port {
+            None => rtp,
+            Some(port) => {
+                let mut latch = Latch::new(spec.policy, now);
+                latch.set_signalled(spec.remote_rtcp.or_else(|| rtcp_of(spec.remote_rtp)));
+                self.streams.insert(Stream {
+                    leg,
+                    kind: StreamKind::Rtcp,
+                    local_port: port,
+                    latch,
+                    counters: StreamCounters::default(),
+                })
+            }
+        };
+        if let Some(l) = self.legs.get_mut(leg) {
+            l.rtp = rtp;
+            l.rtcp = rtcp;
+        }
+        Ok(LegStreams { leg, rtp, rtcp })
+    }
+
+    /// Makes `a` and `b` each other's peer: media received on one leaves
+    /// from the other.
+    pub fn pair(&mut self, a: LegKey, b: LegKey) -> Result<(), RelayError> {
+        if a == b {
+            return Err(RelayError::SelfPeer);
+        }
+        let ca = self.legs.get(a).ok_or(RelayError::NoSuchLeg)?.call;
+        let cb = self.legs.get(b).ok_or(RelayError::NoSuchLeg)?.call;
+        if ca != cb {
+            return Err(RelayError::CrossCall);
+        }
+        for (x, y) in [(a, b), (b, a)] {
+            if let Some(l) = self.legs.get_mut(x) {
+                l.peer = Some(y);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets the signalled addresses of a leg's far end (answer, re-offer).
+    /// `rtcp: None` derives RTP port + 1 (or the RTP address under mux).
+    pub fn set_remote(
+        &mut self,
+        leg: LegKey,
+        rtp: Option<SocketAddr>,
+        rtcp: Option<SocketAddr>,
+    ) -> Result<(), RelayError> {
+        let l = self.legs.get(leg).ok_or(RelayError::NoSuchLeg)?;
+        let (rtp_key, rtcp_key) = (l.rtp, l.rtcp);
+        if let Some(s) = self.streams.get_mut(rtp_key) {
+            s.latch.set_signalled(rtp);
+        }
+        if rtcp_key != rtp_key {
+            if let Some(s) = self.streams.get_mut(rtcp_key) {
+                s.latch.set_signalled(rtcp.or_else(|| rtcp_of(rtp)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Replaces a leg's learning policy and opens a new learning window
+    /// (re-offer); signalling counts as call activity.
+    pub fn update_policy(
+        &mut self,
+        now: Instant,
+        leg: LegKey,
+        policy: LatchPolicy,
+    ) -> Result<(), RelayError> {
+        let l = self.legs.get(leg).ok_or(RelayError::NoSuchLeg)?;
+        let (call, rtp, rtcp) = (l.call, l.rtp, l.rtcp);
+        for key in [rtp, rtcp] {
+            if let Some(s) = self.streams.get_mut(key) {
+                s.latch.set_policy(policy, now);
+            }
+        }
+        if let Some(c) = self.calls.get_mut(call) {
+            c.last_signal = now;
+        }
+        Ok(())
+    }
+
+    /// Removes a call with its legs and streams; returns their final state.
+    pub fn remove_call(&mut self, call: CallKey) -> Option<RemovedCall> {
+        let c = self.calls.remove(call)?;
+        let mut streams = Vec::with_capacity(c.legs.len() * 2);
+        for leg_key in c.legs {
+            let Some(leg) = self.legs.remove(leg_key) else {
+                continue;
+            };
+            let keys = if leg.rtcp == leg.rtp {
+                [Some(leg.rtp), None]
+            } else {
+                [Some(leg.rtp), Some(leg.rtcp)]
+            };
+            for key in keys.into_iter().flatten() {
+                if let Some(s) = self.streams.remove(key) {
+                    streams.push(snapshot(key, &s));
+                }
+            }
+        }
+        Some(RemovedCall {
+            tag: c.tag,
+            streams,
+        })
+    }
+
+    /// The per-packet decision for `data` received on `stream` from `src`.
+    /// `truncated`: the datagram did not fit the receive buffer.
+    pub fn handle_packet(
+        &mut self,
+        now: Instant,
+        stream: StreamKey,
+        src: SocketAddr,
+        data: &[u8],
+        truncated: bool,
+    ) -> Verdict {
+        let Some(st) = self.streams.get_mut(stream) else {
+            return Verdict::UnknownStream;
+        };
+        if truncated {
+            st.counters.drop_packet(DropReason::Oversize);
+            return Verdict::Drop(DropReason::Oversize);
+        }
+        let (component, rtp_id) = match classify(st.kind, data) {
+            Ok(c) => c,
+            Err(reason) => {
+                st.counters.drop_packet(reason);
+                return Verdict::Drop(reason);
+            }
+        };
+        match st.latch.check(now, src, rtp_id) {
+            LatchVerdict::Accept => {}
+            LatchVerdict::Latched { previous } => {
+                if previous.is_some() {
+                    st.counters.relatches += 1;
+                }
+            }
+            LatchVerdict::Drop => {
+                st.counters.drop_packet(DropReason::UnexpectedSource);
+                return Verdict::Drop(DropReason::UnexpectedSource);
+            }
+        }
+        st.counters.packets += 1;
+        st.counters.bytes += data.len() as u64;
+        st.counters.last_packet = Some(now);
+        if let Some((ssrc, _)) = rtp_id {
+            st.counters.last_ssrc = Some(ssrc);
+        }
+        let leg = st.leg;
+        let verdict = self.route(leg, component);
+        if let Verdict::Drop(reason) = verdict {
+            if let Some(st) = self.streams.get_mut(stream) {
+                st.counters.drop_packet(reason);
+            }
+        }
+        verdict
+    }
+
+    /// Where a `component` packet received on `leg` goes.
+    fn route(&self, leg: LegKey, component: Component) -> Verdict {
+        let Some(peer) = self
+            .legs
+            .get(leg)
+            .and_then(|l| l.peer)
+            .and_then(|p| self.legs.get(p))
+        else {
+            return Verdict::Drop(DropReason::NoPeer);
+        };
+        let via = match component {
+            Component::Rtp => peer.rtp,
+            Component::Rtcp => peer.rtcp,
+        };
+        let Some(out) = self.streams.get(via) else {
+            return Verdict::Drop(DropReason::NoPeer);
+        };
+        let dest = out.latch.send_addr().or_else(|| {
+            // RTCP socket with nothing learned or signalled yet: follow the
+            // RTP endpoint, port + 1 (RFC 3550 §11).
+            if component == Component::Rtcp && via != peer.rtp {
+                let rtp = self.streams.get(peer.rtp)?;
+                rtcp_of(rtp.latch.send_addr())
+            } else {
+                None
+            }
+        });
+        match dest {
+            Some(dest) => Verdict::Forward { via, dest },
+            None => Verdict::Drop(DropReason::NoDestination),
+        }
+    }
+
+    /// Records a successful send of `bytes` from `via`'s socket.
+    pub fn record_sent(&mut self, via: StreamKey, bytes: usize) {
+        if let Some(s) = self.streams.get_mut(via) {
+            s.counters.sent_packets += 1;
+            s.counters.sent_bytes += bytes as u64;
+        }
+    }
+
+    /// Records a failed send from `via`'s socket (never fatal).
+    pub fn record_send_error(&mut self, via: StreamKey) {
+        if let Some(s) = self.streams.get_mut(via) {
+            s.counters.errors += 1;
+        }
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) next has work.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next_deadline()
+    }
+
+    /// Runs the timers due at `now`: checks media timeouts.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let mut expired = std::mem::take(&mut self.expired);
+        self.timers.expire(now, &mut expired);
+        for call in expired.drain(..) {
+            let Some(c) = self.calls.get(call) else {
+                continue;
+            };
+            let last = self.last_activity(c);
+            let due = last + self.config.timeout;
+            if due <= now {
+                self.events
+                    .push_back(RelayEvent::CallTimedOut { call, tag: c.tag });
+            } else {
+                self.timers.insert(due, call);
+            }
+        }
+        self.expired = expired;
+    }
+
+    fn last_activity(&self, c: &Call) -> Instant {
+        let mut last = c.last_signal;
+        for leg in &c.legs {
+            let Some(l) = self.legs.get(*leg) else {
+                continue;
+            };
+            for key in [l.rtp, l.rtcp] {
+                if let Some(t) = self.streams.get(key).and_then(|s| s.counters.last_packet) {
+                    last = last.max(t);
+                }
+            }
+        }
+        last
+    }
+
+    /// The next event for the shard, if any.
+    pub fn poll_event(&mut self) -> Option<RelayEvent> {
+        self.events.pop_front()
+    }
+
+    /// A stream's counters.
+    pub fn stream_counters(&self, stream: StreamKey) -> Option<&StreamCounters> {
+        self.streams.get(stream).map(|s| &s.counters)
+    }
+
+    /// Snapshots of every stream of a call.
+    pub fn call_snapshot(&self, call: CallKey) -> Option<Vec<StreamSnapshot>> {
+        let c = self.calls.get(call)?;
+        let mut out = Vec::with_capacity(c.legs.len() * 2);
+        for leg in &c.legs {
+            let Some(l) = self.legs.get(*leg) else {
+                continue;
+            };
+            let keys = if l.rtcp == l.rtp {
+                [Some(l.rtp), None]
+            } else {
+                [Some(l.rtp), Some(l.rtcp)]
+            };
+            for key in keys.into_iter().flatten() {
+                if let Some(s) = self.streams.get(key) {
+                    out.push(snapshot(key, s));
+                }
+            }
+        }
+        Some(out)
+    }
+}
+
+fn snapshot(key: StreamKey, s: &Stream) -> StreamSnapshot {
+    StreamSnapshot {
+        key,
+        leg: s.leg,
+        kind: s.kind,
+        local_port: s.local_port,
+        latched: s.latch.latched(),
+        signalled: s.latch.signalled(),
+        counters: s.counters,
+    }
+}
+
+/// RTCP address paired with an RTP address (RFC 3550 §11: port + 1).
+fn rtcp_of(rtp: Option<SocketAddr>) -> Option<SocketAddr> {
+    let mut a = rtp?;
+    a.set_port(a.port().checked_add(1)?);
+    Some(a)
+}
+
+/// Classifies a datagram on a stream of `kind` (RFC 5761 §4: a second byte
+/// in 192..=223 is RTCP). Returns the component and, for RTP, its SSRC and
+/// sequence number.
+fn classify(kind: StreamKind, data: &[u8]) -> Result<(Component, Option<(Ssrc, u16)>), DropReason> {
+    let is_rtcp = data.len() >= 2 && data[0] >> 6 == 2 && (192..=223).contains(&data[1]);
+    if is_rtcp {
+        return if valid_rtcp(data) {
+            Ok((Component::Rtcp, None))
+        } else {
+            Err(DropReason::MalformedRtcp)
+        };
+    }
+    match kind {
+        StreamKind::Rtcp => Err(DropReason::MalformedRtcp),
+        StreamKind::Rtp => match RtpPacket::parse(data) {
+            Ok(p) => Ok((Component::Rtp, Some((p.ssrc(), p.sequence())))),
+            Err(_) => Err(DropReason::MalformedRtp),
+        },
+        StreamKind::Muxed => match RtpPacket::parse(data) {
+            Ok(p) => Ok((Component::Rtp, Some((p.ssrc(), p.sequence())))),
+            Err(_) => Err(DropReason::NotMedia),
+        },
+    }
+}
+
+/// First RTCP header of a compound: version 2, length within the datagram
+/// (RFC 3550 §6.4.1).
+fn valid_rtcp(data: &[u8]) -> bool {
+    if data.len() < 8 || data[0] >> 6 != 2 {
+        return false;
+    }
+    let words = u16::from_be_bytes([data[2], data[3]]) as usize;
+    (words + 1) * 4 <= data.len()
+}
+
+#[cfg(test)]
+mod tests;

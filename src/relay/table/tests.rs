@@ -1,0 +1,401 @@
+//! Deterministic tests of the relay table on a virtual clock.
+
+use super::*;
+use crate::relay::AddressMode;
+use crate::rtp::{PayloadType, RtpHeader};
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+fn rtp(ssrc: u32, seq: u16) -> Vec<u8> {
+    let h = RtpHeader::new(PayloadType::PCMU, seq, u32::from(seq) * 160, Ssrc(ssrc));
+    let mut out = vec![0u8; h.packet_len(160)];
+    h.write(&[0x55; 160], &mut out).unwrap();
+    out
+}
+
+/// A minimal RTCP RR with no report blocks (RFC 3550 §6.4.2).
+fn rtcp_rr(ssrc: u32) -> Vec<u8> {
+    let mut v = vec![0x80, 201, 0, 1];
+    v.extend_from_slice(&ssrc.to_be_bytes());
+    v
+}
+
+struct Fixture {
+    t: RelayTable,
+    t0: Instant,
+    call: CallKey,
+    a: LegStreams,
+    b: LegStreams,
+}
+
+const A: &str = "192.0.2.10:4000";
+const B: &str = "198.51.100.20:6000";
+
+fn fixture(policy: LatchPolicy, mux: bool) -> Fixture {
+    let t0 = Instant::now();
+    let mut t = RelayTable::new(t0, RelayConfig::default());
+    let call = t.add_call(t0, 42);
+    let spec = |port: u16, remote: &str| LegSpec {
+        rtp_port: port,
+        rtcp_port: if mux { None } else { Some(port + 1) },
+        policy,
+        remote_rtp: Some(addr(remote)),
+        remote_rtcp: None,
+    };
+    // Leg a faces endpoint A (A sends to relay port 30000), leg b faces B.
+    let a = t.add_leg(t0, call, spec(30000, A)).unwrap();
+    let b = t.add_leg(t0, call, spec(30002, B)).unwrap();
+    t.pair(a.leg, b.leg).unwrap();
+    Fixture { t, t0, call, a, b }
+}
+
+#[test]
+fn forwards_both_ways_from_the_peer_socket() {
+    let mut f = fixture(LatchPolicy::default(), false);
+    let now = f.t0;
+    // A -> relay (leg a) -> out of leg b's socket -> B.
+    assert_eq!(
+        f.t.handle_packet(now, f.a.rtp, addr(A), &rtp(1, 1), false),
+        Verdict::Forward {
+            via: f.b.rtp,
+            dest: addr(B)
+        }
+    );
+    assert_eq!(
+        f.t.handle_packet(now, f.b.rtp, addr(B), &rtp(2, 1), false),
+        Verdict::Forward {
+            via: f.a.rtp,
+            dest: addr(A)
+        }
+    );
+    let c = f.t.stream_counters(f.a.rtp).unwrap();
+    assert_eq!((c.packets, c.bytes, c.last_ssrc), (1, 172, Some(Ssrc(1))));
+}
+
+#[test]
+fn latched_address_wins_over_signalled() {
+    let mut f = fixture(LatchPolicy::default(), false);
+    let natted_b = addr("203.0.113.5:7777");
+    f.t.handle_packet(f.t0, f.b.rtp, natted_b, &rtp(2, 1), false);
+    assert_eq!(
+        f.t.handle_packet(f.t0, f.a.rtp, addr(A), &rtp(1, 1), false),
+        Verdict::Forward {
+            via: f.b.rtp,
+            dest: natted_b
+        }
+    );
+}
+
+#[test]
+fn rtcp_on_port_plus_one_follows_rtp() {
+    let mut f = fixture(LatchPolicy::default(), false);
+    assert_ne!(f.a.rtp, f.a.rtcp);
+    // Signalled RTCP defaults to RTP port + 1.
+    assert_eq!(
+        f.t.handle_packet(f.t0, f.a.rtcp, addr("192.0.2.10:4001"), &rtcp_rr(1), false),
+        Verdict::Forward {
+            via: f.b.rtcp,
+            dest: addr("198.51.100.20:6001")
+        }
+    );
+    // RTP arriving on an RTCP port is dropped.
+    assert_eq!(
+        f.t.handle_packet(f.t0, f.a.rtcp, addr("192.0.2.10:4001"), &rtp(1, 1), false),
+        Verdict::Drop(DropReason::MalformedRtcp)
+    );
+}
+
+#[test]
+fn rtcp_mux_demultiplexes_on_one_port() {
+    let mut f = fixture(LatchPolicy::default(), true);
+    assert_eq!(f.a.rtp, f.a.rtcp);
+    assert_eq!(
+        f.t.handle_packet(f.t0, f.a.rtp, addr(A), &rtp(1, 1), false),
+        Verdict::Forward {
+            via: f.b.rtp,
+            dest: addr(B)
+        }
+    );
+    assert_eq!(
+        f.t.handle_packet(f.t0, f.a.rtp, addr(A), &rtcp_rr(1), false),
+        Verdict::Forward {
+            via: f.b.rtp,
+            dest: addr(B)
+        }
+    );
+    // STUN-looking bytes on a mux port: not media.
+    let stun = [0u8, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42, 0, 0, 0, 0];
+    assert_eq!(
+        f.t.handle_packet(f.t0, f.a.rtp, addr(A), &stun, false),
+        Verdict::Drop(DropReason::NotMedia)
+    );
+}
+
+#[test]
+fn garbage_is_counted_and_dropped() {
+    let mut f = fixture(LatchPolicy::default(), false);
+    let now = f.t0;
+    let cases: [(&[u8], bool, DropReason); 4] = [
+        (b"x", false, DropReason::MalformedRtp),
+        (
+            b"hello, this is not RTP at all",
+            false,
+            DropReason::MalformedRtp,
+        ),
+        (&[0x80, 0, 0], false, DropReason::MalformedRtp),
+        (&[0x80; 2048], true, DropReason::Oversize),
+    ];
+    for (data, truncated, reason) in cases {
+        assert_eq!(
+            f.t.handle_packet(now, f.a.rtp, addr(A), data, truncated),
+            Verdict::Drop(reason)
+        );
+    }
+    let c = f.t.stream_counters(f.a.rtp).unwrap();
+    assert_eq!(c.dropped(DropReason::MalformedRtp), 3);
+    assert_eq!(c.dropped(DropReason::Oversize), 1);
+    assert_eq!(c.packets, 0);
+    // Garbage did not latch anything: the call still works.
+    assert!(matches!(
+        f.t.handle_packet(now, f.a.rtp, addr(A), &rtp(1, 1), false),
+        Verdict::Forward { .. }
+    ));
+}
+
+#[test]
+fn rtp_bleed_after_learning_window_is_dropped_and_call_keeps_working() {
+    let mut f = fixture(LatchPolicy::default(), false);
+    let t1 = f.t0 + Duration::from_millis(100);
+    f.t.handle_packet(t1, f.a.rtp, addr(A), &rtp(1, 1), false);
+    f.t.handle_packet(t1, f.b.rtp, addr(B), &rtp(2, 1), false);
+    let late = f.t0 + Duration::from_secs(10);
+    let attacker = addr("203.0.113.66:40000");
+    assert_eq!(
+        f.t.handle_packet(late, f.a.rtp, attacker, &rtp(0xbad, 1), false),
+        Verdict::Drop(DropReason::UnexpectedSource)
+    );
+    assert_eq!(
+        f.t.stream_counters(f.a.rtp)
+            .unwrap()
+            .dropped(DropReason::UnexpectedSource),
+        1
+    );
+    // B's media still goes to A, not to the attacker.
+    assert_eq!(
+        f.t.handle_packet(late, f.b.rtp, addr(B), &rtp(2, 2), false),
+        Verdict::Forward {
+            via: f.a.rtp,
+            dest: addr(A)
+        }
+    );
+    assert_eq!(
+        f.t.handle_packet(late, f.a.rtp, addr(A), &rtp(1, 2), false),
+        Verdict::Forward {
+            via: f.b.rtp,
+            dest: addr(B)
+        }
+    );
+}
+
+#[test]
+fn strict_source_drops_other_sources() {
+    let policy = LatchPolicy {
+        mode: AddressMode::Asymmetric,
+        strict_source: true,
+        ..LatchPolicy::default()
+    };
+    let mut f = fixture(policy, false);
+    assert_eq!(
+        f.t.handle_packet(f.t0, f.a.rtp, addr("192.0.2.99:4000"), &rtp(1, 1), false),
+        Verdict::Drop(DropReason::UnexpectedSource)
+    );
+    assert!(matches!(
+        f.t.handle_packet(f.t0, f.a.rtp, addr(A), &rtp(1, 1), false),
+        Verdict::Forward { .. }
+    ));
+}
+
+#[test]
+fn half_setup_calls_drop_with_reasons() {
+    let t0 = Instant::now();
+    let mut t = RelayTable::new(t0, RelayConfig::default());
+    let call = t.add_call(t0, 1);
+    let spec = LegSpec {
+        rtp_port: 30000,
+        rtcp_port: Some(30001),
+        policy: LatchPolicy::default(),
+        remote_rtp: None,
+        remote_rtcp: None,
+    };
+    let a = t.add_leg(t0, call, spec).unwrap();
+    assert_eq!(
+        t.handle_packet(t0, a.rtp, addr(A), &rtp(1, 1), false),
+        Verdict::Drop(DropReason::NoPeer)
+    );
+    let b = t
+        .add_leg(
+            t0,
+            call,
+            LegSpec {
+                rtp_port: 30002,
+                rtcp_port: Some(30003),
+                ..spec
+            },
+        )
+        .unwrap();
+    t.pair(a.leg, b.leg).unwrap();
+    // B's address is neither signalled nor learned yet.
+    assert_eq!(
+        t.handle_packet(t0, a.rtp, addr(A), &rtp(1, 2), false),
+        Verdict::Drop(DropReason::NoDestination)
+    );
+    t.set_remote(b.leg, Some(addr(B)), None).unwrap();
+    assert_eq!(
+        t.handle_packet(t0, a.rtp, addr(A), &rtp(1, 3), false),
+        Verdict::Forward {
+            via: b.rtp,
+            dest: addr(B)
+        }
+    );
+    let c = t.stream_counters(a.rtp).unwrap();
+    assert_eq!(
+        (
+            c.dropped(DropReason::NoPeer),
+            c.dropped(DropReason::NoDestination)
+        ),
+        (1, 1)
+    );
+    assert_eq!(t.pair(a.leg, a.leg), Err(RelayError::SelfPeer));
+    let other = t.add_call(t0, 2);
+    let c2 = t
+        .add_leg(
+            t0,
+            other,
+            LegSpec {
+                rtp_port: 30004,
+                rtcp_port: None,
+                ..spec
+            },
+        )
+        .unwrap();
+    assert_eq!(t.pair(a.leg, c2.leg), Err(RelayError::CrossCall));
+}
+
+#[test]
+fn media_timeout_reports_idle_calls_only() {
+    let mut f = fixture(LatchPolicy::default(), false);
+    let timeout = f.t.config().timeout;
+    // A second call that keeps sending.
+    let busy = f.t.add_call(f.t0, 7);
+    let spec = LegSpec {
+        rtp_port: 30010,
+        rtcp_port: Some(30011),
+        policy: LatchPolicy::default(),
+        remote_rtp: Some(addr(B)),
+        remote_rtcp: None,
+    };
+    let x = f.t.add_leg(f.t0, busy, spec).unwrap();
+    let y =
+        f.t.add_leg(
+            f.t0,
+            busy,
+            LegSpec {
+                rtp_port: 30012,
+                rtcp_port: Some(30013),
+                ..spec
+            },
+        )
+        .unwrap();
+    f.t.pair(x.leg, y.leg).unwrap();
+    let mut now = f.t0;
+    let mut timed_out = Vec::new();
+    let mut seq = 0u16;
+    // Run the virtual clock for 2.5 timeouts in 1 s steps.
+    while now < f.t0 + timeout * 5 / 2 {
+        now += Duration::from_secs(1);
+        seq += 1;
+        f.t.handle_packet(now, x.rtp, addr(A), &rtp(5, seq), false);
+        if f.t.poll_timeout().is_some_and(|d| d <= now) {
+            f.t.handle_timeout(now);
+        }
+        while let Some(ev) = f.t.poll_event() {
+            timed_out.push((now, ev));
+            let RelayEvent::CallTimedOut { call, .. } = ev;
+            f.t.remove_call(call).unwrap();
+        }
+    }
+    assert_eq!(timed_out.len(), 1, "{timed_out:?}");
+    let (when, RelayEvent::CallTimedOut { call, tag }) = timed_out[0];
+    assert_eq!((call, tag), (f.call, 42));
+    // Not before the timeout, and within one timer tick plus one step.
+    assert!(when >= f.t0 + timeout);
+    assert!(when <= f.t0 + timeout + Duration::from_secs(2));
+    assert_eq!(f.t.call_count(), 1);
+    assert_eq!(f.t.stream_count(), 4);
+}
+
+#[test]
+fn remove_call_returns_final_counters_and_stale_keys_miss() {
+    let mut f = fixture(LatchPolicy::default(), false);
+    f.t.handle_packet(f.t0, f.a.rtp, addr(A), &rtp(1, 1), false);
+    f.t.record_sent(f.b.rtp, 172);
+    f.t.record_send_error(f.b.rtp);
+    let snap = f.t.call_snapshot(f.call).unwrap();
+    assert_eq!(snap.len(), 4);
+    let removed = f.t.remove_call(f.call).unwrap();
+    assert_eq!(removed.tag, 42);
+    assert_eq!(removed.streams.len(), 4);
+    let b_rtp = removed.streams.iter().find(|s| s.key == f.b.rtp).unwrap();
+    assert_eq!(
+        (
+            b_rtp.counters.sent_packets,
+            b_rtp.counters.sent_bytes,
+            b_rtp.counters.errors
+        ),
+        (1, 172, 1)
+    );
+    let a_rtp = removed.streams.iter().find(|s| s.key == f.a.rtp).unwrap();
+    assert_eq!(a_rtp.latched, Some(addr(A)));
+    assert_eq!(a_rtp.local_port, 30000);
+    assert_eq!(
+        f.t.handle_packet(f.t0, f.a.rtp, addr(A), &rtp(1, 2), false),
+        Verdict::UnknownStream
+    );
+    assert_eq!(f.t.stream_count(), 0);
+    assert!(f.t.remove_call(f.call).is_none());
+}
+
+#[test]
+fn ten_thousand_legs_on_one_table() {
+    let t0 = Instant::now();
+    let mut t = RelayTable::new(t0, RelayConfig::default());
+    let mut pairs = Vec::new();
+    for i in 0..5000u16 {
+        let call = t.add_call(t0, u64::from(i));
+        let base = 20000 + i * 4;
+        let spec = |port: u16| LegSpec {
+            rtp_port: port,
+            rtcp_port: Some(port + 1),
+            policy: LatchPolicy::default(),
+            remote_rtp: Some(SocketAddr::from(([192, 0, 2, 1], port))),
+            remote_rtcp: None,
+        };
+        let a = t.add_leg(t0, call, spec(base)).unwrap();
+        let b = t.add_leg(t0, call, spec(base + 2)).unwrap();
+        t.pair(a.leg, b.leg).unwrap();
+        pairs.push((a, b));
+    }
+    assert_eq!(t.stream_count(), 20000);
+    for (i, (a, b)) in pairs.iter().enumerate() {
+        let src = SocketAddr::from(([198, 51, 100, 1], 10000 + i as u16));
+        assert_eq!(
+            t.handle_packet(t0, a.rtp, src, &rtp(i as u32, 1), false),
+            Verdict::Forward {
+                via: b.rtp,
+                dest: SocketAddr::from(([192, 0, 2, 1], 20000 + i as u16 * 4 + 2))
+            }
+        );
+    }
+}
