@@ -243,6 +243,16 @@ impl RelayTable {
         self.streams.len()
     }
 
+    /// Keys of every live call.
+    pub fn call_keys(&self) -> impl Iterator<Item = CallKey> + '_ {
+        self.calls.iter().map(|(k, _)| k)
+    }
+
+    /// The legs of a call, in the order they were added.
+    pub fn legs_of(&self, call: CallKey) -> Option<&[LegKey]> {
+        self.calls.get(call).map(|c| c.legs.as_slice())
+    }
+
     /// Creates an empty call carrying an opaque `tag`.
     pub fn add_call(&mut self, now: Instant, tag: u64) -> CallKey {
         let key = self.calls.insert(Call {

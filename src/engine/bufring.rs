@@ -1,0 +1,154 @@
+//! The shard's provided buffer ring (io_uring `IORING_REGISTER_PBUF_RING`).
+//!
+//! One contiguous slab of `entries` buffers of `buf_size` bytes, and a ring
+//! of descriptors shared with the kernel. A multishot receive takes a buffer
+//! from the ring per datagram and reports its id in the completion; the
+//! shard forwards the datagram *from that buffer* and gives it back to the
+//! ring when the send completes. Buffers are addressed by id only: nothing
+//! is allocated, copied or reference-counted per packet.
+//!
+//! Ownership protocol: a buffer id is either in the ring (kernel's), or held
+//! by exactly one in-flight operation of the shard. [`BufRing::recycle`]
+//! returns one; [`BufRing::publish`] makes returned buffers visible to the
+//! kernel with one release store of the ring tail, once per loop turn.
+
+use std::io;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU16, Ordering};
+
+use io_uring::types::BufRingEntry;
+
+/// A registered provided-buffer ring and its buffers.
+pub struct BufRing {
+    ring: NonNull<BufRingEntry>,
+    ring_bytes: usize,
+    slab: Box<[u8]>,
+    entries: u16,
+    buf_size: usize,
+    bgid: u16,
+    /// Local tail, published to the kernel by `publish`.
+    tail: u16,
+}
+
+impl std::fmt::Debug for BufRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BufRing")
+            .field("entries", &self.entries)
+            .field("buf_size", &self.buf_size)
+            .field("bgid", &self.bgid)
+            .finish()
+    }
+}
+
+impl BufRing {
+    /// Maps a ring of `entries` descriptors (a power of two, at most 32768)
+    /// and allocates the buffers; every buffer starts in the ring.
+    pub fn new(entries: u16, buf_size: usize, bgid: u16) -> io::Result<Self> {
+        if !entries.is_power_of_two() || entries > 32768 || buf_size == 0 || buf_size > u32::MAX as usize {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "buffer ring entries must be a power of two <= 32768",
+            ));
+        }
+        let ring_bytes = usize::from(entries) * size_of::<BufRingEntry>();
+        // SAFETY: anonymous private mapping with no address hint; the
+        // result is checked against MAP_FAILED. mmap memory is page
+        // aligned, as the kernel requires for a buffer ring.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                ring_bytes,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_ANONYMOUS | libc::MAP_PRIVATE,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ring = NonNull::new(ptr.cast::<BufRingEntry>())
+            .ok_or_else(|| io::Error::other("mmap returned null"))?;
+        let mut br = BufRing {
+            ring,
+            ring_bytes,
+            slab: vec![0u8; usize::from(entries) * buf_size].into_boxed_slice(),
+            entries,
+            buf_size,
+            bgid,
+            tail: 0,
+        };
+        for bid in 0..entries {
+            br.recycle(bid);
+        }
+        br.publish();
+        Ok(br)
+    }
+
+    /// Registers the ring with `submitter` under this ring's group id.
+    pub fn register(&self, submitter: &io_uring::Submitter<'_>) -> io::Result<()> {
+        // SAFETY: the ring memory stays mapped, and the slab allocated,
+        // until `self` is dropped; the owner (the shard backend) drops the
+        // io_uring instance before this buffer ring (field order), so the
+        // kernel never uses them after they are freed.
+        unsafe {
+            submitter.register_buf_ring_with_flags(self.ring.as_ptr() as u64, self.entries, self.bgid, 0)
+        }
+    }
+
+    /// Buffer group id for `RecvMsgMulti`.
+    pub fn bgid(&self) -> u16 {
+        self.bgid
+    }
+
+    /// Size of each buffer.
+    pub fn buf_size(&self) -> usize {
+        self.buf_size
+    }
+
+    /// The first `len` bytes of buffer `bid` (clamped to the buffer size).
+    pub fn buffer(&self, bid: u16, len: usize) -> &[u8] {
+        let start = usize::from(bid % self.entries) * self.buf_size;
+        &self.slab[start..start + len.min(self.buf_size)]
+    }
+
+    /// Address of byte `offset` of buffer `bid`, for a send SQE.
+    pub fn ptr(&self, bid: u16, offset: usize) -> *const u8 {
+        let start = usize::from(bid % self.entries) * self.buf_size + offset.min(self.buf_size);
+        self.slab[start..].as_ptr()
+    }
+
+    /// Gives buffer `bid` back to the ring (visible after `publish`).
+    pub fn recycle(&mut self, bid: u16) {
+        let bid = bid % self.entries;
+        let mask = self.entries - 1;
+        let idx = usize::from(self.tail & mask);
+        let addr = self.slab[usize::from(bid) * self.buf_size..].as_ptr() as u64;
+        // SAFETY: `idx < entries`, so the entry lies inside the mapping.
+        // Entries between the kernel's head and our tail are ours to write
+        // until the tail store in `publish` hands them over.
+        let entry = unsafe { &mut *self.ring.as_ptr().add(idx) };
+        entry.set_addr(addr);
+        entry.set_len(self.buf_size as u32);
+        entry.set_bid(bid);
+        self.tail = self.tail.wrapping_add(1);
+    }
+
+    /// Publishes recycled buffers to the kernel.
+    pub fn publish(&mut self) {
+        // SAFETY: the tail field lives inside the first entry of the live
+        // mapping and is 2-byte aligned; the kernel reads it concurrently,
+        // which is why it is accessed only atomically.
+        let tail = unsafe { AtomicU16::from_ptr(BufRingEntry::tail(self.ring.as_ptr()).cast_mut()) };
+        tail.store(self.tail, Ordering::Release);
+    }
+}
+
+impl Drop for BufRing {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping created in `new`, once.
+        unsafe {
+            libc::munmap(self.ring.as_ptr().cast(), self.ring_bytes);
+        }
+    }
+}

@@ -1,0 +1,697 @@
+//! The data plane: per-core shards that relay RTP and RTCP.
+//!
+//! An [`Engine`] runs N shard threads (default: one per CPU the process may
+//! use), each pinned to a core, each owning a slice of the port range (the
+//! [`PortAllocator`]'s per-shard slices), every socket bound in it, and one
+//! I/O loop: io_uring (multishot receive on a provided buffer ring, batched
+//! sends, one `io_uring_enter` per turn) or epoll with `recvmmsg` /
+//! `sendmmsg`, chosen at start by a probe unless [`IoBackend`] forces one.
+//! Both legs of a call live on the same shard, so forwarding never crosses
+//! cores. The forwarding decision itself is the sans-IO
+//! [`RelayTable`](crate::relay::RelayTable).
+//!
+//! Control (create, update, query, delete) goes to the owning shard through
+//! a bounded lock-free mailbox plus an eventfd wake-up; the caller blocks
+//! for the reply. Sockets are bound by the caller's thread, so the shard's
+//! loop never waits for `bind`.
+//!
+//! This is the only module allowed `unsafe` (io_uring, buffer rings,
+//! `recvmmsg`); every block states its invariant.
+//!
+//! ```
+//! use std::net::UdpSocket;
+//! use std::time::Duration;
+//! use mediarelay::engine::{CallSpec, Engine, EngineConfig, LegOptions};
+//!
+//! let engine = Engine::start(EngineConfig {
+//!     shards: 1,
+//!     port_min: 41000,
+//!     port_max: 41099,
+//!     ..EngineConfig::default()
+//! })?;
+//! // Two endpoints on loopback.
+//! let a = UdpSocket::bind("127.0.0.1:0")?;
+//! let b = UdpSocket::bind("127.0.0.1:0")?;
+//! b.set_read_timeout(Some(Duration::from_secs(5)))?;
+//! let call = engine.create_call(CallSpec {
+//!     tag: 1,
+//!     legs: [
+//!         LegOptions { remote_rtp: Some(a.local_addr()?), ..LegOptions::default() },
+//!         LegOptions { remote_rtp: Some(b.local_addr()?), ..LegOptions::default() },
+//!     ],
+//! })?;
+//! // A sends an RTP packet to the relay port of its leg...
+//! let mut pkt = [0u8; 172];
+//! pkt[0] = 0x80;
+//! a.send_to(&pkt, call.legs[0].rtp)?;
+//! // ...and B receives it from the relay port of B's leg (symmetric RTP).
+//! let mut buf = [0u8; 2048];
+//! let (n, from) = b.recv_from(&mut buf)?;
+//! assert_eq!(&buf[..n], &pkt[..]);
+//! assert_eq!(from, call.legs[1].rtp);
+//! let removed = engine.delete_call(call.id)?;
+//! assert_eq!(removed.streams.len(), 4);
+//! engine.shutdown();
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod backend;
+mod bufring;
+mod epoll;
+mod mailbox;
+mod shard;
+pub(crate) mod sys;
+mod uring;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+pub use backend::{Backend, BackendCounters, IoBackend, PacketSink};
+pub use mailbox::{Full, Queue};
+pub use shard::ShardStats;
+pub use uring::{UringConfig, UringSupport};
+
+use self::shard::{Command, NewLeg, ShardParts};
+use self::sys::EventFd;
+use crate::ports::{AllocError, PortAllocator, PortConfig, ShardId, Strategy};
+use crate::relay::{CallKey, DropReason, LatchPolicy, LegKey, LegSpec, RelayConfig, RelayError, RemovedCall, StreamSnapshot};
+
+/// Errors of the engine's control API.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// Invalid configuration.
+    #[error("invalid engine configuration: {0}")]
+    Config(String),
+    /// `--io-backend uring` was asked for but io_uring is not usable.
+    #[error("io_uring unavailable: {0}")]
+    UringUnavailable(String),
+    /// No free port pair in any shard.
+    #[error("port allocation failed: {0}")]
+    Ports(String),
+    /// An OS error (socket, bind, thread spawn...).
+    #[error("I/O error: {0}")]
+    Io(String),
+    /// The call does not exist (deleted or timed out).
+    #[error("no such call")]
+    NoSuchCall,
+    /// The leg index does not exist in the call.
+    #[error("no such leg")]
+    NoSuchLeg,
+    /// The relay table refused the operation.
+    #[error("relay: {0}")]
+    Relay(RelayError),
+    /// The shard's mailbox is full (the shard is overloaded or stuck).
+    #[error("shard {0} mailbox full")]
+    Busy(u16),
+    /// The shard did not answer in time, or has stopped.
+    #[error("shard {0} did not answer")]
+    ShardGone(u16),
+}
+
+/// Engine settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// Shard threads; 0 = one per CPU this process may run on.
+    pub shards: usize,
+    /// I/O backend choice.
+    pub io_backend: IoBackend,
+    /// Local address relay sockets bind to.
+    pub bind_ip: IpAddr,
+    /// Lowest relay port (rounded up to even).
+    pub port_min: u16,
+    /// Highest relay port.
+    pub port_max: u16,
+    /// Port allocation strategy.
+    pub port_strategy: Strategy,
+    /// Quarantine of a released port pair.
+    pub release_delay: Duration,
+    /// Media timeout and timer resolution.
+    pub relay: RelayConfig,
+    /// io_uring tunables.
+    pub uring: UringConfig,
+    /// Pin shard i to the i-th allowed CPU.
+    pub pin_cores: bool,
+    /// `SO_RCVBUF` for relay sockets (0 = kernel default).
+    pub socket_rcvbuf: usize,
+    /// `SO_SNDBUF` for relay sockets (0 = kernel default).
+    pub socket_sndbuf: usize,
+    /// Control mailbox capacity per shard.
+    pub mailbox_capacity: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            shards: 0,
+            io_backend: IoBackend::Auto,
+            bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port_min: 30000,
+            port_max: 40000,
+            port_strategy: Strategy::Random,
+            release_delay: Duration::from_secs(1),
+            relay: RelayConfig::default(),
+            uring: UringConfig::default(),
+            pin_cores: true,
+            socket_rcvbuf: 0,
+            socket_sndbuf: 0,
+            mailbox_capacity: 1024,
+        }
+    }
+}
+
+/// Per-leg options of a new call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LegOptions {
+    /// RTP and RTCP on one port (RFC 5761).
+    pub rtcp_mux: bool,
+    /// Address learning policy.
+    pub policy: LatchPolicy,
+    /// Signalled RTP address of this leg's far end.
+    pub remote_rtp: Option<SocketAddr>,
+    /// Signalled RTCP address (default RTP port + 1).
+    pub remote_rtcp: Option<SocketAddr>,
+}
+
+/// A two-leg call to create. Media received on leg 0's ports is sent from
+/// leg 1's ports to leg 1's far end, and the other way round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CallSpec {
+    /// Opaque tag returned in events (e.g. the control plane's call index).
+    pub tag: u64,
+    /// The two legs.
+    pub legs: [LegOptions; 2],
+}
+
+/// Changes to a leg (answer, re-offer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LegUpdate {
+    /// New signalled RTP address.
+    pub remote_rtp: Option<SocketAddr>,
+    /// New signalled RTCP address.
+    pub remote_rtcp: Option<SocketAddr>,
+    /// New policy; restarts address learning.
+    pub policy: Option<LatchPolicy>,
+}
+
+/// A call's identity: its shard and its key there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CallId {
+    /// Owning shard.
+    pub shard: ShardId,
+    /// Key in that shard's table.
+    pub key: CallKey,
+}
+
+/// A created leg's local addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LegInfo {
+    /// Leg key.
+    pub key: LegKey,
+    /// Local RTP address (what the far end is told to send to).
+    pub rtp: SocketAddr,
+    /// Local RTCP address (RTP port + 1, or the RTP address under mux).
+    pub rtcp: SocketAddr,
+}
+
+/// A created call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallInfo {
+    /// Its identity.
+    pub id: CallId,
+    /// Its two legs.
+    pub legs: [LegInfo; 2],
+}
+
+/// Something that happened on a shard on its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EngineEvent {
+    /// Media timeout: the call was removed.
+    CallTimedOut {
+        /// The call.
+        id: CallId,
+        /// Its tag.
+        tag: u64,
+        /// Its final state.
+        removed: RemovedCall,
+    },
+}
+
+/// Engine-wide counters, summed over shards.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Live calls.
+    pub calls: u64,
+    /// Live streams.
+    pub streams: u64,
+    /// Datagrams received.
+    pub rx_packets: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Datagrams forwarded.
+    pub tx_packets: u64,
+    /// Bytes forwarded.
+    pub tx_bytes: u64,
+    /// Failed sends.
+    pub send_errors: u64,
+    /// Drops by reason ([`DropReason::index`]).
+    pub drops: [u64; DropReason::COUNT],
+    /// Datagrams for removed streams.
+    pub unknown_stream: u64,
+    /// Data-path syscalls.
+    pub syscalls: u64,
+    /// Loop turns.
+    pub turns: u64,
+    /// Buffer-ring exhaustion events.
+    pub no_buffers: u64,
+    /// Receive errors.
+    pub recv_errors: u64,
+    /// Calls removed by media timeout.
+    pub timeouts: u64,
+}
+
+impl EngineStats {
+    fn add(&mut self, s: &ShardStats) {
+        let r = Ordering::Relaxed;
+        self.calls += s.calls.load(r);
+        self.streams += s.streams.load(r);
+        self.rx_packets += s.rx_packets.load(r);
+        self.rx_bytes += s.rx_bytes.load(r);
+        self.tx_packets += s.tx_packets.load(r);
+        self.tx_bytes += s.tx_bytes.load(r);
+        self.send_errors += s.send_errors.load(r);
+        for (d, a) in self.drops.iter_mut().zip(&s.drops) {
+            *d += a.load(r);
+        }
+        self.unknown_stream += s.unknown_stream.load(r);
+        self.syscalls += s.syscalls.load(r);
+        self.turns += s.turns.load(r);
+        self.no_buffers += s.no_buffers.load(r);
+        self.recv_errors += s.recv_errors.load(r);
+        self.timeouts += s.timeouts.load(r);
+    }
+
+    /// All drops.
+    pub fn dropped(&self) -> u64 {
+        self.drops.iter().sum()
+    }
+}
+
+struct ShardHandle {
+    id: ShardId,
+    mailbox: Arc<Queue<Command>>,
+    wake: Arc<EventFd>,
+    stats: Arc<ShardStats>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// A running relay engine. `Sync`: share it (e.g. in an `Arc`) between
+/// control threads.
+pub struct Engine {
+    shards: Vec<ShardHandle>,
+    ports: Arc<PortAllocator>,
+    backend: IoBackend,
+    backend_reason: String,
+    bind_ip: IpAddr,
+    rcvbuf: usize,
+    sndbuf: usize,
+    next_shard: AtomicUsize,
+    events: Mutex<Receiver<EngineEvent>>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("shards", &self.shards.len())
+            .field("backend", &self.backend)
+            .finish()
+    }
+}
+
+/// How long a control call waits for its shard.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Engine {
+    /// Probes the I/O backend, builds the port allocator and starts the
+    /// shard threads.
+    pub fn start(cfg: EngineConfig) -> Result<Engine, EngineError> {
+        let cores = core_affinity::get_core_ids().unwrap_or_default();
+        let n = if cfg.shards == 0 {
+            cores.len().max(1)
+        } else {
+            cfg.shards
+        };
+        let n16 = u16::try_from(n).map_err(|_| EngineError::Config(format!("{n} shards is too many")))?;
+        let (backend, backend_reason) = resolve_backend(cfg.io_backend)?;
+        tracing::info!(backend = backend.as_str(), reason = %backend_reason, shards = n, "I/O backend selected");
+        let port_cfg = PortConfig::new(cfg.port_min, cfg.port_max, n16)
+            .map_err(|e| EngineError::Config(e.to_string()))?
+            .with_strategy(cfg.port_strategy)
+            .with_release_delay(cfg.release_delay)
+            .with_seed(seed());
+        let ports = Arc::new(PortAllocator::new(port_cfg, Instant::now()));
+        let (ev_tx, ev_rx) = mpsc::channel();
+        let mut shards = Vec::with_capacity(n);
+        for i in 0..n {
+            let id = ShardId(i as u16);
+            let mailbox = Arc::new(Queue::new(cfg.mailbox_capacity));
+            let wake = Arc::new(EventFd::new().map_err(|e| EngineError::Io(e.to_string()))?);
+            let stats = Arc::new(ShardStats::default());
+            let parts = ShardParts {
+                id,
+                relay: cfg.relay,
+                mailbox: mailbox.clone(),
+                wake: wake.clone(),
+                stats: stats.clone(),
+                ports: ports.clone(),
+                events: ev_tx.clone(),
+            };
+            let core = if cfg.pin_cores && !cores.is_empty() {
+                Some(cores[i % cores.len()])
+            } else {
+                None
+            };
+            let uring_cfg = cfg.uring;
+            let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<(), String>>(1);
+            let thread = std::thread::Builder::new()
+                .name(format!("mr-shard-{i}"))
+                .spawn(move || {
+                    if let Some(c) = core {
+                        core_affinity::set_for_current(c);
+                    }
+                    let wake_fd = parts.wake.raw();
+                    match backend {
+                        IoBackend::Uring => match uring::UringBackend::new(uring_cfg, wake_fd) {
+                            Ok(b) => {
+                                let _ = ready_tx.send(Ok(()));
+                                shard::run(b, parts);
+                            }
+                            Err(e) => {
+                                let _ = ready_tx.send(Err(format!("io_uring shard setup: {e}")));
+                            }
+                        },
+                        _ => match epoll::EpollBackend::new(wake_fd) {
+                            Ok(b) => {
+                                let _ = ready_tx.send(Ok(()));
+                                shard::run(b, parts);
+                            }
+                            Err(e) => {
+                                let _ = ready_tx.send(Err(format!("epoll shard setup: {e}")));
+                            }
+                        },
+                    }
+                })
+                .map_err(|e| EngineError::Io(e.to_string()))?;
+            let mut handle = ShardHandle {
+                id,
+                mailbox,
+                wake,
+                stats,
+                thread: Some(thread),
+            };
+            let ready = ready_rx
+                .recv()
+                .map_err(|_| "shard thread exited during setup".to_string())
+                .and_then(|r| r);
+            if let Err(e) = ready {
+                stop_shards(&mut shards);
+                if let Some(t) = handle.thread.take() {
+                    let _ = t.join();
+                }
+                return Err(EngineError::Io(e));
+            }
+            shards.push(handle);
+        }
+        Ok(Engine {
+            shards,
+            ports,
+            backend,
+            backend_reason,
+            bind_ip: cfg.bind_ip,
+            rcvbuf: cfg.socket_rcvbuf,
+            sndbuf: cfg.socket_sndbuf,
+            next_shard: AtomicUsize::new(0),
+            events: Mutex::new(ev_rx),
+        })
+    }
+
+    /// The backend in use (`Uring` or `Epoll`).
+    pub fn backend(&self) -> IoBackend {
+        self.backend
+    }
+
+    /// Why that backend was chosen.
+    pub fn backend_reason(&self) -> &str {
+        &self.backend_reason
+    }
+
+    /// Number of shards.
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// The port allocator (counters for metrics).
+    pub fn ports(&self) -> &PortAllocator {
+        &self.ports
+    }
+
+    /// Live counters of one shard.
+    pub fn shard_stats(&self, shard: usize) -> Option<&ShardStats> {
+        self.shards.get(shard).map(|s| &*s.stats)
+    }
+
+    /// Counters summed over shards (lock-free reads).
+    pub fn stats(&self) -> EngineStats {
+        let mut total = EngineStats::default();
+        for s in &self.shards {
+            total.add(&s.stats);
+        }
+        total
+    }
+
+    /// The next shard event, if any (non-blocking).
+    pub fn try_event(&self) -> Option<EngineEvent> {
+        self.events.lock().ok()?.try_recv().ok()
+    }
+
+    /// Creates a two-leg call on one shard: allocates a port pair per leg
+    /// from that shard's slice, binds the sockets, and installs the legs.
+    pub fn create_call(&self, spec: CallSpec) -> Result<CallInfo, EngineError> {
+        let n = self.shards.len();
+        let start = self.next_shard.fetch_add(1, Ordering::Relaxed);
+        let mut last_err = EngineError::Ports("no shards".into());
+        for k in 0..n {
+            let shard = &self.shards[(start + k) % n];
+            match self.bind_legs(shard.id, &spec) {
+                Ok(legs) => return self.install(shard, spec.tag, legs),
+                Err(e @ EngineError::Ports(_)) => last_err = e,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last_err)
+    }
+
+    fn bind_legs(&self, shard: ShardId, spec: &CallSpec) -> Result<Vec<NewLeg>, EngineError> {
+        let mut legs = Vec::with_capacity(2);
+        for opts in &spec.legs {
+            match self.bind_leg(shard, opts) {
+                Ok(l) => legs.push(l),
+                Err(e) => {
+                    let now = Instant::now();
+                    for l in legs {
+                        let _ = self.ports.release(l.ports, now);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(legs)
+    }
+
+    /// Allocates and binds one leg; a pair whose port is taken by another
+    /// process is quarantined and the next one tried.
+    fn bind_leg(&self, shard: ShardId, opts: &LegOptions) -> Result<NewLeg, EngineError> {
+        const ATTEMPTS: usize = 8;
+        let mut last = String::new();
+        for _ in 0..ATTEMPTS {
+            let now = Instant::now();
+            let pair = self
+                .ports
+                .allocate(shard, now)
+                .map_err(|e: AllocError| EngineError::Ports(e.to_string()))?;
+            match self.bind_pair(pair.rtp(), (!opts.rtcp_mux).then_some(pair.rtcp())) {
+                Ok((rtp, rtcp)) => {
+                    return Ok(NewLeg {
+                        spec: LegSpec {
+                            rtp_port: pair.rtp(),
+                            rtcp_port: (!opts.rtcp_mux).then_some(pair.rtcp()),
+                            policy: opts.policy,
+                            remote_rtp: opts.remote_rtp,
+                            remote_rtcp: opts.remote_rtcp,
+                        },
+                        ports: pair,
+                        rtp,
+                        rtcp,
+                        local_ip: self.bind_ip,
+                    });
+                }
+                Err(e) => {
+                    last = e.to_string();
+                    let _ = self.ports.release(pair, now);
+                }
+            }
+        }
+        Err(EngineError::Io(format!("could not bind a port pair after {ATTEMPTS} attempts: {last}")))
+    }
+
+    fn bind_pair(&self, rtp: u16, rtcp: Option<u16>) -> std::io::Result<(UdpSocket, Option<UdpSocket>)> {
+        let bind = |port: u16| -> std::io::Result<UdpSocket> {
+            let s = UdpSocket::bind(SocketAddr::new(self.bind_ip, port))?;
+            s.set_nonblocking(true)?;
+            sys::set_socket_buffers(std::os::fd::AsRawFd::as_raw_fd(&s), self.rcvbuf, self.sndbuf)?;
+            Ok(s)
+        };
+        let a = bind(rtp)?;
+        let b = rtcp.map(bind).transpose()?;
+        Ok((a, b))
+    }
+
+    fn install(&self, shard: &ShardHandle, tag: u64, legs: Vec<NewLeg>) -> Result<CallInfo, EngineError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.send(shard, Command::AddCall { tag, legs, reply: tx })?;
+        let (key, infos) = rx.recv_timeout(REPLY_TIMEOUT).map_err(|_| EngineError::ShardGone(shard.id.0))??;
+        let legs = match infos[..] {
+            [a, b] => [a, b],
+            _ => return Err(EngineError::NoSuchLeg),
+        };
+        Ok(CallInfo {
+            id: CallId { shard: shard.id, key },
+            legs,
+        })
+    }
+
+    fn send(&self, shard: &ShardHandle, cmd: Command) -> Result<(), EngineError> {
+        if let Err(Full(cmd)) = shard.mailbox.push(cmd) {
+            // Dropping the command closes its reply channel; an AddCall's
+            // sockets close and its ports are released here.
+            if let Command::AddCall { legs, .. } = cmd {
+                let now = Instant::now();
+                for l in legs {
+                    let _ = self.ports.release(l.ports, now);
+                }
+            }
+            return Err(EngineError::Busy(shard.id.0));
+        }
+        shard.wake.notify().map_err(|e| EngineError::Io(e.to_string()))
+    }
+
+    fn shard(&self, id: CallId) -> Result<&ShardHandle, EngineError> {
+        self.shards.get(usize::from(id.shard.0)).ok_or(EngineError::NoSuchCall)
+    }
+
+    /// Updates leg `leg` (0 or 1) of a call.
+    pub fn update_leg(&self, id: CallId, leg: usize, update: LegUpdate) -> Result<(), EngineError> {
+        let shard = self.shard(id)?;
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.send(
+            shard,
+            Command::UpdateLeg {
+                call: id.key,
+                leg,
+                update,
+                reply: tx,
+            },
+        )?;
+        rx.recv_timeout(REPLY_TIMEOUT).map_err(|_| EngineError::ShardGone(shard.id.0))?
+    }
+
+    /// Snapshots of the call's streams.
+    pub fn query(&self, id: CallId) -> Result<Vec<StreamSnapshot>, EngineError> {
+        let shard = self.shard(id)?;
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.send(shard, Command::Query { call: id.key, reply: tx })?;
+        rx.recv_timeout(REPLY_TIMEOUT)
+            .map_err(|_| EngineError::ShardGone(shard.id.0))?
+            .ok_or(EngineError::NoSuchCall)
+    }
+
+    /// Removes a call: closes its sockets, releases its ports, returns its
+    /// final counters.
+    pub fn delete_call(&self, id: CallId) -> Result<RemovedCall, EngineError> {
+        let shard = self.shard(id)?;
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.send(shard, Command::Delete { call: id.key, reply: tx })?;
+        rx.recv_timeout(REPLY_TIMEOUT)
+            .map_err(|_| EngineError::ShardGone(shard.id.0))?
+            .ok_or(EngineError::NoSuchCall)
+    }
+
+    /// Stops every shard: calls are removed, sockets closed, ports released.
+    pub fn shutdown(mut self) {
+        stop_shards(&mut self.shards);
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        stop_shards(&mut self.shards);
+    }
+}
+
+fn stop_shards(shards: &mut [ShardHandle]) {
+    for s in shards.iter() {
+        if s.thread.is_some() {
+            // A full mailbox still sees Shutdown once it drains: retry.
+            let mut cmd = Command::Shutdown;
+            for _ in 0..1000 {
+                match s.mailbox.push(cmd) {
+                    Ok(()) => break,
+                    Err(Full(c)) => {
+                        cmd = c;
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
+            }
+            let _ = s.wake.notify();
+        }
+    }
+    for s in shards.iter_mut() {
+        if let Some(t) = s.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn resolve_backend(want: IoBackend) -> Result<(IoBackend, String), EngineError> {
+    match want {
+        IoBackend::Epoll => Ok((IoBackend::Epoll, "requested".into())),
+        IoBackend::Uring => match uring::probe() {
+            UringSupport::Available => Ok((IoBackend::Uring, "requested".into())),
+            UringSupport::Unavailable(why) => Err(EngineError::UringUnavailable(why)),
+        },
+        IoBackend::Auto => match uring::probe() {
+            UringSupport::Available => Ok((IoBackend::Uring, "probe: io_uring available".into())),
+            UringSupport::Unavailable(why) => Ok((IoBackend::Epoll, format!("probe: {why}"))),
+        },
+    }
+}
+
+/// Probes whether io_uring is usable here (for tests and start-up logs).
+pub fn uring_support() -> UringSupport {
+    uring::probe()
+}
+
+/// A seed for the port allocator's random strategy, from the clock and the
+/// process id (unpredictable enough for port choice; not cryptographic).
+fn seed() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    t ^ (u64::from(std::process::id()) << 32) ^ 0x9e37_79b9_7f4a_7c15
+}

@@ -1,0 +1,355 @@
+//! One shard: a pinned thread that owns a slice of the port range, every
+//! socket bound on it, a [`RelayTable`] and an I/O backend.
+//!
+//! The loop: wait for I/O or the next timer (one backend turn), drain the
+//! control mailbox, run due timers (media timeouts: the call is removed, its
+//! sockets closed, its ports released, and an event reported), publish
+//! counters. Nothing on the per-packet path allocates, locks or touches
+//! another thread's memory; counters are plain integers published once per
+//! turn with relaxed stores into this shard's cache-padded stats block.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Sender, SyncSender};
+use std::time::{Duration, Instant};
+
+use crossbeam_utils::CachePadded;
+
+use super::backend::{Backend, PacketSink};
+use super::mailbox::Queue;
+use super::sys::{self, EventFd};
+use super::{CallId, EngineError, EngineEvent, LegInfo, LegUpdate};
+use crate::ports::{PortAllocator, PortPair, ShardId};
+use crate::relay::{
+    CallKey, DropReason, LegSpec, RelayConfig, RelayTable, RemovedCall, StreamKey, StreamKind, StreamSnapshot,
+    Verdict,
+};
+
+/// A leg ready to be installed: bound sockets and what to do with them.
+#[derive(Debug)]
+pub(crate) struct NewLeg {
+    pub spec: LegSpec,
+    pub ports: PortPair,
+    pub rtp: UdpSocket,
+    /// `None` under rtcp-mux.
+    pub rtcp: Option<UdpSocket>,
+    pub local_ip: std::net::IpAddr,
+}
+
+/// Control messages to a shard.
+#[derive(Debug)]
+pub(crate) enum Command {
+    AddCall {
+        tag: u64,
+        legs: Vec<NewLeg>,
+        reply: SyncSender<Result<(CallKey, Vec<LegInfo>), EngineError>>,
+    },
+    UpdateLeg {
+        call: CallKey,
+        leg: usize,
+        update: LegUpdate,
+        reply: SyncSender<Result<(), EngineError>>,
+    },
+    Query {
+        call: CallKey,
+        reply: SyncSender<Option<Vec<StreamSnapshot>>>,
+    },
+    Delete {
+        call: CallKey,
+        reply: SyncSender<Option<RemovedCall>>,
+    },
+    Shutdown,
+}
+
+/// Counters of one shard, written by the shard only (relaxed stores once
+/// per turn), read by anyone. Each field is summed across shards when read.
+#[derive(Debug, Default)]
+pub struct ShardStats {
+    /// Live calls.
+    pub calls: CachePadded<AtomicU64>,
+    /// Live streams (sockets).
+    pub streams: AtomicU64,
+    /// Datagrams received.
+    pub rx_packets: AtomicU64,
+    /// Bytes received.
+    pub rx_bytes: AtomicU64,
+    /// Datagrams forwarded (send completed).
+    pub tx_packets: AtomicU64,
+    /// Bytes forwarded.
+    pub tx_bytes: AtomicU64,
+    /// Failed sends.
+    pub send_errors: AtomicU64,
+    /// Drops by [`DropReason::index`].
+    pub drops: [AtomicU64; DropReason::COUNT],
+    /// Datagrams for streams already removed.
+    pub unknown_stream: AtomicU64,
+    /// Data-path syscalls.
+    pub syscalls: AtomicU64,
+    /// Loop turns.
+    pub turns: AtomicU64,
+    /// Receives that found the buffer ring empty.
+    pub no_buffers: AtomicU64,
+    /// Receive errors.
+    pub recv_errors: AtomicU64,
+    /// Calls removed by the media timeout.
+    pub timeouts: AtomicU64,
+    /// Thread CPU time in nanoseconds (updated about every 100 ms).
+    pub cpu_ns: AtomicU64,
+    /// Kernel thread id of the shard (for /proc-based measurements).
+    pub tid: AtomicU64,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Local {
+    rx_packets: u64,
+    rx_bytes: u64,
+    tx_packets: u64,
+    tx_bytes: u64,
+    send_errors: u64,
+    drops: [u64; DropReason::COUNT],
+    unknown_stream: u64,
+    timeouts: u64,
+}
+
+/// The shard's sans-IO side, handed to the backend as its sink.
+struct Core {
+    table: RelayTable,
+    local: Local,
+}
+
+impl PacketSink for Core {
+    fn on_packet(&mut self, now: Instant, stream: StreamKey, src: SocketAddr, data: &[u8], truncated: bool) -> Verdict {
+        self.local.rx_packets += 1;
+        self.local.rx_bytes += data.len() as u64;
+        let v = self.table.handle_packet(now, stream, src, data, truncated);
+        match v {
+            Verdict::Forward { .. } => {}
+            Verdict::Drop(r) => self.local.drops[r.index()] += 1,
+            Verdict::UnknownStream => self.local.unknown_stream += 1,
+        }
+        v
+    }
+
+    fn on_sent(&mut self, via: StreamKey, bytes: usize) {
+        self.local.tx_packets += 1;
+        self.local.tx_bytes += bytes as u64;
+        self.table.record_sent(via, bytes);
+    }
+
+    fn on_send_error(&mut self, via: StreamKey, _errno: i32) {
+        self.local.send_errors += 1;
+        self.table.record_send_error(via);
+    }
+}
+
+/// Everything a shard thread needs.
+pub(crate) struct ShardParts {
+    pub id: ShardId,
+    pub relay: RelayConfig,
+    pub mailbox: Arc<Queue<Command>>,
+    pub wake: Arc<EventFd>,
+    pub stats: Arc<ShardStats>,
+    pub ports: Arc<PortAllocator>,
+    pub events: Sender<EngineEvent>,
+}
+
+/// Runs the shard loop until `Command::Shutdown`.
+pub(crate) fn run<B: Backend>(mut backend: B, parts: ShardParts) {
+    let ShardParts {
+        id,
+        relay,
+        mailbox,
+        wake,
+        stats,
+        ports,
+        events,
+    } = parts;
+    stats.tid.store(sys::gettid() as u64, Ordering::Relaxed);
+    let mut core = Core {
+        table: RelayTable::new(Instant::now(), relay),
+        local: Local::default(),
+    };
+    let mut next_cpu_sample = Instant::now();
+    loop {
+        let now = Instant::now();
+        let timeout = core
+            .table
+            .poll_timeout()
+            .map(|d| d.saturating_duration_since(now))
+            .unwrap_or(Duration::from_secs(1))
+            .min(Duration::from_secs(1));
+        if let Err(e) = backend.turn(Some(timeout), &mut core) {
+            tracing::error!(shard = id.0, error = %e, "backend turn failed");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        wake.drain();
+        let now = Instant::now();
+        while let Some(cmd) = mailbox.pop() {
+            if matches!(cmd, Command::Shutdown) {
+                shutdown(&mut backend, &mut core, &ports, now);
+                publish(&stats, &core, &backend);
+                return;
+            }
+            handle_command(cmd, &mut backend, &mut core, &ports, now);
+        }
+        if core.table.poll_timeout().is_some_and(|d| d <= now) {
+            core.table.handle_timeout(now);
+            while let Some(crate::relay::RelayEvent::CallTimedOut { call, tag }) = core.table.poll_event() {
+                if let Some(removed) = remove_call(&mut backend, &mut core, &ports, call, now) {
+                    core.local.timeouts += 1;
+                    let _ = events.send(EngineEvent::CallTimedOut {
+                        id: CallId { shard: id, key: call },
+                        tag,
+                        removed,
+                    });
+                }
+            }
+        }
+        if now >= next_cpu_sample {
+            stats.cpu_ns.store(sys::thread_cpu_time().as_nanos() as u64, Ordering::Relaxed);
+            next_cpu_sample = now + Duration::from_millis(100);
+        }
+        publish(&stats, &core, &backend);
+    }
+}
+
+fn publish<B: Backend>(stats: &ShardStats, core: &Core, backend: &B) {
+    let l = &core.local;
+    let r = Ordering::Relaxed;
+    stats.calls.store(core.table.call_count() as u64, r);
+    stats.streams.store(core.table.stream_count() as u64, r);
+    stats.rx_packets.store(l.rx_packets, r);
+    stats.rx_bytes.store(l.rx_bytes, r);
+    stats.tx_packets.store(l.tx_packets, r);
+    stats.tx_bytes.store(l.tx_bytes, r);
+    stats.send_errors.store(l.send_errors, r);
+    for (a, v) in stats.drops.iter().zip(l.drops) {
+        a.store(v, r);
+    }
+    stats.unknown_stream.store(l.unknown_stream, r);
+    stats.timeouts.store(l.timeouts, r);
+    let b = backend.counters();
+    stats.syscalls.store(b.syscalls, r);
+    stats.turns.store(b.turns, r);
+    stats.no_buffers.store(b.no_buffers, r);
+    stats.recv_errors.store(b.recv_errors, r);
+}
+
+fn handle_command<B: Backend>(cmd: Command, backend: &mut B, core: &mut Core, ports: &PortAllocator, now: Instant) {
+    match cmd {
+        Command::AddCall { tag, legs, reply } => {
+            let _ = reply.send(add_call(backend, core, ports, tag, legs, now));
+        }
+        Command::UpdateLeg {
+            call,
+            leg,
+            update,
+            reply,
+        } => {
+            let _ = reply.send(update_leg(core, call, leg, update, now));
+        }
+        Command::Query { call, reply } => {
+            let _ = reply.send(core.table.call_snapshot(call));
+        }
+        Command::Delete { call, reply } => {
+            let _ = reply.send(remove_call(backend, core, ports, call, now));
+        }
+        Command::Shutdown => {}
+    }
+}
+
+fn add_call<B: Backend>(
+    backend: &mut B,
+    core: &mut Core,
+    ports: &PortAllocator,
+    tag: u64,
+    legs: Vec<NewLeg>,
+    now: Instant,
+) -> Result<(CallKey, Vec<LegInfo>), EngineError> {
+    let call = core.table.add_call(now, tag);
+    let mut infos = Vec::with_capacity(legs.len());
+    let mut failure = None;
+    for leg in legs {
+        if failure.is_some() {
+            let _ = ports.release(leg.ports, now);
+            continue;
+        }
+        let streams = match core.table.add_leg(now, call, leg.spec) {
+            Ok(s) => s,
+            Err(e) => {
+                failure = Some(EngineError::Relay(e));
+                let _ = ports.release(leg.ports, now);
+                continue;
+            }
+        };
+        let mut res = backend.register(streams.rtp, leg.rtp);
+        if let (Ok(()), Some(sock)) = (&res, leg.rtcp) {
+            res = backend.register(streams.rtcp, sock);
+        }
+        if let Err(e) = res {
+            failure = Some(EngineError::Io(e.to_string()));
+        }
+        let rtp_local = SocketAddr::new(leg.local_ip, leg.ports.rtp());
+        let rtcp_local = if streams.rtcp == streams.rtp {
+            rtp_local
+        } else {
+            SocketAddr::new(leg.local_ip, leg.ports.rtcp())
+        };
+        infos.push(LegInfo {
+            key: streams.leg,
+            rtp: rtp_local,
+            rtcp: rtcp_local,
+        });
+    }
+    if let Some(e) = failure {
+        remove_call(backend, core, ports, call, now);
+        return Err(e);
+    }
+    if let [a, b] = infos[..] {
+        core.table.pair(a.key, b.key).map_err(EngineError::Relay)?;
+    }
+    Ok((call, infos))
+}
+
+fn update_leg(core: &mut Core, call: CallKey, leg: usize, update: LegUpdate, now: Instant) -> Result<(), EngineError> {
+    let legs = core.table.legs_of(call).ok_or(EngineError::NoSuchCall)?;
+    let key = *legs.get(leg).ok_or(EngineError::NoSuchLeg)?;
+    if let Some(p) = update.policy {
+        core.table.update_policy(now, key, p).map_err(EngineError::Relay)?;
+    }
+    if update.remote_rtp.is_some() || update.remote_rtcp.is_some() {
+        core.table
+            .set_remote(key, update.remote_rtp, update.remote_rtcp)
+            .map_err(EngineError::Relay)?;
+    }
+    Ok(())
+}
+
+fn remove_call<B: Backend>(
+    backend: &mut B,
+    core: &mut Core,
+    ports: &PortAllocator,
+    call: CallKey,
+    now: Instant,
+) -> Option<RemovedCall> {
+    let removed = core.table.remove_call(call)?;
+    for s in &removed.streams {
+        backend.deregister(s.key);
+        if s.kind != StreamKind::Rtcp {
+            if let Err(e) = ports.release_port(s.local_port, now) {
+                tracing::warn!(port = s.local_port, error = %e, "port release failed");
+            }
+        }
+    }
+    Some(removed)
+}
+
+fn shutdown<B: Backend>(backend: &mut B, core: &mut Core, ports: &PortAllocator, now: Instant) {
+    let calls: Vec<CallKey> = core.table.call_keys().collect();
+    for call in calls {
+        remove_call(backend, core, ports, call, now);
+    }
+    // One last turn lets cancellations complete before the ring closes.
+    let _ = backend.turn(Some(Duration::from_millis(10)), core);
+}

@@ -1,0 +1,252 @@
+//! Thin, safe wrappers over the Linux calls the engine needs beyond `std`:
+//! raw socket addresses, eventfd, epoll, socket options and thread CPU time.
+//!
+//! Every `unsafe` block here passes valid pointers with correct lengths to a
+//! syscall and checks its return value; nothing else in the engine calls
+//! `libc` for these.
+
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+/// Size of `sockaddr_in6`, the largest address the engine handles.
+pub const SOCKADDR_MAX: usize = 28;
+
+/// A socket address in kernel layout (`sockaddr_in` or `sockaddr_in6`),
+/// built without pointer casts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C, align(8))]
+pub struct RawAddr {
+    bytes: [u8; SOCKADDR_MAX],
+    len: u32,
+}
+
+impl RawAddr {
+    /// An empty (zero-length) address.
+    pub const fn empty() -> Self {
+        RawAddr {
+            bytes: [0; SOCKADDR_MAX],
+            len: 0,
+        }
+    }
+
+    /// Encodes `addr` (`sockaddr_in` for IPv4, `sockaddr_in6` for IPv6).
+    pub fn new(addr: &SocketAddr) -> Self {
+        let mut r = RawAddr::empty();
+        r.set(addr);
+        r
+    }
+
+    /// Re-encodes in place (no allocation; used per packet).
+    pub fn set(&mut self, addr: &SocketAddr) {
+        match addr {
+            SocketAddr::V4(a) => {
+                self.bytes[..2].copy_from_slice(&(libc::AF_INET as u16).to_ne_bytes());
+                self.bytes[2..4].copy_from_slice(&a.port().to_be_bytes());
+                self.bytes[4..8].copy_from_slice(&a.ip().octets());
+                self.bytes[8..16].fill(0);
+                self.len = 16;
+            }
+            SocketAddr::V6(a) => {
+                self.bytes[..2].copy_from_slice(&(libc::AF_INET6 as u16).to_ne_bytes());
+                self.bytes[2..4].copy_from_slice(&a.port().to_be_bytes());
+                self.bytes[4..8].copy_from_slice(&a.flowinfo().to_be_bytes());
+                self.bytes[8..24].copy_from_slice(&a.ip().octets());
+                self.bytes[24..28].copy_from_slice(&a.scope_id().to_ne_bytes());
+                self.len = 28;
+            }
+        }
+    }
+
+    /// Pointer for the kernel.
+    pub fn as_ptr(&self) -> *const libc::sockaddr {
+        self.bytes.as_ptr().cast()
+    }
+
+    /// Length for the kernel.
+    pub fn len(&self) -> libc::socklen_t {
+        self.len
+    }
+
+    /// True when no address is set.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// Decodes a kernel socket address (`sockaddr_in` / `sockaddr_in6`).
+pub fn parse_sockaddr(b: &[u8]) -> Option<SocketAddr> {
+    let family = u16::from_ne_bytes([*b.first()?, *b.get(1)?]);
+    let port = u16::from_be_bytes([*b.get(2)?, *b.get(3)?]);
+    if i32::from(family) == libc::AF_INET {
+        let ip: [u8; 4] = b.get(4..8)?.try_into().ok()?;
+        return Some(SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(ip), port)));
+    }
+    if i32::from(family) == libc::AF_INET6 {
+        let flow = u32::from_be_bytes(b.get(4..8)?.try_into().ok()?);
+        let ip: [u8; 16] = b.get(8..24)?.try_into().ok()?;
+        let scope = u32::from_ne_bytes(b.get(24..28)?.try_into().ok()?);
+        return Some(SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::from(ip), port, flow, scope)));
+    }
+    None
+}
+
+/// An eventfd used to wake a shard from another thread.
+#[derive(Debug)]
+pub struct EventFd {
+    fd: OwnedFd,
+}
+
+impl EventFd {
+    /// A non-blocking, close-on-exec eventfd.
+    pub fn new() -> io::Result<Self> {
+        // SAFETY: eventfd takes no pointers; the result is checked.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a freshly created descriptor that nothing else owns.
+        Ok(EventFd {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
+    }
+
+    /// Adds one to the counter (wakes a waiter).
+    pub fn notify(&self) -> io::Result<()> {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a live u64 to an owned eventfd.
+        let n = unsafe { libc::write(self.fd.as_raw_fd(), (&raw const one).cast(), 8) };
+        if n == 8 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        // EAGAIN: counter saturated, the waiter is already due to wake.
+        if err.kind() == io::ErrorKind::WouldBlock {
+            return Ok(());
+        }
+        Err(err)
+    }
+
+    /// Resets the counter; returns whether it was non-zero.
+    pub fn drain(&self) -> bool {
+        let mut v: u64 = 0;
+        // SAFETY: reads 8 bytes into a live u64 from an owned eventfd.
+        let n = unsafe { libc::read(self.fd.as_raw_fd(), (&raw mut v).cast(), 8) };
+        n == 8 && v > 0
+    }
+
+    /// Descriptor for registration with a ring or epoll.
+    pub fn raw(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+/// Sets `SO_RCVBUF` and `SO_SNDBUF` (0 leaves the kernel default).
+pub fn set_socket_buffers(fd: RawFd, rcv: usize, snd: usize) -> io::Result<()> {
+    for (opt, size) in [(libc::SO_RCVBUF, rcv), (libc::SO_SNDBUF, snd)] {
+        if size == 0 {
+            continue;
+        }
+        let v = libc::c_int::try_from(size).unwrap_or(libc::c_int::MAX);
+        // SAFETY: passes a live c_int and its size to setsockopt; checked.
+        let r = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                opt,
+                (&raw const v).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// CPU time consumed by the calling thread (user + system).
+pub fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into a live local.
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &raw mut ts) };
+    if r != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// The calling thread's kernel thread id.
+pub fn gettid() -> i32 {
+    // SAFETY: gettid takes no arguments and cannot fail.
+    unsafe { libc::gettid() }
+}
+
+/// Current `RLIMIT_NOFILE` (soft, hard).
+pub fn nofile_limit() -> io::Result<(u64, u64)> {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into a live local; checked.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut r) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((r.rlim_cur, r.rlim_max))
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit; returns the new soft
+/// limit.
+pub fn raise_nofile_limit() -> io::Result<u64> {
+    let (_, hard) = nofile_limit()?;
+    let r = libc::rlimit {
+        rlim_cur: hard,
+        rlim_max: hard,
+    };
+    // SAFETY: setrlimit reads one live rlimit; checked.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const r) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(hard)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_addr_round_trips() {
+        for s in ["127.0.0.1:30000", "[::1]:5004", "[2001:db8::7]:1"] {
+            let a: SocketAddr = s.parse().unwrap();
+            let r = RawAddr::new(&a);
+            assert_eq!(parse_sockaddr(&r.bytes[..r.len as usize]), Some(a));
+        }
+        assert_eq!(parse_sockaddr(&[0, 0]), None);
+        assert_eq!(parse_sockaddr(&[]), None);
+    }
+
+    #[test]
+    fn eventfd_notify_drain() {
+        let e = EventFd::new().unwrap();
+        assert!(!e.drain());
+        e.notify().unwrap();
+        e.notify().unwrap();
+        assert!(e.drain());
+        assert!(!e.drain());
+    }
+
+    #[test]
+    fn thread_cpu_time_advances() {
+        let a = thread_cpu_time();
+        let mut x = 0u64;
+        for i in 0..2_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        std::hint::black_box(x);
+        assert!(thread_cpu_time() > a);
+    }
+}

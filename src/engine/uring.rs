@@ -1,0 +1,394 @@
+//! io_uring backend: one ring per shard, multishot `RecvMsgMulti` on a
+//! provided buffer ring, `Send` with destination straight from the receive
+//! buffer, one `io_uring_enter` per loop turn.
+//!
+//! Per turn: submit the queued SQEs and wait (with the shard's timer as
+//! timeout) in one `io_uring_enter`; then drain the completion queue:
+//! - receive completions carry a buffer id; the datagram is handed to the
+//!   sink, and a `Forward` verdict becomes a `Send` SQE pointing into the
+//!   same buffer (no copy), its destination kept in a per-buffer slot;
+//! - send completions return the buffer to the ring and report the result;
+//! - a receive completion without `IORING_CQE_F_MORE` (including
+//!   `-ENOBUFS` when the ring ran dry) re-arms that socket's receive after
+//!   the turn's buffers are recycled.
+//!
+//! `user_data` = kind (2 high bits) | payload: for receives the stream's
+//! index and generation, for sends the buffer id.
+
+use std::io;
+use std::net::UdpSocket;
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use io_uring::{IoUring, Probe, cqueue, opcode, squeue, types};
+
+use super::backend::{Backend, BackendCounters, PacketSink, decode_stream, encode_stream};
+use super::bufring::BufRing;
+use super::sys::{self, RawAddr, SOCKADDR_MAX};
+use crate::relay::{Key, StreamKey, Verdict};
+
+const KIND_SHIFT: u32 = 62;
+const KIND_RECV: u64 = 0;
+const KIND_SEND: u64 = 1;
+const KIND_WAKE: u64 = 2;
+const KIND_OTHER: u64 = 3;
+const PAYLOAD_MASK: u64 = (1 << KIND_SHIFT) - 1;
+
+/// Size of `struct io_uring_recvmsg_out` at the start of each buffer.
+const RECVMSG_OUT: usize = 16;
+/// Offset of the datagram in a receive buffer.
+const PAYLOAD_OFFSET: usize = RECVMSG_OUT + SOCKADDR_MAX;
+
+/// Tunables of the io_uring backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UringConfig {
+    /// Submission queue entries.
+    pub sq_entries: u32,
+    /// Provided buffers (power of two <= 32768).
+    pub buffers: u16,
+    /// Bytes per buffer, including the 44-byte recvmsg header and address.
+    pub buf_size: usize,
+    /// Fixed-file table size (sockets per shard).
+    pub max_sockets: u32,
+}
+
+impl Default for UringConfig {
+    fn default() -> Self {
+        UringConfig {
+            sq_entries: 2048,
+            buffers: 4096,
+            buf_size: 2048,
+            max_sockets: 65536,
+        }
+    }
+}
+
+/// What the probe found out about io_uring on this host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UringSupport {
+    /// Everything the backend needs is there.
+    Available,
+    /// Not usable; the reason is for the start-up log.
+    Unavailable(String),
+}
+
+/// Probes io_uring: ring creation (fails under seccomp or
+/// `kernel.io_uring_disabled`), the opcodes used, `EXT_ARG` waits and a
+/// provided buffer ring.
+pub fn probe() -> UringSupport {
+    let ring = match IoUring::new(8) {
+        Ok(r) => r,
+        Err(e) => return UringSupport::Unavailable(format!("io_uring_setup failed: {e}")),
+    };
+    if !ring.params().is_feature_ext_arg() {
+        return UringSupport::Unavailable("kernel lacks IORING_FEAT_EXT_ARG (needs 5.11+)".into());
+    }
+    let mut p = Probe::new();
+    if let Err(e) = ring.submitter().register_probe(&mut p) {
+        return UringSupport::Unavailable(format!("opcode probe failed: {e}"));
+    }
+    for (code, name) in [
+        (opcode::RecvMsgMulti::CODE, "RECVMSG"),
+        (opcode::Send::CODE, "SEND"),
+        (opcode::PollAdd::CODE, "POLL_ADD"),
+        (opcode::AsyncCancel::CODE, "ASYNC_CANCEL"),
+    ] {
+        if !p.is_supported(code) {
+            return UringSupport::Unavailable(format!("opcode {name} not supported"));
+        }
+    }
+    match BufRing::new(8, 64, 0).and_then(|b| b.register(&ring.submitter())) {
+        Ok(()) => UringSupport::Available,
+        Err(e) => UringSupport::Unavailable(format!("provided buffer ring unsupported: {e}")),
+    }
+}
+
+struct Sock {
+    key: StreamKey,
+    sock: UdpSocket,
+    slot: u32,
+}
+
+/// The io_uring backend of one shard. Not `Send`: built and used on the
+/// shard's thread (the ring is `SINGLE_ISSUER`).
+pub struct UringBackend {
+    // Field order matters: the ring is dropped (closing every request)
+    // before the buffers it writes into.
+    ring: IoUring,
+    bufs: BufRing,
+    /// Template for `RecvMsgMulti`: only the name and control lengths are
+    /// read by the kernel. Boxed so its address is stable.
+    msghdr: Box<libc::msghdr>,
+    /// Sockets by stream index.
+    socks: Vec<Option<Sock>>,
+    free_slots: Vec<u32>,
+    /// Per buffer id: the stream whose socket sends it.
+    inflight: Box<[StreamKey]>,
+    /// Per buffer id: destination address of its send.
+    dests: Box<[RawAddr]>,
+    /// Streams whose multishot receive ended and must be re-armed.
+    rearm: Vec<StreamKey>,
+    wake_fd: i32,
+    wake_armed: bool,
+    counters: BackendCounters,
+}
+
+impl std::fmt::Debug for UringBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UringBackend").field("bufs", &self.bufs).finish()
+    }
+}
+
+impl UringBackend {
+    /// Builds the ring (`SINGLE_ISSUER | DEFER_TASKRUN` where supported),
+    /// registers the buffer ring and a sparse fixed-file table, and arms a
+    /// multishot poll on `wake_fd`. Call on the shard's own thread.
+    pub fn new(cfg: UringConfig, wake_fd: i32) -> io::Result<Self> {
+        let cq = cfg.sq_entries.saturating_mul(8);
+        let ring = IoUring::builder()
+            .setup_single_issuer()
+            .setup_defer_taskrun()
+            .setup_cqsize(cq)
+            .build(cfg.sq_entries)
+            .or_else(|_| IoUring::builder().setup_cqsize(cq).build(cfg.sq_entries))?;
+        let bufs = BufRing::new(cfg.buffers, cfg.buf_size, 0)?;
+        bufs.register(&ring.submitter())?;
+        ring.submitter().register_files_sparse(cfg.max_sockets)?;
+        // SAFETY: msghdr is plain old data; all-zero is a valid value.
+        let mut msghdr: Box<libc::msghdr> = Box::new(unsafe { std::mem::zeroed() });
+        msghdr.msg_namelen = SOCKADDR_MAX as libc::socklen_t;
+        msghdr.msg_controllen = 0;
+        let n = usize::from(cfg.buffers);
+        let mut b = UringBackend {
+            ring,
+            bufs,
+            msghdr,
+            socks: Vec::new(),
+            free_slots: (0..cfg.max_sockets).rev().collect(),
+            inflight: vec![Key::from_parts(u32::MAX, 0); n].into_boxed_slice(),
+            dests: vec![RawAddr::empty(); n].into_boxed_slice(),
+            rearm: Vec::new(),
+            wake_fd,
+            wake_armed: false,
+            counters: BackendCounters::default(),
+        };
+        b.arm_wake()?;
+        Ok(b)
+    }
+
+    fn push(&mut self, entry: &squeue::Entry) -> io::Result<()> {
+        loop {
+            // SAFETY: every entry pushed references memory that outlives
+            // the operation: the boxed msghdr, the buffer ring slab and the
+            // per-buffer destination slots, all owned by `self`, which is
+            // dropped only after the ring.
+            if unsafe { self.ring.submission().push(entry) }.is_ok() {
+                return Ok(());
+            }
+            // Queue full: hand what we have to the kernel, then retry.
+            self.ring.submit()?;
+            self.counters.syscalls += 1;
+        }
+    }
+
+    fn arm_wake(&mut self) -> io::Result<()> {
+        let e = opcode::PollAdd::new(types::Fd(self.wake_fd), libc::POLLIN as u32)
+            .multi(true)
+            .build()
+            .user_data(KIND_WAKE << KIND_SHIFT);
+        self.push(&e)?;
+        self.wake_armed = true;
+        Ok(())
+    }
+
+    fn arm_recv(&mut self, key: StreamKey) -> io::Result<()> {
+        let Some(Some(s)) = self.socks.get(key.index() as usize) else {
+            return Ok(());
+        };
+        if s.key != key {
+            return Ok(());
+        }
+        let e = opcode::RecvMsgMulti::new(types::Fixed(s.slot), &raw const *self.msghdr, self.bufs.bgid())
+            .build()
+            .user_data(KIND_RECV << KIND_SHIFT | encode_stream(key));
+        self.push(&e)
+    }
+
+    fn sock(&self, index: u32, gen24: u32) -> Option<&Sock> {
+        let s = self.socks.get(index as usize)?.as_ref()?;
+        (s.key.generation() & 0x00ff_ffff == gen24).then_some(s)
+    }
+
+    /// Handles one receive completion; queues a re-arm when the multishot
+    /// receive ended.
+    fn on_recv<S: PacketSink>(&mut self, now: Instant, cqe: &cqueue::Entry, sink: &mut S) -> io::Result<()> {
+        let (index, gen24) = decode_stream(cqe.user_data() & PAYLOAD_MASK);
+        let key = self.sock(index, gen24).map(|s| s.key);
+        let more = cqueue::more(cqe.flags());
+        let res = cqe.result();
+        if res < 0 {
+            if -res == libc::ENOBUFS {
+                self.counters.no_buffers += 1;
+            } else if -res != libc::ECANCELED {
+                self.counters.recv_errors += 1;
+            }
+        }
+        if let Some(bid) = cqueue::buffer_select(cqe.flags()) {
+            let forwarded = match (key, res >= 0) {
+                (Some(key), true) => self.dispatch(now, key, bid, res as usize, sink)?,
+                (None, true) => {
+                    self.counters.stale += 1;
+                    false
+                }
+                _ => false,
+            };
+            if !forwarded {
+                self.bufs.recycle(bid);
+            }
+        }
+        if !more {
+            if let Some(key) = key {
+                self.rearm.push(key);
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the sink on a received buffer; returns whether the buffer is
+    /// now owned by a send.
+    fn dispatch<S: PacketSink>(&mut self, now: Instant, key: StreamKey, bid: u16, len: usize, sink: &mut S) -> io::Result<bool> {
+        let buf = self.bufs.buffer(bid, len);
+        let Ok(msg) = types::RecvMsgOut::parse(buf, &self.msghdr) else {
+            self.counters.recv_errors += 1;
+            return Ok(false);
+        };
+        let Some(src) = sys::parse_sockaddr(msg.name_data()) else {
+            self.counters.recv_errors += 1;
+            return Ok(false);
+        };
+        let data = msg.payload_data();
+        let Verdict::Forward { via, dest } = sink.on_packet(now, key, src, data, msg.is_payload_truncated()) else {
+            return Ok(false);
+        };
+        let Some(out) = self.socks.get(via.index() as usize).and_then(Option::as_ref) else {
+            return Ok(false);
+        };
+        let slot = out.slot;
+        let len = data.len() as u32;
+        let i = usize::from(bid) % self.dests.len();
+        self.dests[i].set(&dest);
+        self.inflight[i] = via;
+        let e = opcode::Send::new(types::Fixed(slot), self.bufs.ptr(bid, PAYLOAD_OFFSET), len)
+            .dest_addr(self.dests[i].as_ptr())
+            .dest_addr_len(self.dests[i].len())
+            .build()
+            .user_data(KIND_SEND << KIND_SHIFT | u64::from(bid));
+        self.push(&e)?;
+        Ok(true)
+    }
+}
+
+impl Backend for UringBackend {
+    fn name(&self) -> &'static str {
+        "uring"
+    }
+
+    fn register(&mut self, stream: StreamKey, sock: UdpSocket) -> io::Result<()> {
+        sock.set_nonblocking(true)?;
+        let slot = self
+            .free_slots
+            .pop()
+            .ok_or_else(|| io::Error::other("fixed-file table full (max_sockets)"))?;
+        if let Err(e) = self.ring.submitter().register_files_update(slot, &[sock.as_raw_fd()]) {
+            self.free_slots.push(slot);
+            return Err(e);
+        }
+        let i = stream.index() as usize;
+        if self.socks.len() <= i {
+            self.socks.resize_with(i + 1, || None);
+        }
+        self.socks[i] = Some(Sock { key: stream, sock, slot });
+        self.arm_recv(stream)
+    }
+
+    fn deregister(&mut self, stream: StreamKey) {
+        let i = stream.index() as usize;
+        let Some(slot) = self.socks.get_mut(i) else {
+            return;
+        };
+        if !slot.as_ref().is_some_and(|s| s.key == stream) {
+            return;
+        }
+        let Some(s) = slot.take() else {
+            return;
+        };
+        let cancel = opcode::AsyncCancel::new(KIND_RECV << KIND_SHIFT | encode_stream(stream))
+            .build()
+            .user_data(KIND_OTHER << KIND_SHIFT);
+        // A full queue is flushed by `push`; an error here leaves the
+        // receive to end when the socket closes, which is also fine.
+        let _ = self.push(&cancel);
+        let _ = self.ring.submitter().register_files_update(s.slot, &[-1]);
+        self.free_slots.push(s.slot);
+        drop(s.sock);
+    }
+
+    fn turn<S: PacketSink>(&mut self, timeout: Option<Duration>, sink: &mut S) -> io::Result<()> {
+        self.counters.turns += 1;
+        self.counters.syscalls += 1;
+        let wait = match timeout {
+            Some(t) => {
+                let ts = types::Timespec::from(t);
+                let args = types::SubmitArgs::new().timespec(&ts);
+                self.ring.submitter().submit_with_args(1, &args)
+            }
+            None => self.ring.submit_and_wait(1),
+        };
+        match wait {
+            Ok(_) => {}
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR | libc::EBUSY)) => {}
+            Err(e) => return Err(e),
+        }
+        let now = Instant::now();
+        loop {
+            let mut cq = self.ring.completion();
+            cq.sync();
+            let Some(cqe) = cq.next() else {
+                break;
+            };
+            drop(cq);
+            match cqe.user_data() >> KIND_SHIFT {
+                KIND_RECV => self.on_recv(now, &cqe, sink)?,
+                KIND_SEND => {
+                    let bid = (cqe.user_data() & 0xffff) as u16;
+                    let via = self.inflight[usize::from(bid) % self.inflight.len()];
+                    let res = cqe.result();
+                    if res >= 0 {
+                        sink.on_sent(via, res as usize);
+                    } else {
+                        sink.on_send_error(via, -res);
+                    }
+                    self.bufs.recycle(bid);
+                }
+                KIND_WAKE => {
+                    if !cqueue::more(cqe.flags()) {
+                        self.wake_armed = false;
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.bufs.publish();
+        if !self.wake_armed {
+            self.arm_wake()?;
+        }
+        while let Some(key) = self.rearm.pop() {
+            self.arm_recv(key)?;
+        }
+        Ok(())
+    }
+
+    fn counters(&self) -> BackendCounters {
+        self.counters
+    }
+}
