@@ -22,6 +22,8 @@
 
 pub mod codec;
 pub mod dtmf;
+#[allow(unsafe_code)]
+pub mod engine;
 pub mod ports;
 pub mod relay;
 pub mod rtcp;

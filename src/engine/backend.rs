@@ -44,7 +44,9 @@ impl std::str::FromStr for IoBackend {
             "auto" => Ok(IoBackend::Auto),
             "uring" | "io_uring" | "io-uring" => Ok(IoBackend::Uring),
             "epoll" => Ok(IoBackend::Epoll),
-            other => Err(format!("unknown I/O backend {other:?} (expected auto, uring or epoll)")),
+            other => Err(format!(
+                "unknown I/O backend {other:?} (expected auto, uring or epoll)"
+            )),
         }
     }
 }
@@ -60,7 +62,14 @@ pub trait PacketSink {
     /// One datagram received on `stream`'s socket from `src`. `truncated`:
     /// it did not fit the buffer. The returned verdict's `Forward` makes the
     /// backend send the same bytes.
-    fn on_packet(&mut self, now: Instant, stream: StreamKey, src: SocketAddr, data: &[u8], truncated: bool) -> Verdict;
+    fn on_packet(
+        &mut self,
+        now: Instant,
+        stream: StreamKey,
+        src: SocketAddr,
+        data: &[u8],
+        truncated: bool,
+    ) -> Verdict;
     /// A forwarded packet of `bytes` left `via`'s socket.
     fn on_sent(&mut self, via: StreamKey, bytes: usize);
     /// A send from `via`'s socket failed with `errno` (never fatal).

@@ -44,7 +44,11 @@ impl BufRing {
     /// Maps a ring of `entries` descriptors (a power of two, at most 32768)
     /// and allocates the buffers; every buffer starts in the ring.
     pub fn new(entries: u16, buf_size: usize, bgid: u16) -> io::Result<Self> {
-        if !entries.is_power_of_two() || entries > 32768 || buf_size == 0 || buf_size > u32::MAX as usize {
+        if !entries.is_power_of_two()
+            || entries > 32768
+            || buf_size == 0
+            || buf_size > u32::MAX as usize
+        {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "buffer ring entries must be a power of two <= 32768",
@@ -92,18 +96,18 @@ impl BufRing {
         // io_uring instance before this buffer ring (field order), so the
         // kernel never uses them after they are freed.
         unsafe {
-            submitter.register_buf_ring_with_flags(self.ring.as_ptr() as u64, self.entries, self.bgid, 0)
+            submitter.register_buf_ring_with_flags(
+                self.ring.as_ptr() as u64,
+                self.entries,
+                self.bgid,
+                0,
+            )
         }
     }
 
     /// Buffer group id for `RecvMsgMulti`.
     pub fn bgid(&self) -> u16 {
         self.bgid
-    }
-
-    /// Size of each buffer.
-    pub fn buf_size(&self) -> usize {
-        self.buf_size
     }
 
     /// The first `len` bytes of buffer `bid` (clamped to the buffer size).
@@ -139,7 +143,8 @@ impl BufRing {
         // SAFETY: the tail field lives inside the first entry of the live
         // mapping and is 2-byte aligned; the kernel reads it concurrently,
         // which is why it is accessed only atomically.
-        let tail = unsafe { AtomicU16::from_ptr(BufRingEntry::tail(self.ring.as_ptr()).cast_mut()) };
+        let tail =
+            unsafe { AtomicU16::from_ptr(BufRingEntry::tail(self.ring.as_ptr()).cast_mut()) };
         tail.store(self.tail, Ordering::Release);
     }
 }

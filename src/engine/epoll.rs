@@ -226,7 +226,9 @@ impl EpollBackend {
                     self.counters.recv_errors += 1;
                     continue;
                 };
-                if let Verdict::Forward { via, dest } = sink.on_packet(now, key, src, &self.bufs[i][..len], truncated) {
+                if let Verdict::Forward { via, dest } =
+                    sink.on_packet(now, key, src, &self.bufs[i][..len], truncated)
+                {
                     self.sends.push((i, via, RawAddr::new(&dest)));
                 }
             }
@@ -258,7 +260,7 @@ impl Backend for EpollBackend {
         let Some(slot) = self.socks.get_mut(stream.index() as usize) else {
             return;
         };
-        if !slot.as_ref().is_some_and(|(k, _)| *k == stream) {
+        if slot.as_ref().is_none_or(|(k, _)| *k != stream) {
             return;
         }
         if let Some((_, sock)) = slot.take() {
@@ -287,7 +289,11 @@ impl Backend for EpollBackend {
         };
         if n < 0 {
             let e = io::Error::last_os_error();
-            return if e.kind() == io::ErrorKind::Interrupted { Ok(()) } else { Err(e) };
+            return if e.kind() == io::ErrorKind::Interrupted {
+                Ok(())
+            } else {
+                Err(e)
+            };
         }
         let now = Instant::now();
         for e in 0..n as usize {

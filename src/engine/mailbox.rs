@@ -141,8 +141,10 @@ impl<T> Queue<T> {
                         // visible; winning the CAS makes this the only
                         // reader. The value is moved out exactly once.
                         let value = slot.value.with_mut(|p| unsafe { (*p).assume_init_read() });
-                        slot.seq
-                            .store(pos.wrapping_add(self.mask).wrapping_add(1), Ordering::Release);
+                        slot.seq.store(
+                            pos.wrapping_add(self.mask).wrapping_add(1),
+                            Ordering::Release,
+                        );
                         return Some(value);
                     }
                     Err(actual) => pos = actual,
@@ -164,7 +166,9 @@ impl<T> Drop for Queue<T> {
 
 impl<T> std::fmt::Debug for Queue<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Queue").field("capacity", &self.capacity()).finish()
+        f.debug_struct("Queue")
+            .field("capacity", &self.capacity())
+            .finish()
     }
 }
 
@@ -183,7 +187,10 @@ mod tests {
         assert_eq!(q.push(9), Err(Full(9)));
         assert_eq!(q.pop(), Some(0));
         q.push(4).unwrap();
-        assert_eq!((1..=4).map(|_| q.pop().unwrap()).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
+        assert_eq!(
+            (1..=4).map(|_| q.pop().unwrap()).collect::<Vec<_>>(),
+            vec![1, 2, 3, 4]
+        );
         assert_eq!(q.pop(), None);
     }
 
@@ -252,7 +259,11 @@ mod loom_tests {
             if let Some(v) = q.pop() {
                 got.push(v);
             }
-            let pushed = handles.into_iter().map(|h| h.join().unwrap()).filter(|&ok| ok).count();
+            let pushed = handles
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .filter(|&ok| ok)
+                .count();
             while let Some(v) = q.pop() {
                 got.push(v);
             }

@@ -73,12 +73,16 @@ use std::time::{Duration, Instant};
 pub use backend::{Backend, BackendCounters, IoBackend, PacketSink};
 pub use mailbox::{Full, Queue};
 pub use shard::ShardStats;
+pub use sys::{nofile_limit, raise_nofile_limit, thread_cpu_time};
 pub use uring::{UringConfig, UringSupport};
 
 use self::shard::{Command, NewLeg, ShardParts};
 use self::sys::EventFd;
 use crate::ports::{AllocError, PortAllocator, PortConfig, ShardId, Strategy};
-use crate::relay::{CallKey, DropReason, LatchPolicy, LegKey, LegSpec, RelayConfig, RelayError, RemovedCall, StreamSnapshot};
+use crate::relay::{
+    CallKey, DropReason, LatchPolicy, LegKey, LegSpec, RelayConfig, RelayError, RemovedCall,
+    StreamSnapshot,
+};
 
 /// Errors of the engine's control API.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -346,7 +350,8 @@ impl Engine {
         } else {
             cfg.shards
         };
-        let n16 = u16::try_from(n).map_err(|_| EngineError::Config(format!("{n} shards is too many")))?;
+        let n16 =
+            u16::try_from(n).map_err(|_| EngineError::Config(format!("{n} shards is too many")))?;
         let (backend, backend_reason) = resolve_backend(cfg.io_backend)?;
         tracing::info!(backend = backend.as_str(), reason = %backend_reason, shards = n, "I/O backend selected");
         let port_cfg = PortConfig::new(cfg.port_min, cfg.port_max, n16)
@@ -546,14 +551,24 @@ impl Engine {
                 }
             }
         }
-        Err(EngineError::Io(format!("could not bind a port pair after {ATTEMPTS} attempts: {last}")))
+        Err(EngineError::Io(format!(
+            "could not bind a port pair after {ATTEMPTS} attempts: {last}"
+        )))
     }
 
-    fn bind_pair(&self, rtp: u16, rtcp: Option<u16>) -> std::io::Result<(UdpSocket, Option<UdpSocket>)> {
+    fn bind_pair(
+        &self,
+        rtp: u16,
+        rtcp: Option<u16>,
+    ) -> std::io::Result<(UdpSocket, Option<UdpSocket>)> {
         let bind = |port: u16| -> std::io::Result<UdpSocket> {
             let s = UdpSocket::bind(SocketAddr::new(self.bind_ip, port))?;
             s.set_nonblocking(true)?;
-            sys::set_socket_buffers(std::os::fd::AsRawFd::as_raw_fd(&s), self.rcvbuf, self.sndbuf)?;
+            sys::set_socket_buffers(
+                std::os::fd::AsRawFd::as_raw_fd(&s),
+                self.rcvbuf,
+                self.sndbuf,
+            )?;
             Ok(s)
         };
         let a = bind(rtp)?;
@@ -561,16 +576,33 @@ impl Engine {
         Ok((a, b))
     }
 
-    fn install(&self, shard: &ShardHandle, tag: u64, legs: Vec<NewLeg>) -> Result<CallInfo, EngineError> {
+    fn install(
+        &self,
+        shard: &ShardHandle,
+        tag: u64,
+        legs: Vec<NewLeg>,
+    ) -> Result<CallInfo, EngineError> {
         let (tx, rx) = mpsc::sync_channel(1);
-        self.send(shard, Command::AddCall { tag, legs, reply: tx })?;
-        let (key, infos) = rx.recv_timeout(REPLY_TIMEOUT).map_err(|_| EngineError::ShardGone(shard.id.0))??;
+        self.send(
+            shard,
+            Command::AddCall {
+                tag,
+                legs,
+                reply: tx,
+            },
+        )?;
+        let (key, infos) = rx
+            .recv_timeout(REPLY_TIMEOUT)
+            .map_err(|_| EngineError::ShardGone(shard.id.0))??;
         let legs = match infos[..] {
             [a, b] => [a, b],
             _ => return Err(EngineError::NoSuchLeg),
         };
         Ok(CallInfo {
-            id: CallId { shard: shard.id, key },
+            id: CallId {
+                shard: shard.id,
+                key,
+            },
             legs,
         })
     }
@@ -587,11 +619,16 @@ impl Engine {
             }
             return Err(EngineError::Busy(shard.id.0));
         }
-        shard.wake.notify().map_err(|e| EngineError::Io(e.to_string()))
+        shard
+            .wake
+            .notify()
+            .map_err(|e| EngineError::Io(e.to_string()))
     }
 
     fn shard(&self, id: CallId) -> Result<&ShardHandle, EngineError> {
-        self.shards.get(usize::from(id.shard.0)).ok_or(EngineError::NoSuchCall)
+        self.shards
+            .get(usize::from(id.shard.0))
+            .ok_or(EngineError::NoSuchCall)
     }
 
     /// Updates leg `leg` (0 or 1) of a call.
@@ -607,14 +644,21 @@ impl Engine {
                 reply: tx,
             },
         )?;
-        rx.recv_timeout(REPLY_TIMEOUT).map_err(|_| EngineError::ShardGone(shard.id.0))?
+        rx.recv_timeout(REPLY_TIMEOUT)
+            .map_err(|_| EngineError::ShardGone(shard.id.0))?
     }
 
     /// Snapshots of the call's streams.
     pub fn query(&self, id: CallId) -> Result<Vec<StreamSnapshot>, EngineError> {
         let shard = self.shard(id)?;
         let (tx, rx) = mpsc::sync_channel(1);
-        self.send(shard, Command::Query { call: id.key, reply: tx })?;
+        self.send(
+            shard,
+            Command::Query {
+                call: id.key,
+                reply: tx,
+            },
+        )?;
         rx.recv_timeout(REPLY_TIMEOUT)
             .map_err(|_| EngineError::ShardGone(shard.id.0))?
             .ok_or(EngineError::NoSuchCall)
@@ -625,7 +669,13 @@ impl Engine {
     pub fn delete_call(&self, id: CallId) -> Result<RemovedCall, EngineError> {
         let shard = self.shard(id)?;
         let (tx, rx) = mpsc::sync_channel(1);
-        self.send(shard, Command::Delete { call: id.key, reply: tx })?;
+        self.send(
+            shard,
+            Command::Delete {
+                call: id.key,
+                reply: tx,
+            },
+        )?;
         rx.recv_timeout(REPLY_TIMEOUT)
             .map_err(|_| EngineError::ShardGone(shard.id.0))?
             .ok_or(EngineError::NoSuchCall)

@@ -22,8 +22,8 @@ use super::sys::{self, EventFd};
 use super::{CallId, EngineError, EngineEvent, LegInfo, LegUpdate};
 use crate::ports::{PortAllocator, PortPair, ShardId};
 use crate::relay::{
-    CallKey, DropReason, LegSpec, RelayConfig, RelayTable, RemovedCall, StreamKey, StreamKind, StreamSnapshot,
-    Verdict,
+    CallKey, DropReason, LegSpec, RelayConfig, RelayTable, RemovedCall, StreamKey, StreamKind,
+    StreamSnapshot, Verdict,
 };
 
 /// A leg ready to be installed: bound sockets and what to do with them.
@@ -119,7 +119,14 @@ struct Core {
 }
 
 impl PacketSink for Core {
-    fn on_packet(&mut self, now: Instant, stream: StreamKey, src: SocketAddr, data: &[u8], truncated: bool) -> Verdict {
+    fn on_packet(
+        &mut self,
+        now: Instant,
+        stream: StreamKey,
+        src: SocketAddr,
+        data: &[u8],
+        truncated: bool,
+    ) -> Verdict {
         self.local.rx_packets += 1;
         self.local.rx_bytes += data.len() as u64;
         let v = self.table.handle_packet(now, stream, src, data, truncated);
@@ -195,11 +202,16 @@ pub(crate) fn run<B: Backend>(mut backend: B, parts: ShardParts) {
         }
         if core.table.poll_timeout().is_some_and(|d| d <= now) {
             core.table.handle_timeout(now);
-            while let Some(crate::relay::RelayEvent::CallTimedOut { call, tag }) = core.table.poll_event() {
+            while let Some(crate::relay::RelayEvent::CallTimedOut { call, tag }) =
+                core.table.poll_event()
+            {
                 if let Some(removed) = remove_call(&mut backend, &mut core, &ports, call, now) {
                     core.local.timeouts += 1;
                     let _ = events.send(EngineEvent::CallTimedOut {
-                        id: CallId { shard: id, key: call },
+                        id: CallId {
+                            shard: id,
+                            key: call,
+                        },
                         tag,
                         removed,
                     });
@@ -207,7 +219,9 @@ pub(crate) fn run<B: Backend>(mut backend: B, parts: ShardParts) {
             }
         }
         if now >= next_cpu_sample {
-            stats.cpu_ns.store(sys::thread_cpu_time().as_nanos() as u64, Ordering::Relaxed);
+            stats
+                .cpu_ns
+                .store(sys::thread_cpu_time().as_nanos() as u64, Ordering::Relaxed);
             next_cpu_sample = now + Duration::from_millis(100);
         }
         publish(&stats, &core, &backend);
@@ -236,7 +250,13 @@ fn publish<B: Backend>(stats: &ShardStats, core: &Core, backend: &B) {
     stats.recv_errors.store(b.recv_errors, r);
 }
 
-fn handle_command<B: Backend>(cmd: Command, backend: &mut B, core: &mut Core, ports: &PortAllocator, now: Instant) {
+fn handle_command<B: Backend>(
+    cmd: Command,
+    backend: &mut B,
+    core: &mut Core,
+    ports: &PortAllocator,
+    now: Instant,
+) {
     match cmd {
         Command::AddCall { tag, legs, reply } => {
             let _ = reply.send(add_call(backend, core, ports, tag, legs, now));
@@ -312,11 +332,19 @@ fn add_call<B: Backend>(
     Ok((call, infos))
 }
 
-fn update_leg(core: &mut Core, call: CallKey, leg: usize, update: LegUpdate, now: Instant) -> Result<(), EngineError> {
+fn update_leg(
+    core: &mut Core,
+    call: CallKey,
+    leg: usize,
+    update: LegUpdate,
+    now: Instant,
+) -> Result<(), EngineError> {
     let legs = core.table.legs_of(call).ok_or(EngineError::NoSuchCall)?;
     let key = *legs.get(leg).ok_or(EngineError::NoSuchLeg)?;
     if let Some(p) = update.policy {
-        core.table.update_policy(now, key, p).map_err(EngineError::Relay)?;
+        core.table
+            .update_policy(now, key, p)
+            .map_err(EngineError::Relay)?;
     }
     if update.remote_rtp.is_some() || update.remote_rtcp.is_some() {
         core.table

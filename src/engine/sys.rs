@@ -68,11 +68,6 @@ impl RawAddr {
     pub fn len(&self) -> libc::socklen_t {
         self.len
     }
-
-    /// True when no address is set.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
 }
 
 /// Decodes a kernel socket address (`sockaddr_in` / `sockaddr_in6`).
@@ -87,7 +82,12 @@ pub fn parse_sockaddr(b: &[u8]) -> Option<SocketAddr> {
         let flow = u32::from_be_bytes(b.get(4..8)?.try_into().ok()?);
         let ip: [u8; 16] = b.get(8..24)?.try_into().ok()?;
         let scope = u32::from_ne_bytes(b.get(24..28)?.try_into().ok()?);
-        return Some(SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::from(ip), port, flow, scope)));
+        return Some(SocketAddr::V6(SocketAddrV6::new(
+            Ipv6Addr::from(ip),
+            port,
+            flow,
+            scope,
+        )));
     }
     None
 }
@@ -107,9 +107,8 @@ impl EventFd {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: `fd` is a freshly created descriptor that nothing else owns.
-        Ok(EventFd {
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
-        })
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(EventFd { fd })
     }
 
     /// Adds one to the counter (wakes a waiter).

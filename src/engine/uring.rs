@@ -72,10 +72,29 @@ pub enum UringSupport {
     Unavailable(String),
 }
 
-/// Probes io_uring: ring creation (fails under seccomp or
+/// Probes io_uring once per process: ring creation (fails under seccomp or
 /// `kernel.io_uring_disabled`), the opcodes used, `EXT_ARG` waits and a
 /// provided buffer ring.
+///
+/// The probe runs on a short-lived thread of its own: a thread that has
+/// used io_uring gets kernel task work when its ring is torn down, which
+/// interrupts a blocking `recvfrom` with a timeout (`EINTR`) on that
+/// thread. The caller's threads stay free of io_uring.
 pub fn probe() -> UringSupport {
+    static RESULT: std::sync::OnceLock<UringSupport> = std::sync::OnceLock::new();
+    RESULT
+        .get_or_init(|| {
+            std::thread::Builder::new()
+                .name("mr-uring-probe".into())
+                .spawn(probe_here)
+                .ok()
+                .and_then(|t| t.join().ok())
+                .unwrap_or_else(|| UringSupport::Unavailable("probe thread failed".into()))
+        })
+        .clone()
+}
+
+fn probe_here() -> UringSupport {
     let ring = match IoUring::new(8) {
         Ok(r) => r,
         Err(e) => return UringSupport::Unavailable(format!("io_uring_setup failed: {e}")),
@@ -97,10 +116,18 @@ pub fn probe() -> UringSupport {
             return UringSupport::Unavailable(format!("opcode {name} not supported"));
         }
     }
-    match BufRing::new(8, 64, 0).and_then(|b| b.register(&ring.submitter())) {
+    // The buffer ring must outlive the registration: drop the ring first.
+    let bufs = match BufRing::new(8, 64, 0) {
+        Ok(b) => b,
+        Err(e) => return UringSupport::Unavailable(format!("buffer ring allocation failed: {e}")),
+    };
+    let result = match bufs.register(&ring.submitter()) {
         Ok(()) => UringSupport::Available,
         Err(e) => UringSupport::Unavailable(format!("provided buffer ring unsupported: {e}")),
-    }
+    };
+    drop(ring);
+    drop(bufs);
+    result
 }
 
 struct Sock {
@@ -135,7 +162,9 @@ pub struct UringBackend {
 
 impl std::fmt::Debug for UringBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UringBackend").field("bufs", &self.bufs).finish()
+        f.debug_struct("UringBackend")
+            .field("bufs", &self.bufs)
+            .finish()
     }
 }
 
@@ -153,7 +182,13 @@ impl UringBackend {
             .or_else(|_| IoUring::builder().setup_cqsize(cq).build(cfg.sq_entries))?;
         let bufs = BufRing::new(cfg.buffers, cfg.buf_size, 0)?;
         bufs.register(&ring.submitter())?;
-        ring.submitter().register_files_sparse(cfg.max_sockets)?;
+        // The fixed-file table may not exceed RLIMIT_NOFILE.
+        let soft = sys::nofile_limit().map_or(1024, |(soft, _)| soft);
+        let max_sockets = cfg
+            .max_sockets
+            .min(u32::try_from(soft).unwrap_or(u32::MAX))
+            .max(1);
+        ring.submitter().register_files_sparse(max_sockets)?;
         // SAFETY: msghdr is plain old data; all-zero is a valid value.
         let mut msghdr: Box<libc::msghdr> = Box::new(unsafe { std::mem::zeroed() });
         msghdr.msg_namelen = SOCKADDR_MAX as libc::socklen_t;
@@ -164,7 +199,7 @@ impl UringBackend {
             bufs,
             msghdr,
             socks: Vec::new(),
-            free_slots: (0..cfg.max_sockets).rev().collect(),
+            free_slots: (0..max_sockets).rev().collect(),
             inflight: vec![Key::from_parts(u32::MAX, 0); n].into_boxed_slice(),
             dests: vec![RawAddr::empty(); n].into_boxed_slice(),
             rearm: Vec::new(),
@@ -208,9 +243,13 @@ impl UringBackend {
         if s.key != key {
             return Ok(());
         }
-        let e = opcode::RecvMsgMulti::new(types::Fixed(s.slot), &raw const *self.msghdr, self.bufs.bgid())
-            .build()
-            .user_data(KIND_RECV << KIND_SHIFT | encode_stream(key));
+        let e = opcode::RecvMsgMulti::new(
+            types::Fixed(s.slot),
+            &raw const *self.msghdr,
+            self.bufs.bgid(),
+        )
+        .build()
+        .user_data(KIND_RECV << KIND_SHIFT | encode_stream(key));
         self.push(&e)
     }
 
@@ -221,7 +260,12 @@ impl UringBackend {
 
     /// Handles one receive completion; queues a re-arm when the multishot
     /// receive ended.
-    fn on_recv<S: PacketSink>(&mut self, now: Instant, cqe: &cqueue::Entry, sink: &mut S) -> io::Result<()> {
+    fn on_recv<S: PacketSink>(
+        &mut self,
+        now: Instant,
+        cqe: &cqueue::Entry,
+        sink: &mut S,
+    ) -> io::Result<()> {
         let (index, gen24) = decode_stream(cqe.user_data() & PAYLOAD_MASK);
         let key = self.sock(index, gen24).map(|s| s.key);
         let more = cqueue::more(cqe.flags());
@@ -256,7 +300,14 @@ impl UringBackend {
 
     /// Runs the sink on a received buffer; returns whether the buffer is
     /// now owned by a send.
-    fn dispatch<S: PacketSink>(&mut self, now: Instant, key: StreamKey, bid: u16, len: usize, sink: &mut S) -> io::Result<bool> {
+    fn dispatch<S: PacketSink>(
+        &mut self,
+        now: Instant,
+        key: StreamKey,
+        bid: u16,
+        len: usize,
+        sink: &mut S,
+    ) -> io::Result<bool> {
         let buf = self.bufs.buffer(bid, len);
         let Ok(msg) = types::RecvMsgOut::parse(buf, &self.msghdr) else {
             self.counters.recv_errors += 1;
@@ -267,10 +318,16 @@ impl UringBackend {
             return Ok(false);
         };
         let data = msg.payload_data();
-        let Verdict::Forward { via, dest } = sink.on_packet(now, key, src, data, msg.is_payload_truncated()) else {
+        let Verdict::Forward { via, dest } =
+            sink.on_packet(now, key, src, data, msg.is_payload_truncated())
+        else {
             return Ok(false);
         };
-        let Some(out) = self.socks.get(via.index() as usize).and_then(Option::as_ref) else {
+        let Some(out) = self
+            .socks
+            .get(via.index() as usize)
+            .and_then(Option::as_ref)
+        else {
             return Ok(false);
         };
         let slot = out.slot;
@@ -299,7 +356,11 @@ impl Backend for UringBackend {
             .free_slots
             .pop()
             .ok_or_else(|| io::Error::other("fixed-file table full (max_sockets)"))?;
-        if let Err(e) = self.ring.submitter().register_files_update(slot, &[sock.as_raw_fd()]) {
+        if let Err(e) = self
+            .ring
+            .submitter()
+            .register_files_update(slot, &[sock.as_raw_fd()])
+        {
             self.free_slots.push(slot);
             return Err(e);
         }
@@ -307,7 +368,11 @@ impl Backend for UringBackend {
         if self.socks.len() <= i {
             self.socks.resize_with(i + 1, || None);
         }
-        self.socks[i] = Some(Sock { key: stream, sock, slot });
+        self.socks[i] = Some(Sock {
+            key: stream,
+            sock,
+            slot,
+        });
         self.arm_recv(stream)
     }
 
@@ -316,7 +381,7 @@ impl Backend for UringBackend {
         let Some(slot) = self.socks.get_mut(i) else {
             return;
         };
-        if !slot.as_ref().is_some_and(|s| s.key == stream) {
+        if slot.as_ref().is_none_or(|s| s.key != stream) {
             return;
         }
         let Some(s) = slot.take() else {
@@ -346,7 +411,11 @@ impl Backend for UringBackend {
         };
         match wait {
             Ok(_) => {}
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR | libc::EBUSY)) => {}
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ETIME | libc::EINTR | libc::EBUSY)
+                ) => {}
             Err(e) => return Err(e),
         }
         let now = Instant::now();
@@ -370,11 +439,7 @@ impl Backend for UringBackend {
                     }
                     self.bufs.recycle(bid);
                 }
-                KIND_WAKE => {
-                    if !cqueue::more(cqe.flags()) {
-                        self.wake_armed = false;
-                    }
-                }
+                KIND_WAKE if !cqueue::more(cqe.flags()) => self.wake_armed = false,
                 _ => {}
             }
         }
