@@ -1,0 +1,155 @@
+//! No allocation on the forwarding path: with a counting global allocator,
+//! 100,000 packets are relayed after warm-up and the process (the shard
+//! thread and this driver, the only threads) performs zero allocations.
+//!
+//! `harness = false`: libtest's own threads would allocate concurrently.
+//! `unsafe` is allowed here only for the `GlobalAlloc` impl, which must be.
+#![allow(unsafe_code)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::net::UdpSocket;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use mediarelay::engine::{
+    CallSpec, Engine, EngineConfig, IoBackend, LegOptions, UringSupport, uring_support,
+};
+
+struct Counting;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: delegates to the system allocator; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Relays `n` packets A -> B in bursts, draining B; returns how many arrived.
+fn relay(
+    a: &UdpSocket,
+    b: &UdpSocket,
+    to: std::net::SocketAddr,
+    pkt: &mut [u8; 172],
+    n: u32,
+    buf: &mut [u8],
+) -> u32 {
+    let mut got = 0;
+    let mut seq: u16 = 0;
+    let mut sent = 0;
+    while sent < n {
+        for _ in 0..32 {
+            seq = seq.wrapping_add(1);
+            pkt[2..4].copy_from_slice(&seq.to_be_bytes());
+            if a.send_to(&pkt[..], to).is_ok() {
+                sent += 1;
+            }
+        }
+        // Drain what has arrived; a short timeout ends the burst.
+        while b.recv_from(buf).is_ok() {
+            got += 1;
+            if got + 4 >= sent {
+                break;
+            }
+        }
+    }
+    while b.recv_from(buf).is_ok() {
+        got += 1;
+    }
+    got
+}
+
+fn run(backend: IoBackend, base: u16) -> Result<(), String> {
+    let e = Engine::start(EngineConfig {
+        shards: 1,
+        io_backend: backend,
+        port_min: base,
+        port_max: base + 99,
+        ..EngineConfig::default()
+    })
+    .map_err(|e| e.to_string())?;
+    let a = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let b = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    b.set_read_timeout(Some(Duration::from_millis(20)))
+        .map_err(|e| e.to_string())?;
+    let call = e
+        .create_call(CallSpec {
+            tag: 1,
+            legs: [
+                LegOptions {
+                    remote_rtp: Some(a.local_addr().unwrap()),
+                    ..LegOptions::default()
+                },
+                LegOptions {
+                    remote_rtp: Some(b.local_addr().unwrap()),
+                    ..LegOptions::default()
+                },
+            ],
+        })
+        .map_err(|e| e.to_string())?;
+    let mut pkt = [0u8; 172];
+    pkt[0] = 0x80;
+    let mut buf = vec![0u8; 2048];
+    let warm = relay(&a, &b, call.legs[0].rtp, &mut pkt, 20_000, &mut buf);
+    let before_tx = e.stats().tx_packets;
+    ALLOCS.store(0, Ordering::Relaxed);
+    COUNTING.store(true, Ordering::SeqCst);
+    let got = relay(&a, &b, call.legs[0].rtp, &mut pkt, 100_000, &mut buf);
+    COUNTING.store(false, Ordering::SeqCst);
+    let allocs = ALLOCS.load(Ordering::Relaxed);
+    let forwarded = e.stats().tx_packets - before_tx;
+    println!(
+        "{backend}: warm-up {warm}, measured: {got} received, {forwarded} forwarded, {allocs} allocations"
+    );
+    e.shutdown();
+    if got < 90_000 {
+        return Err(format!("{backend}: only {got} of 100000 packets arrived"));
+    }
+    if allocs != 0 {
+        return Err(format!("{backend}: {allocs} allocations while forwarding"));
+    }
+    Ok(())
+}
+
+fn main() {
+    let mut failed = 0;
+    let mut passed = 0;
+    let mut cases = vec![(IoBackend::Epoll, 38000)];
+    match uring_support() {
+        UringSupport::Available => cases.push((IoBackend::Uring, 38200)),
+        UringSupport::Unavailable(why) => println!("SKIP io_uring: {why}"),
+    }
+    for (backend, base) in cases {
+        match run(backend, base) {
+            Ok(()) => passed += 1,
+            Err(e) => {
+                println!("FAIL {e}");
+                failed += 1;
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    if failed > 0 {
+        std::process::exit(1);
+    }
+}
