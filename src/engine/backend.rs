@@ -105,6 +105,10 @@ pub trait Backend {
     fn turn<S: PacketSink>(&mut self, timeout: Option<Duration>, sink: &mut S) -> io::Result<()>;
     /// The backend's own counters.
     fn counters(&self) -> BackendCounters;
+    /// Operations still owned by the kernel (armed receives, sends in
+    /// flight); shutdown turns the loop until this reaches zero so that
+    /// closed sockets are really released.
+    fn in_flight(&self) -> usize;
 }
 
 /// user_data / epoll data encoding for a stream key: index in the low 32

@@ -314,4 +314,8 @@ impl Backend for EpollBackend {
     fn counters(&self) -> BackendCounters {
         self.counters
     }
+
+    fn in_flight(&self) -> usize {
+        0
+    }
 }

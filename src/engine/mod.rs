@@ -73,7 +73,7 @@ use std::time::{Duration, Instant};
 pub use backend::{Backend, BackendCounters, IoBackend, PacketSink};
 pub use mailbox::{Full, Queue};
 pub use shard::ShardStats;
-pub use sys::{nofile_limit, raise_nofile_limit, thread_cpu_time};
+pub use sys::{gettid, nofile_limit, raise_nofile_limit, set_socket_buffers, thread_cpu_time};
 pub use uring::{UringConfig, UringSupport};
 
 use self::shard::{Command, NewLeg, ShardParts};
@@ -179,6 +179,8 @@ pub struct LegOptions {
     pub remote_rtp: Option<SocketAddr>,
     /// Signalled RTCP address (default RTP port + 1).
     pub remote_rtcp: Option<SocketAddr>,
+    /// RTP clock rate of the media arriving on this leg (default 8000).
+    pub clock_rate: Option<ClockRate>,
 }
 
 /// A two-leg call to create. Media received on leg 0's ports is sent from
@@ -538,6 +540,7 @@ impl Engine {
                             policy: opts.policy,
                             remote_rtp: opts.remote_rtp,
                             remote_rtcp: opts.remote_rtcp,
+                            clock_rate: opts.clock_rate.unwrap_or(ClockRate::G711),
                         },
                         ports: pair,
                         rtp,

@@ -378,6 +378,10 @@ fn shutdown<B: Backend>(backend: &mut B, core: &mut Core, ports: &PortAllocator,
     for call in calls {
         remove_call(backend, core, ports, call, now);
     }
-    // One last turn lets cancellations complete before the ring closes.
-    let _ = backend.turn(Some(Duration::from_millis(10)), core);
+    // Turn until the kernel has finished every cancelled receive and send,
+    // so the sockets are really closed (ports free) when shutdown returns.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while backend.in_flight() > 0 && Instant::now() < deadline {
+        let _ = backend.turn(Some(Duration::from_millis(10)), core);
+    }
 }

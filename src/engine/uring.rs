@@ -157,6 +157,10 @@ pub struct UringBackend {
     rearm: Vec<StreamKey>,
     wake_fd: i32,
     wake_armed: bool,
+    /// Multishot receives armed and not yet terminated.
+    armed_recvs: usize,
+    /// Sends submitted and not yet completed.
+    sends_in_flight: usize,
     counters: BackendCounters,
 }
 
@@ -205,6 +209,8 @@ impl UringBackend {
             rearm: Vec::new(),
             wake_fd,
             wake_armed: false,
+            armed_recvs: 0,
+            sends_in_flight: 0,
             counters: BackendCounters::default(),
         };
         b.arm_wake()?;
@@ -291,6 +297,7 @@ impl UringBackend {
             }
         }
         if !more {
+            self.armed_recvs = self.armed_recvs.saturating_sub(1);
             if let Some(key) = key {
                 self.rearm.push(key);
             }
@@ -341,6 +348,7 @@ impl UringBackend {
             .build()
             .user_data(KIND_SEND << KIND_SHIFT | u64::from(bid));
         self.push(&e)?;
+        self.sends_in_flight += 1;
         Ok(true)
     }
 }
@@ -432,6 +440,7 @@ impl Backend for UringBackend {
                     let bid = (cqe.user_data() & 0xffff) as u16;
                     let via = self.inflight[usize::from(bid) % self.inflight.len()];
                     let res = cqe.result();
+                    self.sends_in_flight = self.sends_in_flight.saturating_sub(1);
                     if res >= 0 {
                         sink.on_sent(via, res as usize);
                     } else {
@@ -455,5 +464,9 @@ impl Backend for UringBackend {
 
     fn counters(&self) -> BackendCounters {
         self.counters
+    }
+
+    fn in_flight(&self) -> usize {
+        self.armed_recvs + self.sends_in_flight
     }
 }

@@ -4,9 +4,10 @@
 //! atomics on the hot path. Other threads read them through snapshots that
 //! the shard hands out over its control mailbox.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::rtp::Ssrc;
+use crate::rtp::stats::ReceiveStats;
 
 /// Why the relay dropped a packet. Every drop is counted under one reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -98,6 +99,34 @@ pub struct StreamCounters {
     pub last_packet: Option<Instant>,
     /// SSRC of the last accepted RTP packet.
     pub last_ssrc: Option<Ssrc>,
+}
+
+/// RTP receive statistics of a stream's current source (RFC 3550 A.1, A.3,
+/// A.8), as carried in snapshots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RtpSummary {
+    /// The source.
+    pub ssrc: Ssrc,
+    /// Packets received from it (validated sequence).
+    pub received: u64,
+    /// Packets expected from the extended sequence range.
+    pub expected: u64,
+    /// Cumulative packets lost (negative with duplicates, RFC 3550 A.3).
+    pub lost: i64,
+    /// Interarrival jitter.
+    pub jitter: Duration,
+}
+
+impl From<&ReceiveStats> for RtpSummary {
+    fn from(s: &ReceiveStats) -> Self {
+        RtpSummary {
+            ssrc: s.ssrc(),
+            received: s.received(),
+            expected: s.expected(),
+            lost: s.cumulative_lost(),
+            jitter: s.jitter_duration(),
+        }
+    }
 }
 
 impl StreamCounters {

@@ -13,7 +13,7 @@ mod slab;
 mod table;
 mod timer;
 
-pub use counters::{DropReason, StreamCounters};
+pub use counters::{DropReason, RtpSummary, StreamCounters};
 pub use latch::{AddressMode, Latch, LatchPolicy, LatchVerdict};
 pub use slab::{Key, Slab};
 pub use table::{

@@ -20,11 +20,12 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::counters::{DropReason, StreamCounters};
+use super::counters::{DropReason, RtpSummary, StreamCounters};
 use super::latch::{Latch, LatchPolicy, LatchVerdict};
 use super::slab::{Key, Slab};
 use super::timer::TimerWheel;
-use crate::rtp::{RtpPacket, Ssrc};
+use crate::rtp::stats::{ClockRate, Outcome, ReceiveStats};
+use crate::rtp::RtpPacket;
 
 /// Key of a call in a [`RelayTable`].
 pub type CallKey = Key;
@@ -104,6 +105,8 @@ pub struct LegSpec {
     /// Signalled RTCP address (RFC 3605 `a=rtcp`), if known; otherwise
     /// RTP port + 1, or the RTP address under rtcp-mux.
     pub remote_rtcp: Option<SocketAddr>,
+    /// RTP clock rate of the media received on this leg (for jitter).
+    pub clock_rate: ClockRate,
 }
 
 /// The keys of a new leg's streams.
@@ -164,6 +167,8 @@ pub struct StreamSnapshot {
     pub signalled: Option<SocketAddr>,
     /// Counters.
     pub counters: StreamCounters,
+    /// RTP statistics of the current source, for RTP-carrying streams.
+    pub rtp: Option<RtpSummary>,
 }
 
 /// What [`RelayTable::remove_call`] hands back.
@@ -183,6 +188,10 @@ struct Stream {
     local_port: u16,
     latch: Latch,
     counters: StreamCounters,
+    clock_rate: ClockRate,
+    /// Receive statistics of the current RTP source (replaced when the
+    /// SSRC changes).
+    rtp_stats: Option<ReceiveStats>,
 }
 
 #[derive(Debug)]
@@ -295,6 +304,8 @@ impl RelayTable {
             local_port: spec.rtp_port,
             latch: rtp_latch,
             counters: StreamCounters::default(),
+            clock_rate: spec.clock_rate,
+            rtp_stats: None,
         });
         let rtcp = match spec.rtcp_port {
             None => rtp,
@@ -307,6 +318,8 @@ impl RelayTable {
                     local_port: port,
                     latch,
                     counters: StreamCounters::default(),
+                    clock_rate: spec.clock_rate,
+                    rtp_stats: None,
                 })
             }
         };
@@ -420,13 +433,14 @@ impl RelayTable {
             st.counters.drop_packet(DropReason::Oversize);
             return Verdict::Drop(DropReason::Oversize);
         }
-        let (component, rtp_id) = match classify(st.kind, data) {
+        let (component, rtp) = match classify(st.kind, data) {
             Ok(c) => c,
             Err(reason) => {
                 st.counters.drop_packet(reason);
                 return Verdict::Drop(reason);
             }
         };
+        let rtp_id = rtp.as_ref().map(|p| (p.ssrc(), p.sequence()));
         match st.latch.check(now, src, rtp_id) {
             LatchVerdict::Accept => {}
             LatchVerdict::Latched { previous } => {
@@ -442,8 +456,9 @@ impl RelayTable {
         st.counters.packets += 1;
         st.counters.bytes += data.len() as u64;
         st.counters.last_packet = Some(now);
-        if let Some((ssrc, _)) = rtp_id {
-            st.counters.last_ssrc = Some(ssrc);
+        if let Some(p) = &rtp {
+            st.counters.last_ssrc = Some(p.ssrc());
+            update_stats(&mut st.rtp_stats, st.clock_rate, now, p);
         }
         let leg = st.leg;
         let verdict = self.route(leg, component);
@@ -576,6 +591,17 @@ impl RelayTable {
     }
 }
 
+/// RTP receive statistics (RFC 3550 A.1-A.8) of the stream's current
+/// source; a new SSRC starts fresh statistics.
+fn update_stats(stats: &mut Option<ReceiveStats>, clock: ClockRate, now: Instant, p: &RtpPacket<'_>) {
+    let s = stats.get_or_insert_with(|| ReceiveStats::new(p.ssrc(), clock));
+    if s.handle_packet(now, p) == Outcome::ForeignSsrc {
+        let mut fresh = ReceiveStats::new(p.ssrc(), clock);
+        fresh.handle_packet(now, p);
+        *s = fresh;
+    }
+}
+
 fn snapshot(key: StreamKey, s: &Stream) -> StreamSnapshot {
     StreamSnapshot {
         key,
@@ -585,6 +611,7 @@ fn snapshot(key: StreamKey, s: &Stream) -> StreamSnapshot {
         latched: s.latch.latched(),
         signalled: s.latch.signalled(),
         counters: s.counters,
+        rtp: s.rtp_stats.as_ref().map(RtpSummary::from),
     }
 }
 
@@ -596,9 +623,9 @@ fn rtcp_of(rtp: Option<SocketAddr>) -> Option<SocketAddr> {
 }
 
 /// Classifies a datagram on a stream of `kind` (RFC 5761 §4: a second byte
-/// in 192..=223 is RTCP). Returns the component and, for RTP, its SSRC and
-/// sequence number.
-fn classify(kind: StreamKind, data: &[u8]) -> Result<(Component, Option<(Ssrc, u16)>), DropReason> {
+/// in 192..=223 is RTCP). Returns the component and, for RTP, the parsed
+/// packet.
+fn classify(kind: StreamKind, data: &[u8]) -> Result<(Component, Option<RtpPacket<'_>>), DropReason> {
     let is_rtcp = data.len() >= 2 && data[0] >> 6 == 2 && (192..=223).contains(&data[1]);
     if is_rtcp {
         return if valid_rtcp(data) {
@@ -610,11 +637,11 @@ fn classify(kind: StreamKind, data: &[u8]) -> Result<(Component, Option<(Ssrc, u
     match kind {
         StreamKind::Rtcp => Err(DropReason::MalformedRtcp),
         StreamKind::Rtp => match RtpPacket::parse(data) {
-            Ok(p) => Ok((Component::Rtp, Some((p.ssrc(), p.sequence())))),
+            Ok(p) => Ok((Component::Rtp, Some(p))),
             Err(_) => Err(DropReason::MalformedRtp),
         },
         StreamKind::Muxed => match RtpPacket::parse(data) {
-            Ok(p) => Ok((Component::Rtp, Some((p.ssrc(), p.sequence())))),
+            Ok(p) => Ok((Component::Rtp, Some(p))),
             Err(_) => Err(DropReason::NotMedia),
         },
     }

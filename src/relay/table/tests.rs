@@ -2,7 +2,8 @@
 
 use super::*;
 use crate::relay::AddressMode;
-use crate::rtp::{PayloadType, RtpHeader};
+use crate::rtp::stats::ClockRate;
+use crate::rtp::{PayloadType, RtpHeader, Ssrc};
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
@@ -43,6 +44,7 @@ fn fixture(policy: LatchPolicy, mux: bool) -> Fixture {
         policy,
         remote_rtp: Some(addr(remote)),
         remote_rtcp: None,
+        clock_rate: ClockRate::G711,
     };
     // Leg a faces endpoint A (A sends to relay port 30000), leg b faces B.
     let a = t.add_leg(t0, call, spec(30000, A)).unwrap();
@@ -72,6 +74,34 @@ fn forwards_both_ways_from_the_peer_socket() {
     );
     let c = f.t.stream_counters(f.a.rtp).unwrap();
     assert_eq!((c.packets, c.bytes, c.last_ssrc), (1, 172, Some(Ssrc(1))));
+}
+
+#[test]
+fn rtp_statistics_follow_the_source() {
+    let mut f = fixture(LatchPolicy::default(), false);
+    let mut now = f.t0;
+    // 20 packets with seq 5 and 6 lost, 20 ms apart.
+    for seq in 1..=22u16 {
+        now += Duration::from_millis(20);
+        if seq != 5 && seq != 6 {
+            f.t.handle_packet(now, f.a.rtp, addr(A), &rtp(1, seq), false);
+        }
+    }
+    let snap = f.t.call_snapshot(f.call).unwrap();
+    let a = snap.iter().find(|s| s.key == f.a.rtp).unwrap();
+    let r = a.rtp.unwrap();
+    assert_eq!(r.ssrc, Ssrc(1));
+    assert_eq!((r.received, r.expected, r.lost), (20, 22, 2));
+    // Packets sent every 160 timestamp units arriving every 20 ms: no jitter.
+    assert_eq!(r.jitter, Duration::ZERO);
+    // A new SSRC restarts the statistics.
+    now += Duration::from_millis(20);
+    f.t.handle_packet(now, f.a.rtp, addr(A), &rtp(9, 500), false);
+    let snap = f.t.call_snapshot(f.call).unwrap();
+    let r = snap.iter().find(|s| s.key == f.a.rtp).unwrap().rtp.unwrap();
+    assert_eq!((r.ssrc, r.lost), (Ssrc(9), 0));
+    // RTCP streams carry no RTP statistics.
+    assert!(snap.iter().find(|s| s.key == f.a.rtcp).unwrap().rtp.is_none());
 }
 
 #[test]
@@ -228,6 +258,7 @@ fn half_setup_calls_drop_with_reasons() {
         policy: LatchPolicy::default(),
         remote_rtp: None,
         remote_rtcp: None,
+        clock_rate: ClockRate::G711,
     };
     let a = t.add_leg(t0, call, spec).unwrap();
     assert_eq!(
@@ -295,6 +326,7 @@ fn media_timeout_reports_idle_calls_only() {
         policy: LatchPolicy::default(),
         remote_rtp: Some(addr(B)),
         remote_rtcp: None,
+        clock_rate: ClockRate::G711,
     };
     let x = f.t.add_leg(f.t0, busy, spec).unwrap();
     let y =
@@ -381,6 +413,7 @@ fn ten_thousand_legs_on_one_table() {
             policy: LatchPolicy::default(),
             remote_rtp: Some(SocketAddr::from(([192, 0, 2, 1], port))),
             remote_rtcp: None,
+            clock_rate: ClockRate::G711,
         };
         let a = t.add_leg(t0, call, spec(base)).unwrap();
         let b = t.add_leg(t0, call, spec(base + 2)).unwrap();
