@@ -165,10 +165,14 @@ fn match_codecs<'a>(m: &'a MediaSection, cap: &'a MediaCapabilities) -> Vec<Matc
         if let Some(t) = taken.get_mut(j) {
             *t = true;
         }
+        // Echo the offer's fmtp when we have none, unless it carries control
+        // characters (a bare CR would be sent on to the peer).
         let fmtp = local.fmtp.clone().or_else(|| {
             m.section()
                 .fmtp(&pt.to_string())
-                .map(|f| f.params.to_owned())
+                .map(|f| f.params)
+                .filter(|p| !p.bytes().any(|b| b.is_ascii_control()))
+                .map(str::to_owned)
         });
         out.push((
             Format {
