@@ -220,6 +220,26 @@ fn srtp_and_t38_are_rejected_with_count_and_order_kept() {
 }
 
 #[test]
+fn rfc2543_hold_with_zero_address_is_answered_recvonly() {
+    let (Some(call), Some(hold)) = (
+        load("24-cisco-cube-silencesupp-xcap-offer.sdp"),
+        load("25-cisco-ios-hold-c-zero.sdp"),
+    ) else {
+        return;
+    };
+    let (_, caps) = asterisk();
+    let mut caps = caps;
+    caps[0] = caps[0].clone().with_codec(Codec::new("G729", 8000, pt(18)));
+    let mut n = Negotiator::new(LocalIdentity::new(1, "192.0.2.1".parse().unwrap()));
+    let a = n.handle_offer(&call, &caps).unwrap();
+    assert_eq!(a.negotiated.media[0].direction, Direction::SendRecv);
+    let a = n.handle_offer(&hold, &caps).unwrap();
+    assert!(a.negotiated.media[0].remote.is_hold_address());
+    assert_eq!(a.negotiated.media[0].direction, Direction::RecvOnly);
+    assert_eq!(a.sdp.origin().unwrap().session_version, 2);
+}
+
+#[test]
 fn every_fixture_can_be_answered() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sdp");
     let Ok(entries) = std::fs::read_dir(&root) else {

@@ -12,10 +12,12 @@
 //!   payload type, for clock rates of accepted codecs, with the events
 //!   intersected (RFC 4733 §2.4.1, default `0-15`);
 //! - ptime: ours when set, else the offer's;
-//! - direction: [`Direction::answer`] (§6.1);
+//! - direction: [`Direction::answer`] (§6.1); a `c=0.0.0.0` offer counts as
+//!   not receiving (§8.4);
 //! - rtcp-mux only when offered and supported (RFC 5761 §5.1.1).
 
 use super::capability::{LocalIdentity, MediaCapabilities};
+use super::direction::Direction;
 use super::error::NegotiationError;
 use super::media::{MediaKind, MediaSection};
 use super::outcome::{MediaOutcome, Negotiated, PtMapping, Rejection, RemoteMedia};
@@ -69,7 +71,7 @@ pub fn answer_offer(
         if let Some(u) = used.get_mut(idx) {
             *u = true;
         }
-        let direction = offer.media_direction(i).answer(cap.direction);
+        let direction = peer_direction(offer, i, &remote).answer(cap.direction);
         let ptime = cap.ptime.or_else(|| m.section().ptime());
         let rtcp_mux = cap.rtcp_mux && m.section().rtcp_mux();
         let ml = m.media_line();
@@ -100,6 +102,17 @@ pub fn answer_offer(
         sdp: w.finish()?,
         negotiated: Negotiated::new(media),
     })
+}
+
+/// The direction of the peer's stream `i`, with an RFC 2543-style hold
+/// address folded in: RFC 3264 §8.4, `c=0.0.0.0` means neither RTP nor RTCP
+/// is to be sent to the peer, i.e. it does not receive.
+pub(crate) fn peer_direction(sdp: &Sdp, i: usize, remote: &RemoteMedia) -> Direction {
+    let dir = sdp.media_direction(i);
+    if remote.is_hold_address() {
+        return Direction::from_flags(dir.sends(), false);
+    }
+    dir
 }
 
 /// A matched format: what to write, and the mapping to report.
@@ -247,9 +260,9 @@ fn match_telephone_events<'a>(
 
 #[cfg(test)]
 mod tests {
+    use super::super::ParseLimits;
     use super::super::capability::Codec;
     use super::super::outcome::Outcome;
-    use super::super::{Direction, ParseLimits};
     use super::*;
     use crate::rtp::PayloadType;
 
@@ -476,5 +489,14 @@ mod tests {
         assert_eq!(te.len(), 1);
         assert_eq!((te[0].remote, te[0].clock_rate), (pt(101), 8000));
         assert!(text(&a.sdp).contains("a=fmtp:101 0-11\r\n"));
+    }
+
+    #[test]
+    fn rfc2543_hold_address_means_do_not_send() {
+        let offer: Sdp = OFFER.replace("192.0.2.10", "0.0.0.0").parse().unwrap();
+        let a = answer_offer(&offer, &id(), &[g711(4000)]).unwrap();
+        assert_eq!(a.negotiated.media[0].direction, Direction::RecvOnly);
+        assert_eq!(a.sdp.media_direction(0), Direction::RecvOnly);
+        assert!(a.negotiated.media[0].remote.is_hold_address());
     }
 }

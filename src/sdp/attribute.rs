@@ -85,6 +85,19 @@ pub(crate) fn line_text(name: &str, value: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn round_trip(name in "[!#-'*+\\-.0-9A-Z^-~]{1,12}",
+                      value in proptest::option::of("[!-~]([ -~]{0,20}[!-~])?")) {
+            prop_assert!(check_name(&name).is_ok());
+            let text = line_text(&name, value.as_deref());
+            let a = Attribute::parse(text.strip_prefix("a=").unwrap_or(""));
+            prop_assert_eq!(a.name, name.as_str());
+            prop_assert_eq!(a.value, value.as_deref());
+        }
+    }
 
     #[test]
     fn splits_at_first_colon() {

@@ -8,8 +8,7 @@
 //! every accepted `x`. Typed values ([`Origin`], [`Connection`],
 //! [`MediaLine`], [`Rtpmap`], [`Fmtp`], [`Rtcp`], [`Direction`], ...) are
 //! read from the lines; edits rewrite only the lines they touch.
-//! What is accepted and rejected is listed in [`session`](Sdp) docs and
-//! `docs/sdp.md`.
+//! What is accepted and rejected is listed on [`Sdp`] and in `docs/sdp.md`.
 //!
 //! # Offer/answer
 //! [`build_offer`] and [`answer_offer`] are stateless; [`Negotiator`] adds

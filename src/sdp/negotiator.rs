@@ -13,7 +13,7 @@
 //! Glare (an offer while ours is outstanding) is an error; the signalling
 //! layer resolves it and may call [`Negotiator::cancel_offer`].
 
-use super::answer::{Answer, answer_offer};
+use super::answer::{Answer, answer_offer, peer_direction};
 use super::capability::{LocalIdentity, MediaCapabilities};
 use super::direction::Direction;
 use super::error::NegotiationError;
@@ -178,7 +178,7 @@ fn apply(
     if codecs.is_empty() {
         return MediaOutcome::rejected(Rejection::NoCommonCodec, remote);
     }
-    let theirs_dir = answer.media_direction(i);
+    let theirs_dir = peer_direction(answer, i, &remote);
     let direction = Direction::from_flags(
         cap.direction.sends() && theirs_dir.receives(),
         cap.direction.receives() && theirs_dir.sends(),

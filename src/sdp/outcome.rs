@@ -114,6 +114,17 @@ impl MediaOutcome {
     }
 }
 
+impl RemoteMedia {
+    /// True for the RFC 2543 hold address `0.0.0.0` (RFC 3264 §8.4: send
+    /// the peer neither RTP nor RTCP).
+    pub fn is_hold_address(&self) -> bool {
+        self.address
+            .as_ref()
+            .and_then(Address::ip)
+            .is_some_and(|ip| ip == std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+    }
+}
+
 impl Negotiated {
     /// Derives the overall outcome from the per-stream ones.
     pub(crate) fn new(media: Vec<MediaOutcome>) -> Negotiated {
