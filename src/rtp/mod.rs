@@ -14,3 +14,6 @@ pub use packet::{
 };
 pub mod source;
 pub mod stats;
+
+pub use source::RtpSource;
+pub use stats::ReceiveStats;
