@@ -27,7 +27,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use mediarelay::engine::{CallSpec, Engine, EngineConfig, IoBackend, LegOptions, UringSupport, uring_support};
+use mediarelay::engine::{
+    CallSpec, Engine, EngineConfig, IoBackend, LegOptions, UringSupport, uring_support,
+};
 
 const PKT: usize = 172;
 
@@ -129,10 +131,19 @@ impl Relay for Mediarelay {
     }
 }
 
-fn start_mediarelay(backend: IoBackend, o: &Opts, gen_addr: SocketAddr, sink_addr: SocketAddr) -> Mediarelay {
+fn start_mediarelay(
+    backend: IoBackend,
+    o: &Opts,
+    gen_addr: SocketAddr,
+    sink_addr: SocketAddr,
+) -> Mediarelay {
     // Separate ranges per backend: a stopped engine's sockets may linger
     // briefly while the kernel finishes cancelled operations.
-    let port_min = if backend == IoBackend::Uring { 20000 } else { 20000 + (o.calls as u16) * 4 + 400 };
+    let port_min = if backend == IoBackend::Uring {
+        20000
+    } else {
+        20000 + (o.calls as u16) * 4 + 400
+    };
     let engine = Engine::start(EngineConfig {
         shards: o.shards,
         io_backend: backend,
@@ -187,7 +198,10 @@ impl Relay for Naive {
         vec![self.tid.load(Ordering::Relaxed)]
     }
     fn counters(&self) -> (u64, u64) {
-        (self.forwarded.load(Ordering::Relaxed), self.syscalls.load(Ordering::Relaxed))
+        (
+            self.forwarded.load(Ordering::Relaxed),
+            self.syscalls.load(Ordering::Relaxed),
+        )
     }
 }
 
@@ -217,7 +231,12 @@ fn start_naive(o: &Opts, sink_addr: SocketAddr) -> Naive {
     let forwarded = Arc::new(AtomicU64::new(0));
     let syscalls = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
-    let (t2, f2, s2, st2) = (tid.clone(), forwarded.clone(), syscalls.clone(), stop.clone());
+    let (t2, f2, s2, st2) = (
+        tid.clone(),
+        forwarded.clone(),
+        syscalls.clone(),
+        stop.clone(),
+    );
     let thread = std::thread::spawn(move || {
         pin(0);
         t2.store(mediarelay::engine::gettid() as u64, Ordering::Relaxed);
@@ -317,7 +336,14 @@ impl Run {
 }
 
 /// Offers `rate` pps for `secs` through `relay`; gen and sink on CPU 1.
-fn measure(relay: &dyn Relay, gen_sock: &UdpSocket, sink: &UdpSocket, calls: usize, rate: u64, secs: f64) -> Run {
+fn measure(
+    relay: &dyn Relay,
+    gen_sock: &UdpSocket,
+    sink: &UdpSocket,
+    calls: usize,
+    rate: u64,
+    secs: f64,
+) -> Run {
     let epoch = Instant::now();
     let stop = AtomicBool::new(false);
     let received = AtomicU64::new(0);
@@ -332,7 +358,8 @@ fn measure(relay: &dyn Relay, gen_sock: &UdpSocket, sink: &UdpSocket, calls: usi
             pin(1);
             let mut h = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).expect("histogram");
             let mut mm = Mmsg::new(64);
-            sink.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+            sink.set_read_timeout(Some(Duration::from_millis(50)))
+                .unwrap();
             loop {
                 let n = mm.recv(sink.as_raw_fd());
                 if n == 0 && stop.load(Ordering::Relaxed) {
@@ -438,7 +465,9 @@ impl Mmsg {
         b[4..8].copy_from_slice(&(u32::from(seq) * 160).to_be_bytes());
         b[8..12].copy_from_slice(&ssrc.to_be_bytes());
         b[12..20].copy_from_slice(&ts_ns.to_be_bytes());
-        let SocketAddr::V4(v4) = to else { panic!("IPv4 only") };
+        let SocketAddr::V4(v4) = to else {
+            panic!("IPv4 only")
+        };
         self.names[k] = libc::sockaddr_in {
             sin_family: libc::AF_INET as u16,
             sin_port: v4.port().to_be(),
@@ -463,7 +492,8 @@ impl Mmsg {
         let mut done = 0;
         while done < n {
             // SAFETY: headers point at live buffers owned by self.
-            let r = unsafe { libc::sendmmsg(fd, self.hdrs[done..].as_mut_ptr(), (n - done) as u32, 0) };
+            let r =
+                unsafe { libc::sendmmsg(fd, self.hdrs[done..].as_mut_ptr(), (n - done) as u32, 0) };
             if r <= 0 {
                 // ENOBUFS/EAGAIN: count the message as lost and go on.
                 done += 1;
@@ -489,7 +519,15 @@ impl Mmsg {
         // SAFETY: headers point at live buffers owned by self. MSG_WAITFORONE
         // returns as soon as one datagram is there (the socket's receive
         // timeout bounds the wait).
-        let r = unsafe { libc::recvmmsg(fd, self.hdrs.as_mut_ptr(), n as u32, libc::MSG_WAITFORONE, std::ptr::null_mut()) };
+        let r = unsafe {
+            libc::recvmmsg(
+                fd,
+                self.hdrs.as_mut_ptr(),
+                n as u32,
+                libc::MSG_WAITFORONE,
+                std::ptr::null_mut(),
+            )
+        };
         r.max(0) as usize
     }
     fn buf(&self, k: usize) -> &[u8] {

@@ -63,6 +63,7 @@ mod shard;
 pub(crate) mod sys;
 mod uring;
 
+use crate::rtp::stats::ClockRate;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver};

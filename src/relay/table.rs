@@ -24,8 +24,9 @@ use super::counters::{DropReason, RtpSummary, StreamCounters};
 use super::latch::{Latch, LatchPolicy, LatchVerdict};
 use super::slab::{Key, Slab};
 use super::timer::TimerWheel;
-use crate::rtp::stats::{ClockRate, Outcome, ReceiveStats};
+use crate::rtcp::{self, PacketKind};
 use crate::rtp::RtpPacket;
+use crate::rtp::stats::{ClockRate, Outcome, ReceiveStats};
 
 /// Key of a call in a [`RelayTable`].
 pub type CallKey = Key;
@@ -593,7 +594,12 @@ impl RelayTable {
 
 /// RTP receive statistics (RFC 3550 A.1-A.8) of the stream's current
 /// source; a new SSRC starts fresh statistics.
-fn update_stats(stats: &mut Option<ReceiveStats>, clock: ClockRate, now: Instant, p: &RtpPacket<'_>) {
+fn update_stats(
+    stats: &mut Option<ReceiveStats>,
+    clock: ClockRate,
+    now: Instant,
+    p: &RtpPacket<'_>,
+) {
     let s = stats.get_or_insert_with(|| ReceiveStats::new(p.ssrc(), clock));
     if s.handle_packet(now, p) == Outcome::ForeignSsrc {
         let mut fresh = ReceiveStats::new(p.ssrc(), clock);
@@ -622,39 +628,30 @@ fn rtcp_of(rtp: Option<SocketAddr>) -> Option<SocketAddr> {
     Some(a)
 }
 
-/// Classifies a datagram on a stream of `kind` (RFC 5761 §4: a second byte
-/// in 192..=223 is RTCP). Returns the component and, for RTP, the parsed
-/// packet.
-fn classify(kind: StreamKind, data: &[u8]) -> Result<(Component, Option<RtpPacket<'_>>), DropReason> {
-    let is_rtcp = data.len() >= 2 && data[0] >> 6 == 2 && (192..=223).contains(&data[1]);
-    if is_rtcp {
-        return if valid_rtcp(data) {
-            Ok((Component::Rtcp, None))
-        } else {
-            Err(DropReason::MalformedRtcp)
-        };
-    }
-    match kind {
-        StreamKind::Rtcp => Err(DropReason::MalformedRtcp),
-        StreamKind::Rtp => match RtpPacket::parse(data) {
-            Ok(p) => Ok((Component::Rtp, Some(p))),
-            Err(_) => Err(DropReason::MalformedRtp),
+/// Classifies a datagram on a stream of `kind` (RFC 7983 / RFC 5761 §4
+/// demultiplexing) and validates it: RTP must parse (RFC 3550 §5.1), RTCP
+/// must have a version-2 header whose length fits the datagram (§6.4.1).
+/// Returns the component and, for RTP, the parsed packet.
+fn classify(
+    kind: StreamKind,
+    data: &[u8],
+) -> Result<(Component, Option<RtpPacket<'_>>), DropReason> {
+    let garbage = match kind {
+        StreamKind::Rtp => DropReason::MalformedRtp,
+        StreamKind::Rtcp => DropReason::MalformedRtcp,
+        StreamKind::Muxed => DropReason::NotMedia,
+    };
+    match rtcp::demux(data) {
+        PacketKind::Rtcp => match rtcp::Header::parse(data) {
+            Ok(h) if h.packet_len() <= data.len() => Ok((Component::Rtcp, None)),
+            _ => Err(DropReason::MalformedRtcp),
         },
-        StreamKind::Muxed => match RtpPacket::parse(data) {
+        PacketKind::Rtp if kind != StreamKind::Rtcp => match RtpPacket::parse(data) {
             Ok(p) => Ok((Component::Rtp, Some(p))),
-            Err(_) => Err(DropReason::NotMedia),
+            Err(_) => Err(garbage),
         },
+        _ => Err(garbage),
     }
-}
-
-/// First RTCP header of a compound: version 2, length within the datagram
-/// (RFC 3550 §6.4.1).
-fn valid_rtcp(data: &[u8]) -> bool {
-    if data.len() < 8 || data[0] >> 6 != 2 {
-        return false;
-    }
-    let words = u16::from_be_bytes([data[2], data[3]]) as usize;
-    (words + 1) * 4 <= data.len()
 }
 
 #[cfg(test)]
