@@ -492,6 +492,40 @@ mod tests {
     }
 
     #[test]
+    fn answer_formats_are_offer_tokens_even_when_not_canonical() {
+        // Fuzz crash: `008` (and `+8`, `08`) read as PT 8, so the answer
+        // listed `8`, a format the offer does not contain (RFC 3264 §6.1).
+        // RFC 8866 §6.6: a payload type has no sign and no leading zero, so
+        // such a token is a format without a known meaning.
+        for fmt in ["008", "+8", "08"] {
+            let offer: Sdp =
+                format!("v=0\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio 5000 RTP/AVP 9 {fmt} 0\r\n")
+                    .parse()
+                    .unwrap();
+            let a = answer_offer(&offer, &id(), &[g711(4000)]).unwrap();
+            let (m, o) = (&a.sdp.media()[0], &offer.media()[0]);
+            assert!(
+                m.formats().iter().all(|f| o.formats().contains(f)),
+                "{fmt}: {:?} not within {:?}",
+                m.formats(),
+                o.formats()
+            );
+            assert_eq!(m.formats(), ["0"], "{fmt}");
+            // Alone, it is no common codec: rejected with the offered list.
+            let alone: Sdp =
+                format!("v=0\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio 5000 RTP/AVP {fmt}\r\n")
+                    .parse()
+                    .unwrap();
+            let a = answer_offer(&alone, &id(), &[g711(4000)]).unwrap();
+            assert_eq!(
+                a.negotiated.media[0].rejection,
+                Some(Rejection::NoCommonCodec)
+            );
+            assert_eq!(a.sdp.media()[0].formats(), [fmt]);
+        }
+    }
+
+    #[test]
     fn rfc2543_hold_address_means_do_not_send() {
         let offer: Sdp = OFFER.replace("192.0.2.10", "0.0.0.0").parse().unwrap();
         let a = answer_offer(&offer, &id(), &[g711(4000)]).unwrap();

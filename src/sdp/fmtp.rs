@@ -6,6 +6,7 @@
 
 use std::fmt;
 
+use super::rtpmap::parse_payload_type;
 use crate::rtp::PayloadType;
 
 /// A borrowed view of one `fmtp` attribute.
@@ -37,9 +38,10 @@ impl<'a> Fmtp<'a> {
         Some(Fmtp { format, params })
     }
 
-    /// The format as a payload type, when it is one.
+    /// The format as a payload type, when it is one (RFC 8866 §6.6: plain
+    /// decimal, so `096` or `+96` is not one).
     pub fn pt(&self) -> Option<PayloadType> {
-        PayloadType::new(self.format.parse().ok()?)
+        parse_payload_type(self.format)
     }
 
     /// The `;`-separated items, each split at its first `=` and trimmed;

@@ -9,7 +9,7 @@
 use std::fmt;
 
 use super::line::Line;
-use super::rtpmap::Rtpmap;
+use super::rtpmap::{Rtpmap, parse_payload_type};
 use super::section::Section;
 use crate::rtp::PayloadType;
 
@@ -202,12 +202,14 @@ impl MediaSection {
         &self.media.formats
     }
 
-    /// The formats that are payload types (0..=127), in `m=` order.
+    /// The formats that are payload types (0..=127, written canonically:
+    /// `008` or `+8` is not one), in `m=` order. Each one's `to_string()`
+    /// is a token of [`MediaSection::formats`].
     pub fn payload_types(&self) -> impl Iterator<Item = PayloadType> + '_ {
         self.media
             .formats
             .iter()
-            .filter_map(|f| PayloadType::new(f.parse().ok()?))
+            .filter_map(|f| parse_payload_type(f))
     }
 
     /// What payload type `pt` means here: its `rtpmap`, else the RFC 3551

@@ -48,12 +48,30 @@ const STATIC: [(u8, &str, u32, Option<u16>); 24] = [
     (34, "H263", 90000, None),
 ];
 
+/// Reads a payload-type token (an `m=` `<fmt>`, the `rtpmap` or `fmtp`
+/// format): RFC 8866 §6.6 `payload-type = zero-based-integer`, i.e. `0` or
+/// decimal digits without a leading zero or sign, at most 127. Only the
+/// canonical spelling is accepted, so `pt.to_string()` is always the token
+/// it came from: a negotiator that writes a payload type back (RFC 3264
+/// §6.1) then writes a format the peer listed, never `8` for `008` or `+8`.
+pub(crate) fn parse_payload_type(token: &str) -> Option<PayloadType> {
+    let canonical = match token.as_bytes() {
+        [b'0'] => true,
+        [b'1'..=b'9', rest @ ..] => rest.iter().all(u8::is_ascii_digit),
+        _ => false,
+    };
+    if !canonical {
+        return None;
+    }
+    PayloadType::new(token.parse().ok()?)
+}
+
 impl<'a> Rtpmap<'a> {
     /// Parses the value of an `rtpmap` attribute (after `rtpmap:`).
     pub fn parse(value: &'a str) -> Option<Rtpmap<'a>> {
         let value = value.trim();
         let (pt, rest) = value.split_once(|c: char| c.is_ascii_whitespace())?;
-        let pt = PayloadType::new(pt.parse().ok()?)?;
+        let pt = parse_payload_type(pt)?;
         let mut parts = rest.trim().split('/');
         let encoding = parts.next().filter(|e| !e.is_empty())?;
         let clock_rate = parts.next()?.trim().parse().ok()?;
@@ -155,7 +173,27 @@ mod tests {
         );
     }
 
+    #[test]
+    fn payload_type_tokens_are_canonical_decimal() {
+        assert_eq!(parse_payload_type("0"), Some(pt(0)));
+        assert_eq!(parse_payload_type("127"), Some(pt(127)));
+        for bad in [
+            "", "008", "08", "00", "+8", "-0", " 8", "8 ", "128", "256", "1e2", "٨",
+        ] {
+            assert_eq!(parse_payload_type(bad), None, "{bad:?}");
+        }
+        assert!(Rtpmap::parse("096 opus/48000/2").is_none());
+    }
+
     proptest! {
+        #[test]
+        fn payload_type_token_round_trip(token in "[+0-9]{1,4}") {
+            // Whatever is accepted is written back as the same token.
+            if let Some(p) = parse_payload_type(&token) {
+                prop_assert_eq!(p.to_string(), token);
+            }
+        }
+
         #[test]
         fn round_trip(p in 0u8..128, enc in "[A-Za-z0-9-]{1,12}", clock in any::<u32>(),
                       ch in proptest::option::of(any::<u16>())) {
