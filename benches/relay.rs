@@ -17,7 +17,7 @@
 //! - the highest offered rate with loss <= 0.1% (a stepped search).
 //!
 //! `cargo bench --bench relay -- [--calls N] [--rate PPS] [--secs S]
-//!  [--max-rate PPS] [--step PPS] [--shards N] [--only uring|epoll|naive]
+//!  [--max-rate PPS] [--step PPS] [--shards N] [--only uring|epoll|bare|naive]
 //!  [--json FILE]`
 
 use std::net::{SocketAddr, UdpSocket};
@@ -306,6 +306,197 @@ fn ev_data(e: &libc::epoll_event) -> u64 {
     e.u64
 }
 
+/// The bare forwarder: what io_uring costs with no relay logic at all.
+/// Multishot `RecvMsgMulti` per socket on a provided buffer ring, `Send`
+/// with destination from the receive buffer via the paired socket,
+/// SINGLE_ISSUER | DEFER_TASKRUN, registered files; no parsing, no
+/// latching, no counters beyond two atomics.
+struct Bare {
+    targets: Vec<SocketAddr>,
+    tid: Arc<AtomicU64>,
+    forwarded: Arc<AtomicU64>,
+    syscalls: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Relay for Bare {
+    fn name(&self) -> String {
+        "bare io_uring forwarder".into()
+    }
+    fn target(&self, i: usize) -> SocketAddr {
+        self.targets[i]
+    }
+    fn tids(&self) -> Vec<u64> {
+        vec![self.tid.load(Ordering::Relaxed)]
+    }
+    fn counters(&self) -> (u64, u64) {
+        (
+            self.forwarded.load(Ordering::Relaxed),
+            self.syscalls.load(Ordering::Relaxed),
+        )
+    }
+}
+
+impl Drop for Bare {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[allow(unsafe_code)]
+fn start_bare(o: &Opts, sink_addr: SocketAddr, base: u16) -> Bare {
+    use io_uring::{IoUring, cqueue, opcode, types};
+    let n = o.calls;
+    let mut socks = Vec::new();
+    for i in 0..2 * n {
+        let s = UdpSocket::bind(("127.0.0.1", base + i as u16)).expect("bind bare");
+        let _ = mediarelay::engine::set_socket_buffers(s.as_raw_fd(), 1 << 20, 1 << 20);
+        socks.push(s);
+    }
+    let targets = socks[..n].iter().map(|s| s.local_addr().unwrap()).collect();
+    let tid = Arc::new(AtomicU64::new(0));
+    let forwarded = Arc::new(AtomicU64::new(0));
+    let syscalls = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (t2, f2, s2, st2) = (
+        tid.clone(),
+        forwarded.clone(),
+        syscalls.clone(),
+        stop.clone(),
+    );
+    let thread = std::thread::spawn(move || {
+        pin(0);
+        t2.store(mediarelay::engine::gettid() as u64, Ordering::Relaxed);
+        let mut ring: IoUring = IoUring::builder()
+            .setup_single_issuer()
+            .setup_defer_taskrun()
+            .setup_cqsize(32768)
+            .build(4096)
+            .expect("ring");
+        let fds: Vec<i32> = socks.iter().map(|s| s.as_raw_fd()).collect();
+        ring.submitter()
+            .register_files(&fds)
+            .expect("register files");
+        const ENTRIES: u16 = 4096;
+        const BSZ: usize = 2048;
+        // SAFETY: anonymous mapping, checked below.
+        let ringmem = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                usize::from(ENTRIES) * 16,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_ANONYMOUS | libc::MAP_PRIVATE,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(ringmem, libc::MAP_FAILED);
+        let ringmem = ringmem.cast::<types::BufRingEntry>();
+        let slab = vec![0u8; usize::from(ENTRIES) * BSZ];
+        let mut tail: u16 = 0;
+        let recycle = |bid: u16, tail: &mut u16| {
+            // SAFETY: index < ENTRIES inside the mapping; entries past the
+            // kernel's head are ours until the tail is published.
+            let e = unsafe { &mut *ringmem.add(usize::from(*tail & (ENTRIES - 1))) };
+            e.set_addr(slab[usize::from(bid) * BSZ..].as_ptr() as u64);
+            e.set_len(BSZ as u32);
+            e.set_bid(bid);
+            *tail = tail.wrapping_add(1);
+        };
+        let publish = |tail: u16| {
+            // SAFETY: the tail lives in the first entry of the live mapping.
+            let t = unsafe {
+                std::sync::atomic::AtomicU16::from_ptr(
+                    types::BufRingEntry::tail(ringmem).cast_mut(),
+                )
+            };
+            t.store(tail, Ordering::Release);
+        };
+        for b in 0..ENTRIES {
+            recycle(b, &mut tail);
+        }
+        publish(tail);
+        // SAFETY: ring memory and slab outlive the ring (dropped after it).
+        unsafe {
+            ring.submitter()
+                .register_buf_ring_with_flags(ringmem as u64, ENTRIES, 0, 0)
+                .expect("buf ring")
+        };
+        // SAFETY: plain data.
+        let mut mh: libc::msghdr = unsafe { std::mem::zeroed() };
+        mh.msg_namelen = 28;
+        let mut dest = [0u8; 16];
+        dest[..2].copy_from_slice(&(libc::AF_INET as u16).to_ne_bytes());
+        dest[2..4].copy_from_slice(&sink_addr.port().to_be_bytes());
+        dest[4..8].copy_from_slice(&[127, 0, 0, 1]);
+        let arm = |ring: &mut IoUring, i: usize| {
+            let e = opcode::RecvMsgMulti::new(types::Fixed(i as u32), &raw const mh, 0)
+                .build()
+                .user_data(i as u64);
+            // SAFETY: msghdr outlives the request.
+            unsafe { ring.submission().push(&e).expect("sq") };
+        };
+        for i in 0..n {
+            arm(&mut ring, i);
+        }
+        let mut sends: u64 = 0;
+        while !st2.load(Ordering::Relaxed) {
+            let ts = types::Timespec::from(Duration::from_millis(50));
+            let args = types::SubmitArgs::new().timespec(&ts);
+            let _ = ring.submitter().submit_with_args(1, &args);
+            s2.fetch_add(1, Ordering::Relaxed);
+            let cqes: Vec<cqueue::Entry> = ring.completion().collect();
+            for c in cqes {
+                let ud = c.user_data();
+                if ud >> 63 == 1 {
+                    sends += 1;
+                    recycle((ud & 0xffff) as u16, &mut tail);
+                    continue;
+                }
+                let i = ud as usize;
+                if !cqueue::more(c.flags()) {
+                    arm(&mut ring, i);
+                }
+                let Some(bid) = cqueue::buffer_select(c.flags()) else {
+                    continue;
+                };
+                if c.result() < 44 {
+                    recycle(bid, &mut tail);
+                    continue;
+                }
+                let len = c.result() as u32 - 44;
+                let p = slab[usize::from(bid) * BSZ + 44..].as_ptr();
+                let e = opcode::Send::new(types::Fixed((i + n) as u32), p, len)
+                    .dest_addr(dest.as_ptr().cast())
+                    .dest_addr_len(16)
+                    .build()
+                    .user_data(1 << 63 | u64::from(bid));
+                // SAFETY: buffer and address outlive the send.
+                while unsafe { ring.submission().push(&e) }.is_err() {
+                    let _ = ring.submit();
+                    s2.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            publish(tail);
+            f2.store(sends, Ordering::Relaxed);
+        }
+        drop(ring);
+        drop(slab);
+    });
+    Bare {
+        targets,
+        tid,
+        forwarded,
+        syscalls,
+        stop,
+        thread: Some(thread),
+    }
+}
+
 /// One measured interval at `rate` pps.
 #[derive(Debug, Clone, Default)]
 struct Run {
@@ -410,8 +601,10 @@ fn measure(
                 n -= batch;
             }
         }
-        // Let the pipeline drain.
-        std::thread::sleep(Duration::from_millis(300));
+        // A short drain: a relay that cannot keep up has a backlog in its
+        // socket buffers that does not clear in 100 ms, and that counts as
+        // loss (large socket buffers would otherwise hide overload).
+        std::thread::sleep(Duration::from_millis(100));
         stop.store(true, Ordering::Relaxed);
         hist = sink_t.join().expect("sink");
     });
@@ -618,6 +811,18 @@ fn main() {
         let r = start_mediarelay(IoBackend::Epoll, &o, gen_addr, sink_addr);
         reports.push(bench(&r, &gen_sock, &sink, &o));
     }
+    if want("bare") {
+        match uring_support() {
+            UringSupport::Available => {
+                let base = 20000 + 2 * ((o.calls as u16) * 4 + 400) + 2 * o.calls as u16;
+                let r = start_bare(&o, sink_addr, base);
+                reports.push(bench(&r, &gen_sock, &sink, &o));
+            }
+            UringSupport::Unavailable(why) => {
+                println!("io_uring unavailable for the bare forwarder: {why}")
+            }
+        }
+    }
     if want("naive") {
         let r = start_naive(&o, sink_addr);
         reports.push(bench(&r, &gen_sock, &sink, &o));
@@ -641,6 +846,16 @@ fn main() {
             r.max_rate,
             r.max_run.ns_per_pkt()
         );
+    }
+    if let Some(bare) = reports.iter().find(|r| r.name.starts_with("bare")) {
+        println!();
+        for r in reports.iter().filter(|r| r.name.starts_with("mediarelay")) {
+            println!(
+                "{} / bare forwarder: CPU per packet {:.2}x",
+                r.name,
+                r.fixed.ns_per_pkt() / bare.fixed.ns_per_pkt()
+            );
+        }
     }
     if let Some(naive) = reports.iter().find(|r| r.name.starts_with("naive")) {
         println!();

@@ -17,6 +17,9 @@
 //! | [`codec`] | G.711 µ-law / A-law (ITU-T G.711) |
 //! | [`sdp`] | Tolerant, lossless SDP (RFC 8866) and offer/answer (RFC 3264) |
 //! | [`ports`] | Lock-free, per-shard RTP/RTCP port allocator |
+//! | [`relay`] | Sans-IO relay core: latching, forwarding decision, timeouts, counters |
+//! | [`engine`] | Per-core shards on io_uring or epoll; the embedding API |
+//! | [`ng`] | rtpengine NG control protocol: bencode, framing, reply cache |
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 
@@ -24,6 +27,7 @@ pub mod codec;
 pub mod dtmf;
 #[allow(unsafe_code)]
 pub mod engine;
+pub mod ng;
 pub mod ports;
 pub mod relay;
 pub mod rtcp;

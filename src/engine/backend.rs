@@ -101,8 +101,9 @@ pub trait Backend {
     /// Stops receiving on `stream`'s socket and closes it.
     fn deregister(&mut self, stream: StreamKey);
     /// One loop turn: wait up to `timeout` (None: until I/O or a wake-up),
-    /// then process everything ready.
-    fn turn<S: PacketSink>(&mut self, timeout: Option<Duration>, sink: &mut S) -> io::Result<()>;
+    /// then process everything ready. Returns whether the wake-up eventfd
+    /// fired (the caller then drains it; no read syscall otherwise).
+    fn turn<S: PacketSink>(&mut self, timeout: Option<Duration>, sink: &mut S) -> io::Result<bool>;
     /// The backend's own counters.
     fn counters(&self) -> BackendCounters;
     /// Operations still owned by the kernel (armed receives, sends in

@@ -270,7 +270,7 @@ impl Backend for EpollBackend {
         }
     }
 
-    fn turn<S: PacketSink>(&mut self, timeout: Option<Duration>, sink: &mut S) -> io::Result<()> {
+    fn turn<S: PacketSink>(&mut self, timeout: Option<Duration>, sink: &mut S) -> io::Result<bool> {
         self.counters.turns += 1;
         self.counters.syscalls += 1;
         let ms = match timeout {
@@ -290,15 +290,17 @@ impl Backend for EpollBackend {
         if n < 0 {
             let e = io::Error::last_os_error();
             return if e.kind() == io::ErrorKind::Interrupted {
-                Ok(())
+                Ok(false)
             } else {
                 Err(e)
             };
         }
         let now = Instant::now();
+        let mut woken = false;
         for e in 0..n as usize {
             let data = self.events[e].u64;
             if data == WAKE {
+                woken = true;
                 continue;
             }
             let (index, gen24) = decode_stream(data);
@@ -308,7 +310,7 @@ impl Backend for EpollBackend {
             };
             self.service(now, key, fd, sink);
         }
-        Ok(())
+        Ok(woken)
     }
 
     fn counters(&self) -> BackendCounters {

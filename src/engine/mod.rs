@@ -524,7 +524,9 @@ impl Engine {
     /// Allocates and binds one leg; a pair whose port is taken by another
     /// process is quarantined and the next one tried.
     fn bind_leg(&self, shard: ShardId, opts: &LegOptions) -> Result<NewLeg, EngineError> {
-        const ATTEMPTS: usize = 8;
+        // Other processes may hold ports in the range (a client socket in
+        // the ephemeral range, another relay): skip past them.
+        const ATTEMPTS: usize = 64;
         let mut last = String::new();
         for _ in 0..ATTEMPTS {
             let now = Instant::now();

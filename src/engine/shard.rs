@@ -186,11 +186,17 @@ pub(crate) fn run<B: Backend>(mut backend: B, parts: ShardParts) {
             .map(|d| d.saturating_duration_since(now))
             .unwrap_or(Duration::from_secs(1))
             .min(Duration::from_secs(1));
-        if let Err(e) = backend.turn(Some(timeout), &mut core) {
-            tracing::error!(shard = id.0, error = %e, "backend turn failed");
-            std::thread::sleep(Duration::from_millis(10));
+        match backend.turn(Some(timeout), &mut core) {
+            // The eventfd is read only when it fired: no syscall per turn.
+            Ok(true) => {
+                wake.drain();
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::error!(shard = id.0, error = %e, "backend turn failed");
+                std::thread::sleep(Duration::from_millis(10));
+            }
         }
-        wake.drain();
         let now = Instant::now();
         while let Some(cmd) = mailbox.pop() {
             if matches!(cmd, Command::Shutdown) {

@@ -406,7 +406,7 @@ impl Backend for UringBackend {
         drop(s.sock);
     }
 
-    fn turn<S: PacketSink>(&mut self, timeout: Option<Duration>, sink: &mut S) -> io::Result<()> {
+    fn turn<S: PacketSink>(&mut self, timeout: Option<Duration>, sink: &mut S) -> io::Result<bool> {
         self.counters.turns += 1;
         self.counters.syscalls += 1;
         let wait = match timeout {
@@ -427,6 +427,7 @@ impl Backend for UringBackend {
             Err(e) => return Err(e),
         }
         let now = Instant::now();
+        let mut woken = false;
         loop {
             let mut cq = self.ring.completion();
             cq.sync();
@@ -448,7 +449,12 @@ impl Backend for UringBackend {
                     }
                     self.bufs.recycle(bid);
                 }
-                KIND_WAKE if !cqueue::more(cqe.flags()) => self.wake_armed = false,
+                KIND_WAKE => {
+                    woken = true;
+                    if !cqueue::more(cqe.flags()) {
+                        self.wake_armed = false;
+                    }
+                }
                 _ => {}
             }
         }
@@ -459,7 +465,7 @@ impl Backend for UringBackend {
         while let Some(key) = self.rearm.pop() {
             self.arm_recv(key)?;
         }
-        Ok(())
+        Ok(woken)
     }
 
     fn counters(&self) -> BackendCounters {

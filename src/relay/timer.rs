@@ -20,6 +20,9 @@ pub struct TimerWheel<T> {
     /// Next tick not yet processed.
     cursor: u64,
     len: usize,
+    /// Cached earliest pending tick (exact), so `next_deadline` is O(1)
+    /// on every loop turn; recomputed only when timers fire.
+    earliest: Option<u64>,
 }
 
 impl<T: Copy> TimerWheel<T> {
@@ -34,6 +37,7 @@ impl<T: Copy> TimerWheel<T> {
             overdue: Vec::new(),
             cursor: 0,
             len: 0,
+            earliest: None,
         }
     }
 
@@ -62,36 +66,35 @@ impl<T: Copy> TimerWheel<T> {
             self.overdue.push(value);
             return;
         }
+        self.earliest = Some(self.earliest.map_or(tick, |e| e.min(tick)));
         let n = self.slots.len() as u64;
         self.slots[(tick % n) as usize].push((tick, value));
     }
 
     /// The earliest instant at which [`expire`](Self::expire) returns
-    /// something, or `None` when empty. Exact at tick resolution; costs at
-    /// most one revolution of slot checks, plus a full scan only when every
-    /// pending timer is more than one revolution out.
+    /// something, or `None` when empty. Exact at tick resolution, O(1).
     pub fn next_deadline(&self) -> Option<Instant> {
-        if self.len == 0 {
-            return None;
-        }
         if !self.overdue.is_empty() {
             return Some(self.instant_of(self.cursor.saturating_sub(1)));
         }
+        self.earliest.map(|t| self.instant_of(t))
+    }
+
+    /// Recomputes the cached earliest tick: one revolution of slot checks,
+    /// plus a full scan only when every pending timer is further out.
+    fn recompute_earliest(&mut self) {
         let n = self.slots.len() as u64;
         let due_this_revolution = (self.cursor..self.cursor + n).find(|&t| {
             self.slots[(t % n) as usize]
                 .iter()
                 .any(|&(due, _)| due == t)
         });
-        let tick = match due_this_revolution {
-            Some(t) => t,
-            None => self
-                .slots
+        self.earliest = due_this_revolution.or_else(|| {
+            self.slots
                 .iter()
                 .flat_map(|s| s.iter().map(|&(due, _)| due))
-                .min()?,
-        };
-        Some(self.instant_of(tick))
+                .min()
+        });
     }
 
     fn instant_of(&self, tick: u64) -> Instant {
@@ -124,6 +127,9 @@ impl<T: Copy> TimerWheel<T> {
             self.cursor += 1;
         }
         self.cursor = self.cursor.max(now_tick + 1);
+        if self.earliest.is_some_and(|e| e < self.cursor) {
+            self.recompute_earliest();
+        }
     }
 }
 
