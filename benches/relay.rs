@@ -177,8 +177,10 @@ fn start_mediarelay(
     Mediarelay { engine, targets }
 }
 
-/// The naive baseline: epoll, one recvfrom + one sendto per packet.
-struct Naive {
+/// A relay running on one thread of this process (the naive baseline and
+/// the bare forwarder): its thread id and counters are shared atomics.
+struct ThreadRelay {
+    name: &'static str,
     targets: Vec<SocketAddr>,
     tid: Arc<AtomicU64>,
     forwarded: Arc<AtomicU64>,
@@ -187,9 +189,50 @@ struct Naive {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl Relay for Naive {
+/// What a relay thread reports through.
+#[derive(Clone)]
+struct ThreadShared {
+    tid: Arc<AtomicU64>,
+    forwarded: Arc<AtomicU64>,
+    syscalls: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+}
+
+impl ThreadRelay {
+    /// Runs `body` on a new thread pinned to CPU 0.
+    fn spawn(
+        name: &'static str,
+        targets: Vec<SocketAddr>,
+        body: impl FnOnce(ThreadShared) + Send + 'static,
+    ) -> Self {
+        let shared = ThreadShared {
+            tid: Arc::new(AtomicU64::new(0)),
+            forwarded: Arc::new(AtomicU64::new(0)),
+            syscalls: Arc::new(AtomicU64::new(0)),
+            stop: Arc::new(AtomicBool::new(false)),
+        };
+        let s2 = shared.clone();
+        let thread = std::thread::spawn(move || {
+            pin(0);
+            s2.tid
+                .store(mediarelay::engine::gettid() as u64, Ordering::Relaxed);
+            body(s2);
+        });
+        ThreadRelay {
+            name,
+            targets,
+            tid: shared.tid,
+            forwarded: shared.forwarded,
+            syscalls: shared.syscalls,
+            stop: shared.stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Relay for ThreadRelay {
     fn name(&self) -> String {
-        "naive recvfrom/sendto".into()
+        self.name.into()
     }
     fn target(&self, i: usize) -> SocketAddr {
         self.targets[i]
@@ -205,7 +248,7 @@ impl Relay for Naive {
     }
 }
 
-impl Drop for Naive {
+impl Drop for ThreadRelay {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
@@ -214,7 +257,8 @@ impl Drop for Naive {
     }
 }
 
-fn start_naive(o: &Opts, sink_addr: SocketAddr) -> Naive {
+/// The naive baseline: epoll, one recvfrom + one sendto per packet.
+fn start_naive(o: &Opts, sink_addr: SocketAddr) -> ThreadRelay {
     // Leg A sockets receive; each forwards from its leg B socket to the sink.
     let base = 20000 + 2 * ((o.calls as u16) * 4 + 400);
     let mut a_socks = Vec::new();
@@ -227,51 +271,31 @@ fn start_naive(o: &Opts, sink_addr: SocketAddr) -> Naive {
         b_socks.push(b);
     }
     let targets = a_socks.iter().map(|s| s.local_addr().unwrap()).collect();
-    let tid = Arc::new(AtomicU64::new(0));
-    let forwarded = Arc::new(AtomicU64::new(0));
-    let syscalls = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let (t2, f2, s2, st2) = (
-        tid.clone(),
-        forwarded.clone(),
-        syscalls.clone(),
-        stop.clone(),
-    );
-    let thread = std::thread::spawn(move || {
-        pin(0);
-        t2.store(mediarelay::engine::gettid() as u64, Ordering::Relaxed);
+    ThreadRelay::spawn("naive recvfrom/sendto", targets, move |sh| {
         let ep = Epoll::new();
         for (i, s) in a_socks.iter().enumerate() {
             ep.add(s.as_raw_fd(), i as u64);
         }
         let mut buf = [0u8; 2048];
         let mut events = vec![libc_event(); 256];
-        while !st2.load(Ordering::Relaxed) {
+        while !sh.stop.load(Ordering::Relaxed) {
             let n = ep.wait(&mut events, 100);
-            s2.fetch_add(1, Ordering::Relaxed);
+            sh.syscalls.fetch_add(1, Ordering::Relaxed);
             for ev in &events[..n] {
                 let i = ev_data(ev) as usize;
                 loop {
-                    s2.fetch_add(1, Ordering::Relaxed);
+                    sh.syscalls.fetch_add(1, Ordering::Relaxed);
                     let Ok((len, _from)) = a_socks[i].recv_from(&mut buf) else {
                         break;
                     };
-                    s2.fetch_add(1, Ordering::Relaxed);
+                    sh.syscalls.fetch_add(1, Ordering::Relaxed);
                     if b_socks[i].send_to(&buf[..len], sink_addr).is_ok() {
-                        f2.fetch_add(1, Ordering::Relaxed);
+                        sh.forwarded.fetch_add(1, Ordering::Relaxed);
                     }
                 }
             }
         }
-    });
-    Naive {
-        targets,
-        tid,
-        forwarded,
-        syscalls,
-        stop,
-        thread: Some(thread),
-    }
+    })
 }
 
 // Minimal epoll for the naive relay (the bench may use libc directly).
@@ -311,44 +335,8 @@ fn ev_data(e: &libc::epoll_event) -> u64 {
 /// with destination from the receive buffer via the paired socket,
 /// SINGLE_ISSUER | DEFER_TASKRUN, registered files; no parsing, no
 /// latching, no counters beyond two atomics.
-struct Bare {
-    targets: Vec<SocketAddr>,
-    tid: Arc<AtomicU64>,
-    forwarded: Arc<AtomicU64>,
-    syscalls: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Relay for Bare {
-    fn name(&self) -> String {
-        "bare io_uring forwarder".into()
-    }
-    fn target(&self, i: usize) -> SocketAddr {
-        self.targets[i]
-    }
-    fn tids(&self) -> Vec<u64> {
-        vec![self.tid.load(Ordering::Relaxed)]
-    }
-    fn counters(&self) -> (u64, u64) {
-        (
-            self.forwarded.load(Ordering::Relaxed),
-            self.syscalls.load(Ordering::Relaxed),
-        )
-    }
-}
-
-impl Drop for Bare {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 #[allow(unsafe_code)]
-fn start_bare(o: &Opts, sink_addr: SocketAddr, base: u16) -> Bare {
+fn start_bare(o: &Opts, sink_addr: SocketAddr, base: u16) -> ThreadRelay {
     use io_uring::{IoUring, cqueue, opcode, types};
     let n = o.calls;
     let mut socks = Vec::new();
@@ -358,19 +346,7 @@ fn start_bare(o: &Opts, sink_addr: SocketAddr, base: u16) -> Bare {
         socks.push(s);
     }
     let targets = socks[..n].iter().map(|s| s.local_addr().unwrap()).collect();
-    let tid = Arc::new(AtomicU64::new(0));
-    let forwarded = Arc::new(AtomicU64::new(0));
-    let syscalls = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let (t2, f2, s2, st2) = (
-        tid.clone(),
-        forwarded.clone(),
-        syscalls.clone(),
-        stop.clone(),
-    );
-    let thread = std::thread::spawn(move || {
-        pin(0);
-        t2.store(mediarelay::engine::gettid() as u64, Ordering::Relaxed);
+    ThreadRelay::spawn("bare io_uring forwarder", targets, move |sh| {
         let mut ring: IoUring = IoUring::builder()
             .setup_single_issuer()
             .setup_defer_taskrun()
@@ -444,11 +420,11 @@ fn start_bare(o: &Opts, sink_addr: SocketAddr, base: u16) -> Bare {
             arm(&mut ring, i);
         }
         let mut sends: u64 = 0;
-        while !st2.load(Ordering::Relaxed) {
+        while !sh.stop.load(Ordering::Relaxed) {
             let ts = types::Timespec::from(Duration::from_millis(50));
             let args = types::SubmitArgs::new().timespec(&ts);
             let _ = ring.submitter().submit_with_args(1, &args);
-            s2.fetch_add(1, Ordering::Relaxed);
+            sh.syscalls.fetch_add(1, Ordering::Relaxed);
             let cqes: Vec<cqueue::Entry> = ring.completion().collect();
             for c in cqes {
                 let ud = c.user_data();
@@ -478,23 +454,15 @@ fn start_bare(o: &Opts, sink_addr: SocketAddr, base: u16) -> Bare {
                 // SAFETY: buffer and address outlive the send.
                 while unsafe { ring.submission().push(&e) }.is_err() {
                     let _ = ring.submit();
-                    s2.fetch_add(1, Ordering::Relaxed);
+                    sh.syscalls.fetch_add(1, Ordering::Relaxed);
                 }
             }
             publish(tail);
-            f2.store(sends, Ordering::Relaxed);
+            sh.forwarded.store(sends, Ordering::Relaxed);
         }
         drop(ring);
         drop(slab);
-    });
-    Bare {
-        targets,
-        tid,
-        forwarded,
-        syscalls,
-        stop,
-        thread: Some(thread),
-    }
+    })
 }
 
 /// One measured interval at `rate` pps.

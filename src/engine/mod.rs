@@ -588,18 +588,7 @@ impl Engine {
         tag: u64,
         legs: Vec<NewLeg>,
     ) -> Result<CallInfo, EngineError> {
-        let (tx, rx) = mpsc::sync_channel(1);
-        self.send(
-            shard,
-            Command::AddCall {
-                tag,
-                legs,
-                reply: tx,
-            },
-        )?;
-        let (key, infos) = rx
-            .recv_timeout(REPLY_TIMEOUT)
-            .map_err(|_| EngineError::ShardGone(shard.id.0))??;
+        let (key, infos) = self.request(shard, |reply| Command::AddCall { tag, legs, reply })??;
         let legs = match infos[..] {
             [a, b] => [a, b],
             _ => return Err(EngineError::NoSuchLeg),
@@ -637,53 +626,42 @@ impl Engine {
             .ok_or(EngineError::NoSuchCall)
     }
 
+    /// Sends a command built around a reply channel to `shard` and waits
+    /// for the answer.
+    fn request<T>(
+        &self,
+        shard: &ShardHandle,
+        make: impl FnOnce(mpsc::SyncSender<T>) -> Command,
+    ) -> Result<T, EngineError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.send(shard, make(tx))?;
+        rx.recv_timeout(REPLY_TIMEOUT)
+            .map_err(|_| EngineError::ShardGone(shard.id.0))
+    }
+
     /// Updates leg `leg` (0 or 1) of a call.
     pub fn update_leg(&self, id: CallId, leg: usize, update: LegUpdate) -> Result<(), EngineError> {
-        let shard = self.shard(id)?;
-        let (tx, rx) = mpsc::sync_channel(1);
-        self.send(
-            shard,
-            Command::UpdateLeg {
-                call: id.key,
-                leg,
-                update,
-                reply: tx,
-            },
-        )?;
-        rx.recv_timeout(REPLY_TIMEOUT)
-            .map_err(|_| EngineError::ShardGone(shard.id.0))?
+        let call = id.key;
+        self.request(self.shard(id)?, |reply| Command::UpdateLeg {
+            call,
+            leg,
+            update,
+            reply,
+        })?
     }
 
     /// Snapshots of the call's streams.
     pub fn query(&self, id: CallId) -> Result<Vec<StreamSnapshot>, EngineError> {
-        let shard = self.shard(id)?;
-        let (tx, rx) = mpsc::sync_channel(1);
-        self.send(
-            shard,
-            Command::Query {
-                call: id.key,
-                reply: tx,
-            },
-        )?;
-        rx.recv_timeout(REPLY_TIMEOUT)
-            .map_err(|_| EngineError::ShardGone(shard.id.0))?
+        let call = id.key;
+        self.request(self.shard(id)?, |reply| Command::Query { call, reply })?
             .ok_or(EngineError::NoSuchCall)
     }
 
     /// Removes a call: closes its sockets, releases its ports, returns its
     /// final counters.
     pub fn delete_call(&self, id: CallId) -> Result<RemovedCall, EngineError> {
-        let shard = self.shard(id)?;
-        let (tx, rx) = mpsc::sync_channel(1);
-        self.send(
-            shard,
-            Command::Delete {
-                call: id.key,
-                reply: tx,
-            },
-        )?;
-        rx.recv_timeout(REPLY_TIMEOUT)
-            .map_err(|_| EngineError::ShardGone(shard.id.0))?
+        let call = id.key;
+        self.request(self.shard(id)?, |reply| Command::Delete { call, reply })?
             .ok_or(EngineError::NoSuchCall)
     }
 
