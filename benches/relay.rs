@@ -469,7 +469,13 @@ fn start_bare(o: &Opts, sink_addr: SocketAddr, base: u16) -> ThreadRelay {
 #[derive(Debug, Clone, Default)]
 struct Run {
     offered: u64,
+    /// Datagrams the generator actually handed to the kernel.
     sent: u64,
+    /// Wall time of the send phase (the offered rate is only achieved if
+    /// this is close to the intended duration).
+    send_secs: f64,
+    /// Wall time from the first send to the end of the drain.
+    window_secs: f64,
     received: u64,
     forwarded: u64,
     syscalls: u64,
@@ -489,6 +495,14 @@ impl Run {
     fn ns_per_pkt(&self) -> f64 {
         self.relay_ns as f64 / self.forwarded.max(1) as f64
     }
+    /// Rate the generator achieved.
+    fn achieved(&self) -> f64 {
+        self.sent as f64 / self.send_secs.max(1e-9)
+    }
+    /// Share of one CPU the relay thread(s) used over the window.
+    fn relay_util(&self) -> f64 {
+        self.relay_ns as f64 / 1e9 / self.window_secs.max(1e-9)
+    }
     fn syscalls_per_pkt(&self) -> f64 {
         self.syscalls as f64 / self.forwarded.max(1) as f64
     }
@@ -503,6 +517,8 @@ fn measure(
     rate: u64,
     secs: f64,
 ) -> Run {
+    static RUN_ID: AtomicU64 = AtomicU64::new(1);
+    let run_id = RUN_ID.fetch_add(1, Ordering::Relaxed) as u32;
     let epoch = Instant::now();
     let stop = AtomicBool::new(false);
     let received = AtomicU64::new(0);
@@ -512,6 +528,8 @@ fn measure(
     let targets: Vec<SocketAddr> = (0..calls).map(|i| relay.target(i)).collect();
     let mut hist = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).expect("histogram");
     let mut sent = 0u64;
+    let mut send_secs = 0.0;
+    let mut window_secs = 0.0;
     std::thread::scope(|s| {
         let sink_t = s.spawn(|| {
             pin(1);
@@ -525,14 +543,19 @@ fn measure(
                     break;
                 }
                 let now = epoch.elapsed().as_nanos() as u64;
+                let mut ours = 0;
                 for k in 0..n {
                     let b = mm.buf(k);
-                    if b.len() >= 20 {
+                    // Only this run's packets count: late ones from an
+                    // earlier run carry another run id.
+                    if b.len() >= 24 && u32::from_be_bytes(b[20..24].try_into().unwrap()) == run_id
+                    {
                         let ts = u64::from_be_bytes(b[12..20].try_into().unwrap());
                         let _ = h.record(now.saturating_sub(ts).max(1));
+                        ours += 1;
                     }
                 }
-                received.fetch_add(n as u64, Ordering::Relaxed);
+                received.fetch_add(ours, Ordering::Relaxed);
             }
             h
         });
@@ -562,19 +585,21 @@ fn measure(
                 let now = epoch.elapsed().as_nanos() as u64;
                 for k in 0..batch {
                     seq[flow] = seq[flow].wrapping_add(1);
-                    mm.fill(k, &targets[flow], flow as u32, seq[flow], now);
+                    mm.fill(k, &targets[flow], flow as u32, seq[flow], now, run_id);
                     flow = (flow + 1) % calls;
                 }
                 sent += mm.send(gen_sock.as_raw_fd(), batch) as u64;
                 n -= batch;
             }
         }
+        send_secs = start.elapsed().as_secs_f64();
         // A short drain: a relay that cannot keep up has a backlog in its
         // socket buffers that does not clear in 100 ms, and that counts as
         // loss (large socket buffers would otherwise hide overload).
         std::thread::sleep(Duration::from_millis(100));
         stop.store(true, Ordering::Relaxed);
         hist = sink_t.join().expect("sink");
+        window_secs = start.elapsed().as_secs_f64();
     });
     let (fwd1, sys1) = relay.counters();
     let cpu1: u64 = tids.iter().map(|&t| thread_ns(t)).sum();
@@ -582,6 +607,8 @@ fn measure(
     Run {
         offered: rate,
         sent,
+        send_secs,
+        window_secs,
         received: received.load(Ordering::Relaxed),
         forwarded: fwd1 - fwd0,
         syscalls: sys1 - sys0,
@@ -618,7 +645,7 @@ impl Mmsg {
             hdrs: vec![unsafe { std::mem::zeroed() }; n],
         }
     }
-    fn fill(&mut self, k: usize, to: &SocketAddr, ssrc: u32, seq: u16, ts_ns: u64) {
+    fn fill(&mut self, k: usize, to: &SocketAddr, ssrc: u32, seq: u16, ts_ns: u64, run: u32) {
         let b = &mut self.bufs[k];
         b[0] = 0x80;
         b[1] = 0;
@@ -626,6 +653,7 @@ impl Mmsg {
         b[4..8].copy_from_slice(&(u32::from(seq) * 160).to_be_bytes());
         b[8..12].copy_from_slice(&ssrc.to_be_bytes());
         b[12..20].copy_from_slice(&ts_ns.to_be_bytes());
+        b[20..24].copy_from_slice(&run.to_be_bytes());
         let SocketAddr::V4(v4) = to else {
             panic!("IPv4 only")
         };
@@ -651,18 +679,20 @@ impl Mmsg {
             h.msg_iovlen = 1;
         }
         let mut done = 0;
+        let mut ok = 0;
         while done < n {
             // SAFETY: headers point at live buffers owned by self.
             let r =
                 unsafe { libc::sendmmsg(fd, self.hdrs[done..].as_mut_ptr(), (n - done) as u32, 0) };
             if r <= 0 {
-                // ENOBUFS/EAGAIN: count the message as lost and go on.
+                // ENOBUFS/EAGAIN: this message was not sent; skip it.
                 done += 1;
                 continue;
             }
             done += r as usize;
+            ok += r as usize;
         }
-        n
+        ok
     }
     fn recv(&mut self, fd: i32) -> usize {
         let n = self.bufs.len();
@@ -699,8 +729,11 @@ impl Mmsg {
 struct Report {
     name: String,
     fixed: Run,
-    max_rate: u64,
+    /// Highest achieved rate with loss <= 0.1%.
+    max_rate: f64,
     max_run: Run,
+    /// What stopped the search: the relay (loss) or the generator.
+    limit: &'static str,
 }
 
 fn bench(relay: &dyn Relay, gen_sock: &UdpSocket, sink: &UdpSocket, o: &Opts) -> Report {
@@ -708,34 +741,44 @@ fn bench(relay: &dyn Relay, gen_sock: &UdpSocket, sink: &UdpSocket, o: &Opts) ->
     let _ = measure(relay, gen_sock, sink, o.calls, 50_000, 0.5);
     let fixed = measure(relay, gen_sock, sink, o.calls, o.rate, o.secs);
     eprintln!(
-        "  {} @ {} pps: loss {:.4}%, {:.0} ns/pkt, {:.3} syscalls/pkt, p50 {:.1} us, p99 {:.1} us, p99.9 {:.1} us",
+        "  {} @ {} pps (achieved {:.0}): loss {:.4}%, relay CPU {:.0}% of a core, {:.0} ns/pkt, {:.3} syscalls/pkt, p50 {:.1} us, p99 {:.1} us, p99.9 {:.1} us",
         relay.name(),
         o.rate,
+        fixed.achieved(),
         fixed.loss() * 100.0,
+        fixed.relay_util() * 100.0,
         fixed.ns_per_pkt(),
         fixed.syscalls_per_pkt(),
         fixed.p50_us,
         fixed.p99_us,
         fixed.p999_us
     );
-    let mut max_rate = 0;
+    let mut max_rate = 0.0;
     let mut max_run = Run::default();
+    let mut limit = "relay";
     let mut rate = o.step;
     while rate <= o.max_rate {
         let r = measure(relay, gen_sock, sink, o.calls, rate, o.secs.min(2.0));
-        let achieved = r.sent as f64 / o.secs.min(2.0);
         eprintln!(
-            "  {} offered {} pps (sent {:.0}/s): loss {:.4}%, {:.0} ns/pkt",
+            "  {} offered {} pps, achieved {:.0}: loss {:.4}%, relay CPU {:.0}%, {:.0} ns/pkt",
             relay.name(),
             rate,
-            achieved,
+            r.achieved(),
             r.loss() * 100.0,
+            r.relay_util() * 100.0,
             r.ns_per_pkt()
         );
         if r.loss() > 0.001 {
             break;
         }
-        max_rate = rate;
+        if r.achieved() < 0.97 * rate as f64 {
+            // The generator, not the relay, is the bottleneck.
+            limit = "generator";
+            max_rate = r.achieved();
+            max_run = r;
+            break;
+        }
+        max_rate = r.achieved();
         max_run = r;
         rate += o.step;
     }
@@ -744,6 +787,7 @@ fn bench(relay: &dyn Relay, gen_sock: &UdpSocket, sink: &UdpSocket, o: &Opts) ->
         fixed,
         max_rate,
         max_run,
+        limit,
     }
 }
 
@@ -797,22 +841,25 @@ fn main() {
     }
     println!();
     println!(
-        "| relay | CPU ns/pkt @ {} pps | syscalls/pkt | p50 us | p99 us | p99.9 us | loss @ {} pps | max rate, loss <= 0.1% |",
-        o.rate, o.rate
+        "| relay | CPU ns/pkt @ {r} pps | relay CPU @ {r} pps | syscalls/pkt | p50 us | p99 us | p99.9 us | loss @ {r} pps | max rate, loss <= 0.1% | limited by |",
+        r = o.rate
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for r in &reports {
         println!(
-            "| {} | {:.0} | {:.3} | {:.1} | {:.1} | {:.1} | {:.4}% | {} pps ({:.0} ns/pkt) |",
+            "| {} | {:.0} | {:.0}% | {:.3} | {:.1} | {:.1} | {:.1} | {:.4}% | {:.0} pps ({:.0} ns/pkt, CPU {:.0}%) | {} |",
             r.name,
             r.fixed.ns_per_pkt(),
+            r.fixed.relay_util() * 100.0,
             r.fixed.syscalls_per_pkt(),
             r.fixed.p50_us,
             r.fixed.p99_us,
             r.fixed.p999_us,
             r.fixed.loss() * 100.0,
             r.max_rate,
-            r.max_run.ns_per_pkt()
+            r.max_run.ns_per_pkt(),
+            r.max_run.relay_util() * 100.0,
+            r.limit
         );
     }
     if let Some(bare) = reports.iter().find(|r| r.name.starts_with("bare")) {
@@ -833,7 +880,7 @@ fn main() {
                 r.name,
                 r.fixed.ns_per_pkt() / naive.fixed.ns_per_pkt(),
                 r.fixed.syscalls_per_pkt() / naive.fixed.syscalls_per_pkt(),
-                r.max_rate as f64 / naive.max_rate.max(1) as f64
+                r.max_rate / naive.max_rate.max(1.0)
             );
         }
     }
@@ -842,7 +889,7 @@ fn main() {
             .iter()
             .map(|r| {
                 format!(
-                    "{{\"relay\":\"{}\",\"rate\":{},\"ns_per_pkt\":{:.1},\"syscalls_per_pkt\":{:.4},\"p50_us\":{:.2},\"p99_us\":{:.2},\"p999_us\":{:.2},\"loss\":{:.6},\"max_rate\":{}}}",
+                    "{{\"relay\":\"{}\",\"rate\":{},\"ns_per_pkt\":{:.1},\"syscalls_per_pkt\":{:.4},\"p50_us\":{:.2},\"p99_us\":{:.2},\"p999_us\":{:.2},\"loss\":{:.6},\"max_rate\":{:.0},\"limit\":\"{}\"}}",
                     r.name,
                     r.fixed.offered,
                     r.fixed.ns_per_pkt(),
@@ -851,7 +898,8 @@ fn main() {
                     r.fixed.p99_us,
                     r.fixed.p999_us,
                     r.fixed.loss(),
-                    r.max_rate
+                    r.max_rate,
+                    r.limit
                 )
             })
             .collect();
