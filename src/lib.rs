@@ -24,6 +24,7 @@
 #![deny(unsafe_code)]
 
 pub mod codec;
+pub mod config;
 pub mod dtmf;
 #[allow(unsafe_code)]
 pub mod engine;

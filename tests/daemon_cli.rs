@@ -1,0 +1,243 @@
+//! The `mediarelay` binary from the outside: `--help`, configuration errors
+//! (one stderr line naming the key, exit code 2), and a start that stays up,
+//! logs its capacity, and stops cleanly on SIGTERM.
+// One `libc::kill` call below sends SIGTERM to the child.
+#![allow(unsafe_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_mediarelay");
+
+/// Hang guard only (not a timing assertion): the daemon starts and stops in
+/// well under a second; a loaded CI box gets plenty of slack.
+const DEADLINE: Duration = Duration::from_secs(60);
+
+const FLAGS: &[&str] = &[
+    "--interface",
+    "--listen-ng",
+    "--listen-http",
+    "--port-min",
+    "--port-max",
+    "--num-threads",
+    "--timeout",
+    "--silent-timeout",
+    "--final-timeout",
+    "--delete-delay",
+    "--log-level",
+    "--foreground",
+    "--pidfile",
+    "--io-backend",
+    "--config",
+    "--config-file",
+    "--table",
+];
+
+/// A fresh directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let dir = std::env::temp_dir().join(format!(
+            "mediarelay-daemon-cli-{tag}-{}-{nanos}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run mediarelay")
+}
+
+/// The run failed with exit code 2 and exactly one stderr line naming `key`.
+fn assert_config_error(out: &Output, key: &str) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "not one line: {stderr:?}");
+    assert!(lines[0].contains(key), "{:?} does not name {key}", lines[0]);
+    assert!(out.stdout.is_empty(), "stdout: {:?}", out.stdout);
+    stderr
+}
+
+fn sigterm(child: &Child) {
+    let pid = libc::pid_t::try_from(child.id()).expect("pid fits pid_t");
+    // SAFETY: kill(2) takes plain integers and touches no memory; `pid` is
+    // our own child, which has not been waited for, so it is not reused.
+    let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
+    assert_eq!(rc, 0, "kill: {}", std::io::Error::last_os_error());
+}
+
+fn wait_with_deadline(child: &mut Child) -> ExitStatus {
+    let end = Instant::now() + DEADLINE;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            panic!("mediarelay did not exit after SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn help_lists_every_flag() {
+    let out = run(&["--help"]);
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in FLAGS {
+        assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
+    }
+    assert!(help.contains("[default: 60]"), "{help}");
+}
+
+#[test]
+fn inverted_port_range_is_one_line_exit_2() {
+    let out = run(&[
+        "--interface",
+        "127.0.0.1",
+        "--port-min",
+        "40000",
+        "--port-max",
+        "30000",
+    ]);
+    let line = assert_config_error(&out, "port-min");
+    assert!(line.contains("port-max"), "{line}");
+}
+
+#[test]
+fn bad_interface_and_bad_flag_value_are_one_line_exit_2() {
+    assert_config_error(&run(&["--interface", "x.y"]), "interface");
+    assert_config_error(&run(&[]), "interface");
+    assert_config_error(
+        &run(&["--interface", "127.0.0.1", "--listen-ng", "nowhere"]),
+        "listen-ng",
+    );
+    assert_config_error(
+        &run(&["--interface", "127.0.0.1", "--port-min", "many"]),
+        "--port-min",
+    );
+    assert_config_error(&run(&["--no-such-flag"]), "--no-such-flag");
+}
+
+#[test]
+fn bad_toml_file_is_one_line_exit_2() {
+    let dir = TempDir::new("toml");
+    let syntax = dir.0.join("syntax.toml");
+    std::fs::write(
+        &syntax,
+        "interface = \"127.0.0.1\"\nport-min = 30000 40000\n",
+    )
+    .unwrap();
+    assert_config_error(&run(&["--config", syntax.to_str().unwrap()]), "port-min");
+
+    let unknown = dir.0.join("unknown.toml");
+    std::fs::write(&unknown, "interface = \"127.0.0.1\"\nfoo = 1\n").unwrap();
+    let line = assert_config_error(
+        &run(&["--config-file", unknown.to_str().unwrap()]),
+        "\"foo\"",
+    );
+    assert!(line.contains("unknown key"), "{line}");
+
+    let typed = dir.0.join("typed.toml");
+    std::fs::write(&typed, "interface = \"127.0.0.1\"\ntimeout = \"soon\"\n").unwrap();
+    assert_config_error(&run(&["--config", typed.to_str().unwrap()]), "timeout");
+
+    let missing = dir.0.join("missing.toml");
+    assert_config_error(&run(&["--config", missing.to_str().unwrap()]), "config");
+}
+
+#[test]
+fn starts_logs_capacity_and_stops_on_sigterm() {
+    let dir = TempDir::new("run");
+    let pidfile = dir.0.join("mediarelay.pid");
+    let mut child = Command::new(BIN)
+        .args([
+            "--foreground",
+            "--port-min",
+            "41000",
+            "--port-max",
+            "41099",
+            "--listen-ng",
+            "127.0.0.1:0",
+            "--interface",
+            "127.0.0.1",
+            "--num-threads",
+            "1",
+            "--pidfile",
+        ])
+        .arg(&pidfile)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn mediarelay");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (tx, rx) = mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+
+    let mut log = Vec::new();
+    let end = Instant::now() + DEADLINE;
+    while !log.iter().any(|l: &String| l.contains("mediarelay ready")) {
+        let left = end.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => log.push(line),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("mediarelay never became ready; log:\n{}", log.join("\n"));
+            }
+        }
+    }
+    assert!(
+        child.try_wait().expect("try_wait").is_none(),
+        "exited early"
+    );
+    let capacity = log
+        .iter()
+        .find(|l| l.contains("capacity:"))
+        .unwrap_or_else(|| panic!("no capacity line; log:\n{}", log.join("\n")));
+    // 41000..=41099: 50 pairs, 2 per call.
+    assert!(capacity.contains("port range: 25 calls"), "{capacity}");
+    assert!(capacity.contains("bound by"), "{capacity}");
+    let pid = std::fs::read_to_string(&pidfile).expect("pidfile written");
+    assert_eq!(pid.trim(), child.id().to_string());
+
+    sigterm(&child);
+    let status = wait_with_deadline(&mut child);
+    reader.join().expect("reader thread");
+    log.extend(rx.try_iter());
+    assert_eq!(status.code(), Some(0), "log:\n{}", log.join("\n"));
+    assert!(
+        log.iter().any(|l| l.contains("mediarelay stopped")),
+        "log:\n{}",
+        log.join("\n")
+    );
+    assert!(!pidfile.exists(), "pidfile left behind");
+}
