@@ -15,6 +15,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
@@ -26,7 +27,8 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Registry, reload};
 
 use mediarelay::config::{CapacityLimit, Cli, Config};
-use mediarelay::engine::{Engine, nofile_limit, raise_nofile_limit};
+use mediarelay::engine::{Engine, EngineEvent, nofile_limit, raise_nofile_limit};
+use mediarelay::ng::{Handler, HandlerConfig, NgServer};
 
 /// Exit code of an invalid command line or configuration.
 const EXIT_CONFIG: u8 = 2;
@@ -35,21 +37,16 @@ const EXIT_CONFIG: u8 = 2;
 type LogHandle = reload::Handle<LevelFilter, Registry>;
 
 /// The servers that drive the engine: the NG control protocol on
-/// `listen-ng` (UDP) and the HTTP server on `listen-http` (`/metrics`,
-/// `/ping`).
+/// `listen-ng` (UDP) and, later, the HTTP server on `listen-http`.
 ///
-/// NOT IMPLEMENTED YET (issue 4): this is the place where they start.
-/// [`ControlPlane::start`] gets the validated [`Config`] (addresses,
-/// `delete-delay`, `final-timeout`, `silent-timeout`, advertised
-/// addresses of [`Config::interfaces`]) and the shared [`Engine`]; it
-/// should bind its sockets before returning (so a bind failure fails the
-/// start-up) and run its servers on their own threads. Whoever implements
-/// NG must also drain [`Engine::try_event`] (media timeouts), or the event
-/// channel grows. [`ControlPlane::shutdown`] runs on SIGTERM/SIGINT before
-/// the engine stops: stop accepting commands, send in-flight replies, join
-/// the threads, drop every `Arc<Engine>` clone. Add a [`DaemonError`]
-/// variant for its start-up failures (a socket that does not bind).
-struct ControlPlane {}
+/// [`ControlPlane::start`] binds its sockets before returning (a bind
+/// failure fails the start-up) and runs the NG server on its own thread,
+/// which also drains [`Engine::try_event`] (media timeouts).
+/// [`ControlPlane::shutdown`] stops it after the replies to datagrams
+/// already received are sent, and drops its `Arc<Engine>`.
+struct ControlPlane {
+    ng: Option<NgServer>,
+}
 
 /// Why the daemon could not start or run.
 #[derive(Debug, thiserror::Error)]
@@ -60,25 +57,54 @@ enum DaemonError {
     /// The relay engine did not start.
     #[error("cannot start the relay engine: {0}")]
     Engine(mediarelay::engine::EngineError),
+    /// The NG control socket did not start.
+    #[error("{0}")]
+    Ng(mediarelay::ng::ServerError),
     /// The pidfile could not be written.
     #[error("cannot write pidfile {0}: {1}")]
     Pidfile(PathBuf, std::io::Error),
 }
 
 impl ControlPlane {
-    /// Starts the NG and HTTP servers. Placeholder: binds nothing yet.
-    fn start(config: &Config, _engine: &Arc<Engine>) -> Result<ControlPlane, DaemonError> {
-        if let Some(addr) = config.listen_ng {
-            warn!(%addr, "listen-ng: the NG control protocol is not implemented yet; nothing listens");
-        }
+    /// Starts the NG server (and warns that HTTP is not served yet).
+    fn start(config: &Config, engine: &Arc<Engine>) -> Result<ControlPlane, DaemonError> {
+        let ng = match config.listen_ng {
+            Some(addr) => {
+                let cfg = HandlerConfig {
+                    advertised: config.interfaces.primary().sdp_address(),
+                    delete_delay: config.delete_delay,
+                    ..HandlerConfig::default()
+                };
+                let unix = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_default();
+                let handler = Handler::new(Arc::clone(engine), cfg, Instant::now(), unix);
+                let events = Arc::clone(engine);
+                let timeouts = move || loop {
+                    match events.try_event()? {
+                        EngineEvent::CallTimedOut { tag, .. } => return Some(tag),
+                        #[allow(unreachable_patterns)]
+                        _ => continue,
+                    }
+                };
+                let server = NgServer::start(addr, handler, timeouts).map_err(DaemonError::Ng)?;
+                info!(addr = %server.local_addr(), "NG control protocol listening");
+                Some(server)
+            }
+            None => None,
+        };
         if let Some(addr) = config.listen_http {
             warn!(%addr, "listen-http: the HTTP server is not implemented yet; nothing listens");
         }
-        Ok(ControlPlane {})
+        Ok(ControlPlane { ng })
     }
 
     /// Stops the servers and joins their threads.
-    fn shutdown(self) {}
+    fn shutdown(self) {
+        if let Some(ng) = self.ng {
+            ng.shutdown();
+        }
+    }
 }
 
 fn main() -> ExitCode {

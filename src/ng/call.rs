@@ -1,0 +1,176 @@
+//! One NG call as the handler keeps it: its two tags (leg 0 = the first
+//! offerer, leg 1 = the answerer), one engine call per media section, and
+//! the rtpengine `query` structure built from the engine's snapshots.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use super::owned::OwnedValue;
+use crate::engine::CallInfo;
+use crate::relay::{StreamKind, StreamSnapshot};
+
+/// One `m=` section of the call.
+#[derive(Debug, Clone)]
+pub(crate) struct MediaSlot {
+    /// `m=` media name (`audio`, `video`...).
+    pub kind: String,
+    /// `m=` protocol.
+    pub proto: String,
+    /// The engine call relaying it; `None` for a disabled (`port 0`) media.
+    pub engine: Option<CallInfo>,
+}
+
+/// A call in the handler's table.
+#[derive(Debug, Clone)]
+pub(crate) struct Call {
+    /// Tag of leg 0 (the first offer's `from-tag`).
+    pub from_tag: String,
+    /// Tag of leg 1, once an answer named it.
+    pub to_tag: Option<String>,
+    /// `label` per leg.
+    pub labels: [Option<String>; 2],
+    /// When the first offer arrived.
+    pub created: Instant,
+    /// When the last offer/answer arrived.
+    pub last_signal: Instant,
+    /// Media sections by `m=` index.
+    pub medias: Vec<MediaSlot>,
+    /// Set by `delete`: when, and the final streams per media (the call
+    /// stays queryable for `delete-delay`, as in rtpengine).
+    pub deleted: Option<(Instant, Vec<Vec<StreamSnapshot>>)>,
+}
+
+impl Call {
+    /// The leg a tag names.
+    pub fn leg_of(&self, tag: &str) -> Option<usize> {
+        if tag == self.from_tag {
+            return Some(0);
+        }
+        (self.to_tag.as_deref() == Some(tag)).then_some(1)
+    }
+
+    /// rtpengine's `query` dictionary (without `result`), from per-media
+    /// stream snapshots (`snaps[i]` belongs to `medias[i]`).
+    pub fn query_value(
+        &self,
+        snaps: &[Vec<StreamSnapshot>],
+        unix: impl Fn(Instant) -> (i64, i64),
+    ) -> OwnedValue {
+        let (created, created_us) = unix(self.created);
+        let (last_signal, _) = unix(self.last_signal);
+        let mut tags = OwnedValue::dict();
+        for leg in 0..2 {
+            let tag = match leg {
+                0 => Some(self.from_tag.as_str()),
+                _ => self.to_tag.as_deref(),
+            };
+            let key = tag.unwrap_or("<untagged 1>");
+            let mut t = OwnedValue::dict().with("tag", OwnedValue::text(tag.unwrap_or("")));
+            if let Some(label) = self.labels.get(leg).and_then(Option::as_deref) {
+                t.push("label", OwnedValue::text(label));
+            }
+            t.push("created", OwnedValue::Int(created));
+            let medias = self
+                .medias
+                .iter()
+                .enumerate()
+                .map(|(i, m)| media_value(i, m, leg, snaps.get(i).map_or(&[][..], Vec::as_slice)))
+                .collect();
+            t.push("medias", OwnedValue::List(medias));
+            tags.push(key, t);
+        }
+        let (mut rtp, mut rtcp) = ([0u64; 3], [0u64; 3]);
+        for s in snaps.iter().flatten() {
+            let sum = match s.kind {
+                StreamKind::Rtcp => &mut rtcp,
+                StreamKind::Rtp | StreamKind::Muxed => &mut rtp,
+            };
+            sum[0] = sum[0].saturating_add(s.counters.packets);
+            sum[1] = sum[1].saturating_add(s.counters.bytes);
+            sum[2] = sum[2].saturating_add(s.counters.errors);
+        }
+        OwnedValue::dict()
+            .with("created", OwnedValue::Int(created))
+            .with("created_us", OwnedValue::Int(created_us))
+            .with("last signal", OwnedValue::Int(last_signal))
+            .with("SSRC", OwnedValue::dict())
+            .with("tags", tags)
+            .with(
+                "totals",
+                OwnedValue::dict()
+                    .with("RTP", stats_value(rtp))
+                    .with("RTCP", stats_value(rtcp)),
+            )
+    }
+}
+
+fn stats_value([packets, bytes, errors]: [u64; 3]) -> OwnedValue {
+    OwnedValue::dict()
+        .with("packets", OwnedValue::count(packets))
+        .with("bytes", OwnedValue::count(bytes))
+        .with("errors", OwnedValue::count(errors))
+}
+
+fn endpoint_value(addr: Option<SocketAddr>) -> OwnedValue {
+    let Some(a) = addr else {
+        return OwnedValue::dict();
+    };
+    OwnedValue::dict()
+        .with("family", OwnedValue::text(family(a)))
+        .with("address", OwnedValue::text(&a.ip().to_string()))
+        .with("port", OwnedValue::Int(i64::from(a.port())))
+}
+
+fn family(a: SocketAddr) -> &'static str {
+    if a.is_ipv4() { "IPv4" } else { "IPv6" }
+}
+
+/// One media of one tag: the streams of that tag's leg (RTP first).
+fn media_value(index: usize, m: &MediaSlot, leg: usize, snaps: &[StreamSnapshot]) -> OwnedValue {
+    let mut streams = Vec::new();
+    if let Some(info) = &m.engine {
+        let leg_info = info.legs.get(leg);
+        let mut mine: Vec<&StreamSnapshot> = snaps
+            .iter()
+            .filter(|s| leg_info.is_some_and(|l| l.key == s.leg))
+            .collect();
+        mine.sort_by_key(|s| matches!(s.kind, StreamKind::Rtcp));
+        for s in mine {
+            let local = leg_info.map(|l| match s.kind {
+                StreamKind::Rtcp => l.rtcp,
+                _ => l.rtp,
+            });
+            let mut flags = vec![OwnedValue::text(match s.kind {
+                StreamKind::Rtcp => "RTCP",
+                _ => "RTP",
+            })];
+            if s.kind == StreamKind::Muxed {
+                flags.push(OwnedValue::text("RTCP"));
+            }
+            let mut v = OwnedValue::dict()
+                .with("local port", OwnedValue::Int(i64::from(s.local_port)))
+                .with(
+                    "local address",
+                    OwnedValue::text(&local.map(|a| a.ip().to_string()).unwrap_or_default()),
+                )
+                .with("family", OwnedValue::text(local.map_or("IPv4", family)))
+                .with("endpoint", endpoint_value(s.latched.or(s.signalled)))
+                .with("advertised endpoint", endpoint_value(s.signalled))
+                .with("flags", OwnedValue::List(flags));
+            if let Some(ssrc) = s.counters.last_ssrc {
+                v.push("SSRC", OwnedValue::Int(i64::from(ssrc.0)));
+            }
+            v.push(
+                "stats",
+                stats_value([s.counters.packets, s.counters.bytes, s.counters.errors]),
+            );
+            streams.push(v);
+        }
+    }
+    OwnedValue::dict()
+        .with("index", OwnedValue::count(index as u64 + 1))
+        .with("type", OwnedValue::text(&m.kind))
+        .with("protocol", OwnedValue::text(&m.proto))
+        .with("streams", OwnedValue::List(streams))
+        .with("flags", OwnedValue::List(Vec::new()))
+}

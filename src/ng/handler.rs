@@ -1,0 +1,1266 @@
+//! The NG command handler: sans-IO, owns the call table and drives the
+//! media plane through [`MediaPlane`].
+//!
+//! [`Handler::handle_datagram`] is the whole control path of one UDP
+//! datagram (framing, reply cache, command, reply); [`Handler::handle`]
+//! executes one decoded command. Time enters as `now`; wall-clock values in
+//! replies (`created`) are derived from the `Instant`/unix pair given to
+//! [`Handler::new`]. Behaviour follows rtpengine 10.5 as recorded in
+//! `docs/ng-reference.md`; deviations are listed in `docs/ng-handler.md`.
+//!
+//! Leg 0 of every engine call is the first offerer (A), leg 1 the answerer
+//! (B). The offer reply (to B) advertises leg 1's relay port (where B
+//! sends), the answer reply (to A) leg 0's. Each non-disabled `m=` section
+//! gets its own engine call.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::Value;
+use super::call::{Call, MediaSlot};
+use super::counters::{Command, NgCounters, Outcome};
+use super::media::MediaPlane;
+use super::message::{self, ReplyCache};
+use super::owned::OwnedValue;
+use crate::engine::{CallInfo, CallSpec, EngineError, LegOptions, LegUpdate};
+use crate::relay::{AddressMode, LatchPolicy, StreamSnapshot};
+use crate::sdp::{Direction, Rtcp, Sdp};
+
+/// Handler settings.
+#[derive(Debug, Clone)]
+pub struct HandlerConfig {
+    /// The relay address written into `c=` (the interface's advertised one).
+    pub advertised: IpAddr,
+    /// How long a deleted call stays queryable (`--delete-delay`).
+    pub delete_delay: Duration,
+    /// How long replies are cached by cookie.
+    pub reply_ttl: Duration,
+    /// Most cached replies.
+    pub reply_cache_max: usize,
+}
+
+impl Default for HandlerConfig {
+    fn default() -> Self {
+        HandlerConfig {
+            advertised: IpAddr::from([127, 0, 0, 1]),
+            delete_delay: Duration::from_secs(30),
+            reply_ttl: Duration::from_secs(30),
+            reply_cache_max: 65_536,
+        }
+    }
+}
+
+/// The NG command handler.
+#[derive(Debug)]
+pub struct Handler<M> {
+    media: M,
+    cfg: HandlerConfig,
+    calls: HashMap<String, Call>,
+    /// Engine call tag -> call-id.
+    by_tag: HashMap<u64, String>,
+    next_tag: u64,
+    cache: ReplyCache,
+    counters: Arc<NgCounters>,
+    /// `now` at construction and the unix time then.
+    epoch: (Instant, Duration),
+    /// Calls ever created (for `statistics`).
+    managed: u64,
+}
+
+/// A command failure: rtpengine's `error-reason`.
+#[derive(Debug)]
+struct Fail(String);
+
+impl From<&str> for Fail {
+    fn from(s: &str) -> Self {
+        Fail(s.to_string())
+    }
+}
+
+/// What the offer/answer flags ask for.
+#[derive(Debug, Default)]
+struct Opts {
+    no_rtcp_attr: bool,
+    full_rtcp_attr: bool,
+    asymmetric: bool,
+    strict_source: bool,
+    sip_source: bool,
+    replace_origin: bool,
+    demux: bool,
+    received_from: Option<IpAddr>,
+    media_address: Option<IpAddr>,
+    label: Option<String>,
+}
+
+impl<M: MediaPlane> Handler<M> {
+    /// A handler with an empty call table. `unix_now` is the wall-clock
+    /// time at `now` (since the unix epoch).
+    pub fn new(media: M, cfg: HandlerConfig, now: Instant, unix_now: Duration) -> Self {
+        Handler {
+            media,
+            cache: ReplyCache::new(cfg.reply_ttl, cfg.reply_cache_max),
+            cfg,
+            calls: HashMap::new(),
+            by_tag: HashMap::new(),
+            next_tag: 1,
+            counters: Arc::new(NgCounters::default()),
+            epoch: (now, unix_now),
+            managed: 0,
+        }
+    }
+
+    /// The shared command counters.
+    pub fn counters(&self) -> &Arc<NgCounters> {
+        &self.counters
+    }
+
+    /// The media plane.
+    pub fn media(&self) -> &M {
+        &self.media
+    }
+
+    /// Calls in the table (including deleted ones within `delete-delay`).
+    pub fn call_count(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// One datagram in, the reply datagram out (`None`: no reply, as
+    /// rtpengine for a datagram without a cookie). Retransmissions (same
+    /// cookie within the cache TTL) get the cached reply, unexecuted.
+    pub fn handle_datagram(&mut self, now: Instant, datagram: &[u8]) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        let req = match message::parse(datagram) {
+            Ok(r) => r,
+            Err((cookie, e)) => {
+                self.counters.count_malformed();
+                let cookie = cookie?;
+                if let Some(cached) = self.cache.get(now, cookie) {
+                    self.counters.count_retransmission();
+                    return Some(cached.to_vec());
+                }
+                let reason = match e {
+                    message::FrameError::NotDictionary => "Invalid NG data format",
+                    _ if datagram.len() == cookie.len() + 1 => "Invalid data (no payload)",
+                    _ => "Could not decode bencode dictionary",
+                };
+                write(cookie, &error_reply(reason), &mut out);
+                return Some(out);
+            }
+        };
+        if let Some(cached) = self.cache.get(now, req.cookie) {
+            self.counters.count_retransmission();
+            return Some(cached.to_vec());
+        }
+        let reply = self.handle(now, &req.body);
+        write(req.cookie, &reply, &mut out);
+        self.cache.insert(now, req.cookie, &out);
+        Some(out)
+    }
+
+    /// Executes one command dictionary and returns the reply dictionary.
+    pub fn handle(&mut self, now: Instant, body: &Value<'_>) -> OwnedValue {
+        self.expire(now);
+        let Some(name) = body.get("command") else {
+            self.counters.count(Command::Other, Outcome::Error);
+            return error_reply("Dictionary contains no key \"command\"");
+        };
+        let cmd = Command::from_name(name.as_str().unwrap_or(""));
+        let result = match cmd {
+            Command::Ping => Ok(OwnedValue::dict().with("result", OwnedValue::text("pong"))),
+            Command::Offer => self.offer(now, body),
+            Command::Answer => self.answer(now, body),
+            Command::Delete => self.delete(now, body),
+            Command::Query => self.query(body),
+            Command::List => self.list(body),
+            Command::Statistics => Ok(self.statistics(now)),
+            Command::Other => Err(Fail::from("Unrecognized command")),
+        };
+        match result {
+            Ok(v) => {
+                self.counters.count(cmd, Outcome::Ok);
+                v
+            }
+            Err(Fail(reason)) => {
+                self.counters.count(cmd, Outcome::Error);
+                error_reply(&reason)
+            }
+        }
+    }
+
+    /// A media timeout reported by the engine for the engine call tagged
+    /// `tag`: the whole NG call goes (its other medias are deleted).
+    pub fn media_timeout(&mut self, tag: u64) {
+        let Some(call_id) = self.by_tag.remove(&tag) else {
+            return;
+        };
+        if let Some(call) = self.calls.remove(&call_id) {
+            self.release(&call);
+        }
+    }
+
+    /// Drops deleted calls whose `delete-delay` has passed.
+    pub fn expire(&mut self, now: Instant) {
+        let delay = self.cfg.delete_delay;
+        self.calls.retain(|_, c| match c.deleted {
+            Some((at, _)) => now.saturating_duration_since(at) < delay,
+            None => true,
+        });
+    }
+
+    fn unix(&self, t: Instant) -> (i64, i64) {
+        let (base, unix) = self.epoch;
+        let d = unix + t.saturating_duration_since(base);
+        (
+            i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+            i64::from(d.subsec_micros()),
+        )
+    }
+
+    /// Deletes a call's engine calls and forgets their tags; returns the
+    /// final streams per media.
+    fn release(&mut self, call: &Call) -> Vec<Vec<StreamSnapshot>> {
+        let mut snaps = Vec::with_capacity(call.medias.len());
+        for m in &call.medias {
+            let Some(info) = &m.engine else {
+                snaps.push(Vec::new());
+                continue;
+            };
+            snaps.push(
+                self.media
+                    .delete_call(info.id)
+                    .map(|r| {
+                        self.by_tag.remove(&r.tag);
+                        r.streams
+                    })
+                    .unwrap_or_default(),
+            );
+        }
+        self.by_tag.retain(|_, id| self.calls.contains_key(id));
+        snaps
+    }
+
+    fn offer(&mut self, now: Instant, body: &Value<'_>) -> Result<OwnedValue, Fail> {
+        let call_id = text(body, "call-id").ok_or("No call-id in message")?;
+        let from_tag = text(body, "from-tag").ok_or("No from-tag in message")?;
+        let sdp_bytes = body
+            .get("sdp")
+            .and_then(Value::as_bytes)
+            .ok_or("No SDP body in message")?;
+        let opts = Opts::parse(body);
+        let mut sdp = Sdp::parse(sdp_bytes).map_err(|_| Fail::from("Failed to parse SDP"))?;
+        if !sdp.media().iter().any(|m| !m.is_disabled()) {
+            return Err("Error rewriting SDP".into());
+        }
+        if self
+            .calls
+            .get(&call_id)
+            .is_some_and(|c| c.deleted.is_some())
+        {
+            self.calls.remove(&call_id);
+        }
+        let existing = self.calls.remove(&call_id);
+        let is_new = existing.is_none();
+        let mut call = existing.unwrap_or_else(|| Call {
+            from_tag: from_tag.clone(),
+            to_tag: None,
+            labels: [None, None],
+            created: now,
+            last_signal: now,
+            medias: Vec::new(),
+            deleted: None,
+        });
+        let Some(offerer) = call.leg_of(&from_tag) else {
+            self.calls.insert(call_id, call);
+            return Err("Unknown from-tag".into());
+        };
+        let before = call.medias.len();
+        let result = self.apply_sdp(&call_id, &mut call, &mut sdp, offerer, &opts, true);
+        match result {
+            Ok(()) => {
+                if opts.label.is_some() {
+                    call.labels[offerer] = opts.label.clone();
+                }
+                call.last_signal = now;
+                if is_new {
+                    self.managed += 1;
+                }
+                self.calls.insert(call_id, call);
+                Ok(sdp_reply(&sdp))
+            }
+            Err(e) => {
+                // Release what this command created; keep an older call.
+                let created: Vec<MediaSlot> = call.medias.drain(before..).collect();
+                for info in created.iter().filter_map(|m| m.engine.as_ref()) {
+                    if let Ok(r) = self.media.delete_call(info.id) {
+                        self.by_tag.remove(&r.tag);
+                    }
+                }
+                if !is_new {
+                    self.calls.insert(call_id, call);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn answer(&mut self, now: Instant, body: &Value<'_>) -> Result<OwnedValue, Fail> {
+        let call_id = text(body, "call-id").ok_or("No call-id in message")?;
+        let from_tag = text(body, "from-tag").ok_or("No from-tag in message")?;
+        let to_tag = text(body, "to-tag").ok_or("No to-tag in message")?;
+        let sdp_bytes = body
+            .get("sdp")
+            .and_then(Value::as_bytes)
+            .ok_or("No SDP body in message")?;
+        let opts = Opts::parse(body);
+        let mut sdp = Sdp::parse(sdp_bytes).map_err(|_| Fail::from("Failed to parse SDP"))?;
+        let Some(mut call) = self.calls.remove(&call_id).filter(|c| c.deleted.is_none()) else {
+            return Err("Unknown call-id".into());
+        };
+        let offerer = call.leg_of(&from_tag).unwrap_or(0);
+        let answerer = 1 - offerer;
+        if answerer == 1 && call.to_tag.is_none() {
+            call.to_tag = Some(to_tag);
+        }
+        let result = self.apply_sdp(&call_id, &mut call, &mut sdp, answerer, &opts, false);
+        if result.is_ok() {
+            if opts.label.is_some() {
+                call.labels[answerer] = opts.label.clone();
+            }
+            call.last_signal = now;
+        }
+        self.calls.insert(call_id, call);
+        result.map(|()| sdp_reply(&sdp))
+    }
+
+    /// Applies the SDP of leg `sender` (its remote addresses) and rewrites
+    /// it for the other side (the relay ports of the other leg... of the
+    /// receiving side: the port the *receiver* of this SDP sends to).
+    fn apply_sdp(
+        &mut self,
+        call_id: &str,
+        call: &mut Call,
+        sdp: &mut Sdp,
+        sender: usize,
+        opts: &Opts,
+        may_create: bool,
+    ) -> Result<(), Fail> {
+        let receiver = 1 - sender;
+        let policy = opts.policy();
+        let mut ports: Vec<Option<u16>> = Vec::with_capacity(sdp.media().len());
+        for i in 0..sdp.media().len() {
+            let Some(m) = sdp.media().get(i) else { break };
+            if m.is_disabled() {
+                ports.push(None);
+                continue;
+            }
+            let (rtp, rtcp) = endpoint(sdp, i, opts);
+            let (kind, proto) = (m.media_line().media.clone(), m.media_line().proto.clone());
+            match call.medias.get(i).and_then(|s| s.engine) {
+                Some(info) => {
+                    let update = LegUpdate {
+                        remote_rtp: rtp,
+                        remote_rtcp: rtcp,
+                        policy: Some(policy),
+                    };
+                    self.media
+                        .update_leg(info.id, sender, update)
+                        .map_err(engine_fail)?;
+                    ports.push(info.legs.get(receiver).map(|l| l.rtp.port()));
+                }
+                None if may_create => {
+                    let mut legs = [LegOptions::default(), LegOptions::default()];
+                    for l in &mut legs {
+                        l.policy = policy;
+                    }
+                    if let Some(l) = legs.get_mut(sender) {
+                        l.remote_rtp = rtp;
+                        l.remote_rtcp = rtcp;
+                    }
+                    let tag = self.next_tag;
+                    self.next_tag += 1;
+                    let info: CallInfo = self
+                        .media
+                        .create_call(CallSpec { tag, legs })
+                        .map_err(engine_fail)?;
+                    self.by_tag.insert(tag, call_id.to_string());
+                    ports.push(info.legs.get(receiver).map(|l| l.rtp.port()));
+                    let slot = MediaSlot {
+                        kind,
+                        proto,
+                        engine: Some(info),
+                    };
+                    if i < call.medias.len() {
+                        call.medias[i] = slot;
+                    } else {
+                        while call.medias.len() < i {
+                            call.medias.push(MediaSlot {
+                                kind: String::new(),
+                                proto: String::new(),
+                                engine: None,
+                            });
+                        }
+                        call.medias.push(slot);
+                    }
+                }
+                // An answer for a media that was not offered: reject it.
+                None => ports.push(Some(0)),
+            }
+        }
+        rewrite(sdp, &ports, opts, self.cfg.advertised);
+        Ok(())
+    }
+
+    fn delete(&mut self, now: Instant, body: &Value<'_>) -> Result<OwnedValue, Fail> {
+        let call_id = text(body, "call-id").ok_or("No call-id in message")?;
+        let from_tag = text(body, "from-tag");
+        let fatal = flag_list(body, "flags").iter().any(|f| f == "fatal");
+        let found = self
+            .calls
+            .get(&call_id)
+            .is_some_and(|c| from_tag.as_deref().is_none_or(|t| c.leg_of(t).is_some()));
+        if !found {
+            const MSG: &str = "Call-ID not found or tags didn't match";
+            if fatal {
+                return Err(MSG.into());
+            }
+            return Ok(OwnedValue::dict()
+                .with("warning", OwnedValue::text(MSG))
+                .with("result", OwnedValue::text("ok")));
+        }
+        let Some(mut call) = self.calls.remove(&call_id) else {
+            return Err("Unknown call-id".into());
+        };
+        if call.deleted.is_none() {
+            let snaps = self.release(&call);
+            call.deleted = Some((now, snaps));
+        }
+        let reply = match from_tag {
+            Some(_) => {
+                let snaps = call
+                    .deleted
+                    .as_ref()
+                    .map(|(_, s)| s.as_slice())
+                    .unwrap_or(&[]);
+                call.query_value(snaps, |t| self.unix(t))
+                    .with("result", OwnedValue::text("ok"))
+            }
+            None => OwnedValue::dict().with("result", OwnedValue::text("ok")),
+        };
+        if !self.cfg.delete_delay.is_zero() {
+            self.calls.insert(call_id, call);
+        }
+        Ok(reply)
+    }
+
+    fn query(&mut self, body: &Value<'_>) -> Result<OwnedValue, Fail> {
+        let call_id = text(body, "call-id").ok_or("No call-id in message")?;
+        let call = self.calls.get(&call_id).ok_or("Unknown call-id")?;
+        let live;
+        let snaps = match &call.deleted {
+            Some((_, s)) => s.as_slice(),
+            None => {
+                live = call
+                    .medias
+                    .iter()
+                    .map(|m| {
+                        m.engine
+                            .and_then(|i| self.media.query(i.id).ok())
+                            .unwrap_or_default()
+                    })
+                    .collect::<Vec<_>>();
+                live.as_slice()
+            }
+        };
+        Ok(call
+            .query_value(snaps, |t| self.unix(t))
+            .with("result", OwnedValue::text("ok")))
+    }
+
+    fn list(&self, body: &Value<'_>) -> Result<OwnedValue, Fail> {
+        let limit = match body.get("limit") {
+            None => 32,
+            Some(v) => v
+                .as_int()
+                .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+                .ok_or("Invalid limit")?,
+        };
+        let limit = usize::try_from(limit.max(0)).unwrap_or(usize::MAX);
+        let calls = self
+            .calls
+            .keys()
+            .take(limit)
+            .map(|k| OwnedValue::text(k))
+            .collect();
+        Ok(OwnedValue::dict()
+            .with("calls", OwnedValue::List(calls))
+            .with("result", OwnedValue::text("ok")))
+    }
+
+    fn statistics(&self, now: Instant) -> OwnedValue {
+        let s = self.media.stats();
+        let live = self.calls.values().filter(|c| c.deleted.is_none()).count() as u64;
+        let uptime = now.saturating_duration_since(self.epoch.0).as_secs();
+        let current = OwnedValue::dict()
+            .with("sessionsown", OwnedValue::count(live))
+            .with("sessionsforeign", OwnedValue::Int(0))
+            .with("sessionstotal", OwnedValue::count(live))
+            .with("transcodedmedia", OwnedValue::Int(0));
+        let total = OwnedValue::dict()
+            .with("uptime", OwnedValue::text(&uptime.to_string()))
+            .with("managedsessions", OwnedValue::count(self.managed))
+            .with("timeoutsessions", OwnedValue::count(s.timeouts))
+            .with("relayedpackets", OwnedValue::count(s.tx_packets))
+            .with("relayedbytes", OwnedValue::count(s.tx_bytes))
+            .with(
+                "relayedpacketerrors",
+                OwnedValue::count(s.send_errors.saturating_add(s.dropped())),
+            );
+        let mut control = OwnedValue::dict().with("proxies", OwnedValue::List(Vec::new()));
+        let mut errors = 0u64;
+        for cmd in Command::ALL {
+            errors += self.counters.commands(cmd, Outcome::Error);
+            if cmd == Command::Other {
+                continue;
+            }
+            let n = self.counters.commands(cmd, Outcome::Ok)
+                + self.counters.commands(cmd, Outcome::Error);
+            control.push(&format!("total{}count", cmd.name()), OwnedValue::count(n));
+        }
+        control.push("totalerrorcount", OwnedValue::count(errors));
+        let stats = OwnedValue::dict()
+            .with("currentstatistics", current)
+            .with("totalstatistics", total)
+            .with("controlstatistics", control);
+        OwnedValue::dict()
+            .with("statistics", stats)
+            .with("result", OwnedValue::text("ok"))
+    }
+}
+
+impl Opts {
+    fn parse(body: &Value<'_>) -> Opts {
+        let mut o = Opts::default();
+        for f in flag_list(body, "flags") {
+            match f.as_str() {
+                "no rtcp attribute" => o.no_rtcp_attr = true,
+                "full rtcp attribute" => o.full_rtcp_attr = true,
+                "asymmetric" => o.asymmetric = true,
+                "strict source" => o.strict_source = true,
+                "sip source address" => o.sip_source = true,
+                // trust address is the default in 10.5; others ignored.
+                _ => {}
+            }
+        }
+        o.replace_origin = flag_list(body, "replace").iter().any(|f| f == "origin");
+        o.demux = flag_list(body, "rtcp-mux").iter().any(|f| f == "demux");
+        o.received_from = body
+            .get("received from")
+            .and_then(Value::as_list)
+            .and_then(|l| l.get(1))
+            .and_then(Value::as_str)
+            .and_then(|s| s.trim().parse().ok());
+        o.media_address = text(body, "media address").and_then(|s| s.trim().parse().ok());
+        o.label = text(body, "label");
+        o
+    }
+
+    fn policy(&self) -> LatchPolicy {
+        LatchPolicy {
+            mode: if self.asymmetric {
+                AddressMode::Asymmetric
+            } else {
+                AddressMode::Symmetric
+            },
+            strict_source: self.strict_source,
+            ..LatchPolicy::default()
+        }
+    }
+}
+
+/// The signalled RTP and RTCP addresses of media `i` (none for
+/// `c=0.0.0.0`, hold the RFC 2543 way).
+fn endpoint(sdp: &Sdp, i: usize, opts: &Opts) -> (Option<SocketAddr>, Option<SocketAddr>) {
+    let Some(m) = sdp.media().get(i) else {
+        return (None, None);
+    };
+    let sdp_ip = sdp.media_connection(i).and_then(|c| c.address.ip());
+    let ip = match (opts.sip_source, opts.received_from) {
+        (true, Some(ip)) => Some(ip),
+        _ => sdp_ip,
+    };
+    let Some(ip) = ip.filter(|ip| !ip.is_unspecified()) else {
+        return (None, None);
+    };
+    let port = m.port();
+    let rtcp = match m.section().rtcp() {
+        Some(r) => {
+            let rip = r.connection.and_then(|c| c.address.ip()).unwrap_or(ip);
+            Some(SocketAddr::new(rip, r.port))
+        }
+        None if m.section().rtcp_mux() => Some(SocketAddr::new(ip, port)),
+        None => port.checked_add(1).map(|p| SocketAddr::new(ip, p)),
+    };
+    (Some(SocketAddr::new(ip, port)), rtcp)
+}
+
+/// Rewrites an SDP for the other side: relay address in `c=` (except
+/// `0.0.0.0`), `ports[i]` in `m=`, an explicit direction, `a=rtcp`, no
+/// ICE; everything else stays in place byte for byte.
+fn rewrite(sdp: &mut Sdp, ports: &[Option<u16>], opts: &Opts, relay: IpAddr) {
+    let addr = opts.media_address.unwrap_or(relay);
+    if opts.replace_origin {
+        // No o= line: nothing to replace.
+        let _ = sdp.set_origin_address(addr);
+    }
+    let unspecified = |c: Option<crate::sdp::Connection>| {
+        c.and_then(|c| c.address.ip())
+            .is_some_and(|ip| ip.is_unspecified())
+    };
+    let session_has = sdp.session().has_connection_line();
+    if session_has && !unspecified(sdp.session().connection()) {
+        sdp.session_mut().set_connection(addr);
+    }
+    let dirs: Vec<Direction> = (0..sdp.media().len())
+        .map(|i| sdp.media_direction(i))
+        .collect();
+    for (i, m) in sdp.media_mut().iter_mut().enumerate() {
+        let has_c = m.section().has_connection_line();
+        if (has_c && !unspecified(m.section().connection())) || (!has_c && !session_has) {
+            m.section_mut().set_connection(addr);
+        }
+        let Some(Some(port)) = ports.get(i).copied() else {
+            continue;
+        };
+        m.set_port(port);
+        if port == 0 {
+            continue;
+        }
+        if m.section().direction().is_none() {
+            m.section_mut()
+                .set_direction(dirs.get(i).copied().unwrap_or_default());
+        }
+        let rtcp_port = port.saturating_add(1);
+        if opts.no_rtcp_attr {
+            m.section_mut().remove_attributes("rtcp");
+        } else if opts.full_rtcp_attr {
+            m.section_mut().set_rtcp(&Rtcp::new(rtcp_port, Some(addr)));
+        } else {
+            m.section_mut().set_rtcp(&Rtcp::new(rtcp_port, None));
+        }
+        if opts.demux {
+            m.section_mut().remove_attributes("rtcp-mux");
+        }
+    }
+    // We do not terminate ICE: candidates would route media around us.
+    sdp.remove_ice();
+}
+
+fn sdp_reply(sdp: &Sdp) -> OwnedValue {
+    OwnedValue::dict()
+        .with("sdp", OwnedValue::Bytes(sdp.to_bytes()))
+        .with("result", OwnedValue::text("ok"))
+}
+
+fn error_reply(reason: &str) -> OwnedValue {
+    OwnedValue::dict()
+        .with("result", OwnedValue::text("error"))
+        .with("error-reason", OwnedValue::text(reason))
+}
+
+fn engine_fail(e: EngineError) -> Fail {
+    match e {
+        EngineError::Ports(_) => Fail::from("Ran out of ports"),
+        other => Fail(other.to_string()),
+    }
+}
+
+/// A string key's value (call-ids and tags are opaque bytes; non-UTF-8
+/// bytes are replaced, which keeps distinct ids distinct in practice).
+fn text(body: &Value<'_>, key: &str) -> Option<String> {
+    body.get(key)
+        .and_then(Value::as_bytes)
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+}
+
+/// A list of flag strings (a single string is accepted too), lower-cased
+/// with `-` and `_` read as spaces (`trust-address` = `trust address`).
+fn flag_list(body: &Value<'_>, key: &str) -> Vec<String> {
+    let norm = |v: &Value<'_>| {
+        v.as_bytes().map(|b| {
+            String::from_utf8_lossy(b)
+                .to_ascii_lowercase()
+                .replace(['-', '_'], " ")
+        })
+    };
+    match body.get(key) {
+        Some(Value::List(l)) => l.iter().filter_map(norm).collect(),
+        Some(v) => norm(v).into_iter().collect(),
+        None => Vec::new(),
+    }
+}
+
+fn write(cookie: &[u8], body: &OwnedValue, out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(cookie);
+    out.push(b' ');
+    body.encode(out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{CallId, EngineStats, LegInfo};
+    use crate::ports::ShardId;
+    use crate::relay::{RemovedCall, Slab, StreamCounters, StreamKind};
+    use std::cell::RefCell;
+    use std::collections::HashMap as Map;
+
+    /// Engine tag, call, leg remotes.
+    type FakeCall = (u64, CallInfo, [Option<SocketAddr>; 2]);
+
+    /// A media plane that hands out ports 30000, 30002, ... and records
+    /// leg remotes.
+    #[derive(Default)]
+    struct Fake {
+        keys: RefCell<Slab<()>>,
+        calls: RefCell<Map<CallId, FakeCall>>,
+        next_port: RefCell<u16>,
+        fail_creates_after: RefCell<Option<usize>>,
+    }
+
+    impl Fake {
+        fn port(&self) -> u16 {
+            let mut p = self.next_port.borrow_mut();
+            let port = 30000 + *p;
+            *p += 2;
+            port
+        }
+        fn remote(&self, leg: usize) -> Vec<Option<SocketAddr>> {
+            self.calls.borrow().values().map(|c| c.2[leg]).collect()
+        }
+    }
+
+    impl MediaPlane for Fake {
+        fn create_call(&self, spec: CallSpec) -> Result<CallInfo, EngineError> {
+            if let Some(n) = self.fail_creates_after.borrow_mut().as_mut() {
+                if *n == 0 {
+                    return Err(EngineError::Ports("empty".into()));
+                }
+                *n -= 1;
+            }
+            let ip = IpAddr::from([127, 0, 0, 1]);
+            let leg = || {
+                let p = self.port();
+                LegInfo {
+                    key: self.keys.borrow_mut().insert(()),
+                    rtp: SocketAddr::new(ip, p),
+                    rtcp: SocketAddr::new(ip, p + 1),
+                }
+            };
+            let legs = [leg(), leg()];
+            let id = CallId {
+                shard: ShardId(0),
+                key: self.keys.borrow_mut().insert(()),
+            };
+            let info = CallInfo { id, legs };
+            let remotes = [spec.legs[0].remote_rtp, spec.legs[1].remote_rtp];
+            self.calls
+                .borrow_mut()
+                .insert(id, (spec.tag, info, remotes));
+            Ok(info)
+        }
+        fn update_leg(&self, id: CallId, leg: usize, u: LegUpdate) -> Result<(), EngineError> {
+            let mut calls = self.calls.borrow_mut();
+            let c = calls.get_mut(&id).ok_or(EngineError::NoSuchCall)?;
+            c.2[leg] = u.remote_rtp;
+            Ok(())
+        }
+        fn query(&self, id: CallId) -> Result<Vec<StreamSnapshot>, EngineError> {
+            let calls = self.calls.borrow();
+            let (_, info, remotes) = calls.get(&id).ok_or(EngineError::NoSuchCall)?;
+            let mut out = Vec::new();
+            for (i, l) in info.legs.iter().enumerate() {
+                for (kind, port) in [
+                    (StreamKind::Rtp, l.rtp.port()),
+                    (StreamKind::Rtcp, l.rtcp.port()),
+                ] {
+                    out.push(StreamSnapshot {
+                        key: l.key,
+                        leg: l.key,
+                        kind,
+                        local_port: port,
+                        latched: None,
+                        signalled: remotes[i],
+                        counters: StreamCounters {
+                            packets: 10,
+                            bytes: 1720,
+                            ..StreamCounters::default()
+                        },
+                        rtp: None,
+                    });
+                }
+            }
+            Ok(out)
+        }
+        fn delete_call(&self, id: CallId) -> Result<RemovedCall, EngineError> {
+            let streams = self.query(id)?;
+            let (tag, _, _) = self
+                .calls
+                .borrow_mut()
+                .remove(&id)
+                .ok_or(EngineError::NoSuchCall)?;
+            Ok(RemovedCall { tag, streams })
+        }
+        fn stats(&self) -> EngineStats {
+            EngineStats::default()
+        }
+    }
+
+    const OFFER: &str = "v=0\r\no=- 1111 1 IN IP4 127.0.0.11\r\ns=A\r\nc=IN IP4 127.0.0.11\r\nt=0 0\r\n\
+        m=audio 40000 RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n\
+        a=ice-ufrag:abcd\r\na=ptime:20\r\n";
+    const ANSWER: &str = "v=0\r\no=- 2222 1 IN IP4 127.0.0.22\r\ns=B\r\nc=IN IP4 127.0.0.22\r\nt=0 0\r\n\
+        m=audio 50000 RTP/AVP 0 101\r\na=sendrecv\r\n";
+
+    fn handler() -> (Handler<Fake>, Instant) {
+        let t0 = Instant::now();
+        let cfg = HandlerConfig::default();
+        (
+            Handler::new(Fake::default(), cfg, t0, Duration::from_secs(1_700_000_000)),
+            t0,
+        )
+    }
+
+    fn req(pairs: &[(&str, OwnedValue)]) -> Vec<u8> {
+        let mut v = OwnedValue::dict();
+        for (k, val) in pairs {
+            v.push(k, val.clone());
+        }
+        v.to_bytes()
+    }
+
+    fn t(s: &str) -> OwnedValue {
+        OwnedValue::text(s)
+    }
+
+    fn run(h: &mut Handler<Fake>, now: Instant, pairs: &[(&str, OwnedValue)]) -> OwnedValue {
+        let bytes = req(pairs);
+        let body = Value::decode(&bytes).unwrap();
+        h.handle(now, &body)
+    }
+
+    fn offer(h: &mut Handler<Fake>, now: Instant, call: &str, sdp: &str) -> OwnedValue {
+        run(
+            h,
+            now,
+            &[
+                ("command", t("offer")),
+                ("call-id", t(call)),
+                ("from-tag", t("tagA")),
+                ("sdp", t(sdp)),
+            ],
+        )
+    }
+
+    fn answer(h: &mut Handler<Fake>, now: Instant, call: &str) -> OwnedValue {
+        run(
+            h,
+            now,
+            &[
+                ("command", t("answer")),
+                ("call-id", t(call)),
+                ("from-tag", t("tagA")),
+                ("to-tag", t("tagB")),
+                ("sdp", t(ANSWER)),
+            ],
+        )
+    }
+
+    fn sdp_of(reply: &OwnedValue) -> String {
+        assert_eq!(
+            reply.get("result").and_then(OwnedValue::as_str),
+            Some("ok"),
+            "{reply:?}"
+        );
+        reply
+            .get("sdp")
+            .and_then(OwnedValue::as_str)
+            .unwrap()
+            .to_string()
+    }
+
+    fn reason(reply: &OwnedValue) -> &str {
+        assert_eq!(
+            reply.get("result").and_then(OwnedValue::as_str),
+            Some("error")
+        );
+        reply
+            .get("error-reason")
+            .and_then(OwnedValue::as_str)
+            .unwrap()
+    }
+
+    #[test]
+    fn offer_and_answer_rewrite_line_by_line() {
+        let (mut h, t0) = handler();
+        let out = sdp_of(&offer(&mut h, t0, "c1", OFFER));
+        // Leg 0 = A gets 30000/30001, leg 1 = B 30002: B is told 30002.
+        let expected = [
+            "v=0",
+            "o=- 1111 1 IN IP4 127.0.0.11",
+            "s=A",
+            "c=IN IP4 127.0.0.1",
+            "t=0 0",
+            "m=audio 30002 RTP/AVP 0 8 101",
+            "a=rtpmap:101 telephone-event/8000",
+            "a=fmtp:101 0-15",
+            "a=ptime:20",
+            "a=sendrecv",
+            "a=rtcp:30003",
+        ];
+        assert_eq!(
+            out.split("\r\n")
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>(),
+            expected
+        );
+        assert!(out.ends_with("\r\n"));
+        assert_eq!(
+            h.media().remote(0),
+            vec![Some("127.0.0.11:40000".parse().unwrap())]
+        );
+        assert_eq!(h.media().remote(1), vec![None]);
+
+        let out = sdp_of(&answer(&mut h, t0, "c1"));
+        let lines: Vec<&str> = out.split("\r\n").filter(|l| !l.is_empty()).collect();
+        assert_eq!(
+            lines,
+            [
+                "v=0",
+                "o=- 2222 1 IN IP4 127.0.0.22",
+                "s=B",
+                "c=IN IP4 127.0.0.1",
+                "t=0 0",
+                "m=audio 30000 RTP/AVP 0 101",
+                "a=sendrecv",
+                "a=rtcp:30001"
+            ]
+        );
+        assert_eq!(
+            h.media().remote(1),
+            vec![Some("127.0.0.22:50000".parse().unwrap())]
+        );
+    }
+
+    #[test]
+    fn flags_change_rtcp_origin_and_address() {
+        let (mut h, t0) = handler();
+        let flags = OwnedValue::List(vec![t("no-rtcp-attribute")]);
+        let r = run(
+            &mut h,
+            t0,
+            &[
+                ("command", t("offer")),
+                ("call-id", t("f")),
+                ("from-tag", t("a")),
+                ("sdp", t(OFFER)),
+                ("flags", flags),
+                ("replace", OwnedValue::List(vec![t("origin")])),
+                ("media address", t("127.0.0.5")),
+            ],
+        );
+        let out = sdp_of(&r);
+        assert!(!out.contains("a=rtcp:"), "{out}");
+        assert!(out.contains("o=- 1111 1 IN IP4 127.0.0.5\r\n"), "{out}");
+        assert!(out.contains("c=IN IP4 127.0.0.5\r\n"), "{out}");
+        let r = run(
+            &mut h,
+            t0,
+            &[
+                ("command", t("offer")),
+                ("call-id", t("g")),
+                ("from-tag", t("a")),
+                ("sdp", t(OFFER)),
+                ("flags", OwnedValue::List(vec![t("full rtcp attribute")])),
+            ],
+        );
+        assert!(sdp_of(&r).contains("a=rtcp:30007 IN IP4 127.0.0.1\r\n"));
+    }
+
+    #[test]
+    fn reoffer_keeps_ports_and_updates_remote_and_direction() {
+        let (mut h, t0) = handler();
+        let first = sdp_of(&offer(&mut h, t0, "c1", OFFER));
+        answer(&mut h, t0, "c1");
+        let hold = OFFER
+            .replace("a=ptime:20", "a=sendonly")
+            .replace("m=audio 40000", "m=audio 40010");
+        let again = sdp_of(&offer(&mut h, t0 + Duration::from_secs(5), "c1", &hold));
+        assert!(again.contains("m=audio 30002 "), "{again}");
+        assert!(first.contains("m=audio 30002 "));
+        assert!(
+            again.contains("a=sendonly\r\n") && !again.contains("a=sendrecv"),
+            "{again}"
+        );
+        assert_eq!(
+            h.media().remote(0),
+            vec![Some("127.0.0.11:40010".parse().unwrap())]
+        );
+        assert_eq!(h.media().calls.borrow().len(), 1, "no new engine call");
+    }
+
+    #[test]
+    fn each_media_gets_its_own_engine_call_and_disabled_stays_zero() {
+        let (mut h, t0) = handler();
+        let sdp = format!("{OFFER}m=video 0 RTP/AVP 96\r\nm=video 40002 RTP/AVP 96\r\n");
+        let out = sdp_of(&offer(&mut h, t0, "m", &sdp));
+        assert!(out.contains("m=video 0 RTP/AVP 96\r\n"), "{out}");
+        assert!(out.contains("m=video 30006 RTP/AVP 96\r\n"), "{out}");
+        assert_eq!(h.media().calls.borrow().len(), 2);
+    }
+
+    #[test]
+    fn delete_returns_totals_with_from_tag_and_is_kept_for_delete_delay() {
+        let (mut h, t0) = handler();
+        offer(&mut h, t0, "c1", OFFER);
+        answer(&mut h, t0, "c1");
+        let r = run(
+            &mut h,
+            t0,
+            &[
+                ("command", t("delete")),
+                ("call-id", t("c1")),
+                ("from-tag", t("tagA")),
+            ],
+        );
+        let rtp = r.get("totals").and_then(|t| t.get("RTP")).unwrap();
+        assert_eq!(rtp.get("packets").and_then(OwnedValue::as_int), Some(20));
+        assert_eq!(rtp.get("bytes").and_then(OwnedValue::as_int), Some(3440));
+        assert_eq!(h.media().calls.borrow().len(), 0, "engine call released");
+        // Still queryable within delete-delay, gone after.
+        let q = run(
+            &mut h,
+            t0 + Duration::from_secs(10),
+            &[("command", t("query")), ("call-id", t("c1"))],
+        );
+        assert!(q.get("tags").is_some());
+        let q = run(
+            &mut h,
+            t0 + Duration::from_secs(31),
+            &[("command", t("query")), ("call-id", t("c1"))],
+        );
+        assert_eq!(reason(&q), "Unknown call-id");
+        // Unknown call: ok + warning, or error with fatal.
+        let r = run(
+            &mut h,
+            t0,
+            &[("command", t("delete")), ("call-id", t("zz"))],
+        );
+        assert_eq!(
+            r.get("warning").and_then(OwnedValue::as_str),
+            Some("Call-ID not found or tags didn't match")
+        );
+        let r = run(
+            &mut h,
+            t0,
+            &[
+                ("command", t("delete")),
+                ("call-id", t("zz")),
+                ("flags", OwnedValue::List(vec![t("fatal")])),
+            ],
+        );
+        assert_eq!(reason(&r), "Call-ID not found or tags didn't match");
+        // Without from-tag: just ok.
+        offer(&mut h, t0, "c2", OFFER);
+        let r = run(
+            &mut h,
+            t0,
+            &[("command", t("delete")), ("call-id", t("c2"))],
+        );
+        assert_eq!(r, OwnedValue::dict().with("result", t("ok")));
+    }
+
+    #[test]
+    fn query_has_rtpengine_shape() {
+        let (mut h, t0) = handler();
+        offer(&mut h, t0, "c1", OFFER);
+        let q = run(&mut h, t0, &[("command", t("query")), ("call-id", t("c1"))]);
+        assert_eq!(
+            q.get("created").and_then(OwnedValue::as_int),
+            Some(1_700_000_000)
+        );
+        let tags = q.get("tags").unwrap();
+        assert!(tags.get("<untagged 1>").is_some());
+        let a = tags.get("tagA").unwrap();
+        let media = &a.get("medias").and_then(OwnedValue::as_list).unwrap()[0];
+        assert_eq!(media.get("index").and_then(OwnedValue::as_int), Some(1));
+        assert_eq!(
+            media.get("type").and_then(OwnedValue::as_str),
+            Some("audio")
+        );
+        let streams = media.get("streams").and_then(OwnedValue::as_list).unwrap();
+        assert_eq!(streams.len(), 2);
+        assert_eq!(
+            streams[0].get("local port").and_then(OwnedValue::as_int),
+            Some(30000)
+        );
+        assert_eq!(
+            streams[1].get("local port").and_then(OwnedValue::as_int),
+            Some(30001)
+        );
+        let ep = streams[0].get("endpoint").unwrap();
+        assert_eq!(
+            ep.get("address").and_then(OwnedValue::as_str),
+            Some("127.0.0.11")
+        );
+        assert_eq!(ep.get("port").and_then(OwnedValue::as_int), Some(40000));
+        assert_eq!(ep.get("family").and_then(OwnedValue::as_str), Some("IPv4"));
+        let stats = streams[0].get("stats").unwrap();
+        assert_eq!(stats.get("packets").and_then(OwnedValue::as_int), Some(10));
+        assert_eq!(q.get("result").and_then(OwnedValue::as_str), Some("ok"));
+    }
+
+    #[test]
+    fn list_honours_limit() {
+        let (mut h, t0) = handler();
+        for i in 0..40 {
+            offer(&mut h, t0, &format!("c{i}"), OFFER);
+        }
+        let n = |r: OwnedValue| r.get("calls").and_then(OwnedValue::as_list).map(<[_]>::len);
+        assert_eq!(n(run(&mut h, t0, &[("command", t("list"))])), Some(32));
+        assert_eq!(
+            n(run(
+                &mut h,
+                t0,
+                &[("command", t("list")), ("limit", OwnedValue::Int(3))]
+            )),
+            Some(3)
+        );
+        assert_eq!(
+            n(run(
+                &mut h,
+                t0,
+                &[("command", t("list")), ("limit", OwnedValue::Int(100))]
+            )),
+            Some(40)
+        );
+    }
+
+    #[test]
+    fn errors_leave_no_state() {
+        let (mut h, t0) = handler();
+        let cases: [(&[(&str, OwnedValue)], &str); 7] = [
+            (
+                &[
+                    ("command", t("offer")),
+                    ("from-tag", t("a")),
+                    ("sdp", t(OFFER)),
+                ],
+                "No call-id in message",
+            ),
+            (
+                &[
+                    ("command", t("offer")),
+                    ("call-id", OwnedValue::Int(5)),
+                    ("from-tag", t("a")),
+                    ("sdp", t(OFFER)),
+                ],
+                "No call-id in message",
+            ),
+            (
+                &[
+                    ("command", t("offer")),
+                    ("call-id", t("x")),
+                    ("sdp", t(OFFER)),
+                ],
+                "No from-tag in message",
+            ),
+            (
+                &[
+                    ("command", t("offer")),
+                    ("call-id", t("x")),
+                    ("from-tag", t("a")),
+                ],
+                "No SDP body in message",
+            ),
+            (
+                &[
+                    ("command", t("offer")),
+                    ("call-id", t("x")),
+                    ("from-tag", t("a")),
+                    ("sdp", t("v=0\r\ns=x\r\n")),
+                ],
+                "Error rewriting SDP",
+            ),
+            (
+                &[
+                    ("command", t("answer")),
+                    ("call-id", t("x")),
+                    ("from-tag", t("a")),
+                    ("to-tag", t("b")),
+                    ("sdp", t(ANSWER)),
+                ],
+                "Unknown call-id",
+            ),
+            (&[("command", t("frobnicate"))], "Unrecognized command"),
+        ];
+        for (pairs, want) in cases {
+            assert_eq!(reason(&run(&mut h, t0, pairs)), want);
+        }
+        assert_eq!(
+            reason(&run(&mut h, t0, &[("call-id", t("x"))])),
+            "Dictionary contains no key \"command\""
+        );
+        // Port exhaustion on the second media: the first one's call is released.
+        *h.media().fail_creates_after.borrow_mut() = Some(1);
+        let sdp = format!("{OFFER}m=video 40002 RTP/AVP 96\r\n");
+        assert_eq!(reason(&offer(&mut h, t0, "y", &sdp)), "Ran out of ports");
+        assert_eq!(h.call_count(), 0);
+        assert_eq!(h.media().calls.borrow().len(), 0);
+    }
+
+    #[test]
+    fn retransmitted_cookie_executes_once() {
+        let (mut h, t0) = handler();
+        let mut dg = b"abc ".to_vec();
+        dg.extend(req(&[
+            ("command", t("offer")),
+            ("call-id", t("c")),
+            ("from-tag", t("a")),
+            ("sdp", t(OFFER)),
+        ]));
+        let r1 = h.handle_datagram(t0, &dg).unwrap();
+        let r2 = h.handle_datagram(t0 + Duration::from_secs(1), &dg).unwrap();
+        assert_eq!(r1, r2);
+        assert!(r1.starts_with(b"abc d3:sdp"));
+        assert_eq!(h.media().calls.borrow().len(), 1);
+        assert_eq!(h.counters().retransmissions(), 1);
+        assert_eq!(h.counters().commands(Command::Offer, Outcome::Ok), 1);
+        // Framing errors.
+        assert_eq!(h.handle_datagram(t0, b"nocookie"), None);
+        assert_eq!(
+            h.handle_datagram(t0, b"c1 i42e").unwrap(),
+            b"c1 d6:result5:error12:error-reason22:Invalid NG data formate".to_vec()
+        );
+        assert!(
+            h.handle_datagram(t0, b"c2 d7:command4:pin")
+                .unwrap()
+                .ends_with(b"Could not decode bencode dictionarye")
+        );
+        assert_eq!(h.counters().malformed(), 3);
+    }
+
+    #[test]
+    fn media_timeout_removes_the_call() {
+        let (mut h, t0) = handler();
+        offer(&mut h, t0, "c1", OFFER);
+        let tag = h.media().calls.borrow().values().next().unwrap().0;
+        h.media().calls.borrow_mut().clear();
+        h.media_timeout(tag);
+        assert_eq!(h.call_count(), 0);
+        let q = run(&mut h, t0, &[("command", t("query")), ("call-id", t("c1"))]);
+        assert_eq!(reason(&q), "Unknown call-id");
+    }
+}

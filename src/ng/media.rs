@@ -1,0 +1,58 @@
+//! The handler's view of the data plane: the few [`Engine`] operations an
+//! NG command needs, as a trait so that the handler can be driven by a fake
+//! in tests.
+
+use std::sync::Arc;
+
+use crate::engine::{CallId, CallInfo, CallSpec, Engine, EngineError, EngineStats, LegUpdate};
+use crate::relay::{RemovedCall, StreamSnapshot};
+
+/// What the NG handler asks of the media plane (implemented by [`Engine`]).
+pub trait MediaPlane {
+    /// Allocates ports and installs a two-leg call.
+    fn create_call(&self, spec: CallSpec) -> Result<CallInfo, EngineError>;
+    /// Changes one leg (0 or 1) of a call.
+    fn update_leg(&self, id: CallId, leg: usize, update: LegUpdate) -> Result<(), EngineError>;
+    /// Snapshots of a call's streams.
+    fn query(&self, id: CallId) -> Result<Vec<StreamSnapshot>, EngineError>;
+    /// Removes a call, releasing its ports; returns its final state.
+    fn delete_call(&self, id: CallId) -> Result<RemovedCall, EngineError>;
+    /// Engine-wide counters.
+    fn stats(&self) -> EngineStats;
+}
+
+impl MediaPlane for Engine {
+    fn create_call(&self, spec: CallSpec) -> Result<CallInfo, EngineError> {
+        Engine::create_call(self, spec)
+    }
+    fn update_leg(&self, id: CallId, leg: usize, update: LegUpdate) -> Result<(), EngineError> {
+        Engine::update_leg(self, id, leg, update)
+    }
+    fn query(&self, id: CallId) -> Result<Vec<StreamSnapshot>, EngineError> {
+        Engine::query(self, id)
+    }
+    fn delete_call(&self, id: CallId) -> Result<RemovedCall, EngineError> {
+        Engine::delete_call(self, id)
+    }
+    fn stats(&self) -> EngineStats {
+        Engine::stats(self)
+    }
+}
+
+impl<T: MediaPlane + ?Sized> MediaPlane for Arc<T> {
+    fn create_call(&self, spec: CallSpec) -> Result<CallInfo, EngineError> {
+        (**self).create_call(spec)
+    }
+    fn update_leg(&self, id: CallId, leg: usize, update: LegUpdate) -> Result<(), EngineError> {
+        (**self).update_leg(id, leg, update)
+    }
+    fn query(&self, id: CallId) -> Result<Vec<StreamSnapshot>, EngineError> {
+        (**self).query(id)
+    }
+    fn delete_call(&self, id: CallId) -> Result<RemovedCall, EngineError> {
+        (**self).delete_call(id)
+    }
+    fn stats(&self) -> EngineStats {
+        (**self).stats()
+    }
+}
