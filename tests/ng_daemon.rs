@@ -1,0 +1,249 @@
+//! End to end: the real `mediarelay` binary driven over UDP as an NG
+//! client would (ping, offer, answer, RTP both ways through the relay
+//! ports of the rewritten SDPs, query, list, statistics, delete), then a
+//! garbage flood after which `ping` still answers.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mediarelay::ng::{OwnedValue, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_mediarelay");
+
+/// Kills the daemon when the test ends, however it ends.
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+struct Client {
+    sock: UdpSocket,
+    ng: SocketAddr,
+    n: u32,
+}
+
+impl Client {
+    fn raw(&self, datagram: &[u8]) -> Option<Vec<u8>> {
+        self.sock.send_to(datagram, self.ng).unwrap();
+        let mut buf = vec![0u8; 65536];
+        match self.sock.recv_from(&mut buf) {
+            Ok((n, _)) => Some(buf[..n].to_vec()),
+            Err(_) => None,
+        }
+    }
+
+    fn cmd(&mut self, pairs: &[(&str, OwnedValue)]) -> OwnedValue {
+        self.n += 1;
+        let cookie = format!("t_{}", self.n);
+        let mut body = OwnedValue::dict();
+        for (k, v) in pairs {
+            body.push(k, v.clone());
+        }
+        let mut dg = format!("{cookie} ").into_bytes();
+        dg.extend(body.to_bytes());
+        let reply = self.raw(&dg).expect("NG reply");
+        let rest = reply
+            .strip_prefix(format!("{cookie} ").as_bytes())
+            .expect("reply echoes the cookie");
+        OwnedValue::from(&Value::decode(rest).expect("bencode reply"))
+    }
+}
+
+fn t(s: &str) -> OwnedValue {
+    OwnedValue::text(s)
+}
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn m_port(sdp: &str) -> u16 {
+    let line = sdp
+        .lines()
+        .find(|l| l.starts_with("m=audio "))
+        .expect("m= line");
+    line.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+fn int_at(v: &OwnedValue, path: &[&str]) -> i64 {
+    let mut cur = v;
+    for k in path {
+        cur = cur.get(k).unwrap_or_else(|| panic!("no {k} in {v:?}"));
+    }
+    cur.as_int().unwrap()
+}
+
+#[test]
+fn ng_client_drives_a_call_through_the_daemon() {
+    let ng_port = free_udp_port();
+    let ng: SocketAddr = format!("127.0.0.1:{ng_port}").parse().unwrap();
+    let child = Command::new(BIN)
+        .args(["--foreground", "--port-min", "42000", "--port-max", "42999"])
+        .args([
+            "--interface",
+            "127.0.0.1",
+            "--num-threads",
+            "1",
+            "--listen-ng",
+        ])
+        .arg(ng.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn mediarelay");
+    let _daemon = Daemon(child);
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut c = Client { sock, ng, n: 0 };
+
+    // Wait for the daemon: ping until pong.
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(r) = c.raw(b"p0 d7:command4:pinge") {
+            assert_eq!(r, b"p0 d6:result4:ponge");
+            break;
+        }
+        assert!(Instant::now() < end, "daemon never answered ping");
+    }
+
+    let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for s in [&a, &b] {
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    }
+    let (pa, pb) = (
+        a.local_addr().unwrap().port(),
+        b.local_addr().unwrap().port(),
+    );
+    let sdp = |name: &str, port: u16| {
+        format!(
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns={name}\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+        )
+    };
+    let offer = c.cmd(&[
+        ("command", t("offer")),
+        ("call-id", t("it-1")),
+        ("from-tag", t("tagA")),
+        ("sdp", t(&sdp("A", pa))),
+    ]);
+    let offer_sdp = offer
+        .get("sdp")
+        .and_then(OwnedValue::as_str)
+        .expect("sdp")
+        .to_string();
+    assert!(offer_sdp.contains("c=IN IP4 127.0.0.1\r\n"));
+    let b_sends_to = m_port(&offer_sdp);
+    assert!((42000..=42999).contains(&b_sends_to));
+    assert!(offer_sdp.contains(&format!("a=rtcp:{}\r\n", b_sends_to + 1)));
+    let answer = c.cmd(&[
+        ("command", t("answer")),
+        ("call-id", t("it-1")),
+        ("from-tag", t("tagA")),
+        ("to-tag", t("tagB")),
+        ("sdp", t(&sdp("B", pb))),
+    ]);
+    let a_sends_to = m_port(answer.get("sdp").and_then(OwnedValue::as_str).expect("sdp"));
+    assert_ne!(a_sends_to, b_sends_to);
+
+    // RTP both ways (12-byte header + 160 bytes payload).
+    let mut buf = [0u8; 2048];
+    for i in 0..5u8 {
+        let mut pkt = vec![0x80, 0, 0, i, 0, 0, 0, 0, 0x11, 0x11, 0x11, 0x11];
+        pkt.extend([0xffu8; 160]);
+        a.send_to(&pkt, ("127.0.0.1", a_sends_to)).unwrap();
+        let (n, from) = b.recv_from(&mut buf).expect("B receives A's RTP");
+        assert_eq!(&buf[..n], &pkt[..]);
+        assert_eq!(
+            from.port(),
+            b_sends_to,
+            "symmetric: from the port B was given"
+        );
+        pkt[8] = 0x22;
+        b.send_to(&pkt, ("127.0.0.1", b_sends_to)).unwrap();
+        let (n, from) = a.recv_from(&mut buf).expect("A receives B's RTP");
+        assert_eq!(&buf[..n], &pkt[..]);
+        assert_eq!(from.port(), a_sends_to);
+    }
+
+    let q = c.cmd(&[("command", t("query")), ("call-id", t("it-1"))]);
+    for tag in ["tagA", "tagB"] {
+        let media = &q
+            .get("tags")
+            .and_then(|x| x.get(tag))
+            .and_then(|x| x.get("medias"))
+            .and_then(OwnedValue::as_list)
+            .expect("medias")[0];
+        let rtp = &media
+            .get("streams")
+            .and_then(OwnedValue::as_list)
+            .expect("streams")[0];
+        assert_eq!(int_at(rtp, &["stats", "packets"]), 5, "{tag}: {q:?}");
+    }
+    assert_eq!(int_at(&q, &["totals", "RTP", "packets"]), 10);
+
+    let l = c.cmd(&[("command", t("list"))]);
+    assert_eq!(l.get("calls"), Some(&OwnedValue::List(vec![t("it-1")])));
+    let s = c.cmd(&[("command", t("statistics"))]);
+    assert_eq!(
+        int_at(&s, &["statistics", "currentstatistics", "sessionsown"]),
+        1
+    );
+    assert_eq!(
+        int_at(&s, &["statistics", "controlstatistics", "totaloffercount"]),
+        1
+    );
+
+    let d = c.cmd(&[
+        ("command", t("delete")),
+        ("call-id", t("it-1")),
+        ("from-tag", t("tagA")),
+    ]);
+    assert_eq!(d.get("result").and_then(OwnedValue::as_str), Some("ok"));
+    assert_eq!(int_at(&d, &["totals", "RTP", "bytes"]), 10 * 172);
+
+    // Garbage: none of it may stop the daemon.
+    let mut seed = 0x1234_5678_u32;
+    for _ in 0..200 {
+        let len = (seed % 300) as usize;
+        let junk: Vec<u8> = (0..len)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 17;
+                seed ^= seed << 5;
+                seed as u8
+            })
+            .collect();
+        c.sock.send_to(&junk, ng).unwrap();
+    }
+    // Drain whatever the garbage provoked (junk with a space gets an error).
+    std::thread::sleep(Duration::from_millis(300));
+    let mut sink = [0u8; 65536];
+    while c.sock.recv_from(&mut sink).is_ok() {}
+    let truncated = c.raw(b"g1 d7:command5:offe").expect("error reply");
+    assert!(
+        truncated.starts_with(b"g1 d6:result5:error"),
+        "{}",
+        String::from_utf8_lossy(&truncated)
+    );
+    let mut deep = b"g2 ".to_vec();
+    deep.extend(std::iter::repeat_n(b'l', 10_000));
+    deep.extend(std::iter::repeat_n(b'e', 10_000));
+    let deep_reply = c.raw(&deep).expect("error reply to deep nesting");
+    assert!(deep_reply.starts_with(b"g2 d6:result5:error"));
+    assert_eq!(
+        c.raw(b"p9 d7:command4:pinge").as_deref(),
+        Some(&b"p9 d6:result4:ponge"[..])
+    );
+}
