@@ -6,7 +6,12 @@
 //! executes one decoded command. Time enters as `now`; wall-clock values in
 //! replies (`created`) are derived from the `Instant`/unix pair given to
 //! [`Handler::new`]. Behaviour follows rtpengine 10.5 as recorded in
-//! `docs/ng-reference.md`; deviations are listed in `docs/ng-handler.md`.
+//! `docs/ng-reference.md`, with these deliberate deviations: media
+//! attributes are not reordered (only `c=`, `m=` ports, direction and
+//! `a=rtcp` are touched); ICE attributes are always removed (we do not
+//! terminate ICE, so passed-through candidates would route media around
+//! us); an SDP without a usable `m=` line creates no call; an empty `sdp`
+//! is `Failed to parse SDP`; JSON bodies are not accepted.
 //!
 //! Leg 0 of every engine call is the first offerer (A), leg 1 the answerer
 //! (B). The offer reply (to B) advertises leg 1's relay port (where B
