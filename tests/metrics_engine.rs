@@ -38,7 +38,9 @@ fn parse(body: &str) -> HashMap<String, f64> {
     let mut m = HashMap::new();
     for line in body.lines().filter(|l| !l.starts_with('#')) {
         let (series, value) = line.rsplit_once(' ').expect("name value");
-        let value: f64 = value.parse().unwrap_or_else(|_| panic!("value in {line:?}"));
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("value in {line:?}"));
         assert!(m.insert(series.to_owned(), value).is_none(), "dup {series}");
     }
     m

@@ -13,10 +13,8 @@ fn server(timeout: Duration) -> MetricsServer {
         timeout,
         ..HttpConfig::default()
     };
-    MetricsServer::start_with("127.0.0.1:0", cfg, |out: &mut String| {
-        out.push_str(BODY)
-    })
-    .expect("binds")
+    MetricsServer::start_with("127.0.0.1:0", cfg, |out: &mut String| out.push_str(BODY))
+        .expect("binds")
 }
 
 /// Sends `request`, reads until the server closes; `None` on reset.
@@ -34,7 +32,9 @@ fn status(resp: &str) -> &str {
 }
 
 fn body(resp: &str) -> &str {
-    resp.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default()
+    resp.split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or_default()
 }
 
 #[test]

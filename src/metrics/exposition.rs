@@ -110,7 +110,11 @@ impl<'a> TextWriter<'a> {
 impl Family<'_, '_> {
     /// Writes one sample of this family with `labels` (name, value) in the
     /// given order; an empty slice writes no braces.
-    pub fn sample(&mut self, labels: &[(&'static str, &str)], value: impl Into<Value>) -> &mut Self {
+    pub fn sample(
+        &mut self,
+        labels: &[(&'static str, &str)],
+        value: impl Into<Value>,
+    ) -> &mut Self {
         let out = &mut *self.writer.out;
         out.push_str(self.name);
         if !labels.is_empty() {
@@ -246,8 +250,10 @@ mod tests {
     fn label_values_and_help_are_escaped() {
         let mut s = String::new();
         let mut w = TextWriter::new(&mut s);
-        w.family("x", MetricType::Gauge, "a \\ b\nc \"q\"")
-            .sample(&[("a", "back\\slash"), ("b", "q\"uote"), ("c", "new\nline")], 1u64);
+        w.family("x", MetricType::Gauge, "a \\ b\nc \"q\"").sample(
+            &[("a", "back\\slash"), ("b", "q\"uote"), ("c", "new\nline")],
+            1u64,
+        );
         assert_eq!(
             s,
             "# HELP x a \\\\ b\\nc \"q\"\n\

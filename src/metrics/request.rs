@@ -119,12 +119,18 @@ mod tests {
 
     #[test]
     fn routes() {
-        assert_eq!(route("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"), Route::Metrics);
+        assert_eq!(
+            route("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Route::Metrics
+        );
         assert_eq!(route("GET /metrics?x=1 HTTP/1.0\r\n\r\n"), Route::Metrics);
         assert_eq!(route("GET /ping HTTP/1.1\n\n"), Route::Ping);
         assert_eq!(route("GET / HTTP/1.1\r\n\r\n"), Route::NotFound);
         assert_eq!(route("GET /metricsx HTTP/1.1\r\n\r\n"), Route::NotFound);
-        assert_eq!(route("POST /metrics HTTP/1.1\r\n\r\n"), Route::MethodNotAllowed);
+        assert_eq!(
+            route("POST /metrics HTTP/1.1\r\n\r\n"),
+            Route::MethodNotAllowed
+        );
         assert_eq!(route("DELETE /nope HTTP/1.1\r\n\r\n"), Route::NotFound);
         let head = parse("HEAD /metrics HTTP/1.1\r\n\r\n").unwrap().unwrap();
         assert_eq!(head.route, Route::Metrics);
@@ -165,7 +171,10 @@ mod tests {
         assert_eq!(parse(&big), Err(RequestError::TooLarge(MAX_HEAD)));
         let fits = "GET /ping HTTP/1.1\r\n\r\n";
         assert_eq!(
-            Request::parse(fits.as_bytes(), fits.len()).unwrap().unwrap().route,
+            Request::parse(fits.as_bytes(), fits.len())
+                .unwrap()
+                .unwrap()
+                .route,
             Route::Ping
         );
     }

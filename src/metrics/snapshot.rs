@@ -336,7 +336,11 @@ mod tests {
 
     impl NgCounters for Ng {
         fn commands(&self) -> Vec<(&'static str, &'static str, u64)> {
-            vec![("offer", "ok", 5), ("offer", "error", 1), ("delete", "ok", 4)]
+            vec![
+                ("offer", "ok", 5),
+                ("offer", "error", 1),
+                ("delete", "ok", 4),
+            ]
         }
         fn malformed(&self) -> u64 {
             2
