@@ -20,6 +20,7 @@
 //! | [`relay`] | Sans-IO relay core: latching, forwarding decision, timeouts, counters |
 //! | [`engine`] | Per-core shards on io_uring or epoll; the embedding API |
 //! | [`ng`] | rtpengine NG control protocol: bencode, framing, reply cache |
+//! | [`metrics`] | Prometheus text exposition, `/metrics` and `/ping` HTTP endpoint |
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 
@@ -28,6 +29,7 @@ pub mod config;
 pub mod dtmf;
 #[allow(unsafe_code)]
 pub mod engine;
+pub mod metrics;
 pub mod ng;
 pub mod ports;
 pub mod relay;
