@@ -28,6 +28,7 @@ use tracing_subscriber::{Registry, reload};
 
 use mediarelay::config::{CapacityLimit, Cli, Config};
 use mediarelay::engine::{Engine, EngineEvent, nofile_limit, raise_nofile_limit};
+use mediarelay::metrics::MetricsServer;
 use mediarelay::ng::{Handler, HandlerConfig, NgServer};
 
 /// Exit code of an invalid command line or configuration.
@@ -37,7 +38,8 @@ const EXIT_CONFIG: u8 = 2;
 type LogHandle = reload::Handle<LevelFilter, Registry>;
 
 /// The servers that drive the engine: the NG control protocol on
-/// `listen-ng` (UDP) and, later, the HTTP server on `listen-http`.
+/// `listen-ng` (UDP) and the HTTP server on `listen-http` (Prometheus
+/// `/metrics`, `/ping`).
 ///
 /// [`ControlPlane::start`] binds its sockets before returning (a bind
 /// failure fails the start-up) and runs the NG server on its own thread,
@@ -46,6 +48,7 @@ type LogHandle = reload::Handle<LevelFilter, Registry>;
 /// already received are sent, and drops its `Arc<Engine>`.
 struct ControlPlane {
     ng: Option<NgServer>,
+    http: Option<MetricsServer>,
 }
 
 /// Why the daemon could not start or run.
@@ -60,13 +63,16 @@ enum DaemonError {
     /// The NG control socket did not start.
     #[error("{0}")]
     Ng(mediarelay::ng::ServerError),
+    /// The HTTP (metrics) socket did not start.
+    #[error("cannot listen on {0} (listen-http): {1}")]
+    Http(std::net::SocketAddr, std::io::Error),
     /// The pidfile could not be written.
     #[error("cannot write pidfile {0}: {1}")]
     Pidfile(PathBuf, std::io::Error),
 }
 
 impl ControlPlane {
-    /// Starts the NG server (and warns that HTTP is not served yet).
+    /// Starts the NG server and the HTTP server (`/metrics`, `/ping`).
     fn start(config: &Config, engine: &Arc<Engine>) -> Result<ControlPlane, DaemonError> {
         let ng = match config.listen_ng {
             Some(addr) => {
@@ -93,16 +99,32 @@ impl ControlPlane {
             }
             None => None,
         };
-        if let Some(addr) = config.listen_http {
-            warn!(%addr, "listen-http: the HTTP server is not implemented yet; nothing listens");
-        }
-        Ok(ControlPlane { ng })
+        let http = match config.listen_http {
+            Some(addr) => {
+                let e = Arc::clone(engine);
+                let ng_counters = ng.as_ref().map(|s| Arc::clone(s.counters()));
+                let server = MetricsServer::start(addr, move |out: &mut String| {
+                    let ng = ng_counters
+                        .as_deref()
+                        .map(|c| c as &dyn mediarelay::metrics::NgCounters);
+                    mediarelay::metrics::render(&e, ng, out);
+                })
+                .map_err(|err| DaemonError::Http(addr, err))?;
+                info!(addr = %server.local_addr(), "HTTP (/metrics, /ping) listening");
+                Some(server)
+            }
+            None => None,
+        };
+        Ok(ControlPlane { ng, http })
     }
 
     /// Stops the servers and joins their threads.
     fn shutdown(self) {
         if let Some(ng) = self.ng {
             ng.shutdown();
+        }
+        if let Some(http) = self.http {
+            http.shutdown();
         }
     }
 }

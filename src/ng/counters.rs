@@ -122,3 +122,21 @@ impl NgCounters {
         self.retransmissions.load(Ordering::Relaxed)
     }
 }
+
+/// The NG counters as Prometheus series (`mediarelay_ng_commands_total`,
+/// `mediarelay_ng_malformed_total`).
+impl crate::metrics::NgCounters for NgCounters {
+    fn commands(&self) -> Vec<(&'static str, &'static str, u64)> {
+        let mut out = Vec::with_capacity(Command::ALL.len() * 2);
+        for cmd in Command::ALL {
+            for (outcome, label) in [(Outcome::Ok, "ok"), (Outcome::Error, "error")] {
+                out.push((cmd.name(), label, NgCounters::commands(self, cmd, outcome)));
+            }
+        }
+        out
+    }
+
+    fn malformed(&self) -> u64 {
+        NgCounters::malformed(self)
+    }
+}

@@ -151,7 +151,23 @@ relay_cmd() { # instance(1|2) -> command line on stdout
   tmpl=${tmpl//\{NG_PORT\}/$ng}
   tmpl=${tmpl//\{PORT_MIN\}/${pr%-*}}
   tmpl=${tmpl//\{PORT_MAX\}/${pr#*-}}
+  tmpl=${tmpl//\{HTTP_PORT\}/$((ng + 100))}
   printf '%s\n' "$tmpl"
+}
+
+# With METRICS=1 the relay serves Prometheus text on NG port + 100
+# ({HTTP_PORT} in RELAY_CMD): teardown then also checks the port pool.
+ports_in_use() { # ng-port -> port pairs in use, from /metrics
+  python3 - "$1" <<'PY' 2>/dev/null || echo 999
+import sys, urllib.request
+url = "http://127.0.0.1:%d/metrics" % (int(sys.argv[1]) + 100)
+for line in urllib.request.urlopen(url, timeout=5).read().decode().splitlines():
+    if line.startswith('mediarelay_port_pairs{state="in_use"}'):
+        print(int(float(line.split()[-1])))
+        break
+else:
+    print(999)
+PY
 }
 
 # ---------------------------------------------------------------- preflight
@@ -317,6 +333,15 @@ check_deleted() { # name port...   all calls gone from every relay (bounded wait
     pass "$name teardown: NG list empty on relay(s) ${*} after BYE"
   else
     fail "$name teardown: $left call(s) still listed on relay(s) ${*} ${DELETE_WAIT_S}s after the last BYE"
+  fi
+  if [ "${METRICS:-0}" = 1 ]; then
+    local used=0
+    for p in "$@"; do used=$((used + $(ports_in_use "$p"))); done
+    if [ "$used" = 0 ]; then
+      pass "$name ports: no port pair in use on relay(s) ${*} after BYE (pool back to full)"
+    else
+      fail "$name ports: $used port pair(s) still in use on relay(s) ${*} after BYE"
+    fi
   fi
 }
 
