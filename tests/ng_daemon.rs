@@ -1,7 +1,8 @@
 //! End to end: the real `mediarelay` binary driven over UDP as an NG
 //! client would (ping, offer, answer, RTP both ways through the relay
 //! ports of the rewritten SDPs, query, list, statistics, delete), then a
-//! garbage flood after which `ping` still answers.
+//! garbage flood after which `ping` still answers; and an rtcp-mux call
+//! whose RTCP travels on the RTP ports.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::process::{Child, Command, Stdio};
@@ -82,12 +83,12 @@ fn int_at(v: &OwnedValue, path: &[&str]) -> i64 {
     cur.as_int().unwrap()
 }
 
-#[test]
-fn ng_client_drives_a_call_through_the_daemon() {
+/// Starts the daemon on ports `ports` and waits until it answers ping.
+fn start(ports: (&str, &str)) -> (Daemon, Client) {
     let ng_port = free_udp_port();
     let ng: SocketAddr = format!("127.0.0.1:{ng_port}").parse().unwrap();
     let child = Command::new(BIN)
-        .args(["--foreground", "--port-min", "42000", "--port-max", "42999"])
+        .args(["--foreground", "--port-min", ports.0, "--port-max", ports.1])
         .args([
             "--interface",
             "127.0.0.1",
@@ -101,11 +102,11 @@ fn ng_client_drives_a_call_through_the_daemon() {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn mediarelay");
-    let _daemon = Daemon(child);
+    let daemon = Daemon(child);
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
-    let mut c = Client { sock, ng, n: 0 };
+    let c = Client { sock, ng, n: 0 };
 
     // Wait for the daemon: ping until pong.
     let end = Instant::now() + Duration::from_secs(20);
@@ -116,6 +117,13 @@ fn ng_client_drives_a_call_through_the_daemon() {
         }
         assert!(Instant::now() < end, "daemon never answered ping");
     }
+    (daemon, c)
+}
+
+#[test]
+fn ng_client_drives_a_call_through_the_daemon() {
+    let (_daemon, mut c) = start(("42000", "42999"));
+    let ng = c.ng;
 
     let a = UdpSocket::bind("127.0.0.1:0").unwrap();
     let b = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -246,4 +254,83 @@ fn ng_client_drives_a_call_through_the_daemon() {
         c.raw(b"p9 d7:command4:pinge").as_deref(),
         Some(&b"p9 d6:result4:ponge"[..])
     );
+}
+
+/// rtcp-mux end to end: A offers `a=rtcp-mux` with `rtcp-mux: [accept]`, B
+/// answers with it; RTP and an RTCP RR each way use only the RTP ports and
+/// leave from the relay port the receiver was given (RFC 5761).
+#[test]
+fn rtcp_mux_call_relays_rtcp_on_the_rtp_ports() {
+    let (_daemon, mut c) = start(("43000", "43999"));
+    let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for s in [&a, &b] {
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    }
+    let (pa, pb) = (
+        a.local_addr().unwrap().port(),
+        b.local_addr().unwrap().port(),
+    );
+    let sdp = |name: &str, port: u16| {
+        format!(
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns={name}\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=rtcp-mux\r\n"
+        )
+    };
+    let offer = c.cmd(&[
+        ("command", t("offer")),
+        ("call-id", t("it-mux")),
+        ("from-tag", t("tagA")),
+        ("sdp", t(&sdp("A", pa))),
+        ("rtcp-mux", OwnedValue::List(vec![t("accept")])),
+    ]);
+    let offer_sdp = offer.get("sdp").and_then(OwnedValue::as_str).expect("sdp");
+    let b_sends_to = m_port(offer_sdp);
+    // Offered on: a=rtcp still names port + 1 until B accepts.
+    assert!(offer_sdp.contains(&format!("a=rtcp:{}\r\n", b_sends_to + 1)));
+    assert!(offer_sdp.contains("a=rtcp-mux\r\n"), "{offer_sdp}");
+    let answer = c.cmd(&[
+        ("command", t("answer")),
+        ("call-id", t("it-mux")),
+        ("from-tag", t("tagA")),
+        ("to-tag", t("tagB")),
+        ("sdp", t(&sdp("B", pb))),
+    ]);
+    let answer_sdp = answer.get("sdp").and_then(OwnedValue::as_str).expect("sdp");
+    let a_sends_to = m_port(answer_sdp);
+    assert!(
+        answer_sdp.contains(&format!("a=rtcp:{a_sends_to}\r\n")),
+        "{answer_sdp}"
+    );
+    assert!(answer_sdp.contains("a=rtcp-mux\r\n"), "{answer_sdp}");
+
+    let mut buf = [0u8; 2048];
+    let mut rtp = vec![0x80, 0, 0, 1, 0, 0, 0, 0, 0x11, 0x11, 0x11, 0x11];
+    rtp.extend([0xffu8; 160]);
+    let rr = |ssrc: u8| vec![0x80, 0xc9, 0x00, 0x01, ssrc, ssrc, ssrc, ssrc];
+    for (pkt, what) in [(rtp.clone(), "RTP"), (rr(0x11), "RTCP")] {
+        a.send_to(&pkt, ("127.0.0.1", a_sends_to)).unwrap();
+        let (n, from) = b
+            .recv_from(&mut buf)
+            .unwrap_or_else(|e| panic!("B gets A's {what}: {e}"));
+        assert_eq!(&buf[..n], &pkt[..], "{what}");
+        assert_eq!(
+            from.port(),
+            b_sends_to,
+            "A->B {what} from B's relay RTP port"
+        );
+    }
+    rtp[8..12].copy_from_slice(&[0x22; 4]);
+    for (pkt, what) in [(rtp.clone(), "RTP"), (rr(0x22), "RTCP")] {
+        b.send_to(&pkt, ("127.0.0.1", b_sends_to)).unwrap();
+        let (n, from) = a
+            .recv_from(&mut buf)
+            .unwrap_or_else(|e| panic!("A gets B's {what}: {e}"));
+        assert_eq!(&buf[..n], &pkt[..], "{what}");
+        assert_eq!(
+            from.port(),
+            a_sends_to,
+            "B->A {what} from A's relay RTP port"
+        );
+    }
 }

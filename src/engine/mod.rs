@@ -203,6 +203,13 @@ pub struct LegUpdate {
     pub remote_rtcp: Option<SocketAddr>,
     /// New policy; restarts address learning.
     pub policy: Option<LatchPolicy>,
+    /// Switch the leg's RTCP to rtcp-mux on its RTP socket (`true`, RFC
+    /// 5761) or back to its own socket (`false`), e.g. when the answer
+    /// accepts or declines an offered mux. A leg created with two sockets
+    /// keeps its RTCP socket bound (and relaying what arrives there) while
+    /// muxed; a leg created with [`LegOptions::rtcp_mux`] cannot be
+    /// switched back (`EngineError::Relay(RelayError::NoRtcpSocket)`).
+    pub rtcp_mux: Option<bool>,
 }
 
 /// A call's identity: its shard and its key there.

@@ -357,6 +357,11 @@ fn update_leg(
             .set_remote(key, update.remote_rtp, update.remote_rtcp)
             .map_err(EngineError::Relay)?;
     }
+    if let Some(mux) = update.rtcp_mux {
+        core.table
+            .set_rtcp_mux(key, mux)
+            .map_err(EngineError::Relay)?;
+    }
     Ok(())
 }
 

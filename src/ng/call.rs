@@ -18,6 +18,67 @@ pub(crate) struct MediaSlot {
     pub proto: String,
     /// The engine call relaying it; `None` for a disabled (`port 0`) media.
     pub engine: Option<CallInfo>,
+    /// rtcp-mux as planned by the last offer.
+    pub mux: MuxPlan,
+}
+
+/// The NG `rtcp-mux` flags of one offer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct MuxFlags {
+    /// `offer` (or `require`): offer mux to the answerer even if the
+    /// offerer did not.
+    pub offer: bool,
+    /// `accept`: accept the offerer's mux whatever the answerer says.
+    pub accept: bool,
+    /// `demux`: do not offer mux to the answerer (still accept it back).
+    pub demux: bool,
+    /// `reject`: refuse the offerer's mux.
+    pub reject: bool,
+}
+
+/// rtcp-mux negotiation of one media, decided at the offer (rtpengine
+/// 10.5 `__rtcp_mux_logic`, checked against `tests/data/ng/flags-rtcp-mux*`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct MuxPlan {
+    /// `a=rtcp-mux` goes to the answerer in the offer.
+    pub offered: bool,
+    /// The offerer's leg: decided now (`Some`), or following the
+    /// answerer's choice (`None`).
+    pub offerer: Option<bool>,
+}
+
+impl MuxPlan {
+    /// The plan for an offer whose SDP has (`sdp_mux`) or lacks
+    /// `a=rtcp-mux`.
+    pub fn offer(sdp_mux: bool, f: MuxFlags) -> MuxPlan {
+        let offered = if f.offer {
+            true
+        } else if f.demux {
+            false
+        } else {
+            sdp_mux
+        };
+        let offerer = if !sdp_mux {
+            // Not offered to us: we must not accept it (RFC 5761 §5.1.1).
+            Some(false)
+        } else if !offered {
+            Some(!f.reject)
+        } else if f.accept {
+            Some(true)
+        } else if f.reject {
+            Some(false)
+        } else {
+            None
+        };
+        MuxPlan { offered, offerer }
+    }
+
+    /// `(answerer's leg muxed, offerer's leg muxed)` for an answer whose
+    /// SDP has (`sdp_mux`) or lacks `a=rtcp-mux`.
+    pub fn answer(self, sdp_mux: bool) -> (bool, bool) {
+        let answerer = self.offered && sdp_mux;
+        (answerer, self.offerer.unwrap_or(answerer))
+    }
 }
 
 /// A call in the handler's table.
@@ -173,4 +234,55 @@ fn media_value(index: usize, m: &MediaSlot, leg: usize, snaps: &[StreamSnapshot]
         .with("protocol", OwnedValue::text(&m.proto))
         .with("streams", OwnedValue::List(streams))
         .with("flags", OwnedValue::List(Vec::new()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The five recordings in `tests/data/ng/flags-rtcp-mux*` (A's SDP mux,
+    /// flags, B's answer mux) -> (offered to B, B muxed, A muxed).
+    #[test]
+    fn mux_plan_matches_rtpengine_recordings() {
+        let none = MuxFlags::default();
+        let offer = MuxFlags {
+            offer: true,
+            ..none
+        };
+        let accept = MuxFlags {
+            accept: true,
+            ..none
+        };
+        let demux = MuxFlags {
+            demux: true,
+            ..none
+        };
+        let reject = MuxFlags {
+            reject: true,
+            ..none
+        };
+        let cases = [
+            // default-with-mux-in-sdp
+            (true, none, true, (true, true, true)),
+            // offer
+            (true, offer, true, (true, true, true)),
+            // offer-no-mux-in-sdp: B's acceptance hidden from A
+            (false, offer, true, (true, true, false)),
+            // demux: not offered to B, A still gets mux
+            (true, demux, false, (false, false, true)),
+            // accept
+            (true, accept, true, (true, true, true)),
+            // not recorded: default follows B; accept regardless of B;
+            // reject refuses A's mux; no mux anywhere.
+            (true, none, false, (true, false, false)),
+            (true, accept, false, (true, false, true)),
+            (true, reject, true, (true, true, false)),
+            (false, none, true, (false, false, false)),
+        ];
+        for (a_mux, flags, b_mux, (offered, b, a)) in cases {
+            let plan = MuxPlan::offer(a_mux, flags);
+            assert_eq!(plan.offered, offered, "{a_mux} {flags:?} {b_mux}");
+            assert_eq!(plan.answer(b_mux), (b, a), "{a_mux} {flags:?} {b_mux}");
+        }
+    }
 }

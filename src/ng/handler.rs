@@ -13,6 +13,17 @@
 //! us); an SDP without a usable `m=` line creates no call; an empty `sdp`
 //! is `Failed to parse SDP`; JSON bodies are not accepted.
 //!
+//! `rtcp-mux` (RFC 5761) follows rtpengine's `__rtcp_mux_logic` as recorded
+//! in `tests/data/ng/flags-rtcp-mux*` (`MuxPlan` in `call.rs`): the offerer's mux is
+//! offered on (`offer` adds it, `demux` strips it) with `a=rtcp:<port+1>`;
+//! the answer switches the answerer's leg to mux if it was offered and
+//! accepted, and the offerer's leg per `accept` (always), `demux` (always),
+//! `reject` (never) or by default as the answerer chose; a muxed reply
+//! names the RTP port in `a=rtcp`. Deviations: `require` is read as
+//! `offer`; both legs are always created with an RTCP socket (kept bound
+//! while muxed) so a later answer or re-offer can demultiplex again; an
+//! added `a=rtcp-mux` goes after the existing attributes.
+//!
 //! Leg 0 of every engine call is the first offerer (A), leg 1 the answerer
 //! (B). The offer reply (to B) advertises leg 1's relay port (where B
 //! sends), the answer reply (to A) leg 0's. Each non-disabled `m=` section
@@ -24,7 +35,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::Value;
-use super::call::{Call, MediaSlot};
+use super::call::{Call, MediaSlot, MuxFlags, MuxPlan};
 use super::counters::{Command, NgCounters, Outcome};
 use super::media::MediaPlane;
 use super::message::{self, ReplyCache};
@@ -93,10 +104,33 @@ struct Opts {
     strict_source: bool,
     sip_source: bool,
     replace_origin: bool,
-    demux: bool,
+    mux: MuxFlags,
     received_from: Option<IpAddr>,
     media_address: Option<IpAddr>,
     label: Option<String>,
+}
+
+/// What the rewritten SDP says about rtcp-mux for one media.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MuxOut {
+    /// No `a=rtcp-mux`; `a=rtcp:<port + 1>`.
+    Plain,
+    /// Mux offered: `a=rtcp-mux` with `a=rtcp:<port + 1>` (the RTCP socket
+    /// stays usable if the answerer declines).
+    Offer,
+    /// Mux in effect: `a=rtcp-mux` with `a=rtcp:<RTP port>`.
+    Muxed,
+}
+
+impl MuxOut {
+    /// What the offer reply says under `plan`.
+    fn offer(plan: MuxPlan) -> MuxOut {
+        if plan.offered {
+            MuxOut::Offer
+        } else {
+            MuxOut::Plain
+        }
+    }
 }
 
 impl<M: MediaPlane> Handler<M> {
@@ -340,8 +374,9 @@ impl<M: MediaPlane> Handler<M> {
     }
 
     /// Applies the SDP of leg `sender` (its remote addresses) and rewrites
-    /// it for the other side (the relay ports of the other leg... of the
-    /// receiving side: the port the *receiver* of this SDP sends to).
+    /// it for the other side: `m=` gets the port of the *receiver's* leg
+    /// (where the receiver of this SDP sends). An offer (`may_create`)
+    /// plans the media's rtcp-mux; an answer applies the plan to both legs.
     fn apply_sdp(
         &mut self,
         call_id: &str,
@@ -353,7 +388,7 @@ impl<M: MediaPlane> Handler<M> {
     ) -> Result<(), Fail> {
         let receiver = 1 - sender;
         let policy = opts.policy();
-        let mut ports: Vec<Option<u16>> = Vec::with_capacity(sdp.media().len());
+        let mut ports: Vec<Option<(u16, MuxOut)>> = Vec::with_capacity(sdp.media().len());
         for i in 0..sdp.media().len() {
             let Some(m) = sdp.media().get(i) else { break };
             if m.is_disabled() {
@@ -362,17 +397,57 @@ impl<M: MediaPlane> Handler<M> {
             }
             let (rtp, rtcp) = endpoint(sdp, i, opts);
             let (kind, proto) = (m.media_line().media.clone(), m.media_line().proto.clone());
-            match call.medias.get(i).and_then(|s| s.engine) {
+            let sdp_mux = m.section().rtcp_mux();
+            let slot = call.medias.get_mut(i);
+            let plan = match (may_create, slot.as_ref().map(|s| s.mux)) {
+                (true, _) => MuxPlan::offer(sdp_mux, opts.mux),
+                (false, Some(plan)) => plan,
+                (false, None) => MuxPlan::default(),
+            };
+            match slot.and_then(|s| {
+                s.mux = plan;
+                s.engine
+            }) {
                 Some(info) => {
+                    let port = info.legs.get(receiver).map(|l| l.rtp.port());
+                    if may_create {
+                        let update = LegUpdate {
+                            remote_rtp: rtp,
+                            remote_rtcp: rtcp,
+                            policy: Some(policy),
+                            rtcp_mux: None,
+                        };
+                        self.media
+                            .update_leg(info.id, sender, update)
+                            .map_err(engine_fail)?;
+                        ports.push(port.map(|p| (p, MuxOut::offer(plan))));
+                        continue;
+                    }
+                    // Answer: the answerer's leg muxes when mux was offered
+                    // and accepted (RFC 5761 §5.1.1); the offerer's as planned.
+                    let (answerer_mux, offerer_mux) = plan.answer(sdp_mux);
                     let update = LegUpdate {
                         remote_rtp: rtp,
                         remote_rtcp: rtcp,
                         policy: Some(policy),
+                        rtcp_mux: Some(answerer_mux),
                     };
                     self.media
                         .update_leg(info.id, sender, update)
                         .map_err(engine_fail)?;
-                    ports.push(info.legs.get(receiver).map(|l| l.rtp.port()));
+                    let update = LegUpdate {
+                        rtcp_mux: Some(offerer_mux),
+                        ..LegUpdate::default()
+                    };
+                    self.media
+                        .update_leg(info.id, receiver, update)
+                        .map_err(engine_fail)?;
+                    let out = if offerer_mux {
+                        MuxOut::Muxed
+                    } else {
+                        MuxOut::Plain
+                    };
+                    ports.push(port.map(|p| (p, out)));
                 }
                 None if may_create => {
                     let mut legs = [LegOptions::default(), LegOptions::default()];
@@ -390,11 +465,16 @@ impl<M: MediaPlane> Handler<M> {
                         .create_call(CallSpec { tag, legs })
                         .map_err(engine_fail)?;
                     self.by_tag.insert(tag, call_id.to_string());
-                    ports.push(info.legs.get(receiver).map(|l| l.rtp.port()));
+                    ports.push(
+                        info.legs
+                            .get(receiver)
+                            .map(|l| (l.rtp.port(), MuxOut::offer(plan))),
+                    );
                     let slot = MediaSlot {
                         kind,
                         proto,
                         engine: Some(info),
+                        mux: plan,
                     };
                     if i < call.medias.len() {
                         call.medias[i] = slot;
@@ -404,13 +484,14 @@ impl<M: MediaPlane> Handler<M> {
                                 kind: String::new(),
                                 proto: String::new(),
                                 engine: None,
+                                mux: MuxPlan::default(),
                             });
                         }
                         call.medias.push(slot);
                     }
                 }
                 // An answer for a media that was not offered: reject it.
-                None => ports.push(Some(0)),
+                None => ports.push(Some((0, MuxOut::Plain))),
             }
         }
         rewrite(sdp, &ports, opts, self.cfg.advertised);
@@ -559,7 +640,15 @@ impl Opts {
             }
         }
         o.replace_origin = flag_list(body, "replace").iter().any(|f| f == "origin");
-        o.demux = flag_list(body, "rtcp-mux").iter().any(|f| f == "demux");
+        for f in flag_list(body, "rtcp-mux") {
+            match f.as_str() {
+                "offer" | "require" => o.mux.offer = true,
+                "accept" => o.mux.accept = true,
+                "demux" => o.mux.demux = true,
+                "reject" => o.mux.reject = true,
+                _ => {}
+            }
+        }
         o.received_from = body
             .get("received from")
             .and_then(Value::as_list)
@@ -604,7 +693,8 @@ fn endpoint(sdp: &Sdp, i: usize, opts: &Opts) -> (Option<SocketAddr>, Option<Soc
             let rip = r.connection.and_then(|c| c.address.ip()).unwrap_or(ip);
             Some(SocketAddr::new(rip, r.port))
         }
-        None if m.section().rtcp_mux() => Some(SocketAddr::new(ip, port)),
+        // Under mux the leg's RTCP socket is unused; port + 1 is right when
+        // the mux is declined (RFC 5761 §5.1.3).
         None => port.checked_add(1).map(|p| SocketAddr::new(ip, p)),
     };
     (Some(SocketAddr::new(ip, port)), rtcp)
@@ -613,7 +703,7 @@ fn endpoint(sdp: &Sdp, i: usize, opts: &Opts) -> (Option<SocketAddr>, Option<Soc
 /// Rewrites an SDP for the other side: relay address in `c=` (except
 /// `0.0.0.0`), `ports[i]` in `m=`, an explicit direction, `a=rtcp`, no
 /// ICE; everything else stays in place byte for byte.
-fn rewrite(sdp: &mut Sdp, ports: &[Option<u16>], opts: &Opts, relay: IpAddr) {
+fn rewrite(sdp: &mut Sdp, ports: &[Option<(u16, MuxOut)>], opts: &Opts, relay: IpAddr) {
     let addr = opts.media_address.unwrap_or(relay);
     if opts.replace_origin {
         // No o= line: nothing to replace.
@@ -635,7 +725,7 @@ fn rewrite(sdp: &mut Sdp, ports: &[Option<u16>], opts: &Opts, relay: IpAddr) {
         if (has_c && !unspecified(m.section().connection())) || (!has_c && !session_has) {
             m.section_mut().set_connection(addr);
         }
-        let Some(Some(port)) = ports.get(i).copied() else {
+        let Some(Some((port, mux))) = ports.get(i).copied() else {
             continue;
         };
         m.set_port(port);
@@ -646,7 +736,12 @@ fn rewrite(sdp: &mut Sdp, ports: &[Option<u16>], opts: &Opts, relay: IpAddr) {
             m.section_mut()
                 .set_direction(dirs.get(i).copied().unwrap_or_default());
         }
-        let rtcp_port = port.saturating_add(1);
+        // RFC 5761 §5.1.1 / rtpengine: a=rtcp names the RTP port once muxed,
+        // port + 1 while mux is only offered.
+        let rtcp_port = match mux {
+            MuxOut::Muxed => port,
+            MuxOut::Plain | MuxOut::Offer => port.saturating_add(1),
+        };
         if opts.no_rtcp_attr {
             m.section_mut().remove_attributes("rtcp");
         } else if opts.full_rtcp_attr {
@@ -654,8 +749,15 @@ fn rewrite(sdp: &mut Sdp, ports: &[Option<u16>], opts: &Opts, relay: IpAddr) {
         } else {
             m.section_mut().set_rtcp(&Rtcp::new(rtcp_port, None));
         }
-        if opts.demux {
-            m.section_mut().remove_attributes("rtcp-mux");
+        match mux {
+            MuxOut::Plain => {
+                m.section_mut().remove_attributes("rtcp-mux");
+            }
+            MuxOut::Offer | MuxOut::Muxed if !m.section().rtcp_mux() => {
+                // A valid name without a value cannot fail to insert.
+                let _ = m.section_mut().insert_attribute("rtcp-mux", None);
+            }
+            MuxOut::Offer | MuxOut::Muxed => {}
         }
     }
     // We do not terminate ICE: candidates would route media around us.
@@ -733,6 +835,8 @@ mod tests {
         calls: RefCell<Map<CallId, FakeCall>>,
         next_port: RefCell<u16>,
         fail_creates_after: RefCell<Option<usize>>,
+        /// Last `rtcp_mux` update per (call, leg).
+        mux: RefCell<Map<(CallId, usize), bool>>,
     }
 
     impl Fake {
@@ -779,7 +883,12 @@ mod tests {
         fn update_leg(&self, id: CallId, leg: usize, u: LegUpdate) -> Result<(), EngineError> {
             let mut calls = self.calls.borrow_mut();
             let c = calls.get_mut(&id).ok_or(EngineError::NoSuchCall)?;
-            c.2[leg] = u.remote_rtp;
+            if u.remote_rtp.is_some() || u.policy.is_some() {
+                c.2[leg] = u.remote_rtp;
+            }
+            if let Some(mux) = u.rtcp_mux {
+                self.mux.borrow_mut().insert((id, leg), mux);
+            }
             Ok(())
         }
         fn query(&self, id: CallId) -> Result<Vec<StreamSnapshot>, EngineError> {
@@ -957,6 +1066,64 @@ mod tests {
             h.media().remote(1),
             vec![Some("127.0.0.22:50000".parse().unwrap())]
         );
+    }
+
+    /// The `a=rtcp*` lines of a reply datagram's SDP, ports named relative
+    /// to the `m=` port.
+    fn rtcp_lines(datagram: &[u8]) -> Vec<String> {
+        let sp = datagram.iter().position(|&b| b == b' ').unwrap();
+        let body = Value::decode(&datagram[sp + 1..]).unwrap();
+        let sdp = String::from_utf8(body.get("sdp").unwrap().as_bytes().unwrap().to_vec()).unwrap();
+        let port: u16 = sdp
+            .lines()
+            .find_map(|l| l.strip_prefix("m=audio "))
+            .and_then(|r| r.split(' ').next())
+            .unwrap()
+            .parse()
+            .unwrap();
+        let mut v: Vec<String> = sdp
+            .lines()
+            .filter(|l| l.starts_with("a=rtcp"))
+            .map(|l| match l.strip_prefix("a=rtcp:").map(str::parse::<u16>) {
+                Some(Ok(p)) if p == port => "a=rtcp:RTP".to_string(),
+                Some(Ok(p)) if p == port + 1 => "a=rtcp:RTP+1".to_string(),
+                _ => l.to_string(),
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Replays the rtpengine recordings of every `rtcp-mux` flag: the
+    /// `a=rtcp`/`a=rtcp-mux` lines of both replies match, and the legs are
+    /// switched to mux as the answer decides.
+    #[test]
+    fn rtcp_mux_flags_match_rtpengine_recordings() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/ng");
+        // scenario, B's leg muxed, A's leg muxed
+        let cases = [
+            ("flags-rtcp-mux-default-with-mux-in-sdp", true, true),
+            ("flags-rtcp-mux-offer", true, true),
+            ("flags-rtcp-mux-offer-no-mux-in-sdp", true, false),
+            ("flags-rtcp-mux-demux", false, true),
+            ("flags-rtcp-mux-accept", true, true),
+        ];
+        for (name, b_mux, a_mux) in cases {
+            let (mut h, t0) = handler();
+            for step in ["01-offer", "02-answer"] {
+                let read = |ext: &str| std::fs::read(format!("{dir}/{name}/{step}.{ext}")).unwrap();
+                let ours = h.handle_datagram(t0, &read("req.bencode")).unwrap();
+                assert_eq!(
+                    rtcp_lines(&ours),
+                    rtcp_lines(&read("rep.bencode")),
+                    "{name} {step}"
+                );
+            }
+            let mux = h.media.mux.borrow();
+            let id = h.media.calls.borrow().keys().next().copied().unwrap();
+            assert_eq!(mux.get(&(id, 1)), Some(&b_mux), "{name}");
+            assert_eq!(mux.get(&(id, 0)), Some(&a_mux), "{name}");
+        }
     }
 
     #[test]

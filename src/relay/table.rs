@@ -51,6 +51,10 @@ pub enum RelayError {
     /// A leg cannot be paired with itself.
     #[error("a leg cannot be its own peer")]
     SelfPeer,
+    /// The leg was created with rtcp-mux (one socket) and has no RTCP
+    /// socket to demultiplex to.
+    #[error("leg has no RTCP socket")]
+    NoRtcpSocket,
 }
 
 /// Shard-wide relay settings.
@@ -200,7 +204,12 @@ struct Leg {
     call: CallKey,
     peer: Option<LegKey>,
     rtp: StreamKey,
+    /// The leg's own RTCP socket; equal to `rtp` when created muxed.
     rtcp: StreamKey,
+    /// RTCP to this leg's far end leaves from the RTP socket (RFC 5761);
+    /// set at creation without an RTCP socket, or by
+    /// [`RelayTable::set_rtcp_mux`].
+    muxed: bool,
 }
 
 #[derive(Debug)]
@@ -290,6 +299,7 @@ impl RelayTable {
             peer: None,
             rtp: Key::from_parts(u32::MAX, 0),
             rtcp: Key::from_parts(u32::MAX, 0),
+            muxed: spec.rtcp_port.is_none(),
         });
         c.legs.push(leg);
         let rtp_kind = if spec.rtcp_port.is_some() {
@@ -369,6 +379,41 @@ impl RelayTable {
             }
         }
         Ok(())
+    }
+
+    /// Switches a leg's RTCP between its own socket (`false`) and rtcp-mux
+    /// on the RTP socket (`true`, RFC 5761), e.g. when the answer accepts
+    /// or declines the mux that was offered. Under mux, packets to this
+    /// leg's far end (RTCP included) leave from its RTP socket to its RTP
+    /// send address. RTCP arriving on the RTP socket is classified as RTCP
+    /// either way (RFC 5761 §4). A leg created with two sockets keeps its
+    /// RTCP socket open while muxed (packets arriving there are still
+    /// relayed); a leg created muxed cannot be demultiplexed
+    /// ([`RelayError::NoRtcpSocket`]).
+    pub fn set_rtcp_mux(&mut self, leg: LegKey, mux: bool) -> Result<(), RelayError> {
+        let l = self.legs.get_mut(leg).ok_or(RelayError::NoSuchLeg)?;
+        if l.rtcp == l.rtp {
+            return if mux {
+                Ok(())
+            } else {
+                Err(RelayError::NoRtcpSocket)
+            };
+        }
+        l.muxed = mux;
+        let rtp = l.rtp;
+        if let Some(s) = self.streams.get_mut(rtp) {
+            s.kind = if mux {
+                StreamKind::Muxed
+            } else {
+                StreamKind::Rtp
+            };
+        }
+        Ok(())
+    }
+
+    /// Whether a leg's RTCP is muxed on its RTP socket (`None`: no such leg).
+    pub fn rtcp_mux(&self, leg: LegKey) -> Option<bool> {
+        self.legs.get(leg).map(|l| l.muxed)
     }
 
     /// Replaces a leg's learning policy and opens a new learning window
@@ -481,8 +526,10 @@ impl RelayTable {
         else {
             return Verdict::Drop(DropReason::NoPeer);
         };
+        // RFC 5761 §4: a muxed peer gets RTCP on its RTP port.
         let via = match component {
             Component::Rtp => peer.rtp,
+            Component::Rtcp if peer.muxed => peer.rtp,
             Component::Rtcp => peer.rtcp,
         };
         let Some(out) = self.streams.get(via) else {

@@ -171,6 +171,108 @@ fn rtcp_mux_demultiplexes_on_one_port() {
     );
 }
 
+/// Leg a's far end (A) keeps RTCP on port + 1, leg b's far end (B) accepted
+/// rtcp-mux in its answer (RFC 5761): RTCP both ways uses the right socket.
+#[test]
+fn switched_mux_on_one_leg_routes_rtcp_both_ways() {
+    let mut f = fixture(LatchPolicy::default(), false);
+    assert_eq!(f.t.rtcp_mux(f.b.leg), Some(false));
+    f.t.set_rtcp_mux(f.b.leg, true).unwrap();
+    assert_eq!(f.t.rtcp_mux(f.b.leg), Some(true));
+    assert_eq!(f.t.rtcp_mux(f.a.leg), Some(false));
+    // A's RTCP on leg a's RTCP socket -> out of leg b's RTP socket to B's
+    // RTP address.
+    let a_rtcp = addr("192.0.2.10:4001");
+    assert_eq!(
+        f.t.handle_packet(f.t0, f.a.rtcp, a_rtcp, &rtcp_rr(1), false),
+        Verdict::Forward {
+            via: f.b.rtp,
+            dest: addr(B)
+        }
+    );
+    // B's RTCP on leg b's RTP socket is RTCP (RFC 5761 §4) -> out of leg
+    // a's RTCP socket to A's port + 1.
+    assert_eq!(
+        f.t.handle_packet(f.t0, f.b.rtp, addr(B), &rtcp_rr(2), false),
+        Verdict::Forward {
+            via: f.a.rtcp,
+            dest: a_rtcp
+        }
+    );
+    // RTP is unchanged both ways.
+    assert_eq!(
+        f.t.handle_packet(f.t0, f.b.rtp, addr(B), &rtp(2, 1), false),
+        Verdict::Forward {
+            via: f.a.rtp,
+            dest: addr(A)
+        }
+    );
+    assert_eq!(
+        f.t.handle_packet(f.t0, f.a.rtp, addr(A), &rtp(1, 1), false),
+        Verdict::Forward {
+            via: f.b.rtp,
+            dest: addr(B)
+        }
+    );
+    // The muxed RTP socket counts RTCP as received there.
+    assert_eq!(f.t.stream_counters(f.b.rtp).unwrap().packets, 2);
+}
+
+#[test]
+fn switched_mux_the_other_way_and_back() {
+    let mut f = fixture(LatchPolicy::default(), false);
+    f.t.set_rtcp_mux(f.a.leg, true).unwrap();
+    // B's RTCP on its own socket -> leg a's RTP socket, A's RTP address.
+    let b_rtcp = addr("198.51.100.20:6001");
+    assert_eq!(
+        f.t.handle_packet(f.t0, f.b.rtcp, b_rtcp, &rtcp_rr(2), false),
+        Verdict::Forward {
+            via: f.a.rtp,
+            dest: addr(A)
+        }
+    );
+    // A's RTCP muxed on leg a's RTP socket -> leg b's RTCP socket.
+    assert_eq!(
+        f.t.handle_packet(f.t0, f.a.rtp, addr(A), &rtcp_rr(1), false),
+        Verdict::Forward {
+            via: f.b.rtcp,
+            dest: b_rtcp
+        }
+    );
+    // Demultiplexing again restores the RTCP socket.
+    f.t.set_rtcp_mux(f.a.leg, false).unwrap();
+    assert_eq!(
+        f.t.handle_packet(f.t0, f.b.rtcp, b_rtcp, &rtcp_rr(2), false),
+        Verdict::Forward {
+            via: f.a.rtcp,
+            dest: addr("192.0.2.10:4001")
+        }
+    );
+    // The muxed kind shows in snapshots and goes away with demux.
+    let kinds: Vec<StreamKind> =
+        f.t.call_snapshot(f.call)
+            .unwrap()
+            .iter()
+            .map(|s| s.kind)
+            .collect();
+    assert!(!kinds.contains(&StreamKind::Muxed));
+}
+
+#[test]
+fn leg_created_muxed_cannot_demux() {
+    let mut f = fixture(LatchPolicy::default(), true);
+    assert_eq!(f.t.set_rtcp_mux(f.a.leg, true), Ok(()));
+    assert_eq!(
+        f.t.set_rtcp_mux(f.a.leg, false),
+        Err(RelayError::NoRtcpSocket)
+    );
+    assert_eq!(
+        f.t.set_rtcp_mux(Key::from_parts(77, 0), true),
+        Err(RelayError::NoSuchLeg)
+    );
+    assert_eq!(f.t.rtcp_mux(f.a.leg), Some(true));
+}
+
 #[test]
 fn garbage_is_counted_and_dropped() {
     let mut f = fixture(LatchPolicy::default(), false);
