@@ -653,6 +653,8 @@ impl Config {
             port_max: self.ports.max(),
             relay: RelayConfig {
                 timeout: self.timeout,
+                silent_timeout: self.silent_timeout,
+                final_timeout: self.final_timeout,
                 ..RelayConfig::default()
             },
             ..EngineConfig::default()

@@ -9,7 +9,7 @@ use mediarelay::engine::{
     CallInfo, CallSpec, Engine, EngineConfig, EngineEvent, IoBackend, LegOptions, LegUpdate,
     UringSupport, uring_support,
 };
-use mediarelay::relay::{AddressMode, DropReason, LatchPolicy, RelayConfig};
+use mediarelay::relay::{AddressMode, DropReason, LatchPolicy, RelayConfig, TimeoutReason};
 use mediarelay::rtp::{PayloadType, RtpHeader, Ssrc};
 
 fn engine(backend: IoBackend, base: u16, span: u16, relay: RelayConfig) -> Option<Engine> {
@@ -304,6 +304,7 @@ fn media_timeout_removes_call(backend: IoBackend, base: u16) {
     let relay = RelayConfig {
         timeout: Duration::from_millis(400),
         timer_tick: Duration::from_millis(20),
+        ..RelayConfig::default()
     };
     let Some(e) = engine(backend, base, 100, relay) else {
         return;
@@ -322,10 +323,16 @@ fn media_timeout_removes_call(backend: IoBackend, base: u16) {
         event = e.try_event();
         std::thread::sleep(Duration::from_millis(20));
     }
-    let Some(EngineEvent::CallTimedOut { id, tag, removed }) = event else {
+    let Some(EngineEvent::CallTimedOut {
+        id,
+        tag,
+        removed,
+        reason,
+    }) = event
+    else {
         panic!("no timeout event")
     };
-    assert_eq!((id, tag), (idle.id, 7));
+    assert_eq!((id, tag, reason), (idle.id, 7, TimeoutReason::NoMedia));
     assert!(start.elapsed() >= Duration::from_millis(400));
     assert_eq!(removed.streams.len(), 4);
     assert!(e.query(idle.id).is_err());

@@ -82,7 +82,7 @@ use self::sys::EventFd;
 use crate::ports::{AllocError, PortAllocator, PortConfig, ShardId, Strategy};
 use crate::relay::{
     CallKey, DropReason, LatchPolicy, LegKey, LegSpec, RelayConfig, RelayError, RemovedCall,
-    StreamSnapshot,
+    StreamSnapshot, TimeoutReason,
 };
 
 /// Errors of the engine's control API.
@@ -210,6 +210,10 @@ pub struct LegUpdate {
     /// muxed; a leg created with [`LegOptions::rtcp_mux`] cannot be
     /// switched back (`EngineError::Relay(RelayError::NoRtcpSocket)`).
     pub rtcp_mux: Option<bool>,
+    /// Mark the leg on hold (no media expected from its far end) or back:
+    /// a call with a leg on hold times out after
+    /// [`RelayConfig::silent_timeout`] instead of `timeout`.
+    pub on_hold: Option<bool>,
 }
 
 /// A call's identity: its shard and its key there.
@@ -245,12 +249,14 @@ pub struct CallInfo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum EngineEvent {
-    /// Media timeout: the call was removed.
+    /// Media or final timeout: the call was removed.
     CallTimedOut {
         /// The call.
         id: CallId,
         /// Its tag.
         tag: u64,
+        /// Which timeout (no media, or the final timeout).
+        reason: TimeoutReason,
         /// Its final state.
         removed: RemovedCall,
     },

@@ -208,7 +208,7 @@ pub(crate) fn run<B: Backend>(mut backend: B, parts: ShardParts) {
         }
         if core.table.poll_timeout().is_some_and(|d| d <= now) {
             core.table.handle_timeout(now);
-            while let Some(crate::relay::RelayEvent::CallTimedOut { call, tag }) =
+            while let Some(crate::relay::RelayEvent::CallTimedOut { call, tag, reason }) =
                 core.table.poll_event()
             {
                 if let Some(removed) = remove_call(&mut backend, &mut core, &ports, call, now) {
@@ -219,6 +219,7 @@ pub(crate) fn run<B: Backend>(mut backend: B, parts: ShardParts) {
                             key: call,
                         },
                         tag,
+                        reason,
                         removed,
                     });
                 }
@@ -360,6 +361,11 @@ fn update_leg(
     if let Some(mux) = update.rtcp_mux {
         core.table
             .set_rtcp_mux(key, mux)
+            .map_err(EngineError::Relay)?;
+    }
+    if let Some(hold) = update.on_hold {
+        core.table
+            .set_on_hold(key, hold)
             .map_err(EngineError::Relay)?;
     }
     Ok(())

@@ -396,6 +396,9 @@ impl<M: MediaPlane> Handler<M> {
                 continue;
             }
             let (rtp, rtcp) = endpoint(sdp, i, opts);
+            // Hold (RFC 3264 §8.4): no media expected from this side, so the
+            // call gets the silent timeout instead of the media timeout.
+            let on_hold = rtp.is_none() || sdp.media_direction(i) != Direction::SendRecv;
             let (kind, proto) = (m.media_line().media.clone(), m.media_line().proto.clone());
             let sdp_mux = m.section().rtcp_mux();
             let slot = call.medias.get_mut(i);
@@ -416,6 +419,7 @@ impl<M: MediaPlane> Handler<M> {
                             remote_rtcp: rtcp,
                             policy: Some(policy),
                             rtcp_mux: None,
+                            on_hold: Some(on_hold),
                         };
                         self.media
                             .update_leg(info.id, sender, update)
@@ -431,6 +435,7 @@ impl<M: MediaPlane> Handler<M> {
                         remote_rtcp: rtcp,
                         policy: Some(policy),
                         rtcp_mux: Some(answerer_mux),
+                        on_hold: Some(on_hold),
                     };
                     self.media
                         .update_leg(info.id, sender, update)
@@ -465,6 +470,17 @@ impl<M: MediaPlane> Handler<M> {
                         .create_call(CallSpec { tag, legs })
                         .map_err(engine_fail)?;
                     self.by_tag.insert(tag, call_id.to_string());
+                    if on_hold {
+                        let update = LegUpdate {
+                            on_hold: Some(true),
+                            ..LegUpdate::default()
+                        };
+                        if let Err(e) = self.media.update_leg(info.id, sender, update) {
+                            let _ = self.media.delete_call(info.id);
+                            self.by_tag.remove(&tag);
+                            return Err(engine_fail(e));
+                        }
+                    }
                     ports.push(
                         info.legs
                             .get(receiver)
@@ -837,6 +853,8 @@ mod tests {
         fail_creates_after: RefCell<Option<usize>>,
         /// Last `rtcp_mux` update per (call, leg).
         mux: RefCell<Map<(CallId, usize), bool>>,
+        /// Last `on_hold` update per (call, leg).
+        hold: RefCell<Map<(CallId, usize), bool>>,
     }
 
     impl Fake {
@@ -888,6 +906,9 @@ mod tests {
             }
             if let Some(mux) = u.rtcp_mux {
                 self.mux.borrow_mut().insert((id, leg), mux);
+            }
+            if let Some(hold) = u.on_hold {
+                self.hold.borrow_mut().insert((id, leg), hold);
             }
             Ok(())
         }
@@ -1181,6 +1202,14 @@ mod tests {
             vec![Some("127.0.0.11:40010".parse().unwrap())]
         );
         assert_eq!(h.media().calls.borrow().len(), 1, "no new engine call");
+        // The offerer's leg (0) is on hold (silent timeout), and off after
+        // resume; the answerer's (1) never was.
+        let id = *h.media().calls.borrow().keys().next().unwrap();
+        let hold = |leg: usize| h.media().hold.borrow().get(&(id, leg)).copied();
+        assert_eq!((hold(0), hold(1)), (Some(true), Some(false)));
+        offer(&mut h, t0 + Duration::from_secs(9), "c1", OFFER);
+        let hold = |leg: usize| h.media().hold.borrow().get(&(id, leg)).copied();
+        assert_eq!(hold(0), Some(false));
     }
 
     #[test]

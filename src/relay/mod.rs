@@ -18,6 +18,6 @@ pub use latch::{AddressMode, Latch, LatchPolicy, LatchVerdict};
 pub use slab::{Key, Slab};
 pub use table::{
     CallKey, Component, LegKey, LegSpec, LegStreams, RelayConfig, RelayError, RelayEvent,
-    RelayTable, RemovedCall, StreamKey, StreamKind, StreamSnapshot, Verdict,
+    RelayTable, RemovedCall, StreamKey, StreamKind, StreamSnapshot, TimeoutReason, Verdict,
 };
 pub use timer::TimerWheel;

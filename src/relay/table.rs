@@ -63,6 +63,13 @@ pub struct RelayConfig {
     /// A call whose streams see no packet for this long is timed out
     /// (rtpengine `--timeout`, default 60 s).
     pub timeout: Duration,
+    /// The same for a call with a leg on hold (`sendonly`, `recvonly`,
+    /// `inactive`, `c=0.0.0.0`; see [`RelayTable::set_on_hold`]), where no
+    /// media is expected (rtpengine `--silent-timeout`, default 3600 s).
+    pub silent_timeout: Duration,
+    /// A call is removed this long after creation whatever its media
+    /// (rtpengine `--final-timeout`); `None`: no limit.
+    pub final_timeout: Option<Duration>,
     /// Resolution of the shard's timer wheel.
     pub timer_tick: Duration,
 }
@@ -71,6 +78,8 @@ impl Default for RelayConfig {
     fn default() -> Self {
         RelayConfig {
             timeout: Duration::from_secs(60),
+            silent_timeout: Duration::from_secs(3600),
+            final_timeout: None,
             timer_tick: Duration::from_millis(100),
         }
     }
@@ -146,13 +155,24 @@ pub enum Verdict {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RelayEvent {
-    /// No packet on any stream of the call for `timeout`.
+    /// The call must go: no media for its timeout, or its final timeout.
     CallTimedOut {
         /// The call.
         call: CallKey,
         /// The caller's tag given at [`RelayTable::add_call`].
         tag: u64,
+        /// Which timeout.
+        reason: TimeoutReason,
     },
+}
+
+/// Why a call timed out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TimeoutReason {
+    /// No packet for `timeout` (or `silent_timeout` while on hold).
+    NoMedia,
+    /// `final_timeout` after creation.
+    Final,
 }
 
 /// A point-in-time copy of one stream's state.
@@ -210,11 +230,18 @@ struct Leg {
     /// set at creation without an RTCP socket, or by
     /// [`RelayTable::set_rtcp_mux`].
     muxed: bool,
+    /// No media expected from this leg's far end (hold):
+    /// [`RelayTable::set_on_hold`].
+    on_hold: bool,
 }
 
 #[derive(Debug)]
 struct Call {
     tag: u64,
+    created: Instant,
+    /// When the call's armed timer fires; an earlier-firing timer for
+    /// this call is stale and ignored.
+    next_check: Instant,
     /// Last signalling activity (creation, leg changes): counts as activity
     /// for the media timeout, so a fresh call is not timed out at once.
     last_signal: Instant,
@@ -274,12 +301,18 @@ impl RelayTable {
 
     /// Creates an empty call carrying an opaque `tag`.
     pub fn add_call(&mut self, now: Instant, tag: u64) -> CallKey {
+        let first = self
+            .config
+            .final_timeout
+            .map_or(self.config.timeout, |f| f.min(self.config.timeout));
         let key = self.calls.insert(Call {
             tag,
+            created: now,
+            next_check: now + first,
             last_signal: now,
             legs: Vec::with_capacity(2),
         });
-        self.timers.insert(now + self.config.timeout, key);
+        self.timers.insert(now + first, key);
         key
     }
 
@@ -300,6 +333,7 @@ impl RelayTable {
             rtp: Key::from_parts(u32::MAX, 0),
             rtcp: Key::from_parts(u32::MAX, 0),
             muxed: spec.rtcp_port.is_none(),
+            on_hold: false,
         });
         c.legs.push(leg);
         let rtp_kind = if spec.rtcp_port.is_some() {
@@ -579,16 +613,75 @@ impl RelayTable {
             let Some(c) = self.calls.get(call) else {
                 continue;
             };
-            let last = self.last_activity(c);
-            let due = last + self.config.timeout;
-            if due <= now {
-                self.events
-                    .push_back(RelayEvent::CallTimedOut { call, tag: c.tag });
+            if now < c.next_check {
+                // Superseded by a timer armed for an earlier check.
+                continue;
+            }
+            let (media_due, final_due) = self.deadlines(c);
+            let tag = c.tag;
+            let reason = if final_due.is_some_and(|d| d <= now) {
+                Some(TimeoutReason::Final)
+            } else if media_due <= now {
+                Some(TimeoutReason::NoMedia)
             } else {
-                self.timers.insert(due, call);
+                None
+            };
+            match reason {
+                Some(reason) => {
+                    self.events
+                        .push_back(RelayEvent::CallTimedOut { call, tag, reason })
+                }
+                None => {
+                    let due = final_due.map_or(media_due, |f| f.min(media_due));
+                    self.rearm(call, due);
+                }
             }
         }
         self.expired = expired;
+    }
+
+    /// When the call times out for lack of media, and for its final
+    /// timeout.
+    fn deadlines(&self, c: &Call) -> (Instant, Option<Instant>) {
+        let on_hold = c
+            .legs
+            .iter()
+            .any(|l| self.legs.get(*l).is_some_and(|l| l.on_hold));
+        let timeout = if on_hold {
+            self.config.silent_timeout
+        } else {
+            self.config.timeout
+        };
+        (
+            self.last_activity(c) + timeout,
+            self.config.final_timeout.map(|f| c.created + f),
+        )
+    }
+
+    fn rearm(&mut self, call: CallKey, due: Instant) {
+        if let Some(c) = self.calls.get_mut(call) {
+            c.next_check = due;
+            self.timers.insert(due, call);
+        }
+    }
+
+    /// Marks a leg on hold (no media expected: `sendonly`, `recvonly`,
+    /// `inactive`, `c=0.0.0.0`) or back; a call with a leg on hold times
+    /// out after `silent_timeout` instead of `timeout`.
+    pub fn set_on_hold(&mut self, leg: LegKey, on_hold: bool) -> Result<(), RelayError> {
+        let l = self.legs.get_mut(leg).ok_or(RelayError::NoSuchLeg)?;
+        l.on_hold = on_hold;
+        let call = l.call;
+        let Some(c) = self.calls.get(call) else {
+            return Ok(());
+        };
+        // A shorter deadline than the armed one needs its own timer.
+        let (media_due, final_due) = self.deadlines(c);
+        let due = final_due.map_or(media_due, |f| f.min(media_due));
+        if due < c.next_check {
+            self.rearm(call, due);
+        }
+        Ok(())
     }
 
     fn last_activity(&self, c: &Call) -> Instant {

@@ -469,8 +469,8 @@ fn media_timeout_reports_idle_calls_only() {
         }
     }
     assert_eq!(timed_out.len(), 1, "{timed_out:?}");
-    let (when, RelayEvent::CallTimedOut { call, tag }) = timed_out[0];
-    assert_eq!((call, tag), (f.call, 42));
+    let (when, RelayEvent::CallTimedOut { call, tag, reason }) = timed_out[0];
+    assert_eq!((call, tag, reason), (f.call, 42, TimeoutReason::NoMedia));
     // Not before the timeout, and within one timer tick plus one step.
     assert!(when >= f.t0 + timeout);
     assert!(when <= f.t0 + timeout + Duration::from_secs(2));
@@ -584,4 +584,95 @@ proptest::proptest! {
         proptest::prop_assert_eq!(accepted, forwarded + route_drops);
         proptest::prop_assert_eq!(forwarded + dropped, packets.len() as u64);
     }
+}
+
+/// Runs the virtual clock in 1 s steps until `until`, sending a packet on
+/// `busy` (if any) each step; returns the timeout events with their times.
+fn run_clock(
+    t: &mut RelayTable,
+    start: Instant,
+    until: Duration,
+    busy: Option<(StreamKey, u16)>,
+) -> Vec<(Instant, RelayEvent)> {
+    let mut now = start;
+    let mut out = Vec::new();
+    let mut seq = 0u16;
+    while now < start + until {
+        now += Duration::from_secs(1);
+        if let Some((stream, _)) = busy {
+            seq = seq.wrapping_add(1);
+            t.handle_packet(now, stream, addr(A), &rtp(5, seq), false);
+        }
+        if t.poll_timeout().is_some_and(|d| d <= now) {
+            t.handle_timeout(now);
+        }
+        while let Some(ev) = t.poll_event() {
+            let RelayEvent::CallTimedOut { call, .. } = ev;
+            t.remove_call(call);
+            out.push((now, ev));
+        }
+    }
+    out
+}
+
+#[test]
+fn on_hold_calls_get_the_silent_timeout() {
+    let mut f = fixture(LatchPolicy::default(), false);
+    f.t.config.silent_timeout = Duration::from_secs(300);
+    f.t.set_on_hold(f.a.leg, true).unwrap();
+    // Idle for 2 media timeouts: still there (on hold).
+    let ev = run_clock(&mut f.t, f.t0, Duration::from_secs(120), None);
+    assert!(ev.is_empty(), "{ev:?}");
+    assert_eq!(f.t.call_count(), 1);
+    // Off hold again: the media timeout applies from the last activity.
+    f.t.set_on_hold(f.a.leg, false).unwrap();
+    let ev = run_clock(
+        &mut f.t,
+        f.t0 + Duration::from_secs(120),
+        Duration::from_secs(5),
+        None,
+    );
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    let RelayEvent::CallTimedOut { reason, .. } = ev[0].1;
+    assert_eq!(reason, TimeoutReason::NoMedia);
+    assert_eq!(f.t.set_on_hold(f.a.leg, true), Err(RelayError::NoSuchLeg));
+}
+
+#[test]
+fn silent_timeout_still_ends_a_call_on_hold() {
+    let mut f = fixture(LatchPolicy::default(), false);
+    f.t.config.silent_timeout = Duration::from_secs(90);
+    f.t.set_on_hold(f.b.leg, true).unwrap();
+    let ev = run_clock(&mut f.t, f.t0, Duration::from_secs(200), None);
+    assert_eq!(ev.len(), 1);
+    let (when, RelayEvent::CallTimedOut { reason, .. }) = ev[0];
+    assert_eq!(reason, TimeoutReason::NoMedia);
+    assert!(when >= f.t0 + Duration::from_secs(90) && when <= f.t0 + Duration::from_secs(92));
+}
+
+#[test]
+fn final_timeout_ends_even_a_busy_call() {
+    let t0 = Instant::now();
+    let config = RelayConfig {
+        final_timeout: Some(Duration::from_secs(30)),
+        ..RelayConfig::default()
+    };
+    let mut t = RelayTable::new(t0, config);
+    let call = t.add_call(t0, 9);
+    let spec = |port: u16, remote: &str| LegSpec {
+        rtp_port: port,
+        rtcp_port: Some(port + 1),
+        policy: LatchPolicy::default(),
+        remote_rtp: Some(addr(remote)),
+        remote_rtcp: None,
+        clock_rate: ClockRate::G711,
+    };
+    let a = t.add_leg(t0, call, spec(30000, A)).unwrap();
+    let b = t.add_leg(t0, call, spec(30002, B)).unwrap();
+    t.pair(a.leg, b.leg).unwrap();
+    let ev = run_clock(&mut t, t0, Duration::from_secs(60), Some((a.rtp, 0)));
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    let (when, RelayEvent::CallTimedOut { tag, reason, .. }) = ev[0];
+    assert_eq!((tag, reason), (9, TimeoutReason::Final));
+    assert!(when >= t0 + Duration::from_secs(30) && when <= t0 + Duration::from_secs(32));
 }
