@@ -186,27 +186,10 @@ impl<'a> Value<'a> {
     /// Appends the canonical encoding of `self` to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         match self {
-            Value::Int(i) => {
-                out.push(b'i');
-                out.extend_from_slice(i.to_string().as_bytes());
-                out.push(b'e');
-            }
+            Value::Int(i) => encode_int(*i, out),
             Value::Bytes(b) => encode_bytes(b, out),
-            Value::List(items) => {
-                out.push(b'l');
-                for v in items {
-                    v.encode(out);
-                }
-                out.push(b'e');
-            }
-            Value::Dict(entries) => {
-                out.push(b'd');
-                for (k, v) in entries {
-                    encode_bytes(k, out);
-                    v.encode(out);
-                }
-                out.push(b'e');
-            }
+            Value::List(items) => encode_list(items, out, Value::encode),
+            Value::Dict(entries) => encode_dict(entries, out, Value::encode),
         }
     }
 
@@ -218,10 +201,41 @@ impl<'a> Value<'a> {
     }
 }
 
-fn encode_bytes(b: &[u8], out: &mut Vec<u8>) {
+/// `i<decimal>e` (BEP 3).
+pub(crate) fn encode_int(i: i64, out: &mut Vec<u8>) {
+    out.push(b'i');
+    out.extend_from_slice(i.to_string().as_bytes());
+    out.push(b'e');
+}
+
+/// `<length>:<bytes>` (BEP 3).
+pub(crate) fn encode_bytes(b: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(b.len().to_string().as_bytes());
     out.push(b':');
     out.extend_from_slice(b);
+}
+
+/// `l<values>e`, each value written by `item`.
+pub(crate) fn encode_list<T>(items: &[T], out: &mut Vec<u8>, item: impl Fn(&T, &mut Vec<u8>)) {
+    out.push(b'l');
+    for v in items {
+        item(v, out);
+    }
+    out.push(b'e');
+}
+
+/// `d<key><value>...e` in the given order, each value written by `value`.
+pub(crate) fn encode_dict<K: AsRef<[u8]>, T>(
+    entries: &[(K, T)],
+    out: &mut Vec<u8>,
+    value: impl Fn(&T, &mut Vec<u8>),
+) {
+    out.push(b'd');
+    for (k, v) in entries {
+        encode_bytes(k.as_ref(), out);
+        value(v, out);
+    }
+    out.push(b'e');
 }
 
 impl fmt::Debug for Value<'_> {

@@ -4,6 +4,8 @@
 //! Dictionaries keep insertion order: rtpengine's replies have a fixed key
 //! order per command (`docs/ng-reference.md`), and clients compare them.
 
+use super::bencode::{encode_bytes, encode_dict, encode_int, encode_list};
+
 /// An owned bencode value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OwnedValue {
@@ -84,27 +86,10 @@ impl OwnedValue {
     /// Appends the bencoding (dictionary keys in insertion order).
     pub fn encode(&self, out: &mut Vec<u8>) {
         match self {
-            OwnedValue::Int(i) => {
-                out.push(b'i');
-                out.extend_from_slice(i.to_string().as_bytes());
-                out.push(b'e');
-            }
+            OwnedValue::Int(i) => encode_int(*i, out),
             OwnedValue::Bytes(b) => encode_bytes(b, out),
-            OwnedValue::List(l) => {
-                out.push(b'l');
-                for v in l {
-                    v.encode(out);
-                }
-                out.push(b'e');
-            }
-            OwnedValue::Dict(d) => {
-                out.push(b'd');
-                for (k, v) in d {
-                    encode_bytes(k, out);
-                    v.encode(out);
-                }
-                out.push(b'e');
-            }
+            OwnedValue::List(l) => encode_list(l, out, OwnedValue::encode),
+            OwnedValue::Dict(d) => encode_dict(d, out, OwnedValue::encode),
         }
     }
 
@@ -114,12 +99,6 @@ impl OwnedValue {
         self.encode(&mut out);
         out
     }
-}
-
-fn encode_bytes(b: &[u8], out: &mut Vec<u8>) {
-    out.extend_from_slice(b.len().to_string().as_bytes());
-    out.push(b':');
-    out.extend_from_slice(b);
 }
 
 impl From<&super::Value<'_>> for OwnedValue {
