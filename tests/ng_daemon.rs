@@ -25,10 +25,29 @@ impl Drop for Daemon {
 struct Client {
     sock: UdpSocket,
     ng: SocketAddr,
+    /// The daemon's `--listen-http` address.
+    http: SocketAddr,
     n: u32,
 }
 
 impl Client {
+    /// The value of one Prometheus series from `GET /metrics`.
+    fn metric(&self, series: &str) -> Option<u64> {
+        use std::io::{Read, Write};
+        let mut tcp = std::net::TcpStream::connect(self.http).ok()?;
+        tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .ok()?;
+        let mut body = String::new();
+        tcp.read_to_string(&mut body).ok()?;
+        body.lines().find_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+    }
+
     fn raw(&self, datagram: &[u8]) -> Option<Vec<u8>> {
         self.sock.send_to(datagram, self.ng).unwrap();
         let mut buf = vec![0u8; 65536];
@@ -87,7 +106,12 @@ fn int_at(v: &OwnedValue, path: &[&str]) -> i64 {
 fn start(ports: (&str, &str)) -> (Daemon, Client) {
     let ng_port = free_udp_port();
     let ng: SocketAddr = format!("127.0.0.1:{ng_port}").parse().unwrap();
+    let http = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap();
     let child = Command::new(BIN)
+        .arg("--listen-http")
+        .arg(http.to_string())
         .args(["--foreground", "--port-min", ports.0, "--port-max", ports.1])
         .args([
             "--interface",
@@ -106,7 +130,12 @@ fn start(ports: (&str, &str)) -> (Daemon, Client) {
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
-    let c = Client { sock, ng, n: 0 };
+    let c = Client {
+        sock,
+        ng,
+        http,
+        n: 0,
+    };
 
     // Wait for the daemon: ping until pong.
     let end = Instant::now() + Duration::from_secs(20);
@@ -254,6 +283,9 @@ fn ng_client_drives_a_call_through_the_daemon() {
         c.raw(b"p9 d7:command4:pinge").as_deref(),
         Some(&b"p9 d6:result4:ponge"[..])
     );
+    // The garbage was counted, not silently lost.
+    let malformed = c.metric("mediarelay_ng_malformed_total").expect("metric");
+    assert!(malformed >= 2, "malformed datagrams counted: {malformed}");
 }
 
 /// rtcp-mux end to end: A offers `a=rtcp-mux` with `rtcp-mux: [accept]`, B
