@@ -147,7 +147,14 @@ fn renders_a_live_engine() {
 
     // After the delete: no calls, the pairs quarantined or reclaimed.
     e.delete_call(c.id).unwrap();
-    let m = scrape(&e);
+    // Shard gauges are published once per loop turn, after the reply to
+    // the delete: wait (bounded) for the next publish.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    let mut m = scrape(&e);
+    while m["mediarelay_calls"] != 0.0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        m = scrape(&e);
+    }
     assert_eq!(m["mediarelay_calls"], 0.0);
     assert_eq!(m["mediarelay_port_pairs{state=\"in_use\"}"], 0.0);
     e.shutdown();
