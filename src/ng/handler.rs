@@ -281,14 +281,12 @@ impl<M: MediaPlane> Handler<M> {
     }
 
     fn offer(&mut self, now: Instant, body: &Value<'_>) -> Result<OwnedValue, Fail> {
-        let call_id = text(body, "call-id").ok_or("No call-id in message")?;
-        let from_tag = text(body, "from-tag").ok_or("No from-tag in message")?;
-        let sdp_bytes = body
-            .get("sdp")
-            .and_then(Value::as_bytes)
-            .ok_or("No SDP body in message")?;
-        let opts = Opts::parse(body);
-        let mut sdp = Sdp::parse(sdp_bytes).map_err(|_| Fail::from("Failed to parse SDP"))?;
+        let SdpRequest {
+            call_id,
+            from_tag,
+            opts,
+            mut sdp,
+        } = SdpRequest::parse(body)?;
         if !sdp.media().iter().any(|m| !m.is_disabled()) {
             return Err("Error rewriting SDP".into());
         }
@@ -345,15 +343,13 @@ impl<M: MediaPlane> Handler<M> {
     }
 
     fn answer(&mut self, now: Instant, body: &Value<'_>) -> Result<OwnedValue, Fail> {
-        let call_id = text(body, "call-id").ok_or("No call-id in message")?;
-        let from_tag = text(body, "from-tag").ok_or("No from-tag in message")?;
+        let SdpRequest {
+            call_id,
+            from_tag,
+            opts,
+            mut sdp,
+        } = SdpRequest::parse(body)?;
         let to_tag = text(body, "to-tag").ok_or("No to-tag in message")?;
-        let sdp_bytes = body
-            .get("sdp")
-            .and_then(Value::as_bytes)
-            .ok_or("No SDP body in message")?;
-        let opts = Opts::parse(body);
-        let mut sdp = Sdp::parse(sdp_bytes).map_err(|_| Fail::from("Failed to parse SDP"))?;
         let Some(mut call) = self.calls.remove(&call_id).filter(|c| c.deleted.is_none()) else {
             return Err("Unknown call-id".into());
         };
@@ -801,6 +797,34 @@ fn engine_fail(e: EngineError) -> Fail {
 
 /// A string key's value (call-ids and tags are opaque bytes; non-UTF-8
 /// bytes are replaced, which keeps distinct ids distinct in practice).
+/// What `offer` and `answer` both carry: call-id, from-tag, flags and an
+/// SDP body, checked in rtpengine's order with its error strings.
+struct SdpRequest {
+    call_id: String,
+    from_tag: String,
+    opts: Opts,
+    sdp: Sdp,
+}
+
+impl SdpRequest {
+    fn parse(body: &Value<'_>) -> Result<SdpRequest, Fail> {
+        let call_id = text(body, "call-id").ok_or("No call-id in message")?;
+        let from_tag = text(body, "from-tag").ok_or("No from-tag in message")?;
+        let sdp_bytes = body
+            .get("sdp")
+            .and_then(Value::as_bytes)
+            .ok_or("No SDP body in message")?;
+        let opts = Opts::parse(body);
+        let sdp = Sdp::parse(sdp_bytes).map_err(|_| Fail::from("Failed to parse SDP"))?;
+        Ok(SdpRequest {
+            call_id,
+            from_tag,
+            opts,
+            sdp,
+        })
+    }
+}
+
 fn text(body: &Value<'_>, key: &str) -> Option<String> {
     body.get(key)
         .and_then(Value::as_bytes)
