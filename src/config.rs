@@ -31,7 +31,7 @@ use tracing::level_filters::LevelFilter;
 
 use crate::engine::{EngineConfig, IoBackend};
 use crate::ports::{PortRange, RangeError};
-use crate::relay::RelayConfig;
+use crate::relay::{Intervals, RelayConfig};
 
 /// Default lowest relay port (rtpengine `--port-min`).
 pub const DEFAULT_PORT_MIN: u16 = 30000;
@@ -45,6 +45,9 @@ pub const DEFAULT_SILENT_TIMEOUT_SECS: u32 = 3600;
 pub const DEFAULT_FINAL_TIMEOUT_SECS: u32 = 0;
 /// Default delay between an NG `delete` and the call's removal, in seconds.
 pub const DEFAULT_DELETE_DELAY_SECS: u32 = 30;
+/// Default lifetime of an offered call that is never answered, in seconds
+/// (rtpengine `--offer-timeout`).
+pub const DEFAULT_OFFER_TIMEOUT_SECS: u32 = 3600;
 
 /// The keys a config file may hold, in their canonical (kebab-case) form.
 pub const FILE_KEYS: &[&str] = &[
@@ -58,6 +61,8 @@ pub const FILE_KEYS: &[&str] = &[
     "silent-timeout",
     "final-timeout",
     "delete-delay",
+    "offer-timeout",
+    "source-hold",
     "log-level",
     "foreground",
     "pidfile",
@@ -112,9 +117,15 @@ pub struct Cli {
     /// Seconds after creation a call is deleted regardless of media; 0 = off [default: 0]
     #[arg(short = 'a', long, value_name = "SECS")]
     pub final_timeout: Option<i64>,
-    /// Seconds between an NG delete and the call's removal [default: 30]
+    /// Seconds between an NG delete and the call's removal; media keeps flowing meanwhile [default: 30]
     #[arg(long, value_name = "SECS")]
     pub delete_delay: Option<i64>,
+    /// Seconds an offered call waits for its answer before it is deleted; 0 = default [default: 3600]
+    #[arg(long, value_name = "SECS")]
+    pub offer_timeout: Option<i64>,
+    /// A stream's source holds it against other sources for this many of its packet intervals after its last packet (RTP-bleed protection) [default: 1.5]
+    #[arg(long, value_name = "INTERVALS")]
+    pub source_hold: Option<String>,
     /// Log level: error|warn|info|debug|trace, or rtpengine's syslog level 0-7 [default: info]
     #[arg(short = 'L', long, value_name = "LEVEL")]
     pub log_level: Option<String>,
@@ -171,6 +182,17 @@ pub struct RawConfig {
     /// `delete-delay` in seconds.
     #[serde(default, alias = "delete_delay")]
     pub delete_delay: Option<i64>,
+    /// `offer-timeout` in seconds.
+    #[serde(default, alias = "offer_timeout")]
+    pub offer_timeout: Option<i64>,
+    /// `source-hold` in packet intervals (a decimal; a file may write a
+    /// TOML number).
+    #[serde(
+        default,
+        alias = "source_hold",
+        deserialize_with = "de_string_or_number"
+    )]
+    pub source_hold: Option<String>,
     /// `log-level`: a name, or a syslog number (a file may write it as a
     /// TOML integer).
     #[serde(default, alias = "log_level", deserialize_with = "de_string_or_int")]
@@ -278,8 +300,14 @@ pub struct Config {
     pub silent_timeout: Duration,
     /// Call lifetime limit; `None`: off.
     pub final_timeout: Option<Duration>,
-    /// Delay between an NG `delete` and the call's removal.
+    /// Delay between an NG `delete` and the call's removal (media keeps
+    /// flowing meanwhile).
     pub delete_delay: Duration,
+    /// Lifetime of an offered call without an answer.
+    pub offer_timeout: Duration,
+    /// How long a stream's source holds it against other sources, in its
+    /// packet intervals.
+    pub source_hold: Intervals,
     /// Log level.
     pub log_level: LogLevel,
     /// `--foreground` was given (informational: the daemon never forks).
@@ -398,6 +426,31 @@ pub enum ConfigError {
         /// The value.
         value: i64,
     },
+    /// The range holds fewer port pairs than one call needs.
+    #[error(
+        "port-min {min} / port-max {max}: the range holds {pairs} RTP/RTCP port pair(s); a call needs {need}"
+    )]
+    PortRangeTooSmall {
+        /// `port-min`.
+        min: u16,
+        /// `port-max`.
+        max: u16,
+        /// Pairs in the range.
+        pairs: u32,
+        /// Pairs a call needs.
+        need: u64,
+    },
+    /// `source-hold` is not a number of packet intervals.
+    #[error("source-hold {value:?} is not a number of packet intervals (0.5-20, one decimal)")]
+    SourceHold {
+        /// The value as written.
+        value: String,
+    },
+    /// No NG control socket: the relay could never be told about a call.
+    #[error(
+        "listen-ng: no NG control socket given (--listen-ng HOST:PORT); the relay would never get a call"
+    )]
+    NoControl,
     /// `port-min` above `port-max`.
     #[error("port-min {min} > port-max {max}")]
     PortRangeInverted {
@@ -460,6 +513,8 @@ impl Cli {
             silent_timeout: self.silent_timeout,
             final_timeout: self.final_timeout,
             delete_delay: self.delete_delay,
+            offer_timeout: self.offer_timeout,
+            source_hold: self.source_hold.clone(),
             log_level: self.log_level.clone(),
             foreground: self.foreground.then_some(true),
             pidfile: self.pidfile.clone(),
@@ -548,6 +603,8 @@ impl RawConfig {
             silent_timeout: over.silent_timeout.or(self.silent_timeout),
             final_timeout: over.final_timeout.or(self.final_timeout),
             delete_delay: over.delete_delay.or(self.delete_delay),
+            offer_timeout: over.offer_timeout.or(self.offer_timeout),
+            source_hold: over.source_hold.or(self.source_hold),
             log_level: over.log_level.or(self.log_level),
             foreground: over.foreground.or(self.foreground),
             pidfile: over.pidfile.or(self.pidfile),
@@ -599,6 +656,15 @@ impl Config {
         )?;
         let final_timeout = (!final_timeout.is_zero()).then_some(final_timeout);
         let delete_delay = seconds("delete-delay", raw.delete_delay, DEFAULT_DELETE_DELAY_SECS)?;
+        let offer_timeout = seconds_or_default(
+            "offer-timeout",
+            raw.offer_timeout,
+            DEFAULT_OFFER_TIMEOUT_SECS,
+        )?;
+        let source_hold = match raw.source_hold {
+            Some(v) => parse_intervals(&v).ok_or(ConfigError::SourceHold { value: v })?,
+            None => Intervals::default(),
+        };
         let log_level = match raw.log_level {
             Some(v) => v.parse()?,
             None => LogLevel::default(),
@@ -632,6 +698,8 @@ impl Config {
             silent_timeout,
             final_timeout,
             delete_delay,
+            offer_timeout,
+            source_hold,
             log_level,
             foreground: raw.foreground.unwrap_or(false),
             pidfile: raw.pidfile,
@@ -655,10 +723,22 @@ impl Config {
                 timeout: self.timeout,
                 silent_timeout: self.silent_timeout,
                 final_timeout: self.final_timeout,
+                offer_timeout: self.offer_timeout,
                 ..RelayConfig::default()
             },
             ..EngineConfig::default()
         }
+    }
+
+    /// Refuses a configuration that starts but could never relay a call:
+    /// one without an NG control socket ([`ConfigError::NoControl`]).
+    /// (A port range too small for one call is refused by validation; an
+    /// interface address that is not on this host by the engine's start.)
+    pub fn check_runnable(&self) -> Result<(), ConfigError> {
+        if self.listen_ng.is_none() {
+            return Err(ConfigError::NoControl);
+        }
+        Ok(())
     }
 
     /// Concurrent calls this configuration allows under an open-file limit
@@ -682,9 +762,11 @@ impl ConfigError {
             | ConfigError::Port { key, .. }
             | ConfigError::Seconds { key, .. } => key,
             ConfigError::MissingInterface | ConfigError::Interface { .. } => "interface",
-            ConfigError::PortRangeInverted { .. } | ConfigError::PortRangeEmpty { .. } => {
-                "port-min"
-            }
+            ConfigError::PortRangeInverted { .. }
+            | ConfigError::PortRangeEmpty { .. }
+            | ConfigError::PortRangeTooSmall { .. } => "port-min",
+            ConfigError::SourceHold { .. } => "source-hold",
+            ConfigError::NoControl => "listen-ng",
             ConfigError::NumThreads { .. } => "num-threads",
             ConfigError::LogLevel { .. } => "log-level",
             ConfigError::IoBackend { .. } => "io-backend",
@@ -1022,14 +1104,45 @@ fn parse_port(key: &'static str, value: Option<i64>, default: u16) -> Result<u16
     }
 }
 
+/// The port range; it must hold the [`PAIRS_PER_CALL`] pairs of one call
+/// (a smaller one could never relay anything).
 fn parse_ports(min: Option<i64>, max: Option<i64>) -> Result<PortRange, ConfigError> {
     let min = parse_port("port-min", min, DEFAULT_PORT_MIN)?;
     let max = parse_port("port-max", max, DEFAULT_PORT_MAX)?;
-    PortRange::new(min, max).map_err(|e| match e {
+    let range = PortRange::new(min, max).map_err(|e| match e {
         RangeError::Inverted { .. } => ConfigError::PortRangeInverted { min, max },
         // PortZero is excluded above; the rest cannot come from `new`.
         _ => ConfigError::PortRangeEmpty { min, max },
-    })
+    })?;
+    if u64::from(range.pairs()) < PAIRS_PER_CALL {
+        return Err(ConfigError::PortRangeTooSmall {
+            min,
+            max,
+            pairs: range.pairs(),
+            need: PAIRS_PER_CALL,
+        });
+    }
+    Ok(range)
+}
+
+/// Packet intervals with at most one decimal (`1.5`, `3`), 0.5 to 20.
+fn parse_intervals(s: &str) -> Option<Intervals> {
+    let s = s.trim();
+    let (int, frac) = s.split_once('.').unwrap_or((s, "0"));
+    if int.is_empty()
+        || frac.len() != 1
+        || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let tenths = int
+        .parse::<u16>()
+        .ok()?
+        .checked_mul(10)?
+        .checked_add(frac.parse().ok()?)?;
+    (5..=200)
+        .contains(&tenths)
+        .then(|| Intervals::from_tenths(tenths))
 }
 
 /// `num-threads`, or the CPU count; never more shards than port pairs (a
@@ -1114,6 +1227,33 @@ where
                 items.push(s);
             }
             Ok(split_list(&items))
+        }
+    }
+    d.deserialize_any(V).map(Some)
+}
+
+/// A string or a number, kept as a string.
+fn de_string_or_number<'de, D>(d: D) -> Result<Option<String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct V;
+    impl serde::de::Visitor<'_> for V {
+        type Value = String;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a number or a string")
+        }
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
+            Ok(s.to_string())
+        }
+        fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Self::Value, E> {
+            Ok(n.to_string())
+        }
+        fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Self::Value, E> {
+            Ok(n.to_string())
+        }
+        fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<Self::Value, E> {
+            Ok(n.to_string())
         }
     }
     d.deserialize_any(V).map(Some)
@@ -1225,6 +1365,48 @@ table = 0
         assert_eq!(c.io_backend, IoBackend::Epoll);
         assert!(c.warnings.iter().any(|w| w.contains("table")));
         assert!(c.warnings.iter().any(|w| w.contains("first interface")));
+    }
+
+    #[test]
+    fn source_hold_offer_timeout_and_runnable() {
+        let c = valid(base());
+        assert_eq!(c.source_hold, Intervals::from_tenths(15));
+        assert_eq!(c.offer_timeout, Duration::from_secs(3600));
+        assert_eq!(
+            c.engine_config().relay.offer_timeout,
+            Duration::from_secs(3600)
+        );
+        assert_eq!(c.check_runnable(), Err(ConfigError::NoControl));
+        assert_names(&ConfigError::NoControl, "listen-ng");
+        for (text, tenths) in [("1.5", 15), ("3", 30), (" 0.5 ", 5), ("20.0", 200)] {
+            let c = valid(RawConfig {
+                source_hold: Some(text.into()),
+                ..base()
+            });
+            assert_eq!(c.source_hold.tenths(), tenths, "{text}");
+        }
+        for bad in ["", ".5", "1.", "1.55", "-1", "21", "0.4", "1e1"] {
+            assert_eq!(parse_intervals(bad), None, "{bad:?}");
+        }
+        let raw = file("source-hold = 2.5\noffer-timeout = 0\nlisten-ng = \"2223\"").unwrap();
+        let c = valid(RawConfig {
+            interface: Some(vec!["10.0.0.5".into()]),
+            ..raw
+        });
+        assert_eq!(c.source_hold.tenths(), 25);
+        assert_eq!(
+            c.offer_timeout,
+            Duration::from_secs(3600),
+            "0 means default"
+        );
+        assert_eq!(c.check_runnable(), Ok(()));
+        // Two pairs (one call) is the smallest usable range.
+        let c = valid(RawConfig {
+            port_min: Some(31000),
+            port_max: Some(31003),
+            ..base()
+        });
+        assert_eq!(c.capacity(1 << 20).calls(), 1);
     }
 
     #[test]
@@ -1516,6 +1698,35 @@ table = 0
                     ..base()
                 },
                 "io-backend",
+            ),
+            (
+                RawConfig {
+                    offer_timeout: Some(-1),
+                    ..base()
+                },
+                "offer-timeout",
+            ),
+            (
+                RawConfig {
+                    source_hold: Some("fast".into()),
+                    ..base()
+                },
+                "source-hold",
+            ),
+            (
+                RawConfig {
+                    source_hold: Some("0.25".into()),
+                    ..base()
+                },
+                "source-hold",
+            ),
+            (
+                RawConfig {
+                    port_min: Some(31000),
+                    port_max: Some(31001),
+                    ..base()
+                },
+                "port-min",
             ),
         ];
         for (raw, key) in cases {

@@ -74,6 +74,9 @@ enum DaemonError {
     /// The HTTP (metrics) socket did not start.
     #[error("cannot listen on {0} (listen-http): {1}")]
     Http(std::net::SocketAddr, std::io::Error),
+    /// Not one call fits the port range or the open-file limit.
+    #[error("no call can be relayed: {0}")]
+    NoCapacity(String),
     /// The pidfile could not be written.
     #[error("cannot write pidfile {0}: {1}")]
     Pidfile(PathBuf, std::io::Error),
@@ -87,6 +90,7 @@ impl ControlPlane {
                 let cfg = HandlerConfig {
                     advertised: config.interfaces.primary().sdp_address(),
                     delete_delay: config.delete_delay,
+                    source_hold: config.source_hold,
                     ..HandlerConfig::default()
                 };
                 let unix = SystemTime::now()
@@ -149,7 +153,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let config = match Config::load(&cli) {
+    let config = match Config::load(&cli).and_then(|c| c.check_runnable().map(|()| c)) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{}", e.to_line());
@@ -179,7 +183,7 @@ fn run(cli: &Cli, config: Config, log: &LogHandle) -> Result<(), DaemonError> {
     // Before anything else starts, so that a signal during start-up is
     // queued rather than killing the process half-initialised.
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP]).map_err(DaemonError::Signals)?;
-    log_capacity(&config);
+    log_capacity(&config)?;
 
     let engine = Arc::new(Engine::start(config.engine_config()).map_err(DaemonError::Engine)?);
     info!(
@@ -269,8 +273,9 @@ fn init_logging(level: LevelFilter) -> LogHandle {
 }
 
 /// Raises `RLIMIT_NOFILE` to the hard limit and logs how many concurrent
-/// calls the port range and that limit allow, and which one binds.
-fn log_capacity(config: &Config) {
+/// calls the port range and that limit allow, and which one binds; a
+/// capacity of 0 calls is a start-up failure.
+fn log_capacity(config: &Config) -> Result<(), DaemonError> {
     let nofile = match raise_nofile_limit() {
         Ok(n) => n,
         Err(e) => {
@@ -281,6 +286,9 @@ fn log_capacity(config: &Config) {
     };
     let cap = config.capacity(nofile);
     info!("{cap}");
+    if cap.calls() == 0 {
+        return Err(DaemonError::NoCapacity(cap.to_string()));
+    }
     if cap.limit() == CapacityLimit::OpenFiles {
         warn!(
             "the open-file limit ({nofile}) caps the relay at {} calls, below the {} the port range allows: \
@@ -288,6 +296,7 @@ fn log_capacity(config: &Config) {
             cap.by_fds, cap.by_ports
         );
     }
+    Ok(())
 }
 
 /// Writes our pid to `path` (via a temporary file and a rename, so a

@@ -27,6 +27,8 @@ const FLAGS: &[&str] = &[
     "--silent-timeout",
     "--final-timeout",
     "--delete-delay",
+    "--offer-timeout",
+    "--source-hold",
     "--log-level",
     "--foreground",
     "--pidfile",
@@ -138,6 +140,57 @@ fn bad_interface_and_bad_flag_value_are_one_line_exit_2() {
         "--port-min",
     );
     assert_config_error(&run(&["--no-such-flag"]), "--no-such-flag");
+}
+
+/// Configurations that would start but never relay a call are refused.
+#[test]
+fn unusable_setups_are_refused() {
+    // No NG socket: nothing could ever create a call.
+    assert_config_error(&run(&["--interface", "127.0.0.1"]), "listen-ng");
+    // One port pair: a call needs two.
+    let line = assert_config_error(
+        &run(&[
+            "--interface",
+            "127.0.0.1",
+            "--listen-ng",
+            "127.0.0.1:0",
+            "--port-min",
+            "31000",
+            "--port-max",
+            "31001",
+        ]),
+        "port-min",
+    );
+    assert!(line.contains("a call needs 2"), "{line}");
+    assert_config_error(
+        &run(&[
+            "--interface",
+            "127.0.0.1",
+            "--listen-ng",
+            "127.0.0.1:0",
+            "--source-hold",
+            "soon",
+        ]),
+        "source-hold",
+    );
+    // An interface address this host does not have (TEST-NET-1).
+    let out = run(&[
+        "--interface",
+        "192.0.2.1",
+        "--listen-ng",
+        "127.0.0.1:0",
+        "--port-min",
+        "41100",
+        "--port-max",
+        "41199",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("192.0.2.1 cannot be bound on this host"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("mediarelay ready"), "{stderr}");
 }
 
 #[test]

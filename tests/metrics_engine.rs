@@ -115,10 +115,14 @@ fn renders_a_live_engine() {
         v("mediarelay_dropped_packets_total{reason=\"malformed_rtp\"}"),
         1.0
     );
-    assert_eq!(
-        v("mediarelay_dropped_packets_total{reason=\"unexpected_source\"}"),
-        0.0
-    );
+    for reason in ["source_active", "no_continuity", "strict_source"] {
+        assert_eq!(
+            v(&format!(
+                "mediarelay_dropped_packets_total{{reason=\"{reason}\"}}"
+            )),
+            0.0
+        );
+    }
     assert_eq!(v("mediarelay_send_errors_total"), 0.0);
     assert_eq!(v("mediarelay_media_timeouts_total"), 0.0);
     assert_eq!(v("mediarelay_shard_calls{shard=\"0\"}"), 1.0);

@@ -182,6 +182,10 @@ pub struct LegOptions {
     pub remote_rtcp: Option<SocketAddr>,
     /// RTP clock rate of the media arriving on this leg (default 8000).
     pub clock_rate: Option<ClockRate>,
+    /// This leg's far end was offered the call and has not answered: the
+    /// call times out after [`RelayConfig::offer_timeout`] until
+    /// [`LegUpdate::awaiting_answer`] clears it.
+    pub awaiting_answer: bool,
 }
 
 /// A two-leg call to create. Media received on leg 0's ports is sent from
@@ -214,6 +218,9 @@ pub struct LegUpdate {
     /// a call with a leg on hold times out after
     /// [`RelayConfig::silent_timeout`] instead of `timeout`.
     pub on_hold: Option<bool>,
+    /// Mark the leg as awaiting its far end's answer or answered (see
+    /// [`LegOptions::awaiting_answer`]).
+    pub awaiting_answer: Option<bool>,
 }
 
 /// A call's identity: its shard and its key there.
@@ -368,6 +375,14 @@ impl Engine {
         };
         let n16 =
             u16::try_from(n).map_err(|_| EngineError::Config(format!("{n} shards is too many")))?;
+        // An address that is not on this host would make every call fail
+        // at bind time: refuse to start instead.
+        UdpSocket::bind(SocketAddr::new(cfg.bind_ip, 0)).map_err(|e| {
+            EngineError::Config(format!(
+                "relay address {} cannot be bound on this host: {e}",
+                cfg.bind_ip
+            ))
+        })?;
         let (backend, backend_reason) = resolve_backend(cfg.io_backend)?;
         tracing::info!(backend = backend.as_str(), reason = %backend_reason, shards = n, "I/O backend selected");
         let port_cfg = PortConfig::new(cfg.port_min, cfg.port_max, n16)
@@ -557,6 +572,7 @@ impl Engine {
                             remote_rtp: opts.remote_rtp,
                             remote_rtcp: opts.remote_rtcp,
                             clock_rate: opts.clock_rate.unwrap_or(ClockRate::G711),
+                            awaiting_answer: opts.awaiting_answer,
                         },
                         ports: pair,
                         rtp,

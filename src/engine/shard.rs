@@ -368,6 +368,11 @@ fn update_leg(
             .set_on_hold(key, hold)
             .map_err(EngineError::Relay)?;
     }
+    if let Some(awaiting) = update.awaiting_answer {
+        core.table
+            .set_awaiting_answer(key, awaiting)
+            .map_err(EngineError::Relay)?;
+    }
     Ok(())
 }
 

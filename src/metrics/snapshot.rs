@@ -358,7 +358,7 @@ mod tests {
             send_errors: 3,
             ..EngineStats::default()
         };
-        totals.drops[DropReason::UnexpectedSource.index()] = 7;
+        totals.drops[DropReason::SourceActive.index()] = 7;
         let slice = |in_use, quarantined| Counts {
             in_use,
             quarantined,
@@ -406,7 +406,7 @@ mod tests {
             "mediarelay_rx_packets_total 1000",
             "mediarelay_tx_bytes_total 170280",
             "mediarelay_send_errors_total 3",
-            "mediarelay_dropped_packets_total{reason=\"unexpected_source\"} 7",
+            "mediarelay_dropped_packets_total{reason=\"source_active\"} 7",
             "mediarelay_dropped_packets_total{reason=\"loop\"} 0",
             "mediarelay_port_pairs{state=\"in_use\"} 2",
             "mediarelay_port_pairs{state=\"quarantined\"} 1",

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use super::owned::OwnedValue;
 use crate::engine::CallInfo;
-use crate::relay::{StreamKind, StreamSnapshot};
+use crate::relay::{DropReason, StreamCounters, StreamKind, StreamSnapshot};
 
 /// One `m=` section of the call.
 #[derive(Debug, Clone)]
@@ -172,6 +172,22 @@ fn stats_value([packets, bytes, errors]: [u64; 3]) -> OwnedValue {
         .with("errors", OwnedValue::count(errors))
 }
 
+/// Dropped packets by reason (`source_active`, `no_continuity`...; the
+/// labels of `mediarelay_dropped_packets_total`), only the non-zero ones;
+/// `None` when nothing was dropped (the reply then has rtpengine's shape).
+fn drops_value(c: &StreamCounters) -> Option<OwnedValue> {
+    let mut d = OwnedValue::dict();
+    let mut any = false;
+    for r in DropReason::ALL {
+        let n = c.dropped(r);
+        if n > 0 {
+            d.push(r.as_str(), OwnedValue::count(n));
+            any = true;
+        }
+    }
+    any.then_some(d)
+}
+
 fn endpoint_value(addr: Option<SocketAddr>) -> OwnedValue {
     let Some(a) = addr else {
         return OwnedValue::dict();
@@ -225,6 +241,9 @@ fn media_value(index: usize, m: &MediaSlot, leg: usize, snaps: &[StreamSnapshot]
                 "stats",
                 stats_value([s.counters.packets, s.counters.bytes, s.counters.errors]),
             );
+            if let Some(d) = drops_value(&s.counters) {
+                v.push("dropped", d);
+            }
             streams.push(v);
         }
     }

@@ -41,20 +41,24 @@ use super::media::MediaPlane;
 use super::message::{self, ReplyCache};
 use super::owned::OwnedValue;
 use crate::engine::{CallInfo, CallSpec, EngineError, LegOptions, LegUpdate};
-use crate::relay::{AddressMode, LatchPolicy, StreamSnapshot};
-use crate::sdp::{Direction, Rtcp, Sdp};
+use crate::relay::{AddressMode, Intervals, LatchPolicy, StreamSnapshot};
+use crate::sdp::{AddrType, Connection, Direction, ParseError, Rtcp, Sdp};
 
 /// Handler settings.
 #[derive(Debug, Clone)]
 pub struct HandlerConfig {
     /// The relay address written into `c=` (the interface's advertised one).
     pub advertised: IpAddr,
-    /// How long a deleted call stays queryable (`--delete-delay`).
+    /// How long a deleted call stays listed and queryable, and keeps
+    /// relaying media, before it is removed (`--delete-delay`).
     pub delete_delay: Duration,
     /// How long replies are cached by cookie.
     pub reply_ttl: Duration,
     /// Most cached replies.
     pub reply_cache_max: usize,
+    /// How long a stream's source holds it against other sources, in its
+    /// packet intervals (RTP-bleed protection, see [`LatchPolicy`]).
+    pub source_hold: Intervals,
 }
 
 impl Default for HandlerConfig {
@@ -64,6 +68,7 @@ impl Default for HandlerConfig {
             delete_delay: Duration::from_secs(30),
             reply_ttl: Duration::from_secs(30),
             reply_cache_max: 65_536,
+            source_hold: Intervals::default(),
         }
     }
 }
@@ -239,13 +244,29 @@ impl<M: MediaPlane> Handler<M> {
         }
     }
 
-    /// Drops deleted calls whose `delete-delay` has passed.
+    /// Removes deleted calls whose `delete-delay` has passed: their media
+    /// stops and their ports are released now.
     pub fn expire(&mut self, now: Instant) {
         let delay = self.cfg.delete_delay;
-        self.calls.retain(|_, c| match c.deleted {
-            Some((at, _)) => now.saturating_duration_since(at) < delay,
-            None => true,
-        });
+        let due: Vec<String> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| {
+                c.deleted
+                    .as_ref()
+                    .is_some_and(|(at, _)| now.saturating_duration_since(*at) >= delay)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in due {
+            self.remove(&id);
+        }
+    }
+
+    /// Removes a call from the table and deletes its engine calls.
+    fn remove(&mut self, call_id: &str) -> Option<Vec<Vec<StreamSnapshot>>> {
+        let call = self.calls.remove(call_id)?;
+        Some(self.release(&call))
     }
 
     fn unix(&self, t: Instant) -> (i64, i64) {
@@ -295,7 +316,8 @@ impl<M: MediaPlane> Handler<M> {
             .get(&call_id)
             .is_some_and(|c| c.deleted.is_some())
         {
-            self.calls.remove(&call_id);
+            // A new call reusing the call-id of one in its delete delay.
+            self.remove(&call_id);
         }
         let existing = self.calls.remove(&call_id);
         let is_new = existing.is_none();
@@ -350,7 +372,10 @@ impl<M: MediaPlane> Handler<M> {
             mut sdp,
         } = SdpRequest::parse(body)?;
         let to_tag = text(body, "to-tag").ok_or("No to-tag in message")?;
-        let Some(mut call) = self.calls.remove(&call_id).filter(|c| c.deleted.is_none()) else {
+        if self.calls.get(&call_id).is_none_or(|c| c.deleted.is_some()) {
+            return Err("Unknown call-id".into());
+        }
+        let Some(mut call) = self.calls.remove(&call_id) else {
             return Err("Unknown call-id".into());
         };
         let offerer = call.leg_of(&from_tag).unwrap_or(0);
@@ -383,7 +408,9 @@ impl<M: MediaPlane> Handler<M> {
         may_create: bool,
     ) -> Result<(), Fail> {
         let receiver = 1 - sender;
-        let policy = opts.policy();
+        // Nothing is created or changed for an SDP the relay cannot use.
+        check_addresses(sdp, opts, self.cfg.advertised)?;
+        let policy = opts.policy(self.cfg.source_hold);
         let mut ports: Vec<Option<(u16, MuxOut)>> = Vec::with_capacity(sdp.media().len());
         for i in 0..sdp.media().len() {
             let Some(m) = sdp.media().get(i) else { break };
@@ -416,6 +443,7 @@ impl<M: MediaPlane> Handler<M> {
                             policy: Some(policy),
                             rtcp_mux: None,
                             on_hold: Some(on_hold),
+                            awaiting_answer: None,
                         };
                         self.media
                             .update_leg(info.id, sender, update)
@@ -432,6 +460,7 @@ impl<M: MediaPlane> Handler<M> {
                         policy: Some(policy),
                         rtcp_mux: Some(answerer_mux),
                         on_hold: Some(on_hold),
+                        awaiting_answer: Some(false),
                     };
                     self.media
                         .update_leg(info.id, sender, update)
@@ -454,6 +483,10 @@ impl<M: MediaPlane> Handler<M> {
                     let mut legs = [LegOptions::default(), LegOptions::default()];
                     for l in &mut legs {
                         l.policy = policy;
+                    }
+                    // The receiver of this offer has not answered yet.
+                    if let Some(l) = legs.get_mut(receiver) {
+                        l.awaiting_answer = true;
                     }
                     if let Some(l) = legs.get_mut(sender) {
                         l.remote_rtp = rtp;
@@ -527,11 +560,23 @@ impl<M: MediaPlane> Handler<M> {
                 .with("warning", OwnedValue::text(MSG))
                 .with("result", OwnedValue::text("ok")));
         }
+        if self.cfg.delete_delay.is_zero() {
+            let call = self.calls.get(&call_id).cloned();
+            let snaps = self.remove(&call_id).unwrap_or_default();
+            return Ok(match (from_tag, call) {
+                (Some(_), Some(call)) => call
+                    .query_value(&snaps, |t| self.unix(t))
+                    .with("result", OwnedValue::text("ok")),
+                _ => OwnedValue::dict().with("result", OwnedValue::text("ok")),
+            });
+        }
         let Some(mut call) = self.calls.remove(&call_id) else {
             return Err("Unknown call-id".into());
         };
+        // rtpengine keeps relaying during the delete delay (late BYE/CANCEL
+        // races, media in flight): the engine calls stay until `expire`.
         if call.deleted.is_none() {
-            let snaps = self.release(&call);
+            let snaps = self.snapshots(&call);
             call.deleted = Some((now, snaps));
         }
         let reply = match from_tag {
@@ -546,34 +591,32 @@ impl<M: MediaPlane> Handler<M> {
             }
             None => OwnedValue::dict().with("result", OwnedValue::text("ok")),
         };
-        if !self.cfg.delete_delay.is_zero() {
-            self.calls.insert(call_id, call);
-        }
+        self.calls.insert(call_id, call);
         Ok(reply)
     }
 
     fn query(&mut self, body: &Value<'_>) -> Result<OwnedValue, Fail> {
         let call_id = text(body, "call-id").ok_or("No call-id in message")?;
         let call = self.calls.get(&call_id).ok_or("Unknown call-id")?;
-        let live;
-        let snaps = match &call.deleted {
-            Some((_, s)) => s.as_slice(),
-            None => {
-                live = call
-                    .medias
-                    .iter()
-                    .map(|m| {
-                        m.engine
-                            .and_then(|i| self.media.query(i.id).ok())
-                            .unwrap_or_default()
-                    })
-                    .collect::<Vec<_>>();
-                live.as_slice()
-            }
-        };
+        let snaps = self.snapshots(call);
         Ok(call
-            .query_value(snaps, |t| self.unix(t))
+            .query_value(&snaps, |t| self.unix(t))
             .with("result", OwnedValue::text("ok")))
+    }
+
+    /// The live stream snapshots of each media of `call`; for a media whose
+    /// engine call is gone, the last snapshot taken at `delete`.
+    fn snapshots(&self, call: &Call) -> Vec<Vec<StreamSnapshot>> {
+        call.medias
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                m.engine
+                    .and_then(|info| self.media.query(info.id).ok())
+                    .or_else(|| call.deleted.as_ref().and_then(|(_, s)| s.get(i).cloned()))
+                    .unwrap_or_default()
+            })
+            .collect()
     }
 
     fn list(&self, body: &Value<'_>) -> Result<OwnedValue, Fail> {
@@ -638,7 +681,9 @@ impl<M: MediaPlane> Handler<M> {
 }
 
 impl Opts {
-    fn parse(body: &Value<'_>) -> Opts {
+    /// The flags and options of `body`; a given `received from` or
+    /// `media address` that is not an IP address is an error, not ignored.
+    fn parse(body: &Value<'_>) -> Result<Opts, Fail> {
         let mut o = Opts::default();
         for f in flag_list(body, "flags") {
             match f.as_str() {
@@ -661,18 +706,22 @@ impl Opts {
                 _ => {}
             }
         }
-        o.received_from = body
-            .get("received from")
-            .and_then(Value::as_list)
-            .and_then(|l| l.get(1))
-            .and_then(Value::as_str)
-            .and_then(|s| s.trim().parse().ok());
-        o.media_address = text(body, "media address").and_then(|s| s.trim().parse().ok());
+        if let Some(v) = body.get("received from") {
+            let ip = v
+                .as_list()
+                .and_then(|l| l.get(1))
+                .and_then(Value::as_str)
+                .and_then(parse_ip);
+            o.received_from = Some(ip.ok_or("Invalid 'received from' address")?);
+        }
+        if let Some(v) = text(body, "media address") {
+            o.media_address = Some(parse_ip(&v).ok_or("Invalid 'media address'")?);
+        }
         o.label = text(body, "label");
-        o
+        Ok(o)
     }
 
-    fn policy(&self) -> LatchPolicy {
+    fn policy(&self, source_hold: Intervals) -> LatchPolicy {
         LatchPolicy {
             mode: if self.asymmetric {
                 AddressMode::Asymmetric
@@ -680,9 +729,98 @@ impl Opts {
                 AddressMode::Symmetric
             },
             strict_source: self.strict_source,
+            source_hold,
             ..LatchPolicy::default()
         }
     }
+}
+
+/// Checks that every enabled media of `sdp` has an address and ports the
+/// relay can send to from an interface of `relay`'s family: the `c=` that
+/// applies (unless `SIP source address` replaces it) holds an IP literal of
+/// its stated type, and `a=rtcp` parses with a usable port and address. The
+/// error names the offending line. `c=0.0.0.0` (hold) is usable.
+fn check_addresses(sdp: &Sdp, opts: &Opts, relay: IpAddr) -> Result<(), Fail> {
+    let fail =
+        |i: usize, what: String| Fail(format!("Failed to parse SDP: media {}: {what}", i + 1));
+    let family = |ip: IpAddr| if ip.is_ipv4() { "IPv4" } else { "IPv6" };
+    let relayable = |i: usize, line: &str, ip: IpAddr| -> Result<(), Fail> {
+        if ip.is_unspecified() || ip.is_ipv4() == relay.is_ipv4() {
+            return Ok(());
+        }
+        Err(fail(
+            i,
+            format!(
+                "`{line}`: an {} address cannot be relayed from the {} interface {relay}",
+                family(ip),
+                family(relay)
+            ),
+        ))
+    };
+    let uses_sip_source = opts.sip_source && opts.received_from.is_some();
+    for (i, m) in sdp.media().iter().enumerate() {
+        if m.is_disabled() {
+            continue;
+        }
+        if !uses_sip_source {
+            let (raw, line) = match m.section().values(b'c').next() {
+                Some(v) => (v, format!("c={v}")),
+                None => match sdp.session().values(b'c').next() {
+                    Some(v) => (v, format!("c={v}")),
+                    None => return Err(fail(i, "no c= line at media or session level".into())),
+                },
+            };
+            let conn = Connection::parse(raw)
+                .ok_or_else(|| fail(i, format!("`{line}` is not a connection line")))?;
+            let Some(ip) = conn.address.ip() else {
+                return Err(fail(i, format!("`{line}` has no IP address")));
+            };
+            let typed = match conn.addrtype {
+                AddrType::Ip4 => ip.is_ipv4(),
+                AddrType::Ip6 => ip.is_ipv6(),
+                AddrType::Other(_) => false,
+            };
+            if !typed {
+                return Err(fail(
+                    i,
+                    format!(
+                        "`{line}`: address type {} does not match {ip}",
+                        conn.addrtype.as_str()
+                    ),
+                ));
+            }
+            relayable(i, &line, ip)?;
+        }
+        for v in m.section().attribute_values("rtcp") {
+            let line = format!("a=rtcp:{}", v.unwrap_or(""));
+            let Some(r) = v.and_then(Rtcp::parse) else {
+                return Err(fail(i, format!("`{line}` is not a port [address]")));
+            };
+            if r.port == 0 {
+                return Err(fail(i, format!("`{line}` has port 0")));
+            }
+            if let Some(c) = &r.connection {
+                let Some(ip) = c.address.ip() else {
+                    return Err(fail(i, format!("`{line}` has no IP address")));
+                };
+                relayable(i, &line, ip)?;
+            }
+        }
+    }
+    if let Some(ip) = opts.received_from.filter(|_| uses_sip_source) {
+        relayable(0, "received from", ip)?;
+    }
+    if let Some(ip) = opts
+        .media_address
+        .filter(|ip| ip.is_ipv4() != relay.is_ipv4())
+    {
+        return Err(Fail(format!(
+            "media address {ip} is {} but the relay interface {relay} is {}",
+            family(ip),
+            family(relay)
+        )));
+    }
+    Ok(())
 }
 
 /// The signalled RTP and RTCP addresses of media `i` (none for
@@ -814,8 +952,14 @@ impl SdpRequest {
             .get("sdp")
             .and_then(Value::as_bytes)
             .ok_or("No SDP body in message")?;
-        let opts = Opts::parse(body);
-        let sdp = Sdp::parse(sdp_bytes).map_err(|_| Fail::from("Failed to parse SDP"))?;
+        let opts = Opts::parse(body)?;
+        let sdp = Sdp::parse(sdp_bytes).map_err(|e| match e {
+            // rtpengine's reason, with the line at fault when there is one.
+            ParseError::MalformedLine { .. }
+            | ParseError::MalformedMedia { .. }
+            | ParseError::MediaNotUtf8 { .. } => Fail(format!("Failed to parse SDP: {e}")),
+            _ => Fail::from("Failed to parse SDP"),
+        })?;
         Ok(SdpRequest {
             call_id,
             from_tag,
@@ -823,6 +967,16 @@ impl SdpRequest {
             sdp,
         })
     }
+}
+
+/// An IP literal, IPv6 optionally in brackets.
+fn parse_ip(s: &str) -> Option<IpAddr> {
+    let s = s.trim();
+    let bare = s
+        .strip_prefix('[')
+        .and_then(|r| r.strip_suffix(']'))
+        .unwrap_or(s);
+    bare.parse().ok()
 }
 
 fn text(body: &Value<'_>, key: &str) -> Option<String> {
@@ -1263,20 +1417,25 @@ mod tests {
         let rtp = r.get("totals").and_then(|t| t.get("RTP")).unwrap();
         assert_eq!(rtp.get("packets").and_then(OwnedValue::as_int), Some(20));
         assert_eq!(rtp.get("bytes").and_then(OwnedValue::as_int), Some(3440));
-        assert_eq!(h.media().calls.borrow().len(), 0, "engine call released");
-        // Still queryable within delete-delay, gone after.
+        // Still relaying and queryable within delete-delay, gone after.
+        assert_eq!(h.media().calls.borrow().len(), 1, "engine call kept");
         let q = run(
             &mut h,
             t0 + Duration::from_secs(10),
             &[("command", t("query")), ("call-id", t("c1"))],
         );
         assert!(q.get("tags").is_some());
+        assert_eq!(h.media().calls.borrow().len(), 1, "engine call kept");
+        // An answer for it is refused, and does not drop it either.
+        assert_eq!(reason(&answer(&mut h, t0, "c1")), "Unknown call-id");
+        assert_eq!(h.call_count(), 1);
         let q = run(
             &mut h,
             t0 + Duration::from_secs(31),
             &[("command", t("query")), ("call-id", t("c1"))],
         );
         assert_eq!(reason(&q), "Unknown call-id");
+        assert_eq!(h.media().calls.borrow().len(), 0, "engine call released");
         // Unknown call: ok + warning, or error with fatal.
         let r = run(
             &mut h,
@@ -1444,6 +1603,114 @@ mod tests {
         assert_eq!(reason(&offer(&mut h, t0, "y", &sdp)), "Ran out of ports");
         assert_eq!(h.call_count(), 0);
         assert_eq!(h.media().calls.borrow().len(), 0);
+    }
+
+    #[test]
+    fn unusable_addresses_are_errors_naming_the_line_and_leave_nothing() {
+        let (mut h, t0) = handler();
+        let head = "v=0\r\no=- 1 1 IN IP4 127.0.0.11\r\ns=A\r\nt=0 0\r\n";
+        let cases: [(String, &str); 10] = [
+            (
+                format!("{head}c=IN IP4 999.1.1.1\r\nm=audio 4000 RTP/AVP 0\r\n"),
+                "`c=IN IP4 999.1.1.1` has no IP address",
+            ),
+            (
+                format!("{head}c=IN IP4 127.0.0.11\r\nm=audio 70000 RTP/AVP 0\r\n"),
+                "media line 6 is malformed",
+            ),
+            (
+                format!("{head}c=IN IP6 127.0.0.1\r\nm=audio 4000 RTP/AVP 0\r\n"),
+                "address type IP6 does not match 127.0.0.1",
+            ),
+            (
+                format!("{head}c=IN IP6 2001:db8::1\r\nm=audio 4000 RTP/AVP 0\r\n"),
+                "`c=IN IP6 2001:db8::1`: an IPv6 address cannot be relayed from the IPv4 interface",
+            ),
+            (
+                format!("{head}c=IN IP4 127.0.0.11\r\nm=audio 4000 RTP/AVP 0\r\na=rtcp:abc\r\n"),
+                "`a=rtcp:abc` is not a port",
+            ),
+            (
+                format!("{head}c=IN IP4 127.0.0.11\r\nm=audio 4000 RTP/AVP 0\r\na=rtcp:0\r\n"),
+                "`a=rtcp:0` has port 0",
+            ),
+            (
+                format!(
+                    "{head}c=IN IP4 127.0.0.11\r\nm=audio 4000 RTP/AVP 0\r\na=rtcp:4001 IN IP4 rtcp.example\r\n"
+                ),
+                "`a=rtcp:4001 IN IP4 rtcp.example` has no IP address",
+            ),
+            (
+                format!("{head}m=audio 4000 RTP/AVP 0\r\n"),
+                "media 1: no c= line",
+            ),
+            (
+                format!(
+                    "{head}c=IN IP4 127.0.0.11\r\nm=audio 4000 RTP/AVP 0\r\nc=IN IP4 1.2.3\r\n"
+                ),
+                "`c=IN IP4 1.2.3` has no IP address",
+            ),
+            // The second media is the bad one: the first gets no call either.
+            (
+                format!(
+                    "{head}c=IN IP4 127.0.0.11\r\nm=audio 4000 RTP/AVP 0\r\nm=video 4002 RTP/AVP 96\r\nc=IN IP4 x\r\n"
+                ),
+                "media 2: `c=IN IP4 x` has no IP address",
+            ),
+        ];
+        for (sdp, why) in &cases {
+            let r = offer(&mut h, t0, "bad", sdp);
+            let got = reason(&r);
+            assert!(got.starts_with("Failed to parse SDP: "), "{got}");
+            assert!(got.contains(why), "{got:?} lacks {why:?}");
+            assert_eq!(h.call_count(), 0, "{why}");
+            assert!(h.media().calls.borrow().is_empty(), "{why}");
+        }
+        // Options that must be addresses.
+        let bad_opts: [(&str, OwnedValue, &str); 3] = [
+            ("media address", t("not-an-ip"), "Invalid 'media address'"),
+            (
+                "media address",
+                t("2001:db8::5"),
+                "media address 2001:db8::5 is IPv6 but the relay interface 127.0.0.1 is IPv4",
+            ),
+            (
+                "received from",
+                OwnedValue::List(vec![t("IP4"), t("300.1.1.1")]),
+                "Invalid 'received from' address",
+            ),
+        ];
+        for (key, value, why) in bad_opts {
+            let r = run(
+                &mut h,
+                t0,
+                &[
+                    ("command", t("offer")),
+                    ("call-id", t("bad")),
+                    ("from-tag", t("tagA")),
+                    ("sdp", t(OFFER)),
+                    (key, value),
+                ],
+            );
+            assert_eq!(reason(&r), why);
+            assert_eq!(h.call_count(), 0, "{why}");
+        }
+        // A good offer still works, and a bad answer leaves it as it was.
+        sdp_of(&offer(&mut h, t0, "good", OFFER));
+        let r = run(
+            &mut h,
+            t0,
+            &[
+                ("command", t("answer")),
+                ("call-id", t("good")),
+                ("from-tag", t("tagA")),
+                ("to-tag", t("tagB")),
+                ("sdp", t(&cases[0].0)),
+            ],
+        );
+        assert!(reason(&r).contains("999.1.1.1"));
+        assert_eq!(h.call_count(), 1);
+        sdp_of(&answer(&mut h, t0, "good"));
     }
 
     #[test]

@@ -21,9 +21,15 @@ pub enum DropReason {
     NotMedia,
     /// The datagram did not fit the receive buffer (truncated).
     Oversize,
-    /// The source address is not acceptable (strict source, or a new
-    /// source after the learning window without continuity: RTP bleed).
-    UnexpectedSource,
+    /// Strict source: the source is not the signalled one (asymmetric) or
+    /// not the learned one after the learning window (symmetric).
+    StrictSource,
+    /// Another source while the stream's current source is active: an
+    /// injection or hijack attempt (RTP bleed), or a duplicate path.
+    SourceActive,
+    /// A new source after the learning window that does not continue the
+    /// current RTP stream (same SSRC, next sequence numbers).
+    NoContinuity,
     /// The other leg has no address to send to yet.
     NoDestination,
     /// The stream has no peer leg (half set-up call).
@@ -34,7 +40,7 @@ pub enum DropReason {
 
 impl DropReason {
     /// Number of variants (size of the per-reason counter array).
-    pub const COUNT: usize = 8;
+    pub const COUNT: usize = 10;
 
     /// Every reason, in counter-array order.
     pub const ALL: [DropReason; DropReason::COUNT] = [
@@ -42,7 +48,9 @@ impl DropReason {
         DropReason::MalformedRtcp,
         DropReason::NotMedia,
         DropReason::Oversize,
-        DropReason::UnexpectedSource,
+        DropReason::StrictSource,
+        DropReason::SourceActive,
+        DropReason::NoContinuity,
         DropReason::NoDestination,
         DropReason::NoPeer,
         DropReason::Loop,
@@ -55,10 +63,12 @@ impl DropReason {
             DropReason::MalformedRtcp => 1,
             DropReason::NotMedia => 2,
             DropReason::Oversize => 3,
-            DropReason::UnexpectedSource => 4,
-            DropReason::NoDestination => 5,
-            DropReason::NoPeer => 6,
-            DropReason::Loop => 7,
+            DropReason::StrictSource => 4,
+            DropReason::SourceActive => 5,
+            DropReason::NoContinuity => 6,
+            DropReason::NoDestination => 7,
+            DropReason::NoPeer => 8,
+            DropReason::Loop => 9,
         }
     }
 
@@ -69,7 +79,9 @@ impl DropReason {
             DropReason::MalformedRtcp => "malformed_rtcp",
             DropReason::NotMedia => "not_media",
             DropReason::Oversize => "oversize",
-            DropReason::UnexpectedSource => "unexpected_source",
+            DropReason::StrictSource => "strict_source",
+            DropReason::SourceActive => "source_active",
+            DropReason::NoContinuity => "no_continuity",
             DropReason::NoDestination => "no_destination",
             DropReason::NoPeer => "no_peer",
             DropReason::Loop => "loop",
@@ -166,9 +178,9 @@ mod tests {
         let mut c = StreamCounters::default();
         c.drop_packet(DropReason::Oversize);
         c.drop_packet(DropReason::Oversize);
-        c.drop_packet(DropReason::UnexpectedSource);
+        c.drop_packet(DropReason::SourceActive);
         assert_eq!(c.dropped(DropReason::Oversize), 2);
-        assert_eq!(c.dropped(DropReason::UnexpectedSource), 1);
+        assert_eq!(c.dropped(DropReason::SourceActive), 1);
         assert_eq!(c.dropped_total(), 3);
     }
 }

@@ -1,5 +1,5 @@
 //! Address learning for one relay stream: symmetric RTP latching, strict
-//! source, and RTP-bleed protection.
+//! source, and RTP-bleed resistance.
 //!
 //! A [`Latch`] decides, for each packet arriving on a relay port, whether its
 //! source address is acceptable, and which address the relay sends to when it
@@ -7,26 +7,59 @@
 //! latch/forward decision on addresses lives, so that a later in-kernel fast
 //! path can mirror it exactly.
 //!
-//! Rules (see `docs/relay.md`):
-//! - **Symmetric** (RFC 4961 symmetric RTP; rtpengine's default): the first
-//!   packet latches the endpoint. Within the *learning window* (after setup,
-//!   or after [`Latch::restart_learning`] on a re-offer) a packet from another
-//!   address re-latches to it. After the window a different source is
-//!   accepted only if it continues the latched RTP stream (same SSRC, sequence
-//!   number 1..=`max_seq_gap` ahead of the last one): a NAT rebinding.
-//!   Anything else is dropped ([`LatchVerdict::Drop`]): this is the RTP-bleed
-//!   hijack (an attacker spraying relay ports cannot know SSRC and sequence).
-//! - **Strict source** on top of symmetric: after the window, never re-latch.
-//! - **Asymmetric**: never learn; media is sent to the signalled address.
-//!   Packets from anywhere are accepted, unless strict source is set, when
-//!   only the signalled address is.
+//! Rules, in the order they are applied (threat model and rationale in
+//! `docs/relay.md`):
+//! 1. **Current source.** A packet from the source the stream follows is
+//!    accepted; it refreshes the source's activity and the estimate of its
+//!    packet interval.
+//! 2. **First packet.** With no source yet, the first packet's address
+//!    becomes the source (symmetric RTP, RFC 4961).
+//! 3. **Strict source.** Asymmetric + strict: only the signalled address is
+//!    accepted, ever. Symmetric + strict: after the learning window no
+//!    other source is accepted.
+//! 4. **Signalled address preferred** (symmetric): a packet from the
+//!    address the SDP signalled takes the stream over at once (in the
+//!    learning window when strict).
+//! 5. **Reclaim.** The source that was displaced last (not by rule 4) takes
+//!    the stream back with its next packet, within the learning window's
+//!    length after it was displaced, once: a legitimate endpoint whose
+//!    packets stalled loses at most the stall.
+//! 6. **Active source holds the stream.** While the source is *active* (a
+//!    packet from it within [`LatchPolicy::source_hold`] of its packet
+//!    interval), any other source is dropped, in or out of the learning
+//!    window, whatever SSRC and sequence number it carries
+//!    ([`DropReason::SourceActive`]). A source that does not continue the
+//!    current RTP stream must wait twice as long.
+//! 7. **Learning window** (after setup or [`Latch::restart_learning`]): once
+//!    the source is inactive, any new source takes over.
+//! 8. **After the window**, a new source takes over only if it continues
+//!    the current RTP stream: same SSRC, sequence number 1..=`max_seq_gap`
+//!    ahead of the last one (a NAT rebinding, which re-latches on its second
+//!    packet). Anything else is dropped ([`DropReason::NoContinuity`]).
+//!
+//! Asymmetric streams never change where media is sent (the signalled
+//! address), but follow a source the same way, so that a third party cannot
+//! inject packets between the real endpoint's.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use super::counters::DropReason;
 use crate::rtp::Ssrc;
 
-/// How the relay learns where to send media to an endpoint.
+/// Packet interval assumed before a source has sent two packets (the
+/// common 20 ms audio ptime).
+pub const DEFAULT_PACKET_INTERVAL: Duration = Duration::from_millis(20);
+/// Floor of the packet-interval estimate: bursts (video frames, several
+/// packets drained in one loop turn) must not shrink the hold to nothing.
+const MIN_INTERVAL: Duration = Duration::from_millis(20);
+/// Ceiling of the packet-interval estimate.
+const MAX_INTERVAL: Duration = Duration::from_millis(500);
+/// Gaps longer than this many estimated intervals (silence suppression,
+/// hold) do not feed the estimate.
+const GAP_OUTLIER: u32 = 8;
+
+/// How learning picks the address media is sent to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AddressMode {
     /// Learn from received packets (symmetric RTP, RFC 4961).
@@ -36,19 +69,61 @@ pub enum AddressMode {
     Asymmetric,
 }
 
+/// A multiple of a source's packet interval, in tenths (`15` = 1.5
+/// intervals).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Intervals(u16);
+
+impl Intervals {
+    /// `tenths` / 10 packet intervals.
+    pub const fn from_tenths(tenths: u16) -> Self {
+        Intervals(tenths)
+    }
+
+    /// In tenths of an interval.
+    pub const fn tenths(self) -> u16 {
+        self.0
+    }
+
+    /// This many `interval`s.
+    pub fn of(self, interval: Duration) -> Duration {
+        interval * u32::from(self.0) / 10
+    }
+}
+
+impl Default for Intervals {
+    /// 1.5 packet intervals: a source that missed one packet slot is no
+    /// longer active, so a NAT rebinding re-latches on its second packet.
+    fn default() -> Self {
+        Intervals(15)
+    }
+}
+
+impl std::fmt::Display for Intervals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.0 / 10, self.0 % 10)
+    }
+}
+
 /// Per-stream learning policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LatchPolicy {
     /// Symmetric (learn) or asymmetric (signalled only).
     pub mode: AddressMode,
     /// Drop packets whose source is not the expected one, with no
-    /// continuity-based re-latching after the learning window.
+    /// re-latching after the learning window.
     pub strict_source: bool,
-    /// How long after setup or re-offer a new source may take over.
+    /// How long after setup or re-offer a new source may take over without
+    /// continuing the current stream.
     pub learning_window: Duration,
     /// Largest forward sequence jump still counted as continuity when a
     /// latched RTP stream moves to a new source address.
     pub max_seq_gap: u16,
+    /// The current source stays active for this many of its packet
+    /// intervals after its last packet; while it is active, every other
+    /// source is dropped (twice as long for one that does not continue its
+    /// RTP stream).
+    pub source_hold: Intervals,
 }
 
 impl Default for LatchPolicy {
@@ -58,6 +133,7 @@ impl Default for LatchPolicy {
             strict_source: false,
             learning_window: Duration::from_secs(3),
             max_seq_gap: 32,
+            source_hold: Intervals::default(),
         }
     }
 }
@@ -65,16 +141,25 @@ impl Default for LatchPolicy {
 /// What a [`Latch`] says about one packet's source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LatchVerdict {
-    /// From the expected source (or accepted without learning).
+    /// From the current source (or accepted without changing where media
+    /// is sent).
     Accept,
     /// Accepted, and the endpoint is now this address (first packet,
-    /// re-latch in the learning window, or continuity after it).
+    /// signalled address, reclaim, takeover of an inactive source).
     Latched {
         /// Previously latched address, if any.
         previous: Option<SocketAddr>,
     },
-    /// Not acceptable: count and drop.
-    Drop,
+    /// Not acceptable: count under this reason and drop.
+    Drop(DropReason),
+}
+
+/// The source the current one displaced, entitled to take the stream back.
+#[derive(Debug, Clone, Copy)]
+struct Displaced {
+    addr: SocketAddr,
+    at: Instant,
+    last_rtp: Option<(Ssrc, u16)>,
 }
 
 /// Address learning state of one stream endpoint.
@@ -82,11 +167,17 @@ pub enum LatchVerdict {
 pub struct Latch {
     policy: LatchPolicy,
     signalled: Option<SocketAddr>,
-    latched: Option<SocketAddr>,
+    /// The source followed (symmetric: also where media is sent).
+    source: Option<SocketAddr>,
+    /// Arrival of the source's last accepted packet.
+    last_seen: Option<Instant>,
+    /// Smoothed interval between the source's packets.
+    interval: Duration,
     learning_until: Instant,
-    /// SSRC and sequence of the last accepted RTP packet from the latched
-    /// source, for continuity checks.
+    /// SSRC and sequence of the last accepted RTP packet from the source,
+    /// for continuity checks.
     last_rtp: Option<(Ssrc, u16)>,
+    displaced: Option<Displaced>,
 }
 
 impl Latch {
@@ -95,9 +186,12 @@ impl Latch {
         Latch {
             policy,
             signalled: None,
-            latched: None,
+            source: None,
+            last_seen: None,
+            interval: DEFAULT_PACKET_INTERVAL,
             learning_until: now + policy.learning_window,
             last_rtp: None,
+            displaced: None,
         }
     }
 
@@ -123,9 +217,13 @@ impl Latch {
         self.signalled
     }
 
-    /// The learned address, if any packet has latched.
+    /// The learned address, if any packet has latched (always `None` for
+    /// asymmetric streams, which do not learn).
     pub fn latched(&self) -> Option<SocketAddr> {
-        self.latched
+        match self.policy.mode {
+            AddressMode::Symmetric => self.source,
+            AddressMode::Asymmetric => None,
+        }
     }
 
     /// Opens a new learning window at `now` (re-offer, re-INVITE).
@@ -138,10 +236,24 @@ impl Latch {
         now < self.learning_until
     }
 
+    /// The current estimate of the source's packet interval.
+    pub fn packet_interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// True while the current source holds the stream against a source
+    /// that continues its RTP stream (`continuing`) or one that does not.
+    pub fn is_active(&self, now: Instant, continuing: bool) -> bool {
+        let hold = self.policy.source_hold.of(self.interval);
+        let hold = if continuing { hold } else { hold * 2 };
+        self.last_seen
+            .is_some_and(|t| now.saturating_duration_since(t) < hold)
+    }
+
     /// Where media for this endpoint is sent.
     pub fn send_addr(&self) -> Option<SocketAddr> {
         match self.policy.mode {
-            AddressMode::Symmetric => self.latched.or(self.signalled),
+            AddressMode::Symmetric => self.source.or(self.signalled),
             AddressMode::Asymmetric => self.signalled,
         }
     }
@@ -154,38 +266,91 @@ impl Latch {
         src: SocketAddr,
         rtp: Option<(Ssrc, u16)>,
     ) -> LatchVerdict {
-        if self.policy.mode == AddressMode::Asymmetric {
-            if self.policy.strict_source && self.signalled != Some(src) {
-                return LatchVerdict::Drop;
+        let symmetric = self.policy.mode == AddressMode::Symmetric;
+        let strict = self.policy.strict_source;
+        if !symmetric && strict {
+            if self.signalled != Some(src) {
+                return LatchVerdict::Drop(DropReason::StrictSource);
             }
-            self.last_rtp = rtp.or(self.last_rtp);
-            return LatchVerdict::Accept;
+            if self.source != Some(src) {
+                return self.take(now, src, rtp, None);
+            }
         }
-        let Some(current) = self.latched else {
-            return self.latch(src, rtp);
+        let Some(current) = self.source else {
+            return self.take(now, src, rtp, None);
         };
         if current == src {
-            self.last_rtp = rtp.or(self.last_rtp);
+            self.refresh(now, rtp);
             return LatchVerdict::Accept;
         }
-        if self.is_learning(now) {
-            return self.latch(src, rtp);
+        let learning = self.is_learning(now);
+        if strict && !learning {
+            return LatchVerdict::Drop(DropReason::StrictSource);
         }
-        if !self.policy.strict_source && self.continues(rtp) {
-            return self.latch(src, rtp);
+        if symmetric && self.signalled == Some(src) {
+            return self.take(now, src, rtp, None);
         }
-        LatchVerdict::Drop
+        if let Some(d) = self.displaced.filter(|d| d.addr == src) {
+            let recent = now.saturating_duration_since(d.at) < self.policy.learning_window;
+            if recent && self.continues(d.last_rtp, rtp) {
+                return self.take(now, src, rtp, None);
+            }
+        }
+        let continuing = self.continues(self.last_rtp, rtp);
+        if self.is_active(now, continuing) {
+            return LatchVerdict::Drop(DropReason::SourceActive);
+        }
+        if learning || continuing || !symmetric {
+            let displaced = Displaced {
+                addr: current,
+                at: now,
+                last_rtp: self.last_rtp,
+            };
+            return self.take(now, src, rtp, Some(displaced));
+        }
+        LatchVerdict::Drop(DropReason::NoContinuity)
     }
 
-    fn latch(&mut self, src: SocketAddr, rtp: Option<(Ssrc, u16)>) -> LatchVerdict {
-        let previous = self.latched.replace(src);
+    /// `src` becomes the source; `displaced` is the one entitled to
+    /// reclaim it.
+    fn take(
+        &mut self,
+        now: Instant,
+        src: SocketAddr,
+        rtp: Option<(Ssrc, u16)>,
+        displaced: Option<Displaced>,
+    ) -> LatchVerdict {
+        let previous = self.source.replace(src);
+        self.last_seen = Some(now);
         self.last_rtp = rtp;
-        LatchVerdict::Latched { previous }
+        self.displaced = displaced;
+        match self.policy.mode {
+            AddressMode::Symmetric => LatchVerdict::Latched { previous },
+            AddressMode::Asymmetric => LatchVerdict::Accept,
+        }
     }
 
-    /// Same SSRC as the latched stream and a small forward sequence step.
-    fn continues(&self, rtp: Option<(Ssrc, u16)>) -> bool {
-        let (Some((ssrc, seq)), Some((last_ssrc, last_seq))) = (rtp, self.last_rtp) else {
+    /// Another packet from the current source: activity and the packet
+    /// interval estimate (gain 1/8, outliers skipped).
+    fn refresh(&mut self, now: Instant, rtp: Option<(Ssrc, u16)>) {
+        if let Some(last) = self.last_seen {
+            let gap = now.saturating_duration_since(last);
+            if gap <= self.interval * GAP_OUTLIER {
+                let est = if gap >= self.interval {
+                    self.interval + (gap - self.interval) / 8
+                } else {
+                    self.interval - (self.interval - gap) / 8
+                };
+                self.interval = est.clamp(MIN_INTERVAL, MAX_INTERVAL);
+            }
+        }
+        self.last_seen = Some(now);
+        self.last_rtp = rtp.or(self.last_rtp);
+    }
+
+    /// `rtp` has the SSRC of `last` and a small forward sequence step.
+    fn continues(&self, last: Option<(Ssrc, u16)>, rtp: Option<(Ssrc, u16)>) -> bool {
+        let (Some((ssrc, seq)), Some((last_ssrc, last_seq))) = (rtp, last) else {
             return false;
         };
         let step = seq.wrapping_sub(last_seq);
@@ -197,12 +362,28 @@ impl Latch {
 mod tests {
     use super::*;
 
+    const MS: Duration = Duration::from_millis(1);
+
     fn addr(s: &str) -> SocketAddr {
         s.parse().unwrap()
     }
 
+    fn latched_from(l: &Latch) -> Option<SocketAddr> {
+        l.latched()
+    }
+
+    /// A latch that followed `src` for `n` packets at 20 ms from `t0`
+    /// (SSRC 1, sequence 1..=n); returns the time of the last one.
+    fn stream(l: &mut Latch, t0: Instant, src: SocketAddr, n: u16) -> Instant {
+        for i in 0..n {
+            let v = l.check(t0 + 20 * MS * u32::from(i), src, Some((Ssrc(1), i + 1)));
+            assert_ne!(v, LatchVerdict::Drop(DropReason::SourceActive));
+        }
+        t0 + 20 * MS * u32::from(n - 1)
+    }
+
     #[test]
-    fn first_packet_latches_and_learning_window_relatches() {
+    fn first_packet_latches_and_inactive_source_yields_in_learning_window() {
         let t0 = Instant::now();
         let mut l = Latch::new(LatchPolicy::default(), t0);
         l.set_signalled(Some(addr("192.0.2.1:4000")));
@@ -214,51 +395,111 @@ mod tests {
         );
         assert_eq!(l.send_addr(), Some(a));
         assert_eq!(l.check(t0, a, Some((Ssrc(1), 11))), LatchVerdict::Accept);
-        // Within the window another source takes over.
+        // While A is active another stream is refused, even in the window.
         let b = addr("198.51.100.8:5000");
+        assert_eq!(
+            l.check(t0 + 30 * MS, b, Some((Ssrc(9), 1))),
+            LatchVerdict::Drop(DropReason::SourceActive)
+        );
+        // A stopped (2 x 1.5 intervals for an unrelated stream): B takes over.
         let t1 = t0 + Duration::from_secs(1);
         assert_eq!(
             l.check(t1, b, Some((Ssrc(9), 1))),
             LatchVerdict::Latched { previous: Some(a) }
         );
-        assert_eq!(l.send_addr(), Some(b));
+        assert_eq!(latched_from(&l), Some(b));
     }
 
     #[test]
-    fn rtp_bleed_after_window_is_dropped() {
+    fn interleaved_foreign_packets_are_dropped_in_and_after_the_window() {
+        for window_open in [true, false] {
+            let t0 = Instant::now();
+            let mut l = Latch::new(LatchPolicy::default(), t0);
+            let a = addr("198.51.100.7:5000");
+            let c = addr("203.0.113.66:40000");
+            let start = if window_open {
+                t0
+            } else {
+                t0 + Duration::from_secs(10)
+            };
+            let mut seq = 100u16;
+            for i in 0..100u32 {
+                let t = start + 20 * MS * i;
+                l.check(t, a, Some((Ssrc(1), seq)));
+                // Random stream, then A's own SSRC and next sequence number.
+                for rtp in [(Ssrc(0xbad), 7), (Ssrc(1), seq.wrapping_add(1))] {
+                    assert_eq!(
+                        l.check(t + 5 * MS, c, Some(rtp)),
+                        LatchVerdict::Drop(DropReason::SourceActive),
+                        "packet {i}, window open {window_open}"
+                    );
+                }
+                assert_eq!(
+                    l.check(t + 5 * MS, c, None),
+                    LatchVerdict::Drop(DropReason::SourceActive)
+                );
+                seq = seq.wrapping_add(1);
+            }
+            assert_eq!(l.send_addr(), Some(a));
+        }
+    }
+
+    #[test]
+    fn rtp_bleed_after_window_needs_continuity() {
         let t0 = Instant::now();
         let mut l = Latch::new(LatchPolicy::default(), t0);
         let a = addr("198.51.100.7:5000");
         l.check(t0, a, Some((Ssrc(1), 100)));
         let late = t0 + Duration::from_secs(10);
         let attacker = addr("203.0.113.66:40000");
-        // Attacker guesses wrong SSRC, or sends non-RTP: dropped.
-        assert_eq!(
-            l.check(late, attacker, Some((Ssrc(2), 101))),
-            LatchVerdict::Drop
-        );
-        assert_eq!(l.check(late, attacker, None), LatchVerdict::Drop);
-        // Right SSRC but sequence far ahead: dropped.
-        assert_eq!(
-            l.check(late, attacker, Some((Ssrc(1), 5000))),
-            LatchVerdict::Drop
-        );
-        // Right SSRC, sequence behind: dropped.
-        assert_eq!(
-            l.check(late, attacker, Some((Ssrc(1), 99))),
-            LatchVerdict::Drop
-        );
+        let no = LatchVerdict::Drop(DropReason::NoContinuity);
+        assert_eq!(l.check(late, attacker, Some((Ssrc(2), 101))), no);
+        assert_eq!(l.check(late, attacker, None), no);
+        assert_eq!(l.check(late, attacker, Some((Ssrc(1), 5000))), no);
+        assert_eq!(l.check(late, attacker, Some((Ssrc(1), 99))), no);
         assert_eq!(l.send_addr(), Some(a));
         assert_eq!(l.check(late, a, Some((Ssrc(1), 101))), LatchVerdict::Accept);
     }
 
     #[test]
-    fn nat_rebinding_with_continuity_relatches_across_seq_wrap() {
+    fn nat_rebinding_relatches_on_its_second_packet() {
+        for window_open in [true, false] {
+            let t0 = Instant::now();
+            let mut l = Latch::new(LatchPolicy::default(), t0);
+            let a = addr("198.51.100.7:5000");
+            let start = if window_open {
+                t0
+            } else {
+                t0 + Duration::from_secs(30)
+            };
+            let last = stream(&mut l, start, a, 50);
+            // Same stream (SSRC 1, sequence 51...) from a new NAT binding.
+            let rebound = addr("198.51.100.7:6001");
+            assert_eq!(
+                l.check(last + 20 * MS, rebound, Some((Ssrc(1), 51))),
+                LatchVerdict::Drop(DropReason::SourceActive)
+            );
+            assert_eq!(
+                l.check(last + 40 * MS, rebound, Some((Ssrc(1), 52))),
+                LatchVerdict::Latched { previous: Some(a) },
+                "window open {window_open}"
+            );
+            assert_eq!(l.send_addr(), Some(rebound));
+            // A late straggler from the old binding does not take it back.
+            assert_eq!(
+                l.check(last + 45 * MS, a, Some((Ssrc(1), 50))),
+                LatchVerdict::Drop(DropReason::SourceActive)
+            );
+        }
+    }
+
+    #[test]
+    fn nat_rebinding_across_sequence_wrap() {
         let t0 = Instant::now();
         let mut l = Latch::new(LatchPolicy::default(), t0);
         let a = addr("198.51.100.7:5000");
         l.check(t0, a, Some((Ssrc(7), 65534)));
-        l.check(t0, a, Some((Ssrc(7), 65535)));
+        l.check(t0 + 20 * MS, a, Some((Ssrc(7), 65535)));
         let late = t0 + Duration::from_secs(30);
         let rebound = addr("198.51.100.7:6001");
         assert_eq!(
@@ -266,6 +507,74 @@ mod tests {
             LatchVerdict::Latched { previous: Some(a) }
         );
         assert_eq!(l.send_addr(), Some(rebound));
+    }
+
+    #[test]
+    fn signalled_address_is_preferred() {
+        let t0 = Instant::now();
+        let mut l = Latch::new(LatchPolicy::default(), t0);
+        let sig = addr("192.0.2.1:4000");
+        l.set_signalled(Some(sig));
+        // A third party got in first and keeps sending.
+        let c = addr("203.0.113.66:40000");
+        l.check(t0, c, Some((Ssrc(66), 1)));
+        assert_eq!(
+            l.check(t0 + 5 * MS, sig, Some((Ssrc(1), 1))),
+            LatchVerdict::Latched { previous: Some(c) }
+        );
+        // It cannot come back while the signalled source is active.
+        assert_eq!(
+            l.check(t0 + 10 * MS, c, Some((Ssrc(66), 2))),
+            LatchVerdict::Drop(DropReason::SourceActive)
+        );
+        assert_eq!(l.send_addr(), Some(sig));
+    }
+
+    #[test]
+    fn displaced_source_reclaims_after_a_stall_once() {
+        let t0 = Instant::now();
+        let mut l = Latch::new(LatchPolicy::default(), t0);
+        let a = addr("198.51.100.7:5000");
+        let c = addr("203.0.113.66:40000");
+        let last = stream(&mut l, t0, a, 10);
+        // A stalls for 200 ms; C, in the learning window, takes over.
+        let t1 = last + 200 * MS;
+        assert_eq!(
+            l.check(t1, c, Some((Ssrc(66), 1))),
+            LatchVerdict::Latched { previous: Some(a) }
+        );
+        // A resumes its stream: it takes the stream back at once.
+        assert_eq!(
+            l.check(t1 + 5 * MS, a, Some((Ssrc(1), 21))),
+            LatchVerdict::Latched { previous: Some(c) }
+        );
+        // C has no such right.
+        assert_eq!(
+            l.check(t1 + 10 * MS, c, Some((Ssrc(66), 2))),
+            LatchVerdict::Drop(DropReason::SourceActive)
+        );
+        assert_eq!(l.send_addr(), Some(a));
+    }
+
+    #[test]
+    fn packet_interval_is_learned_and_bounded() {
+        let t0 = Instant::now();
+        let mut l = Latch::new(LatchPolicy::default(), t0);
+        let a = addr("198.51.100.7:5000");
+        for i in 0..200u32 {
+            l.check(t0 + 60 * MS * i, a, Some((Ssrc(1), i as u16)));
+        }
+        let iv = l.packet_interval();
+        assert!(iv > 55 * MS && iv <= 60 * MS, "{iv:?}");
+        // A silence (DTX) does not stretch it.
+        let t = t0 + 60 * MS * 199 + Duration::from_secs(5);
+        l.check(t, a, Some((Ssrc(1), 200)));
+        assert_eq!(l.packet_interval(), iv);
+        // Bursts do not shrink it below the floor.
+        for _ in 0..100 {
+            l.check(t, a, Some((Ssrc(1), 201)));
+        }
+        assert_eq!(l.packet_interval(), MIN_INTERVAL);
     }
 
     #[test]
@@ -281,7 +590,7 @@ mod tests {
         let late = t0 + Duration::from_secs(30);
         assert_eq!(
             l.check(late, addr("198.51.100.7:6001"), Some((Ssrc(7), 2))),
-            LatchVerdict::Drop
+            LatchVerdict::Drop(DropReason::StrictSource)
         );
         assert_eq!(l.send_addr(), Some(a));
     }
@@ -294,7 +603,10 @@ mod tests {
         l.check(t0, a, None);
         let t1 = t0 + Duration::from_secs(60);
         let b = addr("198.51.100.9:5000");
-        assert_eq!(l.check(t1, b, None), LatchVerdict::Drop);
+        assert_eq!(
+            l.check(t1, b, None),
+            LatchVerdict::Drop(DropReason::NoContinuity)
+        );
         l.restart_learning(t1);
         assert!(l.is_learning(t1));
         assert_eq!(
@@ -304,7 +616,7 @@ mod tests {
     }
 
     #[test]
-    fn asymmetric_uses_signalled_only() {
+    fn asymmetric_sends_to_signalled_and_follows_one_source() {
         let t0 = Instant::now();
         let sig = addr("192.0.2.1:4000");
         let mut l = Latch::new(
@@ -316,12 +628,22 @@ mod tests {
         );
         assert_eq!(l.send_addr(), None);
         l.set_signalled(Some(sig));
+        let a = addr("198.51.100.7:5000");
+        assert_eq!(l.check(t0, a, None), LatchVerdict::Accept);
+        assert_eq!(l.send_addr(), Some(sig));
+        assert_eq!(l.latched(), None);
+        // No injection between the source's packets...
         assert_eq!(
-            l.check(t0, addr("198.51.100.7:5000"), None),
+            l.check(t0 + 5 * MS, addr("203.0.113.66:40000"), None),
+            LatchVerdict::Drop(DropReason::SourceActive)
+        );
+        // ...but another sender is accepted once it stopped, at any time.
+        let late = t0 + Duration::from_secs(60);
+        assert_eq!(
+            l.check(late, addr("203.0.113.67:40000"), None),
             LatchVerdict::Accept
         );
         assert_eq!(l.send_addr(), Some(sig));
-        assert_eq!(l.latched(), None);
         // Strict + asymmetric: only the signalled address is accepted.
         l.set_policy(
             LatchPolicy {
@@ -332,9 +654,17 @@ mod tests {
             t0,
         );
         assert_eq!(
-            l.check(t0, addr("198.51.100.7:5000"), None),
-            LatchVerdict::Drop
+            l.check(late, addr("198.51.100.7:5000"), None),
+            LatchVerdict::Drop(DropReason::StrictSource)
         );
-        assert_eq!(l.check(t0, sig, None), LatchVerdict::Accept);
+        assert_eq!(l.check(late, sig, None), LatchVerdict::Accept);
+    }
+
+    #[test]
+    fn intervals_scale_durations() {
+        let h = Intervals::default();
+        assert_eq!(h.tenths(), 15);
+        assert_eq!(h.of(20 * MS), 30 * MS);
+        assert_eq!(Intervals::from_tenths(30).to_string(), "3.0");
     }
 }

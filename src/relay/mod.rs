@@ -14,7 +14,9 @@ mod table;
 mod timer;
 
 pub use counters::{DropReason, RtpSummary, StreamCounters};
-pub use latch::{AddressMode, Latch, LatchPolicy, LatchVerdict};
+pub use latch::{
+    AddressMode, DEFAULT_PACKET_INTERVAL, Intervals, Latch, LatchPolicy, LatchVerdict,
+};
 pub use slab::{Key, Slab};
 pub use table::{
     CallKey, Component, LegKey, LegSpec, LegStreams, RelayConfig, RelayError, RelayEvent,

@@ -70,6 +70,10 @@ pub struct RelayConfig {
     /// A call is removed this long after creation whatever its media
     /// (rtpengine `--final-timeout`); `None`: no limit.
     pub final_timeout: Option<Duration>,
+    /// The media timeout of a call with a leg still awaiting its answer
+    /// (see [`RelayTable::set_awaiting_answer`]): a call may ring for long
+    /// without early media (rtpengine `--offer-timeout`, default 3600 s).
+    pub offer_timeout: Duration,
     /// Resolution of the shard's timer wheel.
     pub timer_tick: Duration,
 }
@@ -80,6 +84,7 @@ impl Default for RelayConfig {
             timeout: Duration::from_secs(60),
             silent_timeout: Duration::from_secs(3600),
             final_timeout: None,
+            offer_timeout: Duration::from_secs(3600),
             timer_tick: Duration::from_millis(100),
         }
     }
@@ -121,6 +126,9 @@ pub struct LegSpec {
     pub remote_rtcp: Option<SocketAddr>,
     /// RTP clock rate of the media received on this leg (for jitter).
     pub clock_rate: ClockRate,
+    /// The leg's far end has not answered yet: the call gets
+    /// [`RelayConfig::offer_timeout`] (see [`RelayTable::set_awaiting_answer`]).
+    pub awaiting_answer: bool,
 }
 
 /// The keys of a new leg's streams.
@@ -233,6 +241,8 @@ struct Leg {
     /// No media expected from this leg's far end (hold):
     /// [`RelayTable::set_on_hold`].
     on_hold: bool,
+    /// The far end has not answered: [`RelayTable::set_awaiting_answer`].
+    awaiting_answer: bool,
 }
 
 #[derive(Debug)]
@@ -334,6 +344,7 @@ impl RelayTable {
             rtcp: Key::from_parts(u32::MAX, 0),
             muxed: spec.rtcp_port.is_none(),
             on_hold: false,
+            awaiting_answer: spec.awaiting_answer,
         });
         c.legs.push(leg);
         let rtp_kind = if spec.rtcp_port.is_some() {
@@ -528,9 +539,9 @@ impl RelayTable {
                     st.counters.relatches += 1;
                 }
             }
-            LatchVerdict::Drop => {
-                st.counters.drop_packet(DropReason::UnexpectedSource);
-                return Verdict::Drop(DropReason::UnexpectedSource);
+            LatchVerdict::Drop(reason) => {
+                st.counters.drop_packet(reason);
+                return Verdict::Drop(reason);
             }
         }
         st.counters.packets += 1;
@@ -641,13 +652,13 @@ impl RelayTable {
     }
 
     /// When the call times out for lack of media, and for its final
-    /// timeout.
+    /// timeout. A call awaiting its answer gets the offer timeout, one with
+    /// a leg on hold the silent timeout, others the media timeout.
     fn deadlines(&self, c: &Call) -> (Instant, Option<Instant>) {
-        let on_hold = c
-            .legs
-            .iter()
-            .any(|l| self.legs.get(*l).is_some_and(|l| l.on_hold));
-        let timeout = if on_hold {
+        let any = |f: fn(&Leg) -> bool| c.legs.iter().any(|l| self.legs.get(*l).is_some_and(f));
+        let timeout = if any(|l| l.awaiting_answer) {
+            self.config.offer_timeout
+        } else if any(|l| l.on_hold) {
             self.config.silent_timeout
         } else {
             self.config.timeout
@@ -672,8 +683,27 @@ impl RelayTable {
         let l = self.legs.get_mut(leg).ok_or(RelayError::NoSuchLeg)?;
         l.on_hold = on_hold;
         let call = l.call;
+        self.deadline_changed(call);
+        Ok(())
+    }
+
+    /// Marks a leg as still awaiting its far end's answer (an offer went
+    /// out, no answer came back) or answered. While any leg awaits its
+    /// answer the call times out after `offer_timeout` instead of
+    /// `timeout`, so a call that rings for minutes without early media
+    /// keeps its relay.
+    pub fn set_awaiting_answer(&mut self, leg: LegKey, awaiting: bool) -> Result<(), RelayError> {
+        let l = self.legs.get_mut(leg).ok_or(RelayError::NoSuchLeg)?;
+        l.awaiting_answer = awaiting;
+        let call = l.call;
+        self.deadline_changed(call);
+        Ok(())
+    }
+
+    /// Re-arms `call`'s timer when its deadline moved earlier.
+    fn deadline_changed(&mut self, call: CallKey) {
         let Some(c) = self.calls.get(call) else {
-            return Ok(());
+            return;
         };
         // A shorter deadline than the armed one needs its own timer.
         let (media_due, final_due) = self.deadlines(c);
@@ -681,7 +711,6 @@ impl RelayTable {
         if due < c.next_check {
             self.rearm(call, due);
         }
-        Ok(())
     }
 
     fn last_activity(&self, c: &Call) -> Instant {

@@ -45,6 +45,7 @@ fn fixture(policy: LatchPolicy, mux: bool) -> Fixture {
         remote_rtp: Some(addr(remote)),
         remote_rtcp: None,
         clock_rate: ClockRate::G711,
+        awaiting_answer: false,
     };
     // Leg a faces endpoint A (A sends to relay port 30000), leg b faces B.
     let a = t.add_leg(t0, call, spec(30000, A)).unwrap();
@@ -314,12 +315,12 @@ fn rtp_bleed_after_learning_window_is_dropped_and_call_keeps_working() {
     let attacker = addr("203.0.113.66:40000");
     assert_eq!(
         f.t.handle_packet(late, f.a.rtp, attacker, &rtp(0xbad, 1), false),
-        Verdict::Drop(DropReason::UnexpectedSource)
+        Verdict::Drop(DropReason::NoContinuity)
     );
     assert_eq!(
         f.t.stream_counters(f.a.rtp)
             .unwrap()
-            .dropped(DropReason::UnexpectedSource),
+            .dropped(DropReason::NoContinuity),
         1
     );
     // B's media still goes to A, not to the attacker.
@@ -349,7 +350,7 @@ fn strict_source_drops_other_sources() {
     let mut f = fixture(policy, false);
     assert_eq!(
         f.t.handle_packet(f.t0, f.a.rtp, addr("192.0.2.99:4000"), &rtp(1, 1), false),
-        Verdict::Drop(DropReason::UnexpectedSource)
+        Verdict::Drop(DropReason::StrictSource)
     );
     assert!(matches!(
         f.t.handle_packet(f.t0, f.a.rtp, addr(A), &rtp(1, 1), false),
@@ -369,6 +370,7 @@ fn half_setup_calls_drop_with_reasons() {
         remote_rtp: None,
         remote_rtcp: None,
         clock_rate: ClockRate::G711,
+        awaiting_answer: false,
     };
     let a = t.add_leg(t0, call, spec).unwrap();
     assert_eq!(
@@ -437,6 +439,7 @@ fn media_timeout_reports_idle_calls_only() {
         remote_rtp: Some(addr(B)),
         remote_rtcp: None,
         clock_rate: ClockRate::G711,
+        awaiting_answer: false,
     };
     let x = f.t.add_leg(f.t0, busy, spec).unwrap();
     let y =
@@ -524,6 +527,7 @@ fn ten_thousand_legs_on_one_table() {
             remote_rtp: Some(SocketAddr::from(([192, 0, 2, 1], port))),
             remote_rtcp: None,
             clock_rate: ClockRate::G711,
+            awaiting_answer: false,
         };
         let a = t.add_leg(t0, call, spec(base)).unwrap();
         let b = t.add_leg(t0, call, spec(base + 2)).unwrap();
@@ -666,6 +670,7 @@ fn final_timeout_ends_even_a_busy_call() {
         remote_rtp: Some(addr(remote)),
         remote_rtcp: None,
         clock_rate: ClockRate::G711,
+        awaiting_answer: false,
     };
     let a = t.add_leg(t0, call, spec(30000, A)).unwrap();
     let b = t.add_leg(t0, call, spec(30002, B)).unwrap();
@@ -675,4 +680,37 @@ fn final_timeout_ends_even_a_busy_call() {
     let (when, RelayEvent::CallTimedOut { tag, reason, .. }) = ev[0];
     assert_eq!((tag, reason), (9, TimeoutReason::Final));
     assert!(when >= t0 + Duration::from_secs(30) && when <= t0 + Duration::from_secs(32));
+}
+
+#[test]
+fn unanswered_calls_get_the_offer_timeout() {
+    let mut f = fixture(LatchPolicy::default(), false);
+    f.t.config.offer_timeout = Duration::from_secs(600);
+    f.t.set_awaiting_answer(f.b.leg, true).unwrap();
+    // Ringing without early media for 5 media timeouts: still there.
+    let ev = run_clock(&mut f.t, f.t0, Duration::from_secs(300), None);
+    assert!(ev.is_empty(), "{ev:?}");
+    // Answered: the media timeout applies from the last activity.
+    f.t.set_awaiting_answer(f.b.leg, false).unwrap();
+    let ev = run_clock(
+        &mut f.t,
+        f.t0 + Duration::from_secs(300),
+        Duration::from_secs(5),
+        None,
+    );
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    let RelayEvent::CallTimedOut { reason, .. } = ev[0].1;
+    assert_eq!(reason, TimeoutReason::NoMedia);
+}
+
+#[test]
+fn offer_timeout_ends_a_call_never_answered() {
+    let mut f = fixture(LatchPolicy::default(), false);
+    f.t.config.offer_timeout = Duration::from_secs(150);
+    f.t.set_awaiting_answer(f.b.leg, true).unwrap();
+    let ev = run_clock(&mut f.t, f.t0, Duration::from_secs(400), None);
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    let (when, RelayEvent::CallTimedOut { reason, .. }) = ev[0];
+    assert_eq!(reason, TimeoutReason::NoMedia);
+    assert!(when >= f.t0 + Duration::from_secs(150) && when <= f.t0 + Duration::from_secs(152));
 }
