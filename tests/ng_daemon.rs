@@ -4,154 +4,24 @@
 //! garbage flood after which `ping` still answers; and an rtcp-mux call
 //! whose RTCP travels on the RTP ports.
 
-use std::net::{SocketAddr, UdpSocket};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-use mediarelay::ng::{OwnedValue, Value};
+use std::net::UdpSocket;
+use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_mediarelay");
-
-/// Kills the daemon when the test ends, however it ends.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-struct Client {
-    sock: UdpSocket,
-    ng: SocketAddr,
-    /// The daemon's `--listen-http` address.
-    http: SocketAddr,
-    n: u32,
-}
-
-impl Client {
-    /// The value of one Prometheus series from `GET /metrics`.
-    fn metric(&self, series: &str) -> Option<u64> {
-        use std::io::{Read, Write};
-        let mut tcp = std::net::TcpStream::connect(self.http).ok()?;
-        tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .ok()?;
-        let mut body = String::new();
-        tcp.read_to_string(&mut body).ok()?;
-        body.lines().find_map(|l| {
-            l.strip_prefix(series)?
-                .strip_prefix(' ')?
-                .trim()
-                .parse()
-                .ok()
-        })
-    }
-
-    fn raw(&self, datagram: &[u8]) -> Option<Vec<u8>> {
-        self.sock.send_to(datagram, self.ng).unwrap();
-        let mut buf = vec![0u8; 65536];
-        match self.sock.recv_from(&mut buf) {
-            Ok((n, _)) => Some(buf[..n].to_vec()),
-            Err(_) => None,
-        }
-    }
-
-    fn cmd(&mut self, pairs: &[(&str, OwnedValue)]) -> OwnedValue {
-        self.n += 1;
-        let cookie = format!("t_{}", self.n);
-        let mut body = OwnedValue::dict();
-        for (k, v) in pairs {
-            body.push(k, v.clone());
-        }
-        let mut dg = format!("{cookie} ").into_bytes();
-        dg.extend(body.to_bytes());
-        let reply = self.raw(&dg).expect("NG reply");
-        let rest = reply
-            .strip_prefix(format!("{cookie} ").as_bytes())
-            .expect("reply echoes the cookie");
-        OwnedValue::from(&Value::decode(rest).expect("bencode reply"))
-    }
-}
-
-fn t(s: &str) -> OwnedValue {
-    OwnedValue::text(s)
-}
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn m_port(sdp: &str) -> u16 {
-    let line = sdp
-        .lines()
-        .find(|l| l.starts_with("m=audio "))
-        .expect("m= line");
-    line.split(' ').nth(1).unwrap().parse().unwrap()
-}
-
-fn int_at(v: &OwnedValue, path: &[&str]) -> i64 {
-    let mut cur = v;
-    for k in path {
-        cur = cur.get(k).unwrap_or_else(|| panic!("no {k} in {v:?}"));
-    }
-    cur.as_int().unwrap()
-}
-
-/// Starts the daemon on ports `ports` and waits until it answers ping.
-fn start(ports: (&str, &str)) -> (Daemon, Client) {
-    let ng_port = free_udp_port();
-    let ng: SocketAddr = format!("127.0.0.1:{ng_port}").parse().unwrap();
-    let http = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap();
-    let child = Command::new(BIN)
-        .arg("--listen-http")
-        .arg(http.to_string())
-        .args(["--foreground", "--port-min", ports.0, "--port-max", ports.1])
-        .args([
-            "--interface",
-            "127.0.0.1",
-            "--num-threads",
-            "1",
-            "--listen-ng",
-        ])
-        .arg(ng.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn mediarelay");
-    let daemon = Daemon(child);
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let c = Client {
-        sock,
-        ng,
-        http,
-        n: 0,
-    };
-
-    // Wait for the daemon: ping until pong.
-    let end = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(r) = c.raw(b"p0 d7:command4:pinge") {
-            assert_eq!(r, b"p0 d6:result4:ponge");
-            break;
-        }
-        assert!(Instant::now() < end, "daemon never answered ping");
-    }
-    (daemon, c)
-}
+use common::{int_at, m_port, start, t};
+use mediarelay::ng::OwnedValue;
 
 #[test]
 fn ng_client_drives_a_call_through_the_daemon() {
-    let (_daemon, mut c) = start(("42000", "42999"));
+    let (_daemon, mut c) = start(&[
+        "--num-threads",
+        "1",
+        "--port-min",
+        "42000",
+        "--port-max",
+        "42999",
+    ]);
     let ng = c.ng;
 
     let a = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -293,7 +163,14 @@ fn ng_client_drives_a_call_through_the_daemon() {
 /// leave from the relay port the receiver was given (RFC 5761).
 #[test]
 fn rtcp_mux_call_relays_rtcp_on_the_rtp_ports() {
-    let (_daemon, mut c) = start(("43000", "43999"));
+    let (_daemon, mut c) = start(&[
+        "--num-threads",
+        "1",
+        "--port-min",
+        "43000",
+        "--port-max",
+        "43999",
+    ]);
     let a = UdpSocket::bind("127.0.0.1:0").unwrap();
     let b = UdpSocket::bind("127.0.0.1:0").unwrap();
     for s in [&a, &b] {

@@ -1,0 +1,260 @@
+//! Shared by the end-to-end daemon tests: start the `mediarelay` binary on
+//! loopback, drive it over NG, read its `/metrics`, and build RTP.
+//!
+//! The binary is the one Cargo built for the test, or `MEDIARELAY_BIN`
+//! when set (CI points it at the release build).
+// Each test file uses its own subset of these helpers.
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mediarelay::ng::{OwnedValue, Value};
+
+/// The daemon binary under test.
+pub fn bin() -> String {
+    std::env::var("MEDIARELAY_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_mediarelay").into())
+}
+
+/// The I/O backends this host can run (`uring` only where io_uring works).
+pub fn backends() -> Vec<&'static str> {
+    let mut v = Vec::new();
+    if mediarelay::engine::uring_support() == mediarelay::engine::UringSupport::Available {
+        v.push("uring");
+    } else {
+        eprintln!("io_uring unavailable here: only the epoll backend is tested");
+    }
+    v.push("epoll");
+    v
+}
+
+/// Kills the daemon when the test ends, however it ends.
+pub struct Daemon(pub Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// An NG client of one daemon.
+pub struct Client {
+    pub sock: UdpSocket,
+    pub ng: SocketAddr,
+    /// The daemon's `--listen-http` address.
+    pub http: SocketAddr,
+    n: u32,
+}
+
+impl Client {
+    /// The value of one Prometheus series from `GET /metrics`.
+    pub fn metric(&self, series: &str) -> Option<u64> {
+        use std::io::{Read, Write};
+        let mut tcp = std::net::TcpStream::connect(self.http).ok()?;
+        tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .ok()?;
+        let mut body = String::new();
+        tcp.read_to_string(&mut body).ok()?;
+        body.lines().find_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+    }
+
+    /// One datagram out, the reply datagram back (`None` on timeout).
+    pub fn raw(&self, datagram: &[u8]) -> Option<Vec<u8>> {
+        self.sock.send_to(datagram, self.ng).unwrap();
+        let mut buf = vec![0u8; 65536];
+        match self.sock.recv_from(&mut buf) {
+            Ok((n, _)) => Some(buf[..n].to_vec()),
+            Err(_) => None,
+        }
+    }
+
+    /// One NG command; the reply dictionary.
+    pub fn cmd(&mut self, pairs: &[(&str, OwnedValue)]) -> OwnedValue {
+        self.n += 1;
+        let cookie = format!("t_{}", self.n);
+        let mut body = OwnedValue::dict();
+        for (k, v) in pairs {
+            body.push(k, v.clone());
+        }
+        let mut dg = format!("{cookie} ").into_bytes();
+        dg.extend(body.to_bytes());
+        let reply = self.raw(&dg).expect("NG reply");
+        let rest = reply
+            .strip_prefix(format!("{cookie} ").as_bytes())
+            .expect("reply echoes the cookie");
+        OwnedValue::from(&Value::decode(rest).expect("bencode reply"))
+    }
+
+    /// `offer` of `sdp` from `tagA` with `flags`; the port the answerer is
+    /// told to send to, or the error reason.
+    pub fn offer(&mut self, call: &str, sdp: &str, flags: &[&str]) -> Result<u16, String> {
+        let mut pairs = vec![
+            ("command", t("offer")),
+            ("call-id", t(call)),
+            ("from-tag", t("tagA")),
+            ("sdp", t(sdp)),
+        ];
+        if !flags.is_empty() {
+            pairs.push((
+                "flags",
+                OwnedValue::List(flags.iter().map(|f| t(f)).collect()),
+            ));
+        }
+        sdp_port(&self.cmd(&pairs))
+    }
+
+    /// `answer` of `sdp` from `tagB` with `flags`; the port the offerer is
+    /// told to send to, or the error reason.
+    pub fn answer(&mut self, call: &str, sdp: &str, flags: &[&str]) -> Result<u16, String> {
+        let mut pairs = vec![
+            ("command", t("answer")),
+            ("call-id", t(call)),
+            ("from-tag", t("tagA")),
+            ("to-tag", t("tagB")),
+            ("sdp", t(sdp)),
+        ];
+        if !flags.is_empty() {
+            pairs.push((
+                "flags",
+                OwnedValue::List(flags.iter().map(|f| t(f)).collect()),
+            ));
+        }
+        sdp_port(&self.cmd(&pairs))
+    }
+
+    /// `delete` of a whole call; its `result`.
+    pub fn delete(&mut self, call: &str) -> String {
+        let r = self.cmd(&[("command", t("delete")), ("call-id", t(call))]);
+        r.get("result")
+            .and_then(OwnedValue::as_str)
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// The call-ids `list` returns.
+    pub fn list(&mut self) -> Vec<String> {
+        let r = self.cmd(&[("command", t("list"))]);
+        r.get("calls")
+            .and_then(OwnedValue::as_list)
+            .map(|l| {
+                l.iter()
+                    .filter_map(OwnedValue::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// The `m=audio` port of a reply's SDP, or its `error-reason`.
+fn sdp_port(reply: &OwnedValue) -> Result<u16, String> {
+    match reply.get("sdp").and_then(OwnedValue::as_str) {
+        Some(sdp) => Ok(m_port(sdp)),
+        None => Err(reply
+            .get("error-reason")
+            .and_then(OwnedValue::as_str)
+            .unwrap_or("no sdp and no error-reason")
+            .to_string()),
+    }
+}
+
+pub fn t(s: &str) -> OwnedValue {
+    OwnedValue::text(s)
+}
+
+pub fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The port of the first `m=audio` line.
+pub fn m_port(sdp: &str) -> u16 {
+    let line = sdp
+        .lines()
+        .find(|l| l.starts_with("m=audio "))
+        .expect("m= line");
+    line.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+pub fn int_at(v: &OwnedValue, path: &[&str]) -> i64 {
+    let mut cur = v;
+    for k in path {
+        cur = cur.get(k).unwrap_or_else(|| panic!("no {k} in {v:?}"));
+    }
+    cur.as_int().unwrap()
+}
+
+/// A plain PCMU audio SDP for an endpoint on 127.0.0.1:`port`.
+pub fn audio_sdp(name: &str, port: u16) -> String {
+    format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns={name}\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+    )
+}
+
+/// A 172-byte PCMU RTP packet (RFC 3550 §5.1) whose payload is `fill`.
+pub fn rtp(ssrc: u32, seq: u16, ts: u32, fill: u8) -> Vec<u8> {
+    let mut p = vec![0x80, 0];
+    p.extend(seq.to_be_bytes());
+    p.extend(ts.to_be_bytes());
+    p.extend(ssrc.to_be_bytes());
+    p.extend([fill; 160]);
+    p
+}
+
+/// Starts the daemon on loopback with `args` (after `--interface
+/// 127.0.0.1`, the NG and HTTP sockets and `--foreground`) and waits until
+/// it answers ping.
+pub fn start(args: &[&str]) -> (Daemon, Client) {
+    let ng_port = free_udp_port();
+    let ng: SocketAddr = format!("127.0.0.1:{ng_port}").parse().unwrap();
+    let http = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap();
+    let log = if std::env::var_os("MEDIARELAY_TEST_LOG").is_some() {
+        Stdio::inherit()
+    } else {
+        Stdio::null()
+    };
+    let child = Command::new(bin())
+        .args(["--interface", "127.0.0.1", "--foreground", "--listen-ng"])
+        .arg(ng.to_string())
+        .arg("--listen-http")
+        .arg(http.to_string())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn mediarelay");
+    let daemon = Daemon(child);
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let c = Client {
+        sock,
+        ng,
+        http,
+        n: 0,
+    };
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(r) = c.raw(b"p0 d7:command4:pinge") {
+            assert_eq!(r, b"p0 d6:result4:ponge");
+            break;
+        }
+        assert!(Instant::now() < end, "daemon never answered ping");
+    }
+    (daemon, c)
+}
