@@ -13,6 +13,19 @@
 //! us); an SDP without a usable `m=` line creates no call; an empty `sdp`
 //! is `Failed to parse SDP`; JSON bodies are not accepted.
 //!
+//! Every address an offer or answer hands the relay is checked before
+//! anything is created or changed (`check_addresses`): a `c=` that is not
+//! an IP literal of its stated type, an address of the other family than
+//! the relay interface, an unparsable `a=rtcp`, or a `received from` /
+//! `media address` option that is not an IP address is `result: error`
+//! with an `error-reason` naming the line or option, and leaves no call.
+//!
+//! `delete` marks the call deleted; it stays listed and queryable, and its
+//! media keeps flowing, for `delete-delay` (as in rtpengine), after which
+//! [`Handler::expire`] removes its engine calls. Each stream in `query` and
+//! `delete` replies carries a `dropped` dictionary of its non-zero drop
+//! counts by reason (absent when nothing was dropped).
+//!
 //! `rtcp-mux` (RFC 5761) follows rtpengine's `__rtcp_mux_logic` as recorded
 //! in `tests/data/ng/flags-rtcp-mux*` (`MuxPlan` in `call.rs`): the offerer's mux is
 //! offered on (`offer` adds it, `demux` strips it) with `a=rtcp:<port+1>`;
