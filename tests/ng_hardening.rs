@@ -14,6 +14,16 @@ use std::time::{Duration, Instant};
 use common::{Client, audio_sdp, backends, rtp, start, t};
 use mediarelay::ng::OwnedValue;
 
+/// The tests of this file run one at a time: the media timing of the
+/// attack scenario must not compete with the churn for the CPU.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Packet interval of every stream here (50 pps).
 const PTIME: Duration = Duration::from_millis(20);
 /// Payload fill bytes that tell the senders apart.
@@ -180,6 +190,7 @@ fn count(got: &Received, fill: u8) -> usize {
 /// run side by side through one daemon per backend.
 #[test]
 fn rtp_bleed_attacks_fail_and_nat_rebinding_relatches() {
+    let _serial = serial();
     for backend in backends() {
         let (_d, mut c) = start(&[
             "--io-backend",
@@ -268,6 +279,7 @@ fn rtp_bleed_attacks_fail_and_nat_rebinding_relatches() {
 /// 400-pair range: the release quarantine yields instead of failing.
 #[test]
 fn churn_reuses_quarantined_ports() {
+    let _serial = serial();
     for backend in backends() {
         let (_d, mut c) = start(&[
             "--io-backend",
@@ -312,6 +324,7 @@ fn churn_reuses_quarantined_ports() {
 /// line, and leave no call behind.
 #[test]
 fn unusable_addresses_are_refused_and_leave_nothing() {
+    let _serial = serial();
     for backend in backends() {
         let (_d, mut c) = start(&[
             "--io-backend",
@@ -374,6 +387,7 @@ fn media_flows(a: &UdpSocket, b: &UdpSocket, a_to: u16, b_to: u16, seq: u16) -> 
 /// media keeps flowing during the delete delay and stops after it.
 #[test]
 fn offer_timeout_and_delete_delay() {
+    let _serial = serial();
     for backend in backends() {
         let (_d, mut c) = start(&[
             "--io-backend",
@@ -429,6 +443,7 @@ fn offer_timeout_and_delete_delay() {
 /// it is split over two shards.
 #[test]
 fn two_pair_range_on_two_shards_places_a_call() {
+    let _serial = serial();
     for backend in backends() {
         let (_d, mut c) = start(&[
             "--io-backend",
