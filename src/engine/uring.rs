@@ -153,6 +153,9 @@ pub struct UringBackend {
     inflight: Box<[StreamKey]>,
     /// Per buffer id: destination address of its send.
     dests: Box<[RawAddr]>,
+    /// `buffers - 1`: the buffer count is a power of two (checked by
+    /// [`BufRing::new`]), so `bid & buf_mask` indexes `inflight` and `dests`.
+    buf_mask: usize,
     /// Streams whose multishot receive ended and must be re-armed.
     rearm: Vec<StreamKey>,
     wake_fd: i32,
@@ -184,6 +187,7 @@ impl UringBackend {
             .setup_cqsize(cq)
             .build(cfg.sq_entries)
             .or_else(|_| IoUring::builder().setup_cqsize(cq).build(cfg.sq_entries))?;
+        // Checks that `buffers` is a power of two, which `buf_mask` needs.
         let bufs = BufRing::new(cfg.buffers, cfg.buf_size, 0)?;
         bufs.register(&ring.submitter())?;
         // The fixed-file table may not exceed RLIMIT_NOFILE.
@@ -197,7 +201,7 @@ impl UringBackend {
         let mut msghdr: Box<libc::msghdr> = Box::new(unsafe { std::mem::zeroed() });
         msghdr.msg_namelen = SOCKADDR_MAX as libc::socklen_t;
         msghdr.msg_controllen = 0;
-        let n = usize::from(cfg.buffers);
+        let n = usize::from(bufs.entries());
         let mut b = UringBackend {
             ring,
             bufs,
@@ -206,6 +210,7 @@ impl UringBackend {
             free_slots: (0..max_sockets).rev().collect(),
             inflight: vec![Key::from_parts(u32::MAX, 0); n].into_boxed_slice(),
             dests: vec![RawAddr::empty(); n].into_boxed_slice(),
+            buf_mask: n - 1,
             rearm: Vec::new(),
             wake_fd,
             wake_armed: false,
@@ -339,7 +344,7 @@ impl UringBackend {
         };
         let slot = out.slot;
         let len = data.len() as u32;
-        let i = usize::from(bid) % self.dests.len();
+        let i = usize::from(bid) & self.buf_mask;
         self.dests[i].set(&dest);
         self.inflight[i] = via;
         let e = opcode::Send::new(types::Fixed(slot), self.bufs.ptr(bid, PAYLOAD_OFFSET), len)
@@ -439,7 +444,7 @@ impl Backend for UringBackend {
                 KIND_RECV => self.on_recv(now, &cqe, sink)?,
                 KIND_SEND => {
                     let bid = (cqe.user_data() & 0xffff) as u16;
-                    let via = self.inflight[usize::from(bid) % self.inflight.len()];
+                    let via = self.inflight[usize::from(bid) & self.buf_mask];
                     let res = cqe.result();
                     self.sends_in_flight = self.sends_in_flight.saturating_sub(1);
                     if res >= 0 {
