@@ -291,6 +291,8 @@ pub struct EngineStats {
     pub no_buffers: u64,
     /// Receive errors.
     pub recv_errors: u64,
+    /// Receives deferred by the per-socket error backoff.
+    pub recv_backoffs: u64,
     /// Calls removed by media timeout.
     pub timeouts: u64,
 }
@@ -313,6 +315,7 @@ impl EngineStats {
         self.turns += s.turns.load(r);
         self.no_buffers += s.no_buffers.load(r);
         self.recv_errors += s.recv_errors.load(r);
+        self.recv_backoffs += s.recv_backoffs.load(r);
         self.timeouts += s.timeouts.load(r);
     }
 

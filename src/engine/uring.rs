@@ -3,14 +3,27 @@
 //! buffer, one `io_uring_enter` per loop turn.
 //!
 //! Per turn: submit the queued SQEs and wait (with the shard's timer as
-//! timeout) in one `io_uring_enter`; then drain the completion queue:
+//! timeout) in one `io_uring_enter`; then reap the completion queue in
+//! batches (one acquire load of the CQ tail and one release store of its
+//! head per batch of up to [`CQE_BATCH`] entries, copied out and then
+//! processed, until the queue is empty):
 //! - receive completions carry a buffer id; the datagram is handed to the
 //!   sink, and a `Forward` verdict becomes a `Send` SQE pointing into the
 //!   same buffer (no copy), its destination kept in a per-buffer slot;
 //! - send completions return the buffer to the ring and report the result;
-//! - a receive completion without `IORING_CQE_F_MORE` (including
-//!   `-ENOBUFS` when the ring ran dry) re-arms that socket's receive after
-//!   the turn's buffers are recycled.
+//! - a receive completion without `IORING_CQE_F_MORE` ends that socket's
+//!   multishot receive. After a delivered datagram (e.g. the CQ ring
+//!   overflowed) it is re-armed at the end of the turn; after `-ENOBUFS`
+//!   (the ring ran dry) once a buffer is back in the ring; after anything
+//!   else (an error, or a completion without a usable datagram) after the
+//!   socket's backoff delay, so that a socket failing at once on every
+//!   arm cannot spin the shard. `-ECANCELED` for a removed socket ends it.
+//!
+//! Buffer ownership: a buffer id is in the ring, or owned by exactly one
+//! send in flight; reaping a batch never drops a completion, so no buffer
+//! is lost. Every multishot receive is counted from arming to its final
+//! completion, and every send from submission to completion:
+//! [`Backend::in_flight`] is what shutdown waits for.
 //!
 //! `user_data` = kind (2 high bits) | payload: for receives the stream's
 //! index and generation, for sends the buffer id.
@@ -22,7 +35,9 @@ use std::time::{Duration, Instant};
 
 use io_uring::{IoUring, Probe, cqueue, opcode, squeue, types};
 
-use super::backend::{Backend, BackendCounters, PacketSink, decode_stream, encode_stream};
+use super::backend::{
+    Backend, BackendCounters, Backoff, Deferred, PacketSink, decode_stream, encode_stream,
+};
 use super::bufring::BufRing;
 use super::sys::{self, RawAddr, SOCKADDR_MAX};
 use crate::relay::{Key, StreamKey, Verdict};
@@ -38,6 +53,8 @@ const PAYLOAD_MASK: u64 = (1 << KIND_SHIFT) - 1;
 const RECVMSG_OUT: usize = 16;
 /// Offset of the datagram in a receive buffer.
 const PAYLOAD_OFFSET: usize = RECVMSG_OUT + SOCKADDR_MAX;
+/// Completions copied out of the CQ ring per batch.
+const CQE_BATCH: usize = 256;
 
 /// Tunables of the io_uring backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,10 +147,32 @@ fn probe_here() -> UringSupport {
     result
 }
 
+/// A ring with `SINGLE_ISSUER | DEFER_TASKRUN` (6.1+: task work runs only
+/// when the owning thread waits), else a plain one.
+fn build_ring(sq: u32, cq: u32) -> io::Result<IoUring> {
+    IoUring::builder()
+        .setup_single_issuer()
+        .setup_defer_taskrun()
+        .setup_cqsize(cq)
+        .build(sq)
+        .or_else(|_| IoUring::builder().setup_cqsize(cq).build(sq))
+}
+
 struct Sock {
     key: StreamKey,
     sock: UdpSocket,
     slot: u32,
+    backoff: Backoff,
+}
+
+/// What became of a received buffer.
+enum Dispatched {
+    /// No usable datagram in it (counted); the buffer is free.
+    Unusable,
+    /// The sink had it; the buffer is free.
+    Consumed,
+    /// A send from it is in flight; the send owns the buffer.
+    Sending,
 }
 
 /// The io_uring backend of one shard. Not `Send`: built and used on the
@@ -156,8 +195,17 @@ pub struct UringBackend {
     /// `buffers - 1`: the buffer count is a power of two (checked by
     /// [`BufRing::new`]), so `bid & buf_mask` indexes `inflight` and `dests`.
     buf_mask: usize,
-    /// Streams whose multishot receive ended and must be re-armed.
+    /// Completions copied out of the CQ ring, one batch at a time.
+    cqes: Vec<cqueue::Entry>,
+    /// Streams whose multishot receive ended and is re-armed this turn.
     rearm: Vec<StreamKey>,
+    /// Streams whose receive ended with `-ENOBUFS`: re-armed once a buffer
+    /// is back in the ring.
+    starved: Vec<StreamKey>,
+    /// Streams whose receive failed: re-armed after their backoff.
+    deferred: Deferred,
+    /// Cancels that could not be queued (submission failed), retried.
+    cancels: Vec<u64>,
     wake_fd: i32,
     wake_armed: bool,
     /// Multishot receives armed and not yet terminated.
@@ -171,7 +219,9 @@ impl std::fmt::Debug for UringBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UringBackend")
             .field("bufs", &self.bufs)
-            .finish()
+            .field("armed_recvs", &self.armed_recvs)
+            .field("sends_in_flight", &self.sends_in_flight)
+            .finish_non_exhaustive()
     }
 }
 
@@ -180,13 +230,7 @@ impl UringBackend {
     /// registers the buffer ring and a sparse fixed-file table, and arms a
     /// multishot poll on `wake_fd`. Call on the shard's own thread.
     pub fn new(cfg: UringConfig, wake_fd: i32) -> io::Result<Self> {
-        let cq = cfg.sq_entries.saturating_mul(8);
-        let ring = IoUring::builder()
-            .setup_single_issuer()
-            .setup_defer_taskrun()
-            .setup_cqsize(cq)
-            .build(cfg.sq_entries)
-            .or_else(|_| IoUring::builder().setup_cqsize(cq).build(cfg.sq_entries))?;
+        let ring = build_ring(cfg.sq_entries, cfg.sq_entries.saturating_mul(8))?;
         // Checks that `buffers` is a power of two, which `buf_mask` needs.
         let bufs = BufRing::new(cfg.buffers, cfg.buf_size, 0)?;
         bufs.register(&ring.submitter())?;
@@ -211,7 +255,11 @@ impl UringBackend {
             inflight: vec![Key::from_parts(u32::MAX, 0); n].into_boxed_slice(),
             dests: vec![RawAddr::empty(); n].into_boxed_slice(),
             buf_mask: n - 1,
+            cqes: Vec::with_capacity(CQE_BATCH),
             rearm: Vec::new(),
+            starved: Vec::new(),
+            deferred: Deferred::default(),
+            cancels: Vec::new(),
             wake_fd,
             wake_armed: false,
             armed_recvs: 0,
@@ -247,6 +295,8 @@ impl UringBackend {
         Ok(())
     }
 
+    /// Arms `key`'s multishot receive (nothing if it is no longer
+    /// registered).
     fn arm_recv(&mut self, key: StreamKey) -> io::Result<()> {
         let Some(Some(s)) = self.socks.get(key.index() as usize) else {
             return Ok(());
@@ -261,7 +311,9 @@ impl UringBackend {
         )
         .build()
         .user_data(KIND_RECV << KIND_SHIFT | encode_stream(key));
-        self.push(&e)
+        self.push(&e)?;
+        self.armed_recvs += 1;
+        Ok(())
     }
 
     fn sock(&self, index: u32, gen24: u32) -> Option<&Sock> {
@@ -269,49 +321,81 @@ impl UringBackend {
         (s.key.generation() & 0x00ff_ffff == gen24).then_some(s)
     }
 
-    /// Handles one receive completion; queues a re-arm when the multishot
-    /// receive ended.
-    fn on_recv<S: PacketSink>(
-        &mut self,
-        now: Instant,
-        cqe: &cqueue::Entry,
-        sink: &mut S,
-    ) -> io::Result<()> {
+    fn sock_mut(&mut self, key: StreamKey) -> Option<&mut Sock> {
+        self.socks
+            .get_mut(key.index() as usize)?
+            .as_mut()
+            .filter(|s| s.key == key)
+    }
+
+    /// Defers `key`'s re-arm by its next backoff delay.
+    fn back_off(&mut self, now: Instant, key: StreamKey) {
+        let Some(s) = self.sock_mut(key) else {
+            return;
+        };
+        let delay = s.backoff.fail();
+        self.deferred.push(now + delay, key);
+        self.counters.recv_backoffs += 1;
+    }
+
+    /// Handles one receive completion; decides how an ended multishot
+    /// receive is re-armed.
+    fn on_recv<S: PacketSink>(&mut self, now: Instant, cqe: &cqueue::Entry, sink: &mut S) {
         let (index, gen24) = decode_stream(cqe.user_data() & PAYLOAD_MASK);
         let key = self.sock(index, gen24).map(|s| s.key);
         let more = cqueue::more(cqe.flags());
         let res = cqe.result();
-        if res < 0 {
-            if -res == libc::ENOBUFS {
-                self.counters.no_buffers += 1;
-            } else if -res != libc::ECANCELED {
-                self.counters.recv_errors += 1;
-            }
+        let errno = if res < 0 { -res } else { 0 };
+        let mut delivered = false;
+        let mut counted = false;
+        if errno != 0 && errno != libc::ENOBUFS && !(errno == libc::ECANCELED && key.is_none()) {
+            self.counters.recv_errors += 1;
+            counted = true;
+        }
+        if errno == libc::ENOBUFS {
+            self.counters.no_buffers += 1;
         }
         if let Some(bid) = cqueue::buffer_select(cqe.flags()) {
-            let forwarded = match (key, res >= 0) {
-                (Some(key), true) => self.dispatch(now, key, bid, res as usize, sink)?,
-                (None, true) => {
+            let outcome = match key {
+                Some(key) if res >= 0 => self.dispatch(now, key, bid, res as usize, sink),
+                None if res >= 0 => {
                     self.counters.stale += 1;
-                    false
+                    Dispatched::Consumed
                 }
-                _ => false,
+                _ => Dispatched::Consumed,
             };
-            if !forwarded {
+            delivered = !matches!(outcome, Dispatched::Unusable);
+            counted |= matches!(outcome, Dispatched::Unusable);
+            if !matches!(outcome, Dispatched::Sending) {
                 self.bufs.recycle(bid);
             }
         }
-        if !more {
-            self.armed_recvs = self.armed_recvs.saturating_sub(1);
-            if let Some(key) = key {
-                self.rearm.push(key);
-            }
+        if more {
+            return;
         }
-        Ok(())
+        debug_assert!(self.armed_recvs > 0, "a receive ended that was not armed");
+        self.armed_recvs = self.armed_recvs.saturating_sub(1);
+        // A removed socket's receive ends here (normally `-ECANCELED`).
+        let Some(key) = key else {
+            return;
+        };
+        if errno == libc::ENOBUFS {
+            self.starved.push(key);
+        } else if delivered {
+            // Ended after a datagram (e.g. the CQ ring overflowed): the
+            // socket is fine, re-arm at once.
+            self.rearm.push(key);
+        } else {
+            // An error, or an end without a usable datagram: re-armed at
+            // once, a socket failing on every arm would spin the shard.
+            if !counted {
+                self.counters.recv_errors += 1;
+            }
+            self.back_off(now, key);
+        }
     }
 
-    /// Runs the sink on a received buffer; returns whether the buffer is
-    /// now owned by a send.
+    /// Runs the sink on a received buffer.
     fn dispatch<S: PacketSink>(
         &mut self,
         now: Instant,
@@ -319,31 +403,35 @@ impl UringBackend {
         bid: u16,
         len: usize,
         sink: &mut S,
-    ) -> io::Result<bool> {
+    ) -> Dispatched {
         let buf = self.bufs.buffer(bid, len);
         let Ok(msg) = types::RecvMsgOut::parse(buf, &self.msghdr) else {
             self.counters.recv_errors += 1;
-            return Ok(false);
+            return Dispatched::Unusable;
         };
         let Some(src) = sys::parse_sockaddr(msg.name_data()) else {
             self.counters.recv_errors += 1;
-            return Ok(false);
+            return Dispatched::Unusable;
         };
         let data = msg.payload_data();
-        let Verdict::Forward { via, dest } =
-            sink.on_packet(now, key, src, data, msg.is_payload_truncated())
-        else {
-            return Ok(false);
+        let verdict = sink.on_packet(now, key, src, data, msg.is_payload_truncated());
+        let len = data.len() as u32;
+        // A datagram arrived: the socket is healthy again.
+        if let Some(s) = self.sock_mut(key) {
+            s.backoff.reset();
+        }
+        let Verdict::Forward { via, dest } = verdict else {
+            return Dispatched::Consumed;
         };
-        let Some(out) = self
+        let Some(slot) = self
             .socks
             .get(via.index() as usize)
             .and_then(Option::as_ref)
+            .filter(|s| s.key == via)
+            .map(|s| s.slot)
         else {
-            return Ok(false);
+            return Dispatched::Consumed;
         };
-        let slot = out.slot;
-        let len = data.len() as u32;
         let i = usize::from(bid) & self.buf_mask;
         self.dests[i].set(&dest);
         self.inflight[i] = via;
@@ -352,9 +440,71 @@ impl UringBackend {
             .dest_addr_len(self.dests[i].len())
             .build()
             .user_data(KIND_SEND << KIND_SHIFT | u64::from(bid));
-        self.push(&e)?;
+        if let Err(e) = self.push(&e) {
+            // Not queued: the buffer stays ours and goes back to the ring.
+            sink.on_send_error(via, e.raw_os_error().unwrap_or(libc::EIO));
+            return Dispatched::Consumed;
+        }
         self.sends_in_flight += 1;
-        Ok(true)
+        Dispatched::Sending
+    }
+
+    fn on_send<S: PacketSink>(&mut self, cqe: &cqueue::Entry, sink: &mut S) {
+        let bid = (cqe.user_data() & 0xffff) as u16;
+        let via = self.inflight[usize::from(bid) & self.buf_mask];
+        let res = cqe.result();
+        debug_assert!(
+            self.sends_in_flight > 0,
+            "a send completed that was not sent"
+        );
+        self.sends_in_flight = self.sends_in_flight.saturating_sub(1);
+        if res >= 0 {
+            sink.on_sent(via, res as usize);
+        } else {
+            sink.on_send_error(via, -res);
+        }
+        self.bufs.recycle(bid);
+    }
+
+    /// Re-arms what is due at the end of a turn; returns the first
+    /// submission error (what it concerned is retried later).
+    fn rearm_due(&mut self, now: Instant) -> io::Result<()> {
+        let mut first_err = None;
+        if !self.wake_armed {
+            if let Err(e) = self.arm_wake() {
+                first_err = Some(e);
+            }
+        }
+        while let Some(user_data) = self.cancels.pop() {
+            if let Err(e) = self.push_cancel(user_data) {
+                self.cancels.push(user_data);
+                first_err.get_or_insert(e);
+                break;
+            }
+        }
+        // Buffers not in the ring are exactly those owned by sends.
+        if !self.starved.is_empty() && self.sends_in_flight < usize::from(self.bufs.entries()) {
+            self.rearm.append(&mut self.starved);
+        }
+        if !self.deferred.is_empty() {
+            while let Some(key) = self.deferred.pop_due(now) {
+                self.rearm.push(key);
+            }
+        }
+        while let Some(key) = self.rearm.pop() {
+            if let Err(e) = self.arm_recv(key) {
+                self.back_off(now, key);
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    fn push_cancel(&mut self, user_data: u64) -> io::Result<()> {
+        let cancel = opcode::AsyncCancel::new(user_data)
+            .build()
+            .user_data(KIND_OTHER << KIND_SHIFT);
+        self.push(&cancel)
     }
 }
 
@@ -385,6 +535,7 @@ impl Backend for UringBackend {
             key: stream,
             sock,
             slot,
+            backoff: Backoff::default(),
         });
         self.arm_recv(stream)
     }
@@ -400,12 +551,13 @@ impl Backend for UringBackend {
         let Some(s) = slot.take() else {
             return;
         };
-        let cancel = opcode::AsyncCancel::new(KIND_RECV << KIND_SHIFT | encode_stream(stream))
-            .build()
-            .user_data(KIND_OTHER << KIND_SHIFT);
-        // A full queue is flushed by `push`; an error here leaves the
-        // receive to end when the socket closes, which is also fine.
-        let _ = self.push(&cancel);
+        // The receive (if armed: one waiting out a backoff is not) ends
+        // with -ECANCELED; until then it holds the socket open, and
+        // `in_flight` counts it.
+        let user_data = KIND_RECV << KIND_SHIFT | encode_stream(stream);
+        if self.push_cancel(user_data).is_err() {
+            self.cancels.push(user_data);
+        }
         let _ = self.ring.submitter().register_files_update(s.slot, &[-1]);
         self.free_slots.push(s.slot);
         drop(s.sock);
@@ -433,44 +585,39 @@ impl Backend for UringBackend {
         }
         let now = Instant::now();
         let mut woken = false;
+        // Taken out while the batch is processed (the handlers need
+        // `&mut self`), put back after: its capacity is reused.
+        let mut cqes = std::mem::take(&mut self.cqes);
         loop {
-            let mut cq = self.ring.completion();
-            cq.sync();
-            let Some(cqe) = cq.next() else {
+            // One sync of the CQ ring per batch: the tail is read once, the
+            // copied entries are released with one head store on drop.
+            cqes.clear();
+            cqes.extend(self.ring.completion().take(CQE_BATCH));
+            if cqes.is_empty() {
                 break;
-            };
-            drop(cq);
-            match cqe.user_data() >> KIND_SHIFT {
-                KIND_RECV => self.on_recv(now, &cqe, sink)?,
-                KIND_SEND => {
-                    let bid = (cqe.user_data() & 0xffff) as u16;
-                    let via = self.inflight[usize::from(bid) & self.buf_mask];
-                    let res = cqe.result();
-                    self.sends_in_flight = self.sends_in_flight.saturating_sub(1);
-                    if res >= 0 {
-                        sink.on_sent(via, res as usize);
-                    } else {
-                        sink.on_send_error(via, -res);
+            }
+            for cqe in &cqes {
+                match cqe.user_data() >> KIND_SHIFT {
+                    KIND_RECV => self.on_recv(now, cqe, sink),
+                    KIND_SEND => self.on_send(cqe, sink),
+                    KIND_WAKE => {
+                        woken = true;
+                        if !cqueue::more(cqe.flags()) {
+                            self.wake_armed = false;
+                        }
                     }
-                    self.bufs.recycle(bid);
+                    _ => {}
                 }
-                KIND_WAKE => {
-                    woken = true;
-                    if !cqueue::more(cqe.flags()) {
-                        self.wake_armed = false;
-                    }
-                }
-                _ => {}
             }
         }
+        self.cqes = cqes;
         self.bufs.publish();
-        if !self.wake_armed {
-            self.arm_wake()?;
-        }
-        while let Some(key) = self.rearm.pop() {
-            self.arm_recv(key)?;
-        }
+        self.rearm_due(now)?;
         Ok(woken)
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.deferred.next()
     }
 
     fn counters(&self) -> BackendCounters {
