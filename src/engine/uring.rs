@@ -29,8 +29,9 @@
 //! index and generation, for sends the buffer id.
 
 use std::io;
-use std::net::UdpSocket;
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use io_uring::{IoUring, Probe, cqueue, opcode, squeue, types};
@@ -55,6 +56,11 @@ const RECVMSG_OUT: usize = 16;
 const PAYLOAD_OFFSET: usize = RECVMSG_OUT + SOCKADDR_MAX;
 /// Completions copied out of the CQ ring per batch.
 const CQE_BATCH: usize = 256;
+
+/// How long the probe waits for each of its completions.
+const PROBE_WAIT: Duration = Duration::from_millis(500);
+/// How long start-up waits for the probe thread at most.
+const PROBE_LIMIT: Duration = Duration::from_secs(3);
 
 /// Tunables of the io_uring backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,40 +95,150 @@ pub enum UringSupport {
     Unavailable(String),
 }
 
-/// Probes io_uring once per process: ring creation (fails under seccomp or
-/// `kernel.io_uring_disabled`), the opcodes used, `EXT_ARG` waits and a
-/// provided buffer ring.
+/// Why the probe found io_uring unusable; its text is the logged reason.
+#[derive(Debug, thiserror::Error)]
+enum ProbeError {
+    /// `io_uring_setup` failed (seccomp, `kernel.io_uring_disabled`, no
+    /// io_uring at all).
+    #[error("io_uring_setup failed: {0}")]
+    Setup(io::Error),
+    /// No `IORING_FEAT_EXT_ARG` (timed waits in `io_uring_enter`).
+    #[error("kernel lacks IORING_FEAT_EXT_ARG (needs 5.11+)")]
+    ExtArg,
+    /// `IORING_REGISTER_PROBE` failed.
+    #[error("opcode probe failed: {0}")]
+    OpcodeProbe(io::Error),
+    /// An opcode the backend uses is missing.
+    #[error("opcode {0} not supported")]
+    Opcode(&'static str),
+    /// Mapping or registering the provided buffer ring failed.
+    #[error("provided buffer ring unsupported (needs 5.19+): {0}")]
+    BufRing(io::Error),
+    /// The sparse fixed-file table, or putting a socket in it, failed.
+    #[error("sparse fixed-file table unsupported (needs 5.19+): {0}")]
+    FixedFiles(io::Error),
+    /// The throwaway loopback sockets could not be made.
+    #[error("probe sockets: {0}")]
+    Socket(io::Error),
+    /// `io_uring_enter` failed.
+    #[error("io_uring_enter failed: {0}")]
+    Enter(io::Error),
+    /// The multishot receive completed with an error (kernels before 6.0
+    /// reject `IORING_RECV_MULTISHOT` with `EINVAL`).
+    #[error("multishot RECVMSG failed (needs 6.0+): {0}")]
+    Recv(io::Error),
+    /// The receive delivered a datagram but did not stay armed.
+    #[error("RECVMSG completed without IORING_CQE_F_MORE: not multishot (needs 6.0+)")]
+    RecvNotMultishot,
+    /// The receive's completion did not carry the datagram that was sent.
+    #[error("multishot RECVMSG delivered something else: {0}")]
+    RecvMismatch(&'static str),
+    /// The send with a destination address failed (kernels before 6.0
+    /// reject a destination on `SEND` with `EINVAL`).
+    #[error("SEND with a destination address failed (needs 6.0+): {0}")]
+    Send(io::Error),
+    /// The send completed short.
+    #[error("SEND with a destination address sent {sent} of {len} bytes")]
+    SendShort {
+        /// Bytes sent.
+        sent: i32,
+        /// Bytes asked for.
+        len: usize,
+    },
+    /// A completion did not arrive in time.
+    #[error("no {what} completion within {wait:?}")]
+    Timeout {
+        /// Which operation.
+        what: &'static str,
+        /// How long the probe waited.
+        wait: Duration,
+    },
+    /// Cancelling the multishot receive failed.
+    #[error("ASYNC_CANCEL of the multishot RECVMSG failed: {0}")]
+    Cancel(io::Error),
+}
+
+/// Probes io_uring once per process by using it as the backend does: a ring
+/// (fails under seccomp or `kernel.io_uring_disabled`), `EXT_ARG` waits,
+/// the opcodes, a provided buffer ring and a sparse fixed-file table, then
+/// a real exchange on two throwaway loopback UDP sockets: a multishot
+/// `RecvMsgMulti` armed on one must deliver, still armed, the datagram a
+/// `Send` with a destination address sends from the other, and must end
+/// with `-ECANCELED` when cancelled. The opcode list alone proves too
+/// little: multishot receives and `Send` destinations came with 6.0.
 ///
 /// The probe runs on a short-lived thread of its own: a thread that has
 /// used io_uring gets kernel task work when its ring is torn down, which
 /// interrupts a blocking `recvfrom` with a timeout (`EINTR`) on that
-/// thread. The caller's threads stay free of io_uring.
+/// thread. The caller's threads stay free of io_uring. Each completion is
+/// awaited at most 500 ms, and the caller waits for the thread at most
+/// 3 s: start-up never hangs on the probe.
 pub fn probe() -> UringSupport {
     static RESULT: std::sync::OnceLock<UringSupport> = std::sync::OnceLock::new();
-    RESULT
-        .get_or_init(|| {
-            std::thread::Builder::new()
-                .name("mr-uring-probe".into())
-                .spawn(probe_here)
-                .ok()
-                .and_then(|t| t.join().ok())
-                .unwrap_or_else(|| UringSupport::Unavailable("probe thread failed".into()))
-        })
-        .clone()
+    RESULT.get_or_init(probe_on_thread).clone()
+}
+
+fn probe_on_thread() -> UringSupport {
+    let (tx, rx) = mpsc::sync_channel(1);
+    let spawned = std::thread::Builder::new()
+        .name("mr-uring-probe".into())
+        .spawn(move || {
+            let _ = tx.send(probe_here());
+        });
+    let thread = match spawned {
+        Ok(t) => t,
+        Err(e) => return UringSupport::Unavailable(format!("probe thread failed to start: {e}")),
+    };
+    match rx.recv_timeout(PROBE_LIMIT) {
+        Ok(support) => {
+            // It has answered and only returns now.
+            let _ = thread.join();
+            support
+        }
+        // Left detached: start-up goes on with epoll.
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            UringSupport::Unavailable(format!("probe did not finish within {PROBE_LIMIT:?}"))
+        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            UringSupport::Unavailable("probe thread failed".into())
+        }
+    }
 }
 
 fn probe_here() -> UringSupport {
-    let ring = match IoUring::new(8) {
-        Ok(r) => r,
-        Err(e) => return UringSupport::Unavailable(format!("io_uring_setup failed: {e}")),
+    match run_probe(None, PROBE_WAIT) {
+        Ok(()) => UringSupport::Available,
+        Err(e) => UringSupport::Unavailable(e.to_string()),
+    }
+}
+
+/// The probe's steps; `dest` overrides where the datagram is sent (tests
+/// make a step fail with it), `wait` bounds each completion's wait.
+fn run_probe(dest: Option<SocketAddr>, wait: Duration) -> Result<(), ProbeError> {
+    // Everything the kernel may read or write is declared before the ring,
+    // so that on every path the ring (declared last) is dropped first.
+    let bufs = BufRing::new(8, 256, 0).map_err(ProbeError::BufRing)?;
+    // SAFETY: msghdr is plain old data; all-zero is a valid value.
+    let mut msghdr: libc::msghdr = unsafe { std::mem::zeroed() };
+    msghdr.msg_namelen = SOCKADDR_MAX as libc::socklen_t;
+    let local = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+    let rx = UdpSocket::bind(local).map_err(ProbeError::Socket)?;
+    let tx = UdpSocket::bind(local).map_err(ProbeError::Socket)?;
+    let to = match dest {
+        Some(d) => d,
+        None => rx.local_addr().map_err(ProbeError::Socket)?,
     };
+    let to = RawAddr::new(&to);
+    let from = tx.local_addr().map_err(ProbeError::Socket)?;
+
+    let mut ring = build_ring(8, 64).map_err(ProbeError::Setup)?;
     if !ring.params().is_feature_ext_arg() {
-        return UringSupport::Unavailable("kernel lacks IORING_FEAT_EXT_ARG (needs 5.11+)".into());
+        return Err(ProbeError::ExtArg);
     }
     let mut p = Probe::new();
-    if let Err(e) = ring.submitter().register_probe(&mut p) {
-        return UringSupport::Unavailable(format!("opcode probe failed: {e}"));
-    }
+    ring.submitter()
+        .register_probe(&mut p)
+        .map_err(ProbeError::OpcodeProbe)?;
     for (code, name) in [
         (opcode::RecvMsgMulti::CODE, "RECVMSG"),
         (opcode::Send::CODE, "SEND"),
@@ -130,21 +246,187 @@ fn probe_here() -> UringSupport {
         (opcode::AsyncCancel::CODE, "ASYNC_CANCEL"),
     ] {
         if !p.is_supported(code) {
-            return UringSupport::Unavailable(format!("opcode {name} not supported"));
+            return Err(ProbeError::Opcode(name));
         }
     }
-    // The buffer ring must outlive the registration: drop the ring first.
-    let bufs = match BufRing::new(8, 64, 0) {
-        Ok(b) => b,
-        Err(e) => return UringSupport::Unavailable(format!("buffer ring allocation failed: {e}")),
+    bufs.register(&ring.submitter())
+        .map_err(ProbeError::BufRing)?;
+    ring.submitter()
+        .register_files_sparse(2)
+        .map_err(ProbeError::FixedFiles)?;
+    ring.submitter()
+        .register_files_update(0, &[rx.as_raw_fd(), tx.as_raw_fd()])
+        .map_err(ProbeError::FixedFiles)?;
+    let mut exchange = ProbeExchange {
+        ring: &mut ring,
+        bufs: &bufs,
+        msghdr: &msghdr,
+        wait,
     };
-    let result = match bufs.register(&ring.submitter()) {
-        Ok(()) => UringSupport::Available,
-        Err(e) => UringSupport::Unavailable(format!("provided buffer ring unsupported: {e}")),
+    let result = exchange.round_trip(&to, from);
+    // Cancel the receive even after a failure, so that it has ended before
+    // the ring goes; report the first failure.
+    result.and(exchange.cancel())
+}
+
+const PROBE_RECV: u64 = 1;
+const PROBE_SEND: u64 = 2;
+const PROBE_CANCEL: u64 = 3;
+const PROBE_DATAGRAM: &[u8] = b"mediarelay io_uring probe";
+
+/// One exchange of the probe on its ring: fixed file 0 receives, fixed
+/// file 1 sends.
+struct ProbeExchange<'a> {
+    ring: &'a mut IoUring,
+    bufs: &'a BufRing,
+    msghdr: &'a libc::msghdr,
+    wait: Duration,
+}
+
+impl ProbeExchange<'_> {
+    fn push(&mut self, e: &squeue::Entry) -> Result<(), ProbeError> {
+        // SAFETY: the entries point at the msghdr, the buffer ring, the
+        // destination address (locals of `run_probe` declared before the
+        // ring, so dropped after it) and the datagram (a static).
+        let pushed = unsafe { self.ring.submission().push(e) };
+        pushed.map_err(|_| ProbeError::Enter(io::Error::other("submission queue full")))
+    }
+
+    /// Waits until `done` says so, handing it every completion; at most
+    /// `self.wait`.
+    fn wait_for(
+        &mut self,
+        what: &'static str,
+        mut done: impl FnMut(&cqueue::Entry) -> Result<bool, ProbeError>,
+    ) -> Result<(), ProbeError> {
+        let deadline = Instant::now() + self.wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ProbeError::Timeout {
+                    what,
+                    wait: self.wait,
+                });
+            }
+            let ts = types::Timespec::from(left);
+            let args = types::SubmitArgs::new().timespec(&ts);
+            match self.ring.submitter().submit_with_args(1, &args) {
+                Ok(_) => {}
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR)) => {}
+                Err(e) => return Err(ProbeError::Enter(e)),
+            }
+            for cqe in self.ring.completion() {
+                if done(&cqe)? {
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Arms the multishot receive, sends `PROBE_DATAGRAM` to `to` from fixed
+    /// file 1 (bound to `from`) and checks both completions.
+    fn round_trip(&mut self, to: &RawAddr, from: SocketAddr) -> Result<(), ProbeError> {
+        let recv = opcode::RecvMsgMulti::new(types::Fixed(0), self.msghdr, self.bufs.bgid())
+            .build()
+            .user_data(PROBE_RECV);
+        self.push(&recv)?;
+        let send = opcode::Send::new(
+            types::Fixed(1),
+            PROBE_DATAGRAM.as_ptr(),
+            PROBE_DATAGRAM.len() as u32,
+        )
+        .dest_addr(to.as_ptr())
+        .dest_addr_len(to.len())
+        .build()
+        .user_data(PROBE_SEND);
+        self.push(&send)?;
+        let (mut sent, mut received) = (false, false);
+        let (bufs, msghdr) = (self.bufs, self.msghdr);
+        let what = "SEND (with destination) and multishot RECVMSG";
+        let result = self.wait_for(what, |cqe| {
+            match cqe.user_data() {
+                PROBE_SEND => {
+                    sent = true;
+                    let res = cqe.result();
+                    if res < 0 {
+                        return Err(ProbeError::Send(io::Error::from_raw_os_error(-res)));
+                    }
+                    if res as usize != PROBE_DATAGRAM.len() {
+                        return Err(ProbeError::SendShort {
+                            sent: res,
+                            len: PROBE_DATAGRAM.len(),
+                        });
+                    }
+                }
+                PROBE_RECV if !received => {
+                    check_probe_datagram(cqe, bufs, msghdr, from)?;
+                    received = true;
+                }
+                _ => {}
+            }
+            Ok(sent && received)
+        });
+        // Let the send finish if the receive side failed first, so that
+        // its completion is not mistaken for a later step's.
+        if !sent && result.is_err() {
+            let _ = self.wait_for("SEND", |cqe| Ok(cqe.user_data() == PROBE_SEND));
+        }
+        result
+    }
+
+    /// Cancels the receive and waits for its final completion.
+    fn cancel(&mut self) -> Result<(), ProbeError> {
+        let cancel = opcode::AsyncCancel::new(PROBE_RECV)
+            .build()
+            .user_data(PROBE_CANCEL);
+        self.push(&cancel)?;
+        let (mut cancelled, mut ended) = (false, false);
+        self.wait_for("cancelled RECVMSG", |cqe| {
+            match cqe.user_data() {
+                PROBE_CANCEL => {
+                    let res = cqe.result();
+                    // -ENOENT: the receive had ended on its own already.
+                    if res < 0 && -res != libc::ENOENT {
+                        return Err(ProbeError::Cancel(io::Error::from_raw_os_error(-res)));
+                    }
+                    ended |= res < 0;
+                    cancelled = true;
+                }
+                PROBE_RECV if !cqueue::more(cqe.flags()) => ended = true,
+                _ => {}
+            }
+            Ok(cancelled && ended)
+        })
+    }
+}
+
+/// Checks the receive's first completion: still armed, the probe datagram
+/// in a provided buffer, from the sending socket.
+fn check_probe_datagram(
+    cqe: &cqueue::Entry,
+    bufs: &BufRing,
+    msghdr: &libc::msghdr,
+    from: SocketAddr,
+) -> Result<(), ProbeError> {
+    let res = cqe.result();
+    if res < 0 {
+        return Err(ProbeError::Recv(io::Error::from_raw_os_error(-res)));
+    }
+    let Some(bid) = cqueue::buffer_select(cqe.flags()) else {
+        return Err(ProbeError::RecvMismatch("no provided buffer"));
     };
-    drop(ring);
-    drop(bufs);
-    result
+    if !cqueue::more(cqe.flags()) {
+        return Err(ProbeError::RecvNotMultishot);
+    }
+    let msg = types::RecvMsgOut::parse(bufs.buffer(bid, res as usize), msghdr)
+        .map_err(|()| ProbeError::RecvMismatch("unparsable io_uring_recvmsg_out"))?;
+    if msg.payload_data() != PROBE_DATAGRAM {
+        return Err(ProbeError::RecvMismatch("wrong payload"));
+    }
+    if sys::parse_sockaddr(msg.name_data()) != Some(from) {
+        return Err(ProbeError::RecvMismatch("wrong source address"));
+    }
+    Ok(())
 }
 
 /// A ring with `SINGLE_ISSUER | DEFER_TASKRUN` (6.1+: task work runs only
@@ -626,5 +908,68 @@ impl Backend for UringBackend {
 
     fn in_flight(&self) -> usize {
         self.armed_recvs + self.sends_in_flight
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether this host lets us make a ring at all (a sandbox may not).
+    fn rings_allowed() -> bool {
+        match IoUring::new(2) {
+            Ok(_) => true,
+            Err(e) => {
+                eprintln!("SKIP: io_uring_setup: {e}");
+                false
+            }
+        }
+    }
+
+    #[test]
+    fn probe_exchanges_a_datagram_here() {
+        if !rings_allowed() {
+            return;
+        }
+        // The full probe: multishot receive, send with destination, cancel.
+        run_probe(None, PROBE_WAIT).unwrap();
+        assert_eq!(probe_here(), UringSupport::Available);
+        assert_eq!(probe(), UringSupport::Available);
+    }
+
+    #[test]
+    fn probe_reports_a_failed_send() {
+        if !rings_allowed() {
+            return;
+        }
+        // An IPv6 destination on the IPv4 socket: the send fails.
+        let to: SocketAddr = "[::1]:9".parse().unwrap();
+        let err = run_probe(Some(to), PROBE_WAIT).unwrap_err();
+        assert!(matches!(err, ProbeError::Send(_)), "{err:?}");
+        let why = err.to_string();
+        assert!(
+            why.starts_with("SEND with a destination address failed (needs 6.0+): "),
+            "{why}"
+        );
+        assert!(
+            why.contains(&format!("os error {}", libc::EAFNOSUPPORT)),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn probe_reports_a_missing_completion() {
+        if !rings_allowed() {
+            return;
+        }
+        // Sent elsewhere: the receive never completes, the wait is bounded.
+        let elsewhere = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let to = elsewhere.local_addr().unwrap();
+        let wait = Duration::from_millis(100);
+        let err = run_probe(Some(to), wait).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no SEND (with destination) and multishot RECVMSG completion within 100ms"
+        );
     }
 }
