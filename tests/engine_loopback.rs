@@ -115,6 +115,7 @@ both_backends! {
     media_timeout_removes_call: 20500,
     send_to_closed_port_does_not_disturb_others: 20600,
     garbage_counted_and_dropped: 20700,
+    shutdown_releases_ports_at_once: 20800,
     ten_thousand_legs_on_one_shard: 24000,
 }
 fn forwards_byte_identical_both_ways(backend: IoBackend, base: u16) {
@@ -403,6 +404,30 @@ fn garbage_counted_and_dropped(backend: IoBackend, base: u16) {
     a.send_to(&rtp(1, 1, 160), c.legs[0].rtp).unwrap();
     assert_eq!(recv(&b).map(|(p, _)| p), Some(rtp(1, 1, 160)));
     assert!(wait_stats(&e, |s| s.tx_packets == 1));
+}
+
+/// `Engine::shutdown` returns only once the kernel has let go of every
+/// socket (io_uring: the cancelled multishot receives have ended), so the
+/// ports can be bound again at once.
+fn shutdown_releases_ports_at_once(backend: IoBackend, base: u16) {
+    let Some(e) = engine(backend, base, 100, RelayConfig::default()) else {
+        return;
+    };
+    let (a, b) = (endpoint(), endpoint());
+    let calls: Vec<CallInfo> = (0..3)
+        .map(|_| call(&e, &a, &b, LegOptions::default()))
+        .collect();
+    a.send_to(&rtp(1, 1, 160), calls[0].legs[0].rtp).unwrap();
+    assert_eq!(recv(&b).map(|(p, _)| p), Some(rtp(1, 1, 160)));
+    let addrs: Vec<SocketAddr> = calls
+        .iter()
+        .flat_map(|c| c.legs.iter().flat_map(|l| [l.rtp, l.rtcp]))
+        .collect();
+    assert_eq!(addrs.len(), 12);
+    e.shutdown();
+    for addr in addrs {
+        UdpSocket::bind(addr).unwrap_or_else(|err| panic!("{addr} still bound: {err}"));
+    }
 }
 
 fn ten_thousand_legs_on_one_shard(backend: IoBackend, base: u16) {

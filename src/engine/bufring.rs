@@ -24,6 +24,9 @@ pub struct BufRing {
     ring_bytes: usize,
     slab: Box<[u8]>,
     entries: u16,
+    /// `entries - 1`: `entries` is a power of two, so `x & mask` is
+    /// `x % entries`.
+    mask: u16,
     buf_size: usize,
     bgid: u16,
     /// Local tail, published to the kernel by `publish`.
@@ -44,6 +47,7 @@ impl BufRing {
     /// Maps a ring of `entries` descriptors (a power of two, at most 32768)
     /// and allocates the buffers; every buffer starts in the ring.
     pub fn new(entries: u16, buf_size: usize, bgid: u16) -> io::Result<Self> {
+        // `is_power_of_two` also rejects 0, so `entries - 1` cannot wrap.
         if !entries.is_power_of_two()
             || entries > 32768
             || buf_size == 0
@@ -51,7 +55,7 @@ impl BufRing {
         {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                "buffer ring entries must be a power of two <= 32768",
+                "buffer ring: entries must be a power of two <= 32768, buffers 1 B..4 GiB",
             ));
         }
         let ring_bytes = usize::from(entries) * size_of::<BufRingEntry>();
@@ -78,6 +82,7 @@ impl BufRing {
             ring_bytes,
             slab: vec![0u8; usize::from(entries) * buf_size].into_boxed_slice(),
             entries,
+            mask: entries - 1,
             buf_size,
             bgid,
             tail: 0,
@@ -105,6 +110,11 @@ impl BufRing {
         }
     }
 
+    /// Number of buffers (a power of two).
+    pub fn entries(&self) -> u16 {
+        self.entries
+    }
+
     /// Buffer group id for `RecvMsgMulti`.
     pub fn bgid(&self) -> u16 {
         self.bgid
@@ -112,21 +122,20 @@ impl BufRing {
 
     /// The first `len` bytes of buffer `bid` (clamped to the buffer size).
     pub fn buffer(&self, bid: u16, len: usize) -> &[u8] {
-        let start = usize::from(bid % self.entries) * self.buf_size;
+        let start = usize::from(bid & self.mask) * self.buf_size;
         &self.slab[start..start + len.min(self.buf_size)]
     }
 
     /// Address of byte `offset` of buffer `bid`, for a send SQE.
     pub fn ptr(&self, bid: u16, offset: usize) -> *const u8 {
-        let start = usize::from(bid % self.entries) * self.buf_size + offset.min(self.buf_size);
+        let start = usize::from(bid & self.mask) * self.buf_size + offset.min(self.buf_size);
         self.slab[start..].as_ptr()
     }
 
     /// Gives buffer `bid` back to the ring (visible after `publish`).
     pub fn recycle(&mut self, bid: u16) {
-        let bid = bid % self.entries;
-        let mask = self.entries - 1;
-        let idx = usize::from(self.tail & mask);
+        let bid = bid & self.mask;
+        let idx = usize::from(self.tail & self.mask);
         let addr = self.slab[usize::from(bid) * self.buf_size..].as_ptr() as u64;
         // SAFETY: `idx < entries`, so the entry lies inside the mapping.
         // Entries between the kernel's head and our tail are ours to write
@@ -155,5 +164,33 @@ impl Drop for BufRing {
         unsafe {
             libc::munmap(self.ring.as_ptr().cast(), self.ring_bytes);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_must_be_powers_of_two() {
+        for bad in [0u16, 3, 100, 4095] {
+            assert!(BufRing::new(bad, 64, 0).is_err(), "{bad} accepted");
+        }
+        assert!(BufRing::new(8, 0, 0).is_err());
+        let b = BufRing::new(8, 64, 0).unwrap();
+        assert_eq!(b.entries(), 8);
+    }
+
+    #[test]
+    fn buffer_ids_wrap_by_mask() {
+        let mut b = BufRing::new(8, 64, 0).unwrap();
+        assert_eq!(b.ptr(9, 0), b.ptr(1, 0));
+        assert_eq!(b.buffer(15, 64).as_ptr(), b.ptr(7, 0));
+        assert_eq!(b.ptr(2, 10) as usize - b.ptr(2, 0) as usize, 10);
+        // The tail wraps past u16::MAX with the mask, as the kernel expects.
+        for i in 0..70_000u32 {
+            b.recycle((i % 8) as u16);
+        }
+        b.publish();
     }
 }

@@ -7,13 +7,22 @@
 //! buffers; each forwarded datagram is sent from the same buffer (no copy)
 //! before the buffers are reused by the next `recvmmsg`. Consecutive
 //! forwards from the same socket go out in one `sendmmsg`.
+//!
+//! A socket reported readable whose first `recvmmsg` of the turn fails, or
+//! finds nothing (a UDP socket after `shutdown(SHUT_RD)` stays readable for
+//! ever while `recvmmsg` returns `EAGAIN`), is counted and taken out of the
+//! epoll set (`EPOLL_CTL_DEL`: `EPOLLHUP` and `EPOLLERR` cannot be masked
+//! by `EPOLL_CTL_MOD`) for its backoff delay, then added back. Level
+//! triggering would otherwise report it on every turn and spin the shard.
 
 use std::io;
 use std::net::UdpSocket;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
-use super::backend::{Backend, BackendCounters, PacketSink, decode_stream, encode_stream};
+use super::backend::{
+    Backend, BackendCounters, Backoff, Deferred, PacketSink, decode_stream, encode_stream,
+};
 use super::sys::{self, RawAddr, SOCKADDR_MAX};
 use crate::relay::{StreamKey, Verdict};
 
@@ -26,10 +35,30 @@ const ROUNDS_PER_SOCKET: usize = 4;
 /// epoll data value of the wake-up eventfd.
 const WAKE: u64 = u64::MAX;
 
+struct Sock {
+    key: StreamKey,
+    sock: UdpSocket,
+    backoff: Backoff,
+    /// Out of the epoll set until its deferred receive is due.
+    parked: bool,
+}
+
+/// Outcome of one `recvmmsg`.
+enum Batch {
+    /// This many datagrams (at least one).
+    Got(usize),
+    /// Nothing queued (`EAGAIN`).
+    Empty,
+    /// Interrupted; try again next turn.
+    Interrupted,
+    /// Failed with an error.
+    Failed,
+}
+
 /// The epoll backend of one shard.
 pub struct EpollBackend {
     epfd: OwnedFd,
-    socks: Vec<Option<(StreamKey, UdpSocket)>>,
+    socks: Vec<Option<Sock>>,
     events: Vec<libc::epoll_event>,
     bufs: Box<[[u8; BUF_SIZE]]>,
     names: Box<[[u8; SOCKADDR_MAX]]>,
@@ -39,6 +68,8 @@ pub struct EpollBackend {
     sends: Vec<(usize, StreamKey, RawAddr)>,
     send_iovs: Box<[libc::iovec]>,
     send_msgs: Box<[libc::mmsghdr]>,
+    /// Parked sockets, re-added to the epoll set when due.
+    deferred: Deferred,
     counters: BackendCounters,
 }
 
@@ -82,6 +113,7 @@ impl EpollBackend {
             sends: Vec::with_capacity(BATCH),
             send_iovs: (0..BATCH).map(|_| empty_iov()).collect(),
             send_msgs: (0..BATCH).map(|_| zeroed_mmsg()).collect(),
+            deferred: Deferred::default(),
             counters: BackendCounters::default(),
         };
         b.ctl(libc::EPOLL_CTL_ADD, wake_fd, WAKE)?;
@@ -102,12 +134,19 @@ impl EpollBackend {
     }
 
     fn sock_fd(&self, index: u32, gen24: u32) -> Option<(StreamKey, RawFd)> {
-        let (key, s) = self.socks.get(index as usize)?.as_ref()?;
-        (key.generation() & 0x00ff_ffff == gen24).then(|| (*key, s.as_raw_fd()))
+        let s = self.socks.get(index as usize)?.as_ref()?;
+        (s.key.generation() & 0x00ff_ffff == gen24).then(|| (s.key, s.sock.as_raw_fd()))
     }
 
-    /// One `recvmmsg` on `fd`; returns the number of datagrams.
-    fn recv_batch(&mut self, fd: RawFd) -> usize {
+    fn sock_mut(&mut self, key: StreamKey) -> Option<&mut Sock> {
+        self.socks
+            .get_mut(key.index() as usize)?
+            .as_mut()
+            .filter(|s| s.key == key)
+    }
+
+    /// One `recvmmsg` on `fd`.
+    fn recv_batch(&mut self, fd: RawFd) -> Batch {
         for i in 0..BATCH {
             self.iovs[i] = libc::iovec {
                 iov_base: self.bufs[i].as_mut_ptr().cast(),
@@ -136,14 +175,17 @@ impl EpollBackend {
                 std::ptr::null_mut(),
             )
         };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::WouldBlock && e.kind() != io::ErrorKind::Interrupted {
-                self.counters.recv_errors += 1;
-            }
-            return 0;
+        if n > 0 {
+            return Batch::Got(n as usize);
         }
-        n as usize
+        if n == 0 {
+            return Batch::Empty;
+        }
+        match io::Error::last_os_error().kind() {
+            io::ErrorKind::WouldBlock => Batch::Empty,
+            io::ErrorKind::Interrupted => Batch::Interrupted,
+            _ => Batch::Failed,
+        }
     }
 
     /// Sends `self.sends`, one `sendmmsg` per run of the same socket.
@@ -159,8 +201,8 @@ impl EpollBackend {
                 .socks
                 .get(via.index() as usize)
                 .and_then(Option::as_ref)
-                .filter(|(k, _)| *k == via)
-                .map(|(_, s)| s.as_raw_fd());
+                .filter(|s| s.key == via)
+                .map(|s| s.sock.as_raw_fd());
             if let Some(fd) = fd {
                 self.send_run(fd, start, end, sink);
             }
@@ -216,8 +258,31 @@ impl EpollBackend {
     }
 
     fn service<S: PacketSink>(&mut self, now: Instant, key: StreamKey, fd: RawFd, sink: &mut S) {
-        for _ in 0..ROUNDS_PER_SOCKET {
-            let n = self.recv_batch(fd);
+        for round in 0..ROUNDS_PER_SOCKET {
+            let n = match self.recv_batch(fd) {
+                Batch::Got(n) => n,
+                Batch::Interrupted => return,
+                // Later rounds drain what the first left; finding the queue
+                // empty there is the normal end.
+                Batch::Empty if round > 0 => return,
+                Batch::Failed if round > 0 => {
+                    self.counters.recv_errors += 1;
+                    return;
+                }
+                // Reported readable, yet nothing to read or an error: a
+                // level-triggered socket in this state is reported on every
+                // turn, so it waits out a backoff before the next try.
+                Batch::Empty | Batch::Failed => {
+                    self.counters.recv_errors += 1;
+                    self.park(now, key, fd);
+                    return;
+                }
+            };
+            if round == 0 {
+                if let Some(s) = self.sock_mut(key) {
+                    s.backoff.reset();
+                }
+            }
             for i in 0..n {
                 let len = (self.msgs[i].msg_len as usize).min(BUF_SIZE);
                 let truncated = self.msgs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
@@ -238,6 +303,40 @@ impl EpollBackend {
             }
         }
     }
+
+    /// Takes `key`'s socket out of the epoll set for its next backoff delay.
+    fn park(&mut self, now: Instant, key: StreamKey, fd: RawFd) {
+        let Some(s) = self.sock_mut(key) else {
+            return;
+        };
+        let delay = s.backoff.fail();
+        s.parked = true;
+        // A failed delete (it cannot fail for a registered fd) leaves the
+        // socket in the set: it is then just retried when reported.
+        let _ = self.ctl(libc::EPOLL_CTL_DEL, fd, 0);
+        self.deferred.push(now + delay, key);
+        self.counters.recv_backoffs += 1;
+    }
+
+    /// Puts parked sockets whose delay is over back into the epoll set.
+    fn unpark_due(&mut self, now: Instant) {
+        while let Some(key) = self.deferred.pop_due(now) {
+            let Some(s) = self.sock_mut(key) else {
+                // Deregistered meanwhile.
+                continue;
+            };
+            s.parked = false;
+            let fd = s.sock.as_raw_fd();
+            if self
+                .ctl(libc::EPOLL_CTL_ADD, fd, encode_stream(key))
+                .is_err()
+            {
+                // Not expected for a live socket; try again after a backoff.
+                self.counters.recv_errors += 1;
+                self.park(now, key, fd);
+            }
+        }
+    }
 }
 
 impl Backend for EpollBackend {
@@ -252,7 +351,12 @@ impl Backend for EpollBackend {
         if self.socks.len() <= i {
             self.socks.resize_with(i + 1, || None);
         }
-        self.socks[i] = Some((stream, sock));
+        self.socks[i] = Some(Sock {
+            key: stream,
+            sock,
+            backoff: Backoff::default(),
+            parked: false,
+        });
         Ok(())
     }
 
@@ -260,13 +364,17 @@ impl Backend for EpollBackend {
         let Some(slot) = self.socks.get_mut(stream.index() as usize) else {
             return;
         };
-        if slot.as_ref().is_none_or(|(k, _)| *k != stream) {
+        if slot.as_ref().is_none_or(|s| s.key != stream) {
             return;
         }
-        if let Some((_, sock)) = slot.take() {
+        if let Some(s) = slot.take() {
             // Closing the socket removes it from the epoll set as well; the
             // explicit delete keeps the set exact even if the fd is shared.
-            let _ = self.ctl(libc::EPOLL_CTL_DEL, sock.as_raw_fd(), 0);
+            // A parked socket is not in the set, and its deferred entry
+            // finds no socket when due.
+            if !s.parked {
+                let _ = self.ctl(libc::EPOLL_CTL_DEL, s.sock.as_raw_fd(), 0);
+            }
         }
     }
 
@@ -310,7 +418,14 @@ impl Backend for EpollBackend {
             };
             self.service(now, key, fd, sink);
         }
+        if !self.deferred.is_empty() {
+            self.unpark_due(now);
+        }
         Ok(woken)
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.deferred.next()
     }
 
     fn counters(&self) -> BackendCounters {

@@ -5,7 +5,10 @@
 //! [`PortAllocator`]'s per-shard slices), every socket bound in it, and one
 //! I/O loop: io_uring (multishot receive on a provided buffer ring, batched
 //! sends, one `io_uring_enter` per turn) or epoll with `recvmmsg` /
-//! `sendmmsg`, chosen at start by a probe unless [`IoBackend`] forces one.
+//! `sendmmsg`, chosen at start by a probe that really exchanges a datagram
+//! through io_uring (see [`uring_support`]) unless [`IoBackend`] forces one.
+//! A socket whose receives keep failing is backed off (1 ms doubling to
+//! 1 s) rather than retried on every turn.
 //! Both legs of a call live on the same shard, so forwarding never crosses
 //! cores. The forwarding decision itself is the sans-IO
 //! [`RelayTable`](crate::relay::RelayTable).
@@ -298,6 +301,8 @@ pub struct EngineStats {
     pub no_buffers: u64,
     /// Receive errors.
     pub recv_errors: u64,
+    /// Receives deferred by the per-socket error backoff.
+    pub recv_backoffs: u64,
     /// Calls removed by media timeout.
     pub timeouts: u64,
 }
@@ -320,6 +325,7 @@ impl EngineStats {
         self.turns += s.turns.load(r);
         self.no_buffers += s.no_buffers.load(r);
         self.recv_errors += s.recv_errors.load(r);
+        self.recv_backoffs += s.recv_backoffs.load(r);
         self.timeouts += s.timeouts.load(r);
     }
 
@@ -744,7 +750,10 @@ fn resolve_backend(want: IoBackend) -> Result<(IoBackend, String), EngineError> 
     }
 }
 
-/// Probes whether io_uring is usable here (for tests and start-up logs).
+/// Probes whether io_uring is usable here (for tests and start-up logs):
+/// once per process, on a thread of its own, bounded in time; a multishot
+/// receive on a provided buffer ring must deliver a datagram sent by a
+/// `Send` with a destination address.
 pub fn uring_support() -> UringSupport {
     uring::probe()
 }

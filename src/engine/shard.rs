@@ -1,7 +1,8 @@
 //! One shard: a pinned thread that owns a slice of the port range, every
 //! socket bound on it, a [`RelayTable`] and an I/O backend.
 //!
-//! The loop: wait for I/O or the next timer (one backend turn), drain the
+//! The loop: wait for I/O, the next timer or the backend's next deferred
+//! receive ([`Backend::poll_timeout`]; one backend turn), drain the
 //! control mailbox, run due timers (media timeouts: the call is removed, its
 //! sockets closed, its ports released, and an event reported), publish
 //! counters. Nothing on the per-packet path allocates, locks or touches
@@ -92,6 +93,8 @@ pub struct ShardStats {
     pub no_buffers: AtomicU64,
     /// Receive errors.
     pub recv_errors: AtomicU64,
+    /// Receives deferred by the per-socket error backoff.
+    pub recv_backoffs: AtomicU64,
     /// Calls removed by the media timeout.
     pub timeouts: AtomicU64,
     /// Thread CPU time in nanoseconds (updated about every 100 ms).
@@ -180,9 +183,13 @@ pub(crate) fn run<B: Backend>(mut backend: B, parts: ShardParts) {
     let mut next_cpu_sample = Instant::now();
     loop {
         let now = Instant::now();
-        let timeout = core
-            .table
-            .poll_timeout()
+        // The earlier of the relay's next timer and the backend's next
+        // deferred receive, at most 1 s away.
+        let deadline = match (core.table.poll_timeout(), backend.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let timeout = deadline
             .map(|d| d.saturating_duration_since(now))
             .unwrap_or(Duration::from_secs(1))
             .min(Duration::from_secs(1));
@@ -255,6 +262,7 @@ fn publish<B: Backend>(stats: &ShardStats, core: &Core, backend: &B) {
     stats.turns.store(b.turns, r);
     stats.no_buffers.store(b.no_buffers, r);
     stats.recv_errors.store(b.recv_errors, r);
+    stats.recv_backoffs.store(b.recv_backoffs, r);
 }
 
 fn handle_command<B: Backend>(
@@ -400,10 +408,108 @@ fn shutdown<B: Backend>(backend: &mut B, core: &mut Core, ports: &PortAllocator,
     for call in calls {
         remove_call(backend, core, ports, call, now);
     }
-    // Turn until the kernel has finished every cancelled receive and send,
-    // so the sockets are really closed (ports free) when shutdown returns.
+    // Turn until the kernel has finished every cancelled receive and send
+    // (`in_flight` counts both), so the sockets are really closed (ports
+    // free) when shutdown returns.
     let deadline = Instant::now() + Duration::from_secs(2);
     while backend.in_flight() > 0 && Instant::now() < deadline {
         let _ = backend.turn(Some(Duration::from_millis(10)), core);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::PortConfig;
+    use std::sync::Mutex;
+
+    /// A backend with a deferred receive due at `due`; it records the wait
+    /// each turn was given and waits it out (at most 50 ms, to keep the
+    /// test short).
+    struct Deadline {
+        due: Option<Instant>,
+        waits: Arc<Mutex<Vec<Option<Duration>>>>,
+    }
+
+    impl Backend for Deadline {
+        fn name(&self) -> &'static str {
+            "deadline"
+        }
+        fn register(&mut self, _: StreamKey, _: UdpSocket) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn deregister(&mut self, _: StreamKey) {}
+        fn turn<S: PacketSink>(
+            &mut self,
+            timeout: Option<Duration>,
+            _: &mut S,
+        ) -> std::io::Result<bool> {
+            self.waits.lock().unwrap().push(timeout);
+            let cap = Duration::from_millis(50);
+            std::thread::sleep(timeout.map_or(cap, |t| t.min(cap)));
+            if self.due.is_some_and(|d| d <= Instant::now()) {
+                self.due = None;
+            }
+            Ok(false)
+        }
+        fn poll_timeout(&self) -> Option<Instant> {
+            self.due
+        }
+        fn counters(&self) -> crate::engine::BackendCounters {
+            crate::engine::BackendCounters::default()
+        }
+        fn in_flight(&self) -> usize {
+            0
+        }
+    }
+
+    /// Runs a shard (no calls, so no relay timer) on `backend` until it has
+    /// turned `turns` times; returns the waits it gave the backend.
+    fn waits_of(due: Option<Instant>, turns: usize) -> Vec<Option<Duration>> {
+        let waits = Arc::new(Mutex::new(Vec::new()));
+        let backend = Deadline {
+            due,
+            waits: waits.clone(),
+        };
+        let mailbox = Arc::new(Queue::new(8));
+        let wake = Arc::new(EventFd::new().unwrap());
+        let (events, _rx) = std::sync::mpsc::channel();
+        let parts = ShardParts {
+            id: ShardId(0),
+            relay: RelayConfig::default(),
+            mailbox: mailbox.clone(),
+            wake: wake.clone(),
+            stats: Arc::new(ShardStats::default()),
+            ports: Arc::new(PortAllocator::new(
+                PortConfig::new(40000, 40099, 1).unwrap(),
+                Instant::now(),
+            )),
+            events,
+        };
+        let shard = std::thread::spawn(move || run(backend, parts));
+        while waits.lock().unwrap().len() < turns {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(mailbox.push(Command::Shutdown).is_ok());
+        wake.notify().unwrap();
+        shard.join().unwrap();
+        let w = waits.lock().unwrap();
+        w[..turns].to_vec()
+    }
+
+    #[test]
+    fn wait_is_bounded_by_the_backend_deadline() {
+        let due = Instant::now() + Duration::from_millis(30);
+        let waits = waits_of(Some(due), 2);
+        let first = waits[0].expect("a bounded wait");
+        assert!(first <= Duration::from_millis(30), "{first:?}");
+        // Once the deferred work is done, the shard waits its idle maximum.
+        assert_eq!(waits[1], Some(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn idle_wait_stays_capped() {
+        let far = Instant::now() + Duration::from_secs(60);
+        assert_eq!(waits_of(Some(far), 1), [Some(Duration::from_secs(1))]);
     }
 }

@@ -3,26 +3,42 @@
 //! buffer, one `io_uring_enter` per loop turn.
 //!
 //! Per turn: submit the queued SQEs and wait (with the shard's timer as
-//! timeout) in one `io_uring_enter`; then drain the completion queue:
+//! timeout) in one `io_uring_enter`; then reap the completion queue in
+//! batches (one acquire load of the CQ tail and one release store of its
+//! head per batch of up to [`CQE_BATCH`] entries, copied out and then
+//! processed, until the queue is empty):
 //! - receive completions carry a buffer id; the datagram is handed to the
 //!   sink, and a `Forward` verdict becomes a `Send` SQE pointing into the
 //!   same buffer (no copy), its destination kept in a per-buffer slot;
 //! - send completions return the buffer to the ring and report the result;
-//! - a receive completion without `IORING_CQE_F_MORE` (including
-//!   `-ENOBUFS` when the ring ran dry) re-arms that socket's receive after
-//!   the turn's buffers are recycled.
+//! - a receive completion without `IORING_CQE_F_MORE` ends that socket's
+//!   multishot receive. After a delivered datagram (e.g. the CQ ring
+//!   overflowed) it is re-armed at the end of the turn; after `-ENOBUFS`
+//!   (the ring ran dry) once a buffer is back in the ring; after anything
+//!   else (an error, or a completion without a usable datagram) after the
+//!   socket's backoff delay, so that a socket failing at once on every
+//!   arm cannot spin the shard. `-ECANCELED` for a removed socket ends it.
+//!
+//! Buffer ownership: a buffer id is in the ring, or owned by exactly one
+//! send in flight; reaping a batch never drops a completion, so no buffer
+//! is lost. Every multishot receive is counted from arming to its final
+//! completion, and every send from submission to completion:
+//! [`Backend::in_flight`] is what shutdown waits for.
 //!
 //! `user_data` = kind (2 high bits) | payload: for receives the stream's
 //! index and generation, for sends the buffer id.
 
 use std::io;
-use std::net::UdpSocket;
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use io_uring::{IoUring, Probe, cqueue, opcode, squeue, types};
 
-use super::backend::{Backend, BackendCounters, PacketSink, decode_stream, encode_stream};
+use super::backend::{
+    Backend, BackendCounters, Backoff, Deferred, PacketSink, decode_stream, encode_stream,
+};
 use super::bufring::BufRing;
 use super::sys::{self, RawAddr, SOCKADDR_MAX};
 use crate::relay::{Key, StreamKey, Verdict};
@@ -38,6 +54,13 @@ const PAYLOAD_MASK: u64 = (1 << KIND_SHIFT) - 1;
 const RECVMSG_OUT: usize = 16;
 /// Offset of the datagram in a receive buffer.
 const PAYLOAD_OFFSET: usize = RECVMSG_OUT + SOCKADDR_MAX;
+/// Completions copied out of the CQ ring per batch.
+const CQE_BATCH: usize = 256;
+
+/// How long the probe waits for each of its completions.
+const PROBE_WAIT: Duration = Duration::from_millis(500);
+/// How long start-up waits for the probe thread at most.
+const PROBE_LIMIT: Duration = Duration::from_secs(3);
 
 /// Tunables of the io_uring backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,40 +95,150 @@ pub enum UringSupport {
     Unavailable(String),
 }
 
-/// Probes io_uring once per process: ring creation (fails under seccomp or
-/// `kernel.io_uring_disabled`), the opcodes used, `EXT_ARG` waits and a
-/// provided buffer ring.
+/// Why the probe found io_uring unusable; its text is the logged reason.
+#[derive(Debug, thiserror::Error)]
+enum ProbeError {
+    /// `io_uring_setup` failed (seccomp, `kernel.io_uring_disabled`, no
+    /// io_uring at all).
+    #[error("io_uring_setup failed: {0}")]
+    Setup(io::Error),
+    /// No `IORING_FEAT_EXT_ARG` (timed waits in `io_uring_enter`).
+    #[error("kernel lacks IORING_FEAT_EXT_ARG (needs 5.11+)")]
+    ExtArg,
+    /// `IORING_REGISTER_PROBE` failed.
+    #[error("opcode probe failed: {0}")]
+    OpcodeProbe(io::Error),
+    /// An opcode the backend uses is missing.
+    #[error("opcode {0} not supported")]
+    Opcode(&'static str),
+    /// Mapping or registering the provided buffer ring failed.
+    #[error("provided buffer ring unsupported (needs 5.19+): {0}")]
+    BufRing(io::Error),
+    /// The sparse fixed-file table, or putting a socket in it, failed.
+    #[error("sparse fixed-file table unsupported (needs 5.19+): {0}")]
+    FixedFiles(io::Error),
+    /// The throwaway loopback sockets could not be made.
+    #[error("probe sockets: {0}")]
+    Socket(io::Error),
+    /// `io_uring_enter` failed.
+    #[error("io_uring_enter failed: {0}")]
+    Enter(io::Error),
+    /// The multishot receive completed with an error (kernels before 6.0
+    /// reject `IORING_RECV_MULTISHOT` with `EINVAL`).
+    #[error("multishot RECVMSG failed (needs 6.0+): {0}")]
+    Recv(io::Error),
+    /// The receive delivered a datagram but did not stay armed.
+    #[error("RECVMSG completed without IORING_CQE_F_MORE: not multishot (needs 6.0+)")]
+    RecvNotMultishot,
+    /// The receive's completion did not carry the datagram that was sent.
+    #[error("multishot RECVMSG delivered something else: {0}")]
+    RecvMismatch(&'static str),
+    /// The send with a destination address failed (kernels before 6.0
+    /// reject a destination on `SEND` with `EINVAL`).
+    #[error("SEND with a destination address failed (needs 6.0+): {0}")]
+    Send(io::Error),
+    /// The send completed short.
+    #[error("SEND with a destination address sent {sent} of {len} bytes")]
+    SendShort {
+        /// Bytes sent.
+        sent: i32,
+        /// Bytes asked for.
+        len: usize,
+    },
+    /// A completion did not arrive in time.
+    #[error("no {what} completion within {wait:?}")]
+    Timeout {
+        /// Which operation.
+        what: &'static str,
+        /// How long the probe waited.
+        wait: Duration,
+    },
+    /// Cancelling the multishot receive failed.
+    #[error("ASYNC_CANCEL of the multishot RECVMSG failed: {0}")]
+    Cancel(io::Error),
+}
+
+/// Probes io_uring once per process by using it as the backend does: a ring
+/// (fails under seccomp or `kernel.io_uring_disabled`), `EXT_ARG` waits,
+/// the opcodes, a provided buffer ring and a sparse fixed-file table, then
+/// a real exchange on two throwaway loopback UDP sockets: a multishot
+/// `RecvMsgMulti` armed on one must deliver, still armed, the datagram a
+/// `Send` with a destination address sends from the other, and must end
+/// with `-ECANCELED` when cancelled. The opcode list alone proves too
+/// little: multishot receives and `Send` destinations came with 6.0.
 ///
 /// The probe runs on a short-lived thread of its own: a thread that has
 /// used io_uring gets kernel task work when its ring is torn down, which
 /// interrupts a blocking `recvfrom` with a timeout (`EINTR`) on that
-/// thread. The caller's threads stay free of io_uring.
+/// thread. The caller's threads stay free of io_uring. Each completion is
+/// awaited at most 500 ms, and the caller waits for the thread at most
+/// 3 s: start-up never hangs on the probe.
 pub fn probe() -> UringSupport {
     static RESULT: std::sync::OnceLock<UringSupport> = std::sync::OnceLock::new();
-    RESULT
-        .get_or_init(|| {
-            std::thread::Builder::new()
-                .name("mr-uring-probe".into())
-                .spawn(probe_here)
-                .ok()
-                .and_then(|t| t.join().ok())
-                .unwrap_or_else(|| UringSupport::Unavailable("probe thread failed".into()))
-        })
-        .clone()
+    RESULT.get_or_init(probe_on_thread).clone()
+}
+
+fn probe_on_thread() -> UringSupport {
+    let (tx, rx) = mpsc::sync_channel(1);
+    let spawned = std::thread::Builder::new()
+        .name("mr-uring-probe".into())
+        .spawn(move || {
+            let _ = tx.send(probe_here());
+        });
+    let thread = match spawned {
+        Ok(t) => t,
+        Err(e) => return UringSupport::Unavailable(format!("probe thread failed to start: {e}")),
+    };
+    match rx.recv_timeout(PROBE_LIMIT) {
+        Ok(support) => {
+            // It has answered and only returns now.
+            let _ = thread.join();
+            support
+        }
+        // Left detached: start-up goes on with epoll.
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            UringSupport::Unavailable(format!("probe did not finish within {PROBE_LIMIT:?}"))
+        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            UringSupport::Unavailable("probe thread failed".into())
+        }
+    }
 }
 
 fn probe_here() -> UringSupport {
-    let ring = match IoUring::new(8) {
-        Ok(r) => r,
-        Err(e) => return UringSupport::Unavailable(format!("io_uring_setup failed: {e}")),
+    match run_probe(None, PROBE_WAIT) {
+        Ok(()) => UringSupport::Available,
+        Err(e) => UringSupport::Unavailable(e.to_string()),
+    }
+}
+
+/// The probe's steps; `dest` overrides where the datagram is sent (tests
+/// make a step fail with it), `wait` bounds each completion's wait.
+fn run_probe(dest: Option<SocketAddr>, wait: Duration) -> Result<(), ProbeError> {
+    // Everything the kernel may read or write is declared before the ring,
+    // so that on every path the ring (declared last) is dropped first.
+    let bufs = BufRing::new(8, 256, 0).map_err(ProbeError::BufRing)?;
+    // SAFETY: msghdr is plain old data; all-zero is a valid value.
+    let mut msghdr: libc::msghdr = unsafe { std::mem::zeroed() };
+    msghdr.msg_namelen = SOCKADDR_MAX as libc::socklen_t;
+    let local = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+    let rx = UdpSocket::bind(local).map_err(ProbeError::Socket)?;
+    let tx = UdpSocket::bind(local).map_err(ProbeError::Socket)?;
+    let to = match dest {
+        Some(d) => d,
+        None => rx.local_addr().map_err(ProbeError::Socket)?,
     };
+    let to = RawAddr::new(&to);
+    let from = tx.local_addr().map_err(ProbeError::Socket)?;
+
+    let mut ring = build_ring(8, 64).map_err(ProbeError::Setup)?;
     if !ring.params().is_feature_ext_arg() {
-        return UringSupport::Unavailable("kernel lacks IORING_FEAT_EXT_ARG (needs 5.11+)".into());
+        return Err(ProbeError::ExtArg);
     }
     let mut p = Probe::new();
-    if let Err(e) = ring.submitter().register_probe(&mut p) {
-        return UringSupport::Unavailable(format!("opcode probe failed: {e}"));
-    }
+    ring.submitter()
+        .register_probe(&mut p)
+        .map_err(ProbeError::OpcodeProbe)?;
     for (code, name) in [
         (opcode::RecvMsgMulti::CODE, "RECVMSG"),
         (opcode::Send::CODE, "SEND"),
@@ -113,27 +246,215 @@ fn probe_here() -> UringSupport {
         (opcode::AsyncCancel::CODE, "ASYNC_CANCEL"),
     ] {
         if !p.is_supported(code) {
-            return UringSupport::Unavailable(format!("opcode {name} not supported"));
+            return Err(ProbeError::Opcode(name));
         }
     }
-    // The buffer ring must outlive the registration: drop the ring first.
-    let bufs = match BufRing::new(8, 64, 0) {
-        Ok(b) => b,
-        Err(e) => return UringSupport::Unavailable(format!("buffer ring allocation failed: {e}")),
+    bufs.register(&ring.submitter())
+        .map_err(ProbeError::BufRing)?;
+    ring.submitter()
+        .register_files_sparse(2)
+        .map_err(ProbeError::FixedFiles)?;
+    ring.submitter()
+        .register_files_update(0, &[rx.as_raw_fd(), tx.as_raw_fd()])
+        .map_err(ProbeError::FixedFiles)?;
+    let mut exchange = ProbeExchange {
+        ring: &mut ring,
+        bufs: &bufs,
+        msghdr: &msghdr,
+        wait,
     };
-    let result = match bufs.register(&ring.submitter()) {
-        Ok(()) => UringSupport::Available,
-        Err(e) => UringSupport::Unavailable(format!("provided buffer ring unsupported: {e}")),
+    let result = exchange.round_trip(&to, from);
+    // Cancel the receive even after a failure, so that it has ended before
+    // the ring goes; report the first failure.
+    result.and(exchange.cancel())
+}
+
+const PROBE_RECV: u64 = 1;
+const PROBE_SEND: u64 = 2;
+const PROBE_CANCEL: u64 = 3;
+const PROBE_DATAGRAM: &[u8] = b"mediarelay io_uring probe";
+
+/// One exchange of the probe on its ring: fixed file 0 receives, fixed
+/// file 1 sends.
+struct ProbeExchange<'a> {
+    ring: &'a mut IoUring,
+    bufs: &'a BufRing,
+    msghdr: &'a libc::msghdr,
+    wait: Duration,
+}
+
+impl ProbeExchange<'_> {
+    fn push(&mut self, e: &squeue::Entry) -> Result<(), ProbeError> {
+        // SAFETY: the entries point at the msghdr, the buffer ring, the
+        // destination address (locals of `run_probe` declared before the
+        // ring, so dropped after it) and the datagram (a static).
+        let pushed = unsafe { self.ring.submission().push(e) };
+        pushed.map_err(|_| ProbeError::Enter(io::Error::other("submission queue full")))
+    }
+
+    /// Waits until `done` says so, handing it every completion; at most
+    /// `self.wait`.
+    fn wait_for(
+        &mut self,
+        what: &'static str,
+        mut done: impl FnMut(&cqueue::Entry) -> Result<bool, ProbeError>,
+    ) -> Result<(), ProbeError> {
+        let deadline = Instant::now() + self.wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ProbeError::Timeout {
+                    what,
+                    wait: self.wait,
+                });
+            }
+            let ts = types::Timespec::from(left);
+            let args = types::SubmitArgs::new().timespec(&ts);
+            match self.ring.submitter().submit_with_args(1, &args) {
+                Ok(_) => {}
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR)) => {}
+                Err(e) => return Err(ProbeError::Enter(e)),
+            }
+            for cqe in self.ring.completion() {
+                if done(&cqe)? {
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Arms the multishot receive, sends `PROBE_DATAGRAM` to `to` from fixed
+    /// file 1 (bound to `from`) and checks both completions.
+    fn round_trip(&mut self, to: &RawAddr, from: SocketAddr) -> Result<(), ProbeError> {
+        let recv = opcode::RecvMsgMulti::new(types::Fixed(0), self.msghdr, self.bufs.bgid())
+            .build()
+            .user_data(PROBE_RECV);
+        self.push(&recv)?;
+        let send = opcode::Send::new(
+            types::Fixed(1),
+            PROBE_DATAGRAM.as_ptr(),
+            PROBE_DATAGRAM.len() as u32,
+        )
+        .dest_addr(to.as_ptr())
+        .dest_addr_len(to.len())
+        .build()
+        .user_data(PROBE_SEND);
+        self.push(&send)?;
+        let (mut sent, mut received) = (false, false);
+        let (bufs, msghdr) = (self.bufs, self.msghdr);
+        let what = "SEND (with destination) and multishot RECVMSG";
+        let result = self.wait_for(what, |cqe| {
+            match cqe.user_data() {
+                PROBE_SEND => {
+                    sent = true;
+                    let res = cqe.result();
+                    if res < 0 {
+                        return Err(ProbeError::Send(io::Error::from_raw_os_error(-res)));
+                    }
+                    if res as usize != PROBE_DATAGRAM.len() {
+                        return Err(ProbeError::SendShort {
+                            sent: res,
+                            len: PROBE_DATAGRAM.len(),
+                        });
+                    }
+                }
+                PROBE_RECV if !received => {
+                    check_probe_datagram(cqe, bufs, msghdr, from)?;
+                    received = true;
+                }
+                _ => {}
+            }
+            Ok(sent && received)
+        });
+        // Let the send finish if the receive side failed first, so that
+        // its completion is not mistaken for a later step's.
+        if !sent && result.is_err() {
+            let _ = self.wait_for("SEND", |cqe| Ok(cqe.user_data() == PROBE_SEND));
+        }
+        result
+    }
+
+    /// Cancels the receive and waits for its final completion.
+    fn cancel(&mut self) -> Result<(), ProbeError> {
+        let cancel = opcode::AsyncCancel::new(PROBE_RECV)
+            .build()
+            .user_data(PROBE_CANCEL);
+        self.push(&cancel)?;
+        let (mut cancelled, mut ended) = (false, false);
+        self.wait_for("cancelled RECVMSG", |cqe| {
+            match cqe.user_data() {
+                PROBE_CANCEL => {
+                    let res = cqe.result();
+                    // -ENOENT: the receive had ended on its own already.
+                    if res < 0 && -res != libc::ENOENT {
+                        return Err(ProbeError::Cancel(io::Error::from_raw_os_error(-res)));
+                    }
+                    ended |= res < 0;
+                    cancelled = true;
+                }
+                PROBE_RECV if !cqueue::more(cqe.flags()) => ended = true,
+                _ => {}
+            }
+            Ok(cancelled && ended)
+        })
+    }
+}
+
+/// Checks the receive's first completion: still armed, the probe datagram
+/// in a provided buffer, from the sending socket.
+fn check_probe_datagram(
+    cqe: &cqueue::Entry,
+    bufs: &BufRing,
+    msghdr: &libc::msghdr,
+    from: SocketAddr,
+) -> Result<(), ProbeError> {
+    let res = cqe.result();
+    if res < 0 {
+        return Err(ProbeError::Recv(io::Error::from_raw_os_error(-res)));
+    }
+    let Some(bid) = cqueue::buffer_select(cqe.flags()) else {
+        return Err(ProbeError::RecvMismatch("no provided buffer"));
     };
-    drop(ring);
-    drop(bufs);
-    result
+    if !cqueue::more(cqe.flags()) {
+        return Err(ProbeError::RecvNotMultishot);
+    }
+    let msg = types::RecvMsgOut::parse(bufs.buffer(bid, res as usize), msghdr)
+        .map_err(|()| ProbeError::RecvMismatch("unparsable io_uring_recvmsg_out"))?;
+    if msg.payload_data() != PROBE_DATAGRAM {
+        return Err(ProbeError::RecvMismatch("wrong payload"));
+    }
+    if sys::parse_sockaddr(msg.name_data()) != Some(from) {
+        return Err(ProbeError::RecvMismatch("wrong source address"));
+    }
+    Ok(())
+}
+
+/// A ring with `SINGLE_ISSUER | DEFER_TASKRUN` (6.1+: task work runs only
+/// when the owning thread waits), else a plain one.
+fn build_ring(sq: u32, cq: u32) -> io::Result<IoUring> {
+    IoUring::builder()
+        .setup_single_issuer()
+        .setup_defer_taskrun()
+        .setup_cqsize(cq)
+        .build(sq)
+        .or_else(|_| IoUring::builder().setup_cqsize(cq).build(sq))
 }
 
 struct Sock {
     key: StreamKey,
     sock: UdpSocket,
     slot: u32,
+    backoff: Backoff,
+}
+
+/// What became of a received buffer.
+enum Dispatched {
+    /// No usable datagram in it (counted); the buffer is free.
+    Unusable,
+    /// The sink had it; the buffer is free.
+    Consumed,
+    /// A send from it is in flight; the send owns the buffer.
+    Sending,
 }
 
 /// The io_uring backend of one shard. Not `Send`: built and used on the
@@ -153,8 +474,20 @@ pub struct UringBackend {
     inflight: Box<[StreamKey]>,
     /// Per buffer id: destination address of its send.
     dests: Box<[RawAddr]>,
-    /// Streams whose multishot receive ended and must be re-armed.
+    /// `buffers - 1`: the buffer count is a power of two (checked by
+    /// [`BufRing::new`]), so `bid & buf_mask` indexes `inflight` and `dests`.
+    buf_mask: usize,
+    /// Completions copied out of the CQ ring, one batch at a time.
+    cqes: Vec<cqueue::Entry>,
+    /// Streams whose multishot receive ended and is re-armed this turn.
     rearm: Vec<StreamKey>,
+    /// Streams whose receive ended with `-ENOBUFS`: re-armed once a buffer
+    /// is back in the ring.
+    starved: Vec<StreamKey>,
+    /// Streams whose receive failed: re-armed after their backoff.
+    deferred: Deferred,
+    /// Cancels that could not be queued (submission failed), retried.
+    cancels: Vec<u64>,
     wake_fd: i32,
     wake_armed: bool,
     /// Multishot receives armed and not yet terminated.
@@ -168,7 +501,9 @@ impl std::fmt::Debug for UringBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UringBackend")
             .field("bufs", &self.bufs)
-            .finish()
+            .field("armed_recvs", &self.armed_recvs)
+            .field("sends_in_flight", &self.sends_in_flight)
+            .finish_non_exhaustive()
     }
 }
 
@@ -177,13 +512,8 @@ impl UringBackend {
     /// registers the buffer ring and a sparse fixed-file table, and arms a
     /// multishot poll on `wake_fd`. Call on the shard's own thread.
     pub fn new(cfg: UringConfig, wake_fd: i32) -> io::Result<Self> {
-        let cq = cfg.sq_entries.saturating_mul(8);
-        let ring = IoUring::builder()
-            .setup_single_issuer()
-            .setup_defer_taskrun()
-            .setup_cqsize(cq)
-            .build(cfg.sq_entries)
-            .or_else(|_| IoUring::builder().setup_cqsize(cq).build(cfg.sq_entries))?;
+        let ring = build_ring(cfg.sq_entries, cfg.sq_entries.saturating_mul(8))?;
+        // Checks that `buffers` is a power of two, which `buf_mask` needs.
         let bufs = BufRing::new(cfg.buffers, cfg.buf_size, 0)?;
         bufs.register(&ring.submitter())?;
         // The fixed-file table may not exceed RLIMIT_NOFILE.
@@ -197,7 +527,7 @@ impl UringBackend {
         let mut msghdr: Box<libc::msghdr> = Box::new(unsafe { std::mem::zeroed() });
         msghdr.msg_namelen = SOCKADDR_MAX as libc::socklen_t;
         msghdr.msg_controllen = 0;
-        let n = usize::from(cfg.buffers);
+        let n = usize::from(bufs.entries());
         let mut b = UringBackend {
             ring,
             bufs,
@@ -206,7 +536,12 @@ impl UringBackend {
             free_slots: (0..max_sockets).rev().collect(),
             inflight: vec![Key::from_parts(u32::MAX, 0); n].into_boxed_slice(),
             dests: vec![RawAddr::empty(); n].into_boxed_slice(),
+            buf_mask: n - 1,
+            cqes: Vec::with_capacity(CQE_BATCH),
             rearm: Vec::new(),
+            starved: Vec::new(),
+            deferred: Deferred::default(),
+            cancels: Vec::new(),
             wake_fd,
             wake_armed: false,
             armed_recvs: 0,
@@ -242,6 +577,8 @@ impl UringBackend {
         Ok(())
     }
 
+    /// Arms `key`'s multishot receive (nothing if it is no longer
+    /// registered).
     fn arm_recv(&mut self, key: StreamKey) -> io::Result<()> {
         let Some(Some(s)) = self.socks.get(key.index() as usize) else {
             return Ok(());
@@ -256,7 +593,9 @@ impl UringBackend {
         )
         .build()
         .user_data(KIND_RECV << KIND_SHIFT | encode_stream(key));
-        self.push(&e)
+        self.push(&e)?;
+        self.armed_recvs += 1;
+        Ok(())
     }
 
     fn sock(&self, index: u32, gen24: u32) -> Option<&Sock> {
@@ -264,49 +603,81 @@ impl UringBackend {
         (s.key.generation() & 0x00ff_ffff == gen24).then_some(s)
     }
 
-    /// Handles one receive completion; queues a re-arm when the multishot
-    /// receive ended.
-    fn on_recv<S: PacketSink>(
-        &mut self,
-        now: Instant,
-        cqe: &cqueue::Entry,
-        sink: &mut S,
-    ) -> io::Result<()> {
+    fn sock_mut(&mut self, key: StreamKey) -> Option<&mut Sock> {
+        self.socks
+            .get_mut(key.index() as usize)?
+            .as_mut()
+            .filter(|s| s.key == key)
+    }
+
+    /// Defers `key`'s re-arm by its next backoff delay.
+    fn back_off(&mut self, now: Instant, key: StreamKey) {
+        let Some(s) = self.sock_mut(key) else {
+            return;
+        };
+        let delay = s.backoff.fail();
+        self.deferred.push(now + delay, key);
+        self.counters.recv_backoffs += 1;
+    }
+
+    /// Handles one receive completion; decides how an ended multishot
+    /// receive is re-armed.
+    fn on_recv<S: PacketSink>(&mut self, now: Instant, cqe: &cqueue::Entry, sink: &mut S) {
         let (index, gen24) = decode_stream(cqe.user_data() & PAYLOAD_MASK);
         let key = self.sock(index, gen24).map(|s| s.key);
         let more = cqueue::more(cqe.flags());
         let res = cqe.result();
-        if res < 0 {
-            if -res == libc::ENOBUFS {
-                self.counters.no_buffers += 1;
-            } else if -res != libc::ECANCELED {
-                self.counters.recv_errors += 1;
-            }
+        let errno = if res < 0 { -res } else { 0 };
+        let mut delivered = false;
+        let mut counted = false;
+        if errno != 0 && errno != libc::ENOBUFS && !(errno == libc::ECANCELED && key.is_none()) {
+            self.counters.recv_errors += 1;
+            counted = true;
+        }
+        if errno == libc::ENOBUFS {
+            self.counters.no_buffers += 1;
         }
         if let Some(bid) = cqueue::buffer_select(cqe.flags()) {
-            let forwarded = match (key, res >= 0) {
-                (Some(key), true) => self.dispatch(now, key, bid, res as usize, sink)?,
-                (None, true) => {
+            let outcome = match key {
+                Some(key) if res >= 0 => self.dispatch(now, key, bid, res as usize, sink),
+                None if res >= 0 => {
                     self.counters.stale += 1;
-                    false
+                    Dispatched::Consumed
                 }
-                _ => false,
+                _ => Dispatched::Consumed,
             };
-            if !forwarded {
+            delivered = !matches!(outcome, Dispatched::Unusable);
+            counted |= matches!(outcome, Dispatched::Unusable);
+            if !matches!(outcome, Dispatched::Sending) {
                 self.bufs.recycle(bid);
             }
         }
-        if !more {
-            self.armed_recvs = self.armed_recvs.saturating_sub(1);
-            if let Some(key) = key {
-                self.rearm.push(key);
-            }
+        if more {
+            return;
         }
-        Ok(())
+        debug_assert!(self.armed_recvs > 0, "a receive ended that was not armed");
+        self.armed_recvs = self.armed_recvs.saturating_sub(1);
+        // A removed socket's receive ends here (normally `-ECANCELED`).
+        let Some(key) = key else {
+            return;
+        };
+        if errno == libc::ENOBUFS {
+            self.starved.push(key);
+        } else if delivered {
+            // Ended after a datagram (e.g. the CQ ring overflowed): the
+            // socket is fine, re-arm at once.
+            self.rearm.push(key);
+        } else {
+            // An error, or an end without a usable datagram: re-armed at
+            // once, a socket failing on every arm would spin the shard.
+            if !counted {
+                self.counters.recv_errors += 1;
+            }
+            self.back_off(now, key);
+        }
     }
 
-    /// Runs the sink on a received buffer; returns whether the buffer is
-    /// now owned by a send.
+    /// Runs the sink on a received buffer.
     fn dispatch<S: PacketSink>(
         &mut self,
         now: Instant,
@@ -314,32 +685,36 @@ impl UringBackend {
         bid: u16,
         len: usize,
         sink: &mut S,
-    ) -> io::Result<bool> {
+    ) -> Dispatched {
         let buf = self.bufs.buffer(bid, len);
         let Ok(msg) = types::RecvMsgOut::parse(buf, &self.msghdr) else {
             self.counters.recv_errors += 1;
-            return Ok(false);
+            return Dispatched::Unusable;
         };
         let Some(src) = sys::parse_sockaddr(msg.name_data()) else {
             self.counters.recv_errors += 1;
-            return Ok(false);
+            return Dispatched::Unusable;
         };
         let data = msg.payload_data();
-        let Verdict::Forward { via, dest } =
-            sink.on_packet(now, key, src, data, msg.is_payload_truncated())
-        else {
-            return Ok(false);
+        let verdict = sink.on_packet(now, key, src, data, msg.is_payload_truncated());
+        let len = data.len() as u32;
+        // A datagram arrived: the socket is healthy again.
+        if let Some(s) = self.sock_mut(key) {
+            s.backoff.reset();
+        }
+        let Verdict::Forward { via, dest } = verdict else {
+            return Dispatched::Consumed;
         };
-        let Some(out) = self
+        let Some(slot) = self
             .socks
             .get(via.index() as usize)
             .and_then(Option::as_ref)
+            .filter(|s| s.key == via)
+            .map(|s| s.slot)
         else {
-            return Ok(false);
+            return Dispatched::Consumed;
         };
-        let slot = out.slot;
-        let len = data.len() as u32;
-        let i = usize::from(bid) % self.dests.len();
+        let i = usize::from(bid) & self.buf_mask;
         self.dests[i].set(&dest);
         self.inflight[i] = via;
         let e = opcode::Send::new(types::Fixed(slot), self.bufs.ptr(bid, PAYLOAD_OFFSET), len)
@@ -347,9 +722,71 @@ impl UringBackend {
             .dest_addr_len(self.dests[i].len())
             .build()
             .user_data(KIND_SEND << KIND_SHIFT | u64::from(bid));
-        self.push(&e)?;
+        if let Err(e) = self.push(&e) {
+            // Not queued: the buffer stays ours and goes back to the ring.
+            sink.on_send_error(via, e.raw_os_error().unwrap_or(libc::EIO));
+            return Dispatched::Consumed;
+        }
         self.sends_in_flight += 1;
-        Ok(true)
+        Dispatched::Sending
+    }
+
+    fn on_send<S: PacketSink>(&mut self, cqe: &cqueue::Entry, sink: &mut S) {
+        let bid = (cqe.user_data() & 0xffff) as u16;
+        let via = self.inflight[usize::from(bid) & self.buf_mask];
+        let res = cqe.result();
+        debug_assert!(
+            self.sends_in_flight > 0,
+            "a send completed that was not sent"
+        );
+        self.sends_in_flight = self.sends_in_flight.saturating_sub(1);
+        if res >= 0 {
+            sink.on_sent(via, res as usize);
+        } else {
+            sink.on_send_error(via, -res);
+        }
+        self.bufs.recycle(bid);
+    }
+
+    /// Re-arms what is due at the end of a turn; returns the first
+    /// submission error (what it concerned is retried later).
+    fn rearm_due(&mut self, now: Instant) -> io::Result<()> {
+        let mut first_err = None;
+        if !self.wake_armed {
+            if let Err(e) = self.arm_wake() {
+                first_err = Some(e);
+            }
+        }
+        while let Some(user_data) = self.cancels.pop() {
+            if let Err(e) = self.push_cancel(user_data) {
+                self.cancels.push(user_data);
+                first_err.get_or_insert(e);
+                break;
+            }
+        }
+        // Buffers not in the ring are exactly those owned by sends.
+        if !self.starved.is_empty() && self.sends_in_flight < usize::from(self.bufs.entries()) {
+            self.rearm.append(&mut self.starved);
+        }
+        if !self.deferred.is_empty() {
+            while let Some(key) = self.deferred.pop_due(now) {
+                self.rearm.push(key);
+            }
+        }
+        while let Some(key) = self.rearm.pop() {
+            if let Err(e) = self.arm_recv(key) {
+                self.back_off(now, key);
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    fn push_cancel(&mut self, user_data: u64) -> io::Result<()> {
+        let cancel = opcode::AsyncCancel::new(user_data)
+            .build()
+            .user_data(KIND_OTHER << KIND_SHIFT);
+        self.push(&cancel)
     }
 }
 
@@ -380,6 +817,7 @@ impl Backend for UringBackend {
             key: stream,
             sock,
             slot,
+            backoff: Backoff::default(),
         });
         self.arm_recv(stream)
     }
@@ -395,12 +833,13 @@ impl Backend for UringBackend {
         let Some(s) = slot.take() else {
             return;
         };
-        let cancel = opcode::AsyncCancel::new(KIND_RECV << KIND_SHIFT | encode_stream(stream))
-            .build()
-            .user_data(KIND_OTHER << KIND_SHIFT);
-        // A full queue is flushed by `push`; an error here leaves the
-        // receive to end when the socket closes, which is also fine.
-        let _ = self.push(&cancel);
+        // The receive (if armed: one waiting out a backoff is not) ends
+        // with -ECANCELED; until then it holds the socket open, and
+        // `in_flight` counts it.
+        let user_data = KIND_RECV << KIND_SHIFT | encode_stream(stream);
+        if self.push_cancel(user_data).is_err() {
+            self.cancels.push(user_data);
+        }
         let _ = self.ring.submitter().register_files_update(s.slot, &[-1]);
         self.free_slots.push(s.slot);
         drop(s.sock);
@@ -428,44 +867,39 @@ impl Backend for UringBackend {
         }
         let now = Instant::now();
         let mut woken = false;
+        // Taken out while the batch is processed (the handlers need
+        // `&mut self`), put back after: its capacity is reused.
+        let mut cqes = std::mem::take(&mut self.cqes);
         loop {
-            let mut cq = self.ring.completion();
-            cq.sync();
-            let Some(cqe) = cq.next() else {
+            // One sync of the CQ ring per batch: the tail is read once, the
+            // copied entries are released with one head store on drop.
+            cqes.clear();
+            cqes.extend(self.ring.completion().take(CQE_BATCH));
+            if cqes.is_empty() {
                 break;
-            };
-            drop(cq);
-            match cqe.user_data() >> KIND_SHIFT {
-                KIND_RECV => self.on_recv(now, &cqe, sink)?,
-                KIND_SEND => {
-                    let bid = (cqe.user_data() & 0xffff) as u16;
-                    let via = self.inflight[usize::from(bid) % self.inflight.len()];
-                    let res = cqe.result();
-                    self.sends_in_flight = self.sends_in_flight.saturating_sub(1);
-                    if res >= 0 {
-                        sink.on_sent(via, res as usize);
-                    } else {
-                        sink.on_send_error(via, -res);
+            }
+            for cqe in &cqes {
+                match cqe.user_data() >> KIND_SHIFT {
+                    KIND_RECV => self.on_recv(now, cqe, sink),
+                    KIND_SEND => self.on_send(cqe, sink),
+                    KIND_WAKE => {
+                        woken = true;
+                        if !cqueue::more(cqe.flags()) {
+                            self.wake_armed = false;
+                        }
                     }
-                    self.bufs.recycle(bid);
+                    _ => {}
                 }
-                KIND_WAKE => {
-                    woken = true;
-                    if !cqueue::more(cqe.flags()) {
-                        self.wake_armed = false;
-                    }
-                }
-                _ => {}
             }
         }
+        self.cqes = cqes;
         self.bufs.publish();
-        if !self.wake_armed {
-            self.arm_wake()?;
-        }
-        while let Some(key) = self.rearm.pop() {
-            self.arm_recv(key)?;
-        }
+        self.rearm_due(now)?;
         Ok(woken)
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.deferred.next()
     }
 
     fn counters(&self) -> BackendCounters {
@@ -474,5 +908,68 @@ impl Backend for UringBackend {
 
     fn in_flight(&self) -> usize {
         self.armed_recvs + self.sends_in_flight
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether this host lets us make a ring at all (a sandbox may not).
+    fn rings_allowed() -> bool {
+        match IoUring::new(2) {
+            Ok(_) => true,
+            Err(e) => {
+                eprintln!("SKIP: io_uring_setup: {e}");
+                false
+            }
+        }
+    }
+
+    #[test]
+    fn probe_exchanges_a_datagram_here() {
+        if !rings_allowed() {
+            return;
+        }
+        // The full probe: multishot receive, send with destination, cancel.
+        run_probe(None, PROBE_WAIT).unwrap();
+        assert_eq!(probe_here(), UringSupport::Available);
+        assert_eq!(probe(), UringSupport::Available);
+    }
+
+    #[test]
+    fn probe_reports_a_failed_send() {
+        if !rings_allowed() {
+            return;
+        }
+        // An IPv6 destination on the IPv4 socket: the send fails.
+        let to: SocketAddr = "[::1]:9".parse().unwrap();
+        let err = run_probe(Some(to), PROBE_WAIT).unwrap_err();
+        assert!(matches!(err, ProbeError::Send(_)), "{err:?}");
+        let why = err.to_string();
+        assert!(
+            why.starts_with("SEND with a destination address failed (needs 6.0+): "),
+            "{why}"
+        );
+        assert!(
+            why.contains(&format!("os error {}", libc::EAFNOSUPPORT)),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn probe_reports_a_missing_completion() {
+        if !rings_allowed() {
+            return;
+        }
+        // Sent elsewhere: the receive never completes, the wait is bounded.
+        let elsewhere = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let to = elsewhere.local_addr().unwrap();
+        let wait = Duration::from_millis(100);
+        let err = run_probe(Some(to), wait).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no SEND (with destination) and multishot RECVMSG completion within 100ms"
+        );
     }
 }
