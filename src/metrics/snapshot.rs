@@ -131,7 +131,7 @@ impl Snapshot {
         )
         .sample(&[], t.streams);
 
-        let counters: [(&'static str, &str, u64); 9] = [
+        let counters: [(&'static str, &str, u64); 10] = [
             (
                 "mediarelay_rx_packets_total",
                 "Datagrams received on relay sockets.",
@@ -161,6 +161,11 @@ impl Snapshot {
                 "mediarelay_recv_errors_total",
                 "Failed receives on relay sockets.",
                 t.recv_errors,
+            ),
+            (
+                "mediarelay_recv_backoffs_total",
+                "Times a relay socket whose receive kept failing was paused (backoff).",
+                t.recv_backoffs,
             ),
             (
                 "mediarelay_unknown_stream_packets_total",
