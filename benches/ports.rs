@@ -1,12 +1,16 @@
 //! Criterion benches for the lock-free port allocator (group `ports`).
 //!
-//! Every bench measures one allocate + release round trip with no release
-//! delay (so the slice never runs dry) over the range 30000-40000 split into
-//! two shards of 2500 pairs:
+//! Every bench measures one allocate + release round trip over the range
+//! 30000-40000 split into two shards of 2500 pairs, with no release delay
+//! (so the slice never runs dry) unless stated:
 //!
 //! - `round_trip_1t/{sequential,random}`: one thread, empty slice.
 //! - `round_trip_1t/random_half_full`: one thread, half of the slice held,
 //!   so random probing has to skip taken pairs.
+//! - `round_trip_1t/cut_short`: one thread, a one-hour release delay and
+//!   every pair of the slice quarantined, so each allocation reads the
+//!   whole slice and then cuts the oldest quarantine short (the worst case
+//!   of the quarantine rule, reached under churn once every pair was used).
 //! - `round_trip_2t/{own_slices,same_slice}`: two threads at once, each on
 //!   its own shard's slice (the engine's case) or both on one slice (the
 //!   contended worst case). `iter_custom`: threads are spawned once per
@@ -23,11 +27,15 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use mediarelay::ports::{PortAllocator, PortConfig, ShardId, Strategy};
 
 fn allocator(strategy: Strategy) -> (PortAllocator, Instant) {
+    allocator_with_delay(strategy, Duration::ZERO)
+}
+
+fn allocator_with_delay(strategy: Strategy, delay: Duration) -> (PortAllocator, Instant) {
     let epoch = Instant::now();
     let config = PortConfig::new(30000, 40000, 2)
         .expect("valid range")
         .with_strategy(strategy)
-        .with_release_delay(Duration::ZERO);
+        .with_release_delay(delay);
     (PortAllocator::new(config, epoch), epoch)
 }
 
@@ -77,6 +85,17 @@ fn ports(c: &mut Criterion) {
         a.allocate(ShardId(0), now).expect("slice has room");
     }
     g.bench_function("round_trip_1t/random_half_full", |b| {
+        b.iter(|| round_trip(&a, ShardId(0), now))
+    });
+    let (a, now) = allocator_with_delay(Strategy::Random, Duration::from_secs(3600));
+    let total = a.counts(ShardId(0)).expect("shard 0").total;
+    let held: Vec<_> = (0..total)
+        .map(|_| a.allocate(ShardId(0), now).expect("slice has room"))
+        .collect();
+    for pair in held {
+        a.release(pair, now).expect("pair is held");
+    }
+    g.bench_function("round_trip_1t/cut_short", |b| {
         b.iter(|| round_trip(&a, ShardId(0), now))
     });
 

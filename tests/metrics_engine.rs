@@ -132,6 +132,8 @@ fn renders_a_live_engine() {
     assert!(v("mediarelay_cpu_seconds_total{shard=\"0\"}") >= 0.0);
     assert_eq!(v("mediarelay_port_pairs{state=\"in_use\"}"), 2.0);
     assert_eq!(v("mediarelay_port_pairs_capacity"), 50.0);
+    // 50 pairs and one call: nothing needed cutting short.
+    assert_eq!(v("mediarelay_ports_quarantine_cut_short_total"), 0.0);
     assert_eq!(
         v("mediarelay_port_pairs{state=\"in_use\"}")
             + v("mediarelay_port_pairs{state=\"quarantined\"}")

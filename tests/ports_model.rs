@@ -1,7 +1,14 @@
 //! Model-based property test of the port allocator (single thread, virtual
 //! clock): random sequences of allocations, releases of held pairs, bogus
 //! releases and clock advances, checked step by step against a plain model
-//! (held set + released-at map).
+//! (held set + released-at map + cut-short counters).
+//!
+//! The allocation rule the model predicts: a free or expired pair if the
+//! slice (for `allocate_any`: any slice, in order from the preferred one)
+//! has one; else the pair quarantined longest (earliest release; for
+//! `allocate_any` over the whole range, ties to the slice met first), which
+//! counts as a quarantine cut short; else exhaustion, which therefore means
+//! every pair is in use.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -83,6 +90,8 @@ struct Model {
     held_set: HashSet<PortPair>,
     /// Released pairs not handed out again since, with their release time.
     released: HashMap<PortPair, Duration>,
+    /// Quarantines cut short, per shard.
+    cut_short: Vec<u64>,
 }
 
 impl Model {
@@ -102,6 +111,7 @@ impl Model {
             held: Vec::new(),
             held_set: HashSet::new(),
             released: HashMap::new(),
+            cut_short: vec![0; usize::from(s.shards)],
         }
     }
 
@@ -131,6 +141,62 @@ impl Model {
             .is_none_or(|&at| at + self.delay <= self.now)
     }
 
+    /// When the oldest still-quarantined pair of `range` was released, if
+    /// it has one.
+    fn oldest_quarantine(&self, range: PortRange) -> Option<Duration> {
+        Self::pairs_of(range)
+            .filter(|p| !self.claimable(*p))
+            .filter_map(|p| self.released.get(&p).copied())
+            .min()
+    }
+
+    /// Checks a successful allocation from `shard`'s slice against the rule,
+    /// given the slices an allocation looked at before (`earlier`, in
+    /// probing order) and the set it chose among (`scope`). Returns whether
+    /// it cut a quarantine short.
+    fn check_choice(
+        &self,
+        earlier: &[ShardId],
+        shard: ShardId,
+        scope: PortRange,
+        pair: PortPair,
+    ) -> bool {
+        let any_claimable = Self::pairs_of(scope).any(|p| self.claimable(p));
+        if any_claimable {
+            assert!(
+                self.claimable(pair),
+                "{pair} handed out while a claimable pair was left"
+            );
+            for &s in earlier {
+                assert!(
+                    Self::pairs_of(self.slice(s)).all(|p| !self.claimable(p)),
+                    "went past {s}, which has a claimable pair, to {shard}"
+                );
+            }
+            return false;
+        }
+        let oldest = self.oldest_quarantine(scope).expect("nothing claimable");
+        assert_eq!(
+            self.released.get(&pair),
+            Some(&oldest),
+            "{pair} cut short, but it is not the oldest quarantine"
+        );
+        for &s in earlier {
+            assert_ne!(
+                self.oldest_quarantine(self.slice(s)),
+                Some(oldest),
+                "tie for the oldest quarantine not given to {s}, met before {shard}"
+            );
+        }
+        true
+    }
+
+    /// Shards `allocate_any(preferred)` visits, in order.
+    fn order(&self, preferred: ShardId) -> Vec<ShardId> {
+        let n = self.alloc.shards();
+        (0..n).map(|k| ShardId((preferred.0 + k) % n)).collect()
+    }
+
     fn expected_counts(&self, range: PortRange) -> Counts {
         let in_use = self.held.iter().filter(|p| range.contains(p.rtp())).count();
         let quarantined = self
@@ -141,16 +207,22 @@ impl Model {
         let total = range.pairs();
         let in_use = u32::try_from(in_use).unwrap();
         let quarantined = u32::try_from(quarantined).unwrap();
+        let quarantine_cut_short = (0..self.alloc.shards())
+            .filter(|&s| range.contains(self.slice(ShardId(s)).pair(0).unwrap().rtp()))
+            .map(|s| self.cut_short[usize::from(s)])
+            .sum();
         Counts {
             in_use,
             quarantined,
             free: total - in_use - quarantined,
             total,
+            quarantine_cut_short,
         }
     }
 
-    /// Checks a pair handed out for `shard` and records it as held.
-    fn took(&mut self, shard: ShardId, pair: PortPair) {
+    /// Checks a pair handed out for `shard` and records it as held; `cut`
+    /// says whether the rule predicted a quarantine cut short.
+    fn took(&mut self, shard: ShardId, pair: PortPair, cut: bool) {
         assert!(!self.held_set.contains(&pair), "{pair} handed out twice");
         assert!(
             self.slice(shard).contains(pair.rtp()),
@@ -159,12 +231,18 @@ impl Model {
         assert_eq!(self.alloc.shard_of(pair.rtp()), Some(shard));
         assert_eq!(self.alloc.shard_of(pair.rtcp()), Some(shard));
         if let Some(at) = self.released.remove(&pair) {
-            assert!(
-                at + self.delay <= self.now,
+            assert_eq!(
+                at + self.delay > self.now,
+                cut,
                 "{pair} reissued {:?} after release, delay {:?}",
                 self.now - at,
                 self.delay
             );
+        } else {
+            assert!(!cut, "{pair} was never released");
+        }
+        if cut {
+            self.cut_short[usize::from(shard.0)] += 1;
         }
         self.held.push(pair);
         self.held_set.insert(pair);
@@ -182,7 +260,10 @@ impl Model {
             Op::Allocate(n) => {
                 let shard = self.shard(n);
                 match self.alloc.allocate(shard, now) {
-                    Ok(pair) => self.took(shard, pair),
+                    Ok(pair) => {
+                        let cut = self.check_choice(&[], shard, self.slice(shard), pair);
+                        self.took(shard, pair, cut);
+                    }
                     Err(AllocError::Exhausted {
                         shard: s,
                         range,
@@ -193,8 +274,8 @@ impl Model {
                         assert_eq!(s, shard);
                         assert_eq!(range, self.slice(shard));
                         assert!(
-                            Self::pairs_of(range).all(|p| !self.claimable(p)),
-                            "exhausted although the model has a claimable pair"
+                            Self::pairs_of(range).all(|p| self.held_set.contains(&p)),
+                            "exhausted although the model has a pair not in use"
                         );
                         let c = self.expected_counts(range);
                         assert_eq!(
@@ -209,13 +290,10 @@ impl Model {
                 let preferred = self.shard(n);
                 match self.alloc.allocate_any(preferred, now) {
                     Ok((shard, pair)) => {
-                        // Only spills over when the preferred slice is full.
-                        if shard != preferred {
-                            let full =
-                                Self::pairs_of(self.slice(preferred)).all(|p| !self.claimable(p));
-                            assert!(full, "spilled to {shard} with {preferred} not full");
-                        }
-                        self.took(shard, pair);
+                        let order = self.order(preferred);
+                        let at = order.iter().position(|&s| s == shard).unwrap();
+                        let cut = self.check_choice(&order[..at], shard, self.alloc.range(), pair);
+                        self.took(shard, pair, cut);
                     }
                     Err(AllocError::AllExhausted {
                         in_use,
@@ -224,7 +302,7 @@ impl Model {
                         ..
                     }) => {
                         let range = self.alloc.range();
-                        assert!(Self::pairs_of(range).all(|p| !self.claimable(p)));
+                        assert!(Self::pairs_of(range).all(|p| self.held_set.contains(&p)));
                         let c = self.expected_counts(range);
                         assert_eq!(
                             (in_use, quarantined, total),
@@ -296,7 +374,7 @@ impl Model {
             let total = self.slice(shard).pairs();
             for _ in 0..total {
                 let pair = self.alloc.allocate(shard, now).unwrap();
-                self.took(shard, pair);
+                self.took(shard, pair, false);
             }
             assert!(matches!(
                 self.alloc.allocate(shard, now),
@@ -305,6 +383,33 @@ impl Model {
             ));
         }
         assert_eq!(self.held.len(), self.alloc.range().pairs() as usize);
+        self.check_counts();
+    }
+
+    /// Releases everything and at once allocates the whole range again
+    /// through `op` (with a delay, every allocation cuts a quarantine
+    /// short), then checks that the range is exhausted.
+    fn drain_and_reissue_at_once(&mut self, op: fn(u16) -> Op) {
+        while !self.held.is_empty() {
+            self.apply(&Op::Release(0));
+        }
+        let before: u64 = self.cut_short.iter().sum();
+        for s in 0..self.alloc.shards() {
+            for _ in 0..self.slice(ShardId(s)).pairs() {
+                self.apply(&op(s));
+                self.check_counts();
+            }
+        }
+        let pairs = self.alloc.range().pairs();
+        assert_eq!(self.held.len(), pairs as usize);
+        if !self.delay.is_zero() {
+            assert_eq!(
+                self.cut_short.iter().sum::<u64>() - before,
+                u64::from(pairs)
+            );
+        }
+        self.apply(&op(0));
+        assert_eq!(self.held.len(), pairs as usize);
         self.check_counts();
     }
 }
@@ -321,6 +426,8 @@ proptest! {
             m.check_counts();
         }
         m.drain_and_refill();
+        m.drain_and_reissue_at_once(Op::Allocate);
+        m.drain_and_reissue_at_once(Op::AllocateAny);
     }
 }
 
@@ -340,5 +447,33 @@ fn sequential_does_not_reuse_the_last_released_pair_first() {
     m.apply(&Op::Release(0));
     m.apply(&Op::Allocate(0));
     assert_ne!(m.held[0], first, "next fit moves on");
+    m.check_counts();
+}
+
+#[test]
+fn quarantined_pairs_are_reissued_oldest_first_and_counted() {
+    let s = Setup {
+        min: 30000,
+        max: 30007,
+        shards: 2,
+        probe: Probe::Random,
+        delay_ms: 150,
+        seed: 3,
+    };
+    let mut m = Model::new(&s);
+    for _ in 0..4 {
+        m.apply(&Op::AllocateAny(0));
+    }
+    let order = m.held.clone();
+    for _ in 0..4 {
+        m.apply(&Op::Release(0));
+        m.apply(&Op::Advance(10));
+    }
+    m.check_counts();
+    for (n, want) in order.iter().enumerate() {
+        m.apply(&Op::AllocateAny(1));
+        assert_eq!(m.held.last(), Some(want), "reissued out of release order");
+        assert_eq!(m.alloc.totals().quarantine_cut_short, n as u64 + 1);
+    }
     m.check_counts();
 }

@@ -1,6 +1,8 @@
 //! Multi-threaded stress test of the port allocator on real threads: four
 //! threads allocate and release in shared and separate slices, and a shared
 //! bitmap of `AtomicBool` proves no pair is ever held by two threads at once.
+//! With a release delay longer than the run, every reuse cuts a quarantine
+//! short, so those races (claim vs cut short vs release) are stressed too.
 //! Bounded in iterations; no timing assertions.
 
 use std::sync::Barrier;
@@ -27,7 +29,8 @@ fn mark(a: &PortAllocator, bitmap: &[AtomicBool], pair: PortPair, held: bool) {
     );
 }
 
-fn stress(strategy: Strategy, delay: Duration, one_slice: bool) {
+/// Runs the stress; returns the quarantines cut short.
+fn stress(strategy: Strategy, delay: Duration, one_slice: bool) -> u64 {
     let epoch = Instant::now();
     let config = PortConfig::new(30000, 30031, 2) // 16 pairs, 8 per shard
         .unwrap()
@@ -98,6 +101,7 @@ fn stress(strategy: Strategy, delay: Duration, one_slice: bool) {
     // Quiescent: counters are exact, and nothing was lost.
     let c = a.totals();
     assert_eq!((c.in_use, c.quarantined + c.free, c.total), (0, 16, 16));
+    let cut_short = c.quarantine_cut_short;
     let later = epoch + Duration::from_secs(3600);
     let mut all: Vec<PortPair> = (0..2)
         .flat_map(|s| (0..8).map(move |_| ShardId(s)))
@@ -107,6 +111,8 @@ fn stress(strategy: Strategy, delay: Duration, one_slice: bool) {
     all.dedup();
     assert_eq!(all.len(), 16);
     assert!(a.allocate_any(ShardId(0), later).is_err());
+    assert_eq!(a.totals().quarantine_cut_short, cut_short);
+    cut_short
 }
 
 #[test]
@@ -132,4 +138,14 @@ fn four_threads_one_slice_random() {
 #[test]
 fn four_threads_one_slice_sequential_with_delay() {
     stress(Strategy::Sequential, Duration::from_micros(5), true);
+}
+
+#[test]
+fn four_threads_random_quarantine_always_cut_short() {
+    assert!(stress(Strategy::Random, Duration::from_secs(1), false) > 0);
+}
+
+#[test]
+fn four_threads_one_slice_sequential_quarantine_always_cut_short() {
+    assert!(stress(Strategy::Sequential, Duration::from_secs(1), true) > 0);
 }

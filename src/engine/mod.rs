@@ -1,9 +1,10 @@
 //! The data plane: per-core shards that relay RTP and RTCP.
 //!
 //! An [`Engine`] runs N shard threads (default: one per CPU the process may
-//! use), each pinned to a core, each owning a slice of the port range (the
-//! [`PortAllocator`]'s per-shard slices), every socket bound in it, and one
-//! I/O loop: io_uring (multishot receive on a provided buffer ring, batched
+//! use), each pinned to a core, each with a preferred slice of the port
+//! range (the [`PortAllocator`]'s per-shard slices; a call's ports come from
+//! another slice when its shard's has nothing to give), every socket bound
+//! for its calls, and one I/O loop: io_uring (multishot receive on a provided buffer ring, batched
 //! sends, one `io_uring_enter` per turn) or epoll with `recvmmsg` /
 //! `sendmmsg`, chosen at start by a probe that really exchanges a datagram
 //! through io_uring (see [`uring_support`]) unless [`IoBackend`] forces one.
@@ -136,7 +137,9 @@ pub struct EngineConfig {
     pub port_max: u16,
     /// Port allocation strategy.
     pub port_strategy: Strategy,
-    /// Quarantine of a released port pair.
+    /// Quarantine of a released port pair: how long it is passed over while
+    /// other pairs are left (cut short rather than failing a call; see
+    /// [`PortAllocator::allocate_any`]).
     pub release_delay: Duration,
     /// Media timeout and timer resolution.
     pub relay: RelayConfig,
@@ -521,21 +524,21 @@ impl Engine {
         self.events.lock().ok()?.try_recv().ok()
     }
 
-    /// Creates a two-leg call on one shard: allocates a port pair per leg
-    /// from that shard's slice, binds the sockets, and installs the legs.
+    /// Creates a two-leg call on one shard (chosen round-robin): allocates a
+    /// port pair per leg, that shard's slice preferred, any other slice
+    /// otherwise ([`PortAllocator::allocate_any`]), binds the sockets, and
+    /// installs the legs. So a call is placeable whenever the range has two
+    /// pairs not in use, whatever the shard count; [`EngineError::Ports`]
+    /// means the range really is exhausted.
     pub fn create_call(&self, spec: CallSpec) -> Result<CallInfo, EngineError> {
         let n = self.shards.len();
-        let start = self.next_shard.fetch_add(1, Ordering::Relaxed);
-        let mut last_err = EngineError::Ports("no shards".into());
-        for k in 0..n {
-            let shard = &self.shards[(start + k) % n];
-            match self.bind_legs(shard.id, &spec) {
-                Ok(legs) => return self.install(shard, spec.tag, legs),
-                Err(e @ EngineError::Ports(_)) => last_err = e,
-                Err(e) => return Err(e),
-            }
+        if n == 0 {
+            return Err(EngineError::Ports("no shards".into()));
         }
-        Err(last_err)
+        let start = self.next_shard.fetch_add(1, Ordering::Relaxed);
+        let shard = &self.shards[start % n];
+        let legs = self.bind_legs(shard.id, &spec)?;
+        self.install(shard, spec.tag, legs)
     }
 
     fn bind_legs(&self, shard: ShardId, spec: &CallSpec) -> Result<Vec<NewLeg>, EngineError> {
@@ -555,18 +558,35 @@ impl Engine {
         Ok(legs)
     }
 
-    /// Allocates and binds one leg; a pair whose port is taken by another
-    /// process is quarantined and the next one tried.
+    /// Allocates and binds one leg for a call on `shard`, from that shard's
+    /// slice if it has a pair to give, else from another's (the socket then
+    /// uses a port of another slice; its release finds that slice by port
+    /// number). A pair whose port is taken by another process is released
+    /// (quarantined: passed over while others are left) and the next one
+    /// tried.
+    ///
+    /// A port this engine closed a moment ago can still be bound too: the
+    /// io_uring backend closes a deleted stream's socket only once the
+    /// shard's next turn has completed its cancelled receive. When the range
+    /// has no pair to spare, the allocator hands those very pairs back
+    /// (their quarantine cut short), so after [`QUICK_BIND_ATTEMPTS`] failed
+    /// binds in a row with `EADDRINUSE`, the attempts are spaced by a short
+    /// sleep (50 µs doubling up to 2 ms; at most about 0.1 s in all) on
+    /// this, the caller's, thread.
     fn bind_leg(&self, shard: ShardId, opts: &LegOptions) -> Result<NewLeg, EngineError> {
         // Other processes may hold ports in the range (a client socket in
         // the ephemeral range, another relay): skip past them.
-        const ATTEMPTS: usize = 64;
-        let mut last = String::new();
+        const ATTEMPTS: u32 = 64;
+        let mut last: Option<std::io::Error> = None;
+        let mut in_use_streak = 0;
         for _ in 0..ATTEMPTS {
+            if let Some(wait) = bind_backoff(in_use_streak) {
+                std::thread::sleep(wait);
+            }
             let now = Instant::now();
-            let pair = self
+            let (_, pair) = self
                 .ports
-                .allocate(shard, now)
+                .allocate_any(shard, now)
                 .map_err(|e: AllocError| EngineError::Ports(e.to_string()))?;
             match self.bind_pair(pair.rtp(), (!opts.rtcp_mux).then_some(pair.rtcp())) {
                 Ok((rtp, rtcp)) => {
@@ -587,11 +607,17 @@ impl Engine {
                     });
                 }
                 Err(e) => {
-                    last = e.to_string();
+                    in_use_streak = if e.kind() == std::io::ErrorKind::AddrInUse {
+                        in_use_streak + 1
+                    } else {
+                        0
+                    };
+                    last = Some(e);
                     let _ = self.ports.release(pair, now);
                 }
             }
         }
+        let last = last.map(|e| e.to_string()).unwrap_or_default();
         Err(EngineError::Io(format!(
             "could not bind a port pair after {ATTEMPTS} attempts: {last}"
         )))
@@ -750,6 +776,18 @@ fn resolve_backend(want: IoBackend) -> Result<(IoBackend, String), EngineError> 
     }
 }
 
+/// Failed binds in a row with `EADDRINUSE` that [`Engine::bind_leg`] retries
+/// at once; from then on it sleeps [`bind_backoff`] before each attempt.
+const QUICK_BIND_ATTEMPTS: u32 = 8;
+
+/// The sleep before the next bind attempt after `in_use_streak` failures in
+/// a row with `EADDRINUSE`: none for the first [`QUICK_BIND_ATTEMPTS`], then
+/// 50 µs doubling up to 2 ms (56 more attempts: about 0.1 s at most).
+fn bind_backoff(in_use_streak: u32) -> Option<Duration> {
+    let k = in_use_streak.checked_sub(QUICK_BIND_ATTEMPTS)?;
+    Some(Duration::from_micros(50 << k.min(6)).min(Duration::from_millis(2)))
+}
+
 /// Probes whether io_uring is usable here (for tests and start-up logs):
 /// once per process, on a thread of its own, bounded in time; a multishot
 /// receive on a provided buffer ring must deliver a datagram sent by a
@@ -766,4 +804,21 @@ fn seed() -> u64 {
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
     t ^ (u64::from(std::process::id()) << 32) ^ 0x9e37_79b9_7f4a_7c15
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bind_backoff_is_bounded() {
+        let waits: Vec<Option<Duration>> = (0..64).map(bind_backoff).collect();
+        assert!(waits[..8].iter().all(Option::is_none));
+        assert_eq!(waits[8], Some(Duration::from_micros(50)));
+        assert_eq!(waits[9], Some(Duration::from_micros(100)));
+        assert_eq!(waits[63], Some(Duration::from_millis(2)));
+        let total: Duration = waits.iter().flatten().sum();
+        assert!(total <= Duration::from_millis(110), "{total:?}");
+        assert_eq!(bind_backoff(u32::MAX), Some(Duration::from_millis(2)));
+    }
 }

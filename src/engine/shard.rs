@@ -1,5 +1,8 @@
-//! One shard: a pinned thread that owns a slice of the port range, every
-//! socket bound on it, a [`RelayTable`] and an I/O backend.
+//! One shard: a pinned thread that owns every socket bound for its calls
+//! (ports from its slice of the range by preference, from another slice
+//! when its own has nothing to give), a [`RelayTable`] and an I/O backend.
+//! Ports are released by number, so each goes back to the slice it came
+//! from.
 //!
 //! The loop: wait for I/O, the next timer or the backend's next deferred
 //! receive ([`Backend::poll_timeout`]; one backend turn), drain the

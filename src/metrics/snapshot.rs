@@ -209,6 +209,13 @@ impl Snapshot {
             "RTP/RTCP port pairs in the whole range.",
         )
         .sample(&[], self.ports.total);
+        w.family(
+            "mediarelay_ports_quarantine_cut_short_total",
+            Counter,
+            "Port pairs handed out before their release quarantine ended, \
+             because no free or expired pair was left.",
+        )
+        .sample(&[], self.ports.quarantine_cut_short);
 
         // Per-shard load. Families that exist as totals above get a
         // `mediarelay_shard_` name so that sum() over them is not doubled.
@@ -364,26 +371,27 @@ mod tests {
             ..EngineStats::default()
         };
         totals.drops[DropReason::SourceActive.index()] = 7;
-        let slice = |in_use, quarantined| Counts {
+        let slice = |in_use, quarantined, quarantine_cut_short| Counts {
             in_use,
             quarantined,
             free: 25 - in_use - quarantined,
             total: 25,
+            quarantine_cut_short,
         };
         Snapshot {
             backend: "epoll",
             totals,
-            ports: slice(2, 1).plus(slice(0, 0)),
+            ports: slice(2, 1, 4).plus(slice(0, 0, 2)),
             shards: vec![
                 ShardSnapshot {
                     calls: 2,
                     rx_packets: 1000,
                     cpu_ns: 1_500_000_000,
-                    ports: slice(2, 1),
+                    ports: slice(2, 1, 4),
                     ..ShardSnapshot::default()
                 },
                 ShardSnapshot {
-                    ports: slice(0, 0),
+                    ports: slice(0, 0, 2),
                     ..ShardSnapshot::default()
                 },
             ],
@@ -417,6 +425,7 @@ mod tests {
             "mediarelay_port_pairs{state=\"quarantined\"} 1",
             "mediarelay_port_pairs{state=\"free\"} 47",
             "mediarelay_port_pairs_capacity 50",
+            "mediarelay_ports_quarantine_cut_short_total 6",
             "mediarelay_shard_calls{shard=\"0\"} 2",
             "mediarelay_shard_calls{shard=\"1\"} 0",
             "mediarelay_shard_rx_packets_total{shard=\"0\"} 1000",

@@ -4,11 +4,17 @@
 //! Contract:
 //! - `&self` everywhere, atomics only: any number of threads may allocate
 //!   and release concurrently, in the same slice or not. No operation
-//!   blocks or retries unboundedly; an allocation probes each pair of one
-//!   slice at most once.
-//! - A pair is held by at most one allocation at a time, and a released pair
-//!   is not handed out again before `release_delay` has passed (measured on
-//!   the caller's `now`).
+//!   blocks or retries unboundedly: an allocation makes at most
+//!   `MAX_PASSES` (4, `slice.rs`) passes over its slice (`allocate`) or
+//!   over every slice (`allocate_any`), a further one only each time a
+//!   concurrent allocation took the pair it was about to cut short.
+//! - A pair is held by at most one allocation at a time.
+//! - Quarantine is a preference, never a refusal: a released pair is not
+//!   handed out again before `release_delay` has passed (measured on the
+//!   caller's `now`) *while any free or expired pair is left*. When none is,
+//!   the pair quarantined longest (smallest end tick) is handed out instead
+//!   and counted in [`Counts::quarantine_cut_short`]. Only a slice (range,
+//!   for `allocate_any`) with every pair in use is exhausted.
 //! - A bad release (odd or out-of-range port, never allocated, already
 //!   released) is a typed error and changes nothing; of two concurrent
 //!   releases of one allocation exactly one succeeds.
@@ -23,7 +29,7 @@ use super::counts::Counts;
 use super::layout::{ShardId, ShardLayout};
 use super::pair::PortPair;
 use super::range::PortRange;
-use super::slice::Slice;
+use super::slice::{MAX_PASSES, Oldest, Slice};
 use super::state::{PairState, duration_ticks, ticks_since};
 
 /// Why no pair was allocated.
@@ -38,7 +44,8 @@ pub enum AllocError {
         /// How many shards there are.
         shards: u16,
     },
-    /// Every pair of the shard's slice is in use or still quarantined.
+    /// Every pair of the shard's slice is in use. (Under concurrency also
+    /// reported when the allocation raced: see `docs/ports.md`.)
     #[error(
         "ports exhausted on {shard}, slice {range}: {in_use} in use, {quarantined} quarantined, {total} total"
     )]
@@ -49,12 +56,14 @@ pub enum AllocError {
         range: PortRange,
         /// Pairs allocated.
         in_use: u32,
-        /// Pairs released and waiting out (or past) their release delay.
+        /// Pairs released and waiting out (or past) their release delay;
+        /// 0 unless the allocation raced with others.
         quarantined: u32,
         /// Pairs in the slice.
         total: u32,
     },
-    /// [`PortAllocator::allocate_any`] found every slice exhausted.
+    /// [`PortAllocator::allocate_any`] found every pair of every slice in
+    /// use (or raced, as for `Exhausted`).
     #[error(
         "ports exhausted on all shards, range {range}: {in_use} in use, {quarantined} quarantined, {total} total"
     )]
@@ -63,7 +72,8 @@ pub enum AllocError {
         range: PortRange,
         /// Pairs allocated.
         in_use: u32,
-        /// Pairs released and waiting out (or past) their release delay.
+        /// Pairs released and waiting out (or past) their release delay;
+        /// 0 unless the allocation raced with others.
         quarantined: u32,
         /// Pairs in the range.
         total: u32,
@@ -153,7 +163,8 @@ impl PortAllocator {
         self.strategy
     }
 
-    /// The release quarantine.
+    /// The release quarantine (preferred, not guaranteed: see
+    /// [`PortAllocator::allocate`]).
     pub const fn release_delay(&self) -> Duration {
         self.release_delay
     }
@@ -175,14 +186,21 @@ impl PortAllocator {
         Some(self.slice(shard)?.counts())
     }
 
-    /// Counters summed over all slices (each slice read separately).
+    /// Counters summed over all slices (each slice read separately), among
+    /// them the quarantines cut short over the whole range.
     pub fn totals(&self) -> Counts {
         self.slices
             .iter()
             .fold(Counts::default(), |sum, s| sum.plus(s.counts()))
     }
 
-    /// Allocates a pair from `shard`'s slice at time `now`.
+    /// Allocates a pair from `shard`'s slice at time `now`: a free pair or
+    /// one whose quarantine has ended; failing that, the pair of the slice
+    /// quarantined longest, its quarantine cut short (counted in
+    /// [`Counts::quarantine_cut_short`]). `Exhausted` only when every pair of
+    /// the slice is in use (or, under concurrency, the allocation lost the
+    /// race for a quarantined pair on each of its 4 passes: other
+    /// allocations were draining the slice).
     pub fn allocate(&self, shard: ShardId, now: Instant) -> Result<PortPair, AllocError> {
         let slice = self.slice(shard).ok_or(AllocError::UnknownShard {
             shard,
@@ -201,9 +219,21 @@ impl PortAllocator {
         })
     }
 
-    /// Allocates from `preferred`'s slice, falling back to the following
-    /// shards' slices (wrapping) when it is exhausted. Returns the shard
-    /// whose slice the pair came from: the call then belongs on that shard.
+    /// Allocates from any slice, `preferred`'s first, and returns the shard
+    /// whose slice the pair came from.
+    ///
+    /// 1. A free or expired pair: `preferred`'s slice, then the following
+    ///    shards' slices (wrapping). No quarantine is cut short while any
+    ///    slice has such a pair.
+    /// 2. Failing that, the pair quarantined longest in the *whole range*
+    ///    (smallest end tick; a tie goes to the slice met first in the order
+    ///    above), its quarantine cut short and counted on its slice.
+    /// 3. Failing that, `AllExhausted`: every pair of the range is in use.
+    ///
+    /// Globally oldest rather than preferred-slice-first because the
+    /// quarantine is what keeps a stale far end's packets away from a new
+    /// call: when one must be cut short, the one released longest ago is the
+    /// least likely to still receive any.
     pub fn allocate_any(
         &self,
         preferred: ShardId,
@@ -217,16 +247,31 @@ impl PortAllocator {
             });
         }
         let now = self.tick(now);
-        for k in 0..shards {
-            // < 2 * u16::MAX, fits u32; the remainder is < shards.
-            let s = (u32::from(preferred.0) + u32::from(k)) % u32::from(shards);
-            let shard = ShardId(u16::try_from(s).unwrap_or(0));
-            let Some(slice) = self.slice(shard) else {
-                continue;
+        for _ in 0..MAX_PASSES {
+            let mut oldest: Option<(ShardId, &Slice, Oldest)> = None;
+            for k in 0..shards {
+                // < 2 * u16::MAX, fits u32; the remainder is < shards.
+                let s = (u32::from(preferred.0) + u32::from(k)) % u32::from(shards);
+                let shard = ShardId(u16::try_from(s).unwrap_or(0));
+                let Some(slice) = self.slice(shard) else {
+                    continue;
+                };
+                match slice.claim(self.strategy, now) {
+                    Ok(pair) => return Ok((shard, pair)),
+                    Err(Some(o)) if oldest.is_none_or(|(_, _, best)| o.until < best.until) => {
+                        oldest = Some((shard, slice, o));
+                    }
+                    Err(_) => {}
+                }
+            }
+            // Nothing quarantined was seen: every pair is in use.
+            let Some((shard, slice, o)) = oldest else {
+                break;
             };
-            if let Some(pair) = slice.allocate(self.strategy, now) {
+            if let Some(pair) = slice.cut_short(self.strategy, o) {
                 return Ok((shard, pair));
             }
+            // Lost the pair to a concurrent allocation: look again.
         }
         let c = self.totals();
         Err(AllocError::AllExhausted {
@@ -237,8 +282,9 @@ impl PortAllocator {
         })
     }
 
-    /// Releases `pair` at time `now`; it becomes allocatable again at
-    /// `now + release_delay`.
+    /// Releases `pair` at time `now`; it is quarantined until
+    /// `now + release_delay`, handed out again before that only if nothing
+    /// else is left.
     pub fn release(&self, pair: PortPair, now: Instant) -> Result<(), ReleaseError> {
         let port = pair.rtp();
         let (shard, index) = self.layout.locate(port).ok_or(ReleaseError::OutOfRange {
@@ -325,29 +371,55 @@ mod tests {
     }
 
     #[test]
-    fn released_pairs_wait_out_the_delay() {
-        let (a, t) = alloc(30000, 30003, 1, Strategy::Random); // 2 pairs
+    fn released_pairs_wait_out_the_delay_while_others_are_left() {
+        let (a, t) = alloc(30000, 30005, 1, Strategy::Random); // 3 pairs
         let p = a.allocate(ShardId(0), t).unwrap();
         let q = a.allocate(ShardId(0), t).unwrap();
         a.release(p, t).unwrap();
-        let err = a.allocate(ShardId(0), t + 99 * MS).unwrap_err();
-        assert!(matches!(
+        // The never-used third pair goes first: p is still quarantined.
+        let r = a.allocate(ShardId(0), t + 99 * MS).unwrap();
+        assert!(r != p && r != q);
+        assert_eq!(a.totals().quarantine_cut_short, 0);
+        // p's quarantine has ended: taken without cutting anything short.
+        assert_eq!(a.allocate(ShardId(0), t + 100 * MS), Ok(p));
+        let c = a.totals();
+        assert_eq!((c.in_use, c.quarantined, c.free), (3, 0, 0));
+        assert_eq!(c.quarantine_cut_short, 0);
+    }
+
+    #[test]
+    fn quarantine_is_cut_short_rather_than_refused() {
+        let (a, t) = alloc(30000, 30005, 1, Strategy::Random); // 3 pairs
+        let p: Vec<PortPair> = (0..3).map(|_| a.allocate(ShardId(0), t).unwrap()).collect();
+        a.release(p[1], t).unwrap();
+        a.release(p[0], t + 10 * MS).unwrap();
+        a.release(p[2], t + 20 * MS).unwrap();
+        // Nothing expired at +30 ms: oldest first, each counted.
+        let now = t + 30 * MS;
+        for (n, want) in [p[1], p[0], p[2]].into_iter().enumerate() {
+            assert_eq!(a.allocate(ShardId(0), now), Ok(want));
+            assert_eq!(
+                a.counts(ShardId(0)).unwrap().quarantine_cut_short,
+                n as u64 + 1
+            );
+        }
+        // Every pair in use: exhausted, with nothing quarantined.
+        let err = a.allocate(ShardId(0), now).unwrap_err();
+        assert_eq!(
             err,
             AllocError::Exhausted {
-                in_use: 1,
-                quarantined: 1,
-                total: 2,
-                ..
+                shard: ShardId(0),
+                range: a.range(),
+                in_use: 3,
+                quarantined: 0,
+                total: 3
             }
-        ));
+        );
         assert_eq!(
             err.to_string(),
-            "ports exhausted on shard 0, slice 30000-30003: 1 in use, 1 quarantined, 2 total"
+            "ports exhausted on shard 0, slice 30000-30005: 3 in use, 0 quarantined, 3 total"
         );
-        assert_eq!(a.allocate(ShardId(0), t + 100 * MS), Ok(p));
-        assert_ne!(p, q);
-        let c = a.totals();
-        assert_eq!((c.in_use, c.quarantined, c.free), (2, 0, 0));
+        assert_eq!(a.totals().quarantine_cut_short, 3);
     }
 
     #[test]
@@ -417,6 +489,59 @@ mod tests {
     }
 
     #[test]
+    fn allocate_any_takes_claimable_pairs_anywhere_before_cutting_short() {
+        let (a, t) = alloc(30000, 30011, 3, Strategy::Sequential); // 2 + 2 + 2
+        let held: Vec<(ShardId, PortPair)> = (0..6)
+            .map(|_| a.allocate_any(ShardId(0), t).unwrap())
+            .collect();
+        // Quarantine shard 0's and shard 1's pairs; leave one of shard 2's
+        // expired.
+        let (_, expired) = held[4];
+        a.release(expired, t).unwrap(); // until +100 ms
+        for (i, &(_, p)) in held.iter().enumerate().take(4) {
+            a.release(p, t + (60 + i as u32) * MS).unwrap(); // until +160.. ms
+        }
+        let now = t + 150 * MS;
+        // The expired pair in shard 2's slice beats cutting shard 0's short.
+        assert_eq!(a.allocate_any(ShardId(0), now), Ok((ShardId(2), expired)));
+        assert_eq!(a.totals().quarantine_cut_short, 0);
+        // Then the globally oldest quarantine, in release order, whatever
+        // the preferred shard.
+        for (n, &(shard, p)) in held.iter().take(4).enumerate() {
+            assert_eq!(a.allocate_any(ShardId(1), now), Ok((shard, p)));
+            assert_eq!(a.totals().quarantine_cut_short, n as u64 + 1);
+        }
+        assert_eq!(a.counts(ShardId(0)).unwrap().quarantine_cut_short, 2);
+        assert_eq!(a.counts(ShardId(1)).unwrap().quarantine_cut_short, 2);
+        assert_eq!(a.counts(ShardId(2)).unwrap().quarantine_cut_short, 0);
+        assert_eq!(
+            a.allocate_any(ShardId(2), now),
+            Err(AllocError::AllExhausted {
+                range: a.range(),
+                in_use: 6,
+                quarantined: 0,
+                total: 6
+            })
+        );
+    }
+
+    #[test]
+    fn allocate_any_breaks_ties_towards_the_preferred_shard() {
+        let (a, t) = alloc(30000, 30007, 2, Strategy::Sequential); // 2 + 2
+        let held: Vec<(ShardId, PortPair)> = (0..4)
+            .map(|_| a.allocate_any(ShardId(0), t).unwrap())
+            .collect();
+        for &(_, p) in &held {
+            a.release(p, t).unwrap();
+        }
+        assert_eq!(a.allocate_any(ShardId(1), t).unwrap().0, ShardId(1));
+        assert_eq!(a.allocate_any(ShardId(0), t).unwrap().0, ShardId(0));
+        assert_eq!(a.allocate_any(ShardId(1), t).unwrap().0, ShardId(1));
+        assert_eq!(a.allocate_any(ShardId(1), t).unwrap().0, ShardId(0));
+        assert_eq!(a.totals().quarantine_cut_short, 4);
+    }
+
+    #[test]
     fn unknown_shard() {
         let (a, t) = alloc(30000, 30007, 2, Strategy::Random);
         assert_eq!(
@@ -435,9 +560,17 @@ mod tests {
         let (a, t) = alloc(30000, 30001, 1, Strategy::Random);
         let p = a.allocate(ShardId(0), t).unwrap();
         a.release(p, t).unwrap();
-        // Quarantined until epoch + 100 ms; an earlier `now` does not free it.
-        assert!(a.allocate(ShardId(0), t - Duration::from_secs(1)).is_err());
-        assert!(a.allocate(ShardId(0), t + 100 * MS).is_ok());
+        // Quarantined until epoch + 100 ms; an earlier `now` does not end
+        // the quarantine: taking the pair cuts it short.
+        assert_eq!(a.allocate(ShardId(0), t - Duration::from_secs(1)), Ok(p));
+        assert_eq!(a.totals().quarantine_cut_short, 1);
+        // Released "before the epoch": quarantined until epoch + 100 ms.
+        a.release(p, t - Duration::from_secs(1)).unwrap();
+        assert_eq!(a.allocate(ShardId(0), t + 99 * MS), Ok(p));
+        assert_eq!(a.totals().quarantine_cut_short, 2);
+        a.release(p, t - Duration::from_secs(1)).unwrap();
+        assert_eq!(a.allocate(ShardId(0), t + 100 * MS), Ok(p));
+        assert_eq!(a.totals().quarantine_cut_short, 2);
     }
 
     #[test]

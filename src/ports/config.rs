@@ -11,7 +11,9 @@ use super::range::{PortRange, RangeError};
 
 /// Release delay used unless [`PortConfig::with_release_delay`] says
 /// otherwise: long enough for a far end that keeps sending after the call
-/// ended to stop (or be ignored) before the pair carries a new call.
+/// ended to stop (or be ignored) before the pair carries a new call, as long
+/// as other pairs are left (a quarantine is cut short rather than an
+/// allocation refused).
 pub const DEFAULT_RELEASE_DELAY: Duration = Duration::from_secs(10);
 
 /// Seed used unless [`PortConfig::with_seed`] says otherwise. Fixed, so tests
@@ -23,7 +25,8 @@ pub const DEFAULT_SEED: u64 = 0x6d65_6469_6172_656c; // "mediarel"
 pub enum Strategy {
     /// Next fit: start at a cursor just past the last pair handed out, so
     /// ports are used round-robin and a released pair is reached again only
-    /// after the cursor has gone once around the slice.
+    /// after the cursor has gone once around the slice (or when its
+    /// quarantine is cut short because nothing else is left).
     Sequential,
     /// Start at a pseudo-random pair (lock-free SplitMix64 per slice), then
     /// probe upwards. Makes ports hard to predict for off-path injection
@@ -68,8 +71,8 @@ impl PortConfig {
         self
     }
 
-    /// Sets how long a released pair stays quarantined (zero allows
-    /// immediate reuse).
+    /// Sets how long a released pair stays quarantined, i.e. is passed over
+    /// while free or expired pairs are left (zero allows immediate reuse).
     pub const fn with_release_delay(mut self, delay: Duration) -> Self {
         self.release_delay = delay;
         self
@@ -96,7 +99,7 @@ impl PortConfig {
         self.strategy
     }
 
-    /// The release quarantine.
+    /// The release quarantine (a preference, see [`PortConfig::with_release_delay`]).
     pub const fn release_delay(&self) -> Duration {
         self.release_delay
     }

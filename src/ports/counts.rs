@@ -1,10 +1,12 @@
-//! [`Counts`]: pairs in use, quarantined and free, and the lock-free tally a
-//! slice keeps them in.
+//! [`Counts`]: pairs in use, quarantined and free, quarantines cut short,
+//! and the lock-free tally a slice keeps them in.
 //!
-//! Both counters of a slice live in ONE `AtomicU64` as two signed 32-bit
+//! The two gauges of a slice live in ONE `AtomicU64` as two signed 32-bit
 //! lanes (`in_use + quarantined << 32`, wrapping), so every state transition
-//! is one `fetch_add` and every read is a snapshot of both counters at one
-//! point of the tally's modification order.
+//! is one `fetch_add` and every read is a snapshot of both gauges at one
+//! point of the tally's modification order. The cut-short counter is a
+//! second `AtomicU64`, only ever incremented, read separately (it may be one
+//! step ahead of or behind the lanes it is read with).
 //!
 //! The tally is updated *after* the compare-and-swap on the pair's state
 //! word, so while operations are in flight it may lag the words by those
@@ -27,11 +29,22 @@ pub struct Counts {
     pub free: u32,
     /// All pairs.
     pub total: u32,
+    /// Allocations that took a quarantined pair before its release delay
+    /// had passed, because no free or expired pair was left (the oldest
+    /// quarantine is cut short instead of refusing). Monotonically
+    /// increasing since construction; summed over slices in totals.
+    pub quarantine_cut_short: u64,
 }
 
-/// The packed, lock-free counters of one slice.
+/// The lock-free counters of one slice: the packed gauges and the
+/// cut-short counter.
 #[derive(Debug)]
-pub(crate) struct Tally(AtomicU64);
+pub(crate) struct Tally {
+    /// `in_use + quarantined << 32`, two signed 32-bit lanes.
+    lanes: AtomicU64,
+    /// Quarantines cut short; only incremented.
+    cut_short: AtomicU64,
+}
 
 /// +1 in the `in_use` lane.
 const IN_USE_ONE: u64 = 1;
@@ -49,6 +62,7 @@ impl Counts {
             quarantined,
             free: total - in_use - quarantined,
             total,
+            quarantine_cut_short: 0,
         }
     }
 
@@ -59,6 +73,9 @@ impl Counts {
             quarantined: self.quarantined.saturating_add(other.quarantined),
             free: self.free.saturating_add(other.free),
             total: self.total.saturating_add(other.total),
+            quarantine_cut_short: self
+                .quarantine_cut_short
+                .saturating_add(other.quarantine_cut_short),
         }
     }
 }
@@ -66,7 +83,10 @@ impl Counts {
 impl Tally {
     /// Zero in use, zero quarantined.
     pub(crate) fn new() -> Self {
-        Tally(AtomicU64::new(0))
+        Tally {
+            lanes: AtomicU64::new(0),
+            cut_short: AtomicU64::new(0),
+        }
     }
 
     // Relaxed everywhere: the tally is statistics. Nothing is published
@@ -75,25 +95,35 @@ impl Tally {
 
     /// A never-used pair was allocated.
     pub(crate) fn claimed_free(&self) {
-        self.0.fetch_add(IN_USE_ONE, Ordering::Relaxed);
+        self.lanes.fetch_add(IN_USE_ONE, Ordering::Relaxed);
     }
 
-    /// A quarantined pair was allocated.
+    /// A quarantined pair whose delay had passed was allocated.
     pub(crate) fn claimed_quarantined(&self) {
-        self.0
+        self.lanes
             .fetch_add(IN_USE_ONE.wrapping_sub(QUARANTINED_ONE), Ordering::Relaxed);
+    }
+
+    /// A quarantined pair whose delay had NOT passed was allocated (its
+    /// quarantine was cut short).
+    pub(crate) fn claimed_cut_short(&self) {
+        self.claimed_quarantined();
+        self.cut_short.fetch_add(1, Ordering::Relaxed);
     }
 
     /// An allocated pair was released into quarantine.
     pub(crate) fn released(&self) {
-        self.0
+        self.lanes
             .fetch_add(QUARANTINED_ONE.wrapping_sub(IN_USE_ONE), Ordering::Relaxed);
     }
 
     /// A snapshot of the counters of a slice of `total` pairs.
     pub(crate) fn counts(&self, total: u32) -> Counts {
-        let (in_use, quarantined) = unpack(self.0.load(Ordering::Relaxed));
-        Counts::clamped(in_use, quarantined, total)
+        let (in_use, quarantined) = unpack(self.lanes.load(Ordering::Relaxed));
+        Counts {
+            quarantine_cut_short: self.cut_short.load(Ordering::Relaxed),
+            ..Counts::clamped(in_use, quarantined, total)
+        }
     }
 }
 
@@ -124,12 +154,20 @@ mod tests {
                 in_use: 2,
                 quarantined: 1,
                 free: 7,
-                total: 10
+                total: 10,
+                quarantine_cut_short: 0,
             }
         );
         t.claimed_quarantined();
         assert_eq!(t.counts(10).in_use, 3);
         assert_eq!(t.counts(10).quarantined, 0);
+        assert_eq!(t.counts(10).quarantine_cut_short, 0);
+        t.released();
+        t.claimed_cut_short();
+        let c = t.counts(10);
+        assert_eq!((c.in_use, c.quarantined, c.free), (3, 0, 7));
+        assert_eq!(c.quarantine_cut_short, 1);
+        assert_eq!(c.plus(c).quarantine_cut_short, 2);
     }
 
     #[test]
@@ -137,14 +175,14 @@ mod tests {
         // A release's tally update landing before its allocation's.
         let t = Tally::new();
         t.released();
-        assert_eq!(unpack(t.0.load(Ordering::Relaxed)), (-1, 1));
+        assert_eq!(unpack(t.lanes.load(Ordering::Relaxed)), (-1, 1));
         assert_eq!(t.counts(4).in_use, 0);
         t.claimed_free();
-        assert_eq!(unpack(t.0.load(Ordering::Relaxed)), (0, 1));
+        assert_eq!(unpack(t.lanes.load(Ordering::Relaxed)), (0, 1));
         // Quarantine reclaimed before the release that fed it is counted.
         let t = Tally::new();
         t.claimed_quarantined();
-        assert_eq!(unpack(t.0.load(Ordering::Relaxed)), (1, -1));
+        assert_eq!(unpack(t.lanes.load(Ordering::Relaxed)), (1, -1));
         let c = t.counts(4);
         assert_eq!((c.in_use, c.quarantined, c.free), (1, 0, 3));
     }

@@ -4,10 +4,17 @@
 //! whole RTP/RTCP pairs (RFC 3550 §11: RTP on the even port, RTCP on the
 //! next odd one) and split into one contiguous slice per shard, so shards
 //! allocate without contending. [`PortAllocator`] hands out [`PortPair`]s
-//! from a shard's slice using atomics only (no locks, no blocking), keeps a
-//! released pair in quarantine for `release_delay` so late packets of an old
-//! call never reach a new one, and reports typed errors for exhaustion and
-//! for bad releases without corrupting its state.
+//! from a shard's slice (or, with [`PortAllocator::allocate_any`], from any
+//! slice) using atomics only (no locks, no blocking, bounded work), and
+//! reports typed errors for exhaustion and for bad releases without
+//! corrupting its state.
+//!
+//! A released pair is quarantined for `release_delay` so that late packets
+//! of an old call do not reach a new one. Quarantine is a preference, never
+//! a refusal: an allocation takes a free or expired pair if there is one,
+//! else the pair quarantined longest (cutting its quarantine short, which is
+//! counted in [`Counts::quarantine_cut_short`]); only a slice with every pair
+//! in use is exhausted.
 //!
 //! Sans-IO: no clock is read; every operation takes the caller's
 //! `now: Instant`.
@@ -27,10 +34,18 @@
 //! assert_eq!(ports.shard_of(pair.rtcp()), Some(ShardId(2)));
 //! ports.release(pair, epoch)?;
 //! assert_eq!(ports.counts(ShardId(2)).unwrap().quarantined, 1);
+//!
+//! // One pair, quarantined: handed out anyway rather than refused.
+//! let one = PortAllocator::new(PortConfig::new(30000, 30001, 1)?, epoch);
+//! let p = one.allocate(ShardId(0), epoch)?;
+//! one.release(p, epoch)?;
+//! assert_eq!(one.allocate(ShardId(0), epoch)?, p);
+//! assert_eq!(one.totals().quarantine_cut_short, 1);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Design, state machine and memory orderings: `docs/ports.md`.
+//! Design, state machine, allocation rule and its bound, memory orderings:
+//! `docs/ports.md`.
 
 mod allocator;
 mod config;

@@ -10,8 +10,11 @@
 //!
 //! Transitions (each one compare-and-swap, see `slice.rs`):
 //! `Free -> Allocated`, `Quarantined(until <= now) -> Allocated`,
-//! `Allocated -> Quarantined(now + release_delay)`. Nothing ever goes back to
-//! `Free`, so `Free` means "never allocated".
+//! `Quarantined(until > now) -> Allocated` (cut short: only when no free or
+//! expired pair is left), `Allocated -> Quarantined(now + release_delay)`.
+//! Nothing ever goes back to `Free`, so `Free` means "never allocated".
+//! [`PairState::claimable`] is the preferred set; cutting short is decided
+//! by the slice, not here.
 //!
 //! Ticks are nanoseconds since the allocator's epoch `Instant`, saturated to
 //! 62 bits (about 146 years); instants before the epoch count as tick 0.
@@ -30,9 +33,10 @@ pub(crate) enum PairState {
     Free,
     /// Held by a call.
     Allocated,
-    /// Released; reusable from tick `until` on.
+    /// Released; preferred for reuse from tick `until` on, reused before
+    /// only when nothing else is left.
     Quarantined {
-        /// First tick at which the pair may be handed out again.
+        /// First tick at which the pair is claimable again.
         until: u64,
     },
 }
@@ -64,7 +68,8 @@ impl PairState {
         }
     }
 
-    /// True when an allocation at tick `now` may take the pair.
+    /// True when an allocation at tick `now` may take the pair without
+    /// cutting a quarantine short.
     pub(crate) const fn claimable(self, now: u64) -> bool {
         match self {
             PairState::Free => true,
