@@ -9,11 +9,15 @@
 //! forwards from the same socket go out in one `sendmmsg`.
 //!
 //! A socket reported readable whose first `recvmmsg` of the turn fails, or
-//! finds nothing (a UDP socket after `shutdown(SHUT_RD)` stays readable for
-//! ever while `recvmmsg` returns `EAGAIN`), is counted and taken out of the
-//! epoll set (`EPOLL_CTL_DEL`: `EPOLLHUP` and `EPOLLERR` cannot be masked
-//! by `EPOLL_CTL_MOD`) for its backoff delay, then added back. Level
+//! finds nothing while it reports a hang-up or an error (a UDP socket after
+//! `shutdown(SHUT_RD)` stays readable, with `EPOLLRDHUP`, for ever while
+//! `recvmmsg` returns `EAGAIN`), is counted and taken out of the epoll set
+//! (`EPOLL_CTL_DEL`: `EPOLLHUP` and `EPOLLERR` cannot be masked by
+//! `EPOLL_CTL_MOD`) for its backoff delay, then added back. Level
 //! triggering would otherwise report it on every turn and spin the shard.
+//! A plain `EAGAIN` (the datagram that made it readable was dropped, e.g.
+//! for a bad checksum) is not reported again and costs no backoff, so a
+//! third party spraying such datagrams cannot delay the real stream.
 
 use std::io;
 use std::net::UdpSocket;
@@ -122,7 +126,7 @@ impl EpollBackend {
 
     fn ctl(&self, op: i32, fd: RawFd, data: u64) -> io::Result<()> {
         let mut ev = libc::epoll_event {
-            events: libc::EPOLLIN as u32,
+            events: (libc::EPOLLIN | libc::EPOLLRDHUP) as u32,
             u64: data,
         };
         // SAFETY: passes a live epoll_event to epoll_ctl on owned fds.
@@ -257,21 +261,32 @@ impl EpollBackend {
         }
     }
 
-    fn service<S: PacketSink>(&mut self, now: Instant, key: StreamKey, fd: RawFd, sink: &mut S) {
+    /// Reads and dispatches what `key`'s socket has; `events` is what epoll
+    /// reported for it.
+    fn service<S: PacketSink>(
+        &mut self,
+        now: Instant,
+        key: StreamKey,
+        fd: RawFd,
+        events: u32,
+        sink: &mut S,
+    ) {
+        let hung_up = events & (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0;
         for round in 0..ROUNDS_PER_SOCKET {
             let n = match self.recv_batch(fd) {
                 Batch::Got(n) => n,
                 Batch::Interrupted => return,
                 // Later rounds drain what the first left; finding the queue
                 // empty there is the normal end.
-                Batch::Empty if round > 0 => return,
+                Batch::Empty if round > 0 || !hung_up => return,
                 Batch::Failed if round > 0 => {
                     self.counters.recv_errors += 1;
                     return;
                 }
-                // Reported readable, yet nothing to read or an error: a
-                // level-triggered socket in this state is reported on every
-                // turn, so it waits out a backoff before the next try.
+                // Reported readable and hung up or in error, yet nothing to
+                // read, or a receive error: a level-triggered socket in this
+                // state is reported on every turn, so it waits out a backoff
+                // before the next try.
                 Batch::Empty | Batch::Failed => {
                     self.counters.recv_errors += 1;
                     self.park(now, key, fd);
@@ -406,7 +421,7 @@ impl Backend for EpollBackend {
         let now = Instant::now();
         let mut woken = false;
         for e in 0..n as usize {
-            let data = self.events[e].u64;
+            let (data, events) = (self.events[e].u64, self.events[e].events);
             if data == WAKE {
                 woken = true;
                 continue;
@@ -416,7 +431,7 @@ impl Backend for EpollBackend {
                 self.counters.stale += 1;
                 continue;
             };
-            self.service(now, key, fd, sink);
+            self.service(now, key, fd, events, sink);
         }
         if !self.deferred.is_empty() {
             self.unpark_due(now);
