@@ -1,4 +1,4 @@
-//! NG offer/answer churn benchmark (daemon issue), a bench binary: the
+//! NG offer/answer churn benchmark, a bench binary: the
 //! control-plane allocation profile the `mimalloc` feature is judged on.
 //!
 //! Setup: a real [`Engine`] (1 shard, auto backend, unpinned, relay ports

@@ -1,4 +1,4 @@
-//! Relay throughput / CPU / latency benchmark (issue 3), a bench binary.
+//! Relay throughput / CPU / latency benchmark, a bench binary.
 //!
 //! Setup: N calls (default 1000, so 2000 RTP streams) on loopback. A
 //! generator thread sends 172-byte RTP packets round-robin over the calls
