@@ -126,6 +126,9 @@ struct Opts {
     received_from: Option<IpAddr>,
     media_address: Option<IpAddr>,
     label: Option<String>,
+    /// Options given that this relay does not implement, for the reply's
+    /// `warning` (never silently pretended).
+    unsupported: Vec<String>,
 }
 
 /// What the rewritten SDP says about rtcp-mux for one media.
@@ -359,7 +362,7 @@ impl<M: MediaPlane> Handler<M> {
                     self.managed += 1;
                 }
                 self.calls.insert(call_id, call);
-                Ok(sdp_reply(&sdp))
+                Ok(sdp_reply(&sdp, &opts))
             }
             Err(e) => {
                 // Release what this command created; keep an older call.
@@ -404,7 +407,7 @@ impl<M: MediaPlane> Handler<M> {
             call.last_signal = now;
         }
         self.calls.insert(call_id, call);
-        result.map(|()| sdp_reply(&sdp))
+        result.map(|()| sdp_reply(&sdp, &opts))
     }
 
     /// Applies the SDP of leg `sender` (its remote addresses) and rewrites
@@ -705,19 +708,34 @@ impl Opts {
                 "asymmetric" => o.asymmetric = true,
                 "strict source" => o.strict_source = true,
                 "sip source address" => o.sip_source = true,
-                // trust address is the default in 10.5; others ignored.
-                _ => {}
+                // The defaults (rtpengine 10.5 trusts SDP addresses).
+                "trust address" | "symmetric" => {}
+                other => o.unsupported.push(format!("flag '{other}'")),
             }
         }
-        o.replace_origin = flag_list(body, "replace").iter().any(|f| f == "origin");
+        for f in flag_list(body, "replace") {
+            match f.as_str() {
+                "origin" => o.replace_origin = true,
+                // The session-level c= is always rewritten.
+                "session connection" => {}
+                other => o.unsupported.push(format!("replace '{other}'")),
+            }
+        }
         for f in flag_list(body, "rtcp-mux") {
             match f.as_str() {
                 "offer" | "require" => o.mux.offer = true,
                 "accept" => o.mux.accept = true,
                 "demux" => o.mux.demux = true,
                 "reject" => o.mux.reject = true,
-                _ => {}
+                other => o.unsupported.push(format!("rtcp-mux '{other}'")),
             }
+        }
+        // ICE attributes are always removed (we do not terminate ICE).
+        if let Some(ice) = text(body, "ICE").filter(|v| !v.eq_ignore_ascii_case("remove")) {
+            o.unsupported.push(format!("ICE '{ice}' (ICE attributes are always removed)"));
+        }
+        if body.get("direction").is_some() {
+            o.unsupported.push("direction".into());
         }
         if let Some(v) = body.get("received from") {
             let ip = v
@@ -927,10 +945,15 @@ fn rewrite(sdp: &mut Sdp, ports: &[Option<(u16, MuxOut)>], opts: &Opts, relay: I
     sdp.remove_ice();
 }
 
-fn sdp_reply(sdp: &Sdp) -> OwnedValue {
-    OwnedValue::dict()
-        .with("sdp", OwnedValue::Bytes(sdp.to_bytes()))
-        .with("result", OwnedValue::text("ok"))
+/// The rewritten SDP; a `warning` lists the options given that this relay
+/// does not implement.
+fn sdp_reply(sdp: &Sdp, opts: &Opts) -> OwnedValue {
+    let mut reply = OwnedValue::dict().with("sdp", OwnedValue::Bytes(sdp.to_bytes()));
+    if !opts.unsupported.is_empty() {
+        let list = opts.unsupported.join(", ");
+        reply.push("warning", OwnedValue::text(&format!("Unsupported options ignored: {list}")));
+    }
+    reply.with("result", OwnedValue::text("ok"))
 }
 
 fn error_reply(reason: &str) -> OwnedValue {
