@@ -120,7 +120,7 @@ pub struct Cli {
     /// Seconds between an NG delete and the call's removal; media keeps flowing meanwhile [default: 30]
     #[arg(long, value_name = "SECS")]
     pub delete_delay: Option<i64>,
-    /// Seconds an offered call waits for its answer before it is deleted; 0 = default [default: 3600]
+    /// Seconds without media before a call whose answer has not come is deleted (it may ring that long); 0 = default [default: 3600]
     #[arg(long, value_name = "SECS")]
     pub offer_timeout: Option<i64>,
     /// A stream's source holds it against other sources for this many of its packet intervals after its last packet (RTP-bleed protection) [default: 1.5]
@@ -187,15 +187,11 @@ pub struct RawConfig {
     pub offer_timeout: Option<i64>,
     /// `source-hold` in packet intervals (a decimal; a file may write a
     /// TOML number).
-    #[serde(
-        default,
-        alias = "source_hold",
-        deserialize_with = "de_string_or_number"
-    )]
+    #[serde(default, alias = "source_hold", deserialize_with = "de_scalar_string")]
     pub source_hold: Option<String>,
     /// `log-level`: a name, or a syslog number (a file may write it as a
     /// TOML integer).
-    #[serde(default, alias = "log_level", deserialize_with = "de_string_or_int")]
+    #[serde(default, alias = "log_level", deserialize_with = "de_scalar_string")]
     pub log_level: Option<String>,
     /// `foreground`.
     #[serde(default)]
@@ -441,7 +437,9 @@ pub enum ConfigError {
         need: u64,
     },
     /// `source-hold` is not a number of packet intervals.
-    #[error("source-hold {value:?} is not a number of packet intervals (0.5-20, one decimal)")]
+    #[error(
+        "source-hold {value:?} must be a number of packet intervals from 0.5 to 20 with at most one decimal"
+    )]
     SourceHold {
         /// The value as written.
         value: String,
@@ -1232,8 +1230,9 @@ where
     d.deserialize_any(V).map(Some)
 }
 
-/// A string or a number, kept as a string.
-fn de_string_or_number<'de, D>(d: D) -> Result<Option<String>, D::Error>
+/// A string or a number, kept as a string (`log-level = 7`,
+/// `source-hold = 1.5`).
+fn de_scalar_string<'de, D>(d: D) -> Result<Option<String>, D::Error>
 where
     D: serde::Deserializer<'de>,
 {
@@ -1241,7 +1240,7 @@ where
     impl serde::de::Visitor<'_> for V {
         type Value = String;
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a number or a string")
+            f.write_str("a string or a number")
         }
         fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
             Ok(s.to_string())
@@ -1253,30 +1252,6 @@ where
             Ok(n.to_string())
         }
         fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<Self::Value, E> {
-            Ok(n.to_string())
-        }
-    }
-    d.deserialize_any(V).map(Some)
-}
-
-/// A string or an integer, kept as a string.
-fn de_string_or_int<'de, D>(d: D) -> Result<Option<String>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-{
-    struct V;
-    impl serde::de::Visitor<'_> for V {
-        type Value = String;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a string or an integer")
-        }
-        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
-            Ok(s.to_string())
-        }
-        fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Self::Value, E> {
-            Ok(n.to_string())
-        }
-        fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Self::Value, E> {
             Ok(n.to_string())
         }
     }
@@ -1560,7 +1535,8 @@ table = 0
             ("port_max = true", "port-max"),
             ("foreground = \"yes\"", "foreground"),
             ("interface = 5", "interface"),
-            ("log-level = 1.5", "log-level"),
+            ("log-level = [1]", "log-level"),
+            ("source-hold = true", "source-hold"),
             ("timeout = [1]", "timeout"),
         ] {
             let e = file(text).unwrap_err();

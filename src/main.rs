@@ -27,7 +27,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Registry, reload};
 
 use mediarelay::config::{CapacityLimit, Cli, Config};
-use mediarelay::engine::{Engine, EngineEvent, nofile_limit, raise_nofile_limit};
+use mediarelay::engine::{Engine, EngineEvent, check_bind_ip, nofile_limit, raise_nofile_limit};
 use mediarelay::metrics::MetricsServer;
 use mediarelay::ng::{Handler, HandlerConfig, NgServer};
 
@@ -183,6 +183,7 @@ fn run(cli: &Cli, config: Config, log: &LogHandle) -> Result<(), DaemonError> {
     // Before anything else starts, so that a signal during start-up is
     // queued rather than killing the process half-initialised.
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP]).map_err(DaemonError::Signals)?;
+    check_bind_ip(config.interfaces.primary().local).map_err(DaemonError::Engine)?;
     log_capacity(&config)?;
 
     let engine = Arc::new(Engine::start(config.engine_config()).map_err(DaemonError::Engine)?);

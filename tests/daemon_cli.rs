@@ -191,6 +191,21 @@ fn unusable_setups_are_refused() {
         "{stderr}"
     );
     assert!(!stderr.contains("mediarelay ready"), "{stderr}");
+    // An open-file limit too low for one call's four sockets.
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n 36 && exec {BIN} --interface 127.0.0.1 --listen-ng 127.0.0.1:0 \
+             --num-threads 1 --port-min 41200 --port-max 41299"
+        ))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run mediarelay under sh");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no call can be relayed"), "{stderr}");
+    assert!(stderr.contains("capacity: 0 concurrent calls"), "{stderr}");
+    assert!(!stderr.contains("mediarelay ready"), "{stderr}");
 }
 
 #[test]

@@ -20,6 +20,8 @@ enum Forged {
     Mirror(u16),
     /// Not RTP (RTCP, garbage that classified as RTCP).
     NotRtp,
+    /// The forger's own pre-start stream, continued (`k` ahead).
+    Own(u16),
 }
 
 #[derive(Debug, Clone)]
@@ -45,6 +47,9 @@ struct Case {
     gaps: Vec<u8>,
     /// Third-party packets: after which source packet, and what.
     foreign: Vec<(usize, Foreign)>,
+    /// Packets a forger sends before the source starts (it then goes
+    /// quiet, and tries again among the source's packets like the others).
+    first: u8,
 }
 
 fn forged() -> impl Strategy<Value = Forged> {
@@ -52,6 +57,7 @@ fn forged() -> impl Strategy<Value = Forged> {
         (any::<u32>(), any::<u16>()).prop_map(|(s, q)| Forged::Random(s, q)),
         (0u16..40).prop_map(Forged::Mirror),
         Just(Forged::NotRtp),
+        (0u16..4).prop_map(Forged::Own),
     ]
 }
 
@@ -69,9 +75,10 @@ fn case() -> impl Strategy<Value = Case> {
         0u8..3,
         prop::collection::vec(1u8..29, 1..120),
         prop::collection::vec((0usize..120, foreign), 0..200),
+        prop_oneof![3 => Just(0u8), 1 => 1u8..8],
     )
         .prop_map(
-            |(mode, strict, window_ms, start_ms, signalled, gaps, foreign)| Case {
+            |(mode, strict, window_ms, start_ms, signalled, gaps, foreign, first)| Case {
                 mode,
                 strict,
                 window_ms,
@@ -79,6 +86,7 @@ fn case() -> impl Strategy<Value = Case> {
                 signalled,
                 gaps,
                 foreign,
+                first,
             },
         )
 }
@@ -117,8 +125,23 @@ proptest! {
         let ssrc = Ssrc(0x1234_5678);
         let mut seq: u16 = 1000;
         let mut t = t0 + ms(u64::from(c.start_ms));
-        // The source's first packet sets the stream up.
-        latch.check(t, source, Some((ssrc, seq)));
+        // A forger may get in first, then go quiet for 100 ms.
+        for k in 0..c.first {
+            let at = t0 + ms(20 * u64::from(k));
+            latch.check(at, attackers[0], Some((Ssrc(0x666), u16::from(k))));
+        }
+        if c.first > 0 {
+            t = t.max(t0 + ms(20 * u64::from(c.first) + 100));
+        }
+        // The source's first packet sets the stream up, unless the forger
+        // established itself and the window closed before the source
+        // started: the documented pre-latch limit, where nothing is claimed.
+        if let LatchVerdict::Drop(r) = latch.check(t, source, Some((ssrc, seq))) {
+            let strict_unsignalled =
+                c.strict && c.mode == AddressMode::Asymmetric && signalled != Some(source);
+            prop_assert!(c.first >= 5 || strict_unsignalled, "source refused: {r:?}");
+            return Ok(());
+        }
         let expected = latch.send_addr();
         for (i, gap) in c.gaps.iter().enumerate() {
             for (_, f) in c.foreign.iter().filter(|(at, f)| *at == i && f.after_ms < *gap) {
@@ -126,6 +149,7 @@ proptest! {
                     Forged::Random(s, q) => Some((Ssrc(s), q)),
                     Forged::Mirror(k) => Some((ssrc, seq.wrapping_add(k))),
                     Forged::NotRtp => None,
+                    Forged::Own(k) => Some((Ssrc(0x666), u16::from(c.first) + k)),
                 };
                 let from = attackers[usize::from(f.who)];
                 let v = latch.check(t + ms(u64::from(f.after_ms)), from, rtp);

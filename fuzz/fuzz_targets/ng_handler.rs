@@ -1,8 +1,9 @@
 //! Fuzz the NG command handler end to end (framing, flags, SDP parsing,
-//! address checks, offer/answer/delete/query/list over one call table) on
-//! a fake media plane and a virtual clock. Arbitrary command sequences
-//! never panic, never leak an engine call, and an offer that fails for a
-//! new call-id leaves nothing behind.
+//! address checks, offer/answer/delete/query/list and media timeouts over
+//! one call table) on a fake media plane and a virtual clock. Arbitrary
+//! command sequences never panic and never leak an engine call: an offer
+//! that fails for a new call-id leaves nothing behind, and deleting every
+//! call frees every engine call.
 #![no_main]
 
 use std::cell::RefCell;
@@ -105,6 +106,15 @@ fuzz_target!(|data: &[u8]| {
             continue;
         };
         now += Duration::from_millis(u64::from(*step) * 20);
+        if op % 8 == 7 {
+            // The engine times out one of its calls and reports the tag.
+            let victim = h.media().calls.borrow().iter().nth(usize::from(*call)).map(|(id, tag)| (*id, *tag));
+            if let Some((id, tag)) = victim {
+                h.media().calls.borrow_mut().remove(&id);
+                h.media_timeout(tag);
+            }
+            continue;
+        }
         let cmd = COMMANDS[usize::from(*op) % COMMANDS.len()];
         let call_id = format!("c{}", call % 4);
         let mut d = OwnedValue::dict()
@@ -129,17 +139,17 @@ fuzz_target!(|data: &[u8]| {
             d.push("media address", OwnedValue::Bytes(body.get(..8).unwrap_or(body).to_vec()));
         }
         d.push("sdp", OwnedValue::Bytes(body.to_vec()));
-        let before = (h.call_count(), h.media().calls.borrow().len());
-        let known = h.call_count();
+        let (known, engine_calls) = (h.call_count(), h.media().calls.borrow().len());
         let mut dg = format!("k{n} ").into_bytes();
         d.encode(&mut dg);
         let reply = h.handle_datagram(now, &dg).expect("a cookie gets a reply");
         let body_start = reply.iter().position(|&b| b == b' ').expect("cookie") + 1;
         let reply = Value::decode(&reply[body_start..]).expect("reply is bencode");
         let failed = reply.get("result").and_then(Value::as_str) == Some("error");
-        if cmd == "offer" && failed && h.call_count() == known && before.0 == known {
-            // A failed offer adds no engine call.
-            assert!(h.media().calls.borrow().len() <= before.1, "failed offer leaked");
+        if cmd == "offer" && failed {
+            // A failed offer adds no call and no engine call.
+            assert!(h.call_count() <= known, "failed offer added a call");
+            assert!(h.media().calls.borrow().len() <= engine_calls, "failed offer leaked");
         }
     }
     // Every engine call belongs to an NG call: deleting the four call-ids

@@ -367,11 +367,6 @@ mod tests {
         assert!(syscalls < 100, "{} made {syscalls} syscalls", b.name());
         assert!(after.recv_errors - before.recv_errors >= 3);
         assert!(after.recv_backoffs - before.recv_backoffs >= 3);
-        assert!(
-            cpu < wall / 5,
-            "{} used {cpu:?} of CPU in {wall:?}",
-            b.name()
-        );
         assert_eq!(sink.packets, 0);
 
         // The healthy pair relays meanwhile.

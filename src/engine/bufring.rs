@@ -188,9 +188,19 @@ mod tests {
         assert_eq!(b.buffer(15, 64).as_ptr(), b.ptr(7, 0));
         assert_eq!(b.ptr(2, 10) as usize - b.ptr(2, 0) as usize, 10);
         // The tail wraps past u16::MAX with the mask, as the kernel expects.
+        let start = b.tail;
         for i in 0..70_000u32 {
             b.recycle((i % 8) as u16);
         }
         b.publish();
+        assert_eq!(b.tail, start.wrapping_add((70_000 % 65_536) as u16));
+        // The last entry written sits at slot (tail - 1) & mask and names
+        // the last buffer recycled, at its own address.
+        let slot = usize::from(b.tail.wrapping_sub(1) & (b.entries - 1));
+        // SAFETY: test-only read of an entry inside the live mapping
+        // (slot < entries); nothing else touches the ring here.
+        let entry = unsafe { &*b.ring.as_ptr().add(slot) };
+        assert_eq!(entry.bid(), 7);
+        assert_eq!(entry.addr(), b.ptr(7, 0) as u64);
     }
 }

@@ -384,14 +384,7 @@ impl Engine {
         };
         let n16 =
             u16::try_from(n).map_err(|_| EngineError::Config(format!("{n} shards is too many")))?;
-        // An address that is not on this host would make every call fail
-        // at bind time: refuse to start instead.
-        UdpSocket::bind(SocketAddr::new(cfg.bind_ip, 0)).map_err(|e| {
-            EngineError::Config(format!(
-                "relay address {} cannot be bound on this host: {e}",
-                cfg.bind_ip
-            ))
-        })?;
+        check_bind_ip(cfg.bind_ip)?;
         let (backend, backend_reason) = resolve_backend(cfg.io_backend)?;
         tracing::info!(backend = backend.as_str(), reason = %backend_reason, shards = n, "I/O backend selected");
         let port_cfg = PortConfig::new(cfg.port_min, cfg.port_max, n16)
@@ -786,6 +779,19 @@ const QUICK_BIND_ATTEMPTS: u32 = 8;
 fn bind_backoff(in_use_streak: u32) -> Option<Duration> {
     let k = in_use_streak.checked_sub(QUICK_BIND_ATTEMPTS)?;
     Some(Duration::from_micros(50 << k.min(6)).min(Duration::from_millis(2)))
+}
+
+/// Checks that relay sockets can bind `ip` here: an address that is not on
+/// this host would make every call fail at bind time. [`Engine::start`]
+/// refuses to start without it.
+pub fn check_bind_ip(ip: IpAddr) -> Result<(), EngineError> {
+    UdpSocket::bind(SocketAddr::new(ip, 0))
+        .map(drop)
+        .map_err(|e| {
+            EngineError::Config(format!(
+                "relay address {ip} cannot be bound on this host: {e}"
+            ))
+        })
 }
 
 /// Probes whether io_uring is usable here (for tests and start-up logs):

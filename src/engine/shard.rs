@@ -277,7 +277,15 @@ fn handle_command<B: Backend>(
 ) {
     match cmd {
         Command::AddCall { tag, legs, reply } => {
-            let _ = reply.send(add_call(backend, core, ports, tag, legs, now));
+            let result = add_call(backend, core, ports, tag, legs, now);
+            let key = result.as_ref().ok().map(|(key, _)| *key);
+            // The caller gave up waiting (it reported an error): a call it
+            // does not know of would only hold ports until its timeout.
+            if reply.send(result).is_err() {
+                if let Some(key) = key {
+                    remove_call(backend, core, ports, key, now);
+                }
+            }
         }
         Command::UpdateLeg {
             call,

@@ -668,8 +668,9 @@ impl UringBackend {
             // socket is fine, re-arm at once.
             self.rearm.push(key);
         } else {
-            // An error, or an end without a usable datagram: re-armed at
-            // once, a socket failing on every arm would spin the shard.
+            // An error, or an end without a usable datagram: not re-armed
+            // at once, as a socket failing on every arm would spin the
+            // shard; it waits out its backoff.
             if !counted {
                 self.counters.recv_errors += 1;
             }

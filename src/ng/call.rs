@@ -18,6 +18,8 @@ pub(crate) struct MediaSlot {
     pub proto: String,
     /// The engine call relaying it; `None` for a disabled (`port 0`) media.
     pub engine: Option<CallInfo>,
+    /// The engine call's tag (meaningless without `engine`).
+    pub tag: u64,
     /// rtcp-mux as planned by the last offer.
     pub mux: MuxPlan,
 }

@@ -244,6 +244,11 @@ impl<M: MediaPlane> Handler<M> {
             }
             Err(Fail(reason)) => {
                 self.counters.count(cmd, Outcome::Error);
+                // The class of failure at warn; the detail (SDP lines with
+                // addresses) only at debug.
+                let class = reason.split(':').next().unwrap_or_default();
+                tracing::warn!(command = cmd.name(), "NG command failed: {class}");
+                tracing::debug!(command = cmd.name(), "NG command failed: {reason}");
                 error_reply(&reason)
             }
         }
@@ -279,10 +284,12 @@ impl<M: MediaPlane> Handler<M> {
         }
     }
 
-    /// Removes a call from the table and deletes its engine calls.
-    fn remove(&mut self, call_id: &str) -> Option<Vec<Vec<StreamSnapshot>>> {
+    /// Removes a call from the table and deletes its engine calls; the
+    /// call and its final streams.
+    fn remove(&mut self, call_id: &str) -> Option<(Call, Vec<Vec<StreamSnapshot>>)> {
         let call = self.calls.remove(call_id)?;
-        Some(self.release(&call))
+        let snaps = self.release(&call);
+        Some((call, snaps))
     }
 
     fn unix(&self, t: Instant) -> (i64, i64) {
@@ -297,24 +304,23 @@ impl<M: MediaPlane> Handler<M> {
     /// Deletes a call's engine calls and forgets their tags; returns the
     /// final streams per media.
     fn release(&mut self, call: &Call) -> Vec<Vec<StreamSnapshot>> {
-        let mut snaps = Vec::with_capacity(call.medias.len());
-        for m in &call.medias {
-            let Some(info) = &m.engine else {
-                snaps.push(Vec::new());
-                continue;
-            };
-            snaps.push(
-                self.media
-                    .delete_call(info.id)
-                    .map(|r| {
-                        self.by_tag.remove(&r.tag);
-                        r.streams
-                    })
-                    .unwrap_or_default(),
-            );
-        }
-        self.by_tag.retain(|_, id| self.calls.contains_key(id));
-        snaps
+        call.medias
+            .iter()
+            .map(|m| self.release_media(m.engine, m.tag))
+            .collect()
+    }
+
+    /// Deletes one media's engine call (gone already after a media
+    /// timeout) and forgets its tag; its final streams.
+    fn release_media(&mut self, engine: Option<CallInfo>, tag: u64) -> Vec<StreamSnapshot> {
+        let Some(info) = engine else {
+            return Vec::new();
+        };
+        self.by_tag.remove(&tag);
+        self.media
+            .delete_call(info.id)
+            .map(|r| r.streams)
+            .unwrap_or_default()
     }
 
     fn offer(&mut self, now: Instant, body: &Value<'_>) -> Result<OwnedValue, Fail> {
@@ -366,11 +372,8 @@ impl<M: MediaPlane> Handler<M> {
             }
             Err(e) => {
                 // Release what this command created; keep an older call.
-                let created: Vec<MediaSlot> = call.medias.drain(before..).collect();
-                for info in created.iter().filter_map(|m| m.engine.as_ref()) {
-                    if let Ok(r) = self.media.delete_call(info.id) {
-                        self.by_tag.remove(&r.tag);
-                    }
+                for m in call.medias.drain(before..).collect::<Vec<_>>() {
+                    self.release_media(m.engine, m.tag);
                 }
                 if !is_new {
                     self.calls.insert(call_id, call);
@@ -396,11 +399,12 @@ impl<M: MediaPlane> Handler<M> {
         };
         let offerer = call.leg_of(&from_tag).unwrap_or(0);
         let answerer = 1 - offerer;
-        if answerer == 1 && call.to_tag.is_none() {
-            call.to_tag = Some(to_tag);
-        }
         let result = self.apply_sdp(&call_id, &mut call, &mut sdp, answerer, &opts, false);
         if result.is_ok() {
+            // Only an answer that took effect names the answering branch.
+            if answerer == 1 && call.to_tag.is_none() {
+                call.to_tag = Some(to_tag);
+            }
             if opts.label.is_some() {
                 call.labels[answerer] = opts.label.clone();
             }
@@ -428,9 +432,15 @@ impl<M: MediaPlane> Handler<M> {
         check_addresses(sdp, opts, self.cfg.advertised)?;
         let policy = opts.policy(self.cfg.source_hold);
         let mut ports: Vec<Option<(u16, MuxOut)>> = Vec::with_capacity(sdp.media().len());
+        let mut rejected = Vec::new();
         for i in 0..sdp.media().len() {
             let Some(m) = sdp.media().get(i) else { break };
             if m.is_disabled() {
+                // Rejected (answer) or removed (re-offer): its relay goes
+                // once the whole SDP is applied.
+                if call.medias.get(i).is_some_and(|s| s.engine.is_some()) {
+                    rejected.push(i);
+                }
                 ports.push(None);
                 continue;
             }
@@ -535,6 +545,7 @@ impl<M: MediaPlane> Handler<M> {
                         kind,
                         proto,
                         engine: Some(info),
+                        tag,
                         mux: plan,
                     };
                     if i < call.medias.len() {
@@ -545,6 +556,7 @@ impl<M: MediaPlane> Handler<M> {
                                 kind: String::new(),
                                 proto: String::new(),
                                 engine: None,
+                                tag: 0,
                                 mux: MuxPlan::default(),
                             });
                         }
@@ -553,6 +565,11 @@ impl<M: MediaPlane> Handler<M> {
                 }
                 // An answer for a media that was not offered: reject it.
                 None => ports.push(Some((0, MuxOut::Plain))),
+            }
+        }
+        for i in rejected {
+            if let Some(slot) = call.medias.get_mut(i) {
+                self.release_media(slot.engine.take(), slot.tag);
             }
         }
         rewrite(sdp, &ports, opts, self.cfg.advertised);
@@ -577,10 +594,8 @@ impl<M: MediaPlane> Handler<M> {
                 .with("result", OwnedValue::text("ok")));
         }
         if self.cfg.delete_delay.is_zero() {
-            let call = self.calls.get(&call_id).cloned();
-            let snaps = self.remove(&call_id).unwrap_or_default();
-            return Ok(match (from_tag, call) {
-                (Some(_), Some(call)) => call
+            return Ok(match (from_tag, self.remove(&call_id)) {
+                (Some(_), Some((call, snaps))) => call
                     .query_value(&snaps, |t| self.unix(t))
                     .with("result", OwnedValue::text("ok")),
                 _ => OwnedValue::dict().with("result", OwnedValue::text("ok")),
@@ -732,7 +747,8 @@ impl Opts {
         }
         // ICE attributes are always removed (we do not terminate ICE).
         if let Some(ice) = text(body, "ICE").filter(|v| !v.eq_ignore_ascii_case("remove")) {
-            o.unsupported.push(format!("ICE '{ice}' (ICE attributes are always removed)"));
+            o.unsupported
+                .push(format!("ICE '{ice}' (ICE attributes are always removed)"));
         }
         if body.get("direction").is_some() {
             o.unsupported.push("direction".into());
@@ -782,7 +798,7 @@ fn check_addresses(sdp: &Sdp, opts: &Opts, relay: IpAddr) -> Result<(), Fail> {
         Err(fail(
             i,
             format!(
-                "`{line}`: an {} address cannot be relayed from the {} interface {relay}",
+                "{line}: an {} address cannot be relayed from the {} interface {relay}",
                 family(ip),
                 family(relay)
             ),
@@ -795,16 +811,16 @@ fn check_addresses(sdp: &Sdp, opts: &Opts, relay: IpAddr) -> Result<(), Fail> {
         }
         if !uses_sip_source {
             let (raw, line) = match m.section().values(b'c').next() {
-                Some(v) => (v, format!("c={v}")),
+                Some(v) => (v, format!("`c={v}`")),
                 None => match sdp.session().values(b'c').next() {
-                    Some(v) => (v, format!("c={v}")),
+                    Some(v) => (v, format!("session-level `c={v}`")),
                     None => return Err(fail(i, "no c= line at media or session level".into())),
                 },
             };
             let conn = Connection::parse(raw)
-                .ok_or_else(|| fail(i, format!("`{line}` is not a connection line")))?;
+                .ok_or_else(|| fail(i, format!("{line} is not a connection line")))?;
             let Some(ip) = conn.address.ip() else {
-                return Err(fail(i, format!("`{line}` has no IP address")));
+                return Err(fail(i, format!("{line} has no IP address")));
             };
             let typed = match conn.addrtype {
                 AddrType::Ip4 => ip.is_ipv4(),
@@ -815,7 +831,7 @@ fn check_addresses(sdp: &Sdp, opts: &Opts, relay: IpAddr) -> Result<(), Fail> {
                 return Err(fail(
                     i,
                     format!(
-                        "`{line}`: address type {} does not match {ip}",
+                        "{line}: address type {} does not match {ip}",
                         conn.addrtype.as_str()
                     ),
                 ));
@@ -823,23 +839,29 @@ fn check_addresses(sdp: &Sdp, opts: &Opts, relay: IpAddr) -> Result<(), Fail> {
             relayable(i, &line, ip)?;
         }
         for v in m.section().attribute_values("rtcp") {
-            let line = format!("a=rtcp:{}", v.unwrap_or(""));
+            let line = format!("`a=rtcp:{}`", v.unwrap_or(""));
             let Some(r) = v.and_then(Rtcp::parse) else {
-                return Err(fail(i, format!("`{line}` is not a port [address]")));
+                return Err(fail(i, format!("{line} is not a port [address]")));
             };
             if r.port == 0 {
-                return Err(fail(i, format!("`{line}` has port 0")));
+                return Err(fail(i, format!("{line} has port 0")));
             }
             if let Some(c) = &r.connection {
                 let Some(ip) = c.address.ip() else {
-                    return Err(fail(i, format!("`{line}` has no IP address")));
+                    return Err(fail(i, format!("{line} has no IP address")));
                 };
                 relayable(i, &line, ip)?;
             }
         }
     }
     if let Some(ip) = opts.received_from.filter(|_| uses_sip_source) {
-        relayable(0, "received from", ip)?;
+        if ip.is_ipv4() != relay.is_ipv4() {
+            return Err(Fail(format!(
+                "received from {ip} is {} but the relay interface {relay} is {}",
+                family(ip),
+                family(relay)
+            )));
+        }
     }
     if let Some(ip) = opts
         .media_address
@@ -951,7 +973,10 @@ fn sdp_reply(sdp: &Sdp, opts: &Opts) -> OwnedValue {
     let mut reply = OwnedValue::dict().with("sdp", OwnedValue::Bytes(sdp.to_bytes()));
     if !opts.unsupported.is_empty() {
         let list = opts.unsupported.join(", ");
-        reply.push("warning", OwnedValue::text(&format!("Unsupported options ignored: {list}")));
+        reply.push(
+            "warning",
+            OwnedValue::text(&format!("Unsupported options ignored: {list}")),
+        );
     }
     reply.with("result", OwnedValue::text("ok"))
 }
@@ -991,9 +1016,13 @@ impl SdpRequest {
         let opts = Opts::parse(body)?;
         let sdp = Sdp::parse(sdp_bytes).map_err(|e| match e {
             // rtpengine's reason, with the line at fault when there is one.
-            ParseError::MalformedLine { .. }
-            | ParseError::MalformedMedia { .. }
-            | ParseError::MediaNotUtf8 { .. } => Fail(format!("Failed to parse SDP: {e}")),
+            ParseError::MalformedLine { line } | ParseError::MediaNotUtf8 { line } => {
+                Fail(format!("Failed to parse SDP: {e}: `{}`", quote_line(sdp_bytes, line)))
+            }
+            ParseError::MalformedMedia { line } => Fail(format!(
+                "Failed to parse SDP: {e}: `{}` (expected m=<media> <port 0-65535>[/<count>] <proto> <formats>)",
+                quote_line(sdp_bytes, line)
+            )),
             _ => Fail::from("Failed to parse SDP"),
         })?;
         Ok(SdpRequest {
@@ -1003,6 +1032,17 @@ impl SdpRequest {
             sdp,
         })
     }
+}
+
+/// Line `n` (1-based) of `body`, without its terminator, shortened to 80
+/// characters for an error reason.
+fn quote_line(body: &[u8], n: usize) -> String {
+    let line = body
+        .split(|&b| b == b'\n')
+        .nth(n.saturating_sub(1))
+        .unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    String::from_utf8_lossy(line).chars().take(80).collect()
 }
 
 /// An IP literal, IPv6 optionally in brackets.
@@ -1747,6 +1787,85 @@ mod tests {
         assert!(reason(&r).contains("999.1.1.1"));
         assert_eq!(h.call_count(), 1);
         sdp_of(&answer(&mut h, t0, "good"));
+    }
+
+    #[test]
+    fn a_media_rejected_in_the_answer_loses_its_relay() {
+        let (mut h, t0) = handler();
+        let two = "v=0\r\no=- 1 1 IN IP4 127.0.0.11\r\ns=A\r\nc=IN IP4 127.0.0.11\r\nt=0 0\r\n\
+            m=audio 40000 RTP/AVP 0\r\nm=video 40002 RTP/AVP 96\r\n";
+        sdp_of(&offer(&mut h, t0, "av", two));
+        assert_eq!(h.media().calls.borrow().len(), 2);
+        let answer_sdp = "v=0\r\no=- 2 1 IN IP4 127.0.0.22\r\ns=B\r\nc=IN IP4 127.0.0.22\r\nt=0 0\r\n\
+            m=audio 50000 RTP/AVP 0\r\nm=video 0 RTP/AVP 96\r\n";
+        let r = run(
+            &mut h,
+            t0,
+            &[
+                ("command", t("answer")),
+                ("call-id", t("av")),
+                ("from-tag", t("tagA")),
+                ("to-tag", t("tagB")),
+                ("sdp", t(answer_sdp)),
+            ],
+        );
+        let out = sdp_of(&r);
+        assert!(out.contains("m=video 0 "), "{out}");
+        assert_eq!(h.media().calls.borrow().len(), 1, "video relay released");
+        assert!(h.by_tag.len() == 1);
+        // Deleting the call releases the rest.
+        run(
+            &mut h,
+            t0,
+            &[("command", t("delete")), ("call-id", t("av"))],
+        );
+        h.expire(t0 + Duration::from_secs(31));
+        assert!(h.media().calls.borrow().is_empty());
+        assert!(h.by_tag.is_empty());
+    }
+
+    #[test]
+    fn a_failed_answer_does_not_name_the_branch() {
+        let (mut h, t0) = handler();
+        sdp_of(&offer(&mut h, t0, "br", OFFER));
+        let bad = ANSWER.replace("c=IN IP4 127.0.0.22", "c=IN IP4 999.0.0.1");
+        let answer_from = |h: &mut Handler<Fake>, tag: &str, sdp: &str| {
+            run(
+                h,
+                t0,
+                &[
+                    ("command", t("answer")),
+                    ("call-id", t("br")),
+                    ("from-tag", t("tagA")),
+                    ("to-tag", t(tag)),
+                    ("sdp", t(sdp)),
+                ],
+            )
+        };
+        reason(&answer_from(&mut h, "branchX", &bad));
+        sdp_of(&answer_from(&mut h, "branchY", ANSWER));
+        // The branch that answered can re-offer and delete.
+        let r = run(
+            &mut h,
+            t0,
+            &[
+                ("command", t("offer")),
+                ("call-id", t("br")),
+                ("from-tag", t("branchY")),
+                ("sdp", t(ANSWER)),
+            ],
+        );
+        sdp_of(&r);
+        let r = run(
+            &mut h,
+            t0,
+            &[
+                ("command", t("delete")),
+                ("call-id", t("br")),
+                ("from-tag", t("branchY")),
+            ],
+        );
+        assert!(r.get("warning").is_none(), "{r:?}");
     }
 
     #[test]

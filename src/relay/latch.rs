@@ -13,26 +13,27 @@
 //!    accepted; it refreshes the source's activity and the estimate of its
 //!    packet interval.
 //! 2. **First packet.** With no source yet, the first packet's address
-//!    becomes the source (symmetric RTP, RFC 4961).
+//!    becomes the source (symmetric RTP, RFC 4961), and the learning window
+//!    lasts at least [`LatchPolicy::learning_window`] from it.
 //! 3. **Strict source.** Asymmetric + strict: only the signalled address is
 //!    accepted, ever. Symmetric + strict: after the learning window no
-//!    other source is accepted.
-//! 4. **Signalled address preferred** (symmetric): a packet from the
-//!    address the SDP signalled takes the stream over at once (in the
-//!    learning window when strict).
-//! 5. **Reclaim.** The source that was displaced last (not by rule 4) takes
-//!    the stream back with its next packet, within the learning window's
-//!    length after it was displaced, once: a legitimate endpoint whose
-//!    packets stalled loses at most the stall.
-//! 6. **Active source holds the stream.** While the source is *active* (a
+//!    source but the signalled address may take over.
+//! 4. **Signalled address preferred**: in the learning window a packet from
+//!    the address the SDP signalled takes the stream over at once; after
+//!    the window, once the current source is inactive, without continuity.
+//! 5. **Active source holds the stream.** While the source is *active* (a
 //!    packet from it within [`LatchPolicy::source_hold`] of its packet
 //!    interval), any other source is dropped, in or out of the learning
 //!    window, whatever SSRC and sequence number it carries
-//!    ([`DropReason::SourceActive`]). A source that does not continue the
-//!    current RTP stream must wait twice as long.
-//! 7. **Learning window** (after setup or [`Latch::restart_learning`]): once
-//!    the source is inactive, any new source takes over.
-//! 8. **After the window**, a new source takes over only if it continues
+//!    ([`DropReason::SourceActive`]). A source that neither continues the
+//!    current RTP stream nor is the signalled address must wait twice as
+//!    long.
+//! 6. **Learning window** (after setup, a re-offer via
+//!    [`Latch::restart_learning`], and for as long as the current source has
+//!    sent fewer than [`ESTABLISHED_PACKETS`] packets, so that one stray
+//!    packet cannot close it): once the source is inactive, any new source
+//!    takes over.
+//! 7. **After the window**, a new source takes over only if it continues
 //!    the current RTP stream: same SSRC, sequence number 1..=`max_seq_gap`
 //!    ahead of the last one (a NAT rebinding, which re-latches on its second
 //!    packet). Anything else is dropped ([`DropReason::NoContinuity`]).
@@ -47,17 +48,21 @@ use std::time::{Duration, Instant};
 use super::counters::DropReason;
 use crate::rtp::Ssrc;
 
-/// Packet interval assumed before a source has sent two packets (the
-/// common 20 ms audio ptime).
-pub const DEFAULT_PACKET_INTERVAL: Duration = Duration::from_millis(20);
-/// Floor of the packet-interval estimate: bursts (video frames, several
-/// packets drained in one loop turn) must not shrink the hold to nothing.
+/// Floor of the packet-interval estimate, and the interval assumed before a
+/// source has sent two packets (the common 20 ms audio ptime): bursts (video
+/// frames, several packets drained in one loop turn) must not shrink the
+/// hold to nothing.
 const MIN_INTERVAL: Duration = Duration::from_millis(20);
 /// Ceiling of the packet-interval estimate.
 const MAX_INTERVAL: Duration = Duration::from_millis(500);
 /// Gaps longer than this many estimated intervals (silence suppression,
 /// hold) do not feed the estimate.
 const GAP_OUTLIER: u32 = 8;
+/// Floor of the packet-interval estimate of an RTCP-only stream: RFC 3550
+/// §6.2's minimum report interval (reports come every 2.5 to 7.5 s).
+pub const RTCP_MIN_INTERVAL: Duration = Duration::from_secs(5);
+/// Packets a source must send before the learning window may close on it.
+pub const ESTABLISHED_PACKETS: u32 = 5;
 
 /// How learning picks the address media is sent to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -145,21 +150,13 @@ pub enum LatchVerdict {
     /// is sent).
     Accept,
     /// Accepted, and the endpoint is now this address (first packet,
-    /// signalled address, reclaim, takeover of an inactive source).
+    /// signalled address, takeover of an inactive source).
     Latched {
         /// Previously latched address, if any.
         previous: Option<SocketAddr>,
     },
     /// Not acceptable: count under this reason and drop.
     Drop(DropReason),
-}
-
-/// The source the current one displaced, entitled to take the stream back.
-#[derive(Debug, Clone, Copy)]
-struct Displaced {
-    addr: SocketAddr,
-    at: Instant,
-    last_rtp: Option<(Ssrc, u16)>,
 }
 
 /// Address learning state of one stream endpoint.
@@ -173,11 +170,14 @@ pub struct Latch {
     last_seen: Option<Instant>,
     /// Smoothed interval between the source's packets.
     interval: Duration,
+    /// Floor of `interval` (RTP streams: 20 ms; RTCP: 5 s).
+    min_interval: Duration,
+    /// Packets accepted from the current source (saturating).
+    packets: u32,
     learning_until: Instant,
     /// SSRC and sequence of the last accepted RTP packet from the source,
     /// for continuity checks.
     last_rtp: Option<(Ssrc, u16)>,
-    displaced: Option<Displaced>,
 }
 
 impl Latch {
@@ -188,11 +188,21 @@ impl Latch {
             signalled: None,
             source: None,
             last_seen: None,
-            interval: DEFAULT_PACKET_INTERVAL,
+            interval: MIN_INTERVAL,
+            min_interval: MIN_INTERVAL,
+            packets: 0,
             learning_until: now + policy.learning_window,
             last_rtp: None,
-            displaced: None,
         }
+    }
+
+    /// A latch for a stream whose packets come at least `floor` apart
+    /// ([`RTCP_MIN_INTERVAL`] for an RTCP-only socket): the activity hold
+    /// scales from it until the source shows a longer interval.
+    pub fn with_interval_floor(mut self, floor: Duration) -> Self {
+        self.min_interval = floor.clamp(MIN_INTERVAL, MAX_INTERVAL.max(floor));
+        self.interval = self.min_interval;
+        self
     }
 
     /// The policy in force.
@@ -231,9 +241,10 @@ impl Latch {
         self.learning_until = now + self.policy.learning_window;
     }
 
-    /// True while a new source may take over without continuity.
+    /// True while a new source may take over without continuity: in the
+    /// window, or while the current source is not established.
     pub fn is_learning(&self, now: Instant) -> bool {
-        now < self.learning_until
+        now < self.learning_until || self.packets < ESTABLISHED_PACKETS
     }
 
     /// The current estimate of the source's packet interval.
@@ -268,62 +279,47 @@ impl Latch {
     ) -> LatchVerdict {
         let symmetric = self.policy.mode == AddressMode::Symmetric;
         let strict = self.policy.strict_source;
+        let signalled = self.signalled == Some(src);
         if !symmetric && strict {
-            if self.signalled != Some(src) {
+            if !signalled {
                 return LatchVerdict::Drop(DropReason::StrictSource);
             }
             if self.source != Some(src) {
-                return self.take(now, src, rtp, None);
+                return self.take(now, src, rtp);
             }
         }
         let Some(current) = self.source else {
-            return self.take(now, src, rtp, None);
+            // Learning lasts at least a window from the first packet.
+            self.learning_until = self.learning_until.max(now + self.policy.learning_window);
+            return self.take(now, src, rtp);
         };
         if current == src {
             self.refresh(now, rtp);
             return LatchVerdict::Accept;
         }
         let learning = self.is_learning(now);
-        if strict && !learning {
+        if signalled && learning {
+            return self.take(now, src, rtp);
+        }
+        if strict && !learning && !signalled {
             return LatchVerdict::Drop(DropReason::StrictSource);
         }
-        if symmetric && self.signalled == Some(src) {
-            return self.take(now, src, rtp, None);
-        }
-        if let Some(d) = self.displaced.filter(|d| d.addr == src) {
-            let recent = now.saturating_duration_since(d.at) < self.policy.learning_window;
-            if recent && self.continues(d.last_rtp, rtp) {
-                return self.take(now, src, rtp, None);
-            }
-        }
-        let continuing = self.continues(self.last_rtp, rtp);
-        if self.is_active(now, continuing) {
+        let continuing = self.continues(rtp);
+        if self.is_active(now, continuing || signalled) {
             return LatchVerdict::Drop(DropReason::SourceActive);
         }
-        if learning || continuing || !symmetric {
-            let displaced = Displaced {
-                addr: current,
-                at: now,
-                last_rtp: self.last_rtp,
-            };
-            return self.take(now, src, rtp, Some(displaced));
+        if learning || continuing || signalled || !symmetric {
+            return self.take(now, src, rtp);
         }
         LatchVerdict::Drop(DropReason::NoContinuity)
     }
 
-    /// `src` becomes the source; `displaced` is the one entitled to
-    /// reclaim it.
-    fn take(
-        &mut self,
-        now: Instant,
-        src: SocketAddr,
-        rtp: Option<(Ssrc, u16)>,
-        displaced: Option<Displaced>,
-    ) -> LatchVerdict {
+    /// `src` becomes the source.
+    fn take(&mut self, now: Instant, src: SocketAddr, rtp: Option<(Ssrc, u16)>) -> LatchVerdict {
         let previous = self.source.replace(src);
         self.last_seen = Some(now);
         self.last_rtp = rtp;
-        self.displaced = displaced;
+        self.packets = 1;
         match self.policy.mode {
             AddressMode::Symmetric => LatchVerdict::Latched { previous },
             AddressMode::Asymmetric => LatchVerdict::Accept,
@@ -341,16 +337,18 @@ impl Latch {
                 } else {
                     self.interval - (self.interval - gap) / 8
                 };
-                self.interval = est.clamp(MIN_INTERVAL, MAX_INTERVAL);
+                self.interval = est.clamp(self.min_interval, MAX_INTERVAL.max(self.min_interval));
             }
         }
+        self.packets = self.packets.saturating_add(1);
         self.last_seen = Some(now);
         self.last_rtp = rtp.or(self.last_rtp);
     }
 
-    /// `rtp` has the SSRC of `last` and a small forward sequence step.
-    fn continues(&self, last: Option<(Ssrc, u16)>, rtp: Option<(Ssrc, u16)>) -> bool {
-        let (Some((ssrc, seq)), Some((last_ssrc, last_seq))) = (rtp, last) else {
+    /// `rtp` has the current stream's SSRC and a small forward sequence
+    /// step.
+    fn continues(&self, rtp: Option<(Ssrc, u16)>) -> bool {
+        let (Some((ssrc, seq)), Some((last_ssrc, last_seq))) = (rtp, self.last_rtp) else {
             return false;
         };
         let step = seq.wrapping_sub(last_seq);
@@ -366,10 +364,6 @@ mod tests {
 
     fn addr(s: &str) -> SocketAddr {
         s.parse().unwrap()
-    }
-
-    fn latched_from(l: &Latch) -> Option<SocketAddr> {
-        l.latched()
     }
 
     /// A latch that followed `src` for `n` packets at 20 ms from `t0`
@@ -407,7 +401,7 @@ mod tests {
             l.check(t1, b, Some((Ssrc(9), 1))),
             LatchVerdict::Latched { previous: Some(a) }
         );
-        assert_eq!(latched_from(&l), Some(b));
+        assert_eq!(l.latched(), Some(b));
     }
 
     #[test]
@@ -449,16 +443,16 @@ mod tests {
         let t0 = Instant::now();
         let mut l = Latch::new(LatchPolicy::default(), t0);
         let a = addr("198.51.100.7:5000");
-        l.check(t0, a, Some((Ssrc(1), 100)));
+        stream(&mut l, t0, a, 10);
         let late = t0 + Duration::from_secs(10);
         let attacker = addr("203.0.113.66:40000");
         let no = LatchVerdict::Drop(DropReason::NoContinuity);
-        assert_eq!(l.check(late, attacker, Some((Ssrc(2), 101))), no);
+        assert_eq!(l.check(late, attacker, Some((Ssrc(2), 11))), no);
         assert_eq!(l.check(late, attacker, None), no);
         assert_eq!(l.check(late, attacker, Some((Ssrc(1), 5000))), no);
-        assert_eq!(l.check(late, attacker, Some((Ssrc(1), 99))), no);
+        assert_eq!(l.check(late, attacker, Some((Ssrc(1), 9))), no);
         assert_eq!(l.send_addr(), Some(a));
-        assert_eq!(l.check(late, a, Some((Ssrc(1), 101))), LatchVerdict::Accept);
+        assert_eq!(l.check(late, a, Some((Ssrc(1), 11))), LatchVerdict::Accept);
     }
 
     #[test]
@@ -531,29 +525,144 @@ mod tests {
     }
 
     #[test]
-    fn displaced_source_reclaims_after_a_stall_once() {
+    fn displaced_source_has_no_way_back_while_the_new_one_sends() {
+        // A forger sends first and goes quiet; the real endpoint takes over
+        // in the learning window. The forger, continuing its own stream,
+        // stays out while the endpoint sends.
         let t0 = Instant::now();
         let mut l = Latch::new(LatchPolicy::default(), t0);
+        let forger = addr("203.0.113.66:40000");
         let a = addr("198.51.100.7:5000");
-        let c = addr("203.0.113.66:40000");
-        let last = stream(&mut l, t0, a, 10);
-        // A stalls for 200 ms; C, in the learning window, takes over.
-        let t1 = last + 200 * MS;
+        l.check(t0, forger, Some((Ssrc(66), 1)));
+        let t1 = t0 + 100 * MS;
+        let last = stream(&mut l, t1, a, 20);
+        assert_eq!(l.send_addr(), Some(a));
+        for (i, seq) in (2u16..40).enumerate() {
+            let t = last + 5 * MS + 20 * MS * i as u32;
+            l.check(t - 5 * MS, a, Some((Ssrc(1), 20 + seq)));
+            assert_eq!(
+                l.check(t, forger, Some((Ssrc(66), seq))),
+                LatchVerdict::Drop(DropReason::SourceActive)
+            );
+        }
+        assert_eq!(l.send_addr(), Some(a));
+    }
+
+    #[test]
+    fn a_stray_packet_does_not_close_the_learning_window() {
+        // One stray packet latches; the real (NATed, unsignalled) endpoint
+        // starts long after the window would have ended.
+        let t0 = Instant::now();
+        let mut l = Latch::new(LatchPolicy::default(), t0);
+        l.set_signalled(Some(addr("10.0.0.5:4000")));
+        let stray = addr("203.0.113.66:40000");
+        l.check(t0 + Duration::from_secs(1), stray, Some((Ssrc(66), 1)));
+        let late = t0 + Duration::from_secs(20);
+        let a = addr("198.51.100.7:5000");
+        assert!(l.is_learning(late));
         assert_eq!(
-            l.check(t1, c, Some((Ssrc(66), 1))),
+            l.check(late, a, Some((Ssrc(1), 1))),
+            LatchVerdict::Latched {
+                previous: Some(stray)
+            }
+        );
+        // Established after a few packets: the window closes behind it.
+        stream(&mut l, late, a, 10);
+        assert!(!l.is_learning(late + Duration::from_secs(4)));
+    }
+
+    #[test]
+    fn learning_window_runs_from_the_first_packet() {
+        // Media starts 10 s after setup (a long ringing): a second source
+        // may still take over an inactive first one for a window from then.
+        let t0 = Instant::now();
+        let mut l = Latch::new(LatchPolicy::default(), t0);
+        let t1 = t0 + Duration::from_secs(10);
+        let a = addr("198.51.100.7:5000");
+        let last = stream(&mut l, t1, a, 10);
+        assert!(l.is_learning(last));
+        let b = addr("198.51.100.9:5000");
+        assert_eq!(
+            l.check(last + Duration::from_secs(1), b, Some((Ssrc(9), 1))),
             LatchVerdict::Latched { previous: Some(a) }
         );
-        // A resumes its stream: it takes the stream back at once.
+    }
+
+    #[test]
+    fn signalled_address_after_the_window_needs_the_source_inactive() {
+        let t0 = Instant::now();
+        let mut l = Latch::new(LatchPolicy::default(), t0);
+        let sig = addr("192.0.2.1:4000");
+        l.set_signalled(Some(sig));
+        let a = addr("198.51.100.7:5000");
+        let start = t0 + Duration::from_secs(10);
+        let last = stream(&mut l, start, a, 200);
+        // A (spoofed) packet from the signalled address while A sends.
         assert_eq!(
-            l.check(t1 + 5 * MS, a, Some((Ssrc(1), 21))),
-            LatchVerdict::Latched { previous: Some(c) }
-        );
-        // C has no such right.
-        assert_eq!(
-            l.check(t1 + 10 * MS, c, Some((Ssrc(66), 2))),
+            l.check(last + 5 * MS, sig, Some((Ssrc(5), 1))),
             LatchVerdict::Drop(DropReason::SourceActive)
         );
         assert_eq!(l.send_addr(), Some(a));
+        // Once A stopped, the signalled address needs no continuity.
+        assert_eq!(
+            l.check(last + 100 * MS, sig, Some((Ssrc(5), 2))),
+            LatchVerdict::Latched { previous: Some(a) }
+        );
+    }
+
+    #[test]
+    fn strict_source_still_takes_the_signalled_address() {
+        let t0 = Instant::now();
+        let policy = LatchPolicy {
+            strict_source: true,
+            ..LatchPolicy::default()
+        };
+        let mut l = Latch::new(policy, t0);
+        let sig = addr("192.0.2.1:4000");
+        l.set_signalled(Some(sig));
+        let stray = addr("203.0.113.66:40000");
+        let last = stream(&mut l, t0, stray, 10);
+        let late = last + Duration::from_secs(10);
+        assert_eq!(
+            l.check(late, addr("198.51.100.7:5000"), Some((Ssrc(1), 11))),
+            LatchVerdict::Drop(DropReason::StrictSource)
+        );
+        assert_eq!(
+            l.check(late, sig, Some((Ssrc(7), 1))),
+            LatchVerdict::Latched {
+                previous: Some(stray)
+            }
+        );
+    }
+
+    #[test]
+    fn rtcp_streams_hold_for_their_report_interval() {
+        let t0 = Instant::now();
+        let mut l = Latch::new(LatchPolicy::default(), t0).with_interval_floor(RTCP_MIN_INTERVAL);
+        let a = addr("198.51.100.7:5001");
+        for i in 0..6u32 {
+            l.check(t0 + Duration::from_secs(5) * i, a, None);
+        }
+        let last = t0 + Duration::from_secs(25);
+        // A third party's RTCP between two reports is refused...
+        assert_eq!(
+            l.check(
+                last + Duration::from_secs(3),
+                addr("203.0.113.66:40001"),
+                None
+            ),
+            LatchVerdict::Drop(DropReason::SourceActive)
+        );
+        assert_eq!(l.packet_interval(), RTCP_MIN_INTERVAL);
+        // ...and after the window a new RTCP source has no continuity proof.
+        assert_eq!(
+            l.check(
+                last + Duration::from_secs(60),
+                addr("203.0.113.66:40001"),
+                None
+            ),
+            LatchVerdict::Drop(DropReason::NoContinuity)
+        );
     }
 
     #[test]
@@ -586,10 +695,10 @@ mod tests {
         };
         let mut l = Latch::new(policy, t0);
         let a = addr("198.51.100.7:5000");
-        l.check(t0, a, Some((Ssrc(7), 1)));
+        stream(&mut l, t0, a, 10);
         let late = t0 + Duration::from_secs(30);
         assert_eq!(
-            l.check(late, addr("198.51.100.7:6001"), Some((Ssrc(7), 2))),
+            l.check(late, addr("198.51.100.7:6001"), Some((Ssrc(1), 11))),
             LatchVerdict::Drop(DropReason::StrictSource)
         );
         assert_eq!(l.send_addr(), Some(a));
@@ -600,7 +709,9 @@ mod tests {
         let t0 = Instant::now();
         let mut l = Latch::new(LatchPolicy::default(), t0);
         let a = addr("198.51.100.7:5000");
-        l.check(t0, a, None);
+        for i in 0..5u32 {
+            l.check(t0 + 20 * MS * i, a, None);
+        }
         let t1 = t0 + Duration::from_secs(60);
         let b = addr("198.51.100.9:5000");
         assert_eq!(

@@ -15,7 +15,8 @@ mod timer;
 
 pub use counters::{DropReason, RtpSummary, StreamCounters};
 pub use latch::{
-    AddressMode, DEFAULT_PACKET_INTERVAL, Intervals, Latch, LatchPolicy, LatchVerdict,
+    AddressMode, ESTABLISHED_PACKETS, Intervals, Latch, LatchPolicy, LatchVerdict,
+    RTCP_MIN_INTERVAL,
 };
 pub use slab::{Key, Slab};
 pub use table::{

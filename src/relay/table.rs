@@ -21,7 +21,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::counters::{DropReason, RtpSummary, StreamCounters};
-use super::latch::{Latch, LatchPolicy, LatchVerdict};
+use super::latch::{Latch, LatchPolicy, LatchVerdict, RTCP_MIN_INTERVAL};
 use super::slab::{Key, Slab};
 use super::timer::TimerWheel;
 use crate::rtcp::{self, PacketKind};
@@ -366,7 +366,9 @@ impl RelayTable {
         let rtcp = match spec.rtcp_port {
             None => rtp,
             Some(port) => {
-                let mut latch = Latch::new(spec.policy, now);
+                // RTCP reports come seconds apart (RFC 3550 §6.2): hold the
+                // source for its report interval, not for an RTP ptime.
+                let mut latch = Latch::new(spec.policy, now).with_interval_floor(RTCP_MIN_INTERVAL);
                 latch.set_signalled(spec.remote_rtcp.or_else(|| rtcp_of(spec.remote_rtp)));
                 self.streams.insert(Stream {
                     leg,

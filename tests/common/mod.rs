@@ -256,5 +256,9 @@ pub fn start(args: &[&str]) -> (Daemon, Client) {
         }
         assert!(Instant::now() < end, "daemon never answered ping");
     }
+    // Up: give slow commands (a bind retried on a loaded machine) time.
+    c.sock
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
     (daemon, c)
 }

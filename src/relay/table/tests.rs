@@ -308,9 +308,11 @@ fn garbage_is_counted_and_dropped() {
 #[test]
 fn rtp_bleed_after_learning_window_is_dropped_and_call_keeps_working() {
     let mut f = fixture(LatchPolicy::default(), false);
-    let t1 = f.t0 + Duration::from_millis(100);
-    f.t.handle_packet(t1, f.a.rtp, addr(A), &rtp(1, 1), false);
-    f.t.handle_packet(t1, f.b.rtp, addr(B), &rtp(2, 1), false);
+    for seq in 1..=5 {
+        let t = f.t0 + Duration::from_millis(20 * u64::from(seq));
+        f.t.handle_packet(t, f.a.rtp, addr(A), &rtp(1, seq), false);
+        f.t.handle_packet(t, f.b.rtp, addr(B), &rtp(2, seq), false);
+    }
     let late = f.t0 + Duration::from_secs(10);
     let attacker = addr("203.0.113.66:40000");
     assert_eq!(
@@ -325,14 +327,14 @@ fn rtp_bleed_after_learning_window_is_dropped_and_call_keeps_working() {
     );
     // B's media still goes to A, not to the attacker.
     assert_eq!(
-        f.t.handle_packet(late, f.b.rtp, addr(B), &rtp(2, 2), false),
+        f.t.handle_packet(late, f.b.rtp, addr(B), &rtp(2, 6), false),
         Verdict::Forward {
             via: f.a.rtp,
             dest: addr(A)
         }
     );
     assert_eq!(
-        f.t.handle_packet(late, f.a.rtp, addr(A), &rtp(1, 2), false),
+        f.t.handle_packet(late, f.a.rtp, addr(A), &rtp(1, 6), false),
         Verdict::Forward {
             via: f.b.rtp,
             dest: addr(B)
