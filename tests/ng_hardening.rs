@@ -31,6 +31,22 @@ const FILL_A: u8 = 0xa0;
 const FILL_B: u8 = 0xb0;
 const FILL_C: u8 = 0xc0;
 
+/// A daemon on `backend` relaying on ports `min`..=`max`, with `extra`
+/// flags.
+fn daemon(backend: &str, min: u16, max: u16, extra: &[&str]) -> (common::Daemon, Client) {
+    let (min, max) = (min.to_string(), max.to_string());
+    let mut args = vec![
+        "--io-backend",
+        backend,
+        "--port-min",
+        &min,
+        "--port-max",
+        &max,
+    ];
+    args.extend_from_slice(extra);
+    start(&args)
+}
+
 fn endpoint() -> UdpSocket {
     UdpSocket::bind("127.0.0.1:0").unwrap()
 }
@@ -208,26 +224,13 @@ fn count(got: &Received, fill: u8) -> usize {
 fn rtp_bleed_attacks_fail_and_nat_rebinding_relatches() {
     let _serial = serial();
     for backend in backends() {
-        let (_d, mut c) = start(&[
-            "--io-backend",
+        let (_d, mut c) = daemon(
             backend,
-            "--port-min",
-            "45000",
-            "--port-max",
-            "45199",
-            "--delete-delay",
-            "0",
-            "--source-hold",
-            "3",
-        ]);
-        let (_d2, mut c2) = start(&[
-            "--io-backend",
-            backend,
-            "--port-min",
-            "45200",
-            "--port-max",
-            "45299",
-        ]);
+            45000,
+            45199,
+            &["--delete-delay", "0", "--source-hold", "3"],
+        );
+        let (_d2, mut c2) = daemon(backend, 45200, 45299, &[]);
         let cases = [
             (Attack::Random, &[][..]),
             (Attack::Mirror, &[][..]),
@@ -323,18 +326,12 @@ fn rtp_bleed_attacks_fail_and_nat_rebinding_relatches() {
 fn churn_reuses_quarantined_ports() {
     let _serial = serial();
     for backend in backends() {
-        let (_d, mut c) = start(&[
-            "--io-backend",
+        let (_d, mut c) = daemon(
             backend,
-            "--port-min",
-            "46000",
-            "--port-max",
-            "46799",
-            "--num-threads",
-            "2",
-            "--delete-delay",
-            "0",
-        ]);
+            46000,
+            46799,
+            &["--num-threads", "2", "--delete-delay", "0"],
+        );
         let (a, b) = (endpoint(), endpoint());
         let mut errors = Vec::new();
         for i in 0..2000 {
@@ -368,14 +365,7 @@ fn churn_reuses_quarantined_ports() {
 fn unusable_addresses_are_refused_and_leave_nothing() {
     let _serial = serial();
     for backend in backends() {
-        let (_d, mut c) = start(&[
-            "--io-backend",
-            backend,
-            "--port-min",
-            "47000",
-            "--port-max",
-            "47099",
-        ]);
+        let (_d, mut c) = daemon(backend, 47000, 47099, &[]);
         let head = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=A\r\nt=0 0\r\n";
         let cases = [
             (
@@ -432,18 +422,12 @@ fn media_flows(a: &UdpSocket, b: &UdpSocket, a_to: u16, b_to: u16, seq: u16) -> 
 fn offer_timeout_and_delete_delay() {
     let _serial = serial();
     for backend in backends() {
-        let (_d, mut c) = start(&[
-            "--io-backend",
+        let (_d, mut c) = daemon(
             backend,
-            "--port-min",
-            "47200",
-            "--port-max",
-            "47299",
-            "--timeout",
-            "1",
-            "--delete-delay",
-            "2",
-        ]);
+            47200,
+            47299,
+            &["--timeout", "1", "--delete-delay", "2"],
+        );
         let (a, b) = (endpoint(), endpoint());
         let b_to = c
             .offer("ring", &audio_sdp("A", port(&a)), &[])
@@ -499,18 +483,12 @@ fn offer_timeout_and_delete_delay() {
 fn two_pair_range_on_two_shards_places_a_call() {
     let _serial = serial();
     for backend in backends() {
-        let (_d, mut c) = start(&[
-            "--io-backend",
+        let (_d, mut c) = daemon(
             backend,
-            "--port-min",
-            "31000",
-            "--port-max",
-            "31003",
-            "--num-threads",
-            "2",
-            "--delete-delay",
-            "0",
-        ]);
+            31000,
+            31003,
+            &["--num-threads", "2", "--delete-delay", "0"],
+        );
         for round in 0..3 {
             let (a, b) = (endpoint(), endpoint());
             let id = format!("small-{round}");

@@ -5,8 +5,8 @@
 //! [`message::write_reply`] frames a reply, [`message::ReplyCache`] answers
 //! retransmissions. [`Handler`] executes commands against a [`MediaPlane`]
 //! (the relay engine) and keeps the call table; [`server`] runs it on a UDP
-//! socket. Facts about the protocol: `../shared/ng-protocol.md` and
-//! `docs/ng-reference.md`.
+//! socket. Facts about the protocol, as rtpengine 10.5 implements it, and
+//! what this relay implements: `docs/ng-reference.md`.
 
 pub mod bencode;
 mod call;

@@ -96,31 +96,31 @@ impl Client {
     /// `offer` of `sdp` from `tagA` with `flags`; the port the answerer is
     /// told to send to, or the error reason.
     pub fn offer(&mut self, call: &str, sdp: &str, flags: &[&str]) -> Result<u16, String> {
-        let mut pairs = vec![
-            ("command", t("offer")),
-            ("call-id", t(call)),
-            ("from-tag", t("tagA")),
-            ("sdp", t(sdp)),
-        ];
-        if !flags.is_empty() {
-            pairs.push((
-                "flags",
-                OwnedValue::List(flags.iter().map(|f| t(f)).collect()),
-            ));
-        }
-        sdp_port(&self.cmd(&pairs))
+        self.sdp_command("offer", call, sdp, flags)
     }
 
     /// `answer` of `sdp` from `tagB` with `flags`; the port the offerer is
     /// told to send to, or the error reason.
     pub fn answer(&mut self, call: &str, sdp: &str, flags: &[&str]) -> Result<u16, String> {
+        self.sdp_command("answer", call, sdp, flags)
+    }
+
+    fn sdp_command(
+        &mut self,
+        command: &str,
+        call: &str,
+        sdp: &str,
+        flags: &[&str],
+    ) -> Result<u16, String> {
         let mut pairs = vec![
-            ("command", t("answer")),
+            ("command", t(command)),
             ("call-id", t(call)),
             ("from-tag", t("tagA")),
-            ("to-tag", t("tagB")),
             ("sdp", t(sdp)),
         ];
+        if command == "answer" {
+            pairs.push(("to-tag", t("tagB")));
+        }
         if !flags.is_empty() {
             pairs.push((
                 "flags",
