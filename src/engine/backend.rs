@@ -147,6 +147,11 @@ impl Backoff {
     pub(crate) fn reset(&mut self) {
         self.delay = Duration::ZERO;
     }
+
+    /// True after a failure not yet followed by a delivered datagram.
+    pub(crate) fn is_backing_off(&self) -> bool {
+        !self.delay.is_zero()
+    }
 }
 
 /// Receives deferred by [`Backoff`], due at an instant. Short (only

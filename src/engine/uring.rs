@@ -624,7 +624,9 @@ impl UringBackend {
     /// receive is re-armed.
     fn on_recv<S: PacketSink>(&mut self, now: Instant, cqe: &cqueue::Entry, sink: &mut S) {
         let (index, gen24) = decode_stream(cqe.user_data() & PAYLOAD_MASK);
-        let key = self.sock(index, gen24).map(|s| s.key);
+        let (key, backing_off) = self
+            .sock(index, gen24)
+            .map_or((None, false), |s| (Some(s.key), s.backoff.is_backing_off()));
         let more = cqueue::more(cqe.flags());
         let res = cqe.result();
         let errno = if res < 0 { -res } else { 0 };
@@ -648,6 +650,13 @@ impl UringBackend {
             };
             delivered = !matches!(outcome, Dispatched::Unusable);
             counted |= matches!(outcome, Dispatched::Unusable);
+            // A datagram arrived: a socket that was backing off is healthy
+            // again (a second lookup only in that rare case).
+            if let (true, true, Some(key)) = (delivered, backing_off, key) {
+                if let Some(s) = self.sock_mut(key) {
+                    s.backoff.reset();
+                }
+            }
             if !matches!(outcome, Dispatched::Sending) {
                 self.bufs.recycle(bid);
             }
@@ -699,10 +708,6 @@ impl UringBackend {
         let data = msg.payload_data();
         let verdict = sink.on_packet(now, key, src, data, msg.is_payload_truncated());
         let len = data.len() as u32;
-        // A datagram arrived: the socket is healthy again.
-        if let Some(s) = self.sock_mut(key) {
-            s.backoff.reset();
-        }
         let Verdict::Forward { via, dest } = verdict else {
             return Dispatched::Consumed;
         };
