@@ -2,6 +2,8 @@
 //! backends (io_uring and epoll). Every test uses its own port range so the
 //! tests can run in parallel.
 
+mod common;
+
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
@@ -93,20 +95,8 @@ fn wait_stats(e: &Engine, f: impl Fn(&mediarelay::engine::EngineStats) -> bool) 
     false
 }
 
-macro_rules! both_backends {
-    ($($name:ident: $base:expr),* $(,)?) => {
-        mod uring {
-            use super::*;
-            $(#[test] fn $name() { super::$name(IoBackend::Uring, $base) })*
-        }
-        mod epoll {
-            use super::*;
-            $(#[test] fn $name() { super::$name(IoBackend::Epoll, $base + 2000) })*
-        }
-    };
-}
-
 both_backends! {
+    offset: 2000;
     forwards_byte_identical_both_ways: 20000,
     rtcp_on_port_plus_one: 20100,
     rtcp_mux_on_one_port: 20200,

@@ -3,6 +3,8 @@
 //! call's shard preferred), and a released pair's quarantine is cut short
 //! rather than a call refused. Every test uses its own port range.
 
+mod common;
+
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
@@ -109,20 +111,8 @@ fn relays(c: &CallInfo, a: &UdpSocket, b: &UdpSocket, seq: u16) {
     assert_eq!(recv(a), Some((q, c.legs[0].rtp)), "B->A, seq {seq}");
 }
 
-macro_rules! both_backends {
-    ($($name:ident: $base:expr),* $(,)?) => {
-        mod uring {
-            use super::*;
-            $(#[test] fn $name() { super::$name(IoBackend::Uring, $base) })*
-        }
-        mod epoll {
-            use super::*;
-            $(#[test] fn $name() { super::$name(IoBackend::Epoll, $base + 500) })*
-        }
-    };
-}
-
 both_backends! {
+    offset: 500;
     two_pairs_two_shards_place_a_call: 14000,
     churn_never_runs_out_of_ports: 14100,
 }

@@ -7,6 +7,23 @@
 #![allow(dead_code)]
 
 use std::net::{SocketAddr, UdpSocket};
+
+/// One `#[test]` per backend for each `name: base_port` pair: `uring::name`
+/// runs `name(IoBackend::Uring, base)` and `epoll::name` runs
+/// `name(IoBackend::Epoll, base + offset)`, so the two never share ports.
+#[macro_export]
+macro_rules! both_backends {
+    (offset: $offset:expr; $($name:ident: $base:expr),* $(,)?) => {
+        mod uring {
+            use super::*;
+            $(#[test] fn $name() { super::$name(IoBackend::Uring, $base) })*
+        }
+        mod epoll {
+            use super::*;
+            $(#[test] fn $name() { super::$name(IoBackend::Epoll, $base + $offset) })*
+        }
+    };
+}
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
