@@ -16,6 +16,8 @@
 //! | [`dtmf`] | RFC 4733 telephone-events: payload, sender and receiver state machines |
 //! | [`codec`] | G.711 µ-law / A-law (ITU-T G.711) |
 //! | [`sdp`] | Tolerant, lossless SDP (RFC 8866) and offer/answer (RFC 3264) |
+//! | [`media`] | Media session core: pacing, RFC 4733 DTMF, RTCP scheduling, jitter buffer, E-model quality |
+//! | [`netsim`] | In-memory network with seeded impairments on a virtual clock |
 //! | [`ports`] | Lock-free, per-shard RTP/RTCP port allocator |
 //! | [`relay`] | Sans-IO relay core: latching, forwarding decision, timeouts, counters |
 //! | [`engine`] | Per-core shards on io_uring or epoll; the embedding API |
@@ -29,7 +31,9 @@ pub mod config;
 pub mod dtmf;
 #[allow(unsafe_code)]
 pub mod engine;
+pub mod media;
 pub mod metrics;
+pub mod netsim;
 pub mod ng;
 pub mod ports;
 pub mod relay;

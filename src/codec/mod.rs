@@ -2,5 +2,6 @@
 //! transcoding. Sans-IO, allocation-free, table driven.
 
 pub mod g711;
+pub mod plc;
 
 pub use g711::G711;

@@ -34,6 +34,7 @@ mod report_block;
 mod rr;
 mod sdes;
 mod sr;
+mod xr;
 
 pub use app::App;
 pub use bye::{Bye, SsrcIter, SsrcList};

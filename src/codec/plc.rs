@@ -1,0 +1,1 @@
+//! G.711 packet loss concealment (placeholder, filled in next).

@@ -1,0 +1,1 @@
+//! ITU-T G.107 E-model (placeholder, filled in next).

@@ -1,0 +1,1 @@
+//! In-memory network on a virtual clock (placeholder, filled in next).

@@ -1,0 +1,1 @@
+//! RTCP XR (placeholder, filled in next).
