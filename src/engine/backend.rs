@@ -74,6 +74,27 @@ pub trait PacketSink {
     fn on_sent(&mut self, via: StreamKey, bytes: usize);
     /// A send from `via`'s socket failed with `errno` (never fatal).
     fn on_send_error(&mut self, via: StreamKey, errno: i32);
+    /// A datagram the sink produces itself (a local media endpoint's), once
+    /// the received datagrams of a turn are handled: written into `buf`, a
+    /// send buffer the backend owns, and sent from `via`'s socket to `dest`
+    /// in the same batch as forwarded packets. Called until it returns
+    /// `None` or the backend runs out of send buffers (then again next
+    /// turn, which the shard then runs without waiting).
+    fn poll_transmit(&mut self, _now: Instant, _buf: &mut [u8]) -> Option<OwnTransmit> {
+        None
+    }
+}
+
+/// A datagram a [`PacketSink`] produced: the first `len` bytes of the
+/// buffer it was given, to send from `via`'s socket to `dest`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnTransmit {
+    /// Stream whose socket sends.
+    pub via: StreamKey,
+    /// Destination.
+    pub dest: SocketAddr,
+    /// Bytes written.
+    pub len: usize,
 }
 
 /// Counters a backend keeps about itself (published by the shard).

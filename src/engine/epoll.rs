@@ -68,8 +68,18 @@ pub struct EpollBackend {
     names: Box<[[u8; SOCKADDR_MAX]]>,
     iovs: Box<[libc::iovec]>,
     msgs: Box<[libc::mmsghdr]>,
-    /// Pending sends of the current batch: (receive slot, via, dest).
+    /// Pending sends of the current batch: (slot, via, dest). A slot below
+    /// [`BATCH`] is a receive buffer (a forwarded datagram), from [`BATCH`]
+    /// on a send buffer (`slot - BATCH`) the sink wrote its own datagram
+    /// into.
     sends: Vec<(usize, StreamKey, RawAddr)>,
+    /// Send buffers for datagrams the sink produces (local endpoints).
+    own_bufs: Box<[[u8; BUF_SIZE]]>,
+    /// Length of each send buffer's datagram.
+    own_lens: [usize; BATCH],
+    /// `epoll_pwait2` (nanosecond timeouts, Linux 5.11+) works here; else
+    /// `epoll_wait` with the timeout rounded up to a millisecond.
+    pwait2: bool,
     send_iovs: Box<[libc::iovec]>,
     send_msgs: Box<[libc::mmsghdr]>,
     /// Parked sockets, re-added to the epoll set when due.
@@ -114,7 +124,10 @@ impl EpollBackend {
             names: vec![[0u8; SOCKADDR_MAX]; BATCH].into_boxed_slice(),
             iovs: (0..BATCH).map(|_| empty_iov()).collect(),
             msgs: (0..BATCH).map(|_| zeroed_mmsg()).collect(),
-            sends: Vec::with_capacity(BATCH),
+            sends: Vec::with_capacity(2 * BATCH),
+            own_bufs: vec![[0u8; BUF_SIZE]; BATCH].into_boxed_slice(),
+            own_lens: [0; BATCH],
+            pwait2: true,
             send_iovs: (0..BATCH).map(|_| empty_iov()).collect(),
             send_msgs: (0..BATCH).map(|_| zeroed_mmsg()).collect(),
             deferred: Deferred::default(),
@@ -198,7 +211,7 @@ impl EpollBackend {
         while start < self.sends.len() {
             let via = self.sends[start].1;
             let mut end = start + 1;
-            while end < self.sends.len() && self.sends[end].1 == via {
+            while end < self.sends.len() && self.sends[end].1 == via && end - start < BATCH {
                 end += 1;
             }
             let fd = self
@@ -219,9 +232,17 @@ impl EpollBackend {
         let count = end - start;
         for j in 0..count {
             let (slot, _, ref dest) = self.sends[start + j];
-            let len = self.msgs[slot].msg_len as usize;
+            let (base, len) = if slot < BATCH {
+                (
+                    self.bufs[slot].as_mut_ptr(),
+                    self.msgs[slot].msg_len as usize,
+                )
+            } else {
+                let own = slot - BATCH;
+                (self.own_bufs[own].as_mut_ptr(), self.own_lens[own])
+            };
             self.send_iovs[j] = libc::iovec {
-                iov_base: self.bufs[slot].as_mut_ptr().cast(),
+                iov_base: base.cast(),
                 iov_len: len,
             };
             let h = &mut self.send_msgs[j].msg_hdr;
@@ -237,8 +258,8 @@ impl EpollBackend {
         let mut done = 0;
         while done < count {
             self.counters.syscalls += 1;
-            // SAFETY: entries done..count point at live iovecs, receive
-            // buffers and destination addresses owned by `self`.
+            // SAFETY: entries done..count point at live iovecs, receive or
+            // send buffers and destination addresses owned by `self`.
             let n = unsafe {
                 libc::sendmmsg(
                     fd,
@@ -319,6 +340,69 @@ impl EpollBackend {
         }
     }
 
+    /// Sends what the sink produces itself, a batch of send buffers at a
+    /// time.
+    fn transmit<S: PacketSink>(&mut self, now: Instant, sink: &mut S) {
+        loop {
+            let mut n = 0;
+            while n < BATCH {
+                let Some(t) = sink.poll_transmit(now, &mut self.own_bufs[n]) else {
+                    break;
+                };
+                self.own_lens[n] = t.len.min(BUF_SIZE);
+                self.sends.push((BATCH + n, t.via, RawAddr::new(&t.dest)));
+                n += 1;
+            }
+            if n == 0 {
+                return;
+            }
+            self.flush_sends(sink);
+            if n < BATCH {
+                return;
+            }
+        }
+    }
+
+    /// Waits for events up to `timeout`; returns how many (negative: error).
+    fn wait(&mut self, timeout: Option<Duration>) -> i32 {
+        if self.pwait2 {
+            let ts = timeout.map(|t| libc::timespec {
+                tv_sec: t.as_secs().min(i64::MAX as u64) as libc::time_t,
+                tv_nsec: libc::c_long::from(t.subsec_nanos() as i32),
+            });
+            let tsp = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
+            // SAFETY: the events buffer is live and its length is passed;
+            // `tsp` is null or points at `ts`, alive for the call.
+            let n = unsafe {
+                libc::epoll_pwait2(
+                    self.epfd.as_raw_fd(),
+                    self.events.as_mut_ptr(),
+                    self.events.len() as i32,
+                    tsp,
+                    std::ptr::null(),
+                )
+            };
+            if n >= 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ENOSYS) {
+                return n;
+            }
+            self.pwait2 = false;
+        }
+        let ms = match timeout {
+            None => -1,
+            // Round up so a timer is never woken for early.
+            Some(t) => i32::try_from(t.as_micros().div_ceil(1000)).unwrap_or(i32::MAX),
+        };
+        // SAFETY: the events buffer is live and its length is passed.
+        unsafe {
+            libc::epoll_wait(
+                self.epfd.as_raw_fd(),
+                self.events.as_mut_ptr(),
+                self.events.len() as i32,
+                ms,
+            )
+        }
+    }
+
     /// Takes `key`'s socket out of the epoll set for its next backoff delay.
     fn park(&mut self, now: Instant, key: StreamKey, fd: RawFd) {
         let Some(s) = self.sock_mut(key) else {
@@ -396,20 +480,7 @@ impl Backend for EpollBackend {
     fn turn<S: PacketSink>(&mut self, timeout: Option<Duration>, sink: &mut S) -> io::Result<bool> {
         self.counters.turns += 1;
         self.counters.syscalls += 1;
-        let ms = match timeout {
-            None => -1,
-            // Round up so a timer is never woken for early.
-            Some(t) => i32::try_from(t.as_micros().div_ceil(1000)).unwrap_or(i32::MAX),
-        };
-        // SAFETY: the events buffer is live and its length is passed.
-        let n = unsafe {
-            libc::epoll_wait(
-                self.epfd.as_raw_fd(),
-                self.events.as_mut_ptr(),
-                self.events.len() as i32,
-                ms,
-            )
-        };
+        let n = self.wait(timeout);
         if n < 0 {
             let e = io::Error::last_os_error();
             return if e.kind() == io::ErrorKind::Interrupted {
@@ -436,6 +507,7 @@ impl Backend for EpollBackend {
         if !self.deferred.is_empty() {
             self.unpark_due(now);
         }
+        self.transmit(Instant::now(), sink);
         Ok(woken)
     }
 

@@ -75,7 +75,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-pub use backend::{Backend, BackendCounters, IoBackend, PacketSink};
+pub use backend::{Backend, BackendCounters, IoBackend, OwnTransmit, PacketSink};
 pub use mailbox::{Full, Queue};
 pub use shard::ShardStats;
 pub use sys::{gettid, nofile_limit, raise_nofile_limit, set_socket_buffers, thread_cpu_time};
@@ -229,6 +229,25 @@ pub struct LegUpdate {
     pub awaiting_answer: Option<bool>,
 }
 
+/// A leg that ends in a local media endpoint (see [`Engine::create_endpoint`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EndpointSpec {
+    /// Opaque tag returned in events.
+    pub tag: u64,
+    /// The leg: its far end's signalled addresses, latching policy, mux.
+    pub leg: LegOptions,
+}
+
+/// A created endpoint: the one-leg call it lives in and the leg's local
+/// addresses (what its far end is told to send to).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EndpointInfo {
+    /// The call; [`Engine::delete_call`] removes the endpoint.
+    pub id: CallId,
+    /// The leg.
+    pub leg: LegInfo,
+}
+
 /// A call's identity: its shard and its key there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CallId {
@@ -308,6 +327,12 @@ pub struct EngineStats {
     pub recv_backoffs: u64,
     /// Calls removed by media timeout.
     pub timeouts: u64,
+    /// Live local media endpoints.
+    pub endpoints: u64,
+    /// Datagrams delivered to local media endpoints.
+    pub delivered: u64,
+    /// Datagrams local media endpoints produced.
+    pub produced: u64,
 }
 
 impl EngineStats {
@@ -330,6 +355,9 @@ impl EngineStats {
         self.recv_errors += s.recv_errors.load(r);
         self.recv_backoffs += s.recv_backoffs.load(r);
         self.timeouts += s.timeouts.load(r);
+        self.endpoints += s.endpoints.load(r);
+        self.delivered += s.delivered.load(r);
+        self.produced += s.produced.load(r);
     }
 
     /// All drops.
@@ -534,6 +562,59 @@ impl Engine {
         self.install(shard, spec.tag, legs)
     }
 
+    /// Creates a local media endpoint: a one-leg call (port pair from a
+    /// shard chosen round-robin, as [`create_call`](Self::create_call))
+    /// whose leg ends in `endpoint` instead of another leg. What the leg's
+    /// latch accepts goes to the endpoint; what the endpoint sends leaves
+    /// from the leg's sockets to the far end (latched, else signalled:
+    /// set it with [`update_leg`](Self::update_leg) once known). The
+    /// endpoint runs on that shard's loop, beside relayed calls.
+    pub fn create_endpoint(
+        &self,
+        spec: EndpointSpec,
+        endpoint: Box<dyn crate::media::Endpoint>,
+    ) -> Result<EndpointInfo, EngineError> {
+        let n = self.shards.len();
+        if n == 0 {
+            return Err(EngineError::Ports("no shards".into()));
+        }
+        let start = self.next_shard.fetch_add(1, Ordering::Relaxed);
+        let shard = &self.shards[start % n];
+        let leg = self.bind_leg(shard.id, &spec.leg)?;
+        let (key, info) = self.request(shard, |reply| Command::AddEndpoint {
+            tag: spec.tag,
+            leg,
+            endpoint,
+            reply,
+        })??;
+        Ok(EndpointInfo {
+            id: CallId {
+                shard: shard.id,
+                key,
+            },
+            leg: info,
+        })
+    }
+
+    /// Ends leg `leg` (0 or 1) of a call in `endpoint`, bridging that leg's
+    /// far end to local media (an announcement, a recorder, DTMF
+    /// injection): the leg no longer relays to the other, whose media is
+    /// then dropped (`no_peer`). An endpoint already there is replaced.
+    pub fn attach_endpoint(
+        &self,
+        id: CallId,
+        leg: usize,
+        endpoint: Box<dyn crate::media::Endpoint>,
+    ) -> Result<(), EngineError> {
+        let call = id.key;
+        self.request(self.shard(id)?, |reply| Command::AttachEndpoint {
+            call,
+            leg,
+            endpoint,
+            reply,
+        })?
+    }
+
     fn bind_legs(&self, shard: ShardId, spec: &CallSpec) -> Result<Vec<NewLeg>, EngineError> {
         let mut legs = Vec::with_capacity(2);
         for opts in &spec.legs {
@@ -660,11 +741,17 @@ impl Engine {
         if let Err(Full(cmd)) = shard.mailbox.push(cmd) {
             // Dropping the command closes its reply channel; an AddCall's
             // sockets close and its ports are released here.
-            if let Command::AddCall { legs, .. } = cmd {
-                let now = Instant::now();
-                for l in legs {
-                    let _ = self.ports.release(l.ports, now);
+            let now = Instant::now();
+            match cmd {
+                Command::AddCall { legs, .. } => {
+                    for l in legs {
+                        let _ = self.ports.release(l.ports, now);
+                    }
                 }
+                Command::AddEndpoint { leg, .. } => {
+                    let _ = self.ports.release(leg.ports, now);
+                }
+                _ => {}
             }
             return Err(EngineError::Busy(shard.id.0));
         }

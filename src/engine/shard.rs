@@ -12,6 +12,8 @@
 //! another thread's memory; counters are plain integers published once per
 //! turn with relaxed stores into this shard's cache-padded stats block.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,14 +22,15 @@ use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
 
-use super::backend::{Backend, PacketSink};
+use super::backend::{Backend, OwnTransmit, PacketSink};
 use super::mailbox::Queue;
 use super::sys::{self, EventFd};
 use super::{CallId, EngineError, EngineEvent, LegInfo, LegUpdate};
 use crate::ports::{PortAllocator, PortPair, ShardId};
+use crate::media::Endpoint;
 use crate::relay::{
-    CallKey, DropReason, LegSpec, RelayConfig, RelayTable, RemovedCall, StreamKey, StreamKind,
-    StreamSnapshot, Verdict,
+    CallKey, DropReason, EndpointKey, LegKey, LegSpec, RelayConfig, RelayTable, RemovedCall,
+    Slab, StreamKey, StreamKind, StreamSnapshot, Verdict,
 };
 
 /// A leg ready to be installed: bound sockets and what to do with them.
@@ -63,7 +66,27 @@ pub(crate) enum Command {
         call: CallKey,
         reply: SyncSender<Option<RemovedCall>>,
     },
+    /// A one-leg call whose leg ends in `endpoint`.
+    AddEndpoint {
+        tag: u64,
+        leg: NewLeg,
+        endpoint: Box<dyn Endpoint>,
+        reply: SyncSender<Result<(CallKey, LegInfo), EngineError>>,
+    },
+    /// Ends leg `leg` of an existing call in `endpoint`.
+    AttachEndpoint {
+        call: CallKey,
+        leg: usize,
+        endpoint: Box<dyn Endpoint>,
+        reply: SyncSender<Result<(), EngineError>>,
+    },
     Shutdown,
+}
+
+impl std::fmt::Debug for dyn Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Endpoint")
+    }
 }
 
 /// Counters of one shard, written by the shard only (relaxed stores once
@@ -100,6 +123,12 @@ pub struct ShardStats {
     pub recv_backoffs: AtomicU64,
     /// Calls removed by the media timeout.
     pub timeouts: AtomicU64,
+    /// Live local media endpoints.
+    pub endpoints: AtomicU64,
+    /// Datagrams delivered to local media endpoints.
+    pub delivered: AtomicU64,
+    /// Datagrams local media endpoints produced (sent or not).
+    pub produced: AtomicU64,
     /// Thread CPU time in nanoseconds (updated about every 100 ms).
     pub cpu_ns: AtomicU64,
     /// Kernel thread id of the shard (for /proc-based measurements).
@@ -116,12 +145,107 @@ struct Local {
     drops: [u64; DropReason::COUNT],
     unknown_stream: u64,
     timeouts: u64,
+    delivered: u64,
+    produced: u64,
 }
+
+/// A local media endpoint and the leg it ends.
+struct EndpointSlot {
+    endpoint: Box<dyn Endpoint>,
+    leg: LegKey,
+    /// The deadline of its entry in [`Core::timers`]; an entry with another
+    /// instant is stale.
+    armed: Option<Instant>,
+    /// In [`Core::ready`] already.
+    queued: bool,
+}
+
+/// Room reserved for endpoint bookkeeping, so that the steady state does
+/// not grow it.
+const ENDPOINT_RESERVE: usize = 1024;
 
 /// The shard's sans-IO side, handed to the backend as its sink.
 struct Core {
     table: RelayTable,
     local: Local,
+    endpoints: Slab<EndpointSlot>,
+    /// Endpoints with work (input delivered, timer due, just added), in
+    /// order; serviced by [`PacketSink::poll_transmit`].
+    ready: Vec<EndpointKey>,
+    /// Index of the next entry of `ready` to service.
+    ready_at: usize,
+    /// Endpoint deadlines: a min-heap with lazy deletion (an entry whose
+    /// instant is not its slot's `armed` is skipped when it surfaces).
+    timers: BinaryHeap<Reverse<(Instant, EndpointKey)>>,
+}
+
+impl Core {
+    fn new(now: Instant, relay: RelayConfig) -> Self {
+        Core {
+            table: RelayTable::new(now, relay),
+            local: Local::default(),
+            endpoints: Slab::with_capacity(64),
+            ready: Vec::with_capacity(ENDPOINT_RESERVE),
+            ready_at: 0,
+            timers: BinaryHeap::with_capacity(ENDPOINT_RESERVE),
+        }
+    }
+
+    /// Queues `key` for service in this or the next turn.
+    fn mark_ready(&mut self, key: EndpointKey) {
+        if let Some(slot) = self.endpoints.get_mut(key) {
+            if !slot.queued {
+                slot.queued = true;
+                self.ready.push(key);
+            }
+        }
+    }
+
+    /// When the shard must turn next for its endpoints: now when some are
+    /// ready, else the earliest endpoint deadline.
+    fn endpoint_deadline(&self, now: Instant) -> Option<Instant> {
+        if self.ready_at < self.ready.len() {
+            return Some(now);
+        }
+        self.timers.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// Moves the endpoints whose deadline is due to `ready`, running their
+    /// timeout.
+    fn run_due_timers(&mut self, now: Instant) {
+        while let Some(&Reverse((at, key))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(slot) = self.endpoints.get_mut(key) else {
+                continue;
+            };
+            if slot.armed != Some(at) {
+                continue;
+            }
+            slot.armed = None;
+            slot.endpoint.handle_timeout(now);
+            self.mark_ready(key);
+        }
+    }
+
+    /// Ends the service of `key` for this turn: flushes it and re-arms its
+    /// timer.
+    fn finish(&mut self, now: Instant, key: EndpointKey) {
+        let Some(slot) = self.endpoints.get_mut(key) else {
+            return;
+        };
+        slot.queued = false;
+        slot.endpoint.flush(now);
+        let next = slot.endpoint.poll_timeout();
+        if next != slot.armed {
+            slot.armed = next;
+            if let Some(at) = next {
+                self.timers.push(Reverse((at, key)));
+            }
+        }
+    }
 }
 
 impl PacketSink for Core {
@@ -138,10 +262,60 @@ impl PacketSink for Core {
         let v = self.table.handle_packet(now, stream, src, data, truncated);
         match v {
             Verdict::Forward { .. } => {}
+            Verdict::Deliver {
+                endpoint,
+                component,
+            } => {
+                if let Some(slot) = self.endpoints.get_mut(endpoint) {
+                    self.local.delivered += 1;
+                    slot.endpoint.handle_input(now, component, src, data);
+                    self.mark_ready(endpoint);
+                }
+            }
             Verdict::Drop(r) => self.local.drops[r.index()] += 1,
             Verdict::UnknownStream => self.local.unknown_stream += 1,
         }
         v
+    }
+
+    fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<OwnTransmit> {
+        loop {
+            if self.ready_at == self.ready.len() {
+                self.ready.clear();
+                self.ready_at = 0;
+                self.run_due_timers(now);
+                if self.ready.is_empty() {
+                    return None;
+                }
+            }
+            let key = self.ready[self.ready_at];
+            let Some(slot) = self.endpoints.get_mut(key) else {
+                self.ready_at += 1;
+                continue;
+            };
+            let leg = slot.leg;
+            let Some(t) = slot.endpoint.poll_transmit(now, buf) else {
+                self.ready_at += 1;
+                self.finish(now, key);
+                continue;
+            };
+            self.local.produced += 1;
+            match self.table.egress(leg, t.component) {
+                Ok((via, dest)) => {
+                    return Some(OwnTransmit {
+                        via,
+                        dest,
+                        len: t.len.min(buf.len()),
+                    });
+                }
+                Err(reason) => {
+                    self.local.drops[reason.index()] += 1;
+                    if let Some(slot) = self.endpoints.get_mut(key) {
+                        slot.endpoint.on_send_failed(t.component);
+                    }
+                }
+            }
+        }
     }
 
     fn on_sent(&mut self, via: StreamKey, bytes: usize) {
@@ -179,19 +353,20 @@ pub(crate) fn run<B: Backend>(mut backend: B, parts: ShardParts) {
         events,
     } = parts;
     stats.tid.store(sys::gettid() as u64, Ordering::Relaxed);
-    let mut core = Core {
-        table: RelayTable::new(Instant::now(), relay),
-        local: Local::default(),
-    };
+    let mut core = Core::new(Instant::now(), relay);
     let mut next_cpu_sample = Instant::now();
     loop {
         let now = Instant::now();
         // The earlier of the relay's next timer and the backend's next
         // deferred receive, at most 1 s away.
-        let deadline = match (core.table.poll_timeout(), backend.poll_timeout()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let deadline = [
+            core.table.poll_timeout(),
+            backend.poll_timeout(),
+            core.endpoint_deadline(now),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let timeout = deadline
             .map(|d| d.saturating_duration_since(now))
             .unwrap_or(Duration::from_secs(1))
@@ -260,6 +435,9 @@ fn publish<B: Backend>(stats: &ShardStats, core: &Core, backend: &B) {
     }
     stats.unknown_stream.store(l.unknown_stream, r);
     stats.timeouts.store(l.timeouts, r);
+    stats.endpoints.store(core.endpoints.len() as u64, r);
+    stats.delivered.store(l.delivered, r);
+    stats.produced.store(l.produced, r);
     let b = backend.counters();
     stats.syscalls.store(b.syscalls, r);
     stats.turns.store(b.turns, r);
@@ -300,6 +478,28 @@ fn handle_command<B: Backend>(
         }
         Command::Delete { call, reply } => {
             let _ = reply.send(remove_call(backend, core, ports, call, now));
+        }
+        Command::AddEndpoint {
+            tag,
+            leg,
+            endpoint,
+            reply,
+        } => {
+            let result = add_endpoint(backend, core, ports, tag, leg, endpoint, now);
+            let key = result.as_ref().ok().map(|(key, _)| *key);
+            if reply.send(result).is_err() {
+                if let Some(key) = key {
+                    remove_call(backend, core, ports, key, now);
+                }
+            }
+        }
+        Command::AttachEndpoint {
+            call,
+            leg,
+            endpoint,
+            reply,
+        } => {
+            let _ = reply.send(attach_endpoint(core, call, leg, endpoint));
         }
         Command::Shutdown => {}
     }
@@ -358,6 +558,58 @@ fn add_call<B: Backend>(
     Ok((call, infos))
 }
 
+fn add_endpoint<B: Backend>(
+    backend: &mut B,
+    core: &mut Core,
+    ports: &PortAllocator,
+    tag: u64,
+    leg: NewLeg,
+    endpoint: Box<dyn Endpoint>,
+    now: Instant,
+) -> Result<(CallKey, LegInfo), EngineError> {
+    let (call, infos) = add_call(backend, core, ports, tag, vec![leg], now)?;
+    let [info] = infos[..] else {
+        remove_call(backend, core, ports, call, now);
+        return Err(EngineError::NoSuchLeg);
+    };
+    attach(core, info.key, endpoint).map_err(|e| {
+        remove_call(backend, core, ports, call, now);
+        e
+    })?;
+    Ok((call, info))
+}
+
+fn attach_endpoint(
+    core: &mut Core,
+    call: CallKey,
+    leg: usize,
+    endpoint: Box<dyn Endpoint>,
+) -> Result<(), EngineError> {
+    let legs = core.table.legs_of(call).ok_or(EngineError::NoSuchCall)?;
+    let key = *legs.get(leg).ok_or(EngineError::NoSuchLeg)?;
+    attach(core, key, endpoint)
+}
+
+/// Installs `endpoint` at the end of `leg` (replacing one already there)
+/// and queues it for its first service.
+fn attach(core: &mut Core, leg: LegKey, endpoint: Box<dyn Endpoint>) -> Result<(), EngineError> {
+    if let Some(old) = core.table.endpoint_of(leg) {
+        core.endpoints.remove(old);
+    }
+    let key = core.endpoints.insert(EndpointSlot {
+        endpoint,
+        leg,
+        armed: None,
+        queued: false,
+    });
+    if let Err(e) = core.table.attach_endpoint(leg, key) {
+        core.endpoints.remove(key);
+        return Err(EngineError::Relay(e));
+    }
+    core.mark_ready(key);
+    Ok(())
+}
+
 fn update_leg(
     core: &mut Core,
     call: CallKey,
@@ -402,6 +654,13 @@ fn remove_call<B: Backend>(
     call: CallKey,
     now: Instant,
 ) -> Option<RemovedCall> {
+    if let Some(legs) = core.table.legs_of(call) {
+        for &leg in legs {
+            if let Some(e) = core.table.endpoint_of(leg) {
+                core.endpoints.remove(e);
+            }
+        }
+    }
     let removed = core.table.remove_call(call)?;
     for s in &removed.streams {
         backend.deregister(s.key);

@@ -56,6 +56,12 @@ const RECVMSG_OUT: usize = 16;
 const PAYLOAD_OFFSET: usize = RECVMSG_OUT + SOCKADDR_MAX;
 /// Completions copied out of the CQ ring per batch.
 const CQE_BATCH: usize = 256;
+/// Send buffers for datagrams the sink produces itself (local endpoints).
+const OWN_BUFS: usize = 512;
+/// Bytes per such send buffer.
+const OWN_BUF_SIZE: usize = 1536;
+/// Set in a send's user data when it sends from an own buffer.
+const OWN_FLAG: u64 = 1 << 32;
 
 /// How long the probe waits for each of its completions.
 const PROBE_WAIT: Duration = Duration::from_millis(500);
@@ -494,6 +500,14 @@ pub struct UringBackend {
     armed_recvs: usize,
     /// Sends submitted and not yet completed.
     sends_in_flight: usize,
+    /// Send buffers for the sink's own datagrams, [`OWN_BUF_SIZE`] each.
+    own_bufs: Box<[u8]>,
+    /// Free own send buffers.
+    own_free: Vec<u16>,
+    /// Per own buffer: the stream whose socket sends it.
+    own_via: Box<[StreamKey]>,
+    /// Per own buffer: its destination.
+    own_dests: Box<[RawAddr]>,
     counters: BackendCounters,
 }
 
@@ -546,6 +560,10 @@ impl UringBackend {
             wake_armed: false,
             armed_recvs: 0,
             sends_in_flight: 0,
+            own_bufs: vec![0u8; OWN_BUFS * OWN_BUF_SIZE].into_boxed_slice(),
+            own_free: (0..OWN_BUFS as u16).rev().collect(),
+            own_via: vec![Key::from_parts(u32::MAX, 0); OWN_BUFS].into_boxed_slice(),
+            own_dests: vec![RawAddr::empty(); OWN_BUFS].into_boxed_slice(),
             counters: BackendCounters::default(),
         };
         b.arm_wake()?;
@@ -555,9 +573,10 @@ impl UringBackend {
     fn push(&mut self, entry: &squeue::Entry) -> io::Result<()> {
         loop {
             // SAFETY: every entry pushed references memory that outlives
-            // the operation: the boxed msghdr, the buffer ring slab and the
-            // per-buffer destination slots, all owned by `self`, which is
-            // dropped only after the ring.
+            // the operation: the boxed msghdr, the buffer ring slab, the own
+            // send buffers (a buffer leaves `own_free` until its send
+            // completes) and the per-buffer destination slots, all owned
+            // by `self`, whose ring is dropped before them.
             if unsafe { self.ring.submission().push(entry) }.is_ok() {
                 return Ok(());
             }
@@ -737,7 +756,59 @@ impl UringBackend {
         Dispatched::Sending
     }
 
+    /// Queues sends of what the sink produces itself, one own buffer each,
+    /// until it has nothing more or the buffers are all in flight.
+    fn transmit<S: PacketSink>(&mut self, now: Instant, sink: &mut S) {
+        while let Some(idx) = self.own_free.pop() {
+            let i = usize::from(idx);
+            let buf = &mut self.own_bufs[i * OWN_BUF_SIZE..(i + 1) * OWN_BUF_SIZE];
+            let Some(t) = sink.poll_transmit(now, buf) else {
+                self.own_free.push(idx);
+                return;
+            };
+            let Some(slot) = self
+                .socks
+                .get(t.via.index() as usize)
+                .and_then(Option::as_ref)
+                .filter(|s| s.key == t.via)
+                .map(|s| s.slot)
+            else {
+                self.own_free.push(idx);
+                sink.on_send_error(t.via, libc::EBADF);
+                continue;
+            };
+            self.own_dests[i].set(&t.dest);
+            self.own_via[i] = t.via;
+            let len = t.len.min(OWN_BUF_SIZE) as u32;
+            let e = opcode::Send::new(types::Fixed(slot), buf.as_ptr(), len)
+                .dest_addr(self.own_dests[i].as_ptr())
+                .dest_addr_len(self.own_dests[i].len())
+                .build()
+                .user_data(KIND_SEND << KIND_SHIFT | OWN_FLAG | u64::from(idx));
+            if let Err(e) = self.push(&e) {
+                self.own_free.push(idx);
+                sink.on_send_error(t.via, e.raw_os_error().unwrap_or(libc::EIO));
+                continue;
+            }
+            self.sends_in_flight += 1;
+        }
+    }
+
     fn on_send<S: PacketSink>(&mut self, cqe: &cqueue::Entry, sink: &mut S) {
+        if cqe.user_data() & OWN_FLAG != 0 {
+            let idx = (cqe.user_data() & 0xffff) as u16;
+            let i = usize::from(idx) % OWN_BUFS;
+            let via = self.own_via[i];
+            self.sends_in_flight = self.sends_in_flight.saturating_sub(1);
+            let res = cqe.result();
+            if res >= 0 {
+                sink.on_sent(via, res as usize);
+            } else {
+                sink.on_send_error(via, -res);
+            }
+            self.own_free.push(i as u16);
+            return;
+        }
         let bid = (cqe.user_data() & 0xffff) as u16;
         let via = self.inflight[usize::from(bid) & self.buf_mask];
         let res = cqe.result();
@@ -900,6 +971,7 @@ impl Backend for UringBackend {
         }
         self.cqes = cqes;
         self.bufs.publish();
+        self.transmit(Instant::now(), sink);
         self.rearm_due(now)?;
         Ok(woken)
     }

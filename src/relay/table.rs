@@ -34,6 +34,20 @@ pub type CallKey = Key;
 pub type LegKey = Key;
 /// Key of a stream (one local socket) in a [`RelayTable`].
 pub type StreamKey = Key;
+/// Key of a local media endpoint, given by the shard that owns it.
+pub type EndpointKey = Key;
+
+/// Where media received on a leg goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Peer {
+    /// Nowhere yet: dropped as [`DropReason::NoPeer`].
+    None,
+    /// Out of the other leg's sockets to its far end (relaying).
+    Leg(LegKey),
+    /// Into a local media endpoint, which sends through this leg's
+    /// sockets ([`RelayTable::egress`]).
+    Endpoint(EndpointKey),
+}
 
 /// Errors of the relay table's control operations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -152,6 +166,15 @@ pub enum Verdict {
         /// Destination address.
         dest: SocketAddr,
     },
+    /// Hand the packet to the local media endpoint the leg ends in (see
+    /// [`RelayTable::attach_endpoint`]); the latch has accepted it and it
+    /// is counted on the receiving stream.
+    Deliver {
+        /// The endpoint (the shard's own key for it).
+        endpoint: EndpointKey,
+        /// What the packet is.
+        component: Component,
+    },
     /// Drop; already counted on the receiving stream.
     Drop(DropReason),
     /// The stream key is stale (its call was removed): the caller counts it
@@ -230,7 +253,7 @@ struct Stream {
 #[derive(Debug)]
 struct Leg {
     call: CallKey,
-    peer: Option<LegKey>,
+    peer: Peer,
     rtp: StreamKey,
     /// The leg's own RTCP socket; equal to `rtp` when created muxed.
     rtcp: StreamKey,
@@ -339,7 +362,7 @@ impl RelayTable {
         // placeholder stream keys, then fix them up.
         let leg = self.legs.insert(Leg {
             call,
-            peer: None,
+            peer: Peer::None,
             rtp: Key::from_parts(u32::MAX, 0),
             rtcp: Key::from_parts(u32::MAX, 0),
             muxed: spec.rtcp_port.is_none(),
@@ -401,10 +424,34 @@ impl RelayTable {
         }
         for (x, y) in [(a, b), (b, a)] {
             if let Some(l) = self.legs.get_mut(x) {
-                l.peer = Some(y);
+                l.peer = Peer::Leg(y);
             }
         }
         Ok(())
+    }
+
+    /// Ends `leg` in a local media endpoint instead of a peer leg: what its
+    /// latch accepts is [`Verdict::Deliver`]ed to `endpoint`, and the
+    /// endpoint's own packets leave from the leg's sockets to its far end
+    /// ([`egress`](Self::egress)). A leg paired with another becomes
+    /// unpaired on both sides.
+    pub fn attach_endpoint(&mut self, leg: LegKey, endpoint: EndpointKey) -> Result<(), RelayError> {
+        let l = self.legs.get_mut(leg).ok_or(RelayError::NoSuchLeg)?;
+        let old = std::mem::replace(&mut l.peer, Peer::Endpoint(endpoint));
+        if let Peer::Leg(other) = old {
+            if let Some(o) = self.legs.get_mut(other) {
+                o.peer = Peer::None;
+            }
+        }
+        Ok(())
+    }
+
+    /// The endpoint `leg` ends in, if any.
+    pub fn endpoint_of(&self, leg: LegKey) -> Option<EndpointKey> {
+        match self.legs.get(leg)?.peer {
+            Peer::Endpoint(e) => Some(e),
+            _ => None,
+        }
     }
 
     /// Sets the signalled addresses of a leg's far end (answer, re-offer).
@@ -565,26 +612,40 @@ impl RelayTable {
 
     /// Where a `component` packet received on `leg` goes.
     fn route(&self, leg: LegKey, component: Component) -> Verdict {
-        let Some(peer) = self
-            .legs
-            .get(leg)
-            .and_then(|l| l.peer)
-            .and_then(|p| self.legs.get(p))
-        else {
-            return Verdict::Drop(DropReason::NoPeer);
+        let peer = match self.legs.get(leg).map(|l| l.peer) {
+            Some(Peer::Leg(p)) => p,
+            Some(Peer::Endpoint(endpoint)) => {
+                return Verdict::Deliver {
+                    endpoint,
+                    component,
+                };
+            }
+            _ => return Verdict::Drop(DropReason::NoPeer),
         };
-        // RFC 5761 §4: a muxed peer gets RTCP on its RTP port.
+        match self.egress(peer, component) {
+            Ok((via, dest)) => Verdict::Forward { via, dest },
+            Err(reason) => Verdict::Drop(reason),
+        }
+    }
+
+    /// The socket a `component` packet leaves `leg` from, and its far end's
+    /// address (latched, else signalled): where a relayed packet or a local
+    /// endpoint's own packet for that leg goes. RFC 5761 §4: a muxed leg
+    /// sends RTCP from its RTP socket; an RTCP socket with nothing learned
+    /// or signalled follows the RTP address, port + 1 (RFC 3550 §11).
+    pub fn egress(
+        &self,
+        leg: LegKey,
+        component: Component,
+    ) -> Result<(StreamKey, SocketAddr), DropReason> {
+        let peer = self.legs.get(leg).ok_or(DropReason::NoPeer)?;
         let via = match component {
             Component::Rtp => peer.rtp,
             Component::Rtcp if peer.muxed => peer.rtp,
             Component::Rtcp => peer.rtcp,
         };
-        let Some(out) = self.streams.get(via) else {
-            return Verdict::Drop(DropReason::NoPeer);
-        };
+        let out = self.streams.get(via).ok_or(DropReason::NoPeer)?;
         let dest = out.latch.send_addr().or_else(|| {
-            // RTCP socket with nothing learned or signalled yet: follow the
-            // RTP endpoint, port + 1 (RFC 3550 §11).
             if component == Component::Rtcp && via != peer.rtp {
                 let rtp = self.streams.get(peer.rtp)?;
                 rtcp_of(rtp.latch.send_addr())
@@ -592,10 +653,7 @@ impl RelayTable {
                 None
             }
         });
-        match dest {
-            Some(dest) => Verdict::Forward { via, dest },
-            None => Verdict::Drop(DropReason::NoDestination),
-        }
+        dest.map(|d| (via, d)).ok_or(DropReason::NoDestination)
     }
 
     /// Records a successful send of `bytes` from `via`'s socket.
