@@ -1,0 +1,1113 @@
+//! The media session: one audio stream that starts or ends in the
+//! application (sans-IO; no threads, sockets or clocks).
+//!
+//! Send side:
+//! - **Pacing on a media clock.** Packet `k` is due at `start + k·ptime`
+//!   and carries RTP timestamp `initial + k·ptime·rate` (RFC 3550 §5.1:
+//!   the timestamp follows the sampling instant). Ticks run whatever
+//!   happens: on hold, during an underrun of the application's audio or a
+//!   telephone-event, the timestamp keeps advancing with the clock, so a
+//!   resumed stream never jumps back or stalls. A shard that polls late
+//!   sends each overdue packet at once, up to [`MAX_CATCH_UP`]; older ticks
+//!   are skipped (counted), never burst.
+//! - **Marker bit** on the first packet of each talkspurt (RFC 3551 §4.1):
+//!   the first packet, and the first after an underrun, hold or event.
+//! - **Direction**: nothing is sent while not sending (the application's
+//!   audio is consumed and counted as discarded, so it stays in step); RTP
+//!   received while not receiving is dropped and counted. RTCP goes on in
+//!   every direction (RFC 3264 §5.1).
+//! - **RFC 4733 events** share the audio's SSRC, sequence and timestamp
+//!   space ([`DtmfSender`] owns the [`RtpSource`]); while an event occupies
+//!   the stream, audio ticks are held back (consumed, not sent), so no
+//!   audio packet falls inside an event (RFC 4733 §2.5.1.2).
+//!
+//! Receive side: RTP is checked against the negotiated payload types:
+//! telephone-events go to a [`DtmfReceiver`] (each digit reported once with
+//! its duration, whatever redundancy, loss or reordering), audio through the
+//! receive statistics (RFC 3550 A.1, A.8) into the optional
+//! [`JitterBuffer`] and out as PCM (G.711 with concealment of lost frames)
+//! and/or as raw payloads.
+//!
+//! RTCP (RFC 3550 §6): a compound SR or RR + SDES CNAME (+ XR VoIP Metrics,
+//! RFC 3611 §4.7, when enabled) on randomised intervals (§6.2, §6.3.5:
+//! `T·U[0.5, 1.5] / (e − 3/2)` with `T` the configured minimum, the first
+//! report after half of it), round-trip time from LSR/DLSR of the far end's
+//! report blocks about us (§6.4.1), and BYE when stopped (§6.3.7).
+//!
+//! Quality: an ITU-T G.107 E-model per stream from the codec, the losses
+//! the playout saw (burst-aware), jitter-buffer delay and RTT
+//! ([`QualityMonitor`]), reported live and carried in the XR block.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::endpoint::{Endpoint, Transmit};
+use super::event::{
+    AudioFrame, Control, DtmfReport, MediaEvent, PayloadFrame, QualityReport, ReceptionReport,
+    RemoteQuality, RtcpReport, SessionState,
+};
+use super::jitter::{JitterBuffer, JitterConfig, Playout};
+use super::pool::FramePool;
+use super::quality::{CodecImpairment, QualityMonitor};
+use super::ring::Consumer;
+use crate::codec::plc::Concealer;
+use crate::codec::{AudioCodec, G711};
+use crate::dtmf::{
+    DtmfReceiver, DtmfReceiverConfig, DtmfSender, DtmfSenderConfig, EventCode, EventKind, Volume,
+};
+use crate::relay::Component;
+use crate::rtcp::{
+    self, Bye, CompoundWriter, LocalSource, NtpTime, RtcpPacket, SenderInfo, SsrcList,
+};
+use crate::rtp::source::{RtpSource, SourceConfig};
+use crate::rtp::stats::{ClockRate, ReceiveStats};
+use crate::rtp::{PayloadType, RtpPacket, Ssrc};
+use crate::sdp::Direction;
+
+/// Most overdue packets sent at once after a late poll; older ticks are
+/// skipped.
+pub const MAX_CATCH_UP: u64 = 3;
+
+/// Largest PCM frame a session handles (120 ms at 8 kHz).
+const MAX_FRAME_SAMPLES: usize = 960;
+
+/// Why a session cannot be built or a control request was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// ptime outside 10..=120 ms or not a whole number of clock ticks.
+    #[error("ptime {0:?} unsupported (10 to 120 ms)")]
+    Ptime(Duration),
+    /// The jitter buffer settings are invalid.
+    #[error("jitter buffer: {0}")]
+    Jitter(String),
+    /// A receive payload type is listed twice or collides with the
+    /// telephone-event type.
+    #[error("payload type {0} listed twice")]
+    DuplicatePayloadType(u8),
+    /// Telephone-events were not negotiated.
+    #[error("telephone-event was not negotiated")]
+    NoTelephoneEvent,
+    /// The DTMF queue is full or the duration is zero.
+    #[error("DTMF: {0}")]
+    Dtmf(String),
+    /// The CNAME is longer than 255 bytes.
+    #[error("CNAME longer than 255 bytes")]
+    Cname,
+    /// The session has stopped.
+    #[error("session stopped")]
+    Stopped,
+}
+
+/// A codec a session sends or accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CodecSpec {
+    /// G.711 µ-law or A-law.
+    G711(G711),
+}
+
+impl CodecSpec {
+    fn build(self) -> Box<dyn AudioCodec> {
+        match self {
+            CodecSpec::G711(g) => Box::new(g),
+        }
+    }
+
+    fn impairment(self, plc: bool) -> CodecImpairment {
+        match (self, plc) {
+            (CodecSpec::G711(_), true) => CodecImpairment::G711_PLC,
+            (CodecSpec::G711(_), false) => CodecImpairment::G711,
+        }
+    }
+}
+
+/// What the application writes into the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputMode {
+    /// 16-bit PCM at the codec's rate; the session encodes.
+    Pcm,
+    /// Payload already encoded with this codec; the session transcodes
+    /// when it differs from the codec it sends.
+    Payload(CodecSpec),
+}
+
+/// Settings of a [`MediaSession`] (what offer/answer negotiated, and local
+/// choices).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionConfig {
+    /// The payload type and codec sent (the first codec of the answer).
+    pub send: (PayloadType, CodecSpec),
+    /// Payload types accepted on receive (the send one is always
+    /// accepted).
+    pub receive: Vec<(PayloadType, CodecSpec)>,
+    /// The negotiated telephone-event payload type (RFC 4733 §7.1.1), if
+    /// any.
+    pub telephone_event: Option<PayloadType>,
+    /// Packetisation interval (RFC 8866 `a=ptime`).
+    pub ptime: Duration,
+    /// Initial direction, from our point of view.
+    pub direction: Direction,
+    /// What the application writes.
+    pub input: InputMode,
+    /// Room of the input ring, in media time.
+    pub input_buffer: Duration,
+    /// Report decoded audio as [`MediaEvent::Audio`].
+    pub deliver_audio: bool,
+    /// Report raw payloads as [`MediaEvent::Payload`] (in this codec: the
+    /// received payload is transcoded when the far end uses the other
+    /// G.711 law; `None`: as received).
+    pub deliver_payload: Option<Option<CodecSpec>>,
+    /// Frames lent to the application at once (per kind); a frame that
+    /// finds none free is counted, not delivered.
+    pub frames: usize,
+    /// Jitter buffer; `None` plays out on arrival (lowest latency).
+    pub jitter: Option<JitterConfig>,
+    /// Send and receive RTCP.
+    pub rtcp: bool,
+    /// Minimum RTCP report interval `T` (RFC 3550 §6.2: 5 s).
+    pub rtcp_interval: Duration,
+    /// Add an XR VoIP Metrics block (RFC 3611 §4.7) to each report.
+    pub xr: bool,
+    /// Our CNAME (RFC 3550 §6.5.1).
+    pub cname: String,
+    /// Our SSRC (`None`: random).
+    pub ssrc: Option<Ssrc>,
+    /// How often [`MediaEvent::Quality`] is reported while receiving.
+    pub quality_interval: Duration,
+    /// Wall-clock time at the session's start instant, for SR NTP
+    /// timestamps (the caller reads the clock, not the session).
+    pub wallclock: NtpTime,
+    /// Capacity of the internal event queue (events beyond it are counted
+    /// and dropped).
+    pub event_capacity: usize,
+}
+
+impl SessionConfig {
+    /// PCMU, 20 ms, telephone-event 101, send and receive, PCM in and out,
+    /// a jitter buffer, RTCP every 5 s with XR.
+    pub fn new(wallclock: NtpTime) -> Self {
+        SessionConfig {
+            send: (PayloadType::PCMU, CodecSpec::G711(G711::Pcmu)),
+            receive: vec![(PayloadType::PCMA, CodecSpec::G711(G711::Pcma))],
+            telephone_event: PayloadType::new(101),
+            ptime: Duration::from_millis(20),
+            direction: Direction::SendRecv,
+            input: InputMode::Pcm,
+            input_buffer: Duration::from_millis(160),
+            deliver_audio: true,
+            deliver_payload: None,
+            frames: 4,
+            jitter: Some(JitterConfig::new(8000, Duration::from_millis(20))),
+            rtcp: true,
+            rtcp_interval: Duration::from_secs(5),
+            xr: true,
+            cname: String::from("mediarelay"),
+            ssrc: None,
+            quality_interval: Duration::from_secs(1),
+            wallclock,
+            event_capacity: 32,
+        }
+    }
+
+    /// Samples per packet at the send codec's rate.
+    pub fn frame_samples(&self) -> usize {
+        let rate = u128::from(self.send.1.build().clock_rate());
+        (self.ptime.as_nanos() * rate / 1_000_000_000) as usize
+    }
+}
+
+/// Counters of a session.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionStats {
+    /// Audio RTP packets sent.
+    pub audio_sent: u64,
+    /// Telephone-event packets sent.
+    pub dtmf_sent: u64,
+    /// RTCP compounds sent.
+    pub rtcp_sent: u64,
+    /// Ticks without a full frame of input (nothing sent).
+    pub underruns: u64,
+    /// Frames of input consumed without sending (not sending, or held
+    /// back during a telephone-event).
+    pub input_discarded: u64,
+    /// Ticks skipped because the poll came too late.
+    pub ticks_skipped: u64,
+    /// Packets that could not be sent (no destination, send failure).
+    pub send_failed: u64,
+    /// RTP packets received and accepted.
+    pub received: u64,
+    /// Telephone-event packets received.
+    pub dtmf_received: u64,
+    /// RTCP compounds received.
+    pub rtcp_received: u64,
+    /// RTP dropped: received while not receiving.
+    pub dropped_not_receiving: u64,
+    /// Datagrams dropped as malformed.
+    pub dropped_malformed: u64,
+    /// RTP dropped: payload type not negotiated.
+    pub dropped_payload_type: u64,
+    /// Frames played out (decoded from a packet).
+    pub played: u64,
+    /// Frames concealed.
+    pub concealed: u64,
+    /// Events dropped because the queue was full.
+    pub events_dropped: u64,
+    /// Frames not delivered because the application holds every buffer.
+    pub frames_dropped: u64,
+    /// Sum of send lags (actual send instant − scheduled instant), µs.
+    pub pacing_lag_us_sum: u64,
+    /// Largest send lag seen, µs.
+    pub pacing_lag_us_max: u64,
+    /// Send lag histogram: bucket `i` counts lags in `[i·100, (i+1)·100)`
+    /// µs; the last bucket everything from 1.5 ms on.
+    pub pacing_lag: [u64; 16],
+}
+
+/// The sans-IO media session. Implements [`Endpoint`], so an engine shard
+/// or a simulation drives it.
+pub struct MediaSession {
+    start: Instant,
+    wallclock: NtpTime,
+    ptime: Duration,
+    frame_samples: usize,
+    direction: Direction,
+    send_pt: PayloadType,
+    send_codec: Box<dyn AudioCodec>,
+    /// Owns the [`RtpSource`] audio and events share.
+    dtmf_tx: DtmfSender,
+    telephone_event: Option<PayloadType>,
+    input: Input,
+    /// Index of the next audio tick.
+    tick: u64,
+    /// The previous tick sent audio (no marker on the next).
+    in_talkspurt: bool,
+    sent_any: bool,
+    recv_codecs: Vec<(PayloadType, Box<dyn AudioCodec>)>,
+    /// Codec index of the stream being played out.
+    playing: usize,
+    recv_stats: Vec<ReceiveStats>,
+    dtmf_rx: Option<DtmfReceiver>,
+    jitter: Option<JitterBuffer>,
+    concealer: Concealer,
+    quality: QualityMonitor,
+    next_quality: Option<Instant>,
+    audio_pool: Option<FramePool<i16>>,
+    payload_pool: Option<FramePool<u8>>,
+    payload_codec: Option<Box<dyn AudioCodec>>,
+    pcm: Box<[i16]>,
+    bytes: Box<[u8]>,
+    rtcp: bool,
+    xr: bool,
+    rtcp_interval: Duration,
+    next_rtcp: Option<Instant>,
+    rng: u64,
+    cname: Box<[u8]>,
+    rtt: Option<Duration>,
+    stop: StopState,
+    events: VecDeque<MediaEvent>,
+    event_capacity: usize,
+    stats: SessionStats,
+}
+
+enum Input {
+    Pcm(Consumer<i16>),
+    Payload(Consumer<u8>, Box<dyn AudioCodec>),
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StopState {
+    Running,
+    /// Stop asked: the BYE goes out on the next poll.
+    ByePending,
+    Stopped,
+}
+
+impl std::fmt::Debug for MediaSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaSession")
+            .field("ssrc", &self.ssrc())
+            .field("direction", &self.direction)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The application's input end: hand it to the writer of audio.
+#[derive(Debug)]
+pub enum InputWriter {
+    /// PCM samples.
+    Pcm(super::ring::Producer<i16>),
+    /// Pre-encoded payload bytes.
+    Payload(super::ring::Producer<u8>),
+}
+
+impl MediaSession {
+    /// A session starting at `start` (its media clock's origin), and the
+    /// writer of its audio input.
+    pub fn new(config: SessionConfig, start: Instant) -> Result<(Self, InputWriter), SessionError> {
+        let SessionConfig {
+            send,
+            receive,
+            telephone_event,
+            ptime,
+            direction,
+            input,
+            input_buffer,
+            deliver_audio,
+            deliver_payload,
+            frames,
+            jitter,
+            rtcp,
+            rtcp_interval,
+            xr,
+            cname,
+            ssrc,
+            quality_interval,
+            wallclock,
+            event_capacity,
+        } = config;
+        if cname.len() > 255 {
+            return Err(SessionError::Cname);
+        }
+        let send_codec = send.1.build();
+        let rate = send_codec.clock_rate();
+        if !(Duration::from_millis(10)..=Duration::from_millis(120)).contains(&ptime) {
+            return Err(SessionError::Ptime(ptime));
+        }
+        let frame_samples = (ptime.as_nanos() * u128::from(rate) / 1_000_000_000) as usize;
+        if frame_samples == 0 || frame_samples > MAX_FRAME_SAMPLES {
+            return Err(SessionError::Ptime(ptime));
+        }
+        let mut source_cfg = SourceConfig::random(rate, ptime);
+        if let Some(s) = ssrc {
+            source_cfg.ssrc = s;
+        }
+        let source =
+            RtpSource::new(source_cfg, start).map_err(|_| SessionError::Ptime(ptime))?;
+        let dtmf_tx = DtmfSender::new(
+            source,
+            DtmfSenderConfig {
+                queue_capacity: 16,
+                ..DtmfSenderConfig::new(telephone_event.unwrap_or(PayloadType::from_wire(101)))
+            },
+        );
+        let mut recv_codecs: Vec<(PayloadType, Box<dyn AudioCodec>)> =
+            Vec::with_capacity(receive.len() + 1);
+        recv_codecs.push((send.0, send.1.build()));
+        for (pt, spec) in receive {
+            if recv_codecs.iter().any(|(p, _)| *p == pt) {
+                if pt == send.0 {
+                    continue;
+                }
+                return Err(SessionError::DuplicatePayloadType(pt.value()));
+            }
+            recv_codecs.push((pt, spec.build()));
+        }
+        if let Some(te) = telephone_event {
+            if recv_codecs.iter().any(|(p, _)| *p == te) {
+                return Err(SessionError::DuplicatePayloadType(te.value()));
+            }
+        }
+        let input_samples = (input_buffer.as_nanos() * u128::from(rate) / 1_000_000_000) as usize;
+        let input_samples = input_samples.max(frame_samples);
+        let (input, writer) = match input {
+            InputMode::Pcm => {
+                let (p, c) = super::ring::ring::<i16>(input_samples);
+                (Input::Pcm(c), InputWriter::Pcm(p))
+            }
+            InputMode::Payload(spec) => {
+                let codec = spec.build();
+                let (p, c) = super::ring::ring::<u8>(codec.payload_len(input_samples));
+                (Input::Payload(c, codec), InputWriter::Payload(p))
+            }
+        };
+        let jitter = match jitter {
+            Some(mut j) => {
+                j.clock_rate = rate;
+                j.frame = ptime;
+                Some(JitterBuffer::new(j).map_err(|e| SessionError::Jitter(e.to_string()))?)
+            }
+            None => None,
+        };
+        let rng = u64::from(source_cfg.ssrc.0) << 32 | 0x5851_f42d;
+        let session = MediaSession {
+            start,
+            wallclock,
+            ptime,
+            frame_samples,
+            direction,
+            send_pt: send.0,
+            send_codec,
+            dtmf_tx,
+            telephone_event,
+            input,
+            tick: 0,
+            in_talkspurt: false,
+            sent_any: false,
+            recv_codecs,
+            playing: 0,
+            recv_stats: Vec::with_capacity(1),
+            dtmf_rx: telephone_event.map(|pt| {
+                DtmfReceiver::new(DtmfReceiverConfig {
+                    payload_type: pt,
+                    end_timeout: Duration::from_millis(300),
+                })
+            }),
+            jitter,
+            concealer: Concealer::new(),
+            quality: QualityMonitor::new(send.1.impairment(true), ptime),
+            next_quality: Some(start + quality_interval),
+            audio_pool: deliver_audio.then(|| FramePool::new(frames, frame_samples)),
+            payload_pool: deliver_payload
+                .is_some()
+                .then(|| FramePool::new(frames, 1500)),
+            payload_codec: deliver_payload.flatten().map(CodecSpec::build),
+            pcm: vec![0i16; MAX_FRAME_SAMPLES].into_boxed_slice(),
+            bytes: vec![0u8; 1500].into_boxed_slice(),
+            rtcp,
+            xr,
+            rtcp_interval,
+            next_rtcp: None,
+            rng,
+            cname: cname.into_bytes().into_boxed_slice(),
+            rtt: None,
+            stop: StopState::Running,
+            events: VecDeque::with_capacity(event_capacity),
+            event_capacity,
+            stats: SessionStats::default(),
+        };
+        let mut session = session;
+        session.quality_interval_init(quality_interval);
+        if session.rtcp {
+            // RFC 3550 §6.2: the first report after half the minimum.
+            let first = session.randomised(session.rtcp_interval / 2);
+            session.next_rtcp = Some(start + first);
+        }
+        Ok((session, writer))
+    }
+
+    fn quality_interval_init(&mut self, interval: Duration) {
+        self.quality.set_interval(interval);
+    }
+
+    /// Our SSRC.
+    pub fn ssrc(&self) -> Ssrc {
+        self.dtmf_tx.source().ssrc()
+    }
+
+    /// The current direction.
+    pub fn direction(&self) -> Direction {
+        self.direction
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &SessionStats {
+        &self.stats
+    }
+
+    /// The jitter buffer, when there is one.
+    pub fn jitter_buffer(&self) -> Option<&JitterBuffer> {
+        self.jitter.as_ref()
+    }
+
+    /// The last round-trip time measured.
+    pub fn rtt(&self) -> Option<Duration> {
+        self.rtt
+    }
+
+    /// Current quality of the received stream.
+    pub fn quality(&self) -> QualityReport {
+        let q = self.quality.report();
+        QualityReport {
+            r_factor: q.r_factor,
+            mos_cq: q.mos_cq,
+            loss_percent: q.loss_percent,
+            burst_ratio: q.burst_ratio,
+            jitter: self
+                .recv_stats
+                .first()
+                .map_or(Duration::ZERO, ReceiveStats::jitter_duration),
+            rtt: self.rtt,
+            buffer_delay: self.buffer_delay(),
+        }
+    }
+
+    fn buffer_delay(&self) -> Duration {
+        self.jitter
+            .as_ref()
+            .map_or(Duration::ZERO, JitterBuffer::target_delay)
+    }
+
+    /// Applies an application request.
+    pub fn control(&mut self, now: Instant, c: Control) -> Result<(), SessionError> {
+        if self.stop != StopState::Running {
+            return Err(SessionError::Stopped);
+        }
+        match c {
+            Control::Dtmf { event, duration } => self.send_dtmf(event, duration),
+            Control::Direction(d) => {
+                self.set_direction(d);
+                Ok(())
+            }
+            Control::Stop => {
+                self.stop(now);
+                Ok(())
+            }
+        }
+    }
+
+    /// Queues an RFC 4733 event.
+    pub fn send_dtmf(&mut self, event: EventCode, duration: Duration) -> Result<(), SessionError> {
+        if self.telephone_event.is_none() {
+            return Err(SessionError::NoTelephoneEvent);
+        }
+        self.dtmf_tx
+            .queue(event, duration, Volume::DEFAULT)
+            .map_err(|e| SessionError::Dtmf(e.to_string()))
+    }
+
+    /// Changes the direction (hold / resume). The media clock runs on.
+    pub fn set_direction(&mut self, d: Direction) {
+        if d != self.direction {
+            self.direction = d;
+            self.in_talkspurt = false;
+            self.push_event(MediaEvent::State(SessionState::Direction(d)));
+        }
+    }
+
+    /// Stops: the next poll sends RTCP BYE (RFC 3550 §6.3.7), then nothing.
+    pub fn stop(&mut self, _now: Instant) {
+        if self.stop == StopState::Running {
+            self.stop = if self.rtcp {
+                StopState::ByePending
+            } else {
+                self.push_event(MediaEvent::State(SessionState::Stopped));
+                StopState::Stopped
+            };
+        }
+    }
+
+    /// Whether the session has stopped (its BYE is out).
+    pub fn is_stopped(&self) -> bool {
+        self.stop == StopState::Stopped
+    }
+
+    /// The next event, oldest first.
+    pub fn poll_event(&mut self) -> Option<MediaEvent> {
+        self.events.pop_front()
+    }
+
+    fn push_event(&mut self, e: MediaEvent) {
+        if self.events.len() >= self.event_capacity {
+            self.stats.events_dropped += 1;
+            return;
+        }
+        self.events.push_back(e);
+    }
+
+    /// `base · U[0.5, 1.5] / (e − 3/2)` (RFC 3550 §6.3.1, A.7).
+    fn randomised(&mut self, base: Duration) -> Duration {
+        // xorshift64*: the interval only needs to be unsynchronised.
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        let r = self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d);
+        let u = 0.5 + (r >> 11) as f64 / (1u64 << 53) as f64;
+        base.mul_f64(u / (std::f64::consts::E - 1.5))
+    }
+
+    fn ntp_at(&self, now: Instant) -> NtpTime {
+        let d = now.saturating_duration_since(self.start);
+        let frac = (u128::from(d.subsec_nanos()) << 32) / 1_000_000_000;
+        let add = (d.as_secs() << 32) | frac as u64;
+        NtpTime(self.wallclock.0.wrapping_add(add))
+    }
+
+    fn tick_instant(&self, k: u64) -> Instant {
+        self.start + self.ptime.saturating_mul(u32::try_from(k).unwrap_or(u32::MAX))
+    }
+
+    /// Reads one frame of input into `self.pcm` (PCM) or `self.bytes`
+    /// (payload). Returns whether a whole frame was there; a partial frame
+    /// stays for the next tick.
+    fn take_input(&mut self) -> bool {
+        let n = self.frame_samples;
+        match &mut self.input {
+            Input::Pcm(c) => c.len() >= n && c.read(&mut self.pcm[..n]) == n,
+            Input::Payload(c, codec) => {
+                let len = codec.payload_len(n);
+                c.len() >= len && c.read(&mut self.bytes[..len]) == len
+            }
+            Input::None => false,
+        }
+    }
+
+    /// The audio packet of tick `k`, if it sends one.
+    fn audio_tick(&mut self, now: Instant, k: u64, buf: &mut [u8]) -> Option<usize> {
+        let have = self.take_input();
+        if !have {
+            self.stats.underruns += 1;
+            self.in_talkspurt = false;
+            return None;
+        }
+        if self.dtmf_tx.is_active() || !self.direction.sends() || self.stop != StopState::Running
+        {
+            self.stats.input_discarded += 1;
+            self.in_talkspurt = false;
+            return None;
+        }
+        let n = self.frame_samples;
+        let payload_len = match &mut self.input {
+            Input::Pcm(_) => self.send_codec.encode(&self.pcm[..n], &mut self.bytes),
+            Input::Payload(_, codec) => {
+                let len = codec.payload_len(n);
+                if self
+                    .send_codec
+                    .transcode_from(codec.as_ref(), &mut self.bytes[..len])
+                    .is_none()
+                {
+                    // Through PCM.
+                    let got = codec.decode(&self.bytes[..len], &mut self.pcm[..n]);
+                    self.send_codec.encode(&self.pcm[..got], &mut self.bytes)
+                } else {
+                    len
+                }
+            }
+            Input::None => return None,
+        };
+        let units = k * u64::from(self.dtmf_tx.source().ptime_units());
+        let ts = self.dtmf_tx.source().timestamp_for(units);
+        let marker = !self.in_talkspurt;
+        let len = self
+            .dtmf_tx
+            .source_mut()
+            .write_packet(self.send_pt, ts, marker, &self.bytes[..payload_len], buf)
+            .ok()?;
+        self.in_talkspurt = true;
+        self.stats.audio_sent += 1;
+        self.record_lag(now, self.tick_instant(k));
+        if !self.sent_any {
+            self.sent_any = true;
+            self.push_event(MediaEvent::State(SessionState::Sending));
+        }
+        Some(len)
+    }
+
+    fn record_lag(&mut self, now: Instant, due: Instant) {
+        let lag = now.saturating_duration_since(due).as_micros() as u64;
+        self.stats.pacing_lag_us_sum += lag;
+        self.stats.pacing_lag_us_max = self.stats.pacing_lag_us_max.max(lag);
+        let b = ((lag / 100) as usize).min(15);
+        self.stats.pacing_lag[b] += 1;
+    }
+
+    /// Writes our report (SR or RR + SDES, + XR), with BYE when `bye`.
+    fn write_rtcp(&mut self, now: Instant, buf: &mut [u8], bye: bool) -> Option<usize> {
+        let ntp = self.ntp_at(now);
+        let src = self.dtmf_tx.source();
+        let sender_info = (src.packets_sent() > 0).then(|| SenderInfo {
+            ntp,
+            rtp_timestamp: src.timestamp_at(now),
+            packet_count: src.packets_sent() as u32,
+            octet_count: src.payload_octets_sent() as u32,
+        });
+        let ssrc = src.ssrc();
+        let local = LocalSource {
+            ssrc,
+            cname: &self.cname,
+            sender_info,
+        };
+        let mut len = rtcp::write_report(buf, now, &local, &mut self.recv_stats).ok()?;
+        if self.xr && !bye {
+            if let Some(source) = self.recv_stats.first().map(ReceiveStats::ssrc) {
+                let (nominal, maximum, abs_max) = self.jitter.as_ref().map_or(
+                    (Duration::ZERO, Duration::ZERO, Duration::ZERO),
+                    |j| (j.nominal(), j.maximum(), j.abs_max()),
+                );
+                let block = self
+                    .quality
+                    .voip_metrics(source, self.ptime, nominal, maximum, abs_max);
+                let xr = rtcp::ExtendedReport::new(ssrc, std::slice::from_ref(&block));
+                let mut w = CompoundWriter::new(buf.get_mut(len..)?);
+                if w.push(&RtcpPacket::Xr(xr)).is_ok() {
+                    len += w.finish();
+                }
+            }
+        }
+        if bye {
+            let ssrcs = [ssrc];
+            let bye = Bye {
+                sources: SsrcList::new(&ssrcs),
+                reason: None,
+            };
+            let mut w = CompoundWriter::new(buf.get_mut(len..)?);
+            w.push(&RtcpPacket::Bye(bye)).ok()?;
+            len += w.finish();
+        }
+        self.stats.rtcp_sent += 1;
+        Some(len)
+    }
+
+    fn handle_rtcp(&mut self, now: Instant, data: &[u8]) {
+        let ntp = self.ntp_at(now);
+        let ours = self.ssrc();
+        let mut any = false;
+        for p in rtcp::parse_compound(data) {
+            let Ok(p) = p else {
+                self.stats.dropped_malformed += 1;
+                return;
+            };
+            any = true;
+            match p {
+                RtcpPacket::SenderReport(sr) => {
+                    if let Some(st) = self.recv_stats.first_mut().filter(|s| s.ssrc() == sr.ssrc) {
+                        st.handle_sender_report(now, sr.sender_info.ntp);
+                    }
+                    let about = sr.report_blocks.iter().find(|b| b.ssrc == ours);
+                    self.report_received(now, ntp, sr.ssrc, true, about);
+                }
+                RtcpPacket::ReceiverReport(rr) => {
+                    let about = rr.report_blocks.iter().find(|b| b.ssrc == ours);
+                    self.report_received(now, ntp, rr.ssrc, false, about);
+                }
+                RtcpPacket::Bye(_) => {
+                    self.push_event(MediaEvent::State(SessionState::RemoteBye));
+                }
+                RtcpPacket::Xr(xr) => {
+                    for block in xr.blocks() {
+                        let Ok(rtcp::XrBlock::VoipMetrics(m)) = block else {
+                            continue;
+                        };
+                        self.push_event(MediaEvent::RemoteQuality(RemoteQuality {
+                            ssrc: xr.ssrc(),
+                            loss_percent: f64::from(m.loss_rate) * 100.0 / 256.0,
+                            r_factor: (m.r_factor != 127).then_some(m.r_factor),
+                            mos_cq: (m.mos_cq != 127).then(|| f64::from(m.mos_cq) / 10.0),
+                            round_trip: Duration::from_millis(u64::from(m.round_trip_delay)),
+                        }));
+                    }
+                }
+                _ => {}
+            }
+        }
+        if any {
+            self.stats.rtcp_received += 1;
+        }
+    }
+
+    fn report_received(
+        &mut self,
+        _now: Instant,
+        ntp: NtpTime,
+        ssrc: Ssrc,
+        sender_report: bool,
+        about: Option<rtcp::ReportBlock>,
+    ) {
+        let rtt = about.and_then(|b| b.round_trip_time(ntp));
+        if let Some(rtt) = rtt {
+            self.rtt = Some(rtt);
+            self.quality.set_rtt(rtt);
+        }
+        self.push_event(MediaEvent::Rtcp(RtcpReport {
+            ssrc,
+            sender_report,
+            about_us: about.map(|b| ReceptionReport {
+                fraction_lost: b.fraction_lost,
+                cumulative_lost: b.cumulative_lost,
+                jitter: b.jitter,
+            }),
+            rtt,
+        }));
+    }
+
+    fn handle_rtp(&mut self, now: Instant, data: &[u8]) {
+        let Ok(pkt) = RtpPacket::parse(data) else {
+            self.stats.dropped_malformed += 1;
+            return;
+        };
+        if !self.direction.receives() {
+            self.stats.dropped_not_receiving += 1;
+            return;
+        }
+        let pt = pkt.payload_type();
+        if Some(pt) == self.telephone_event {
+            if let Some(rx) = &mut self.dtmf_rx {
+                if rx.handle_packet(now, &pkt).is_ok() {
+                    self.stats.dtmf_received += 1;
+                } else {
+                    self.stats.dropped_malformed += 1;
+                }
+            }
+            self.drain_dtmf();
+            return;
+        }
+        let Some(codec) = self.recv_codecs.iter().position(|(p, _)| *p == pt) else {
+            self.stats.dropped_payload_type += 1;
+            return;
+        };
+        self.stats.received += 1;
+        let ssrc = pkt.ssrc();
+        match self.recv_stats.first_mut() {
+            Some(st) if st.ssrc() == ssrc => {}
+            Some(st) => {
+                *st = ReceiveStats::new(ssrc, ClockRate::G711);
+                self.push_event(MediaEvent::State(SessionState::SourceChanged(ssrc)));
+            }
+            None => {
+                self.recv_stats
+                    .push(ReceiveStats::new(ssrc, ClockRate::G711));
+                self.push_event(MediaEvent::State(SessionState::Receiving(ssrc)));
+            }
+        }
+        if let Some(st) = self.recv_stats.first_mut() {
+            st.handle_packet(now, &pkt);
+        }
+        self.playing = codec;
+        if self.payload_pool.is_some() {
+            self.deliver_payload(&pkt, codec);
+        }
+        match &mut self.jitter {
+            Some(jb) => {
+                jb.push(
+                    now,
+                    ssrc,
+                    pkt.sequence(),
+                    pkt.timestamp(),
+                    pkt.marker(),
+                    pkt.payload(),
+                );
+            }
+            None => {
+                // Played on arrival: losses are what the sequence numbers
+                // say (RFC 3550 A.3), observed per packet.
+                let payload = pkt.payload();
+                let n = self.recv_codecs[codec]
+                    .1
+                    .decode(payload, &mut self.pcm[..MAX_FRAME_SAMPLES]);
+                self.quality.observe(false);
+                self.stats.played += 1;
+                self.deliver_audio(pkt.timestamp(), n, false);
+            }
+        }
+    }
+
+    fn deliver_payload(&mut self, pkt: &RtpPacket<'_>, codec: usize) {
+        let Some(pool) = &self.payload_pool else {
+            return;
+        };
+        let payload = pkt.payload();
+        let n = payload.len().min(self.bytes.len());
+        self.bytes[..n].copy_from_slice(&payload[..n]);
+        if let Some(want) = &self.payload_codec {
+            let from = self.recv_codecs[codec].1.as_ref();
+            if want.transcode_from(from, &mut self.bytes[..n]).is_none() {
+                // No direct mapping: the payload is delivered as received.
+            }
+        }
+        let Some(frame) = pool.fill(&self.bytes[..n]) else {
+            self.stats.frames_dropped += 1;
+            return;
+        };
+        self.push_event(MediaEvent::Payload(PayloadFrame {
+            payload: frame,
+            payload_type: pkt.payload_type().value(),
+            sequence: pkt.sequence(),
+            timestamp: pkt.timestamp(),
+            marker: pkt.marker(),
+            ssrc: pkt.ssrc(),
+        }));
+    }
+
+    fn deliver_audio(&mut self, timestamp: u32, n: usize, concealed: bool) {
+        let Some(pool) = &self.audio_pool else {
+            return;
+        };
+        let Some(frame) = pool.fill(&self.pcm[..n]) else {
+            self.stats.frames_dropped += 1;
+            return;
+        };
+        self.push_event(MediaEvent::Audio(AudioFrame {
+            samples: frame,
+            timestamp,
+            concealed,
+        }));
+    }
+
+    fn drain_dtmf(&mut self) {
+        let Some(rx) = &mut self.dtmf_rx else {
+            return;
+        };
+        while let Some(e) = rx.poll_event() {
+            let ended = matches!(e.kind, EventKind::Ended(_));
+            let report = DtmfReport {
+                event: e.event,
+                ended,
+                duration: Duration::from_nanos(e.duration.saturating_mul(125_000)),
+                timestamp: e.timestamp,
+            };
+            if self.events.len() >= self.event_capacity {
+                self.stats.events_dropped += 1;
+            } else {
+                self.events.push_back(MediaEvent::Dtmf(report));
+            }
+        }
+    }
+
+    /// Plays out what the jitter buffer has due.
+    fn playout(&mut self, now: Instant) {
+        let n = self.frame_samples;
+        loop {
+            let Some(jb) = &mut self.jitter else {
+                return;
+            };
+            let (timestamp, concealed) = match jb.pop(now) {
+                None => return,
+                Some(Playout::Frame {
+                    timestamp, payload, ..
+                }) => {
+                    let got = self.recv_codecs[self.playing]
+                        .1
+                        .decode(payload, &mut self.pcm[..n]);
+                    self.pcm[got..n].fill(0);
+                    self.concealer.good_frame(&mut self.pcm[..n]);
+                    self.quality.observe(false);
+                    self.stats.played += 1;
+                    (timestamp, false)
+                }
+                Some(Playout::Conceal { timestamp }) => {
+                    self.concealer.conceal(&mut self.pcm[..n]);
+                    self.quality.observe(true);
+                    self.stats.concealed += 1;
+                    (timestamp, true)
+                }
+                Some(Playout::Stretch { timestamp }) => {
+                    self.concealer.conceal(&mut self.pcm[..n]);
+                    (timestamp, true)
+                }
+            };
+            let delay = self.buffer_delay();
+            self.quality.set_jitter_buffer_delay(delay);
+            self.deliver_audio(timestamp, n, concealed);
+        }
+    }
+}
+
+impl Endpoint for MediaSession {
+    fn handle_input(&mut self, now: Instant, component: Component, _src: SocketAddr, data: &[u8]) {
+        match component {
+            Component::Rtcp => self.handle_rtcp(now, data),
+            Component::Rtp => self.handle_rtp(now, data),
+        }
+    }
+
+    fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        match self.stop {
+            StopState::Stopped => return None,
+            StopState::ByePending => {
+                self.stop = StopState::Stopped;
+                self.push_event(MediaEvent::State(SessionState::Stopped));
+                let len = self.write_rtcp(now, buf, true)?;
+                return Some(Transmit {
+                    component: Component::Rtcp,
+                    len,
+                });
+            }
+            StopState::Running => {}
+        }
+        // Telephone-events first: they own the ticks they fall on.
+        if self.direction.sends() {
+            if let Ok(Some(len)) = self.dtmf_tx.poll_transmit(now, buf) {
+                self.stats.dtmf_sent += 1;
+                if !self.sent_any {
+                    self.sent_any = true;
+                    self.push_event(MediaEvent::State(SessionState::Sending));
+                }
+                return Some(Transmit {
+                    component: Component::Rtp,
+                    len,
+                });
+            }
+        }
+        // Audio ticks due: overdue ones beyond MAX_CATCH_UP are skipped.
+        let due = self.start + self.ptime;
+        let _ = due;
+        while self.tick_instant(self.tick) <= now {
+            let elapsed = now.saturating_duration_since(self.start);
+            let latest = (elapsed.as_nanos() / self.ptime.as_nanos().max(1)) as u64;
+            if latest >= self.tick + MAX_CATCH_UP {
+                let skip = latest + 1 - MAX_CATCH_UP - self.tick;
+                self.stats.ticks_skipped += skip;
+                if let Input::Pcm(c) = &mut self.input {
+                    c.skip(self.frame_samples * skip as usize);
+                }
+                self.tick += skip;
+                self.in_talkspurt = false;
+                continue;
+            }
+            let k = self.tick;
+            self.tick += 1;
+            if let Some(len) = self.audio_tick(now, k, buf) {
+                return Some(Transmit {
+                    component: Component::Rtp,
+                    len,
+                });
+            }
+        }
+        if self.rtcp && self.next_rtcp.is_some_and(|t| t <= now) {
+            let next = self.randomised(self.rtcp_interval);
+            self.next_rtcp = Some(now + next);
+            if let Some(len) = self.write_rtcp(now, buf, false) {
+                return Some(Transmit {
+                    component: Component::Rtcp,
+                    len,
+                });
+            }
+        }
+        None
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        if self.stop == StopState::Stopped {
+            return self.jitter.as_ref().and_then(JitterBuffer::poll_timeout);
+        }
+        if self.stop == StopState::ByePending {
+            return Some(self.start);
+        }
+        [
+            Some(self.tick_instant(self.tick)),
+            self.dtmf_tx.poll_timeout(),
+            self.next_rtcp,
+            self.jitter.as_ref().and_then(JitterBuffer::poll_timeout),
+            self.dtmf_rx.as_ref().and_then(DtmfReceiver::poll_timeout),
+            self.next_quality.filter(|_| !self.recv_stats.is_empty()),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.playout(now);
+        if let Some(rx) = &mut self.dtmf_rx {
+            rx.handle_timeout(now);
+        }
+        self.drain_dtmf();
+        if let Some(t) = self.next_quality {
+            if t <= now {
+                self.next_quality = Some(now + self.quality.interval());
+                if !self.recv_stats.is_empty() {
+                    let q = self.quality();
+                    self.push_event(MediaEvent::Quality(q));
+                }
+            }
+        }
+    }
+
+    fn on_send_failed(&mut self, _component: Component) {
+        self.stats.send_failed += 1;
+    }
+}
