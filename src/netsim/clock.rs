@@ -68,7 +68,10 @@ mod tests {
         let t0 = Instant::now();
         let mut c = VirtualClock::starting_at(t0);
         assert_eq!(c.now(), t0);
-        assert_eq!(c.advance(Duration::from_millis(20)), t0 + Duration::from_millis(20));
+        assert_eq!(
+            c.advance(Duration::from_millis(20)),
+            t0 + Duration::from_millis(20)
+        );
         c.advance_to(t0 + Duration::from_secs(1));
         assert_eq!(c.elapsed(), Duration::from_secs(1));
         assert_eq!(c.start(), t0);

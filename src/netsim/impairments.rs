@@ -213,7 +213,10 @@ mod tests {
         };
         assert!(matches!(
             neg.validate(),
-            Err(NetsimError::ProbabilityOutOfRange { field: "reorder", .. })
+            Err(NetsimError::ProbabilityOutOfRange {
+                field: "reorder",
+                ..
+            })
         ));
         let g = Impairments {
             gilbert: Some(Gilbert::new(0.1, 2.0)),

@@ -56,10 +56,7 @@ pub(super) enum Fate {
     /// Lost or tail-dropped; already counted.
     Dropped,
     /// Delivered at `at`, and a second time at `copy` when duplicated.
-    Deliver {
-        at: Instant,
-        copy: Option<Instant>,
-    },
+    Deliver { at: Instant, copy: Option<Instant> },
 }
 
 /// State of one directional path.
@@ -221,7 +218,10 @@ mod tests {
     #[test]
     fn unit_draws_are_in_range() {
         assert!(crate::netsim::rng::unit_f64(u64::MAX) < 1.0);
-        assert_eq!(nanos_in(u64::MAX, Duration::from_nanos(5)), Duration::from_nanos(5));
+        assert_eq!(
+            nanos_in(u64::MAX, Duration::from_nanos(5)),
+            Duration::from_nanos(5)
+        );
         assert_eq!(nanos_in(u64::MAX, Duration::ZERO), Duration::ZERO);
     }
 }
