@@ -45,8 +45,8 @@ impl Gilbert {
     /// `[0, 1)` and bursts of `mean_burst` datagrams on average (at least 1):
     /// `r = 1 / mean_burst`, `p = loss_share * r / (1 - loss_share)`.
     pub fn with_mean_burst(loss_share: f64, mean_burst: f64) -> Result<Self, NetsimError> {
-        // `!(x >= 1.0)` also rejects NaN.
-        if !(mean_burst >= 1.0) {
+        // NaN is not in the range either.
+        if !(1.0..).contains(&mean_burst) {
             return Err(NetsimError::BurstTooShort(mean_burst));
         }
         if !(0.0..1.0).contains(&loss_share) {
