@@ -1,6 +1,10 @@
 //! No allocation on the forwarding path: with a counting global allocator,
 //! 100,000 packets are relayed after warm-up and the process (the shard
 //! thread and this driver, the only threads) performs zero allocations.
+//! Then the same for media endpoints: two endpoints on the shard exchange
+//! G.711 at 50 pps each way with a jitter buffer, RTCP every second with
+//! XR, and this driver writing PCM and taking every event, for 4 s after
+//! warm-up: zero allocations.
 //!
 //! `harness = false`: libtest's own threads would allocate concurrently.
 //! `unsafe` is allowed here only for the `GlobalAlloc` impl, which must be.
@@ -12,8 +16,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use mediarelay::engine::{
-    CallSpec, Engine, EngineConfig, IoBackend, LegOptions, UringSupport, uring_support,
+    CallSpec, Engine, EngineConfig, EndpointSpec, IoBackend, LegOptions, LegUpdate,
+    UringSupport, uring_support,
 };
+use mediarelay::media::MediaEvent;
+use mediarelay::media::handle::{MediaHandle, endpoint};
+use mediarelay::media::session::SessionConfig;
+use mediarelay::rtcp::NtpTime;
 
 struct Counting;
 
@@ -121,12 +130,95 @@ fn run(backend: IoBackend, base: u16) -> Result<(), String> {
     println!(
         "{backend}: warm-up {warm}, measured: {got} received, {forwarded} forwarded, {allocs} allocations"
     );
-    e.shutdown();
     if got < 90_000 {
         return Err(format!("{backend}: only {got} of 100000 packets arrived"));
     }
     if allocs != 0 {
         return Err(format!("{backend}: {allocs} allocations while forwarding"));
+    }
+    endpoints(&e, backend)?;
+    e.shutdown();
+    Ok(())
+}
+
+/// Runs two endpoints on `e` for `for_` writing a 20 ms frame of PCM into
+/// each every 20 ms and taking every event; returns the audio frames
+/// received.
+fn talk(ha: &MediaHandle, hb: &MediaHandle, pcm: &[i16; 160], for_: Duration) -> u64 {
+    let start = std::time::Instant::now();
+    let mut next = start;
+    let mut frames = 0;
+    while start.elapsed() < for_ {
+        for h in [ha, hb] {
+            if h.input_free() >= 160 {
+                let _ = h.write_pcm(pcm);
+            }
+            while let Some(ev) = h.try_recv() {
+                if matches!(ev, MediaEvent::Audio(_)) {
+                    frames += 1;
+                }
+            }
+        }
+        next += Duration::from_millis(20);
+        std::thread::sleep(next.saturating_duration_since(std::time::Instant::now()));
+    }
+    frames
+}
+
+fn endpoints(e: &Engine, backend: IoBackend) -> Result<(), String> {
+    let now = std::time::Instant::now();
+    let mut cfg = SessionConfig::new(NtpTime::from_unix(Duration::from_secs(1_700_000_000)));
+    cfg.rtcp_interval = Duration::from_secs(1);
+    let (ea, ha) = endpoint(cfg.clone(), now).map_err(|e| e.to_string())?;
+    let (eb, hb) = endpoint(cfg, now).map_err(|e| e.to_string())?;
+    let a = e
+        .create_endpoint(EndpointSpec::default(), Box::new(ea))
+        .map_err(|e| e.to_string())?;
+    let b = e
+        .create_endpoint(
+            EndpointSpec {
+                tag: 2,
+                leg: LegOptions {
+                    remote_rtp: Some(a.leg.rtp),
+                    ..LegOptions::default()
+                },
+            },
+            Box::new(eb),
+        )
+        .map_err(|e| e.to_string())?;
+    e.update_leg(
+        a.id,
+        0,
+        LegUpdate {
+            remote_rtp: Some(b.leg.rtp),
+            ..LegUpdate::default()
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let mut pcm = [0i16; 160];
+    for (i, s) in pcm.iter_mut().enumerate() {
+        *s = ((i as i32 * 409) % 8000 - 4000) as i16;
+    }
+    let _ = ha.send_dtmf('5', Duration::from_millis(100));
+    let warm = talk(&ha, &hb, &pcm, Duration::from_secs(3));
+    ALLOCS.store(0, Ordering::Relaxed);
+    COUNTING.store(true, Ordering::SeqCst);
+    let frames = talk(&ha, &hb, &pcm, Duration::from_secs(4));
+    COUNTING.store(false, Ordering::SeqCst);
+    let allocs = ALLOCS.load(Ordering::Relaxed);
+    let sa = ha.stats();
+    println!(
+        "{backend} endpoints: warm-up {warm} frames, measured {frames} frames, {} RTCP sent, {allocs} allocations",
+        sa.rtcp_sent
+    );
+    if frames < 300 {
+        return Err(format!("{backend}: only {frames} audio frames in 4 s"));
+    }
+    if sa.rtcp_sent < 4 {
+        return Err(format!("{backend}: only {} RTCP reports", sa.rtcp_sent));
+    }
+    if allocs != 0 {
+        return Err(format!("{backend}: {allocs} allocations while running endpoints"));
     }
     Ok(())
 }

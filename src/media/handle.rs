@@ -1,0 +1,420 @@
+//! The application's side of a media endpoint, and the adapter that lets
+//! an engine shard (or a simulation) run a [`MediaSession`].
+//!
+//! - **Audio in**: a bounded single-producer ring of PCM samples or encoded
+//!   bytes ([`super::ring`]): lock-free, written at any chunk size, read one
+//!   frame per packet by the session.
+//! - **Control in** (DTMF, direction, stop): a bounded lock-free queue
+//!   (`async-channel`, whose bounded flavour is a fixed array of slots:
+//!   `concurrent-queue`), drained once per shard turn.
+//! - **Events out**: one bounded `async-channel` channel. It serves the
+//!   three ways applications consume events: a blocking iterator
+//!   ([`MediaHandle::recv`], [`MediaHandle::iter`]), async code
+//!   ([`MediaHandle::recv_async`], or the [`async_channel::Receiver`] itself,
+//!   a `futures::Stream`) and a callback ([`MediaHandle::on_event`], on a
+//!   thread of its own: a callback never runs on the shard). It was chosen
+//!   over `crossbeam-channel` (no async side) and `flume` (a lock per
+//!   operation): sends never allocate or lock, and waking a receiver costs
+//!   nothing when none waits. Events go out once per turn, after the work
+//!   of that turn.
+//!
+//! When the application lags, events beyond the channel's capacity are
+//! counted ([`SessionStats::events_dropped`]), never queued without bound.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
+
+use super::endpoint::{Endpoint, Transmit};
+use super::event::{Control, MediaEvent};
+use super::session::{InputWriter, MediaSession, SessionConfig, SessionError, SessionStats};
+use crate::dtmf::EventCode;
+use crate::relay::Component;
+use crate::sdp::Direction;
+
+/// Errors of the application's requests.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HandleError {
+    /// The control queue is full (the shard is not keeping up).
+    #[error("control queue full")]
+    Full,
+    /// The endpoint was removed.
+    #[error("endpoint closed")]
+    Closed,
+    /// Not a DTMF key (0-9, *, #, A-D).
+    #[error("not a DTMF key: {0:?}")]
+    NotADigit(char),
+    /// The input is of the other kind (PCM vs payload).
+    #[error("the endpoint takes {0} input")]
+    WrongInput(&'static str),
+}
+
+/// A media session as an engine endpoint: the session plus its links to
+/// the application. Built by [`endpoint`].
+pub struct MediaEndpoint {
+    session: MediaSession,
+    control: async_channel::Receiver<Control>,
+    events: async_channel::Sender<MediaEvent>,
+    shared: Arc<Shared>,
+    lost_events: u64,
+}
+
+/// Counters the endpoint publishes for the application (relaxed stores
+/// once per turn).
+#[derive(Debug, Default)]
+struct Shared {
+    audio_sent: AtomicU64,
+    dtmf_sent: AtomicU64,
+    rtcp_sent: AtomicU64,
+    received: AtomicU64,
+    rtcp_received: AtomicU64,
+    played: AtomicU64,
+    concealed: AtomicU64,
+    underruns: AtomicU64,
+    events_dropped: AtomicU64,
+    frames_dropped: AtomicU64,
+    dropped: AtomicU64,
+    lag_max_us: AtomicU64,
+    lag_sum_us: AtomicU64,
+    lag: [AtomicU64; 16],
+    rtt_us: AtomicU64,
+}
+
+/// The application's handle on a media endpoint. `Send + Sync`: share it
+/// between an audio thread and a control thread.
+#[derive(Debug)]
+pub struct MediaHandle {
+    input: InputWriter,
+    control: async_channel::Sender<Control>,
+    events: async_channel::Receiver<MediaEvent>,
+    shared: Arc<Shared>,
+    ssrc: crate::rtp::Ssrc,
+}
+
+/// Counters as the application sees them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EndpointStats {
+    /// Audio packets sent.
+    pub audio_sent: u64,
+    /// Telephone-event packets sent.
+    pub dtmf_sent: u64,
+    /// RTCP compounds sent.
+    pub rtcp_sent: u64,
+    /// RTP packets received.
+    pub received: u64,
+    /// RTCP compounds received.
+    pub rtcp_received: u64,
+    /// Frames played from packets.
+    pub played: u64,
+    /// Frames concealed.
+    pub concealed: u64,
+    /// Send ticks without input.
+    pub underruns: u64,
+    /// Events the application did not take in time.
+    pub events_dropped: u64,
+    /// Frames not delivered because the application held every buffer.
+    pub frames_dropped: u64,
+    /// Received datagrams dropped (malformed, unnegotiated payload type,
+    /// not receiving).
+    pub dropped: u64,
+    /// Largest send lag behind the media clock, µs.
+    pub pacing_lag_max_us: u64,
+    /// Sum of send lags, µs (divide by `audio_sent` for the mean).
+    pub pacing_lag_sum_us: u64,
+    /// Send lag histogram, 100 µs buckets, the last from 1.5 ms on.
+    pub pacing_lag: [u64; 16],
+    /// Last RTCP round-trip time, µs (0: none yet).
+    pub rtt_us: u64,
+}
+
+/// Builds a media endpoint starting at `start` and the application's
+/// handle on it. Hand the endpoint to
+/// [`Engine::create_endpoint`](crate::engine::Engine::create_endpoint) (or
+/// drive it yourself); keep the handle.
+pub fn endpoint(
+    config: SessionConfig,
+    start: Instant,
+) -> Result<(MediaEndpoint, MediaHandle), SessionError> {
+    let capacity = config.event_capacity.max(1);
+    let (session, input) = MediaSession::new(config, start)?;
+    let (ctl_tx, ctl_rx) = async_channel::bounded(16);
+    let (ev_tx, ev_rx) = async_channel::bounded(capacity);
+    let shared = Arc::new(Shared::default());
+    let ssrc = session.ssrc();
+    Ok((
+        MediaEndpoint {
+            session,
+            control: ctl_rx,
+            events: ev_tx,
+            shared: shared.clone(),
+            lost_events: 0,
+        },
+        MediaHandle {
+            input,
+            control: ctl_tx,
+            events: ev_rx,
+            shared,
+            ssrc,
+        },
+    ))
+}
+
+impl MediaEndpoint {
+    /// The session inside.
+    pub fn session(&self) -> &MediaSession {
+        &self.session
+    }
+
+    fn publish(&self) {
+        let s: &SessionStats = self.session.stats();
+        let r = Ordering::Relaxed;
+        let sh = &self.shared;
+        sh.audio_sent.store(s.audio_sent, r);
+        sh.dtmf_sent.store(s.dtmf_sent, r);
+        sh.rtcp_sent.store(s.rtcp_sent, r);
+        sh.received.store(s.received, r);
+        sh.rtcp_received.store(s.rtcp_received, r);
+        sh.played.store(s.played, r);
+        sh.concealed.store(s.concealed, r);
+        sh.underruns.store(s.underruns, r);
+        sh.events_dropped
+            .store(s.events_dropped + self.lost_events, r);
+        sh.frames_dropped.store(s.frames_dropped, r);
+        sh.dropped.store(
+            s.dropped_malformed + s.dropped_payload_type + s.dropped_not_receiving,
+            r,
+        );
+        sh.lag_max_us.store(s.pacing_lag_us_max, r);
+        sh.lag_sum_us.store(s.pacing_lag_us_sum, r);
+        for (a, v) in sh.lag.iter().zip(s.pacing_lag) {
+            a.store(v, r);
+        }
+        if let Some(rtt) = self.session.rtt() {
+            sh.rtt_us.store(rtt.as_micros() as u64, r);
+        }
+    }
+}
+
+impl std::fmt::Debug for MediaEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaEndpoint")
+            .field("session", &self.session)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Endpoint for MediaEndpoint {
+    fn handle_input(
+        &mut self,
+        now: Instant,
+        component: Component,
+        src: std::net::SocketAddr,
+        data: &[u8],
+    ) {
+        self.session.handle_input(now, component, src, data);
+    }
+
+    fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        self.session.poll_transmit(now, buf)
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.session.poll_timeout()
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.session.handle_timeout(now);
+    }
+
+    fn flush(&mut self, now: Instant) {
+        while let Some(e) = self.session.poll_event() {
+            if self.events.try_send(e).is_err() {
+                self.lost_events += 1;
+            }
+        }
+        while let Ok(c) = self.control.try_recv() {
+            // A refused request (DTMF not negotiated, stopped) has no one
+            // to report to but the counters; the handle checks what it can
+            // before queueing.
+            let _ = self.session.control(now, c);
+        }
+        self.publish();
+    }
+
+    fn on_send_failed(&mut self, component: Component) {
+        self.session.on_send_failed(component);
+    }
+}
+
+impl MediaHandle {
+    /// Our SSRC.
+    pub fn ssrc(&self) -> crate::rtp::Ssrc {
+        self.ssrc
+    }
+
+    /// Writes PCM samples for sending; returns how many fit (the rest is
+    /// the caller's to retry). Never blocks.
+    pub fn write_pcm(&self, samples: &[i16]) -> Result<usize, HandleError> {
+        match &self.input {
+            InputWriter::Pcm(p) => Ok(p.write(samples)),
+            InputWriter::Payload(_) => Err(HandleError::WrongInput("payload")),
+        }
+    }
+
+    /// Writes pre-encoded payload bytes for sending; returns how many fit.
+    pub fn write_payload(&self, bytes: &[u8]) -> Result<usize, HandleError> {
+        match &self.input {
+            InputWriter::Payload(p) => Ok(p.write(bytes)),
+            InputWriter::Pcm(_) => Err(HandleError::WrongInput("PCM")),
+        }
+    }
+
+    /// Room left in the input ring, in samples (PCM) or bytes (payload).
+    pub fn input_free(&self) -> usize {
+        match &self.input {
+            InputWriter::Pcm(p) => p.free(),
+            InputWriter::Payload(p) => p.free(),
+        }
+    }
+
+    fn request(&self, c: Control) -> Result<(), HandleError> {
+        self.control.try_send(c).map_err(|e| match e {
+            async_channel::TrySendError::Full(_) => HandleError::Full,
+            async_channel::TrySendError::Closed(_) => HandleError::Closed,
+        })
+    }
+
+    /// Sends DTMF key `digit` (0-9, *, #, A-D) for `duration` (RFC 4733).
+    pub fn send_dtmf(&self, digit: char, duration: Duration) -> Result<(), HandleError> {
+        let code = match digit.to_ascii_uppercase() {
+            d @ '0'..='9' => d as u8 - b'0',
+            '*' => 10,
+            '#' => 11,
+            d @ 'A'..='D' => d as u8 - b'A' + 12,
+            other => return Err(HandleError::NotADigit(other)),
+        };
+        self.request(Control::Dtmf {
+            event: EventCode(code),
+            duration,
+        })
+    }
+
+    /// Changes the direction (hold, resume).
+    pub fn set_direction(&self, d: Direction) -> Result<(), HandleError> {
+        self.request(Control::Direction(d))
+    }
+
+    /// Stops the session (RTCP BYE, then silence).
+    pub fn stop(&self) -> Result<(), HandleError> {
+        self.request(Control::Stop)
+    }
+
+    /// The next event, waiting for it; `None` once the endpoint is gone
+    /// and every event was taken.
+    pub fn recv(&self) -> Option<MediaEvent> {
+        self.events.recv_blocking().ok()
+    }
+
+    /// The next event, waiting at most `timeout`.
+    pub fn recv_timeout(&self, timeout: Duration) -> Option<MediaEvent> {
+        block_on_timeout(self.events.recv(), timeout).and_then(Result::ok)
+    }
+
+    /// The next event if one is waiting.
+    pub fn try_recv(&self) -> Option<MediaEvent> {
+        self.events.try_recv().ok()
+    }
+
+    /// The next event, for async code.
+    pub async fn recv_async(&self) -> Option<MediaEvent> {
+        self.events.recv().await.ok()
+    }
+
+    /// A blocking iterator over events; ends when the endpoint is gone.
+    pub fn iter(&self) -> impl Iterator<Item = MediaEvent> + '_ {
+        std::iter::from_fn(|| self.recv())
+    }
+
+    /// The event channel itself (a `futures::Stream`, selectable).
+    pub fn events(&self) -> &async_channel::Receiver<MediaEvent> {
+        &self.events
+    }
+
+    /// Runs `f` on every event, on a thread of its own, until the endpoint
+    /// is gone; the handle's other methods stay usable meanwhile.
+    pub fn on_event<F>(&self, mut f: F) -> std::io::Result<std::thread::JoinHandle<()>>
+    where
+        F: FnMut(MediaEvent) + Send + 'static,
+    {
+        let rx = self.events.clone();
+        std::thread::Builder::new()
+            .name("mr-media-events".into())
+            .spawn(move || {
+                while let Ok(e) = rx.recv_blocking() {
+                    f(e);
+                }
+            })
+    }
+
+    /// Counters, as of the shard's last turn for this endpoint.
+    pub fn stats(&self) -> EndpointStats {
+        let r = Ordering::Relaxed;
+        let s = &self.shared;
+        let mut lag = [0; 16];
+        for (v, a) in lag.iter_mut().zip(&s.lag) {
+            *v = a.load(r);
+        }
+        EndpointStats {
+            audio_sent: s.audio_sent.load(r),
+            dtmf_sent: s.dtmf_sent.load(r),
+            rtcp_sent: s.rtcp_sent.load(r),
+            received: s.received.load(r),
+            rtcp_received: s.rtcp_received.load(r),
+            played: s.played.load(r),
+            concealed: s.concealed.load(r),
+            underruns: s.underruns.load(r),
+            events_dropped: s.events_dropped.load(r),
+            frames_dropped: s.frames_dropped.load(r),
+            dropped: s.dropped.load(r),
+            pacing_lag_max_us: s.lag_max_us.load(r),
+            pacing_lag_sum_us: s.lag_sum_us.load(r),
+            pacing_lag: lag,
+            rtt_us: s.rtt_us.load(r),
+        }
+    }
+}
+
+/// Wakes the thread that polls.
+struct ThreadWaker(std::thread::Thread);
+
+impl Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Polls `fut` on this thread until it completes or `timeout` passes.
+fn block_on_timeout<F: Future>(fut: F, timeout: Duration) -> Option<F::Output> {
+    let deadline = Instant::now() + timeout;
+    let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = pin!(fut);
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return Some(v);
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return None;
+        }
+        std::thread::park_timeout(deadline - now);
+    }
+}
