@@ -61,7 +61,8 @@ use crate::rtcp::{
     self, Bye, CompoundWriter, LocalSource, NtpTime, RtcpPacket, SenderInfo, SsrcList,
 };
 use crate::rtp::source::{RtpSource, SourceConfig};
-use crate::rtp::stats::{ClockRate, ReceiveStats};
+use crate::rtp::stats::{ClockRate, Outcome, ReceiveStats};
+use crate::rtp::SeqNo;
 use crate::rtp::{PayloadType, RtpPacket, Ssrc};
 use crate::sdp::Direction;
 
@@ -289,6 +290,8 @@ pub struct MediaSession {
     /// Codec index of the stream being played out.
     playing: usize,
     recv_stats: Vec<ReceiveStats>,
+    /// Highest sequence number played on arrival (no jitter buffer).
+    highest_seq: Option<SeqNo>,
     dtmf_rx: Option<DtmfReceiver>,
     jitter: Option<JitterBuffer>,
     concealer: Concealer,
@@ -451,6 +454,7 @@ impl MediaSession {
             recv_codecs,
             playing: 0,
             recv_stats: Vec::with_capacity(1),
+            highest_seq: None,
             dtmf_rx: telephone_event.map(|pt| {
                 DtmfReceiver::new(DtmfReceiverConfig {
                     payload_type: pt,
@@ -855,6 +859,7 @@ impl MediaSession {
             Some(st) if st.ssrc() == ssrc => {}
             Some(st) => {
                 *st = ReceiveStats::new(ssrc, ClockRate::G711);
+                self.highest_seq = None;
                 self.push_event(MediaEvent::State(SessionState::SourceChanged(ssrc)));
             }
             None => {
@@ -863,8 +868,18 @@ impl MediaSession {
                 self.push_event(MediaEvent::State(SessionState::Receiving(ssrc)));
             }
         }
-        if let Some(st) = self.recv_stats.first_mut() {
-            st.handle_packet(now, &pkt);
+        let outcome = self.recv_stats.first_mut().map(|st| st.handle_packet(now, &pkt));
+        if self.jitter.is_none() {
+            // Played on arrival: a sequence gap is the loss (RFC 3550 A.3).
+            if let Some(Outcome::InOrder(seq)) = outcome {
+                if let Some(prev) = self.highest_seq {
+                    let gap = seq.0.saturating_sub(prev.0).saturating_sub(1).min(1000);
+                    for _ in 0..gap {
+                        self.quality.observe(true);
+                    }
+                }
+                self.highest_seq = Some(seq);
+            }
         }
         self.playing = codec;
         if self.payload_pool.is_some() {
@@ -880,6 +895,7 @@ impl MediaSession {
                     pkt.marker(),
                     pkt.payload(),
                 );
+                self.sync_playout();
             }
             None => {
                 // Played on arrival: losses are what the sequence numbers
@@ -957,14 +973,37 @@ impl MediaSession {
         }
     }
 
-    /// Plays out what the jitter buffer has due.
+    /// Feeds the quality monitor the frames the jitter buffer played and
+    /// the losses it confirmed since the last call.
+    fn sync_playout(&mut self) {
+        let Some(jb) = &self.jitter else {
+            return;
+        };
+        let st = jb.stats();
+        let played = st.played.saturating_sub(self.stats.played);
+        let concealed = st.concealed.saturating_sub(self.stats.concealed);
+        self.stats.played = st.played;
+        self.stats.concealed = st.concealed;
+        let delay = jb.target_delay();
+        for _ in 0..played {
+            self.quality.observe(false);
+        }
+        for _ in 0..concealed {
+            self.quality.observe(true);
+        }
+        self.quality.set_jitter_buffer_delay(delay);
+    }
+
+    /// Plays out what the jitter buffer has due. Losses enter the quality
+    /// monitor as the buffer confirms them (a later packet shows the media
+    /// went on), so the tail after a stream stops or a hold is not a loss.
     fn playout(&mut self, now: Instant) {
         let n = self.frame_samples;
         loop {
             let Some(jb) = &mut self.jitter else {
                 return;
             };
-            let (timestamp, concealed) = match jb.pop(now) {
+            let timestamp = match jb.pop(now) {
                 None => return,
                 Some(Playout::Frame {
                     timestamp, payload, ..
@@ -974,24 +1013,18 @@ impl MediaSession {
                         .decode(payload, &mut self.pcm[..n]);
                     self.pcm[got..n].fill(0);
                     self.concealer.good_frame(&mut self.pcm[..n]);
-                    self.quality.observe(false);
-                    self.stats.played += 1;
-                    (timestamp, false)
+                    Ok(timestamp)
                 }
-                Some(Playout::Conceal { timestamp }) => {
+                Some(Playout::Conceal { timestamp } | Playout::Stretch { timestamp }) => {
                     self.concealer.conceal(&mut self.pcm[..n]);
-                    self.quality.observe(true);
-                    self.stats.concealed += 1;
-                    (timestamp, true)
-                }
-                Some(Playout::Stretch { timestamp }) => {
-                    self.concealer.conceal(&mut self.pcm[..n]);
-                    (timestamp, true)
+                    Err(timestamp)
                 }
             };
-            let delay = self.buffer_delay();
-            self.quality.set_jitter_buffer_delay(delay);
-            self.deliver_audio(timestamp, n, concealed);
+            self.sync_playout();
+            match timestamp {
+                Ok(ts) => self.deliver_audio(ts, n, false),
+                Err(ts) => self.deliver_audio(ts, n, true),
+            }
         }
     }
 }
