@@ -476,10 +476,20 @@ impl<'a> ExtendedReport<'a> {
     }
 }
 
-/// Cuts the first report block off `buf` (RFC 3611 §3): its type, its
-/// type-specific octet, its contents after the header, and the bytes after
-/// it.
-fn split_block(buf: &[u8]) -> Result<(u8, u8, &[u8], &[u8]), RtcpError> {
+/// One report block cut out by [`split_block`].
+struct RawBlock<'a> {
+    /// `BT`.
+    block_type: u8,
+    /// The type-specific octet.
+    type_specific: u8,
+    /// The contents after the 4-byte block header.
+    body: &'a [u8],
+    /// The bytes after the block.
+    rest: &'a [u8],
+}
+
+/// Cuts the first report block off `buf` (RFC 3611 §3).
+fn split_block(buf: &[u8]) -> Result<RawBlock<'_>, RtcpError> {
     let Some((&[block_type, type_specific, l0, l1], rest)) =
         buf.split_first_chunk::<XR_BLOCK_HEADER_LEN>()
     else {
@@ -503,13 +513,18 @@ fn split_block(buf: &[u8]) -> Result<(u8, u8, &[u8], &[u8]), RtcpError> {
             length: u16::from_be_bytes([l0, l1]),
         });
     }
-    Ok((block_type, type_specific, body, after))
+    Ok(RawBlock {
+        block_type,
+        type_specific,
+        body,
+        rest: after,
+    })
 }
 
 /// Checks that the report blocks tile `blocks` exactly.
 fn check_blocks(mut blocks: &[u8]) -> Result<(), RtcpError> {
     while !blocks.is_empty() {
-        blocks = split_block(blocks)?.3;
+        blocks = split_block(blocks)?.rest;
     }
     Ok(())
 }
@@ -523,17 +538,24 @@ impl<'a> Iterator for XrBlockIter<'a> {
             IterRepr::Wire(rest) => {
                 // The framing was checked at parse time; an error here
                 // cannot happen and would only end the iteration.
-                let (block_type, type_specific, body, after) = split_block(rest).ok()?;
-                *rest = after;
-                if block_type == VOIP_METRICS_BLOCK_TYPE {
-                    let body = body.first_chunk::<{ VOIP_METRICS_LEN - XR_BLOCK_HEADER_LEN }>()?;
-                    return Some(XrBlock::VoipMetrics(VoipMetrics::from_body(body)));
+                let Ok(block) = split_block(rest) else {
+                    *rest = &[];
+                    return None;
+                };
+                *rest = block.rest;
+                if block.block_type != VOIP_METRICS_BLOCK_TYPE {
+                    return Some(XrBlock::Other {
+                        block_type: block.block_type,
+                        type_specific: block.type_specific,
+                        body: block.body,
+                    });
                 }
-                Some(XrBlock::Other {
-                    block_type,
-                    type_specific,
-                    body,
-                })
+                // `split_block` checked the length of a VoIP Metrics block.
+                let Some(body) = block.body.first_chunk() else {
+                    *rest = &[];
+                    return None;
+                };
+                Some(XrBlock::VoipMetrics(VoipMetrics::from_body(body)))
             }
         }
     }
