@@ -151,9 +151,10 @@ pub fn validate_strict(buf: &[u8]) -> Result<(), RtcpError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rtcp::xr::tests::{XR, arb_metrics};
     use crate::rtcp::{
-        App, Bye, ReceiverReport, ReportBlock, ReportBlocks, SdesChunk, SdesItem, SenderInfo,
-        SenderReport, SourceDescription, SsrcList, Unknown,
+        App, Bye, ExtendedReport, ReceiverReport, ReportBlock, ReportBlocks, SdesChunk, SdesItem,
+        SenderInfo, SenderReport, SourceDescription, SsrcList, Unknown, XrBlock,
     };
     use crate::rtp::Ssrc;
     use proptest::prelude::*;
@@ -280,6 +281,41 @@ mod tests {
     }
 
     #[test]
+    fn sr_sdes_xr_compound() {
+        // The fuzz seed `fuzz/corpus/rtcp/sr_sdes_xr`: SR + SDES + XR.
+        let mut buf = SR_SDES.to_vec();
+        buf.extend_from_slice(&XR);
+        assert_eq!(buf, include_bytes!("../../fuzz/corpus/rtcp/sr_sdes_xr"));
+        let got: Vec<_> = Compound::new(&buf).collect::<Result<_, _>>().unwrap();
+        assert_eq!(got.len(), 3);
+        let RtcpPacket::Xr(xr) = got[2] else {
+            panic!("expected XR, got {:?}", got[2]);
+        };
+        assert_eq!(got[2].packet_type(), PacketType::XR);
+        assert_eq!(xr.ssrc(), Ssrc(0x1234_5678));
+        assert!(matches!(
+            xr.blocks().next(),
+            Some(XrBlock::VoipMetrics(m)) if m.ssrc == Ssrc(0xdead_beef)
+        ));
+        assert_eq!(validate_strict(&buf), Ok(()));
+        let mut out = vec![0u8; buf.len()];
+        assert_eq!(write_compound(&got, &mut out), Ok(buf.len()));
+        assert_eq!(out, buf);
+        // A malformed XR body is an error for that packet only.
+        let mut bad = SR_SDES.to_vec();
+        bad.extend_from_slice(&XR);
+        bad[44 + 47] = 9; // DLRR block length past the packet
+        bad.extend_from_slice(&[0x80, 201, 0, 1, 0, 0, 0, 1]);
+        let got: Vec<_> = Compound::new(&bad).collect();
+        assert!(matches!(got[2], Err(RtcpError::XrBlockOverrun { .. })));
+        assert!(matches!(got[3], Ok(RtcpPacket::ReceiverReport(_))));
+        assert!(matches!(
+            validate_strict(&bad),
+            Err(RtcpError::XrBlockOverrun { .. })
+        ));
+    }
+
+    #[test]
     fn writer_stops_at_buffer_end() {
         let rr = RtcpPacket::ReceiverReport(ReceiverReport {
             ssrc: Ssrc(1),
@@ -309,6 +345,7 @@ mod tests {
             reason in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..40)),
             fb in proptest::collection::vec(any::<[u8; 4]>(), 0..4),
             blocks in proptest::collection::vec(any::<(u32, u8, u32)>(), 0..5),
+            metrics in proptest::collection::vec(arb_metrics(), 0..4),
         ) {
             let blocks: Vec<ReportBlock> = blocks
                 .into_iter()
@@ -338,6 +375,7 @@ mod tests {
                 RtcpPacket::SourceDescription(SourceDescription::new(&chunks)),
                 RtcpPacket::Unknown(Unknown { packet_type: PacketType::RTPFB, count: 1, body: &fb }),
                 RtcpPacket::App(App { subtype: 3, ssrc: Ssrc(ssrc), name: *b"test", data: &fb }),
+                RtcpPacket::Xr(ExtendedReport::new(Ssrc(ssrc), &metrics)),
                 RtcpPacket::Bye(Bye { sources: SsrcList::new(&ssrcs), reason: reason.as_deref() }),
             ];
             let total: usize = packets.iter().map(RtcpPacket::wire_len).sum();

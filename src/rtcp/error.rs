@@ -37,7 +37,7 @@ pub enum RtcpError {
         available: usize,
     },
     /// The body is shorter than its count field and fixed part require
-    /// (report blocks, SSRC list, SDES chunk, APP name).
+    /// (report blocks, SSRC list, SDES chunk, APP name, XR SSRC).
     #[error("RTCP packet type {packet_type} needs {needed} body bytes, has {available}")]
     Truncated {
         /// Type of the truncated packet.
@@ -60,6 +60,27 @@ pub enum RtcpError {
         len: u8,
         /// Bytes after the length octet.
         available: usize,
+    },
+    /// An XR report block (RFC 3611 §3) runs past the end of its packet,
+    /// or fewer than the 4 bytes of a block header remain.
+    #[error("XR block of type {block_type} needs {declared} bytes, only {available} remain")]
+    XrBlockOverrun {
+        /// `BT` of the block (0 when not even that octet is there).
+        block_type: u8,
+        /// Block length from its length field, header included (4 when
+        /// the header itself is cut).
+        declared: usize,
+        /// Bytes remaining in the packet from the start of the block.
+        available: usize,
+    },
+    /// An XR report block of a fixed-size type has another length (RFC
+    /// 3611 §4.7: a VoIP Metrics block has block length 8).
+    #[error("XR block of type {block_type} with block length {length}")]
+    XrBlockLength {
+        /// `BT` of the block.
+        block_type: u8,
+        /// The block length field (32-bit words minus one).
+        length: u16,
     },
     /// Strict check (RFC 3550 A.2): the datagram is empty.
     #[error("empty RTCP datagram")]

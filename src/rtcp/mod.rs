@@ -1,6 +1,6 @@
-//! RTCP (RFC 3550 §6): compound packets, RTP/RTCP demultiplexing for
-//! rtcp-mux (RFC 5761 §4, RFC 7983), and report generation from the RTP
-//! receive statistics ([`crate::rtp::stats`]).
+//! RTCP (RFC 3550 §6): compound packets, extended reports (RFC 3611),
+//! RTP/RTCP demultiplexing for rtcp-mux (RFC 5761 §4, RFC 7983), and report
+//! generation from the RTP receive statistics ([`crate::rtp::stats`]).
 //!
 //! Contract: parsing is zero-copy, never panics and never allocates;
 //! malformed input is a typed [`RtcpError`]. Writers fill caller-provided
@@ -14,6 +14,7 @@
 //! | `packet.rs` | [`RtcpPacket`] dispatch, [`Unknown`] passthrough |
 //! | `sr.rs`, `rr.rs`, `report_block.rs` | SR, RR, report blocks, RTT |
 //! | `sdes.rs`, `bye.rs`, `app.rs` | SDES, BYE, APP |
+//! | `xr.rs` | XR (RFC 3611), [`VoipMetrics`] blocks |
 //! | `compound.rs` | [`Compound`] iterator, strict check, [`CompoundWriter`] |
 //! | `demux.rs` | [`demux`] for rtcp-mux ports |
 //! | `report.rs` | [`write_report`] from [`crate::rtp::stats::ReceiveStats`] |
@@ -51,3 +52,7 @@ pub use sdes::{
     SdesChunk, SdesChunkIter, SdesChunks, SdesItem, SdesItemIter, SdesItems, SourceDescription,
 };
 pub use sr::{SENDER_INFO_LEN, SenderInfo, SenderReport};
+pub use xr::{
+    ExtendedReport, JitterBufferMode, Plc, RxConfig, VOIP_METRICS_BLOCK_TYPE, VOIP_METRICS_LEN,
+    VoipMetrics, XR_BLOCK_HEADER_LEN, XrBlock, XrBlockIter,
+};

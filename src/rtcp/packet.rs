@@ -1,6 +1,6 @@
 //! One typed RTCP packet: [`RtcpPacket`] dispatches on the packet type to
-//! the SR, RR, SDES, BYE and APP views, and keeps every other type (RTPFB,
-//! PSFB, XR, ...) as an opaque [`Unknown`] passthrough.
+//! the SR, RR, SDES, BYE, APP and XR views, and keeps every other type
+//! (RTPFB, PSFB, ...) as an opaque [`Unknown`] passthrough.
 
 use super::app::App;
 use super::bye::Bye;
@@ -9,6 +9,7 @@ use super::header::{Framed, HEADER_LEN, PacketType, begin_packet, split_packet};
 use super::rr::ReceiverReport;
 use super::sdes::SourceDescription;
 use super::sr::SenderReport;
+use super::xr::ExtendedReport;
 
 /// A packet of a type this module does not interpret, kept byte for byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +35,9 @@ pub enum RtcpPacket<'a> {
     Bye(Bye<'a>),
     /// Application-defined (PT 204).
     App(App<'a>),
-    /// Any other type, e.g. RTPFB (205), PSFB (206), XR (207).
+    /// Extended report (PT 207, RFC 3611 §2).
+    Xr(ExtendedReport<'a>),
+    /// Any other type, e.g. RTPFB (205), PSFB (206).
     Unknown(Unknown<'a>),
 }
 
@@ -78,6 +81,8 @@ impl<'a> RtcpPacket<'a> {
             }
             PacketType::BYE => RtcpPacket::Bye(Bye::parse_body(h.count, body)?),
             PacketType::APP => RtcpPacket::App(App::parse_body(h.count, body)?),
+            // RFC 3611 §2: the 5 count bits are reserved and ignored.
+            PacketType::XR => RtcpPacket::Xr(ExtendedReport::parse_body(body)?),
             packet_type => RtcpPacket::Unknown(Unknown {
                 packet_type,
                 count: h.count,
@@ -94,6 +99,7 @@ impl<'a> RtcpPacket<'a> {
             RtcpPacket::SourceDescription(_) => PacketType::SDES,
             RtcpPacket::Bye(_) => PacketType::BYE,
             RtcpPacket::App(_) => PacketType::APP,
+            RtcpPacket::Xr(_) => PacketType::XR,
             RtcpPacket::Unknown(u) => u.packet_type,
         }
     }
@@ -106,6 +112,7 @@ impl<'a> RtcpPacket<'a> {
             RtcpPacket::SourceDescription(p) => p.wire_len(),
             RtcpPacket::Bye(p) => p.wire_len(),
             RtcpPacket::App(p) => p.wire_len(),
+            RtcpPacket::Xr(p) => p.wire_len(),
             RtcpPacket::Unknown(p) => p.wire_len(),
         }
     }
@@ -118,6 +125,7 @@ impl<'a> RtcpPacket<'a> {
             RtcpPacket::SourceDescription(p) => p.write(out),
             RtcpPacket::Bye(p) => p.write(out),
             RtcpPacket::App(p) => p.write(out),
+            RtcpPacket::Xr(p) => p.write(out),
             RtcpPacket::Unknown(p) => p.write(out),
         }
     }
@@ -150,6 +158,12 @@ impl<'a> From<Bye<'a>> for RtcpPacket<'a> {
 impl<'a> From<App<'a>> for RtcpPacket<'a> {
     fn from(p: App<'a>) -> Self {
         RtcpPacket::App(p)
+    }
+}
+
+impl<'a> From<ExtendedReport<'a>> for RtcpPacket<'a> {
+    fn from(p: ExtendedReport<'a>) -> Self {
+        RtcpPacket::Xr(p)
     }
 }
 
@@ -187,7 +201,7 @@ mod tests {
     proptest! {
         #[test]
         fn unknown_round_trip(
-            pt in (0u8..=255).prop_filter("not a typed packet", |pt| !(200..=204).contains(pt)),
+            pt in (0u8..=255).prop_filter("not a typed packet", |pt| !(200..=204).contains(pt) && *pt != 207),
             count in 0u8..32,
             body in proptest::collection::vec(any::<[u8; 4]>(), 0..16),
         ) {
