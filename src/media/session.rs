@@ -49,7 +49,7 @@ use super::event::{
 };
 use super::jitter::{JitterBuffer, JitterConfig, Playout};
 use super::pool::FramePool;
-use super::quality::{CodecImpairment, QualityMonitor};
+use super::quality::{CodecImpairment, JitterBufferDelays, QualityMonitor};
 use super::ring::Consumer;
 use crate::codec::plc::Concealer;
 use crate::codec::{AudioCodec, G711};
@@ -58,7 +58,7 @@ use crate::dtmf::{
 };
 use crate::relay::Component;
 use crate::rtcp::{
-    self, Bye, CompoundWriter, LocalSource, NtpTime, RtcpPacket, SenderInfo, SsrcList,
+    self, Bye, JitterBufferMode, Plc, RxConfig, CompoundWriter, LocalSource, NtpTime, RtcpPacket, SenderInfo, SsrcList,
 };
 use crate::rtp::source::{RtpSource, SourceConfig};
 use crate::rtp::stats::{ClockRate, Outcome, ReceiveStats};
@@ -199,7 +199,7 @@ impl SessionConfig {
             input_buffer: Duration::from_millis(160),
             deliver_audio: true,
             deliver_payload: None,
-            frames: 4,
+            frames: 8,
             jitter: Some(JitterConfig::new(8000, Duration::from_millis(20))),
             rtcp: true,
             rtcp_interval: Duration::from_secs(5),
@@ -297,6 +297,7 @@ pub struct MediaSession {
     concealer: Concealer,
     quality: QualityMonitor,
     next_quality: Option<Instant>,
+    quality_interval: Duration,
     audio_pool: Option<FramePool<i16>>,
     payload_pool: Option<FramePool<u8>>,
     payload_codec: Option<Box<dyn AudioCodec>>,
@@ -318,7 +319,6 @@ pub struct MediaSession {
 enum Input {
     Pcm(Consumer<i16>),
     Payload(Consumer<u8>, Box<dyn AudioCodec>),
-    None,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -465,6 +465,7 @@ impl MediaSession {
             concealer: Concealer::new(),
             quality: QualityMonitor::new(send.1.impairment(true), ptime),
             next_quality: Some(start + quality_interval),
+            quality_interval,
             audio_pool: deliver_audio.then(|| FramePool::new(frames, frame_samples)),
             payload_pool: deliver_payload
                 .is_some()
@@ -485,17 +486,12 @@ impl MediaSession {
             stats: SessionStats::default(),
         };
         let mut session = session;
-        session.quality_interval_init(quality_interval);
         if session.rtcp {
             // RFC 3550 §6.2: the first report after half the minimum.
             let first = session.randomised(session.rtcp_interval / 2);
             session.next_rtcp = Some(start + first);
         }
         Ok((session, writer))
-    }
-
-    fn quality_interval_init(&mut self, interval: Duration) {
-        self.quality.set_interval(interval);
     }
 
     /// Our SSRC.
@@ -646,7 +642,6 @@ impl MediaSession {
                 let len = codec.payload_len(n);
                 c.len() >= len && c.read(&mut self.bytes[..len]) == len
             }
-            Input::None => false,
         }
     }
 
@@ -681,7 +676,6 @@ impl MediaSession {
                     len
                 }
             }
-            Input::None => return None,
         };
         let units = k * u64::from(self.dtmf_tx.source().ptime_units());
         let ts = self.dtmf_tx.source().timestamp_for(units);
@@ -728,13 +722,25 @@ impl MediaSession {
         let mut len = rtcp::write_report(buf, now, &local, &mut self.recv_stats).ok()?;
         if self.xr && !bye {
             if let Some(source) = self.recv_stats.first().map(ReceiveStats::ssrc) {
-                let (nominal, maximum, abs_max) = self.jitter.as_ref().map_or(
-                    (Duration::ZERO, Duration::ZERO, Duration::ZERO),
-                    |j| (j.nominal(), j.maximum(), j.abs_max()),
-                );
-                let block = self
-                    .quality
-                    .voip_metrics(source, self.ptime, nominal, maximum, abs_max);
+                // RFC 3611 §4.7.6: enhanced PLC (G.711 Appendix I style),
+                // an adaptive buffer or none.
+                let (delays, jba) = match &self.jitter {
+                    Some(j) => (
+                        JitterBufferDelays {
+                            nominal: j.nominal(),
+                            maximum: j.maximum(),
+                            abs_max: j.abs_max(),
+                        },
+                        JitterBufferMode::Adaptive,
+                    ),
+                    None => (JitterBufferDelays::default(), JitterBufferMode::NonAdaptive),
+                };
+                let rx = RxConfig {
+                    plc: Plc::Enhanced,
+                    jba,
+                    jb_rate: 0,
+                };
+                let block = self.quality.voip_metrics(source, rx, delays);
                 let xr = rtcp::ExtendedReport::new(ssrc, std::slice::from_ref(&block));
                 let mut w = CompoundWriter::new(buf.get_mut(len..)?);
                 if w.push(&RtcpPacket::Xr(xr)).is_ok() {
@@ -783,7 +789,7 @@ impl MediaSession {
                 }
                 RtcpPacket::Xr(xr) => {
                     for block in xr.blocks() {
-                        let Ok(rtcp::XrBlock::VoipMetrics(m)) = block else {
+                        let rtcp::XrBlock::VoipMetrics(m) = block else {
                             continue;
                         };
                         self.push_event(MediaEvent::RemoteQuality(RemoteQuality {
@@ -1131,7 +1137,7 @@ impl Endpoint for MediaSession {
         self.drain_dtmf();
         if let Some(t) = self.next_quality {
             if t <= now {
-                self.next_quality = Some(now + self.quality.interval());
+                self.next_quality = Some(now + self.quality_interval);
                 if !self.recv_stats.is_empty() {
                     let q = self.quality();
                     self.push_event(MediaEvent::Quality(q));
