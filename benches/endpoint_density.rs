@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use mediarelay::codec::G711;
 use mediarelay::engine::{
-    Engine, EngineConfig, EndpointInfo, EndpointSpec, IoBackend, LegOptions, LegUpdate,
+    EndpointInfo, EndpointSpec, Engine, EngineConfig, IoBackend, LegOptions, LegUpdate,
 };
 use mediarelay::media::{CodecSpec, InputMode, MediaEvent, MediaHandle, SessionConfig, endpoint};
 use mediarelay::rtcp::NtpTime;
@@ -205,7 +205,10 @@ fn main() {
     let per_call_us = cpu_s * 1e6 / elapsed.as_secs_f64() / calls as f64;
     let per_packet_ns = cpu_s * 1e9 / (sent + received).max(1) as f64;
     println!("measured {:.1} s", elapsed.as_secs_f64());
-    println!("packets sent {sent}, received {received}, loss {:.4}%", loss * 100.0);
+    println!(
+        "packets sent {sent}, received {received}, loss {:.4}%",
+        loss * 100.0
+    );
     println!(
         "pacing error: p50 {}, p99 {}, p99.9 {}, max {:.2} ms, underruns {underruns}",
         pct(0.5),
@@ -227,7 +230,10 @@ fn main() {
         2 * calls
     );
     if quality_n > 0 {
-        println!("mean MOS-CQ reported: {:.2} ({quality_n} reports, {events} events)", quality_sum / quality_n as f64);
+        println!(
+            "mean MOS-CQ reported: {:.2} ({quality_n} reports, {events} events)",
+            quality_sum / quality_n as f64
+        );
     }
     for i in infos {
         let _ = e.delete_call(i.id);

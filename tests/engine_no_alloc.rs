@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use mediarelay::engine::{
-    CallSpec, Engine, EngineConfig, EndpointSpec, IoBackend, LegOptions, LegUpdate,
-    UringSupport, uring_support,
+    CallSpec, EndpointSpec, Engine, EngineConfig, IoBackend, LegOptions, LegUpdate, UringSupport,
+    uring_support,
 };
 use mediarelay::media::MediaEvent;
 use mediarelay::media::handle::{MediaHandle, endpoint};
@@ -218,7 +218,9 @@ fn endpoints(e: &Engine, backend: IoBackend) -> Result<(), String> {
         return Err(format!("{backend}: only {} RTCP reports", sa.rtcp_sent));
     }
     if allocs != 0 {
-        return Err(format!("{backend}: {allocs} allocations while running endpoints"));
+        return Err(format!(
+            "{backend}: {allocs} allocations while running endpoints"
+        ));
     }
     Ok(())
 }

@@ -7,13 +7,13 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use mediarelay::codec::G711;
 use mediarelay::engine::{
-    Engine, EngineConfig, EndpointInfo, EndpointSpec, IoBackend, LegOptions, LegUpdate,
+    EndpointInfo, EndpointSpec, Engine, EngineConfig, IoBackend, LegOptions, LegUpdate,
 };
 use mediarelay::media::handle::{MediaHandle, endpoint};
 use mediarelay::media::session::{CodecSpec, InputMode, SessionConfig};
 use mediarelay::media::{MediaEvent, SessionState};
-use mediarelay::codec::G711;
 use mediarelay::rtcp::NtpTime;
 
 /// Payload bytes per packet at 10 ms of G.711.
@@ -111,7 +111,13 @@ impl Seen {
 /// Streams `n` frames each way between `ha` and `hb` (feeding each input
 /// ring as it drains), then `digits` from A, until everything arrived or
 /// `limit` passed.
-fn exchange(ha: &MediaHandle, hb: &MediaHandle, n: usize, digits: &str, limit: Duration) -> (Seen, Seen) {
+fn exchange(
+    ha: &MediaHandle,
+    hb: &MediaHandle,
+    n: usize,
+    digits: &str,
+    limit: Duration,
+) -> (Seen, Seen) {
     let (mut sa, mut sb) = (Seen::default(), Seen::default());
     let (mut wa, mut wb) = (0usize, 0usize);
     let (mut pa, mut pb) = (0usize, 0usize);
@@ -154,7 +160,12 @@ fn exchange(ha: &MediaHandle, hb: &MediaHandle, n: usize, digits: &str, limit: D
 fn check_payloads(got: &[Vec<u8>], tag: u8, n: usize, who: &str) {
     let first = got.first().map(|p| (p[0], p[1]));
     let last = got.last().map(|p| (p[0], p[1]));
-    assert_eq!(got.len(), n, "{who}: {} of {n} packets, first {first:?} last {last:?}", got.len());
+    assert_eq!(
+        got.len(),
+        n,
+        "{who}: {} of {n} packets, first {first:?} last {last:?}",
+        got.len()
+    );
     for (i, p) in got.iter().enumerate() {
         assert_eq!(p[..], frame(tag, i)[..], "{who}: packet {i} differs");
     }
@@ -169,7 +180,11 @@ fn endpoints_exchange_media_dtmf_and_rtcp(backend: IoBackend, base: u16) {
     check_payloads(&sa.payloads, 0xb0, 1000, "A");
     assert_eq!(sb.digits, (0u8..16).collect::<Vec<_>>(), "digits at B");
     assert!(!sa.rtts.is_empty(), "A measured no RTT");
-    assert!(sa.rtts.iter().all(|r| *r < Duration::from_millis(50)), "{:?}", sa.rtts);
+    assert!(
+        sa.rtts.iter().all(|r| *r < Duration::from_millis(50)),
+        "{:?}",
+        sa.rtts
+    );
     let stats = e.stats();
     assert_eq!(stats.endpoints, 2);
     assert!(stats.delivered >= 2000, "{stats:?}");
@@ -223,7 +238,11 @@ both_backends! {
 #[test]
 fn endpoints_talk_through_the_daemon() {
     for backend in common::backends() {
-        let (min, max) = if backend == "uring" { (51000, 51099) } else { (51100, 51199) };
+        let (min, max) = if backend == "uring" {
+            (51000, 51099)
+        } else {
+            (51100, 51199)
+        };
         let (_d, mut c) = common::start(&[
             "--io-backend",
             backend,
@@ -232,12 +251,19 @@ fn endpoints_talk_through_the_daemon() {
             "--port-max",
             &max.to_string(),
         ]);
-        let app = engine(IoBackend::Epoll, if backend == "uring" { 51200 } else { 51300 });
+        let app = engine(
+            IoBackend::Epoll,
+            if backend == "uring" { 51200 } else { 51300 },
+        );
         let now = Instant::now();
         let (ea, ha) = endpoint(config(), now).unwrap();
         let (eb, hb) = endpoint(config(), now).unwrap();
-        let a = app.create_endpoint(EndpointSpec::default(), Box::new(ea)).unwrap();
-        let b = app.create_endpoint(EndpointSpec::default(), Box::new(eb)).unwrap();
+        let a = app
+            .create_endpoint(EndpointSpec::default(), Box::new(ea))
+            .unwrap();
+        let b = app
+            .create_endpoint(EndpointSpec::default(), Box::new(eb))
+            .unwrap();
         let call = format!("ep-{backend}");
         // The offer's reply tells B where to send; the answer's tells A.
         let b_to = c

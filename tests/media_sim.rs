@@ -208,15 +208,37 @@ fn drift(ppm: f64) -> (Duration, Duration, u64, u64) {
     };
     c.sim.net.set_path(addr(A_RTP), addr(B_RTP), imp).unwrap();
     c.talk(Duration::from_secs(20), false);
-    let early = c.sim.node(1).endpoint.session().jitter_buffer().unwrap().buffered();
+    let early = c
+        .sim
+        .node(1)
+        .endpoint
+        .session()
+        .jitter_buffer()
+        .unwrap()
+        .buffered();
     let mut late = early;
     for _ in 0..58 {
         // The sender's input is fed at the simulation's pace while its clock
         // runs off it: keep its ring from running dry or over.
         c.talk(Duration::from_secs(10), false);
-        late = c.sim.node(1).endpoint.session().jitter_buffer().unwrap().buffered();
+        late = c
+            .sim
+            .node(1)
+            .endpoint
+            .session()
+            .jitter_buffer()
+            .unwrap()
+            .buffered();
     }
-    let jb = c.sim.node(1).endpoint.session().jitter_buffer().unwrap().stats().clone();
+    let jb = c
+        .sim
+        .node(1)
+        .endpoint
+        .session()
+        .jitter_buffer()
+        .unwrap()
+        .stats()
+        .clone();
     (early, late, jb.shrunk, jb.stretched)
 }
 
@@ -224,7 +246,7 @@ fn drift(ppm: f64) -> (Duration, Duration, u64, u64) {
 fn a_fast_or_slow_sender_does_not_drift_the_buffer() {
     for ppm in [100.0, -100.0] {
         let (early, late, shrunk, stretched) = drift(ppm);
-        let moved = if late > early { late - early } else { early - late };
+        let moved = late.abs_diff(early);
         assert!(
             moved <= Duration::from_millis(20),
             "{ppm} ppm: buffer {early:?} -> {late:?} (shrunk {shrunk}, stretched {stretched})"
@@ -275,7 +297,12 @@ fn rtcp_measures_the_round_trip() {
     let mut cfg = config();
     cfg.rtcp_interval = Duration::from_secs(1);
     let mut c = Call::new(5, cfg.clone(), cfg);
-    for (s, d) in [(A_RTCP, B_RTCP), (B_RTCP, A_RTCP), (A_RTP, B_RTP), (B_RTP, A_RTP)] {
+    for (s, d) in [
+        (A_RTCP, B_RTCP),
+        (B_RTCP, A_RTCP),
+        (A_RTP, B_RTP),
+        (B_RTP, A_RTP),
+    ] {
         let imp = Impairments {
             delay: Duration::from_millis(50),
             ..Impairments::none()
@@ -298,7 +325,11 @@ fn rtcp_measures_the_round_trip() {
             "{rtt:?}"
         );
     }
-    assert!(c.b_events.iter().any(|e| matches!(e, MediaEvent::RemoteQuality(_))));
+    assert!(
+        c.b_events
+            .iter()
+            .any(|e| matches!(e, MediaEvent::RemoteQuality(_)))
+    );
 }
 
 fn mos_at(loss: f64, gilbert: Option<Gilbert>) -> f64 {
@@ -366,7 +397,11 @@ fn simulation_reproduces_from_its_seed() {
         };
         c.sim.net.set_path(addr(A_RTP), addr(B_RTP), imp).unwrap();
         c.talk(Duration::from_secs(5), false);
-        c.b_audio().collect::<Vec<_>>().iter().map(|f| f.1).collect::<Vec<_>>()
+        c.b_audio()
+            .collect::<Vec<_>>()
+            .iter()
+            .map(|f| f.1)
+            .collect::<Vec<_>>()
     };
     assert_eq!(run(9), run(9));
     assert_ne!(run(9), run(10));

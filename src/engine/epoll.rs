@@ -370,7 +370,9 @@ impl EpollBackend {
                 tv_sec: t.as_secs().min(i64::MAX as u64) as libc::time_t,
                 tv_nsec: libc::c_long::from(t.subsec_nanos() as i32),
             });
-            let tsp = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
+            let tsp = ts
+                .as_ref()
+                .map_or(std::ptr::null(), |t| t as *const libc::timespec);
             // SAFETY: the events buffer is live and its length is passed;
             // `tsp` is null or points at `ts`, alive for the call.
             let n = unsafe {

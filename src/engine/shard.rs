@@ -26,11 +26,11 @@ use super::backend::{Backend, OwnTransmit, PacketSink};
 use super::mailbox::Queue;
 use super::sys::{self, EventFd};
 use super::{CallId, EngineError, EngineEvent, LegInfo, LegUpdate};
-use crate::ports::{PortAllocator, PortPair, ShardId};
 use crate::media::Endpoint;
+use crate::ports::{PortAllocator, PortPair, ShardId};
 use crate::relay::{
-    CallKey, DropReason, EndpointKey, LegKey, LegSpec, RelayConfig, RelayTable, RemovedCall,
-    Slab, StreamKey, StreamKind, StreamSnapshot, Verdict,
+    CallKey, DropReason, EndpointKey, LegKey, LegSpec, RelayConfig, RelayTable, RemovedCall, Slab,
+    StreamKey, StreamKind, StreamSnapshot, Verdict,
 };
 
 /// A leg ready to be installed: bound sockets and what to do with them.
@@ -572,10 +572,10 @@ fn add_endpoint<B: Backend>(
         remove_call(backend, core, ports, call, now);
         return Err(EngineError::NoSuchLeg);
     };
-    attach(core, info.key, endpoint).map_err(|e| {
+    if let Err(e) = attach(core, info.key, endpoint) {
         remove_call(backend, core, ports, call, now);
-        e
-    })?;
+        return Err(e);
+    }
     Ok((call, info))
 }
 

@@ -71,7 +71,9 @@ pub struct Consumer<T: Sample> {
 
 /// A ring holding up to `capacity` samples (at least 1).
 pub fn ring<T: Sample>(capacity: usize) -> (Producer<T>, Consumer<T>) {
-    let cells = (0..capacity.max(1)).map(|_| T::cell(T::default())).collect();
+    let cells = (0..capacity.max(1))
+        .map(|_| T::cell(T::default()))
+        .collect();
     let shared = Arc::new(Shared {
         cells,
         head: CachePadded::new(AtomicUsize::new(0)),
@@ -171,13 +173,17 @@ impl<T: Sample> Consumer<T> {
 
 impl<T: Sample> std::fmt::Debug for Producer<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Producer").field("len", &self.len()).finish()
+        f.debug_struct("Producer")
+            .field("len", &self.len())
+            .finish()
     }
 }
 
 impl<T: Sample> std::fmt::Debug for Consumer<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Consumer").field("len", &self.len()).finish()
+        f.debug_struct("Consumer")
+            .field("len", &self.len())
+            .finish()
     }
 }
 

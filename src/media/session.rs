@@ -58,11 +58,12 @@ use crate::dtmf::{
 };
 use crate::relay::Component;
 use crate::rtcp::{
-    self, Bye, JitterBufferMode, Plc, RxConfig, CompoundWriter, LocalSource, NtpTime, RtcpPacket, SenderInfo, SsrcList,
+    self, Bye, CompoundWriter, JitterBufferMode, LocalSource, NtpTime, Plc, RtcpPacket, RxConfig,
+    SenderInfo, SsrcList,
 };
+use crate::rtp::SeqNo;
 use crate::rtp::source::{RtpSource, SourceConfig};
 use crate::rtp::stats::{ClockRate, Outcome, ReceiveStats};
-use crate::rtp::SeqNo;
 use crate::rtp::{PayloadType, RtpPacket, Ssrc};
 use crate::sdp::Direction;
 
@@ -389,8 +390,7 @@ impl MediaSession {
         if let Some(s) = ssrc {
             source_cfg.ssrc = s;
         }
-        let source =
-            RtpSource::new(source_cfg, start).map_err(|_| SessionError::Ptime(ptime))?;
+        let source = RtpSource::new(source_cfg, start).map_err(|_| SessionError::Ptime(ptime))?;
         let dtmf_tx = DtmfSender::new(
             source,
             DtmfSenderConfig {
@@ -628,7 +628,10 @@ impl MediaSession {
     }
 
     fn tick_instant(&self, k: u64) -> Instant {
-        self.start + self.ptime.saturating_mul(u32::try_from(k).unwrap_or(u32::MAX))
+        self.start
+            + self
+                .ptime
+                .saturating_mul(u32::try_from(k).unwrap_or(u32::MAX))
     }
 
     /// Reads one frame of input into `self.pcm` (PCM) or `self.bytes`
@@ -653,8 +656,7 @@ impl MediaSession {
             self.in_talkspurt = false;
             return None;
         }
-        if self.dtmf_tx.is_active() || !self.direction.sends() || self.stop != StopState::Running
-        {
+        if self.dtmf_tx.is_active() || !self.direction.sends() || self.stop != StopState::Running {
             self.stats.input_discarded += 1;
             self.in_talkspurt = false;
             return None;
@@ -874,7 +876,10 @@ impl MediaSession {
                 self.push_event(MediaEvent::State(SessionState::Receiving(ssrc)));
             }
         }
-        let outcome = self.recv_stats.first_mut().map(|st| st.handle_packet(now, &pkt));
+        let outcome = self
+            .recv_stats
+            .first_mut()
+            .map(|st| st.handle_packet(now, &pkt));
         if self.jitter.is_none() {
             // Played on arrival: a sequence gap is the loss (RFC 3550 A.3).
             if let Some(Outcome::InOrder(seq)) = outcome {

@@ -435,7 +435,11 @@ impl RelayTable {
     /// endpoint's own packets leave from the leg's sockets to its far end
     /// ([`egress`](Self::egress)). A leg paired with another becomes
     /// unpaired on both sides.
-    pub fn attach_endpoint(&mut self, leg: LegKey, endpoint: EndpointKey) -> Result<(), RelayError> {
+    pub fn attach_endpoint(
+        &mut self,
+        leg: LegKey,
+        endpoint: EndpointKey,
+    ) -> Result<(), RelayError> {
         let l = self.legs.get_mut(leg).ok_or(RelayError::NoSuchLeg)?;
         let old = std::mem::replace(&mut l.peer, Peer::Endpoint(endpoint));
         if let Peer::Leg(other) = old {

@@ -78,6 +78,46 @@ fn forwards_both_ways_from_the_peer_socket() {
 }
 
 #[test]
+fn a_leg_ending_in_an_endpoint_delivers_and_sends_from_its_own_sockets() {
+    let mut f = fixture(LatchPolicy::default(), false);
+    let now = f.t0;
+    let ep = crate::relay::Key::from_parts(7, 1);
+    f.t.attach_endpoint(f.a.leg, ep).unwrap();
+    assert_eq!(f.t.endpoint_of(f.a.leg), Some(ep));
+    // What leg a's far end sends goes to the endpoint, after latching...
+    assert_eq!(
+        f.t.handle_packet(now, f.a.rtp, addr(A), &rtp(1, 1), false),
+        Verdict::Deliver {
+            endpoint: ep,
+            component: Component::Rtp
+        }
+    );
+    assert_eq!(
+        f.t.handle_packet(now, f.a.rtcp, addr("192.0.2.10:4001"), &rtcp_rr(1), false),
+        Verdict::Deliver {
+            endpoint: ep,
+            component: Component::Rtcp
+        }
+    );
+    // ...and the endpoint's own packets leave leg a's sockets to it.
+    assert_eq!(f.t.egress(f.a.leg, Component::Rtp), Ok((f.a.rtp, addr(A))));
+    assert_eq!(
+        f.t.egress(f.a.leg, Component::Rtcp),
+        Ok((f.a.rtcp, addr("192.0.2.10:4001")))
+    );
+    // Leg b is unpaired: its media has nowhere to go.
+    assert_eq!(
+        f.t.handle_packet(now, f.b.rtp, addr(B), &rtp(2, 1), false),
+        Verdict::Drop(DropReason::NoPeer)
+    );
+    // The foreign-source rules still hold in front of the endpoint.
+    assert_eq!(
+        f.t.handle_packet(now, f.a.rtp, addr("10.9.9.9:9"), &rtp(9, 1), false),
+        Verdict::Drop(DropReason::SourceActive)
+    );
+}
+
+#[test]
 fn rtp_statistics_follow_the_source() {
     let mut f = fixture(LatchPolicy::default(), false);
     let mut now = f.t0;
@@ -575,6 +615,7 @@ proptest::proptest! {
             match f.t.handle_packet(now, streams[*which], src, &bytes, *truncated) {
                 Verdict::Forward { .. } => forwarded += 1,
                 Verdict::Drop(_) => {}
+                Verdict::Deliver { .. } => proptest::prop_assert!(false, "no endpoint is attached"),
                 Verdict::UnknownStream => proptest::prop_assert!(false, "live stream reported unknown"),
             }
         }
