@@ -11,6 +11,8 @@
 //! memory per endpoint.
 //!
 //! `DENSITY_CALLS=2000 DENSITY_SECS=60 cargo bench --bench endpoint_density`
+//! (`DENSITY_SHARDS`: shard threads, default one per core;
+//! `DENSITY_BACKEND`: `uring` or `epoll`, default the probe's choice).
 
 use std::time::{Duration, Instant};
 
@@ -59,6 +61,8 @@ fn config() -> SessionConfig {
     c.event_capacity = 8;
     c.frames = 1;
     c.quality_interval = Duration::from_secs(5);
+    // The application refills every 20 ms: 100 ms of room is plenty.
+    c.input_buffer = Duration::from_millis(100);
     c
 }
 
@@ -71,8 +75,9 @@ fn main() {
         _ => IoBackend::Auto,
     };
     let _ = mediarelay::engine::raise_nofile_limit();
+    let shards = env("DENSITY_SHARDS", 0) as usize;
     let e = Engine::start(EngineConfig {
-        shards: 0,
+        shards,
         io_backend: backend,
         port_min: 20000,
         port_max: 29999,
@@ -86,12 +91,19 @@ fn main() {
         e.backend()
     );
     let rss0 = rss();
-    let now = Instant::now();
+    // Sessions first (the media state), then their sockets and relay legs
+    // on the shards; each endpoint's media clock starts when it is made,
+    // as calls start at any instant.
+    let mut sessions = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        let (ea, ha) = endpoint(config(), Instant::now()).expect("endpoint");
+        let (eb, hb) = endpoint(config(), Instant::now()).expect("endpoint");
+        sessions.push((ea, ha, eb, hb));
+    }
+    let rss_sessions = rss();
     let mut handles: Vec<MediaHandle> = Vec::with_capacity(2 * calls);
     let mut infos: Vec<EndpointInfo> = Vec::with_capacity(2 * calls);
-    for _ in 0..calls {
-        let (ea, ha) = endpoint(config(), now).expect("endpoint");
-        let (eb, hb) = endpoint(config(), now).expect("endpoint");
+    for (ea, ha, eb, hb) in sessions {
         let a = e
             .create_endpoint(EndpointSpec::default(), Box::new(ea))
             .expect("create");
@@ -223,9 +235,12 @@ fn main() {
         per_call_us,
         per_packet_ns
     );
+    let per = |bytes: u64| bytes as f64 / 1024.0 / (2 * calls) as f64;
     println!(
-        "memory: {:.1} KiB resident per endpoint ({} MiB for {} endpoints)",
-        (rss1.saturating_sub(rss0)) as f64 / 1024.0 / (2 * calls) as f64,
+        "memory: {:.1} KiB resident per endpoint: {:.1} KiB media session and application side, {:.1} KiB sockets and relay legs on the shards ({} MiB for {} endpoints)",
+        per(rss1.saturating_sub(rss0)),
+        per(rss_sessions.saturating_sub(rss0)),
+        per(rss1.saturating_sub(rss_sessions)),
         (rss1.saturating_sub(rss0)) / (1 << 20),
         2 * calls
     );

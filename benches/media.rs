@@ -6,6 +6,8 @@
 //! - `receive`: one packet into the receiver through the jitter buffer and
 //!   its playout: decode, concealment history, quality, frame handed out.
 //! - `exchange`: both directions, both ends (four packet operations).
+//! - `send_only_both_ends_polled`: A sends, B receives and plays out, B's
+//!   own tick finds no input (two packet operations and an idle tick).
 //!
 //! Each iteration is one packet interval of media; the clock is virtual,
 //! so only the CPU of the logic is measured.
@@ -99,6 +101,25 @@ fn bench(c: &mut Criterion) {
     g.bench_function("send_only_both_ends_polled", |bch| {
         bch.iter(|| send.step(true, false))
     });
+    // Send alone: A's tick, its packet discarded.
+    let mut tx = Pair::new();
+    g.bench_function("send_pacing_encode", |bch| {
+        bch.iter(|| {
+            tx.now += PTIME;
+            let now = tx.now;
+            tx.ha.write_pcm(&tx.pcm).unwrap();
+            if tx.a.poll_timeout().is_some_and(|t| t <= now) {
+                tx.a.handle_timeout(now);
+            }
+            while let Some(t) = tx.a.poll_transmit(now, &mut tx.buf) {
+                black_box(t);
+            }
+            tx.a.flush(now);
+            while let Some(e) = tx.ha.try_recv() {
+                black_box(e);
+            }
+        })
+    });
     let mut ex = Pair::new();
     for _ in 0..100 {
         ex.step(true, true);
@@ -109,7 +130,7 @@ fn bench(c: &mut Criterion) {
     // Receive alone: feed B pre-built packets from A.
     let mut rx = Pair::new();
     let mut pkts = Vec::new();
-    for _ in 0..3000 {
+    for _ in 0..10 {
         rx.now += PTIME;
         rx.ha.write_pcm(&rx.pcm).unwrap();
         let now = rx.now;
@@ -123,7 +144,9 @@ fn bench(c: &mut Criterion) {
         }
         rx.a.flush(now);
     }
-    let mut i = 0usize;
+    // One packet, renumbered each iteration: a stream that never ends.
+    let mut pkt = pkts[0].clone();
+    let mut i = 0u32;
     let mut now = Instant::now();
     let (mut b, hb) = endpoint(
         SessionConfig::new(NtpTime::from_unix(Duration::from_secs(1_700_000_000))),
@@ -134,8 +157,10 @@ fn bench(c: &mut Criterion) {
     g.bench_function("receive_jitter_buffer_playout", |bch| {
         bch.iter(|| {
             now += PTIME;
-            b.handle_input(now, Component::Rtp, from, &pkts[i % pkts.len()]);
-            i += 1;
+            pkt[2..4].copy_from_slice(&(i as u16).to_be_bytes());
+            pkt[4..8].copy_from_slice(&i.wrapping_mul(160).to_be_bytes());
+            b.handle_input(now, Component::Rtp, from, &pkt);
+            i = i.wrapping_add(1);
             if b.poll_timeout().is_some_and(|t| t <= now) {
                 b.handle_timeout(now);
             }

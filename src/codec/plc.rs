@@ -62,7 +62,7 @@ pub struct Concealer {
     /// The last [`HISTORY`] samples played, oldest first.
     history: Box<[i16]>,
     /// History frozen at the start of the current erasure.
-    source: Box<[f32]>,
+    source: Box<[i16]>,
     /// Pitch period of the current erasure, in samples.
     pitch: usize,
     /// Consecutive samples concealed so far.
@@ -74,7 +74,7 @@ impl Concealer {
     pub fn new() -> Self {
         Concealer {
             history: vec![0; HISTORY].into_boxed_slice(),
-            source: vec![0.0; HISTORY].into_boxed_slice(),
+            source: vec![0; HISTORY].into_boxed_slice(),
             pitch: PITCH_MIN,
             erased: 0,
         }
@@ -123,9 +123,7 @@ impl Concealer {
 
     /// Freezes the history and estimates the pitch (G.711 App. I §I.2.2).
     fn start_erasure(&mut self) {
-        for (s, &h) in self.source.iter_mut().zip(self.history.iter()) {
-            *s = f32::from(h);
-        }
+        self.source.copy_from_slice(&self.history);
         self.pitch = estimate_pitch(&self.source);
     }
 
@@ -165,13 +163,13 @@ impl Concealer {
         // `len + quarter <= HISTORY`: periods <= 3, pitch <= PITCH_MAX.
         let base = HISTORY - len;
         let p = n % len;
-        let value = self.source[base + p];
+        let value = f32::from(self.source[base + p]);
         if p + quarter < len {
             return value;
         }
         let j = p + quarter - len;
         let w = (j + 1) as f32 / (quarter + 1) as f32;
-        value * (1.0 - w) + self.source[base - quarter + j] * w
+        value * (1.0 - w) + f32::from(self.source[base - quarter + j]) * w
     }
 
     /// Appends samples to the history.
@@ -191,7 +189,7 @@ impl Default for Concealer {
 /// The lag in `PITCH_MIN..=PITCH_MAX` that maximises the normalised
 /// autocorrelation of the last [`CORR_LEN`] samples of `x` (G.711 App. I
 /// §I.2.2); `PITCH_MIN` for silence.
-fn estimate_pitch(x: &[f32]) -> usize {
+fn estimate_pitch(x: &[i16]) -> usize {
     let end = x.len();
     let start = end - CORR_LEN;
     let recent = &x[start..end];
@@ -200,6 +198,7 @@ fn estimate_pitch(x: &[f32]) -> usize {
         let past = &x[start - lag..end - lag];
         let (mut cross, mut energy) = (0.0f32, 0.0f32);
         for (&a, &b) in recent.iter().zip(past) {
+            let (a, b) = (f32::from(a), f32::from(b));
             cross += a * b;
             energy += b * b;
         }

@@ -110,7 +110,7 @@ pub const HISTOGRAM_BUCKET: Duration = Duration::from_millis(5);
 pub const HISTOGRAM_BUCKETS: usize = 101;
 
 /// Extra slots beyond `max_delay / frame` in the default configuration.
-const EXTRA_SLOTS: usize = 8;
+const EXTRA_SLOTS: usize = 4;
 /// A timestamp further than `max_delay` plus this from the expected one
 /// resets the buffer.
 const JUMP_SLACK: Duration = Duration::from_secs(1);
@@ -141,7 +141,7 @@ pub struct JitterConfig {
 impl JitterConfig {
     /// Defaults for a stream of `clock_rate` Hz played in `frame` frames:
     /// delays 20 ms (min), 200 ms (max), 60 ms (initial), 320-byte
-    /// payloads, `max_delay / frame + 8` slots.
+    /// payloads, `max_delay / frame + 4` slots.
     pub fn new(clock_rate: u32, frame: Duration) -> Self {
         let max_delay = Duration::from_millis(200);
         let mut config = JitterConfig {
@@ -157,7 +157,7 @@ impl JitterConfig {
         config
     }
 
-    /// `ceil(max_delay / frame) + 8`, the default slot count (8 when
+    /// `ceil(max_delay / frame) + 4`, the default slot count (4 when
     /// `frame` is zero).
     pub fn derived_slots(&self) -> usize {
         let frame = self.frame.as_nanos();
@@ -1126,7 +1126,7 @@ mod tests {
     #[test]
     fn config_defaults_and_validation() {
         let c = JitterConfig::new(8000, 20 * MS);
-        assert_eq!(c.slots, 18);
+        assert_eq!(c.slots, 14);
         assert_eq!(c.validate(), Ok(()));
         let bad = |f: fn(&mut JitterConfig)| {
             let mut c = JitterConfig::new(8000, 20 * MS);
@@ -1159,9 +1159,9 @@ mod tests {
     fn default_g711_storage_is_small() {
         let jb = g711();
         let heap = jb.meta.len() * size_of::<SlotMeta>() + jb.data.len();
-        assert!(heap < 6 * 1024, "{heap} bytes of heap");
+        assert!(heap < 5 * 1024, "{heap} bytes of heap");
         assert_eq!(size_of::<SlotMeta>(), 12);
-        assert_eq!(jb.abs_max(), 360 * MS);
+        assert_eq!(jb.abs_max(), 280 * MS);
     }
 
     #[test]
@@ -1562,7 +1562,7 @@ mod tests {
                 seqs.push(seq);
             }
         }
-        assert!(!seqs.is_empty() && seqs.len() <= 18, "{}", seqs.len());
+        assert!(!seqs.is_empty() && seqs.len() <= 14, "{}", seqs.len());
         assert!(seqs.windows(2).all(|w| w[0] < w[1]));
         assert!(jb.poll_timeout().is_some_and(|d| d > now));
     }
@@ -1592,7 +1592,7 @@ mod tests {
         // Transit spread 10 ms + 10 ms margin = 20 ms target.
         assert_eq!(jb.nominal(), 20 * MS);
         assert_eq!(jb.maximum(), 60 * MS);
-        assert_eq!(jb.abs_max(), 360 * MS);
+        assert_eq!(jb.abs_max(), 280 * MS);
     }
 
     #[test]

@@ -471,8 +471,11 @@ impl MediaSession {
                 .is_some()
                 .then(|| FramePool::new(frames, 1500)),
             payload_codec: deliver_payload.flatten().map(CodecSpec::build),
-            pcm: vec![0i16; MAX_FRAME_SAMPLES].into_boxed_slice(),
-            bytes: vec![0u8; 1500].into_boxed_slice(),
+            // Room for a far end packetising up to twice our ptime; raw
+            // payloads handed out whole need a datagram's worth.
+            pcm: vec![0i16; 2 * frame_samples].into_boxed_slice(),
+            bytes: vec![0u8; if deliver_payload.is_some() { 1500 } else { 2 * frame_samples.max(160) }]
+                .into_boxed_slice(),
             rtcp,
             xr,
             rtcp_interval,
@@ -914,7 +917,7 @@ impl MediaSession {
                 let payload = pkt.payload();
                 let n = self.recv_codecs[codec]
                     .1
-                    .decode(payload, &mut self.pcm[..MAX_FRAME_SAMPLES]);
+                    .decode(payload, &mut self.pcm);
                 self.quality.observe(false);
                 self.stats.played += 1;
                 self.deliver_audio(pkt.timestamp(), n, false);
