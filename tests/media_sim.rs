@@ -406,3 +406,20 @@ fn simulation_reproduces_from_its_seed() {
     assert_eq!(run(9), run(9));
     assert_ne!(run(9), run(10));
 }
+
+#[test]
+fn playout_idles_when_the_far_end_goes_quiet_and_resumes() {
+    let mut c = Call::new(4, config(), config());
+    c.talk(Duration::from_secs(2), false);
+    let before = c.b_frames.len();
+    // A's input runs dry: no packets for 5 s.
+    c.idle(Duration::from_secs(5));
+    let quiet = c.b_frames.len() - before;
+    // The buffered frames, then at most a second of concealment.
+    assert!(quiet <= 60, "{quiet} frames played in 5 s of silence");
+    c.talk(Duration::from_secs(2), false);
+    let resumed = c.b_frames.len() - before - quiet;
+    assert!(resumed >= 90, "{resumed} frames after the far end resumed");
+    let jb = c.sim.node(1).endpoint.session().jitter_buffer().unwrap().stats().clone();
+    assert_eq!(jb.concealed, 0, "silence is not loss: {jb:?}");
+}

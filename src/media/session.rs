@@ -71,6 +71,10 @@ use crate::sdp::Direction;
 /// skipped.
 pub const MAX_CATCH_UP: u64 = 3;
 
+/// Concealment with nothing buffered for this long ends playout until the
+/// next packet.
+pub const IDLE_PLAYOUT: Duration = Duration::from_secs(1);
+
 /// Largest PCM frame a session handles (120 ms at 8 kHz).
 const MAX_FRAME_SAMPLES: usize = 960;
 
@@ -295,6 +299,10 @@ pub struct MediaSession {
     highest_seq: Option<SeqNo>,
     dtmf_rx: Option<DtmfReceiver>,
     jitter: Option<JitterBuffer>,
+    /// Frames concealed in a row.
+    concealed_run: u32,
+    /// [`IDLE_PLAYOUT`] in frames.
+    idle_frames: u32,
     concealer: Concealer,
     quality: QualityMonitor,
     next_quality: Option<Instant>,
@@ -462,6 +470,8 @@ impl MediaSession {
                 })
             }),
             jitter,
+            concealed_run: 0,
+            idle_frames: (IDLE_PLAYOUT.as_nanos() / ptime.as_nanos().max(1)).max(1) as u32,
             concealer: Concealer::new(),
             quality: QualityMonitor::new(send.1.impairment(true), ptime),
             next_quality: Some(start + quality_interval),
@@ -1008,7 +1018,11 @@ impl MediaSession {
         self.quality.set_jitter_buffer_delay(delay);
     }
 
-    /// Plays out what the jitter buffer has due. Losses enter the quality
+    /// Plays out what the jitter buffer has due. After [`IDLE_PLAYOUT`] of
+    /// nothing but concealment (the far end stopped: hold, silence
+    /// suppression, gone) the buffer is reset and playout idles until the
+    /// next packet, which starts it afresh: no endless stream of concealed
+    /// frames, no catch-up work after a long silence. Losses enter the quality
     /// monitor as the buffer confirms them (a later packet shows the media
     /// went on), so the tail after a stream stops or a hold is not a loss.
     fn playout(&mut self, now: Instant) {
@@ -1030,10 +1044,20 @@ impl MediaSession {
                     Ok(timestamp)
                 }
                 Some(Playout::Conceal { timestamp } | Playout::Stretch { timestamp }) => {
+                    self.concealed_run += 1;
+                    if self.concealed_run >= self.idle_frames && jb.buffered().is_zero() {
+                        jb.reset();
+                        self.concealed_run = 0;
+                        self.sync_playout();
+                        return;
+                    }
                     self.concealer.conceal(&mut self.pcm[..n]);
                     Err(timestamp)
                 }
             };
+            if timestamp.is_ok() {
+                self.concealed_run = 0;
+            }
             self.sync_playout();
             match timestamp {
                 Ok(ts) => self.deliver_audio(ts, n, false),
