@@ -66,7 +66,23 @@ fn config() -> SessionConfig {
     c
 }
 
+/// How late this host wakes a thread from a 700 µs sleep: the floor under
+/// any pacing figure (100 µs buckets, the last from 1.5 ms), over 2 s.
+fn wake_floor() -> ([u64; 16], u64) {
+    let mut h = [0u64; 16];
+    let mut max = 0;
+    for _ in 0..2000 {
+        let t = Instant::now();
+        std::thread::sleep(Duration::from_micros(700));
+        let late = (t.elapsed().as_micros() as u64).saturating_sub(700);
+        h[((late / 100) as usize).min(15)] += 1;
+        max = max.max(late);
+    }
+    (h, max)
+}
+
 fn main() {
+    let (floor, floor_max) = wake_floor();
     let calls = env("DENSITY_CALLS", 2000) as usize;
     let secs = env("DENSITY_SECS", 60);
     let backend = match std::env::var("DENSITY_BACKEND").as_deref() {
@@ -94,10 +110,14 @@ fn main() {
     // Sessions first (the media state), then their sockets and relay legs
     // on the shards; each endpoint's media clock starts when it is made,
     // as calls start at any instant.
+    // Calls start at any instant: media clocks spread over the packet
+    // interval.
     let mut sessions = Vec::with_capacity(calls);
-    for _ in 0..calls {
-        let (ea, ha) = endpoint(config(), Instant::now()).expect("endpoint");
-        let (eb, hb) = endpoint(config(), Instant::now()).expect("endpoint");
+    let base = Instant::now();
+    let phase = |i: usize| base + Duration::from_micros((i as u64 * 20_000) / (2 * calls as u64));
+    for i in 0..calls {
+        let (ea, ha) = endpoint(config(), phase(2 * i)).expect("endpoint");
+        let (eb, hb) = endpoint(config(), phase(2 * i + 1)).expect("endpoint");
         sessions.push((ea, ha, eb, hb));
     }
     let rss_sessions = rss();
@@ -161,6 +181,7 @@ fn main() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let before: Vec<_> = handles.iter().map(MediaHandle::stats).collect();
+    let engine0 = e.stats();
     let cpu0 = cpu();
     let t0 = Instant::now();
     let end = t0 + Duration::from_secs(secs);
@@ -170,21 +191,27 @@ fn main() {
     }
     let elapsed = t0.elapsed();
     let cpu1 = cpu();
-    // Let the last packets land before counting.
-    std::thread::sleep(Duration::from_millis(300));
+    let engine1 = e.stats();
     let after: Vec<_> = handles.iter().map(MediaHandle::stats).collect();
+    // Loss over the whole run: stop feeding, let what is queued go out and
+    // land, then compare every endpoint's packets sent with what its peer
+    // received.
+    std::thread::sleep(Duration::from_millis(500));
+    let last: Vec<_> = handles.iter().map(MediaHandle::stats).collect();
     let mut sent = 0u64;
     let mut received = 0u64;
+    for s in &last {
+        sent += s.audio_sent;
+        received += s.received;
+    }
     let mut lag = [0u64; 16];
     let mut lag_max = 0u64;
     let mut underruns = 0u64;
-    for pair in 0..calls {
-        let (a, b) = (2 * pair, 2 * pair + 1);
-        sent += after[a].audio_sent - before[a].audio_sent;
-        sent += after[b].audio_sent - before[b].audio_sent;
-        received += after[b].received - before[b].received;
-        received += after[a].received - before[a].received;
-    }
+    let window_sent: u64 = after
+        .iter()
+        .zip(&before)
+        .map(|(x, y)| x.audio_sent - y.audio_sent)
+        .sum();
     for (x, y) in after.iter().zip(&before) {
         for (i, l) in lag.iter_mut().enumerate() {
             *l += x.pacing_lag[i] - y.pacing_lag[i];
@@ -215,11 +242,24 @@ fn main() {
     };
     let cpu_s = (cpu1 - cpu0).as_secs_f64();
     let per_call_us = cpu_s * 1e6 / elapsed.as_secs_f64() / calls as f64;
-    let per_packet_ns = cpu_s * 1e9 / (sent + received).max(1) as f64;
+    let per_packet_ns = cpu_s * 1e9 / (2 * window_sent).max(1) as f64;
     println!("measured {:.1} s", elapsed.as_secs_f64());
+    let rate = |a: u64, b: u64| (b - a) as f64 / elapsed.as_secs_f64();
     println!(
-        "packets sent {sent}, received {received}, loss {:.4}%",
+        "shards: {:.0} turns/s, {:.0} data-path syscalls/s, {:.0} datagrams received/s, {:.0} sent/s",
+        rate(engine0.turns, engine1.turns),
+        rate(engine0.syscalls, engine1.syscalls),
+        rate(engine0.rx_packets, engine1.rx_packets),
+        rate(engine0.tx_packets, engine1.tx_packets),
+    );
+    println!(
+        "packets sent {sent}, received {received} (whole run), loss {:.4}%; {window_sent} sent in the measured window",
         loss * 100.0
+    );
+    println!("pacing lag histogram (100 µs buckets, the last from 1.5 ms): {lag:?}");
+    println!(
+        "this host's wake-up lateness from a 700 µs sleep, idle, same buckets: {floor:?}, max {:.2} ms",
+        floor_max as f64 / 1000.0
     );
     println!(
         "pacing error: p50 {}, p99 {}, p99.9 {}, max {:.2} ms, underruns {underruns}",

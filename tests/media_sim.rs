@@ -420,6 +420,14 @@ fn playout_idles_when_the_far_end_goes_quiet_and_resumes() {
     c.talk(Duration::from_secs(2), false);
     let resumed = c.b_frames.len() - before - quiet;
     assert!(resumed >= 90, "{resumed} frames after the far end resumed");
-    let jb = c.sim.node(1).endpoint.session().jitter_buffer().unwrap().stats().clone();
+    let jb = c
+        .sim
+        .node(1)
+        .endpoint
+        .session()
+        .jitter_buffer()
+        .unwrap()
+        .stats()
+        .clone();
     assert_eq!(jb.concealed, 0, "silence is not loss: {jb:?}");
 }

@@ -160,6 +160,11 @@ struct EndpointSlot {
     queued: bool,
 }
 
+/// Granularity of endpoint wake-ups: a shard serving many endpoints wakes
+/// at most once per grain for their timers (each timer runs at most this
+/// late, never early).
+pub(crate) const ENDPOINT_TIMER_GRAIN: Duration = Duration::from_micros(250);
+
 /// Room reserved for endpoint bookkeeping, so that the steady state does
 /// not grow it.
 const ENDPOINT_RESERVE: usize = 1024;
@@ -202,12 +207,21 @@ impl Core {
     }
 
     /// When the shard must turn next for its endpoints: now when some are
-    /// ready, else the earliest endpoint deadline.
-    fn endpoint_deadline(&self, now: Instant) -> Option<Instant> {
+    /// ready, else the earliest endpoint deadline rounded up to the next
+    /// multiple of [`ENDPOINT_TIMER_GRAIN`] since `epoch`. Endpoints whose
+    /// deadlines fall in one grain are served by one wake-up: thousands of
+    /// endpoints cost at most one wake-up per grain, not one each, and no
+    /// timer runs early or more than a grain late.
+    fn endpoint_deadline(&self, epoch: Instant, now: Instant) -> Option<Instant> {
         if self.ready_at < self.ready.len() {
             return Some(now);
         }
-        self.timers.peek().map(|Reverse((at, _))| *at)
+        let at = self.timers.peek().map(|Reverse((at, _))| *at)?;
+        let grain = ENDPOINT_TIMER_GRAIN.as_nanos();
+        let since = at.saturating_duration_since(epoch).as_nanos();
+        let rounded = since.div_ceil(grain) * grain;
+        let extra = u64::try_from(rounded - since).unwrap_or(0);
+        Some(at + Duration::from_nanos(extra))
     }
 
     /// Moves the endpoints whose deadline is due to `ready`, running their
@@ -353,7 +367,8 @@ pub(crate) fn run<B: Backend>(mut backend: B, parts: ShardParts) {
         events,
     } = parts;
     stats.tid.store(sys::gettid() as u64, Ordering::Relaxed);
-    let mut core = Core::new(Instant::now(), relay);
+    let epoch = Instant::now();
+    let mut core = Core::new(epoch, relay);
     let mut next_cpu_sample = Instant::now();
     loop {
         let now = Instant::now();
@@ -362,7 +377,7 @@ pub(crate) fn run<B: Backend>(mut backend: B, parts: ShardParts) {
         let deadline = [
             core.table.poll_timeout(),
             backend.poll_timeout(),
-            core.endpoint_deadline(now),
+            core.endpoint_deadline(epoch, now),
         ]
         .into_iter()
         .flatten()

@@ -288,6 +288,12 @@ pub struct MediaSession {
     input: Input,
     /// Index of the next audio tick.
     tick: u64,
+    /// When it is due.
+    next_tick_at: Instant,
+    /// How late a tick may be and still be sent ([`MAX_CATCH_UP`] ticks).
+    catch_up: Duration,
+    /// The application's payload is in the codec sent (no transcoding).
+    same_codec: bool,
     /// The previous tick sent audio (no marker on the next).
     in_talkspurt: bool,
     sent_any: bool,
@@ -425,6 +431,10 @@ impl MediaSession {
         }
         let input_samples = (input_buffer.as_nanos() * u128::from(rate) / 1_000_000_000) as usize;
         let input_samples = input_samples.max(frame_samples);
+        let same_codec = match input {
+            InputMode::Pcm => true,
+            InputMode::Payload(spec) => spec == send.1,
+        };
         let (input, writer) = match input {
             InputMode::Pcm => {
                 let (p, c) = super::ring::ring::<i16>(input_samples);
@@ -457,6 +467,9 @@ impl MediaSession {
             telephone_event,
             input,
             tick: 0,
+            next_tick_at: start,
+            catch_up: ptime.saturating_mul(MAX_CATCH_UP as u32),
+            same_codec,
             in_talkspurt: false,
             sent_any: false,
             recv_codecs,
@@ -484,8 +497,15 @@ impl MediaSession {
             // Room for a far end packetising up to twice our ptime; raw
             // payloads handed out whole need a datagram's worth.
             pcm: vec![0i16; 2 * frame_samples].into_boxed_slice(),
-            bytes: vec![0u8; if deliver_payload.is_some() { 1500 } else { 2 * frame_samples.max(160) }]
-                .into_boxed_slice(),
+            bytes: vec![
+                0u8;
+                if deliver_payload.is_some() {
+                    1500
+                } else {
+                    2 * frame_samples.max(160)
+                }
+            ]
+            .into_boxed_slice(),
             rtcp,
             xr,
             rtcp_interval,
@@ -640,6 +660,12 @@ impl MediaSession {
         NtpTime(self.wallclock.0.wrapping_add(add))
     }
 
+    /// Moves to tick `k`.
+    fn set_tick(&mut self, k: u64) {
+        self.tick = k;
+        self.next_tick_at = self.tick_instant(k);
+    }
+
     fn tick_instant(&self, k: u64) -> Instant {
         self.start
             + self
@@ -679,7 +705,9 @@ impl MediaSession {
             Input::Pcm(_) => self.send_codec.encode(&self.pcm[..n], &mut self.bytes),
             Input::Payload(_, codec) => {
                 let len = codec.payload_len(n);
-                if self
+                if self.same_codec {
+                    len
+                } else if self
                     .send_codec
                     .transcode_from(codec.as_ref(), &mut self.bytes[..len])
                     .is_none()
@@ -925,9 +953,7 @@ impl MediaSession {
                 // Played on arrival: losses are what the sequence numbers
                 // say (RFC 3550 A.3), observed per packet.
                 let payload = pkt.payload();
-                let n = self.recv_codecs[codec]
-                    .1
-                    .decode(payload, &mut self.pcm);
+                let n = self.recv_codecs[codec].1.decode(payload, &mut self.pcm);
                 self.quality.observe(false);
                 self.stats.played += 1;
                 self.deliver_audio(pkt.timestamp(), n, false);
@@ -1104,23 +1130,23 @@ impl Endpoint for MediaSession {
             }
         }
         // Audio ticks due: overdue ones beyond MAX_CATCH_UP are skipped.
-        let due = self.start + self.ptime;
-        let _ = due;
-        while self.tick_instant(self.tick) <= now {
-            let elapsed = now.saturating_duration_since(self.start);
-            let latest = (elapsed.as_nanos() / self.ptime.as_nanos().max(1)) as u64;
-            if latest >= self.tick + MAX_CATCH_UP {
-                let skip = latest + 1 - MAX_CATCH_UP - self.tick;
+        while self.next_tick_at <= now {
+            if now.saturating_duration_since(self.next_tick_at) >= self.catch_up {
+                let elapsed = now.saturating_duration_since(self.start);
+                let latest = (elapsed.as_nanos() / self.ptime.as_nanos().max(1)) as u64;
+                let skip = (latest + 1).saturating_sub(MAX_CATCH_UP + self.tick).max(1);
                 self.stats.ticks_skipped += skip;
-                if let Input::Pcm(c) = &mut self.input {
-                    c.skip(self.frame_samples * skip as usize);
-                }
-                self.tick += skip;
+                let n = self.frame_samples * skip as usize;
+                match &mut self.input {
+                    Input::Pcm(c) => c.skip(n),
+                    Input::Payload(c, codec) => c.skip(codec.payload_len(n)),
+                };
+                self.set_tick(self.tick + skip);
                 self.in_talkspurt = false;
                 continue;
             }
             let k = self.tick;
-            self.tick += 1;
+            self.set_tick(k + 1);
             if let Some(len) = self.audio_tick(now, k, buf) {
                 return Some(Transmit {
                     component: Component::Rtp,
@@ -1149,7 +1175,7 @@ impl Endpoint for MediaSession {
             return Some(self.start);
         }
         [
-            Some(self.tick_instant(self.tick)),
+            Some(self.next_tick_at),
             self.dtmf_tx.poll_timeout(),
             self.next_rtcp,
             self.jitter.as_ref().and_then(JitterBuffer::poll_timeout),
