@@ -142,7 +142,7 @@ pub fn endpoint(
 ) -> Result<(MediaEndpoint, MediaHandle), SessionError> {
     let capacity = config.event_capacity.max(1);
     let (session, input) = MediaSession::new(config, start)?;
-    let (ctl_tx, ctl_rx) = async_channel::bounded(8);
+    let (ctl_tx, ctl_rx) = async_channel::bounded(16);
     let (ev_tx, ev_rx) = async_channel::bounded(capacity);
     let shared = Arc::new(Shared::default());
     let ssrc = session.ssrc();
