@@ -46,11 +46,25 @@ fn engine(backend: IoBackend, base: u16) -> Engine {
 
 /// Two endpoints on `e`, each sending to the other's leg.
 fn pair(e: &Engine) -> ((EndpointInfo, MediaHandle), (EndpointInfo, MediaHandle)) {
+    pair_with(e, false)
+}
+
+/// [`pair`], with RTCP muxed on the RTP port (RFC 5761) when `mux`.
+fn pair_with(e: &Engine, mux: bool) -> ((EndpointInfo, MediaHandle), (EndpointInfo, MediaHandle)) {
     let now = Instant::now();
     let (ea, ha) = endpoint(config(), now).unwrap();
     let (eb, hb) = endpoint(config(), now).unwrap();
     let a = e
-        .create_endpoint(EndpointSpec::default(), Box::new(ea))
+        .create_endpoint(
+            EndpointSpec {
+                tag: 1,
+                leg: LegOptions {
+                    rtcp_mux: mux,
+                    ..LegOptions::default()
+                },
+            },
+            Box::new(ea),
+        )
         .unwrap();
     let b = e
         .create_endpoint(
@@ -58,6 +72,8 @@ fn pair(e: &Engine) -> ((EndpointInfo, MediaHandle), (EndpointInfo, MediaHandle)
                 tag: 2,
                 leg: LegOptions {
                     remote_rtp: Some(a.leg.rtp),
+                    remote_rtcp: mux.then_some(a.leg.rtp),
+                    rtcp_mux: mux,
                     ..LegOptions::default()
                 },
             },
@@ -69,6 +85,7 @@ fn pair(e: &Engine) -> ((EndpointInfo, MediaHandle), (EndpointInfo, MediaHandle)
         0,
         LegUpdate {
             remote_rtp: Some(b.leg.rtp),
+            remote_rtcp: mux.then_some(b.leg.rtp),
             ..LegUpdate::default()
         },
     )
@@ -227,10 +244,81 @@ fn stop_sends_bye(backend: IoBackend, base: u16) {
     e.shutdown();
 }
 
+fn muxed_rtcp_and_a_bridged_relay_leg(backend: IoBackend, base: u16) {
+    let e = engine(backend, base);
+    // RTCP on the RTP port: reports still flow and give an RTT.
+    let ((a, ha), (b, hb)) = pair_with(&e, true);
+    assert_eq!(a.leg.rtcp, a.leg.rtp);
+    let (sa, sb) = exchange(&ha, &hb, 100, "", Duration::from_secs(15));
+    check_payloads(&sb.payloads, 0xa0, 100, "B (mux)");
+    assert!(!sa.rtts.is_empty(), "no RTT over rtcp-mux");
+    e.delete_call(a.id).unwrap();
+    e.delete_call(b.id).unwrap();
+
+    // A relayed call whose leg 0 is bridged to an endpoint: the phone on
+    // leg 0 talks to the application instead of to leg 1.
+    let phone = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    phone
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let other = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let call = e
+        .create_call(mediarelay::engine::CallSpec {
+            tag: 9,
+            legs: [
+                LegOptions {
+                    remote_rtp: Some(phone.local_addr().unwrap()),
+                    ..LegOptions::default()
+                },
+                LegOptions {
+                    remote_rtp: Some(other.local_addr().unwrap()),
+                    ..LegOptions::default()
+                },
+            ],
+        })
+        .unwrap();
+    let (ep, h) = endpoint(config(), Instant::now()).unwrap();
+    e.attach_endpoint(call.id, 0, Box::new(ep)).unwrap();
+    for seq in 0..20u16 {
+        let pkt = common::rtp(0x1234, seq, u32::from(seq) * 80, seq as u8);
+        let mut pkt = pkt;
+        pkt[1] = 0; // PCMU
+        phone.send_to(&pkt, call.legs[0].rtp).unwrap();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for i in 0..10 {
+        while h.write_payload(&frame(0xc0, i)).unwrap() < FRAME {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    let mut got = Seen::default();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while got.payloads.len() < 20 && Instant::now() < deadline {
+        got.take(&h);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(got.payloads.len(), 20, "endpoint got the phone's packets");
+    let mut buf = [0u8; 2048];
+    let mut from_app = 0;
+    while from_app < 10 {
+        let (n, from) = phone.recv_from(&mut buf).expect("the application's audio");
+        assert_eq!(from, call.legs[0].rtp, "sent from leg 0's socket");
+        if n > 12 && buf[1] & 0x7f == 0 {
+            assert_eq!(&buf[12..n], &frame(0xc0, from_app)[..]);
+            from_app += 1;
+        }
+    }
+    // Nothing of it reached leg 1's far end.
+    other.set_nonblocking(true).unwrap();
+    assert!(other.recv_from(&mut buf).is_err());
+    e.shutdown();
+}
+
 both_backends! {
     offset: 500;
     endpoints_exchange_media_dtmf_and_rtcp: 50000,
     stop_sends_bye: 50200,
+    muxed_rtcp_and_a_bridged_relay_leg: 50300,
 }
 
 /// Two endpoints of an application engine talk through the daemon's

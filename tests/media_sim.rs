@@ -431,3 +431,63 @@ fn playout_idles_when_the_far_end_goes_quiet_and_resumes() {
         .clone();
     assert_eq!(jb.concealed, 0, "silence is not loss: {jb:?}");
 }
+
+#[test]
+fn ends_sending_different_g711_laws_hear_each_other() {
+    use mediarelay::codec::G711;
+    use mediarelay::media::CodecSpec;
+    use mediarelay::rtp::PayloadType;
+    let a_cfg = config();
+    let mut b_cfg = config();
+    b_cfg.send = (PayloadType::PCMA, CodecSpec::G711(G711::Pcma));
+    let mut c = Call::new(8, a_cfg, b_cfg);
+    c.talk(Duration::from_secs(3), true);
+    for (i, who) in [(0, "A"), (1, "B")] {
+        let st = c.sim.node(i).endpoint.session().stats();
+        assert!(st.played > 100, "{who}: {st:?}");
+        assert_eq!(st.dropped_payload_type, 0, "{who}: {st:?}");
+    }
+    // B decoded A's µ-law tone back to the tone's level (8000 peak: RMS
+    // about 5657), not noise.
+    let mut c2 = Call::new(8, config(), {
+        let mut b = config();
+        b.send = (PayloadType::PCMA, CodecSpec::G711(G711::Pcma));
+        b
+    });
+    c2.feed(40, true);
+    let mut rms = Vec::new();
+    for _ in 0..20 {
+        c2.feed(100, true);
+        c2.sim.run_for(Duration::from_millis(100));
+        while let Some(e) = c2.b.try_recv() {
+            if let MediaEvent::Audio(f) = e {
+                if !f.concealed {
+                    let s: f64 = f.samples.iter().map(|&x| f64::from(x).powi(2)).sum();
+                    rms.push((s / f.samples.len() as f64).sqrt());
+                }
+            }
+        }
+    }
+    let tail = &rms[rms.len() / 2..];
+    assert!(
+        tail.iter().all(|r| (5300.0..6000.0).contains(r)),
+        "{tail:?}"
+    );
+}
+
+#[test]
+fn a_refused_request_is_reported() {
+    let mut cfg = config();
+    cfg.telephone_event = None;
+    let mut c = Call::new(12, cfg, config());
+    c.a.send_dtmf('1', Duration::from_millis(100)).unwrap();
+    c.talk(Duration::from_millis(200), false);
+    assert!(
+        c.a_events.iter().any(|e| matches!(
+            e,
+            MediaEvent::Refused(mediarelay::media::SessionError::NoTelephoneEvent)
+        )),
+        "{:?}",
+        c.a_events
+    );
+}

@@ -28,6 +28,9 @@ pub enum MediaEvent {
     Quality(QualityReport),
     /// The session changed state.
     State(SessionState),
+    /// A request of the application was refused (e.g. DTMF when
+    /// telephone-event was not negotiated, or any request after stop).
+    Refused(super::session::SessionError),
 }
 
 /// Decoded audio.

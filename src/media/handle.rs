@@ -238,10 +238,13 @@ impl Endpoint for MediaEndpoint {
             }
         }
         while let Ok(c) = self.control.try_recv() {
-            // A refused request (DTMF not negotiated, stopped) has no one
-            // to report to but the counters; the handle checks what it can
-            // before queueing.
-            let _ = self.session.control(now, c);
+            // A refused request (DTMF not negotiated, queue full, stopped)
+            // is reported as an event, after this turn's others.
+            if let Err(e) = self.session.control(now, c) {
+                if self.events.try_send(MediaEvent::Refused(e)).is_err() {
+                    self.lost_events += 1;
+                }
+            }
         }
         self.publish();
     }

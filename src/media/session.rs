@@ -191,12 +191,15 @@ pub struct SessionConfig {
 }
 
 impl SessionConfig {
-    /// PCMU, 20 ms, telephone-event 101, send and receive, PCM in and out,
-    /// a jitter buffer, RTCP every 5 s with XR.
+    /// PCMU sent, PCMU and PCMA accepted, 20 ms, telephone-event 101, send
+    /// and receive, PCM in and out, a jitter buffer, RTCP every 5 s with XR.
     pub fn new(wallclock: NtpTime) -> Self {
         SessionConfig {
             send: (PayloadType::PCMU, CodecSpec::G711(G711::Pcmu)),
-            receive: vec![(PayloadType::PCMA, CodecSpec::G711(G711::Pcma))],
+            receive: vec![
+                (PayloadType::PCMU, CodecSpec::G711(G711::Pcmu)),
+                (PayloadType::PCMA, CodecSpec::G711(G711::Pcma)),
+            ],
             telephone_event: PayloadType::new(101),
             ptime: Duration::from_millis(20),
             direction: Direction::SendRecv,
