@@ -158,8 +158,8 @@ fn main() {
     let mut events = 0u64;
     let mut quality_sum = 0.0;
     let mut quality_n = 0u64;
-    let feed = |handles: &[MediaHandle], events: &mut u64, q: &mut f64, qn: &mut u64| {
-        for h in handles {
+    let feed = |handles: &mut [MediaHandle], events: &mut u64, q: &mut f64, qn: &mut u64| {
+        for h in handles.iter_mut() {
             while h.input_free() >= 160 {
                 if h.write_payload(&frame).unwrap_or(0) < 160 {
                     break;
@@ -177,7 +177,7 @@ fn main() {
     // Warm-up: 5 s, then the measured window.
     let warm_until = Instant::now() + Duration::from_secs(5);
     while Instant::now() < warm_until {
-        feed(&handles, &mut events, &mut quality_sum, &mut quality_n);
+        feed(&mut handles, &mut events, &mut quality_sum, &mut quality_n);
         std::thread::sleep(Duration::from_millis(20));
     }
     let before: Vec<_> = handles.iter().map(MediaHandle::stats).collect();
@@ -186,7 +186,7 @@ fn main() {
     let t0 = Instant::now();
     let end = t0 + Duration::from_secs(secs);
     while Instant::now() < end {
-        feed(&handles, &mut events, &mut quality_sum, &mut quality_n);
+        feed(&mut handles, &mut events, &mut quality_sum, &mut quality_n);
         std::thread::sleep(Duration::from_millis(20));
     }
     let elapsed = t0.elapsed();

@@ -144,12 +144,12 @@ fn run(backend: IoBackend, base: u16) -> Result<(), String> {
 /// Runs two endpoints on `e` for `for_` writing a 20 ms frame of PCM into
 /// each every 20 ms and taking every event; returns the audio frames
 /// received.
-fn talk(ha: &MediaHandle, hb: &MediaHandle, pcm: &[i16; 160], for_: Duration) -> u64 {
+fn talk(ha: &mut MediaHandle, hb: &mut MediaHandle, pcm: &[i16; 160], for_: Duration) -> u64 {
     let start = std::time::Instant::now();
     let mut next = start;
     let mut frames = 0;
     while start.elapsed() < for_ {
-        for h in [ha, hb] {
+        for h in [&mut *ha, &mut *hb] {
             if h.input_free() >= 160 {
                 let _ = h.write_pcm(pcm);
             }
@@ -169,8 +169,8 @@ fn endpoints(e: &Engine, backend: IoBackend) -> Result<(), String> {
     let now = std::time::Instant::now();
     let mut cfg = SessionConfig::new(NtpTime::from_unix(Duration::from_secs(1_700_000_000)));
     cfg.rtcp_interval = Duration::from_secs(1);
-    let (ea, ha) = endpoint(cfg.clone(), now).map_err(|e| e.to_string())?;
-    let (eb, hb) = endpoint(cfg, now).map_err(|e| e.to_string())?;
+    let (ea, mut ha) = endpoint(cfg.clone(), now).map_err(|e| e.to_string())?;
+    let (eb, mut hb) = endpoint(cfg, now).map_err(|e| e.to_string())?;
     let a = e
         .create_endpoint(EndpointSpec::default(), Box::new(ea))
         .map_err(|e| e.to_string())?;
@@ -200,10 +200,10 @@ fn endpoints(e: &Engine, backend: IoBackend) -> Result<(), String> {
         *s = ((i as i32 * 409) % 8000 - 4000) as i16;
     }
     let _ = ha.send_dtmf('5', Duration::from_millis(100));
-    let warm = talk(&ha, &hb, &pcm, Duration::from_secs(3));
+    let warm = talk(&mut ha, &mut hb, &pcm, Duration::from_secs(3));
     ALLOCS.store(0, Ordering::Relaxed);
     COUNTING.store(true, Ordering::SeqCst);
-    let frames = talk(&ha, &hb, &pcm, Duration::from_secs(4));
+    let frames = talk(&mut ha, &mut hb, &pcm, Duration::from_secs(4));
     COUNTING.store(false, Ordering::SeqCst);
     let allocs = ALLOCS.load(Ordering::Relaxed);
     let sa = ha.stats();

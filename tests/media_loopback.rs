@@ -129,8 +129,8 @@ impl Seen {
 /// ring as it drains), then `digits` from A, until everything arrived or
 /// `limit` passed.
 fn exchange(
-    ha: &MediaHandle,
-    hb: &MediaHandle,
+    ha: &mut MediaHandle,
+    hb: &mut MediaHandle,
     n: usize,
     digits: &str,
     limit: Duration,
@@ -141,7 +141,10 @@ fn exchange(
     let deadline = Instant::now() + limit;
     let mut digits_sent = false;
     while Instant::now() < deadline {
-        for (h, w, p, tag) in [(ha, &mut wa, &mut pa, 0xa0u8), (hb, &mut wb, &mut pb, 0xb0)] {
+        for (h, w, p, tag) in [
+            (&mut *ha, &mut wa, &mut pa, 0xa0u8),
+            (&mut *hb, &mut wb, &mut pb, 0xb0),
+        ] {
             while *w < n {
                 let f = frame(tag, *w);
                 let k = h.write_payload(&f[*p..]).unwrap();
@@ -190,9 +193,9 @@ fn check_payloads(got: &[Vec<u8>], tag: u8, n: usize, who: &str) {
 
 fn endpoints_exchange_media_dtmf_and_rtcp(backend: IoBackend, base: u16) {
     let e = engine(backend, base);
-    let ((a, ha), (b, hb)) = pair(&e);
+    let ((a, mut ha), (b, mut hb)) = pair(&e);
     let digits = "0123456789*#ABCD";
-    let (sa, sb) = exchange(&ha, &hb, 1000, digits, Duration::from_secs(40));
+    let (sa, sb) = exchange(&mut ha, &mut hb, 1000, digits, Duration::from_secs(40));
     check_payloads(&sb.payloads, 0xa0, 1000, "B");
     check_payloads(&sa.payloads, 0xb0, 1000, "A");
     assert_eq!(sb.digits, (0u8..16).collect::<Vec<_>>(), "digits at B");
@@ -224,8 +227,8 @@ fn endpoints_exchange_media_dtmf_and_rtcp(backend: IoBackend, base: u16) {
 
 fn stop_sends_bye(backend: IoBackend, base: u16) {
     let e = engine(backend, base);
-    let ((_a, ha), (_b, hb)) = pair(&e);
-    exchange(&ha, &hb, 50, "", Duration::from_secs(5));
+    let ((_a, mut ha), (_b, mut hb)) = pair(&e);
+    exchange(&mut ha, &mut hb, 50, "", Duration::from_secs(5));
     ha.stop().unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut bye = false;
@@ -247,9 +250,9 @@ fn stop_sends_bye(backend: IoBackend, base: u16) {
 fn muxed_rtcp_and_a_bridged_relay_leg(backend: IoBackend, base: u16) {
     let e = engine(backend, base);
     // RTCP on the RTP port: reports still flow and give an RTT.
-    let ((a, ha), (b, hb)) = pair_with(&e, true);
+    let ((a, mut ha), (b, mut hb)) = pair_with(&e, true);
     assert_eq!(a.leg.rtcp, a.leg.rtp);
-    let (sa, sb) = exchange(&ha, &hb, 100, "", Duration::from_secs(15));
+    let (sa, sb) = exchange(&mut ha, &mut hb, 100, "", Duration::from_secs(15));
     check_payloads(&sb.payloads, 0xa0, 100, "B (mux)");
     assert!(!sa.rtts.is_empty(), "no RTT over rtcp-mux");
     e.delete_call(a.id).unwrap();
@@ -277,7 +280,7 @@ fn muxed_rtcp_and_a_bridged_relay_leg(backend: IoBackend, base: u16) {
             ],
         })
         .unwrap();
-    let (ep, h) = endpoint(config(), Instant::now()).unwrap();
+    let (ep, mut h) = endpoint(config(), Instant::now()).unwrap();
     e.attach_endpoint(call.id, 0, Box::new(ep)).unwrap();
     for seq in 0..20u16 {
         let pkt = common::rtp(0x1234, seq, u32::from(seq) * 80, seq as u8);
@@ -344,8 +347,8 @@ fn endpoints_talk_through_the_daemon() {
             if backend == "uring" { 51200 } else { 51300 },
         );
         let now = Instant::now();
-        let (ea, ha) = endpoint(config(), now).unwrap();
-        let (eb, hb) = endpoint(config(), now).unwrap();
+        let (ea, mut ha) = endpoint(config(), now).unwrap();
+        let (eb, mut hb) = endpoint(config(), now).unwrap();
         let a = app
             .create_endpoint(EndpointSpec::default(), Box::new(ea))
             .unwrap();
@@ -372,7 +375,7 @@ fn endpoints_talk_through_the_daemon() {
             )
             .unwrap();
         }
-        let (sa, sb) = exchange(&ha, &hb, 300, "159#", Duration::from_secs(20));
+        let (sa, sb) = exchange(&mut ha, &mut hb, 300, "159#", Duration::from_secs(20));
         check_payloads(&sb.payloads, 0xa0, 300, &format!("{backend}: B"));
         check_payloads(&sa.payloads, 0xb0, 300, &format!("{backend}: A"));
         assert_eq!(sb.digits, vec![1, 5, 9, 11], "{backend}: digits at B");

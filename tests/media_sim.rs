@@ -491,3 +491,30 @@ fn a_refused_request_is_reported() {
         c.a_events
     );
 }
+
+#[test]
+fn hold_during_a_tone_ends_it_and_dtmf_on_hold_is_refused() {
+    let mut c = Call::new(13, config(), config());
+    c.talk(Duration::from_millis(500), false);
+    c.a.send_dtmf('7', Duration::from_secs(2)).unwrap();
+    c.talk(Duration::from_millis(300), false);
+    c.a.set_direction(Direction::RecvOnly).unwrap();
+    // The simulation keeps moving (no endpoint deadline stuck in the past).
+    c.talk(Duration::from_secs(2), false);
+    c.a.send_dtmf('8', Duration::from_millis(100)).unwrap();
+    c.talk(Duration::from_millis(200), false);
+    assert!(c.a_events.iter().any(|e| matches!(
+        e,
+        MediaEvent::Refused(mediarelay::media::SessionError::NotSending(_))
+    )));
+    // B saw the first digit start and end (cut short by the hold).
+    let digits: Vec<(u8, bool)> = c
+        .b_events
+        .iter()
+        .filter_map(|e| match e {
+            MediaEvent::Dtmf(d) => Some((d.event.0, d.ended)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(digits, vec![(7, false), (7, true)]);
+}

@@ -148,7 +148,7 @@ impl Driver {
     }
 
     fn write_audio(&mut self, frames: usize) {
-        let InputWriter::Pcm(p) = &self.writer else {
+        let InputWriter::Pcm(p) = &mut self.writer else {
             return;
         };
         let mut pcm = [0i16; 160];
@@ -167,7 +167,7 @@ impl Driver {
             0 => {
                 let _ = self.session.send_dtmf(EventCode(x), duration);
             }
-            1 => self.session.set_direction(DIRECTIONS[usize::from(x % 4)]),
+            1 => self.session.set_direction(self.now, DIRECTIONS[usize::from(x % 4)]),
             2 => self.session.stop(self.now),
             3 => {
                 let c = Control::Dtmf {

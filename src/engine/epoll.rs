@@ -36,6 +36,8 @@ pub const BATCH: usize = 32;
 pub const BUF_SIZE: usize = 2048;
 /// `recvmmsg` rounds per ready socket per turn (fairness across sockets).
 const ROUNDS_PER_SOCKET: usize = 4;
+/// Batches of own datagrams sent per turn at most.
+const TRANSMIT_BATCHES: usize = 16;
 /// epoll data value of the wake-up eventfd.
 const WAKE: u64 = u64::MAX;
 
@@ -341,9 +343,10 @@ impl EpollBackend {
     }
 
     /// Sends what the sink produces itself, a batch of send buffers at a
-    /// time.
+    /// time, at most [`TRANSMIT_BATCHES`] batches per turn (the rest goes
+    /// next turn, which the shard runs without waiting).
     fn transmit<S: PacketSink>(&mut self, now: Instant, sink: &mut S) {
-        loop {
+        for _ in 0..TRANSMIT_BATCHES {
             let mut n = 0;
             while n < BATCH {
                 let Some(t) = sink.poll_transmit(now, &mut self.own_bufs[n]) else {

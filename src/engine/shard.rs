@@ -158,12 +158,18 @@ struct EndpointSlot {
     armed: Option<Instant>,
     /// In [`Core::ready`] already.
     queued: bool,
+    /// Datagrams taken from it in the current service.
+    served: u32,
 }
 
 /// Granularity of endpoint wake-ups: a shard serving many endpoints wakes
 /// at most once per grain for their timers (each timer runs at most this
 /// late, never early).
 pub(crate) const ENDPOINT_TIMER_GRAIN: Duration = Duration::from_micros(250);
+
+/// Datagrams one endpoint may produce per service (a 20 ms audio tick
+/// makes one or two; a catch-up a few more).
+const MAX_PER_SERVICE: u32 = 32;
 
 /// Room reserved for endpoint bookkeeping, so that the steady state does
 /// not grow it.
@@ -245,14 +251,20 @@ impl Core {
     }
 
     /// Ends the service of `key` for this turn: flushes it and re-arms its
-    /// timer.
+    /// timer. A deadline not after `now` (an endpoint with nothing it can
+    /// do yet) is taken as the next grain, so a misbehaving endpoint cannot
+    /// spin the shard.
     fn finish(&mut self, now: Instant, key: EndpointKey) {
         let Some(slot) = self.endpoints.get_mut(key) else {
             return;
         };
         slot.queued = false;
+        slot.served = 0;
         slot.endpoint.flush(now);
-        let next = slot.endpoint.poll_timeout();
+        let next = slot
+            .endpoint
+            .poll_timeout()
+            .map(|t| t.max(now + ENDPOINT_TIMER_GRAIN));
         if next != slot.armed {
             slot.armed = next;
             if let Some(at) = next {
@@ -308,7 +320,16 @@ impl PacketSink for Core {
                 continue;
             };
             let leg = slot.leg;
-            let Some(t) = slot.endpoint.poll_transmit(now, buf) else {
+            // At most MAX_PER_SERVICE datagrams per endpoint and service: an
+            // endpoint that keeps producing yields to the others and the
+            // rest of the loop.
+            let produced = if slot.served < MAX_PER_SERVICE {
+                slot.served += 1;
+                slot.endpoint.poll_transmit(now, buf)
+            } else {
+                None
+            };
+            let Some(t) = produced else {
                 self.ready_at += 1;
                 self.finish(now, key);
                 continue;
@@ -616,6 +637,7 @@ fn attach(core: &mut Core, leg: LegKey, endpoint: Box<dyn Endpoint>) -> Result<(
         leg,
         armed: None,
         queued: false,
+        served: 0,
     });
     if let Err(e) = core.table.attach_endpoint(leg, key) {
         core.endpoints.remove(key);

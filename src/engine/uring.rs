@@ -498,8 +498,11 @@ pub struct UringBackend {
     wake_armed: bool,
     /// Multishot receives armed and not yet terminated.
     armed_recvs: usize,
-    /// Sends submitted and not yet completed.
+    /// Sends submitted and not yet completed (from receive buffers and own
+    /// buffers).
     sends_in_flight: usize,
+    /// Of those, sends from own buffers (they hold no ring buffer).
+    own_in_flight: usize,
     /// Send buffers for the sink's own datagrams, [`OWN_BUF_SIZE`] each.
     own_bufs: Box<[u8]>,
     /// Free own send buffers.
@@ -560,6 +563,7 @@ impl UringBackend {
             wake_armed: false,
             armed_recvs: 0,
             sends_in_flight: 0,
+            own_in_flight: 0,
             own_bufs: vec![0u8; OWN_BUFS * OWN_BUF_SIZE].into_boxed_slice(),
             own_free: (0..OWN_BUFS as u16).rev().collect(),
             own_via: vec![Key::from_parts(u32::MAX, 0); OWN_BUFS].into_boxed_slice(),
@@ -791,6 +795,7 @@ impl UringBackend {
                 continue;
             }
             self.sends_in_flight += 1;
+            self.own_in_flight += 1;
         }
     }
 
@@ -800,6 +805,7 @@ impl UringBackend {
             let i = usize::from(idx) % OWN_BUFS;
             let via = self.own_via[i];
             self.sends_in_flight = self.sends_in_flight.saturating_sub(1);
+            self.own_in_flight = self.own_in_flight.saturating_sub(1);
             let res = cqe.result();
             if res >= 0 {
                 sink.on_sent(via, res as usize);
@@ -841,8 +847,10 @@ impl UringBackend {
                 break;
             }
         }
-        // Buffers not in the ring are exactly those owned by sends.
-        if !self.starved.is_empty() && self.sends_in_flight < usize::from(self.bufs.entries()) {
+        // Buffers not in the ring are exactly those owned by forwarding
+        // sends (own-buffer sends hold none).
+        let ring_sends = self.sends_in_flight - self.own_in_flight;
+        if !self.starved.is_empty() && ring_sends < usize::from(self.bufs.entries()) {
             self.rearm.append(&mut self.starved);
         }
         if !self.deferred.is_empty() {
@@ -916,6 +924,13 @@ impl Backend for UringBackend {
         let user_data = KIND_RECV << KIND_SHIFT | encode_stream(stream);
         if self.push_cancel(user_data).is_err() {
             self.cancels.push(user_data);
+        }
+        // Queued SQEs name sockets by fixed-file slot, resolved when they
+        // are submitted: hand them to the kernel before the slot is emptied
+        // (and reused by the next register), so a send queued for this
+        // socket never leaves from another.
+        if !self.ring.submission().is_empty() && self.ring.submit().is_ok() {
+            self.counters.syscalls += 1;
         }
         let _ = self.ring.submitter().register_files_update(s.slot, &[-1]);
         self.free_slots.push(s.slot);

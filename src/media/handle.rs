@@ -5,29 +5,30 @@
 //!   bytes ([`super::ring`]): lock-free, written at any chunk size, read one
 //!   frame per packet by the session.
 //! - **Control in** (DTMF, direction, stop): a bounded lock-free queue
-//!   (`async-channel`, whose bounded flavour is a fixed array of slots:
-//!   `concurrent-queue`), drained once per shard turn.
-//! - **Events out**: one bounded `async-channel` channel. It serves the
+//!   (`crossbeam-queue`'s `ArrayQueue`), drained each time the shard
+//!   serves the endpoint (at least once per packet interval while it runs).
+//! - **Events out**: one bounded channel ([`super::channel`]: an
+//!   `ArrayQueue` plus an `atomic-waker` / thread-unpark wake-up at most
+//!   once per turn, and only when the application waits). It serves the
 //!   three ways applications consume events: a blocking iterator
 //!   ([`MediaHandle::recv`], [`MediaHandle::iter`]), async code
-//!   ([`MediaHandle::recv_async`], or the [`async_channel::Receiver`] itself,
-//!   a `futures::Stream`) and a callback ([`MediaHandle::on_event`], on a
-//!   thread of its own: a callback never runs on the shard). It was chosen
-//!   over `crossbeam-channel` (no async side) and `flume` (a lock per
-//!   operation): sends never allocate or lock, and waking a receiver costs
-//!   nothing when none waits. Events go out once per turn, after the work
-//!   of that turn.
+//!   ([`MediaHandle::recv_async`]) and a callback
+//!   ([`MediaHandle::on_event`], on a thread of its own: a callback never
+//!   runs on the shard). Off-the-shelf channels were measured against the
+//!   rule that nothing locks per packet on a shard: `async-channel` locks a
+//!   mutex in its notifier on every send, `flume` locks per operation,
+//!   `crossbeam-channel` has no async side.
 //!
 //! When the application lags, events beyond the channel's capacity are
 //! counted ([`SessionStats::events_dropped`]), never queued without bound.
 
-use std::future::Future;
-use std::pin::pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll, Wake, Waker};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crossbeam_queue::ArrayQueue;
+
+use super::channel::{EventReceiver, EventSender, channel};
 use super::endpoint::{Endpoint, Transmit};
 use super::event::{Control, MediaEvent};
 use super::session::{InputWriter, MediaSession, SessionConfig, SessionError, SessionStats};
@@ -57,8 +58,8 @@ pub enum HandleError {
 /// the application. Built by [`endpoint`].
 pub struct MediaEndpoint {
     session: MediaSession,
-    control: async_channel::Receiver<Control>,
-    events: async_channel::Sender<MediaEvent>,
+    control: Arc<ArrayQueue<Control>>,
+    events: EventSender<MediaEvent>,
     shared: Arc<Shared>,
     lost_events: u64,
 }
@@ -82,15 +83,18 @@ struct Shared {
     lag_sum_us: AtomicU64,
     lag: [AtomicU64; 16],
     rtt_us: AtomicU64,
+    /// The session stopped: requests are refused at the handle.
+    stopped: AtomicBool,
 }
 
-/// The application's handle on a media endpoint. `Send + Sync`: share it
-/// between an audio thread and a control thread.
+/// The application's handle on a media endpoint. `Send`; control and
+/// events take `&self` (share it in an `Arc` between threads), writing
+/// audio takes `&mut self`: the input ring has a single producer.
 #[derive(Debug)]
 pub struct MediaHandle {
     input: InputWriter,
-    control: async_channel::Sender<Control>,
-    events: async_channel::Receiver<MediaEvent>,
+    control: Arc<ArrayQueue<Control>>,
+    events: EventReceiver<MediaEvent>,
     shared: Arc<Shared>,
     ssrc: crate::rtp::Ssrc,
 }
@@ -142,21 +146,21 @@ pub fn endpoint(
 ) -> Result<(MediaEndpoint, MediaHandle), SessionError> {
     let capacity = config.event_capacity.max(1);
     let (session, input) = MediaSession::new(config, start)?;
-    let (ctl_tx, ctl_rx) = async_channel::bounded(16);
-    let (ev_tx, ev_rx) = async_channel::bounded(capacity);
+    let control = Arc::new(ArrayQueue::new(16));
+    let (ev_tx, ev_rx) = channel(capacity);
     let shared = Arc::new(Shared::default());
     let ssrc = session.ssrc();
     Ok((
         MediaEndpoint {
             session,
-            control: ctl_rx,
+            control: control.clone(),
             events: ev_tx,
             shared: shared.clone(),
             lost_events: 0,
         },
         MediaHandle {
             input,
-            control: ctl_tx,
+            control,
             events: ev_rx,
             shared,
             ssrc,
@@ -196,6 +200,9 @@ impl MediaEndpoint {
         }
         if let Some(rtt) = self.session.rtt() {
             sh.rtt_us.store(rtt.as_micros() as u64, r);
+        }
+        if self.session.is_stopped() {
+            sh.stopped.store(true, r);
         }
     }
 }
@@ -237,15 +244,21 @@ impl Endpoint for MediaEndpoint {
                 self.lost_events += 1;
             }
         }
-        while let Ok(c) = self.control.try_recv() {
-            // A refused request (DTMF not negotiated, queue full, stopped)
-            // is reported as an event, after this turn's others.
+        while let Some(c) = self.control.pop() {
+            // A refused request (DTMF not negotiated, queue full, not
+            // sending, stopped) is reported as an event.
             if let Err(e) = self.session.control(now, c) {
                 if self.events.try_send(MediaEvent::Refused(e)).is_err() {
                     self.lost_events += 1;
                 }
             }
         }
+        while let Some(e) = self.session.poll_event() {
+            if self.events.try_send(e).is_err() {
+                self.lost_events += 1;
+            }
+        }
+        self.events.wake();
         self.publish();
     }
 
@@ -262,16 +275,16 @@ impl MediaHandle {
 
     /// Writes PCM samples for sending; returns how many fit (the rest is
     /// the caller's to retry). Never blocks.
-    pub fn write_pcm(&self, samples: &[i16]) -> Result<usize, HandleError> {
-        match &self.input {
+    pub fn write_pcm(&mut self, samples: &[i16]) -> Result<usize, HandleError> {
+        match &mut self.input {
             InputWriter::Pcm(p) => Ok(p.write(samples)),
             InputWriter::Payload(_) => Err(HandleError::WrongInput("payload")),
         }
     }
 
     /// Writes pre-encoded payload bytes for sending; returns how many fit.
-    pub fn write_payload(&self, bytes: &[u8]) -> Result<usize, HandleError> {
-        match &self.input {
+    pub fn write_payload(&mut self, bytes: &[u8]) -> Result<usize, HandleError> {
+        match &mut self.input {
             InputWriter::Payload(p) => Ok(p.write(bytes)),
             InputWriter::Pcm(_) => Err(HandleError::WrongInput("PCM")),
         }
@@ -286,10 +299,10 @@ impl MediaHandle {
     }
 
     fn request(&self, c: Control) -> Result<(), HandleError> {
-        self.control.try_send(c).map_err(|e| match e {
-            async_channel::TrySendError::Full(_) => HandleError::Full,
-            async_channel::TrySendError::Closed(_) => HandleError::Closed,
-        })
+        if self.events.is_closed() || self.shared.stopped.load(Ordering::Relaxed) {
+            return Err(HandleError::Closed);
+        }
+        self.control.push(c).map_err(|_| HandleError::Full)
     }
 
     /// Sends DTMF key `digit` (0-9, *, #, A-D) for `duration` (RFC 4733).
@@ -320,22 +333,23 @@ impl MediaHandle {
     /// The next event, waiting for it; `None` once the endpoint is gone
     /// and every event was taken.
     pub fn recv(&self) -> Option<MediaEvent> {
-        self.events.recv_blocking().ok()
+        self.events.recv_until(None)
     }
 
     /// The next event, waiting at most `timeout`.
     pub fn recv_timeout(&self, timeout: Duration) -> Option<MediaEvent> {
-        block_on_timeout(self.events.recv(), timeout).and_then(Result::ok)
+        self.events.recv_timeout(timeout)
     }
 
     /// The next event if one is waiting.
     pub fn try_recv(&self) -> Option<MediaEvent> {
-        self.events.try_recv().ok()
+        self.events.try_recv()
     }
 
-    /// The next event, for async code.
+    /// The next event, for async code; `None` once the endpoint is gone
+    /// and every event was taken.
     pub async fn recv_async(&self) -> Option<MediaEvent> {
-        self.events.recv().await.ok()
+        self.events.recv_async().await
     }
 
     /// A blocking iterator over events; ends when the endpoint is gone.
@@ -343,8 +357,9 @@ impl MediaHandle {
         std::iter::from_fn(|| self.recv())
     }
 
-    /// The event channel itself (a `futures::Stream`, selectable).
-    pub fn events(&self) -> &async_channel::Receiver<MediaEvent> {
+    /// The event channel itself (`poll_recv` for hand-written futures,
+    /// `is_closed` once the endpoint is gone).
+    pub fn events(&self) -> &EventReceiver<MediaEvent> {
         &self.events
     }
 
@@ -358,7 +373,7 @@ impl MediaHandle {
         std::thread::Builder::new()
             .name("mr-media-events".into())
             .spawn(move || {
-                while let Ok(e) = rx.recv_blocking() {
+                while let Some(e) = rx.recv_until(None) {
                     f(e);
                 }
             })
@@ -389,35 +404,5 @@ impl MediaHandle {
             pacing_lag: lag,
             rtt_us: s.rtt_us.load(r),
         }
-    }
-}
-
-/// Wakes the thread that polls.
-struct ThreadWaker(std::thread::Thread);
-
-impl Wake for ThreadWaker {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.unpark();
-    }
-}
-
-/// Polls `fut` on this thread until it completes or `timeout` passes.
-fn block_on_timeout<F: Future>(fut: F, timeout: Duration) -> Option<F::Output> {
-    let deadline = Instant::now() + timeout;
-    let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut fut = pin!(fut);
-    loop {
-        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
-            return Some(v);
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return None;
-        }
-        std::thread::park_timeout(deadline - now);
     }
 }

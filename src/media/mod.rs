@@ -9,12 +9,14 @@
 //! | `session.rs` | [`MediaSession`]: pacing, DTMF, RTCP, playout, quality |
 //! | `event.rs` | [`MediaEvent`] and [`Control`] |
 //! | `handle.rs` | the application side: [`MediaHandle`], [`MediaEndpoint`] |
+//! | `channel.rs` | the lock-free event channel to the application |
 //! | `ring.rs`, `pool.rs` | lock-free audio input ring, recycled frames |
 //! | `sim.rs` | endpoints on a virtual clock over [`crate::netsim`] |
 //!
 //! Nothing here performs I/O, spawns threads or reads a clock: time enters
 //! as `now: Instant`, bytes as `&[u8]`, and leave through caller buffers.
 
+pub mod channel;
 pub mod endpoint;
 pub mod event;
 pub mod handle;

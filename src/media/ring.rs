@@ -92,17 +92,19 @@ impl<T: Sample> Shared<T> {
         self.cells.len()
     }
 
+    /// Samples waiting. `head` is read first: it never passes `tail`, so
+    /// a `tail` read after it is at least as far, whichever thread asks.
     fn len(&self) -> usize {
-        let tail = self.tail.load(Ordering::Acquire);
         let head = self.head.load(Ordering::Acquire);
-        tail.wrapping_sub(head)
+        let tail = self.tail.load(Ordering::Acquire);
+        tail.wrapping_sub(head).min(self.capacity())
     }
 }
 
 impl<T: Sample> Producer<T> {
     /// Writes as many of `samples` as there is room for; returns how many.
-    /// Never blocks.
-    pub fn write(&self, samples: &[T]) -> usize {
+    /// Never blocks. `&mut`: one producer at a time.
+    pub fn write(&mut self, samples: &[T]) -> usize {
         let s = &*self.shared;
         let tail = s.tail.load(Ordering::Relaxed);
         let head = s.head.load(Ordering::Acquire);
@@ -193,7 +195,7 @@ mod tests {
 
     #[test]
     fn fifo_with_wrap_and_bounds() {
-        let (p, mut c) = ring::<i16>(5);
+        let (mut p, mut c) = ring::<i16>(5);
         assert_eq!(p.write(&[1, 2, 3]), 3);
         let mut out = [0i16; 2];
         assert_eq!(c.read(&mut out), 2);
@@ -209,7 +211,7 @@ mod tests {
 
     #[test]
     fn threads_see_every_sample_in_order() {
-        let (p, mut c) = ring::<u8>(64);
+        let (mut p, mut c) = ring::<u8>(64);
         let writer = std::thread::spawn(move || {
             let mut next = 0u8;
             let mut sent = 0usize;

@@ -104,7 +104,26 @@ pub enum SessionError {
     /// The session has stopped.
     #[error("session stopped")]
     Stopped,
+    /// DTMF asked while the direction does not send.
+    #[error("not sending (direction {0})")]
+    NotSending(&'static str),
+    /// An interval too short to be sane (RTCP or quality reports).
+    #[error("{what} interval {got:?} is below the minimum {min:?}")]
+    Interval {
+        /// Which interval.
+        what: &'static str,
+        /// The value given.
+        got: Duration,
+        /// The least accepted.
+        min: Duration,
+    },
 }
+
+/// The shortest RTCP report interval accepted (RFC 3550 §6.2 allows a
+/// reduced minimum; this keeps a session from flooding).
+pub const MIN_RTCP_INTERVAL: Duration = Duration::from_millis(100);
+/// The shortest quality report interval accepted.
+pub const MIN_QUALITY_INTERVAL: Duration = Duration::from_millis(100);
 
 /// A codec a session sends or accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -297,6 +316,11 @@ pub struct MediaSession {
     catch_up: Duration,
     /// The application's payload is in the codec sent (no transcoding).
     same_codec: bool,
+    /// The media clock ran past representable time.
+    clock_ended: bool,
+    /// RTP packets sent as of the previous report (SR only when more went
+    /// out since, RFC 3550 §6.4).
+    sent_at_report: u64,
     /// The previous tick sent audio (no marker on the next).
     in_talkspurt: bool,
     sent_any: bool,
@@ -394,6 +418,14 @@ impl MediaSession {
         if cname.len() > 255 {
             return Err(SessionError::Cname);
         }
+        for (what, got, min) in [
+            ("RTCP", rtcp_interval, MIN_RTCP_INTERVAL),
+            ("quality", quality_interval, MIN_QUALITY_INTERVAL),
+        ] {
+            if got < min {
+                return Err(SessionError::Interval { what, got, min });
+            }
+        }
         let send_codec = send.1.build();
         let rate = send_codec.clock_rate();
         if !(Duration::from_millis(10)..=Duration::from_millis(120)).contains(&ptime) {
@@ -473,6 +505,8 @@ impl MediaSession {
             next_tick_at: start,
             catch_up: ptime.saturating_mul(MAX_CATCH_UP as u32),
             same_codec,
+            clock_ended: false,
+            sent_at_report: 0,
             in_talkspurt: false,
             sent_any: false,
             recv_codecs,
@@ -586,7 +620,7 @@ impl MediaSession {
         match c {
             Control::Dtmf { event, duration } => self.send_dtmf(event, duration),
             Control::Direction(d) => {
-                self.set_direction(d);
+                self.set_direction(now, d);
                 Ok(())
             }
             Control::Stop => {
@@ -601,14 +635,23 @@ impl MediaSession {
         if self.telephone_event.is_none() {
             return Err(SessionError::NoTelephoneEvent);
         }
+        if !self.direction.sends() {
+            return Err(SessionError::NotSending(self.direction.name()));
+        }
         self.dtmf_tx
             .queue(event, duration, Volume::DEFAULT)
             .map_err(|e| SessionError::Dtmf(e.to_string()))
     }
 
-    /// Changes the direction (hold / resume). The media clock runs on.
-    pub fn set_direction(&mut self, d: Direction) {
+    /// Changes the direction (hold / resume). The media clock runs on; a
+    /// telephone-event in progress ends and queued ones are dropped when
+    /// the new direction does not send.
+    pub fn set_direction(&mut self, now: Instant, d: Direction) {
         if d != self.direction {
+            if !d.sends() {
+                self.dtmf_tx.stop(now);
+                self.dtmf_tx.clear_queue();
+            }
             self.direction = d;
             self.in_talkspurt = false;
             self.push_event(MediaEvent::State(SessionState::Direction(d)));
@@ -663,10 +706,20 @@ impl MediaSession {
         NtpTime(self.wallclock.0.wrapping_add(add))
     }
 
-    /// Moves to tick `k`.
+    /// Moves to tick `k`; past the end of representable time the media
+    /// clock stops (nothing more is sent).
     fn set_tick(&mut self, k: u64) {
         self.tick = k;
-        self.next_tick_at = self.tick_instant(k);
+        match self.checked_tick_instant(k) {
+            Some(t) => self.next_tick_at = t,
+            None => self.clock_ended = true,
+        }
+    }
+
+    fn checked_tick_instant(&self, k: u64) -> Option<Instant> {
+        let nanos = self.ptime.as_nanos().checked_mul(u128::from(k))?;
+        let d = Duration::from_nanos(u64::try_from(nanos).ok()?);
+        self.start.checked_add(d)
     }
 
     fn tick_instant(&self, k: u64) -> Instant {
@@ -753,7 +806,8 @@ impl MediaSession {
     fn write_rtcp(&mut self, now: Instant, buf: &mut [u8], bye: bool) -> Option<usize> {
         let ntp = self.ntp_at(now);
         let src = self.dtmf_tx.source();
-        let sender_info = (src.packets_sent() > 0).then(|| SenderInfo {
+        let sent = src.packets_sent();
+        let sender_info = (sent > self.sent_at_report).then(|| SenderInfo {
             ntp,
             rtp_timestamp: src.timestamp_at(now),
             packet_count: src.packets_sent() as u32,
@@ -766,6 +820,7 @@ impl MediaSession {
             sender_info,
         };
         let mut len = rtcp::write_report(buf, now, &local, &mut self.recv_stats).ok()?;
+        self.sent_at_report = sent;
         if self.xr && !bye {
             if let Some(source) = self.recv_stats.first().map(ReceiveStats::ssrc) {
                 // RFC 3611 §4.7.6: enhanced PLC (G.711 Appendix I style),
@@ -885,7 +940,7 @@ impl MediaSession {
             self.stats.dropped_malformed += 1;
             return;
         };
-        if !self.direction.receives() {
+        if !self.direction.receives() || self.stop == StopState::Stopped {
             self.stats.dropped_not_receiving += 1;
             return;
         }
@@ -1133,7 +1188,7 @@ impl Endpoint for MediaSession {
             }
         }
         // Audio ticks due: overdue ones beyond MAX_CATCH_UP are skipped.
-        while self.next_tick_at <= now {
+        while !self.clock_ended && self.next_tick_at <= now {
             if now.saturating_duration_since(self.next_tick_at) >= self.catch_up {
                 let elapsed = now.saturating_duration_since(self.start);
                 let latest = (elapsed.as_nanos() / self.ptime.as_nanos().max(1)) as u64;
@@ -1178,8 +1233,10 @@ impl Endpoint for MediaSession {
             return Some(self.start);
         }
         [
-            Some(self.next_tick_at),
-            self.dtmf_tx.poll_timeout(),
+            (!self.clock_ended).then_some(self.next_tick_at),
+            self.dtmf_tx
+                .poll_timeout()
+                .filter(|_| self.direction.sends()),
             self.next_rtcp,
             self.jitter.as_ref().and_then(JitterBuffer::poll_timeout),
             self.dtmf_rx.as_ref().and_then(DtmfReceiver::poll_timeout),
