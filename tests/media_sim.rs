@@ -518,3 +518,35 @@ fn hold_during_a_tone_ends_it_and_dtmf_on_hold_is_refused() {
         .collect();
     assert_eq!(digits, vec![(7, false), (7, true)]);
 }
+
+#[test]
+fn dtmf_mid_stream_is_not_loss() {
+    for jitter in [true, false] {
+        let mut a_cfg = config();
+        a_cfg.rtcp_interval = Duration::from_secs(1);
+        let mut b_cfg = config();
+        b_cfg.rtcp_interval = Duration::from_secs(1);
+        if !jitter {
+            b_cfg.jitter = None;
+        }
+        let mut c = Call::new(14, a_cfg, b_cfg);
+        c.talk(Duration::from_secs(1), false);
+        for d in "123".chars() {
+            c.a.send_dtmf(d, Duration::from_millis(100)).unwrap();
+        }
+        c.talk(Duration::from_secs(4), false);
+        let q = c.sim.node(1).endpoint.session().quality();
+        assert_eq!(q.loss_percent, 0.0, "jitter {jitter}: {q:?}");
+        assert!(q.mos_cq > 4.3, "jitter {jitter}: {q:?}");
+        let lost: Vec<i32> = c
+            .a_events
+            .iter()
+            .filter_map(|e| match e {
+                MediaEvent::Rtcp(r) => r.about_us.map(|b| b.cumulative_lost),
+                _ => None,
+            })
+            .collect();
+        assert!(!lost.is_empty());
+        assert!(lost.iter().all(|&l| l == 0), "jitter {jitter}: {lost:?}");
+    }
+}

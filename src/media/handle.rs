@@ -79,6 +79,10 @@ struct Shared {
     events_dropped: AtomicU64,
     frames_dropped: AtomicU64,
     dropped: AtomicU64,
+    send_failed: AtomicU64,
+    input_discarded: AtomicU64,
+    ticks_skipped: AtomicU64,
+    dtmf_received: AtomicU64,
     lag_max_us: AtomicU64,
     lag_sum_us: AtomicU64,
     lag: [AtomicU64; 16],
@@ -126,6 +130,15 @@ pub struct EndpointStats {
     /// Received datagrams dropped (malformed, unnegotiated payload type,
     /// not receiving).
     pub dropped: u64,
+    /// Packets that could not be sent (no destination known for the leg).
+    pub send_failed: u64,
+    /// Frames of input consumed without sending (not sending, or during a
+    /// telephone-event).
+    pub input_discarded: u64,
+    /// Send ticks skipped because the shard served the endpoint too late.
+    pub ticks_skipped: u64,
+    /// Telephone-event packets received.
+    pub dtmf_received: u64,
     /// Largest send lag behind the media clock, µs.
     pub pacing_lag_max_us: u64,
     /// Sum of send lags, µs (divide by `audio_sent` for the mean).
@@ -193,6 +206,10 @@ impl MediaEndpoint {
             s.dropped_malformed + s.dropped_payload_type + s.dropped_not_receiving,
             r,
         );
+        sh.send_failed.store(s.send_failed, r);
+        sh.input_discarded.store(s.input_discarded, r);
+        sh.ticks_skipped.store(s.ticks_skipped, r);
+        sh.dtmf_received.store(s.dtmf_received, r);
         sh.lag_max_us.store(s.pacing_lag_us_max, r);
         sh.lag_sum_us.store(s.pacing_lag_us_sum, r);
         for (a, v) in sh.lag.iter().zip(s.pacing_lag) {
@@ -274,8 +291,12 @@ impl MediaHandle {
     }
 
     /// Writes PCM samples for sending; returns how many fit (the rest is
-    /// the caller's to retry). Never blocks.
+    /// the caller's to retry: the ring holds `SessionConfig::input_buffer`
+    /// of media, and the session takes one packet's worth per ptime, so
+    /// write at the pace of the audio). Never blocks. `Closed` once the
+    /// endpoint is gone or stopped.
     pub fn write_pcm(&mut self, samples: &[i16]) -> Result<usize, HandleError> {
+        self.check_open()?;
         match &mut self.input {
             InputWriter::Pcm(p) => Ok(p.write(samples)),
             InputWriter::Payload(_) => Err(HandleError::WrongInput("payload")),
@@ -284,6 +305,7 @@ impl MediaHandle {
 
     /// Writes pre-encoded payload bytes for sending; returns how many fit.
     pub fn write_payload(&mut self, bytes: &[u8]) -> Result<usize, HandleError> {
+        self.check_open()?;
         match &mut self.input {
             InputWriter::Payload(p) => Ok(p.write(bytes)),
             InputWriter::Pcm(_) => Err(HandleError::WrongInput("PCM")),
@@ -298,10 +320,15 @@ impl MediaHandle {
         }
     }
 
-    fn request(&self, c: Control) -> Result<(), HandleError> {
+    fn check_open(&self) -> Result<(), HandleError> {
         if self.events.is_closed() || self.shared.stopped.load(Ordering::Relaxed) {
             return Err(HandleError::Closed);
         }
+        Ok(())
+    }
+
+    fn request(&self, c: Control) -> Result<(), HandleError> {
+        self.check_open()?;
         self.control.push(c).map_err(|_| HandleError::Full)
     }
 
@@ -399,6 +426,10 @@ impl MediaHandle {
             events_dropped: s.events_dropped.load(r),
             frames_dropped: s.frames_dropped.load(r),
             dropped: s.dropped.load(r),
+            send_failed: s.send_failed.load(r),
+            input_discarded: s.input_discarded.load(r),
+            ticks_skipped: s.ticks_skipped.load(r),
+            dtmf_received: s.dtmf_received.load(r),
             pacing_lag_max_us: s.lag_max_us.load(r),
             pacing_lag_sum_us: s.lag_sum_us.load(r),
             pacing_lag: lag,

@@ -606,10 +606,11 @@ impl MediaSession {
         }
     }
 
+    /// The delay the jitter buffer really adds now (not its target).
     fn buffer_delay(&self) -> Duration {
         self.jitter
             .as_ref()
-            .map_or(Duration::ZERO, JitterBuffer::target_delay)
+            .map_or(Duration::ZERO, JitterBuffer::current_delay)
     }
 
     /// Applies an application request.
@@ -747,7 +748,10 @@ impl MediaSession {
     fn audio_tick(&mut self, now: Instant, k: u64, buf: &mut [u8]) -> Option<usize> {
         let have = self.take_input();
         if !have {
-            self.stats.underruns += 1;
+            // A session that does not send expects no input.
+            if self.direction.sends() && self.stop == StopState::Running {
+                self.stats.underruns += 1;
+            }
             self.in_talkspurt = false;
             return None;
         }
@@ -946,6 +950,19 @@ impl MediaSession {
         }
         let pt = pkt.payload_type();
         if Some(pt) == self.telephone_event {
+            // Events take sequence numbers of the audio stream (RFC 4733
+            // §2.1): they count in its statistics, or every event would
+            // look like loss.
+            if let Some(st) = self
+                .recv_stats
+                .first_mut()
+                .filter(|s| s.ssrc() == pkt.ssrc())
+            {
+                let outcome = st.handle_packet(now, &pkt);
+                if let Outcome::InOrder(seq) = outcome {
+                    self.highest_seq = Some(seq);
+                }
+            }
             if let Some(rx) = &mut self.dtmf_rx {
                 if rx.handle_packet(now, &pkt).is_ok() {
                     self.stats.dtmf_received += 1;
@@ -1092,7 +1109,7 @@ impl MediaSession {
         let concealed = st.concealed.saturating_sub(self.stats.concealed);
         self.stats.played = st.played;
         self.stats.concealed = st.concealed;
-        let delay = jb.target_delay();
+        let delay = jb.current_delay();
         for _ in 0..played {
             self.quality.observe(false);
         }
