@@ -294,7 +294,9 @@ pub enum EngineEvent {
     },
 }
 
-/// Engine-wide counters, summed over shards.
+/// Engine-wide counters, summed over shards. Each shard publishes its
+/// counters at the end of its loop turn, so a control call's effect (a
+/// deleted call) shows a moment after the call returns.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct EngineStats {
     /// Live calls.
@@ -305,7 +307,7 @@ pub struct EngineStats {
     pub rx_packets: u64,
     /// Bytes received.
     pub rx_bytes: u64,
-    /// Datagrams forwarded.
+    /// Datagrams sent: forwarded, and produced by local endpoints.
     pub tx_packets: u64,
     /// Bytes forwarded.
     pub tx_bytes: u64,
