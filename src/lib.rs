@@ -12,9 +12,9 @@
 //! | module | owns |
 //! |---|---|
 //! | [`rtp`] | RTP packet view and writer (RFC 3550 §5), receive statistics (RFC 3550 A.1, A.3, A.8) |
-//! | [`rtcp`] | RTCP compound packets (RFC 3550 §6), RTP/RTCP demultiplexing (RFC 5761 §4), report generation |
+//! | [`rtcp`] | RTCP compound packets (RFC 3550 §6), XR VoIP Metrics (RFC 3611 §4.7), RTP/RTCP demultiplexing (RFC 5761 §4), report generation |
 //! | [`dtmf`] | RFC 4733 telephone-events: payload, sender and receiver state machines |
-//! | [`codec`] | G.711 µ-law / A-law (ITU-T G.711) |
+//! | [`codec`] | G.711 µ-law / A-law (ITU-T G.711), packet loss concealment (G.711 App. I), the codec trait |
 //! | [`sdp`] | Tolerant, lossless SDP (RFC 8866) and offer/answer (RFC 3264) |
 //! | [`media`] | Media session core: pacing, RFC 4733 DTMF, RTCP scheduling, jitter buffer, E-model quality |
 //! | [`netsim`] | In-memory network with seeded impairments on a virtual clock |

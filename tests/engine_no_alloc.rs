@@ -28,6 +28,8 @@ struct Counting;
 
 static COUNTING: AtomicBool = AtomicBool::new(false);
 static ALLOCS: AtomicU64 = AtomicU64::new(0);
+/// Bytes allocated and not yet freed (always tracked).
+static LIVE: AtomicU64 = AtomicU64::new(0);
 
 // SAFETY: delegates to the system allocator; only counts.
 unsafe impl GlobalAlloc for Counting {
@@ -35,10 +37,12 @@ unsafe impl GlobalAlloc for Counting {
         if COUNTING.load(Ordering::Relaxed) {
             ALLOCS.fetch_add(1, Ordering::Relaxed);
         }
+        LIVE.fetch_add(layout.size() as u64, Ordering::Relaxed);
         // SAFETY: same contract as the caller's.
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as u64, Ordering::Relaxed);
         // SAFETY: same contract as the caller's.
         unsafe { System.dealloc(ptr, layout) }
     }
@@ -46,6 +50,8 @@ unsafe impl GlobalAlloc for Counting {
         if COUNTING.load(Ordering::Relaxed) {
             ALLOCS.fetch_add(1, Ordering::Relaxed);
         }
+        LIVE.fetch_add(new_size as u64, Ordering::Relaxed);
+        LIVE.fetch_sub(layout.size() as u64, Ordering::Relaxed);
         // SAFETY: same contract as the caller's.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -138,6 +144,55 @@ fn run(backend: IoBackend, base: u16) -> Result<(), String> {
     }
     endpoints(&e, backend)?;
     e.shutdown();
+    let e = Engine::start(EngineConfig {
+        shards: 1,
+        io_backend: backend,
+        port_min: base - 2000,
+        port_max: base - 1201,
+        ..EngineConfig::default()
+    })
+    .map_err(|e| e.to_string())?;
+    footprint(&e, backend)?;
+    e.shutdown();
+    Ok(())
+}
+
+/// Heap per endpoint in the density configuration (pre-encoded G.711 in,
+/// 100 ms of input room, jitter buffer, RTCP with XR, 8 events, no decoded
+/// audio handed out), the shard's share included: 300 endpoints created
+/// on a fresh engine, live bytes before and after.
+fn footprint(e: &Engine, backend: IoBackend) -> Result<(), String> {
+    const N: usize = 300;
+    let mut cfg = SessionConfig::new(NtpTime::from_unix(Duration::from_secs(1_700_000_000)));
+    cfg.input = mediarelay::media::InputMode::Payload(mediarelay::media::CodecSpec::G711(
+        mediarelay::codec::G711::Pcmu,
+    ));
+    cfg.input_buffer = Duration::from_millis(100);
+    cfg.deliver_audio = false;
+    cfg.event_capacity = 8;
+    cfg.frames = 1;
+    let mut kept = Vec::with_capacity(N);
+    let mut ids = Vec::with_capacity(N);
+    let before = LIVE.load(Ordering::SeqCst);
+    for _ in 0..N {
+        let (ep, h) =
+            endpoint(cfg.clone(), std::time::Instant::now()).map_err(|e| e.to_string())?;
+        let info = e
+            .create_endpoint(EndpointSpec::default(), Box::new(ep))
+            .map_err(|e| e.to_string())?;
+        kept.push(h);
+        ids.push(info.id);
+    }
+    let per = (LIVE.load(Ordering::SeqCst) - before) as f64 / N as f64;
+    println!("{backend} endpoint footprint: {per:.0} bytes of heap per endpoint ({N} endpoints)");
+    for id in ids {
+        let _ = e.delete_call(id);
+    }
+    if per > 16.0 * 1024.0 {
+        return Err(format!(
+            "{backend}: {per:.0} bytes per endpoint, above 16 KiB"
+        ));
+    }
     Ok(())
 }
 

@@ -9,7 +9,11 @@
 //! - at the start of an erasure the pitch period is estimated by
 //!   normalised autocorrelation of the last 20 ms of history over lags of
 //!   5 to 15 ms (40 to 120 samples), and the history is frozen as the
-//!   source of the substitute waveform (G.711 App. I §I.2.2);
+//!   source of the substitute waveform (G.711 App. I §I.2.2). It holds
+//!   received audio only: App. I also writes the substitute into its
+//!   history, so an erasure soon after another starts from the synthetic
+//!   signal; here it starts from the last received audio, and one buffer
+//!   does the work of two (an endpoint's footprint counts);
 //! - the substitute repeats the last pitch period for the first 10 ms,
 //!   then the last two, then the last three periods (fewer repeats of one
 //!   short period sound less buzzy, App. I §I.2.3); each join between
@@ -61,8 +65,6 @@ const OLA_GROWTH: usize = 32;
 pub struct Concealer {
     /// The last [`HISTORY`] samples played, oldest first.
     history: Box<[i16]>,
-    /// History frozen at the start of the current erasure.
-    source: Box<[i16]>,
     /// Pitch period of the current erasure, in samples.
     pitch: usize,
     /// Consecutive samples concealed so far.
@@ -74,7 +76,6 @@ impl Concealer {
     pub fn new() -> Self {
         Concealer {
             history: vec![0; HISTORY].into_boxed_slice(),
-            source: vec![0; HISTORY].into_boxed_slice(),
             pitch: PITCH_MIN,
             erased: 0,
         }
@@ -107,7 +108,8 @@ impl Concealer {
             *sample = to_i16(self.synth(self.erased));
             self.erased = self.erased.saturating_add(1);
         }
-        self.remember(out);
+        // The history stays frozen during an erasure: it is the source of
+        // the substitute (one buffer where G.711 App. I keeps two).
     }
 
     /// Consecutive samples concealed since the last good frame.
@@ -123,8 +125,7 @@ impl Concealer {
 
     /// Freezes the history and estimates the pitch (G.711 App. I §I.2.2).
     fn start_erasure(&mut self) {
-        self.source.copy_from_slice(&self.history);
-        self.pitch = estimate_pitch(&self.source);
+        self.pitch = estimate_pitch(&self.history);
     }
 
     /// Attenuated substitute sample `n` of the erasure.
@@ -163,13 +164,13 @@ impl Concealer {
         // `len + quarter <= HISTORY`: periods <= 3, pitch <= PITCH_MAX.
         let base = HISTORY - len;
         let p = n % len;
-        let value = f32::from(self.source[base + p]);
+        let value = f32::from(self.history[base + p]);
         if p + quarter < len {
             return value;
         }
         let j = p + quarter - len;
         let w = (j + 1) as f32 / (quarter + 1) as f32;
-        value * (1.0 - w) + f32::from(self.source[base - quarter + j]) * w
+        value * (1.0 - w) + f32::from(self.history[base - quarter + j]) * w
     }
 
     /// Appends samples to the history.
@@ -373,7 +374,7 @@ mod tests {
     #[test]
     fn no_allocation_after_new() {
         let mut plc = Concealer::new();
-        let (h, s) = (plc.history.as_ptr(), plc.source.as_ptr());
+        let h = plc.history.as_ptr();
         let signal = sine(300.0, 8000.0, 2400);
         for (i, chunk) in signal.chunks(80).enumerate() {
             let mut buf = chunk.to_vec();
@@ -383,7 +384,7 @@ mod tests {
                 plc.good_frame(&mut buf);
             }
         }
-        assert_eq!((plc.history.as_ptr(), plc.source.as_ptr()), (h, s));
-        assert_eq!((plc.history.len(), plc.source.len()), (HISTORY, HISTORY));
+        assert_eq!(plc.history.as_ptr(), h);
+        assert_eq!(plc.history.len(), HISTORY);
     }
 }

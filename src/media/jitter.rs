@@ -110,7 +110,7 @@ pub const HISTOGRAM_BUCKET: Duration = Duration::from_millis(5);
 pub const HISTOGRAM_BUCKETS: usize = 101;
 
 /// Extra slots beyond `max_delay / frame` in the default configuration.
-const EXTRA_SLOTS: usize = 4;
+const EXTRA_SLOTS: usize = 2;
 /// A timestamp further than `max_delay` plus this from the expected one
 /// resets the buffer.
 const JUMP_SLACK: Duration = Duration::from_secs(1);
@@ -141,7 +141,7 @@ pub struct JitterConfig {
 impl JitterConfig {
     /// Defaults for a stream of `clock_rate` Hz played in `frame` frames:
     /// delays 20 ms (min), 200 ms (max), 60 ms (initial), 320-byte
-    /// payloads, `max_delay / frame + 4` slots.
+    /// payloads, `max_delay / frame + 2` slots.
     pub fn new(clock_rate: u32, frame: Duration) -> Self {
         let max_delay = Duration::from_millis(200);
         let mut config = JitterConfig {
@@ -157,7 +157,7 @@ impl JitterConfig {
         config
     }
 
-    /// `ceil(max_delay / frame) + 4`, the default slot count (4 when
+    /// `ceil(max_delay / frame) + 2`, the default slot count (2 when
     /// `frame` is zero).
     pub fn derived_slots(&self) -> usize {
         let frame = self.frame.as_nanos();
@@ -342,7 +342,9 @@ pub struct JitterStats {
 /// [`HISTOGRAM_BUCKET`] (the last: everything from 500 ms up).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DelayHistogram {
-    buckets: [u64; HISTOGRAM_BUCKETS],
+    /// 32-bit counts (saturating): 2.7 years of 20 ms frames per bucket,
+    /// at half the footprint.
+    buckets: [u32; HISTOGRAM_BUCKETS],
     count: u64,
 }
 
@@ -429,7 +431,7 @@ impl DelayHistogram {
     pub fn record(&mut self, delay: Duration) {
         let i = delay.as_nanos() / HISTOGRAM_BUCKET.as_nanos();
         let i = usize::try_from(i).map_or(HISTOGRAM_BUCKETS - 1, |i| i.min(HISTOGRAM_BUCKETS - 1));
-        self.buckets[i] += 1;
+        self.buckets[i] = self.buckets[i].saturating_add(1);
         self.count += 1;
     }
 
@@ -450,7 +452,7 @@ impl DelayHistogram {
         let rank = ((q * self.count as f64).ceil() as u64).clamp(1, self.count);
         let mut seen = 0;
         for (i, &n) in self.buckets.iter().enumerate() {
-            seen += n;
+            seen += u64::from(n);
             if seen >= rank {
                 let edge = (i + 1).min(HISTOGRAM_BUCKETS - 1);
                 return HISTOGRAM_BUCKET * edge as u32;
@@ -461,7 +463,7 @@ impl DelayHistogram {
 
     /// Counts per bucket: bucket `i` holds delays in `[i, i + 1)` times
     /// [`HISTOGRAM_BUCKET`], the last one everything from 500 ms.
-    pub fn buckets(&self) -> &[u64; HISTOGRAM_BUCKETS] {
+    pub fn buckets(&self) -> &[u32; HISTOGRAM_BUCKETS] {
         &self.buckets
     }
 }
@@ -1126,7 +1128,7 @@ mod tests {
     #[test]
     fn config_defaults_and_validation() {
         let c = JitterConfig::new(8000, 20 * MS);
-        assert_eq!(c.slots, 14);
+        assert_eq!(c.slots, 12);
         assert_eq!(c.validate(), Ok(()));
         let bad = |f: fn(&mut JitterConfig)| {
             let mut c = JitterConfig::new(8000, 20 * MS);
@@ -1161,7 +1163,7 @@ mod tests {
         let heap = jb.meta.len() * size_of::<SlotMeta>() + jb.data.len();
         assert!(heap < 5 * 1024, "{heap} bytes of heap");
         assert_eq!(size_of::<SlotMeta>(), 12);
-        assert_eq!(jb.abs_max(), 280 * MS);
+        assert_eq!(jb.abs_max(), 240 * MS);
     }
 
     #[test]
@@ -1562,7 +1564,7 @@ mod tests {
                 seqs.push(seq);
             }
         }
-        assert!(!seqs.is_empty() && seqs.len() <= 14, "{}", seqs.len());
+        assert!(!seqs.is_empty() && seqs.len() <= 12, "{}", seqs.len());
         assert!(seqs.windows(2).all(|w| w[0] < w[1]));
         assert!(jb.poll_timeout().is_some_and(|d| d > now));
     }
@@ -1592,7 +1594,7 @@ mod tests {
         // Transit spread 10 ms + 10 ms margin = 20 ms target.
         assert_eq!(jb.nominal(), 20 * MS);
         assert_eq!(jb.maximum(), 60 * MS);
-        assert_eq!(jb.abs_max(), 280 * MS);
+        assert_eq!(jb.abs_max(), 240 * MS);
     }
 
     #[test]

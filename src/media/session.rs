@@ -470,6 +470,10 @@ impl MediaSession {
             InputMode::Pcm => true,
             InputMode::Payload(spec) => spec == send.1,
         };
+        let input_payload_len = match input {
+            InputMode::Pcm => 0,
+            InputMode::Payload(spec) => spec.build().payload_len(frame_samples),
+        };
         let (input, writer) = match input {
             InputMode::Pcm => {
                 let (p, c) = super::ring::ring::<i16>(input_samples);
@@ -481,10 +485,28 @@ impl MediaSession {
                 (Input::Payload(c, codec), InputWriter::Payload(p))
             }
         };
+        let has_jitter = jitter.is_some();
+        let max_frame_payload = recv_codecs
+            .iter()
+            .map(|(_, c)| c.payload_len(frame_samples))
+            .chain(std::iter::once(send_codec.payload_len(frame_samples)))
+            .chain(std::iter::once(input_payload_len))
+            .max()
+            .unwrap_or(frame_samples);
         let jitter = match jitter {
             Some(mut j) => {
                 j.clock_rate = rate;
                 j.frame = ptime;
+                // The buffer plays one packet per frame: a slot needs room for
+                // one frame's payload in the largest receive codec (a far end
+                // packetising at another ptime is refused as too large, not
+                // mistimed).
+                let frame_payload = recv_codecs
+                    .iter()
+                    .map(|(_, c)| c.payload_len(frame_samples))
+                    .max()
+                    .unwrap_or(0);
+                j.max_payload = j.max_payload.min(frame_payload.max(1));
                 Some(JitterBuffer::new(j).map_err(|e| SessionError::Jitter(e.to_string()))?)
             }
             None => None,
@@ -531,15 +553,25 @@ impl MediaSession {
                 .is_some()
                 .then(|| FramePool::new(frames, 1500)),
             payload_codec: deliver_payload.flatten().map(CodecSpec::build),
-            // Room for a far end packetising up to twice our ptime; raw
-            // payloads handed out whole need a datagram's worth.
-            pcm: vec![0i16; 2 * frame_samples].into_boxed_slice(),
+            // One frame through the jitter buffer (it takes one frame per
+            // packet); played on arrival, room for a far end packetising at
+            // up to twice our ptime. Raw payloads handed out whole need a
+            // datagram's worth; otherwise one encoded frame.
+            pcm: vec![
+                0i16;
+                if has_jitter {
+                    frame_samples
+                } else {
+                    2 * frame_samples
+                }
+            ]
+            .into_boxed_slice(),
             bytes: vec![
                 0u8;
                 if deliver_payload.is_some() {
                     1500
                 } else {
-                    2 * frame_samples.max(160)
+                    max_frame_payload
                 }
             ]
             .into_boxed_slice(),
