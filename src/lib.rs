@@ -27,13 +27,16 @@
 #![deny(unsafe_code)]
 
 pub mod codec;
+#[cfg(feature = "daemon")]
 pub mod config;
 pub mod dtmf;
 #[allow(unsafe_code)]
 pub mod engine;
 pub mod media;
+#[cfg(feature = "daemon")]
 pub mod metrics;
 pub mod netsim;
+#[cfg(feature = "daemon")]
 pub mod ng;
 pub mod ports;
 pub mod relay;

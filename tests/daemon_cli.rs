@@ -1,6 +1,7 @@
 //! The `mediarelay` binary from the outside: `--help`, configuration errors
 //! (one stderr line naming the key, exit code 2), and a start that stays up,
 //! logs its capacity, and stops cleanly on SIGTERM.
+#![cfg(feature = "daemon")]
 // One `libc::kill` call below sends SIGTERM to the child.
 #![allow(unsafe_code)]
 

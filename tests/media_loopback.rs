@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use mediarelay::codec::G711;
@@ -326,6 +325,7 @@ both_backends! {
 
 /// Two endpoints of an application engine talk through the daemon's
 /// relay: offer from A, answer from B, media and DTMF both ways.
+#[cfg(feature = "daemon")]
 #[test]
 fn endpoints_talk_through_the_daemon() {
     for backend in common::backends() {
@@ -363,7 +363,7 @@ fn endpoints_talk_through_the_daemon() {
         let a_to = c
             .answer(&call, &common::audio_sdp("b", b.leg.rtp.port()), &[])
             .unwrap();
-        let relay = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+        let relay = |port: u16| std::net::SocketAddr::from(([127, 0, 0, 1], port));
         for (info, to) in [(&a, a_to), (&b, b_to)] {
             app.update_leg(
                 info.id,

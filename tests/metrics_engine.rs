@@ -1,5 +1,6 @@
 //! Renders the metrics of a real engine (1 shard, epoll, loopback) after
 //! relaying a few RTP packets, parses the text back and checks key series.
+#![cfg(feature = "daemon")]
 
 use std::collections::HashMap;
 use std::net::UdpSocket;

@@ -1,4 +1,5 @@
 //! The metrics HTTP server over real TCP connections on 127.0.0.1.
+#![cfg(feature = "daemon")]
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

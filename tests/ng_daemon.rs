@@ -3,6 +3,7 @@
 //! ports of the rewritten SDPs, query, list, statistics, delete), then a
 //! garbage flood after which `ping` still answers; and an rtcp-mux call
 //! whose RTCP travels on the RTP ports.
+#![cfg(feature = "daemon")]
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! backends: RTP-bleed attacks and a NAT rebinding, port reuse under
 //! churn, unusable SDP addresses, the offer timeout, media during the
 //! delete delay, and a two-pair range split over two shards.
+#![cfg(feature = "daemon")]
 
 mod common;
 

@@ -6,7 +6,9 @@
 // Each test file uses its own subset of these helpers.
 #![allow(dead_code)]
 
-use std::net::{SocketAddr, UdpSocket};
+#[cfg(feature = "daemon")]
+use std::net::SocketAddr;
+use std::net::UdpSocket;
 
 /// One `#[test]` per backend for each `name: base_port` pair: `uring::name`
 /// runs `name(IoBackend::Uring, base)` and `epoll::name` runs
@@ -24,11 +26,15 @@ macro_rules! both_backends {
         }
     };
 }
+#[cfg(feature = "daemon")]
 use std::process::{Child, Command, Stdio};
+#[cfg(feature = "daemon")]
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "daemon")]
 use mediarelay::ng::{OwnedValue, Value};
 
+#[cfg(feature = "daemon")]
 /// The daemon binary under test.
 pub fn bin() -> String {
     std::env::var("MEDIARELAY_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_mediarelay").into())
@@ -46,9 +52,11 @@ pub fn backends() -> Vec<&'static str> {
     v
 }
 
+#[cfg(feature = "daemon")]
 /// Kills the daemon when the test ends, however it ends.
 pub struct Daemon(pub Child);
 
+#[cfg(feature = "daemon")]
 impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -56,6 +64,7 @@ impl Drop for Daemon {
     }
 }
 
+#[cfg(feature = "daemon")]
 /// An NG client of one daemon.
 pub struct Client {
     pub sock: UdpSocket,
@@ -65,6 +74,7 @@ pub struct Client {
     n: u32,
 }
 
+#[cfg(feature = "daemon")]
 impl Client {
     /// The value of one Prometheus series from `GET /metrics`.
     pub fn metric(&self, series: &str) -> Option<u64> {
@@ -171,6 +181,7 @@ impl Client {
     }
 }
 
+#[cfg(feature = "daemon")]
 /// The `m=audio` port of a reply's SDP, or its `error-reason`.
 fn sdp_port(reply: &OwnedValue) -> Result<u16, String> {
     match reply.get("sdp").and_then(OwnedValue::as_str) {
@@ -183,6 +194,7 @@ fn sdp_port(reply: &OwnedValue) -> Result<u16, String> {
     }
 }
 
+#[cfg(feature = "daemon")]
 pub fn t(s: &str) -> OwnedValue {
     OwnedValue::text(s)
 }
@@ -204,6 +216,7 @@ pub fn m_port(sdp: &str) -> u16 {
     line.split(' ').nth(1).unwrap().parse().unwrap()
 }
 
+#[cfg(feature = "daemon")]
 pub fn int_at(v: &OwnedValue, path: &[&str]) -> i64 {
     let mut cur = v;
     for k in path {
@@ -230,6 +243,7 @@ pub fn rtp(ssrc: u32, seq: u16, ts: u32, fill: u8) -> Vec<u8> {
     p
 }
 
+#[cfg(feature = "daemon")]
 /// Starts the daemon on loopback with `args` (after `--interface
 /// 127.0.0.1`, the NG and HTTP sockets and `--foreground`) and waits until
 /// it answers ping.
