@@ -10,13 +10,15 @@
 //! `unsafe` is allowed here only for the `GlobalAlloc` impl, which must be.
 #![allow(unsafe_code)]
 
+mod common;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::UdpSocket;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use mediarelay::engine::{
-    CallSpec, EndpointSpec, Engine, EngineConfig, IoBackend, LegOptions, LegUpdate, UringSupport,
+    CallSpec, EndpointSpec, Engine, EngineConfig, IoBackend, LegOptions, UringSupport,
     uring_support,
 };
 use mediarelay::media::MediaEvent;
@@ -221,35 +223,9 @@ fn talk(ha: &mut MediaHandle, hb: &mut MediaHandle, pcm: &[i16; 160], for_: Dura
 }
 
 fn endpoints(e: &Engine, backend: IoBackend) -> Result<(), String> {
-    let now = std::time::Instant::now();
     let mut cfg = SessionConfig::new(NtpTime::from_unix(Duration::from_secs(1_700_000_000)));
     cfg.rtcp_interval = Duration::from_secs(1);
-    let (ea, mut ha) = endpoint(cfg.clone(), now).map_err(|e| e.to_string())?;
-    let (eb, mut hb) = endpoint(cfg, now).map_err(|e| e.to_string())?;
-    let a = e
-        .create_endpoint(EndpointSpec::default(), Box::new(ea))
-        .map_err(|e| e.to_string())?;
-    let b = e
-        .create_endpoint(
-            EndpointSpec {
-                tag: 2,
-                leg: LegOptions {
-                    remote_rtp: Some(a.leg.rtp),
-                    ..LegOptions::default()
-                },
-            },
-            Box::new(eb),
-        )
-        .map_err(|e| e.to_string())?;
-    e.update_leg(
-        a.id,
-        0,
-        LegUpdate {
-            remote_rtp: Some(b.leg.rtp),
-            ..LegUpdate::default()
-        },
-    )
-    .map_err(|e| e.to_string())?;
+    let ((_, mut ha), (_, mut hb)) = common::endpoint_pair(e, cfg.clone(), cfg, false)?;
     let mut pcm = [0i16; 160];
     for (i, s) in pcm.iter_mut().enumerate() {
         *s = ((i as i32 * 409) % 8000 - 4000) as i16;

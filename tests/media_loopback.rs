@@ -7,9 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use mediarelay::codec::G711;
-use mediarelay::engine::{
-    EndpointInfo, EndpointSpec, Engine, EngineConfig, IoBackend, LegOptions, LegUpdate,
-};
+use mediarelay::engine::{EndpointInfo, Engine, EngineConfig, IoBackend, LegOptions};
 use mediarelay::media::handle::{MediaHandle, endpoint};
 use mediarelay::media::session::{CodecSpec, InputMode, SessionConfig};
 use mediarelay::media::{MediaEvent, SessionState};
@@ -50,46 +48,7 @@ fn pair(e: &Engine) -> ((EndpointInfo, MediaHandle), (EndpointInfo, MediaHandle)
 
 /// [`pair`], with RTCP muxed on the RTP port (RFC 5761) when `mux`.
 fn pair_with(e: &Engine, mux: bool) -> ((EndpointInfo, MediaHandle), (EndpointInfo, MediaHandle)) {
-    let now = Instant::now();
-    let (ea, ha) = endpoint(config(), now).unwrap();
-    let (eb, hb) = endpoint(config(), now).unwrap();
-    let a = e
-        .create_endpoint(
-            EndpointSpec {
-                tag: 1,
-                leg: LegOptions {
-                    rtcp_mux: mux,
-                    ..LegOptions::default()
-                },
-            },
-            Box::new(ea),
-        )
-        .unwrap();
-    let b = e
-        .create_endpoint(
-            EndpointSpec {
-                tag: 2,
-                leg: LegOptions {
-                    remote_rtp: Some(a.leg.rtp),
-                    remote_rtcp: mux.then_some(a.leg.rtp),
-                    rtcp_mux: mux,
-                    ..LegOptions::default()
-                },
-            },
-            Box::new(eb),
-        )
-        .unwrap();
-    e.update_leg(
-        a.id,
-        0,
-        LegUpdate {
-            remote_rtp: Some(b.leg.rtp),
-            remote_rtcp: mux.then_some(b.leg.rtp),
-            ..LegUpdate::default()
-        },
-    )
-    .unwrap();
-    ((a, ha), (b, hb))
+    common::endpoint_pair(e, config(), config(), mux).unwrap()
 }
 
 /// Frame `i` of a sender tagged `tag`: distinct bytes per frame.
@@ -350,10 +309,10 @@ fn endpoints_talk_through_the_daemon() {
         let (ea, mut ha) = endpoint(config(), now).unwrap();
         let (eb, mut hb) = endpoint(config(), now).unwrap();
         let a = app
-            .create_endpoint(EndpointSpec::default(), Box::new(ea))
+            .create_endpoint(mediarelay::engine::EndpointSpec::default(), Box::new(ea))
             .unwrap();
         let b = app
-            .create_endpoint(EndpointSpec::default(), Box::new(eb))
+            .create_endpoint(mediarelay::engine::EndpointSpec::default(), Box::new(eb))
             .unwrap();
         let call = format!("ep-{backend}");
         // The offer's reply tells B where to send; the answer's tells A.
@@ -368,9 +327,9 @@ fn endpoints_talk_through_the_daemon() {
             app.update_leg(
                 info.id,
                 0,
-                LegUpdate {
+                mediarelay::engine::LegUpdate {
                     remote_rtp: Some(relay(to)),
-                    ..LegUpdate::default()
+                    ..Default::default()
                 },
             )
             .unwrap();

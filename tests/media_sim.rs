@@ -139,6 +139,16 @@ impl Call {
         self.b_frames.iter().copied()
     }
 
+    /// B's jitter buffer.
+    fn b_jitter(&self) -> &mediarelay::media::jitter::JitterBuffer {
+        self.sim
+            .node(1)
+            .endpoint
+            .session()
+            .jitter_buffer()
+            .expect("B has a jitter buffer")
+    }
+
     fn a_to_b(&self) -> mediarelay::netsim::PathStats {
         self.sim.net.path_stats(addr(A_RTP), addr(B_RTP))
     }
@@ -208,37 +218,15 @@ fn drift(ppm: f64) -> (Duration, Duration, u64, u64) {
     };
     c.sim.net.set_path(addr(A_RTP), addr(B_RTP), imp).unwrap();
     c.talk(Duration::from_secs(20), false);
-    let early = c
-        .sim
-        .node(1)
-        .endpoint
-        .session()
-        .jitter_buffer()
-        .unwrap()
-        .buffered();
+    let early = c.b_jitter().buffered();
     let mut late = early;
     for _ in 0..58 {
         // The sender's input is fed at the simulation's pace while its clock
         // runs off it: keep its ring from running dry or over.
         c.talk(Duration::from_secs(10), false);
-        late = c
-            .sim
-            .node(1)
-            .endpoint
-            .session()
-            .jitter_buffer()
-            .unwrap()
-            .buffered();
+        late = c.b_jitter().buffered();
     }
-    let jb = c
-        .sim
-        .node(1)
-        .endpoint
-        .session()
-        .jitter_buffer()
-        .unwrap()
-        .stats()
-        .clone();
+    let jb = c.b_jitter().stats().clone();
     (early, late, jb.shrunk, jb.stretched)
 }
 
@@ -420,15 +408,7 @@ fn playout_idles_when_the_far_end_goes_quiet_and_resumes() {
     c.talk(Duration::from_secs(2), false);
     let resumed = c.b_frames.len() - before - quiet;
     assert!(resumed >= 90, "{resumed} frames after the far end resumed");
-    let jb = c
-        .sim
-        .node(1)
-        .endpoint
-        .session()
-        .jitter_buffer()
-        .unwrap()
-        .stats()
-        .clone();
+    let jb = c.b_jitter().stats().clone();
     assert_eq!(jb.concealed, 0, "silence is not loss: {jb:?}");
 }
 

@@ -293,3 +293,58 @@ pub fn start(args: &[&str]) -> (Daemon, Client) {
         .unwrap();
     (daemon, c)
 }
+
+/// A media endpoint and the application's handle on it.
+pub type EndpointAndHandle = (
+    mediarelay::engine::EndpointInfo,
+    mediarelay::media::MediaHandle,
+);
+
+/// Two media endpoints on `e` with configs `a` and `b`, each sending to
+/// the other's leg (RTCP muxed on the RTP port when `mux`).
+pub fn endpoint_pair(
+    e: &mediarelay::engine::Engine,
+    a: mediarelay::media::SessionConfig,
+    b: mediarelay::media::SessionConfig,
+    mux: bool,
+) -> Result<(EndpointAndHandle, EndpointAndHandle), String> {
+    use mediarelay::engine::{EndpointSpec, LegOptions, LegUpdate};
+    let now = std::time::Instant::now();
+    let (ea, ha) = mediarelay::media::endpoint(a, now).map_err(|e| e.to_string())?;
+    let (eb, hb) = mediarelay::media::endpoint(b, now).map_err(|e| e.to_string())?;
+    let leg = |remote: Option<std::net::SocketAddr>| LegOptions {
+        remote_rtp: remote,
+        remote_rtcp: remote.filter(|_| mux),
+        rtcp_mux: mux,
+        ..LegOptions::default()
+    };
+    let a = e
+        .create_endpoint(
+            EndpointSpec {
+                tag: 1,
+                leg: leg(None),
+            },
+            Box::new(ea),
+        )
+        .map_err(|e| e.to_string())?;
+    let b = e
+        .create_endpoint(
+            EndpointSpec {
+                tag: 2,
+                leg: leg(Some(a.leg.rtp)),
+            },
+            Box::new(eb),
+        )
+        .map_err(|e| e.to_string())?;
+    e.update_leg(
+        a.id,
+        0,
+        LegUpdate {
+            remote_rtp: Some(b.leg.rtp),
+            remote_rtcp: mux.then_some(b.leg.rtp),
+            ..LegUpdate::default()
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(((a, ha), (b, hb)))
+}
