@@ -89,8 +89,12 @@ fn renders_a_live_engine() {
     let deadline = Instant::now() + Duration::from_secs(3);
     let m = loop {
         let m = scrape(&e);
+        // Engine-wide and per-shard series are read one after the other,
+        // so a publish can fall between them: wait for both.
         let done = m["mediarelay_tx_packets_total"] >= SENT as f64
-            && m["mediarelay_dropped_packets_total{reason=\"malformed_rtp\"}"] >= 1.0;
+            && m["mediarelay_dropped_packets_total{reason=\"malformed_rtp\"}"] >= 1.0
+            && m["mediarelay_rx_packets_total"] >= (SENT + 1) as f64
+            && m["mediarelay_shard_rx_packets_total{shard=\"0\"}"] >= (SENT + 1) as f64;
         if done || Instant::now() > deadline {
             break m;
         }
