@@ -26,6 +26,7 @@
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 
+pub mod builder;
 pub mod codec;
 #[cfg(feature = "daemon")]
 pub mod config;

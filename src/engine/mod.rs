@@ -83,7 +83,7 @@ pub use uring::{UringConfig, UringSupport};
 
 use self::shard::{Command, NewLeg, ShardParts};
 use self::sys::EventFd;
-use crate::ports::{AllocError, PortAllocator, PortConfig, ShardId, Strategy};
+use crate::ports::{AllocError, PortAllocator, PortConfig, PortPair, ShardId, Strategy};
 use crate::relay::{
     CallKey, DropReason, LatchPolicy, LegKey, LegSpec, RelayConfig, RelayError, RemovedCall,
     StreamSnapshot, TimeoutReason,
@@ -583,6 +583,70 @@ impl Engine {
         let start = self.next_shard.fetch_add(1, Ordering::Relaxed);
         let shard = &self.shards[start % n];
         let leg = self.bind_leg(shard.id, &spec.leg)?;
+        let (key, info) = self.request(shard, |reply| Command::AddEndpoint {
+            tag: spec.tag,
+            leg,
+            endpoint,
+            reply,
+        })??;
+        Ok(EndpointInfo {
+            id: CallId {
+                shard: shard.id,
+                key,
+            },
+            leg: info,
+        })
+    }
+
+    /// Creates a local media endpoint, as
+    /// [`create_endpoint`](Self::create_endpoint), on a port pair the caller
+    /// allocated beforehand from [`ports`](Self::ports) (e.g. one already
+    /// advertised in an SDP offer, bound only once the far end's address is
+    /// known). The call runs on the shard whose slice holds the pair. The
+    /// engine takes the pair over: it is released when the call is deleted,
+    /// or at once when this fails (the port is taken by another process:
+    /// `EngineError::Io`).
+    pub fn create_endpoint_on(
+        &self,
+        spec: EndpointSpec,
+        pair: PortPair,
+        endpoint: Box<dyn crate::media::Endpoint>,
+    ) -> Result<EndpointInfo, EngineError> {
+        let idx = self
+            .ports
+            .shard_of(pair.rtp())
+            .map_or(0, |s| usize::from(s.0));
+        let Some(shard) = self.shards.get(idx).or_else(|| self.shards.first()) else {
+            let _ = self.ports.release(pair, Instant::now());
+            return Err(EngineError::Ports("no shards".into()));
+        };
+        let opts = &spec.leg;
+        let (rtp, rtcp) = match self.bind_pair(pair.rtp(), (!opts.rtcp_mux).then_some(pair.rtcp()))
+        {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = self.ports.release(pair, Instant::now());
+                return Err(EngineError::Io(format!(
+                    "could not bind port {}: {e}",
+                    pair.rtp()
+                )));
+            }
+        };
+        let leg = NewLeg {
+            spec: LegSpec {
+                rtp_port: pair.rtp(),
+                rtcp_port: (!opts.rtcp_mux).then_some(pair.rtcp()),
+                policy: opts.policy,
+                remote_rtp: opts.remote_rtp,
+                remote_rtcp: opts.remote_rtcp,
+                clock_rate: opts.clock_rate.unwrap_or(ClockRate::G711),
+                awaiting_answer: opts.awaiting_answer,
+            },
+            ports: pair,
+            rtp,
+            rtcp,
+            local_ip: self.bind_ip,
+        };
         let (key, info) = self.request(shard, |reply| Command::AddEndpoint {
             tag: spec.tag,
             leg,

@@ -208,6 +208,106 @@ impl<T> EventReceiver<T> {
     }
 }
 
+/// The next event from any of `receivers`, with the index of the one it
+/// came from, waiting until `deadline` (`None`: for ever); `None` when the
+/// deadline passed, or every sender is gone and every queue is empty. The
+/// scan starts at `start` (rotate it for fairness between busy channels).
+pub fn recv_any<T>(
+    receivers: &[&EventReceiver<T>],
+    start: usize,
+    deadline: Option<Instant>,
+) -> Option<(usize, T)> {
+    let n = receivers.len();
+    if n == 0 {
+        return None;
+    }
+    let scan = || -> Result<(usize, T), bool> {
+        let mut open = false;
+        for k in 0..n {
+            let i = (start + k) % n;
+            let r = receivers[i];
+            // Closed first, then pop: an event queued before the close is
+            // still seen.
+            let closed = r.is_closed();
+            if let Some(e) = r.shared.queue.pop() {
+                return Ok((i, e));
+            }
+            open |= !closed;
+        }
+        Err(open)
+    };
+    let me = std::thread::current();
+    let mut registered = false;
+    let out = loop {
+        match scan() {
+            Ok(found) => break Some(found),
+            Err(false) => break None,
+            Err(true) => {}
+        }
+        if !registered {
+            for r in receivers {
+                if let Ok(mut threads) = r.shared.threads.lock() {
+                    threads.push(me.clone());
+                }
+            }
+            registered = true;
+        }
+        for r in receivers {
+            r.shared.waiting.store(true, Ordering::SeqCst);
+        }
+        fence(Ordering::SeqCst);
+        match scan() {
+            Ok(found) => break Some(found),
+            Err(false) => break None,
+            Err(true) => {}
+        }
+        match deadline {
+            None => std::thread::park(),
+            Some(d) => {
+                let now = Instant::now();
+                if now >= d {
+                    break None;
+                }
+                std::thread::park_timeout(d - now);
+            }
+        }
+    };
+    if registered {
+        for r in receivers {
+            if let Ok(mut threads) = r.shared.threads.lock() {
+                if let Some(i) = threads.iter().position(|t| t.id() == me.id()) {
+                    threads.swap_remove(i);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Polls `receivers` for the next event from any of them, with its index
+/// (`Ready(None)`: every sender is gone and every queue is empty).
+pub fn poll_recv_any<T>(
+    receivers: &[&EventReceiver<T>],
+    start: usize,
+    cx: &mut Context<'_>,
+) -> Poll<Option<(usize, T)>> {
+    let n = receivers.len();
+    let mut open = false;
+    for k in 0..n {
+        let i = (start + k) % n;
+        match receivers[i].poll_recv(cx) {
+            Poll::Ready(Some(e)) => return Poll::Ready(Some((i, e))),
+            Poll::Ready(None) => {}
+            Poll::Pending => open = true,
+        }
+    }
+    if open {
+        Poll::Pending
+    } else {
+        Poll::Ready(None)
+    }
+}
+
 impl<T> Clone for EventReceiver<T> {
     fn clone(&self) -> Self {
         EventReceiver {
@@ -237,6 +337,36 @@ impl<T> std::fmt::Debug for EventReceiver<T> {
 mod tests {
     use super::*;
     use std::future::Future;
+
+    #[test]
+    fn recv_any_waits_on_every_channel_and_ends_when_all_close() {
+        let (tx_a, rx_a) = channel::<u32>(4);
+        let (tx_b, rx_b) = channel::<u32>(4);
+        let consumer = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            while let Some((i, v)) = recv_any(&[&rx_a, &rx_b], got.len(), None) {
+                got.push((i, v));
+            }
+            got
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        tx_b.try_send(7).unwrap();
+        tx_b.wake();
+        std::thread::sleep(Duration::from_millis(20));
+        tx_a.try_send(3).unwrap();
+        tx_a.wake();
+        drop(tx_a);
+        std::thread::sleep(Duration::from_millis(20));
+        drop(tx_b);
+        assert_eq!(consumer.join().unwrap(), vec![(1, 7), (0, 3)]);
+        let (_tx, rx) = channel::<u32>(1);
+        let t = Instant::now();
+        assert_eq!(
+            recv_any(&[&rx], 0, Some(t + Duration::from_millis(10))),
+            None
+        );
+        assert!(t.elapsed() >= Duration::from_millis(10));
+    }
 
     #[test]
     fn blocking_consumer_is_woken_and_sees_the_end() {

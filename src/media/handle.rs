@@ -87,6 +87,17 @@ struct Shared {
     lag_sum_us: AtomicU64,
     lag: [AtomicU64; 16],
     rtt_us: AtomicU64,
+    bytes_sent: AtomicU64,
+    bytes_received: AtomicU64,
+    /// Cumulative lost, as `i64` bits.
+    lost: AtomicU64,
+    expected: AtomicU64,
+    jitter_us: AtomicU64,
+    buffer_delay_us: AtomicU64,
+    buffer_late: AtomicU64,
+    buffer_overflow: AtomicU64,
+    /// MOS-CQ × 1000 of the last quality report (0: none yet).
+    mos_milli: AtomicU64,
     /// The session stopped: requests are refused at the handle.
     stopped: AtomicBool,
 }
@@ -104,7 +115,7 @@ pub struct MediaHandle {
 }
 
 /// Counters as the application sees them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 #[non_exhaustive]
 pub struct EndpointStats {
     /// Audio packets sent.
@@ -147,6 +158,36 @@ pub struct EndpointStats {
     pub pacing_lag: [u64; 16],
     /// Last RTCP round-trip time, µs (0: none yet).
     pub rtt_us: u64,
+    /// RTP payload octets sent (audio and telephone-event).
+    pub bytes_sent: u64,
+    /// RTP payload octets received in accepted packets.
+    pub bytes_received: u64,
+    /// Packets lost on the received stream, cumulative (RFC 3550 A.3:
+    /// expected − received; negative with duplicates).
+    pub lost: i64,
+    /// Packets expected on the received stream (RFC 3550 A.3).
+    pub expected: u64,
+    /// Interarrival jitter of the received stream, µs (RFC 3550 A.8).
+    pub jitter_us: u64,
+    /// Delay the jitter buffer adds now, µs (0 without one).
+    pub buffer_delay_us: u64,
+    /// Packets the jitter buffer received too late to play.
+    pub buffer_late: u64,
+    /// Packets the jitter buffer had no room for.
+    pub buffer_overflow: u64,
+    /// MOS-CQ estimate (ITU-T G.107 E-model) of the last quality report;
+    /// `None` before the first (an estimate, not a listening test).
+    pub mos: Option<f64>,
+}
+
+impl EndpointStats {
+    /// Share of expected packets lost, 0..=1 (0 before any).
+    pub fn loss_ratio(&self) -> f64 {
+        if self.expected == 0 {
+            return 0.0;
+        }
+        (self.lost.max(0) as f64 / self.expected as f64).min(1.0)
+    }
 }
 
 /// Builds a media endpoint starting at `start` and the application's
@@ -217,6 +258,22 @@ impl MediaEndpoint {
         }
         if let Some(rtt) = self.session.rtt() {
             sh.rtt_us.store(rtt.as_micros() as u64, r);
+        }
+        sh.bytes_sent.store(s.bytes_sent, r);
+        sh.bytes_received.store(s.bytes_received, r);
+        let (lost, expected) = self.session.receive_loss();
+        sh.lost.store(lost as u64, r);
+        sh.expected.store(expected, r);
+        sh.jitter_us
+            .store(self.session.receive_jitter().as_micros() as u64, r);
+        if let Some(jb) = self.session.jitter_buffer() {
+            sh.buffer_delay_us
+                .store(jb.current_delay().as_micros() as u64, r);
+            sh.buffer_late.store(jb.stats().late, r);
+            sh.buffer_overflow.store(jb.stats().overflow, r);
+        }
+        if let Some(q) = self.session.last_quality() {
+            sh.mos_milli.store((q.mos_cq * 1000.0).round() as u64, r);
         }
         if self.session.is_stopped() {
             sh.stopped.store(true, r);
@@ -434,6 +491,18 @@ impl MediaHandle {
             pacing_lag_sum_us: s.lag_sum_us.load(r),
             pacing_lag: lag,
             rtt_us: s.rtt_us.load(r),
+            bytes_sent: s.bytes_sent.load(r),
+            bytes_received: s.bytes_received.load(r),
+            lost: s.lost.load(r) as i64,
+            expected: s.expected.load(r),
+            jitter_us: s.jitter_us.load(r),
+            buffer_delay_us: s.buffer_delay_us.load(r),
+            buffer_late: s.buffer_late.load(r),
+            buffer_overflow: s.buffer_overflow.load(r),
+            mos: match s.mos_milli.load(r) {
+                0 => None,
+                m => Some(m as f64 / 1000.0),
+            },
         }
     }
 }

@@ -252,6 +252,11 @@ impl SessionConfig {
 pub struct SessionStats {
     /// Audio RTP packets sent.
     pub audio_sent: u64,
+    /// RTP payload octets sent, audio and telephone-event (the sender
+    /// report's octet count, RFC 3550 §6.4.1).
+    pub bytes_sent: u64,
+    /// RTP payload octets received in accepted packets.
+    pub bytes_received: u64,
     /// Telephone-event packets sent.
     pub dtmf_sent: u64,
     /// RTCP compounds sent.
@@ -328,6 +333,7 @@ pub struct MediaSession {
     /// Codec index of the stream being played out.
     playing: usize,
     recv_stats: Vec<ReceiveStats>,
+    last_quality: Option<QualityReport>,
     /// Highest sequence number played on arrival (no jitter buffer).
     highest_seq: Option<SeqNo>,
     dtmf_rx: Option<DtmfReceiver>,
@@ -534,6 +540,7 @@ impl MediaSession {
             recv_codecs,
             playing: 0,
             recv_stats: Vec::with_capacity(1),
+            last_quality: None,
             highest_seq: None,
             dtmf_rx: telephone_event.map(|pt| {
                 DtmfReceiver::new(DtmfReceiverConfig {
@@ -614,6 +621,28 @@ impl MediaSession {
     /// The jitter buffer, when there is one.
     pub fn jitter_buffer(&self) -> Option<&JitterBuffer> {
         self.jitter.as_ref()
+    }
+
+    /// The last quality report (taken every
+    /// [`SessionConfig::quality_interval`] while receiving).
+    pub fn last_quality(&self) -> Option<&QualityReport> {
+        self.last_quality.as_ref()
+    }
+
+    /// Cumulative packets lost on the received stream (RFC 3550 A.3:
+    /// expected minus received; negative with duplicates) and packets
+    /// expected.
+    pub fn receive_loss(&self) -> (i64, u64) {
+        self.recv_stats
+            .first()
+            .map_or((0, 0), |s| (s.cumulative_lost(), s.expected()))
+    }
+
+    /// Interarrival jitter of the received stream (RFC 3550 A.8).
+    pub fn receive_jitter(&self) -> Duration {
+        self.recv_stats
+            .first()
+            .map_or(Duration::ZERO, ReceiveStats::jitter_duration)
     }
 
     /// The last round-trip time measured.
@@ -822,6 +851,7 @@ impl MediaSession {
             .ok()?;
         self.in_talkspurt = true;
         self.stats.audio_sent += 1;
+        self.stats.bytes_sent = self.dtmf_tx.source().payload_octets_sent();
         self.record_lag(now, self.tick_instant(k));
         if !self.sent_any {
             self.sent_any = true;
@@ -1010,6 +1040,7 @@ impl MediaSession {
             return;
         };
         self.stats.received += 1;
+        self.stats.bytes_received += pkt.payload().len() as u64;
         let ssrc = pkt.ssrc();
         match self.recv_stats.first_mut() {
             Some(st) if st.ssrc() == ssrc => {}
@@ -1226,6 +1257,7 @@ impl Endpoint for MediaSession {
         if self.direction.sends() {
             if let Ok(Some(len)) = self.dtmf_tx.poll_transmit(now, buf) {
                 self.stats.dtmf_sent += 1;
+                self.stats.bytes_sent = self.dtmf_tx.source().payload_octets_sent();
                 if !self.sent_any {
                     self.sent_any = true;
                     self.push_event(MediaEvent::State(SessionState::Sending));
@@ -1307,6 +1339,7 @@ impl Endpoint for MediaSession {
                 self.next_quality = Some(now + self.quality_interval);
                 if !self.recv_stats.is_empty() {
                     let q = self.quality();
+                    self.last_quality = Some(q);
                     self.push_event(MediaEvent::Quality(q));
                 }
             }

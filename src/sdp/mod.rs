@@ -55,3 +55,13 @@ pub use rtpmap::Rtpmap;
 pub use section::Section;
 pub use session::Sdp;
 pub use telephone_event::TelephoneEvents;
+
+/// Checks that `a=<name>[:<value>]` can be written (RFC 8866 §5.13 token
+/// name, no line break in the value).
+pub(crate) fn check_attribute(name: &str, value: Option<&str>) -> Result<(), EditError> {
+    attribute::check_name(name)?;
+    if let Some(v) = value {
+        attribute::check_value(v)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,53 @@
+//! The media builder: offer/answer and media sessions for applications
+//! that are a party to a call themselves (softphones, IVRs, test tools),
+//! on the engine's media endpoints.
+//!
+//! | type | owns |
+//! |---|---|
+//! | [`BuilderManager`] | the engine (shard threads), port allocation, the builder registry, idle cleanup |
+//! | [`Builder`] | one party's offer/answer (RFC 3264), its streams, binding their sockets |
+//! | [`MediaSession`] | the negotiated media: start/stop, audio and DTMF out, events in, statistics |
+//! | [`ManagerConfig`] | validated settings |
+//!
+//! A call in a dozen lines:
+//! ```no_run
+//! use std::time::Duration;
+//! use mediarelay::builder::{BuilderManager, ManagerConfig};
+//!
+//! let mgr = BuilderManager::new(ManagerConfig {
+//!     local_ip: "127.0.0.1".parse().unwrap(),
+//!     ..ManagerConfig::default()
+//! })?;
+//! let (alice, bob) = (mgr.create_builder("alice")?, mgr.create_builder("bob")?);
+//! bob.process_offer(&alice.create_offer()?)?;
+//! alice.process_answer(&bob.create_answer()?)?;
+//! let (a, b) = (alice.media_session().unwrap(), bob.media_session().unwrap());
+//! a.start()?;
+//! b.start()?;
+//! a.send_dtmf('5', Duration::from_millis(100))?;
+//! while let Some(ev) = b.recv_timeout(Duration::from_secs(1)) {
+//!     println!("{:?}", ev.event);
+//! }
+//! mgr.shutdown();
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Threads: media runs on the engine's shards; the manager adds one
+//! cleanup thread when a session timeout is set; events are taken by the
+//! application's own threads (or one per [`MediaSession::on_event`]).
+//! [`BuilderManager::shutdown`] joins every thread it started.
+
+mod config;
+mod error;
+mod manager;
+pub mod metrics;
+mod negotiate;
+mod session;
+mod stream;
+
+pub use config::{ConfigError, ManagerConfig, PortStrategy, outbound_ipv4};
+pub use error::{BuilderError, ManagerError, MediaError, Phase};
+pub use manager::{BuilderManager, ManagerStatistics};
+pub use negotiate::Builder;
+pub use session::{MediaSession, MediaStatistics, SessionEvent};
+pub use stream::MediaStreamInfo;
