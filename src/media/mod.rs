@@ -12,14 +12,18 @@
 //! | `channel.rs` | the lock-free event channel to the application |
 //! | `ring.rs`, `pool.rs` | lock-free audio input ring, recycled frames |
 //! | `sim.rs` | endpoints on a virtual clock over [`crate::netsim`] |
+//! | `capture.rs` | [`Captured`]: pcap capture of what an endpoint sends and receives |
+//! | `impair.rs` | [`Impaired`]: send-side loss and jitter for test tools |
 //!
 //! Nothing here performs I/O, spawns threads or reads a clock: time enters
 //! as `now: Instant`, bytes as `&[u8]`, and leave through caller buffers.
 
+pub mod capture;
 pub mod channel;
 pub mod endpoint;
 pub mod event;
 pub mod handle;
+pub mod impair;
 pub mod jitter;
 pub mod pool;
 pub mod quality;
@@ -27,10 +31,14 @@ pub mod ring;
 pub mod session;
 pub mod sim;
 
+pub use capture::{
+    CaptureConfig, CaptureError, CaptureReader, CaptureSummary, Captured, PcapSink, capture,
+};
 pub use endpoint::{Endpoint, Transmit};
 pub use event::{
     AudioFrame, Control, DtmfReport, MediaEvent, PayloadFrame, QualityReport, ReceptionReport,
     RemoteQuality, RtcpReport, SessionState,
 };
 pub use handle::{EndpointStats, HandleError, MediaEndpoint, MediaHandle, endpoint};
+pub use impair::{ImpairConfig, ImpairError, ImpairHandle, ImpairStats, Impaired, impair};
 pub use session::{CodecSpec, InputMode, MediaSession, SessionConfig, SessionError, SessionStats};
