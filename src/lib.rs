@@ -16,7 +16,9 @@
 //! | [`dtmf`] | RFC 4733 telephone-events: payload, sender and receiver state machines |
 //! | [`codec`] | G.711 µ-law / A-law (ITU-T G.711), packet loss concealment (G.711 App. I), the codec trait |
 //! | [`sdp`] | Tolerant, lossless SDP (RFC 8866) and offer/answer (RFC 3264) |
+//! | [`builder`] | Offer/answer and media sessions for applications that are a party to the call: manager, builders, sessions |
 //! | [`media`] | Media session core: pacing, RFC 4733 DTMF, RTCP scheduling, jitter buffer, E-model quality |
+//! | [`audio`] | Mono 16-bit PCM building blocks: tone, DTMF (ITU-T Q.23) and noise sources, WAV files, mixer, N-1 conference bridge, call recorder, level/frequency/DTMF analysis |
 //! | [`netsim`] | In-memory network with seeded impairments on a virtual clock |
 //! | [`ports`] | Lock-free, per-shard RTP/RTCP port allocator |
 //! | [`relay`] | Sans-IO relay core: latching, forwarding decision, timeouts, counters |
@@ -26,6 +28,7 @@
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 
+pub mod audio;
 pub mod builder;
 pub mod codec;
 #[cfg(feature = "daemon")]
