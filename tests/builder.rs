@@ -146,3 +146,184 @@ fn state_errors_change_nothing() {
     assert_eq!(b.media_streams()[0].direction, Direction::RecvOnly);
     mgr.shutdown();
 }
+
+/// Negotiates `a` (offerer) with `b` and starts both.
+fn connect(
+    mgr: &BuilderManager,
+    a: &str,
+    b: &str,
+) -> (
+    mediarelay::builder::MediaSession,
+    mediarelay::builder::MediaSession,
+) {
+    let x = mgr.create_builder(a).unwrap();
+    let y = mgr.create_builder(b).unwrap();
+    y.process_offer(&x.create_offer().unwrap()).unwrap();
+    x.process_answer(&y.create_answer().unwrap()).unwrap();
+    let (sx, sy) = (x.media_session().unwrap(), y.media_session().unwrap());
+    sx.start().unwrap();
+    sy.start().unwrap();
+    (sx, sy)
+}
+
+fn pace(mut f: impl FnMut(u32), frames: u32) {
+    let t0 = Instant::now();
+    for k in 0..frames {
+        f(k);
+        let next = t0 + Duration::from_millis(20) * (k + 1);
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+}
+
+#[test]
+fn transcoding_bridge_joins_pcmu_and_pcma_parties() {
+    use mediarelay::audio::{AudioSource, Tone, analyze};
+    use mediarelay::builder::TranscodingBridge;
+    let mgr = BuilderManager::new(config(52600, IoBackend::Epoll)).unwrap();
+    // alice speaks PCMU only, bob PCMA only; the bridge's two legs match.
+    let alice = mgr.create_builder("alice").unwrap();
+    alice.set_payload_types(&[0]).unwrap();
+    let leg_a = mgr.create_builder("bridge-a").unwrap();
+    leg_a.process_offer(&alice.create_offer().unwrap()).unwrap();
+    alice
+        .process_answer(&leg_a.create_answer().unwrap())
+        .unwrap();
+    let bob = mgr.create_builder("bob").unwrap();
+    bob.set_payload_types(&[8]).unwrap();
+    let leg_b = mgr.create_builder("bridge-b").unwrap();
+    leg_b.process_offer(&bob.create_offer().unwrap()).unwrap();
+    bob.process_answer(&leg_b.create_answer().unwrap()).unwrap();
+    assert_eq!(alice.media_streams()[0].codec.as_deref(), Some("PCMU"));
+    assert_eq!(bob.media_streams()[0].codec.as_deref(), Some("PCMA"));
+    let sessions: Vec<_> = [&alice, &leg_a, &bob, &leg_b]
+        .iter()
+        .map(|b| b.media_session().unwrap())
+        .collect();
+    for s in &sessions {
+        s.start().unwrap();
+    }
+    let bridge = TranscodingBridge::new(&sessions[1], &sessions[3]).unwrap();
+    let mut tone = Tone::sine(1000.0, 0.5, 8000).unwrap();
+    let mut frame = [0i16; 160];
+    pace(
+        |_| {
+            tone.fill(&mut frame);
+            sessions[0].send_audio(&frame).unwrap();
+        },
+        50,
+    );
+    sessions[0]
+        .send_dtmf('7', Duration::from_millis(80))
+        .unwrap();
+    let mut heard = Vec::new();
+    let mut dtmf = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline && dtmf.is_empty() {
+        if let Some(ev) = sessions[2].recv_timeout(Duration::from_millis(50)) {
+            match ev.event {
+                MediaEvent::Audio(f) if !f.concealed => heard.extend_from_slice(&f.samples),
+                MediaEvent::Dtmf(d) if d.ended => dtmf.push(digit(d.event.0)),
+                _ => {}
+            }
+        }
+    }
+    let st = bridge.stop();
+    assert!(st.a_to_b_frames >= 40, "{st:?}");
+    assert_eq!(dtmf, ['7']);
+    let f = analyze(&heard, 8000).dominant_frequency.unwrap();
+    assert!((f - 1000.0).abs() < 10.0, "bob heard {f} Hz");
+    mgr.shutdown();
+}
+
+#[test]
+fn conference_each_hears_the_others_not_itself() {
+    use mediarelay::audio::{Tone, goertzel_power};
+    use mediarelay::builder::Conference;
+    let mgr = BuilderManager::new(config(52800, IoBackend::Epoll)).unwrap();
+    let conf = Conference::new(Duration::from_millis(20)).unwrap();
+    let freqs = [500.0, 800.0, 1300.0];
+    let mut people = Vec::new();
+    for (i, _) in freqs.iter().enumerate() {
+        let (user, server) = connect(&mgr, &format!("user{i}"), &format!("conf{i}"));
+        conf.join(&format!("user{i}"), server);
+        people.push(user);
+    }
+    let mut tones: Vec<Tone> = freqs
+        .iter()
+        .map(|&f| Tone::sine(f, 0.3, 8000).unwrap())
+        .collect();
+    let mut heard: Vec<Vec<i16>> = vec![Vec::new(); 3];
+    let mut frame = [0i16; 160];
+    pace(
+        |_| {
+            for (p, t) in people.iter().zip(tones.iter_mut()) {
+                mediarelay::audio::AudioSource::fill(t, &mut frame);
+                p.send_audio(&frame).unwrap();
+            }
+            for (p, h) in people.iter().zip(heard.iter_mut()) {
+                while let Some(ev) = p.try_recv() {
+                    if let MediaEvent::Audio(f) = ev.event {
+                        h.extend_from_slice(&f.samples);
+                    }
+                }
+            }
+        },
+        75,
+    );
+    for (i, h) in heard.iter().enumerate() {
+        let tail = &h[h.len().saturating_sub(4000)..];
+        for (j, &f) in freqs.iter().enumerate() {
+            let p = goertzel_power(tail, f, 8000);
+            if i == j {
+                assert!(p < 1e4, "participant {i} hears itself: {p}");
+            } else {
+                assert!(p > 1e5, "participant {i} does not hear {j}: {p}");
+            }
+        }
+    }
+    assert!(
+        conf.stats()
+            .iter()
+            .all(|s| s.frames_in > 40 && s.frames_out > 40)
+    );
+    conf.stop();
+    mgr.shutdown();
+}
+
+#[test]
+fn impairment_and_capture_through_the_session() {
+    use mediarelay::builder::StartOptions;
+    use mediarelay::media::impair::ImpairConfig;
+    let mgr = BuilderManager::new(config(53000 - 200, IoBackend::Epoll)).unwrap();
+    let x = mgr.create_builder("x").unwrap();
+    let y = mgr.create_builder("y").unwrap();
+    y.process_offer(&x.create_offer().unwrap()).unwrap();
+    x.process_answer(&y.create_answer().unwrap()).unwrap();
+    let (sx, sy) = (x.media_session().unwrap(), y.media_session().unwrap());
+    let opts = StartOptions {
+        impair: Some(ImpairConfig {
+            loss: 0.2,
+            seed: 7,
+            ..ImpairConfig::none()
+        }),
+        capture: true,
+        ..StartOptions::default()
+    };
+    sx.start_with(&opts).unwrap();
+    sy.start().unwrap();
+    pace(|_| drop(sx.send_audio(&[100; 160])), 100);
+    std::thread::sleep(Duration::from_millis(200));
+    let imp = sx.impairment(0).unwrap().stats();
+    let got = sy.statistics();
+    assert!(imp.dropped > 5 && imp.dropped < 40, "{imp:?}");
+    assert_eq!(got.packets_received, imp.passed);
+    assert!(got.lost > 0, "{got:?}");
+    let path = std::env::temp_dir().join(format!("mr-builder-{}.pcap", std::process::id()));
+    let sum = sx.write_pcap(0, &path).unwrap();
+    assert_eq!(
+        sum.sent,
+        imp.passed + sx.statistics().streams[0].1.rtcp_sent
+    );
+    let _ = std::fs::remove_file(path);
+    mgr.shutdown();
+}

@@ -112,7 +112,10 @@ pub enum BuilderError {
     /// Binding or installing a stream in the engine failed.
     #[error("media engine: {0}")]
     Engine(EngineError),
-    /// At least one stream must be offered.
+    /// A payload type this library does not implement, or listed twice.
+    #[error("payload type {0} is not supported here (PCMU 0, PCMA 8), or repeated")]
+    PayloadType(u8),
+    /// At least one stream must be offered (or one payload type given).
     #[error("at least one audio stream must be offered")]
     NoStreams,
 }
@@ -143,4 +146,13 @@ pub enum MediaError {
     /// Installing a stream in the engine failed.
     #[error("media engine: {0}")]
     Engine(EngineError),
+    /// The impairment settings are invalid.
+    #[error("impairment: {0}")]
+    Impairment(String),
+    /// The session was started without capture.
+    #[error("capture was not enabled at start")]
+    NoCapture,
+    /// Writing the capture failed.
+    #[error("capture: {0}")]
+    Capture(String),
 }

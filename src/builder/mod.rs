@@ -8,6 +8,9 @@
 //! | [`Builder`] | one party's offer/answer (RFC 3264), its streams, binding their sockets |
 //! | [`MediaSession`] | the negotiated media: start/stop, audio and DTMF out, events in, statistics |
 //! | [`ManagerConfig`] | validated settings |
+//! | [`TranscodingBridge`] | two sessions joined across codecs (PCMU ↔ PCMA), DTMF carried as events |
+//! | [`Conference`] | an N-1 mixer over sessions: each participant hears the others |
+//! | [`metrics`] | a Prometheus text snapshot of a manager and its sessions |
 //!
 //! A call in a dozen lines:
 //! ```no_run
@@ -37,6 +40,8 @@
 //! application's own threads (or one per [`MediaSession::on_event`]).
 //! [`BuilderManager::shutdown`] joins every thread it started.
 
+mod bridge;
+mod conference;
 mod config;
 mod error;
 mod manager;
@@ -45,9 +50,11 @@ mod negotiate;
 mod session;
 mod stream;
 
+pub use bridge::{BridgeStats, TranscodingBridge};
+pub use conference::{Conference, ParticipantStats};
 pub use config::{ConfigError, ManagerConfig, PortStrategy, outbound_ipv4};
 pub use error::{BuilderError, ManagerError, MediaError, Phase};
 pub use manager::{BuilderManager, ManagerStatistics};
 pub use negotiate::Builder;
-pub use session::{MediaSession, MediaStatistics, SessionEvent};
+pub use session::{MediaSession, MediaStatistics, SessionEvent, StartOptions};
 pub use stream::MediaStreamInfo;

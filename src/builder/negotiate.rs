@@ -53,6 +53,7 @@ struct State {
     streams: Vec<Stream>,
     offer_streams: usize,
     direction: Direction,
+    payload_types: Vec<PayloadType>,
     session_attrs: Vec<(String, Option<String>)>,
     media_attrs: Vec<(usize, String, Option<String>)>,
     /// Callee: the answer built from the offer, sent by `create_answer`.
@@ -105,6 +106,7 @@ impl Builder {
                 streams: Vec::new(),
                 offer_streams: 1,
                 direction: cfg.direction,
+                payload_types: cfg.audio_payload_types(),
                 session_attrs: Vec::new(),
                 media_attrs: Vec::new(),
                 pending: None,
@@ -144,6 +146,28 @@ impl Builder {
             return Err(BuilderError::NoStreams);
         }
         st.offer_streams = n;
+        Ok(())
+    }
+
+    /// The audio payload types this builder offers and accepts, in order of
+    /// preference, instead of the manager's (e.g. a PCMA-only trunk). PCMU
+    /// (0) and PCMA (8) are supported.
+    pub fn set_payload_types(&self, pts: &[u8]) -> Result<(), BuilderError> {
+        let mut typed = Vec::new();
+        for &p in pts {
+            match PayloadType::new(p) {
+                Some(t) if (p == 0 || p == 8) && !typed.contains(&t) => typed.push(t),
+                _ => return Err(BuilderError::PayloadType(p)),
+            }
+        }
+        if typed.is_empty() {
+            return Err(BuilderError::NoStreams);
+        }
+        let mut st = lock(&self.state);
+        if st.phase == Phase::Closed {
+            return Err(BuilderError::Closed);
+        }
+        st.payload_types = typed;
         Ok(())
     }
 
@@ -261,7 +285,7 @@ impl Builder {
         let caps: Vec<MediaCapabilities> = st
             .streams
             .iter()
-            .map(|s| self.caps(s.port, st.direction))
+            .map(|s| self.caps(s.port, st.direction, &st.payload_types))
             .collect();
         let mut sdp = st.negotiator.create_offer(&caps)?;
         self.decorate(&st, &mut sdp, None)?;
@@ -362,8 +386,10 @@ impl Builder {
             pairs.push(pair);
             ports.push(port);
         }
-        let caps: Vec<MediaCapabilities> =
-            ports.iter().map(|&p| self.caps(p, st.direction)).collect();
+        let caps: Vec<MediaCapabilities> = ports
+            .iter()
+            .map(|&p| self.caps(p, st.direction, &st.payload_types))
+            .collect();
         let release_fresh = |fresh: Vec<PortPair>| {
             for p in fresh {
                 self.manager.release_pair(p);
@@ -574,10 +600,10 @@ impl Builder {
             .unwrap_or_else(|| format!("{}_{}_{}", self.id, kind_name(s.kind), s.index))
     }
 
-    fn caps(&self, port: u16, direction: Direction) -> MediaCapabilities {
+    fn caps(&self, port: u16, direction: Direction, pts: &[PayloadType]) -> MediaCapabilities {
         let cfg = &self.manager.config;
         let mut c = MediaCapabilities::audio(port);
-        for pt in cfg.audio_payload_types() {
+        for &pt in pts {
             c = c.with_codec(if pt == PayloadType::PCMA {
                 Codec::pcma()
             } else {
@@ -695,6 +721,7 @@ impl Builder {
                         .with_engine(|e| e.update_leg(ss.call, 0, update));
                 }
                 s.apply_direction(k, plan.direction);
+                s.set_remote(k, remote);
                 continue;
             }
             if existing.is_some() {
@@ -710,6 +737,8 @@ impl Builder {
             stream.pair = None;
             stream.port = pair.rtp();
             let parked = Arc::new(AtomicU64::new(0));
+            let mut plan = plan;
+            plan.remote = remote;
             let spec = EndpointSpec {
                 tag: 0,
                 leg: LegOptions {

@@ -16,10 +16,13 @@ use super::error::MediaError;
 use super::manager::Inner;
 use crate::codec::G711;
 use crate::engine::CallId;
+use crate::media::capture::{CaptureConfig, CaptureReader, CaptureSummary, capture};
 use crate::media::channel::{EventReceiver, poll_recv_any, recv_any};
+use crate::media::impair::{ImpairConfig, ImpairHandle, impair};
 use crate::media::jitter::JitterConfig;
 use crate::media::{
-    CodecSpec, Endpoint, EndpointStats, MediaEvent, MediaHandle, SessionConfig, Transmit,
+    CodecSpec, Endpoint, EndpointStats, MediaEndpoint, MediaEvent, MediaHandle, SessionConfig,
+    Transmit,
 };
 use crate::relay::Component;
 use crate::rtcp::NtpTime;
@@ -115,6 +118,21 @@ pub(crate) struct SessionStream {
 struct StreamMedia {
     handle: Mutex<MediaHandle>,
     events: EventReceiver<MediaEvent>,
+    capture: Option<CaptureReader>,
+    impair: Option<ImpairHandle>,
+}
+
+/// Options of [`MediaSession::start_with`]: wrappers put around each
+/// stream's endpoint on the shard.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StartOptions {
+    /// Impair what the session sends (loss, jitter): for test tools. RTCP
+    /// is left alone unless the config says otherwise.
+    pub impair: Option<ImpairConfig>,
+    /// Capture what each stream sends and receives (after any impairment:
+    /// what really crossed the socket), for
+    /// [`MediaSession::write_pcap`].
+    pub capture: bool,
 }
 
 /// What offer/answer decided for a stream.
@@ -125,6 +143,7 @@ pub(crate) struct StreamPlan {
     pub(crate) telephone_event: Option<PayloadType>,
     pub(crate) ptime: Duration,
     pub(crate) direction: Direction,
+    pub(crate) remote: Option<SocketAddr>,
 }
 
 impl StreamPlan {
@@ -163,6 +182,7 @@ impl StreamPlan {
             telephone_event: events.first().map(|m| m.remote),
             ptime,
             direction,
+            remote: None,
         })
     }
 }
@@ -243,6 +263,15 @@ impl MediaSession {
     /// `Stopped` after [`stop`](Self::stop) (a stopped session does not
     /// restart: its peer saw our BYE).
     pub fn start(&self) -> Result<(), MediaError> {
+        self.start_with(&StartOptions::default())
+    }
+
+    /// [`start`](Self::start) with impairment or capture on every stream.
+    pub fn start_with(&self, options: &StartOptions) -> Result<(), MediaError> {
+        if let Some(i) = &options.impair {
+            i.validate()
+                .map_err(|e| MediaError::Impairment(e.to_string()))?;
+        }
         let mut run = lock(&self.inner.run);
         match *run {
             Run::Running => return Ok(()),
@@ -271,14 +300,17 @@ impl MediaSession {
             let (ep, handle) =
                 crate::media::endpoint(sc, Instant::now()).map_err(MediaError::Session)?;
             let events = handle.events().clone();
+            let (boxed, capture, impair) = wrap(ep, options, s.local, plan.remote)?;
             self.inner
                 .manager
-                .with_engine(|e| e.attach_endpoint(s.call, 0, Box::new(ep)))
+                .with_engine(|e| e.attach_endpoint(s.call, 0, boxed))
                 .unwrap_or(Err(crate::engine::EngineError::ShardGone(0)))
                 .map_err(MediaError::Engine)?;
             let _ = s.media.set(StreamMedia {
                 handle: Mutex::new(handle),
                 events,
+                capture,
+                impair,
             });
         }
         *run = Run::Running;
@@ -317,6 +349,33 @@ impl MediaSession {
             }
         }
         Ok(())
+    }
+
+    /// Writes what stream `stream` (position in
+    /// [`stream_ids`](Self::stream_ids)) sent and received so far to a pcap
+    /// file (started with [`StartOptions::capture`]).
+    pub fn write_pcap(
+        &self,
+        stream: usize,
+        path: impl AsRef<std::path::Path>,
+    ) -> Result<CaptureSummary, MediaError> {
+        let m = self
+            .inner
+            .streams
+            .get(stream)
+            .ok_or_else(|| MediaError::NoStream(stream.to_string()))?
+            .media
+            .get()
+            .ok_or(MediaError::NotStarted)?;
+        let c = m.capture.as_ref().ok_or(MediaError::NoCapture)?;
+        c.write_pcap(path)
+            .map_err(|e| MediaError::Capture(e.to_string()))
+    }
+
+    /// The impairment of stream `stream` (started with
+    /// [`StartOptions::impair`]): its counters, and its loss changed live.
+    pub fn impairment(&self, stream: usize) -> Option<ImpairHandle> {
+        self.inner.streams.get(stream)?.media.get()?.impair.clone()
     }
 
     fn running(&self) -> Result<(), MediaError> {
@@ -413,7 +472,13 @@ impl MediaSession {
         }
     }
 
-    fn receivers(&self) -> Vec<&EventReceiver<MediaEvent>> {
+    pub(crate) fn set_remote(&self, index: usize, remote: Option<SocketAddr>) {
+        if let Some(s) = self.inner.streams.get(index) {
+            lock(&s.plan).remote = remote;
+        }
+    }
+
+    pub(crate) fn receivers(&self) -> Vec<&EventReceiver<MediaEvent>> {
         self.inner
             .streams
             .iter()
@@ -551,6 +616,40 @@ impl MediaSession {
                     })
             })
             .sum()
+    }
+}
+
+type Wrapped = (
+    Box<dyn Endpoint>,
+    Option<CaptureReader>,
+    Option<ImpairHandle>,
+);
+
+/// Puts the requested wrappers around a stream's endpoint: capture
+/// outermost, so it records what impairment let through.
+fn wrap(
+    ep: MediaEndpoint,
+    options: &StartOptions,
+    local: SocketAddr,
+    remote: Option<SocketAddr>,
+) -> Result<Wrapped, MediaError> {
+    let remote = remote.unwrap_or(SocketAddr::new(local.ip(), 0));
+    match (&options.impair, options.capture) {
+        (None, false) => Ok((Box::new(ep), None, None)),
+        (None, true) => {
+            let (c, r) = capture(ep, CaptureConfig::new(local, remote));
+            Ok((Box::new(c), Some(r), None))
+        }
+        (Some(i), want_capture) => {
+            let (imp, h) =
+                impair(ep, i.clone()).map_err(|e| MediaError::Impairment(e.to_string()))?;
+            if want_capture {
+                let (c, r) = capture(imp, CaptureConfig::new(local, remote));
+                Ok((Box::new(c), Some(r), Some(h)))
+            } else {
+                Ok((Box::new(imp), None, Some(h)))
+            }
+        }
     }
 }
 
