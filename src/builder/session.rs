@@ -642,7 +642,7 @@ fn wrap(
         }
         (Some(i), want_capture) => {
             let (imp, h) =
-                impair(ep, i.clone()).map_err(|e| MediaError::Impairment(e.to_string()))?;
+                impair(ep, *i).map_err(|e| MediaError::Impairment(e.to_string()))?;
             if want_capture {
                 let (c, r) = capture(imp, CaptureConfig::new(local, remote));
                 Ok((Box::new(c), Some(r), Some(h)))
