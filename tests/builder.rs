@@ -307,7 +307,6 @@ fn impairment_and_capture_through_the_session() {
             ..ImpairConfig::none()
         }),
         capture: true,
-        ..StartOptions::default()
     };
     sx.start_with(&opts).unwrap();
     sy.start().unwrap();
