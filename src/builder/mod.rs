@@ -12,26 +12,23 @@
 //! | [`Conference`] | an N-1 mixer over sessions: each participant hears the others |
 //! | [`metrics`] | a Prometheus text snapshot of a manager and its sessions |
 //!
-//! A call in a dozen lines:
+//! A call in a dozen lines (the README's):
 //! ```no_run
 //! use std::time::Duration;
 //! use mediarelay::builder::{BuilderManager, ManagerConfig};
 //!
-//! let mgr = BuilderManager::new(ManagerConfig {
-//!     local_ip: "127.0.0.1".parse().unwrap(),
-//!     ..ManagerConfig::default()
-//! })?;
+//! let mgr = BuilderManager::new(ManagerConfig { local_ip: "127.0.0.1".parse()?, ..ManagerConfig::default() })?;
 //! let (alice, bob) = (mgr.create_builder("alice")?, mgr.create_builder("bob")?);
-//! bob.process_offer(&alice.create_offer()?)?;
-//! alice.process_answer(&bob.create_answer()?)?;
+//! bob.process_offer(&alice.create_offer()?)?;          // SDP in and out: mediarelay::sdp::Sdp
+//! alice.process_answer(&bob.create_answer()?)?;        // sockets are bound now
 //! let (a, b) = (alice.media_session().unwrap(), bob.media_session().unwrap());
-//! a.start()?;
+//! a.start()?;                                          // nothing starts behind your back
 //! b.start()?;
-//! a.send_dtmf('5', Duration::from_millis(100))?;
-//! while let Some(ev) = b.recv_timeout(Duration::from_secs(1)) {
-//!     println!("{:?}", ev.event);
-//! }
-//! mgr.shutdown();
+//! a.send_audio(&[0i16; 160])?;                         // 20 ms of 8 kHz PCM, paced by the session
+//! a.send_dtmf('5', Duration::from_millis(100))?;       // RFC 4733
+//! while let Some(ev) = b.recv_timeout(Duration::from_millis(500)) { println!("{:?}", ev.event); }
+//! println!("{:?}", b.statistics());                    // packets, bytes, loss, jitter, RTT, MOS estimate
+//! mgr.shutdown();                                      // closes everything, joins its threads
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
