@@ -242,6 +242,18 @@ impl Builder {
                     self.manager.release_pair(p);
                 }
             }
+            // A stream left without a pair by a failed bind gets a new one.
+            for i in 0..st.streams.len() {
+                if st.streams[i].pair.is_none() {
+                    match self.manager.allocate_pair() {
+                        Ok(p) => {
+                            st.streams[i].pair = Some(p);
+                            st.streams[i].port = p.rtp();
+                        }
+                        Err(e) => return Err(BuilderError::NoPorts(e)),
+                    }
+                }
+            }
             while st.streams.len() < n {
                 let pair = match st.primary.take() {
                     Some(p) => p,
@@ -690,6 +702,7 @@ impl Builder {
         }
         let mut new_streams: Vec<SessionStream> = Vec::new();
         let mut bound_calls: Vec<CallId> = Vec::new();
+        let mut consumed: Vec<u16> = Vec::new();
         let existing = st.session.clone();
         for (i, (m, plan)) in negotiated.media.iter().zip(plans).enumerate() {
             let Some(stream) = st.streams.get_mut(i) else {
@@ -736,6 +749,7 @@ impl Builder {
             };
             stream.pair = None;
             stream.port = pair.rtp();
+            let failed = pair.rtp();
             let parked = Arc::new(AtomicU64::new(0));
             let mut plan = plan;
             plan.remote = remote;
@@ -763,14 +777,29 @@ impl Builder {
             let info = match bound {
                 Ok(info) => info,
                 Err(e) => {
-                    // The engine released the pair; unbind what this step bound.
+                    // The engine released this pair; unbind what this step
+                    // bound (their pairs go back with the calls) and, on the
+                    // callee side, give back the pairs not reached.
                     stream.port = 0;
-                    for c in bound_calls {
-                        self.manager.with_engine(|en| en.delete_call(c));
+                    for c in &bound_calls {
+                        self.manager.with_engine(|en| en.delete_call(*c));
+                    }
+                    for s in st.streams.iter_mut() {
+                        if s.bound.take().is_some() {
+                            s.port = 0;
+                        }
+                    }
+                    if let Some(p) = pairs {
+                        for pair in p.iter().flatten() {
+                            if pair.rtp() != failed && !consumed.contains(&pair.rtp()) {
+                                self.manager.release_pair(*pair);
+                            }
+                        }
                     }
                     return Err(BuilderError::Engine(e));
                 }
             };
+            consumed.push(pair.rtp());
             bound_calls.push(info.id);
             stream.bound = Some(new_streams.len());
             let local = SocketAddr::new(cfg.advertised_ip(), pair.rtp());
