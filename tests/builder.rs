@@ -294,7 +294,7 @@ fn conference_each_hears_the_others_not_itself() {
 fn impairment_and_capture_through_the_session() {
     use mediarelay::builder::StartOptions;
     use mediarelay::media::impair::ImpairConfig;
-    let mgr = BuilderManager::new(config(53000 - 200, IoBackend::Epoll)).unwrap();
+    let mgr = BuilderManager::new(config(51600, IoBackend::Epoll)).unwrap();
     let x = mgr.create_builder("x").unwrap();
     let y = mgr.create_builder("y").unwrap();
     y.process_offer(&x.create_offer().unwrap()).unwrap();
