@@ -332,3 +332,48 @@ fn impairment_and_capture_through_the_session() {
     let _ = std::fs::remove_file(path);
     mgr.shutdown();
 }
+
+/// Real phones' and carriers' SDP (tests/data/sdp/) as offers and as
+/// answers: negotiated, or refused with a typed error; never a panic, and
+/// every port pair comes back.
+#[test]
+fn carrier_sdp_fixtures_negotiate_or_fail_typed() {
+    let mut cfg = config(51800, IoBackend::Epoll);
+    cfg.port_release_delay = Duration::ZERO;
+    let mgr = BuilderManager::new(cfg).unwrap();
+    let mut answered = 0;
+    let mut files: Vec<_> = std::fs::read_dir("tests/data/sdp")
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sdp"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 10);
+    for (i, f) in files.iter().enumerate() {
+        let sdp: mediarelay::sdp::Sdp =
+            match std::fs::read(f).map(|b| mediarelay::sdp::Sdp::parse(&b)) {
+                Ok(Ok(s)) => s,
+                _ => continue,
+            };
+        let callee = mgr.create_builder(&format!("callee{i}")).unwrap();
+        match callee.process_offer(&sdp) {
+            Ok(()) => {
+                let answer = callee.create_answer().unwrap();
+                assert_eq!(answer.media().len(), sdp.media().len(), "{f:?}");
+                answered += 1;
+            }
+            Err(e) => eprintln!("{f:?} refused: {e}"),
+        }
+        let caller = mgr.create_builder(&format!("caller{i}")).unwrap();
+        caller.create_offer().unwrap();
+        if let Err(e) = caller.process_answer(&sdp) {
+            eprintln!("{f:?} as an answer: {e}");
+        }
+        assert!(mgr.release_builder(&format!("callee{i}")));
+        assert!(mgr.release_builder(&format!("caller{i}")));
+    }
+    assert!(answered >= 5, "{answered}");
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(mgr.statistics().ports_in_use, 0);
+    mgr.shutdown();
+}
