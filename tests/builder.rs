@@ -307,6 +307,7 @@ fn impairment_and_capture_through_the_session() {
             ..ImpairConfig::none()
         }),
         capture: true,
+        encoded_input: false,
     };
     sx.start_with(&opts).unwrap();
     sy.start().unwrap();
@@ -375,5 +376,32 @@ fn carrier_sdp_fixtures_negotiate_or_fail_typed() {
     assert!(answered >= 5, "{answered}");
     std::thread::sleep(Duration::from_millis(50));
     assert_eq!(mgr.statistics().ports_in_use, 0);
+    mgr.shutdown();
+}
+
+#[test]
+fn encoded_input_is_sent_as_is() {
+    use mediarelay::builder::StartOptions;
+    let mgr = BuilderManager::new(config(51400, IoBackend::Epoll)).unwrap();
+    let x = mgr.create_builder("x").unwrap();
+    let y = mgr.create_builder("y").unwrap();
+    y.process_offer(&x.create_offer().unwrap()).unwrap();
+    x.process_answer(&y.create_answer().unwrap()).unwrap();
+    let (sx, sy) = (x.media_session().unwrap(), y.media_session().unwrap());
+    sx.start_with(&StartOptions {
+        encoded_input: true,
+        ..StartOptions::default()
+    })
+    .unwrap();
+    sy.start().unwrap();
+    assert!(matches!(
+        sx.send_audio(&[0; 160]),
+        Err(MediaError::Handle(_))
+    ));
+    // µ-law 0xFF is digital silence (ITU-T G.711).
+    pace(|_| drop(sx.send_encoded(&[0xFF; 160])), 10);
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(sy.statistics().packets_received, 10);
+    assert_eq!(sy.statistics().bytes_received, 1600);
     mgr.shutdown();
 }

@@ -21,8 +21,8 @@ use crate::media::channel::{EventReceiver, poll_recv_any, recv_any};
 use crate::media::impair::{ImpairConfig, ImpairHandle, impair};
 use crate::media::jitter::JitterConfig;
 use crate::media::{
-    CodecSpec, Endpoint, EndpointStats, MediaEndpoint, MediaEvent, MediaHandle, SessionConfig,
-    Transmit,
+    CodecSpec, Endpoint, EndpointStats, InputMode, MediaEndpoint, MediaEvent, MediaHandle,
+    SessionConfig, Transmit,
 };
 use crate::relay::Component;
 use crate::rtcp::NtpTime;
@@ -133,6 +133,10 @@ pub struct StartOptions {
     /// what really crossed the socket), for
     /// [`MediaSession::write_pcap`].
     pub capture: bool,
+    /// The application sends audio already encoded, in the codec each
+    /// stream negotiated ([`MediaSession::send_encoded`]; a stream whose
+    /// codec is the other G.711 law transcodes) instead of PCM.
+    pub encoded_input: bool,
 }
 
 /// What offer/answer decided for a stream.
@@ -297,6 +301,9 @@ impl MediaSession {
             sc.rtcp_interval = cfg.rtcp_interval;
             sc.cname = format!("{}@{}", s.id, s.local.ip());
             sc.event_capacity = cfg.event_capacity;
+            if options.encoded_input {
+                sc.input = InputMode::Payload(plan.send.1);
+            }
             let (ep, handle) =
                 crate::media::endpoint(sc, Instant::now()).map_err(MediaError::Session)?;
             let events = handle.events().clone();
@@ -339,12 +346,9 @@ impl MediaSession {
         let deadline = Instant::now() + Duration::from_millis(200);
         for m in handles {
             while Instant::now() < deadline {
-                let mut h = lock(&m.handle);
-                // A stopped session refuses input: its BYE is out.
-                if h.write_pcm(&[]).is_err() {
+                if lock(&m.handle).is_stopped() {
                     break;
                 }
-                drop(h);
                 std::thread::sleep(Duration::from_millis(1));
             }
         }
@@ -411,6 +415,19 @@ impl MediaSession {
         let mut taken = None;
         for m in self.sending_streams() {
             let n = lock(&m.handle).write_pcm(pcm)?;
+            taken = Some(taken.map_or(n, |t: usize| t.min(n)));
+        }
+        taken.ok_or(MediaError::NotSending)
+    }
+
+    /// Queues audio already encoded (G.711 bytes, one per sample) on every
+    /// stream that sends, for a session started with
+    /// [`StartOptions::encoded_input`]; returns the bytes taken.
+    pub fn send_encoded(&self, payload: &[u8]) -> Result<usize, MediaError> {
+        self.running()?;
+        let mut taken = None;
+        for m in self.sending_streams() {
+            let n = lock(&m.handle).write_payload(payload)?;
             taken = Some(taken.map_or(n, |t: usize| t.min(n)));
         }
         taken.ok_or(MediaError::NotSending)

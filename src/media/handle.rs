@@ -377,6 +377,11 @@ impl MediaHandle {
         }
     }
 
+    /// Whether the endpoint is gone or its session stopped (its BYE is out).
+    pub fn is_stopped(&self) -> bool {
+        self.check_open().is_err()
+    }
+
     fn check_open(&self) -> Result<(), HandleError> {
         if self.events.is_closed() || self.shared.stopped.load(Ordering::Relaxed) {
             return Err(HandleError::Closed);
