@@ -18,6 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::config::ManagerConfig;
 use super::error::ManagerError;
 use super::negotiate::Builder;
+use super::session::{MediaSession, STOP_WAIT};
 use crate::engine::{Engine, EngineConfig, EngineError};
 use crate::ports::{PortPair, ShardId};
 use crate::relay::RelayConfig;
@@ -238,6 +239,18 @@ impl BuilderManager {
             let _ = t.join();
         }
         let all: Vec<Arc<Builder>> = inner.lock_builders().drain().map(|(_, b)| b).collect();
+        // Stop every session at once and wait for the BYEs together, then
+        // close (each close finds its session stopped): one wait of up to a
+        // ptime in all rather than one per builder.
+        let stopping: Vec<MediaSession> = all
+            .iter()
+            .filter_map(|b| b.media_session())
+            .filter(MediaSession::request_stop)
+            .collect();
+        let deadline = Instant::now() + STOP_WAIT;
+        for s in &stopping {
+            s.wait_stopped(deadline);
+        }
         for b in all {
             b.close_quietly();
         }

@@ -354,6 +354,9 @@ impl Builder {
     /// [`create_answer`](Self::create_answer). Non-audio `m=` lines and
     /// audio ones without a common codec will be answered with port 0. An
     /// offer with no usable audio stream is refused and changes nothing.
+    /// The answer asks for the offer's `a=ptime` when it is one this
+    /// library supports (10-60 ms in steps of 10 ms), else the configured
+    /// one; a re-offer keeps the ptime in use.
     pub fn process_offer(&self, offer: &Sdp) -> Result<(), BuilderError> {
         let mut st = self.step("process_offer", &[Phase::Idle, Phase::Established])?;
         let reoffer = st.phase == Phase::Established;
@@ -365,6 +368,7 @@ impl Builder {
         // first, a fresh one for the others.
         let mut pairs: Vec<Option<PortPair>> = Vec::new();
         let mut ports: Vec<u16> = Vec::new();
+        let mut ptimes: Vec<Option<u32>> = Vec::new();
         let mut fresh: Vec<PortPair> = Vec::new();
         let mut primary = st.primary;
         for (i, m) in offer.media().iter().enumerate() {
@@ -372,6 +376,13 @@ impl Builder {
                 continue;
             }
             let existing = st.streams.iter().find(|s| s.index == i && s.port != 0);
+            // One ptime drives a stream's sending and its jitter buffer:
+            // ask for the one the offer asks for (RFC 3264 §5.1), so both
+            // directions packetise alike; a running stream keeps its own.
+            let ptime = match existing {
+                Some(s) => s.outcome.as_ref().and_then(|o| o.ptime),
+                None => m.section().ptime().filter(|&p| supported_ptime(p)),
+            };
             let (pair, port) = match existing {
                 Some(s) => (s.pair, s.port),
                 None if reoffer => {
@@ -397,10 +408,18 @@ impl Builder {
             };
             pairs.push(pair);
             ports.push(port);
+            ptimes.push(ptime);
         }
         let caps: Vec<MediaCapabilities> = ports
             .iter()
-            .map(|&p| self.caps(p, st.direction, &st.payload_types))
+            .zip(&ptimes)
+            .map(|(&p, &ptime)| {
+                let mut c = self.caps(p, st.direction, &st.payload_types);
+                if ptime.is_some() {
+                    c.ptime = ptime;
+                }
+                c
+            })
             .collect();
         let release_fresh = |fresh: Vec<PortPair>| {
             for p in fresh {
@@ -849,6 +868,12 @@ fn kind_name(k: MediaKind) -> &'static str {
         MediaKind::Video => "video",
         _ => "media",
     }
+}
+
+/// A packetisation time this library sends and plays out: 10 to 60 ms in
+/// steps of 10 ms (as [`ManagerConfig::ptime`](super::ManagerConfig::ptime)).
+fn supported_ptime(ms: u32) -> bool {
+    (10..=60).contains(&ms) && ms % 10 == 0
 }
 
 fn check_attribute(name: &str, value: Option<&str>) -> Result<(), BuilderError> {

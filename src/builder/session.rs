@@ -29,6 +29,10 @@ use crate::rtcp::NtpTime;
 use crate::rtp::PayloadType;
 use crate::sdp::{Direction, PtMapping};
 
+/// How long [`MediaSession::stop`] waits for the BYEs to leave (the shard
+/// sends them on its next turn for the stream, within a ptime).
+pub(crate) const STOP_WAIT: Duration = Duration::from_millis(200);
+
 /// An event of one stream of a [`MediaSession`].
 #[derive(Debug)]
 pub struct SessionEvent {
@@ -328,23 +332,32 @@ impl MediaSession {
     /// nothing more) and waits briefly (at most 200 ms) for the BYEs to
     /// leave. Idempotent; also before `start`.
     pub fn stop(&self) -> Result<(), MediaError> {
+        if self.request_stop() {
+            self.wait_stopped(Instant::now() + STOP_WAIT);
+        }
+        Ok(())
+    }
+
+    /// Marks the session stopped and asks every stream for its BYE without
+    /// waiting for it; `true` when the session was running (the BYEs are
+    /// then on their way: [`wait_stopped`](Self::wait_stopped)).
+    pub(crate) fn request_stop(&self) -> bool {
         let mut run = lock(&self.inner.run);
         let was = *run;
         *run = Run::Stopped;
         drop(run);
         if was != Run::Running {
-            return Ok(());
+            return false;
         }
-        let mut handles = Vec::new();
-        for s in &self.inner.streams {
-            if let Some(m) = s.media.get() {
-                let h = lock(&m.handle);
-                let _ = h.stop();
-                handles.push(m);
-            }
+        for m in self.inner.streams.iter().filter_map(|s| s.media.get()) {
+            let _ = lock(&m.handle).stop();
         }
-        let deadline = Instant::now() + Duration::from_millis(200);
-        for m in handles {
+        true
+    }
+
+    /// Waits until every stream's BYE is out, or until `deadline`.
+    pub(crate) fn wait_stopped(&self, deadline: Instant) {
+        for m in self.inner.streams.iter().filter_map(|s| s.media.get()) {
             while Instant::now() < deadline {
                 if lock(&m.handle).is_stopped() {
                     break;
@@ -352,7 +365,6 @@ impl MediaSession {
                 std::thread::sleep(Duration::from_millis(1));
             }
         }
-        Ok(())
     }
 
     /// Writes what stream `stream` (position in
