@@ -28,7 +28,7 @@
 //! | 20 | no common codec accepted as PCMU | `no_common_codec_is_rejected_not_accepted_as_pcmu`, `incompatible_offer_is_refused_cleanly` |
 //! | 21 | answer's first format used unchecked | `answer_first_format_not_offered_is_not_used` |
 //! | 22 | DTMF matched by PT number; acceptance ignored | `telephone_event_matched_by_rtpmap_not_number`, `dtmf_not_accepted_by_answer_is_not_sent` |
-//! | 23 | ptime of the other side ignored | `ptime_from_answer_is_applied_not_zeroed`, `answerer_adopts_the_offers_ptime`, `ptime_asked_of_us_does_not_change_how_we_receive` (ignored: open bug) |
+//! | 23 | ptime of the other side ignored | `ptime_from_answer_is_applied_not_zeroed`, `answerer_adopts_the_offers_ptime`, `ptime_asked_of_us_does_not_change_how_we_receive` |
 //! | 24 | port 0 and `c=0.0.0.0` not recognised | `hold_address_is_recognised`, `peer_rejecting_our_stream_releases_its_port` |
 //! | 25 | a second offer/answer tears the call down | `second_answer_is_a_reoffer_not_a_teardown` (+ `_uring`), `failed_process_offer_leaves_builder_idle_and_retryable` |
 //! | 26 | offer is shared state; attributes in random order | `offer_returned_is_a_copy`, `custom_attributes_appear_in_sdp` |
@@ -36,7 +36,7 @@
 //! | 28-29 | `SetPtime` zeroes the frame size and stops sending | `ptime_from_answer_is_applied_not_zeroed` |
 //! | 30 | every frame sent twice | `each_frame_is_sent_once` (+ `_uring`) |
 //! | 31 | toy codecs on 8-bit input | `audio_is_real_g711` |
-//! | 32 | oversized incoming frame panics the receive loop | `oversized_incoming_frame_does_not_kill_the_stream`, `larger_incoming_frames_are_played_whole_without_jitter_buffer` (ignored: open bug) |
+//! | 32 | oversized incoming frame panics the receive loop | `oversized_incoming_frame_does_not_kill_the_stream`, `larger_incoming_frames_are_played_whole_without_jitter_buffer` |
 //! | 33 | callback data aliases a reused buffer | `received_frames_are_not_overwritten_by_later_packets` |
 //! | 34 | other PTs dropped; marker bit never set | `every_negotiated_payload_type_is_received`, `marker_bit_set_at_talkspurt_start` |
 //! | 35 | send buffer unbounded | `send_audio_is_bounded_by_the_input_ring` |
@@ -59,9 +59,6 @@
 //! transcoding statistics and SIP in the examples: nothing of this API);
 //! 46's socket-option helpers and datagram truncation (the engine owns the
 //! sockets; covered by its own tests).
-//!
-//! `#[ignore]`d tests describe defects this library still has (the reason
-//! says what goes wrong); run them with `--ignored`.
 //!
 //! Ports: 53000-54999, one slot of 30 ports (15 RTP/RTCP pairs) per test
 //! (`cfg(slot)`), so the tests run in parallel. Raw far ends bind
@@ -1561,10 +1558,6 @@ fn ptime_from_answer_is_applied_not_zeroed() {
 /// sends us 20 ms ones. Both are right (RFC 3264 §5.1, §6.1: ptime is what
 /// each side wants to receive), and what arrives must be played as sent.
 #[test]
-#[ignore = "library bug: one ptime per stream drives both the sending and the \
-            receive jitter buffer; with the answer's 30 ms the buffer plays each \
-            20 ms packet as a 30 ms frame (80 zero samples appended) and loses \
-            every third packet"]
 fn ptime_asked_of_us_does_not_change_how_we_receive() {
     let mgr = BuilderManager::new(cfg(60)).unwrap();
     let far = FarEnd::new();
@@ -1886,9 +1879,6 @@ fn oversized_incoming_frame_does_not_kill_the_stream() {
 /// Played on arrival, the session decodes up to twice its ptime per
 /// packet: a 30 ms packet must reach the application as 240 samples.
 #[test]
-#[ignore = "library bug: the audio frame pool's buffers hold one ptime \
-            (160 samples) and FramePool::fill truncates, so without a jitter \
-            buffer a 30 ms packet is delivered as 20 ms (80 samples lost)"]
 fn larger_incoming_frames_are_played_whole_without_jitter_buffer() {
     let mgr = BuilderManager::new(ManagerConfig {
         jitter_buffer: false,

@@ -376,9 +376,9 @@ impl Builder {
                 continue;
             }
             let existing = st.streams.iter().find(|s| s.index == i && s.port != 0);
-            // One ptime drives a stream's sending and its jitter buffer:
-            // ask for the one the offer asks for (RFC 3264 §5.1), so both
-            // directions packetise alike; a running stream keeps its own.
+            // Answer with the ptime the offer asks for (RFC 3264 §5.1), so
+            // both directions packetise alike; a running stream keeps its
+            // own.
             let ptime = match existing {
                 Some(s) => s.outcome.as_ref().and_then(|o| o.ptime),
                 None => m.section().ptime().filter(|&p| supported_ptime(p)),
@@ -709,9 +709,14 @@ impl Builder {
                     .unwrap_or(cfg.ptime.as_millis() as u32)
                     .clamp(10, 60),
             ));
-            let plan =
+            let mut plan =
                 StreamPlan::from_negotiated(&m.codecs, &m.telephone_events, ptime, m.direction)
                     .ok_or(BuilderError::NoSupportedMedia)?;
+            // The far end packetises as our own SDP asked: the callee's
+            // answer carries the negotiated ptime, the caller's offer its
+            // configured one (RFC 8866 §6.4: a=ptime is what the writer
+            // wants to receive).
+            plan.receive_ptime = if pairs.is_some() { ptime } else { cfg.ptime };
             let remote = remote_addr(m).map_err(|()| BuilderError::NoAddress(i))?;
             plans.push(Some((plan, remote)));
         }

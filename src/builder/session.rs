@@ -150,6 +150,7 @@ pub(crate) struct StreamPlan {
     pub(crate) receive: Vec<(PayloadType, CodecSpec)>,
     pub(crate) telephone_event: Option<PayloadType>,
     pub(crate) ptime: Duration,
+    pub(crate) receive_ptime: Duration,
     pub(crate) direction: Direction,
     pub(crate) remote: Option<SocketAddr>,
 }
@@ -189,6 +190,7 @@ impl StreamPlan {
             receive,
             telephone_event: events.first().map(|m| m.remote),
             ptime,
+            receive_ptime: ptime,
             direction,
             remote: None,
         })
@@ -297,10 +299,11 @@ impl MediaSession {
             sc.receive = plan.receive.clone();
             sc.telephone_event = plan.telephone_event;
             sc.ptime = plan.ptime;
+            sc.receive_ptime = Some(plan.receive_ptime);
             sc.direction = plan.direction;
             sc.jitter = cfg
                 .jitter_buffer
-                .then(|| JitterConfig::new(8000, plan.ptime));
+                .then(|| JitterConfig::new(8000, plan.receive_ptime));
             sc.rtcp = cfg.rtcp;
             sc.rtcp_interval = cfg.rtcp_interval;
             sc.cname = format!("{}@{}", s.id, s.local.ip());

@@ -170,8 +170,13 @@ pub struct SessionConfig {
     /// The negotiated telephone-event payload type (RFC 4733 §7.1.1), if
     /// any.
     pub telephone_event: Option<PayloadType>,
-    /// Packetisation interval (RFC 8866 `a=ptime`).
+    /// Packetisation interval we send at (the far end's `a=ptime`, RFC
+    /// 8866 §6.4).
     pub ptime: Duration,
+    /// Packetisation interval the far end sends at (the `a=ptime` of our
+    /// own SDP); `None`: the same as `ptime`. Sizes the jitter buffer's
+    /// frames and the audio frames delivered.
+    pub receive_ptime: Option<Duration>,
     /// Initial direction, from our point of view.
     pub direction: Direction,
     /// What the application writes.
@@ -221,6 +226,7 @@ impl SessionConfig {
             ],
             telephone_event: PayloadType::new(101),
             ptime: Duration::from_millis(20),
+            receive_ptime: None,
             direction: Direction::SendRecv,
             input: InputMode::Pcm,
             input_buffer: Duration::from_millis(160),
@@ -306,6 +312,8 @@ pub struct MediaSession {
     wallclock: NtpTime,
     ptime: Duration,
     frame_samples: usize,
+    /// Samples per received frame (the far end's packetisation).
+    recv_frame: usize,
     direction: Direction,
     send_pt: PayloadType,
     send_codec: Box<dyn AudioCodec>,
@@ -405,6 +413,7 @@ impl MediaSession {
             receive,
             telephone_event,
             ptime,
+            receive_ptime,
             direction,
             input,
             input_buffer,
@@ -440,6 +449,14 @@ impl MediaSession {
         let frame_samples = (ptime.as_nanos() * u128::from(rate) / 1_000_000_000) as usize;
         if frame_samples == 0 || frame_samples > MAX_FRAME_SAMPLES {
             return Err(SessionError::Ptime(ptime));
+        }
+        let recv_ptime = receive_ptime.unwrap_or(ptime);
+        if !(Duration::from_millis(10)..=Duration::from_millis(120)).contains(&recv_ptime) {
+            return Err(SessionError::Ptime(recv_ptime));
+        }
+        let recv_frame = (recv_ptime.as_nanos() * u128::from(rate) / 1_000_000_000) as usize;
+        if recv_frame == 0 || recv_frame > MAX_FRAME_SAMPLES {
+            return Err(SessionError::Ptime(recv_ptime));
         }
         let mut source_cfg = SourceConfig::random(rate, ptime);
         if let Some(s) = ssrc {
@@ -494,7 +511,7 @@ impl MediaSession {
         let has_jitter = jitter.is_some();
         let max_frame_payload = recv_codecs
             .iter()
-            .map(|(_, c)| c.payload_len(frame_samples))
+            .map(|(_, c)| c.payload_len(recv_frame))
             .chain(std::iter::once(send_codec.payload_len(frame_samples)))
             .chain(std::iter::once(input_payload_len))
             .max()
@@ -502,14 +519,14 @@ impl MediaSession {
         let jitter = match jitter {
             Some(mut j) => {
                 j.clock_rate = rate;
-                j.frame = ptime;
+                j.frame = recv_ptime;
                 // The buffer plays one packet per frame: a slot needs room for
                 // one frame's payload in the largest receive codec (a far end
                 // packetising at another ptime is refused as too large, not
                 // mistimed).
                 let frame_payload = recv_codecs
                     .iter()
-                    .map(|(_, c)| c.payload_len(frame_samples))
+                    .map(|(_, c)| c.payload_len(recv_frame))
                     .max()
                     .unwrap_or(0);
                 j.max_payload = j.max_payload.min(frame_payload.max(1));
@@ -523,6 +540,7 @@ impl MediaSession {
             wallclock,
             ptime,
             frame_samples,
+            recv_frame,
             direction,
             send_pt: send.0,
             send_codec,
@@ -550,12 +568,24 @@ impl MediaSession {
             }),
             jitter,
             concealed_run: 0,
-            idle_frames: (IDLE_PLAYOUT.as_nanos() / ptime.as_nanos().max(1)).max(1) as u32,
+            idle_frames: (IDLE_PLAYOUT.as_nanos() / recv_ptime.as_nanos().max(1)).max(1) as u32,
             concealer: Concealer::new(),
-            quality: QualityMonitor::new(send.1.impairment(true), ptime),
+            quality: QualityMonitor::new(send.1.impairment(true), recv_ptime),
             next_quality: Some(start + quality_interval),
             quality_interval,
-            audio_pool: deliver_audio.then(|| FramePool::new(frames, frame_samples)),
+            // Frames as played: one receive frame through the jitter buffer,
+            // up to two on arrival (a far end packetising at up to twice the
+            // ptime asked of it).
+            audio_pool: deliver_audio.then(|| {
+                FramePool::new(
+                    frames,
+                    if has_jitter {
+                        recv_frame
+                    } else {
+                        2 * recv_frame
+                    },
+                )
+            }),
             payload_pool: deliver_payload
                 .is_some()
                 .then(|| FramePool::new(frames, 1500)),
@@ -567,9 +597,9 @@ impl MediaSession {
             pcm: vec![
                 0i16;
                 if has_jitter {
-                    frame_samples
+                    frame_samples.max(recv_frame)
                 } else {
-                    2 * frame_samples
+                    frame_samples.max(2 * recv_frame)
                 }
             ]
             .into_boxed_slice(),
@@ -1190,7 +1220,7 @@ impl MediaSession {
     /// monitor as the buffer confirms them (a later packet shows the media
     /// went on), so the tail after a stream stops or a hold is not a loss.
     fn playout(&mut self, now: Instant) {
-        let n = self.frame_samples;
+        let n = self.recv_frame;
         loop {
             let Some(jb) = &mut self.jitter else {
                 return;
