@@ -52,9 +52,10 @@ pub struct MediaStatistics {
     pub audio_packets_sent: u64,
     /// RTP packets received (audio and telephone-event), all streams.
     pub packets_received: u64,
-    /// RTP payload octets sent, all streams.
+    /// RTP payload octets sent (audio and telephone-event), all streams.
     pub bytes_sent: u64,
-    /// RTP payload octets received, all streams.
+    /// RTP payload octets received (audio and telephone-event), all
+    /// streams.
     pub bytes_received: u64,
     /// Telephone-event packets sent.
     pub dtmf_packets_sent: u64,
@@ -462,6 +463,12 @@ impl MediaSession {
     /// Sends DTMF key `digit` (0-9, `*`, `#`, A-D) for `duration` on every
     /// stream that sends (RFC 4733: start, updates every ptime, three end
     /// packets, on the stream's own sequence and timestamp space).
+    ///
+    /// Keys are queued and played one after another, 100 ms apart. The
+    /// request reaches the stream on its shard's next turn: `Ok` means it
+    /// was handed over, and a key the stream cannot take then (16 keys
+    /// already queued) is reported as a [`MediaEvent::Refused`] event of
+    /// this session, not as an error here.
     pub fn send_dtmf(&self, digit: char, duration: Duration) -> Result<(), MediaError> {
         self.running()?;
         let mut any = false;

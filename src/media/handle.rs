@@ -160,7 +160,8 @@ pub struct EndpointStats {
     pub rtt_us: u64,
     /// RTP payload octets sent (audio and telephone-event).
     pub bytes_sent: u64,
-    /// RTP payload octets received in accepted packets.
+    /// RTP payload octets received in accepted packets (audio and
+    /// telephone-event).
     pub bytes_received: u64,
     /// Packets lost on the received stream, cumulative (RFC 3550 A.3:
     /// expected − received; negative with duplicates).

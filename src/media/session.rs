@@ -261,7 +261,8 @@ pub struct SessionStats {
     /// RTP payload octets sent, audio and telephone-event (the sender
     /// report's octet count, RFC 3550 §6.4.1).
     pub bytes_sent: u64,
-    /// RTP payload octets received in accepted packets.
+    /// RTP payload octets received in accepted packets, audio and
+    /// telephone-event (the counterpart of `bytes_sent`).
     pub bytes_received: u64,
     /// Telephone-event packets sent.
     pub dtmf_sent: u64,
@@ -1050,7 +1051,7 @@ impl MediaSession {
                 .first_mut()
                 .filter(|s| s.ssrc() == pkt.ssrc())
             {
-                let outcome = st.handle_packet(now, &pkt);
+                let outcome = st.handle_event_packet(now, &pkt);
                 if let Outcome::InOrder(seq) = outcome {
                     self.highest_seq = Some(seq);
                 }
@@ -1058,6 +1059,8 @@ impl MediaSession {
             if let Some(rx) = &mut self.dtmf_rx {
                 if rx.handle_packet(now, &pkt).is_ok() {
                     self.stats.dtmf_received += 1;
+                    // Counted like `bytes_sent`, which holds both kinds.
+                    self.stats.bytes_received += pkt.payload().len() as u64;
                 } else {
                     self.stats.dropped_malformed += 1;
                 }

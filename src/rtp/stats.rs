@@ -181,6 +181,21 @@ impl ReceiveStats {
 
     /// Accounts one received packet arriving at `now` (RFC 3550 A.1, A.8).
     pub fn handle_packet(&mut self, now: Instant, pkt: &RtpPacket<'_>) -> Outcome {
+        self.account(now, pkt, true)
+    }
+
+    /// Accounts a telephone-event packet of this source: it counts in the
+    /// sequence and loss statistics like any packet (RFC 4733 §2.1: events
+    /// share the audio stream's sequence space), but stays out of the
+    /// interarrival jitter. Every packet of an event carries the event's
+    /// start timestamp (RFC 4733 §2.3.1), not its sampling instant, so in
+    /// RFC 3550 A.8's transit difference each update would look like a
+    /// packet one ptime late.
+    pub fn handle_event_packet(&mut self, now: Instant, pkt: &RtpPacket<'_>) -> Outcome {
+        self.account(now, pkt, false)
+    }
+
+    fn account(&mut self, now: Instant, pkt: &RtpPacket<'_>, jitter: bool) -> Outcome {
         if pkt.ssrc() != self.ssrc {
             return Outcome::ForeignSsrc;
         }
@@ -205,7 +220,9 @@ impl ReceiveStats {
         self.received += 1;
         self.octets += pkt.as_bytes().len() as u64;
         self.payload_octets += pkt.payload().len() as u64;
-        self.update_jitter(now, pkt.timestamp());
+        if jitter {
+            self.update_jitter(now, pkt.timestamp());
+        }
         outcome
     }
 
@@ -491,6 +508,31 @@ mod tests {
 
     fn stats() -> ReceiveStats {
         ReceiveStats::new(SSRC, ClockRate::G711)
+    }
+
+    #[test]
+    fn event_packets_count_but_leave_jitter_alone() {
+        let t0 = Instant::now();
+        let mut s = stats();
+        for k in 0..4u16 {
+            feed(&mut s, t0, MS20 * u32::from(k), k, u32::from(k) * 160);
+        }
+        // A 100 ms event from timestamp 640: six packets, one timestamp.
+        let event = |seq: u16| {
+            let mut out = vec![0u8; 16];
+            RtpHeader::new(PayloadType::new(101).unwrap(), seq, 640, SSRC)
+                .write(&[1, 0x8a, 0, 0], &mut out)
+                .unwrap();
+            out
+        };
+        for k in 4..10u16 {
+            let buf = event(k);
+            let at = t0 + MS20 * u32::from(k);
+            s.handle_event_packet(at, &RtpPacket::parse(&buf).unwrap());
+        }
+        feed(&mut s, t0, MS20 * 10, 10, 1600);
+        assert_eq!(s.jitter(), 0);
+        assert_eq!((s.expected(), s.cumulative_lost()), (10, 0));
     }
 
     #[test]
