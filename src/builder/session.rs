@@ -353,10 +353,19 @@ impl MediaSession {
         if was != Run::Running {
             return false;
         }
-        for m in self.inner.streams.iter().filter_map(|s| s.media.get()) {
-            let _ = lock(&m.handle).stop();
+        for s in &self.inner.streams {
+            if let Some(m) = s.media.get() {
+                let _ = lock(&m.handle).stop();
+                self.wake(s);
+            }
         }
         true
+    }
+
+    /// Has the stream's shard pick up a queued request now, not at the
+    /// stream's next timer (up to a ptime later).
+    fn wake(&self, s: &SessionStream) {
+        let _ = self.inner.manager.with_engine(|e| e.wake_endpoints(s.call));
     }
 
     /// Waits until every stream's BYE is out, or until `deadline`.

@@ -662,6 +662,15 @@ impl Engine {
         })
     }
 
+    /// Has the shard serve the call's endpoints at once (their
+    /// [`flush`](crate::media::Endpoint::flush) picks up what the
+    /// application queued, e.g. a stop whose RTCP BYE should leave now
+    /// rather than at the endpoint's next timer). Does not wait.
+    pub fn wake_endpoints(&self, id: CallId) -> Result<(), EngineError> {
+        let call = id.key;
+        self.send(self.shard(id)?, Command::WakeEndpoints { call })
+    }
+
     /// Ends leg `leg` (0 or 1) of a call in `endpoint`, bridging that leg's
     /// far end to local media (an announcement, a recorder, DTMF
     /// injection): the leg no longer relays to the other, whose media is

@@ -73,6 +73,11 @@ pub(crate) enum Command {
         endpoint: Box<dyn Endpoint>,
         reply: SyncSender<Result<(CallKey, LegInfo), EngineError>>,
     },
+    /// Serve the call's endpoints now: the application queued a request
+    /// (stop, DTMF) that should not wait for their next timer.
+    WakeEndpoints {
+        call: CallKey,
+    },
     /// Ends leg `leg` of an existing call in `endpoint`.
     AttachEndpoint {
         call: CallKey,
@@ -536,6 +541,20 @@ fn handle_command<B: Backend>(
             reply,
         } => {
             let _ = reply.send(attach_endpoint(core, call, leg, endpoint));
+        }
+        Command::WakeEndpoints { call } => {
+            let keys: Vec<EndpointKey> = core
+                .table
+                .legs_of(call)
+                .map(|legs| {
+                    legs.iter()
+                        .filter_map(|&l| core.table.endpoint_of(l))
+                        .collect()
+                })
+                .unwrap_or_default();
+            for k in keys {
+                core.mark_ready(k);
+            }
         }
         Command::Shutdown => {}
     }
