@@ -641,8 +641,7 @@ fn wrap(
             Ok((Box::new(c), Some(r), None))
         }
         (Some(i), want_capture) => {
-            let (imp, h) =
-                impair(ep, *i).map_err(|e| MediaError::Impairment(e.to_string()))?;
+            let (imp, h) = impair(ep, *i).map_err(|e| MediaError::Impairment(e.to_string()))?;
             if want_capture {
                 let (c, r) = capture(imp, CaptureConfig::new(local, remote));
                 Ok((Box::new(c), Some(r), Some(h)))
