@@ -648,7 +648,7 @@ fn quality(mgr: &BuilderManager, quick: bool, report: &mut Report) -> Result<()>
     };
     a.start_with(&StartOptions {
         impair: Some(impair),
-        capture: false,
+        ..StartOptions::default()
     })?;
     b.start()?;
     let secs: u32 = if quick { 3 } else { 8 };

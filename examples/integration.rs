@@ -542,8 +542,8 @@ fn bridge(mgr: &BuilderManager, quick: bool, report: &mut Report) -> Result<()> 
         st.a_to_b_frames, st.b_to_a_frames, st.frames_dropped, st.a_to_b_dtmf, st.b_to_a_dtmf
     );
     println!(
-        "  (alice sent {sent_a} audio packets, bob {sent_b}: a leg hands the bridge every frame it plays, \
-         including the loss concealment that fills a talker's pauses and DTMF, so frames exceed packets)"
+        "  (alice sent {sent_a} audio packets, bob {sent_b}: the bridge passes on every frame a leg plays, \
+         and up to 3 concealed frames in a row (a lost packet or two); a longer gap is the talker's pause)"
     );
     println!(
         "bob (PCMA) heard {} and DTMF {:?}; alice (PCMU) heard {} and DTMF {:?}",
@@ -897,8 +897,8 @@ fn pcap(calls: &mut Calls, dir: &Path, quick: bool, report: &mut Report) -> Resu
     let call = calls.create(
         "demo-pcap",
         &StartOptions {
-            impair: None,
             capture: true,
+            ..StartOptions::default()
         },
     )?;
     let local = calls

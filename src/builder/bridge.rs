@@ -1,7 +1,9 @@
 //! [`TranscodingBridge`]: joins two sessions that negotiated different
 //! codecs (say a PCMU phone and a PCMA trunk): each side's decoded audio is
 //! re-encoded by the other side's session in its own codec, and DTMF is
-//! carried across as RFC 4733 events (not as tones).
+//! carried across as RFC 4733 events (not as tones). Concealed frames
+//! (packet loss) are passed on for up to three in a row; a longer gap is
+//! the talker's pause, and the bridge sends nothing either.
 //!
 //! The bridge takes the two sessions' events on a thread of its own; the
 //! application should not consume them meanwhile.
@@ -108,12 +110,18 @@ fn key(code: u8) -> Option<char> {
     })
 }
 
+/// Concealed frames passed on in a row before the bridge treats the gap as
+/// the talker's silence.
+const MAX_CONCEALED_RUN: u32 = 3;
+
 fn run(a: &MediaSession, b: &MediaSession, stop: &AtomicBool, c: &Counters) {
     let ra = a.receivers();
     let rb = b.receivers();
     let na = ra.len();
     let all: Vec<_> = ra.into_iter().chain(rb).collect();
     let mut k = 0usize;
+    // Consecutive concealed frames per direction (A→B, B→A).
+    let mut concealed = [0u32; 2];
     while !stop.load(Ordering::SeqCst) {
         let deadline = Instant::now() + Duration::from_millis(50);
         let Some((i, ev)) = recv_any(&all, k, Some(deadline)) else {
@@ -130,14 +138,29 @@ fn run(a: &MediaSession, b: &MediaSession, stop: &AtomicBool, c: &Counters) {
             (a, &c.b_to_a, &c.dtmf_b_to_a)
         };
         match ev {
-            MediaEvent::Audio(f) => match to.send_audio(&f.samples) {
-                Ok(n) if n == f.samples.len() => {
-                    frames.fetch_add(1, Ordering::Relaxed);
+            MediaEvent::Audio(f) => {
+                // Concealment bridges a lost packet or two; a longer run is
+                // the talker pausing (or sending DTMF): pass on nothing, as
+                // the talker does, rather than re-encode a second of
+                // guesswork.
+                let run = &mut concealed[usize::from(!from_a)];
+                if f.concealed {
+                    *run += 1;
+                    if *run > MAX_CONCEALED_RUN {
+                        continue;
+                    }
+                } else {
+                    *run = 0;
                 }
-                _ => {
-                    c.dropped.fetch_add(1, Ordering::Relaxed);
+                match to.send_audio(&f.samples) {
+                    Ok(n) if n == f.samples.len() => {
+                        frames.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => {
+                        c.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
-            },
+            }
             MediaEvent::Dtmf(d) if d.ended => {
                 if let Some(ch) = key(d.event.0) {
                     let dur = d.duration.max(Duration::from_millis(40));
