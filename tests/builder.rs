@@ -405,3 +405,52 @@ fn encoded_input_is_sent_as_is() {
     assert_eq!(sy.statistics().bytes_received, 1600);
     mgr.shutdown();
 }
+
+/// Glare (both sides re-offer at once, SIP 491) and a rejected re-offer
+/// (SIP 488): the offer is withdrawn and the call goes on.
+#[test]
+fn withdrawn_offers_leave_the_call_up() {
+    let mgr = BuilderManager::new(config(48000, IoBackend::Epoll)).unwrap();
+    let a = mgr.create_builder("a").unwrap();
+    let b = mgr.create_builder("b").unwrap();
+    assert!(matches!(
+        a.cancel_offer(),
+        Err(BuilderError::State {
+            phase: Phase::Idle,
+            ..
+        })
+    ));
+    // A rejected initial offer: back to idle, and a new offer works.
+    let first = a.create_offer().unwrap();
+    a.cancel_offer().unwrap();
+    assert_eq!(a.phase(), Phase::Idle);
+    let second = a.create_offer().unwrap();
+    assert_eq!(first.media()[0].port(), second.media()[0].port());
+    b.process_offer(&second).unwrap();
+    a.process_answer(&b.create_answer().unwrap()).unwrap();
+    // Glare: both re-offer; both withdraw; one re-offers again.
+    a.set_direction(Direction::SendOnly);
+    b.set_direction(Direction::SendOnly);
+    let _ = a.create_offer().unwrap();
+    let from_b = b.create_offer().unwrap();
+    assert!(matches!(
+        a.process_offer(&from_b),
+        Err(BuilderError::State {
+            phase: Phase::ReofferSent,
+            ..
+        })
+    ));
+    a.cancel_offer().unwrap();
+    b.cancel_offer().unwrap();
+    assert_eq!(
+        (a.phase(), b.phase()),
+        (Phase::Established, Phase::Established)
+    );
+    let hold = a.create_offer().unwrap();
+    b.set_direction(Direction::SendRecv);
+    b.process_offer(&hold).unwrap();
+    a.process_answer(&b.create_answer().unwrap()).unwrap();
+    assert_eq!(a.media_streams()[0].direction, Direction::SendOnly);
+    assert_eq!(b.media_streams()[0].direction, Direction::RecvOnly);
+    mgr.shutdown();
+}

@@ -2347,3 +2347,38 @@ fn event_queue_is_bounded() {
     assert!(dropped > 0, "nothing counted as dropped");
     assert_eq!(audio_received(&sb), 50);
 }
+
+/// Many phones and gateways packetise at 30 or 40 ms (or 10) whatever
+/// ptime they are asked for: the session plays their frames whole, with
+/// and without a jitter buffer, instead of refusing them as too large or
+/// padding them with silence.
+#[test]
+fn far_end_packetising_at_another_ptime_is_played_in_its_frames() {
+    for (slot, jitter_buffer, size, count) in [
+        (62, true, 240usize, 12u16),
+        (63, true, 80, 20),
+        (64, false, 320, 12),
+    ] {
+        let mgr = BuilderManager::new(ManagerConfig {
+            jitter_buffer,
+            ..cfg(slot)
+        })
+        .unwrap();
+        let far = FarEnd::new();
+        let (b, s) = raw_call(&mgr, "b", &far.pcmu());
+        let packets: Vec<Vec<u8>> = (0..count)
+            .map(|k| {
+                let ts = size as u32 * u32::from(k);
+                rtp(0, k, ts, 0xbeef, k == 0, &vec![0x7f; size])
+            })
+            .collect();
+        let frames = played(&feed(&far, local(&b, 0), &s, &packets));
+        let whole = frames.iter().filter(|f| f.1 == size).count();
+        assert!(
+            whole + 2 >= usize::from(count),
+            "{size}-sample packets, jitter buffer {jitter_buffer}: {frames:?}"
+        );
+        assert!(frames.iter().all(|f| f.1 == size), "{frames:?}");
+        mgr.shutdown();
+    }
+}

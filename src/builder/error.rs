@@ -155,4 +155,7 @@ pub enum MediaError {
     /// Writing the capture failed.
     #[error("capture: {0}")]
     Capture(String),
+    /// The event thread could not be spawned.
+    #[error("thread: {0}")]
+    Thread(String),
 }

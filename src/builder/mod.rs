@@ -12,10 +12,10 @@
 //! | [`Conference`] | an N-1 mixer over sessions: each participant hears the others |
 //! | [`metrics`] | a Prometheus text snapshot of a manager and its sessions |
 //!
-//! A call in a dozen lines (the README's):
-//! ```no_run
+//! A call in a dozen lines (the README's; it runs as a doctest):
+//! ```
 //! use std::time::Duration;
-//! use mediarelay::builder::{BuilderManager, ManagerConfig};
+//! use mediarelay::builder::{BuilderManager, ManagerConfig, MediaEvent};
 //!
 //! let mgr = BuilderManager::new(ManagerConfig { local_ip: "127.0.0.1".parse()?, ..ManagerConfig::default() })?;
 //! let (alice, bob) = (mgr.create_builder("alice")?, mgr.create_builder("bob")?);
@@ -26,8 +26,15 @@
 //! b.start()?;
 //! a.send_audio(&[0i16; 160])?;                         // 20 ms of 8 kHz PCM, paced by the session
 //! a.send_dtmf('5', Duration::from_millis(100))?;       // RFC 4733
-//! while let Some(ev) = b.recv_timeout(Duration::from_millis(500)) { println!("{:?}", ev.event); }
-//! println!("{:?}", b.statistics());                    // packets, bytes, loss, jitter, RTT, MOS estimate
+//! while let Some(ev) = b.recv_timeout(Duration::from_millis(500)) {
+//!     match ev.event {
+//!         MediaEvent::Audio(f) => println!("{} samples{}", f.samples.len(), if f.concealed { " (concealed)" } else { "" }),
+//!         MediaEvent::Dtmf(d) if d.ended => println!("key {:?} for {:?}", d.event.digit().map(|k| k.as_char()), d.duration),
+//!         other => println!("{other:?}"),
+//!     }
+//! }
+//! let st = b.statistics();                             // packets, bytes, loss, jitter, RTT, MOS estimate
+//! println!("received {} packets, {} bytes, lost {}", st.packets_received, st.bytes_received, st.lost);
 //! mgr.shutdown();                                      // closes everything, joins its threads
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -55,3 +62,7 @@ pub use manager::{BuilderManager, ManagerStatistics};
 pub use negotiate::Builder;
 pub use session::{MediaSession, MediaStatistics, SessionEvent, StartOptions};
 pub use stream::MediaStreamInfo;
+
+// What a builder user needs beside it, so one `use` line does.
+pub use crate::media::{MediaEvent, SessionState};
+pub use crate::sdp::{Direction, Sdp};

@@ -349,6 +349,22 @@ impl Builder {
         Ok(())
     }
 
+    /// Withdraws our outstanding offer: the peer rejected it (SIP 488), or
+    /// both sides offered at once (glare, SIP 491) and ours gives way.
+    /// `OfferSent` → `Idle` (the ports stay allocated for the next offer),
+    /// `ReofferSent` → `Established` (the running media is untouched). The
+    /// `o=` version the withdrawn offer used stays consumed (RFC 3264 §8).
+    pub fn cancel_offer(&self) -> Result<(), BuilderError> {
+        let mut st = self.step("cancel_offer", &[Phase::OfferSent, Phase::ReofferSent])?;
+        st.negotiator.cancel_offer();
+        st.phase = if st.phase == Phase::ReofferSent {
+            Phase::Established
+        } else {
+            Phase::Idle
+        };
+        Ok(())
+    }
+
     /// Takes the peer's offer (initial, or a re-offer once established)
     /// and prepares our answer; sockets are bound by
     /// [`create_answer`](Self::create_answer). Non-audio `m=` lines and

@@ -539,7 +539,10 @@ impl MediaSession {
     }
 
     /// The next event of any stream, waiting for it; `None` once every
-    /// stream is gone (closed) and drained, or before `start`.
+    /// stream is gone (closed) and drained, and at once before `start`
+    /// (there is nothing to wait on yet). While media flows, a
+    /// [`MediaEvent::Quality`] comes every second; none comes once nothing
+    /// arrives.
     pub fn recv(&self) -> Option<SessionEvent> {
         let rx = self.receivers();
         recv_any(&rx, self.start_index(), None)
@@ -582,12 +585,16 @@ impl MediaSession {
     }
 
     /// Runs `f` on every event on a thread of its own until every stream
-    /// is gone (the builder closed); events never run on a shard. Start
-    /// the session first.
-    pub fn on_event<F>(&self, mut f: F) -> std::io::Result<std::thread::JoinHandle<()>>
+    /// is gone: the thread ends when the builder is closed or released (a
+    /// stopped session still reports what arrives). Events never run on a
+    /// shard. `NotStarted` before [`start`](Self::start).
+    pub fn on_event<F>(&self, mut f: F) -> Result<std::thread::JoinHandle<()>, MediaError>
     where
         F: FnMut(SessionEvent) + Send + 'static,
     {
+        if *lock(&self.inner.run) == Run::NotStarted {
+            return Err(MediaError::NotStarted);
+        }
         let rx: Vec<EventReceiver<MediaEvent>> = self.receivers().into_iter().cloned().collect();
         std::thread::Builder::new()
             .name("mr-session-events".into())
@@ -599,6 +606,7 @@ impl MediaSession {
                     f(SessionEvent { stream, event });
                 }
             })
+            .map_err(|e| MediaError::Thread(e.to_string()))
     }
 
     /// Counters per stream and summed (as of each stream's last shard turn).

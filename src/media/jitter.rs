@@ -531,6 +531,21 @@ impl JitterBuffer {
         })
     }
 
+    /// Changes the frame duration, for a far end that packetises
+    /// differently from what it was asked: the timestamp grid changes, so
+    /// what is buffered is dropped and playout starts afresh with the next
+    /// packet; the statistics run on. Allocates (rare: once per change).
+    pub fn reframe(&mut self, frame: Duration, max_payload: usize) -> Result<(), JitterError> {
+        let mut c = self.config;
+        c.frame = frame;
+        c.max_payload = max_payload.max(1);
+        c.slots = c.derived_slots();
+        let stats = std::mem::take(&mut self.stats);
+        *self = JitterBuffer::new(c)?;
+        self.stats = stats;
+        Ok(())
+    }
+
     /// The settings.
     pub fn config(&self) -> &JitterConfig {
         &self.config

@@ -204,7 +204,8 @@ pub struct SessionConfig {
     pub cname: String,
     /// Our SSRC (`None`: random).
     pub ssrc: Option<Ssrc>,
-    /// How often [`MediaEvent::Quality`] is reported while receiving.
+    /// How often [`MediaEvent::Quality`] is reported while receiving (none
+    /// when nothing arrived since the last).
     pub quality_interval: Duration,
     /// Wall-clock time at the session's start instant, for SR NTP
     /// timestamps (the caller reads the clock, not the session).
@@ -289,6 +290,9 @@ pub struct SessionStats {
     pub dropped_malformed: u64,
     /// RTP dropped: payload type not negotiated.
     pub dropped_payload_type: u64,
+    /// Times the far end's packetisation was found to differ from the
+    /// receive ptime and the playout was re-framed to it.
+    pub receive_reframed: u64,
     /// Frames played out (decoded from a packet).
     pub played: u64,
     /// Frames concealed.
@@ -315,6 +319,8 @@ pub struct MediaSession {
     frame_samples: usize,
     /// Samples per received frame (the far end's packetisation).
     recv_frame: usize,
+    /// Frames in the audio pool (kept to resize it).
+    pool_frames: usize,
     direction: Direction,
     send_pt: PayloadType,
     send_codec: Box<dyn AudioCodec>,
@@ -343,6 +349,8 @@ pub struct MediaSession {
     playing: usize,
     recv_stats: Vec<ReceiveStats>,
     last_quality: Option<QualityReport>,
+    /// `stats.received` at the last quality report.
+    received_at_quality: u64,
     /// Highest sequence number played on arrival (no jitter buffer).
     highest_seq: Option<SeqNo>,
     dtmf_rx: Option<DtmfReceiver>,
@@ -523,8 +531,7 @@ impl MediaSession {
                 j.frame = recv_ptime;
                 // The buffer plays one packet per frame: a slot needs room for
                 // one frame's payload in the largest receive codec (a far end
-                // packetising at another ptime is refused as too large, not
-                // mistimed).
+                // packetising at another ptime re-frames it: `reframe`).
                 let frame_payload = recv_codecs
                     .iter()
                     .map(|(_, c)| c.payload_len(recv_frame))
@@ -542,6 +549,7 @@ impl MediaSession {
             ptime,
             frame_samples,
             recv_frame,
+            pool_frames: frames,
             direction,
             send_pt: send.0,
             send_codec,
@@ -560,6 +568,7 @@ impl MediaSession {
             playing: 0,
             recv_stats: Vec::with_capacity(1),
             last_quality: None,
+            received_at_quality: 0,
             highest_seq: None,
             dtmf_rx: telephone_event.map(|pt| {
                 DtmfReceiver::new(DtmfReceiverConfig {
@@ -1108,6 +1117,10 @@ impl MediaSession {
         if self.payload_pool.is_some() {
             self.deliver_payload(&pkt, codec);
         }
+        let samples = self.recv_codecs[codec].1.samples_in(pkt.payload().len());
+        if samples != self.recv_frame {
+            self.reframe(samples);
+        }
         match &mut self.jitter {
             Some(jb) => {
                 jb.push(
@@ -1157,6 +1170,50 @@ impl MediaSession {
             marker: pkt.marker(),
             ssrc: pkt.ssrc(),
         }));
+    }
+
+    /// The far end packetises in `samples`-sample frames, not in the ones
+    /// our SDP asked for (many phones and gateways send 30 or 40 ms
+    /// whatever they are asked): play out in its frames. Only whole
+    /// milliseconds from 10 to 120 ms are taken; anything else is left to
+    /// the jitter buffer (a longer payload is refused as too large, a
+    /// shorter one padded).
+    fn reframe(&mut self, samples: usize) {
+        let rate = u64::from(self.send_codec.clock_rate()).max(1);
+        let nanos = samples as u64 * 1_000_000_000 / rate;
+        if samples == 0
+            || samples > MAX_FRAME_SAMPLES
+            || (samples as u64 * 1000) % rate != 0
+            || !(10_000_000..=120_000_000).contains(&nanos)
+        {
+            return;
+        }
+        let frame = Duration::from_nanos(nanos);
+        if let Some(jb) = &mut self.jitter {
+            let max_payload = self
+                .recv_codecs
+                .iter()
+                .map(|(_, c)| c.payload_len(samples))
+                .max()
+                .unwrap_or(samples);
+            if jb.reframe(frame, max_payload).is_err() {
+                return;
+            }
+        }
+        self.recv_frame = samples;
+        self.stats.receive_reframed += 1;
+        self.idle_frames = (IDLE_PLAYOUT.as_nanos() / frame.as_nanos().max(1)).max(1) as u32;
+        let need = if self.jitter.is_some() {
+            samples
+        } else {
+            2 * samples
+        };
+        if self.pcm.len() < need {
+            self.pcm = vec![0i16; need].into_boxed_slice();
+        }
+        if self.audio_pool.is_some() {
+            self.audio_pool = Some(FramePool::new(self.pool_frames, need));
+        }
     }
 
     fn deliver_audio(&mut self, timestamp: u32, n: usize, concealed: bool) {
@@ -1370,7 +1427,10 @@ impl Endpoint for MediaSession {
         if let Some(t) = self.next_quality {
             if t <= now {
                 self.next_quality = Some(now + self.quality_interval);
-                if !self.recv_stats.is_empty() {
+                // Only while media arrives: a stream that stopped (hold, gone)
+                // has no new quality to report.
+                if !self.recv_stats.is_empty() && self.stats.received > self.received_at_quality {
+                    self.received_at_quality = self.stats.received;
                     let q = self.quality();
                     self.last_quality = Some(q);
                     self.push_event(MediaEvent::Quality(q));
