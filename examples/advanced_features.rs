@@ -163,8 +163,10 @@ fn directions(mgr: &BuilderManager, quick: bool, report: &mut Report) -> Result<
     };
     let frames: u32 = if quick { 20 } else { 50 };
     println!(
-        "alice and bob each try to send a frame every 20 ms for {} ms per phase; \
-         counts are RTP packets per phase (statistics deltas, after 100 ms to settle)",
+        "alice and bob each try to send a frame every 20 ms for {} ms per phase ({frames} \
+         frames); counts are RTP packets per phase (statistics deltas, after 100 ms to settle; \
+         a frame leaves on its session's next 20 ms tick, so a count may take in one frame \
+         written just before the phase or leave out its own last one)",
         frames * 20
     );
     println!(
@@ -403,8 +405,11 @@ fn reconnection(mgr: &BuilderManager, quick: bool, report: &mut Report) -> Resul
         let bob_rx1 = bob1.join().map_err(|_| "bob's phone panicked")??;
         let detect_ms = noticed.duration_since(gone).as_millis();
         println!(
-            "bob's builder released at t=0 (bob had received {bob_rx1} packets); \
-             last RTP reached alice at +{} ms",
+            "t=0: bob's phone hangs up (it stops and releases its builder; it had received \
+             {bob_rx1} RTP packets from alice over the whole call); every +time below is since then"
+        );
+        println!(
+            "  last RTP from bob reached alice at +{} ms",
             last_change.duration_since(gone).as_millis()
         );
         match bye_after {
@@ -422,7 +427,8 @@ fn reconnection(mgr: &BuilderManager, quick: bool, report: &mut Report) -> Resul
         mgr.release_builder("alice-call-1");
 
         // Redial with exponential backoff; bob's phone comes back only
-        // after the second failed attempt.
+        // after the second failed attempt. Times stay on the same base:
+        // since bob's hang-up.
         let mut delay = Duration::from_millis(100);
         let mut delays = Vec::new();
         let mut attempts = 0;
@@ -433,18 +439,18 @@ fn reconnection(mgr: &BuilderManager, quick: bool, report: &mut Report) -> Resul
             attempts = attempt;
             delays.push(delay.as_millis().to_string());
             let id = format!("alice-call-{}", attempt + 1);
-            let at = noticed.elapsed().as_millis();
+            let at = gone.elapsed().as_millis();
             match dial(mgr, &sig, &id) {
                 Ok(s) => {
                     println!(
-                        "  attempt {attempt}: after {} ms backoff (+{at} ms): answered, call up again",
+                        "  attempt {attempt} at +{at} ms (after a {} ms backoff): answered, call up again",
                         delay.as_millis()
                     );
                     call = Some((id, s));
                     break;
                 }
                 Err(e) => println!(
-                    "  attempt {attempt}: after {} ms backoff (+{at} ms): failed: {e}",
+                    "  attempt {attempt} at +{at} ms (after a {} ms backoff): failed: {e}",
                     delay.as_millis()
                 ),
             }
@@ -452,7 +458,10 @@ fn reconnection(mgr: &BuilderManager, quick: bool, report: &mut Report) -> Resul
                 let sock = UdpSocket::bind(bob_addr)?;
                 let h = &hangup2;
                 bob2 = Some(scope.spawn(move || bob_phone(mgr, sock, "bob-phone-2", h)));
-                println!("  (bob's phone comes back now, on the same address)");
+                println!(
+                    "  bob's phone comes back at +{} ms, on the same address",
+                    gone.elapsed().as_millis()
+                );
             }
             delay *= 2;
         }
@@ -469,7 +478,9 @@ fn reconnection(mgr: &BuilderManager, quick: bool, report: &mut Report) -> Resul
             None => 0,
         };
         println!(
-            "After reconnecting, {} ms of audio: alice received {rx_after} packets, bob {bob_rx2}",
+            "After reconnecting, alice talks for {} ms: she received {rx_after} RTP packets in \
+             that window (a packet in flight at either end of it falls outside), bob {bob_rx2} \
+             over his whole new call",
             frames * 20
         );
         report.figure(
@@ -692,16 +703,22 @@ fn quality(mgr: &BuilderManager, quick: bool, report: &mut Report) -> Result<()>
     let (sa, sb): (MediaStatistics, MediaStatistics) = (a.statistics(), b.statistics());
     let loss_pct = sb.loss_ratio() * 100.0;
     let rtt = sb.rtt.or(sa.rtt);
+    let a_rtp = sa.audio_packets_sent + sa.dtmf_packets_sent;
+    let a_rtcp: u64 = sa.streams.iter().map(|(_, e)| e.rtcp_sent).sum();
     println!(
-        "Impairment (on alice's side): passed {}, dropped {} ({:.1}% of alice's RTP), delayed {}",
-        imp.passed,
+        "Impairment (on alice's side): her session sent {a_rtp} RTP packets; it dropped {} of \
+         them ({:.1}%) and delayed {} of the rest; it passed {} datagrams in all, her {a_rtcp} \
+         RTCP compounds among them (untouched)",
         imp.dropped,
-        100.0 * imp.dropped as f64 / (imp.passed + imp.dropped).max(1) as f64,
-        imp.delayed
+        100.0 * imp.dropped as f64 / a_rtp.max(1) as f64,
+        imp.delayed,
+        imp.passed,
     );
     println!("Measured by bob (the receiver):");
     println!(
-        "  loss: {} of {} expected = {loss_pct:.2}% (RFC 3550 A.3)",
+        "  loss: {} of {} expected = {loss_pct:.2}% (RFC 3550 A.3; expected runs from the second \
+         packet bob received, the first only starting the source's probation (A.1), to the \
+         highest sequence number received)",
         sb.lost, sb.expected
     );
     println!(
@@ -935,9 +952,12 @@ impl Report {
                 failed.push(what.as_str());
             }
         }
+        // The last line, as in the other examples: what scripts check.
         if failed.is_empty() {
+            println!("## result=ok");
             return ExitCode::SUCCESS;
         }
+        println!("## result=failed");
         eprintln!("{name}: self-check failed: {}", failed.join("; "));
         ExitCode::FAILURE
     }

@@ -175,6 +175,7 @@ fn run(quick: bool) -> Result<(), BoxError> {
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(100));
+    let t_callee_key = Instant::now();
     sb.send_dtmf(CALLEE_KEY, Duration::from_millis(200))?;
     let deadline = Instant::now() + Duration::from_secs(5);
     let (mut callee_done, mut caller_done) = (None, None);
@@ -183,14 +184,16 @@ fn run(quick: bool) -> Result<(), BoxError> {
             callee_done = Some(t_dtmf.elapsed());
         }
         if caller_done.is_none() && !heard_by_caller.keys().is_empty() {
-            caller_done = Some(t_dtmf.elapsed());
+            caller_done = Some(t_callee_key.elapsed());
         }
         std::thread::sleep(Duration::from_millis(5));
     }
     // The redundant end packets of the last keys, and RTCP, still arrive.
     std::thread::sleep(Duration::from_millis(300));
     println!(
-        "   callee had all {} keys {} after the first call; caller had its key {} after it",
+        "   callee had all {} keys {} after the caller's first send_dtmf; caller had the \
+         callee's key {} after the callee's send_dtmf (a key is reported when it ends: its \
+         duration, then its end packet)",
         CALLER_KEYS.len(),
         since(callee_done),
         since(caller_done)

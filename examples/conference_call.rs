@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 
 use mediarelay::audio::{AudioSource, ParticipantId, Tone, goertzel_power};
 use mediarelay::builder::{
-    BuilderManager, Conference, ManagerConfig, MediaSession, MediaStatistics, PortStrategy,
+    BuilderManager, Conference, ManagerConfig, MediaSession, MediaStatistics, ParticipantStats,
+    PortStrategy,
 };
 use mediarelay::media::MediaEvent;
 
@@ -370,7 +371,13 @@ const VOICES: [(&str, f64); 5] = [
 struct Member {
     voice: usize,
     user: MediaSession,
+    /// The conference's side of the call (the session it mixes).
+    side: MediaSession,
     id: ParticipantId,
+    /// Mixing rounds run before it joined.
+    joined_at: u64,
+    /// Frames its phone wrote (`send_audio` calls taken).
+    written: u64,
     tone: Tone,
     heard: Vec<i16>,
 }
@@ -388,7 +395,11 @@ fn dial_in(mgr: &BuilderManager, conf: &Conference, voice: usize) -> Result<Memb
     };
     u.start()?;
     s.start()?;
-    let id = conf.join(name, s);
+    let id = conf.join(name, s.clone());
+    // Every round from now on mixes for it (a round holds the participant
+    // list while it runs and counts itself before letting go of it; one
+    // that runs between the join and this read would be missed: rare).
+    let joined_at = conf.ticks();
     println!(
         "  {name} dials in from {} (conference side {}), talks at {freq:.0} Hz",
         user.local_port().map_or("-".into(), |p| p.to_string()),
@@ -397,7 +408,10 @@ fn dial_in(mgr: &BuilderManager, conf: &Conference, voice: usize) -> Result<Memb
     Ok(Member {
         voice,
         user: u,
+        side: s,
         id,
+        joined_at,
+        written: 0,
         tone: Tone::sine(freq, 0.2, RATE)?,
         heard: Vec::new(),
     })
@@ -414,7 +428,9 @@ fn talk(members: &mut [Member], frames: u32, mut at: impl FnMut(u32, &[Member]))
         at(k, members);
         for m in members.iter_mut() {
             m.tone.fill(&mut frame);
-            m.user.send_audio(&frame)?;
+            if m.user.send_audio(&frame)? == FRAME {
+                m.written += 1;
+            }
             while let Some(ev) = m.user.try_recv() {
                 if let MediaEvent::Audio(f) = ev.event {
                     if !f.concealed {
@@ -483,6 +499,41 @@ fn show(phase: &str, members: &[Member], powers: &[[f64; 5]]) -> (bool, bool) {
     (others_ok, self_absent)
 }
 
+/// A participant's conference counters, with the rounds it was in and
+/// the frames its phone wrote, read together.
+#[derive(Clone)]
+struct Counters {
+    stats: ParticipantStats,
+    rounds: u64,
+    written: u64,
+    /// The jitter-buffer delay of the conference's side of its call.
+    delay: Duration,
+}
+
+/// Reads the conference's counters between two rounds (the round count
+/// the same before and after), so that `rounds` and `frames_out` agree.
+fn counters(conf: &Conference, members: &[Member]) -> Vec<Counters> {
+    let (ticks, stats) = loop {
+        let before = conf.ticks();
+        let stats = conf.stats();
+        if conf.ticks() == before {
+            break (before, stats);
+        }
+    };
+    stats
+        .into_iter()
+        .filter_map(|stats| {
+            let m = members.iter().find(|m| m.id == stats.id)?;
+            Some(Counters {
+                rounds: ticks - m.joined_at,
+                written: m.written,
+                delay: m.side.statistics().buffer_delay,
+                stats,
+            })
+        })
+        .collect()
+}
+
 fn conference(mgr: &BuilderManager, quick: bool, report: &mut Report) -> Result<()> {
     println!("\n=== Part B: the same people through the N-1 conference ===");
     println!(
@@ -491,6 +542,13 @@ fn conference(mgr: &BuilderManager, quick: bool, report: &mut Report) -> Result<
         10.0 * ABSENT.log10()
     );
     let phase_frames: u32 = if quick { 50 } else { 150 };
+    println!(
+        "Each phase: everyone present writes {phase_frames} frames ({} samples); samples heard: \
+         the decoded mixes a phone played during the phase, concealment left out (playout runs \
+         a jitter-buffer delay behind, so a phase's count takes in the last frames of the one \
+         before and leaves out its own last ones); the powers come from the second half of them",
+        phase_frames as usize * FRAME
+    );
     let conf = Conference::new(PTIME)?;
     let mut members = Vec::new();
     for v in 0..4 {
@@ -523,7 +581,7 @@ fn conference(mgr: &BuilderManager, quick: bool, report: &mut Report) -> Result<
         .zip(&p2)
         .filter(|(m, _)| m.voice != 4)
         .all(|(_, p)| p[4] >= HEARD);
-    let before_leave = conf.stats();
+    let before_leave = counters(&conf, &members);
 
     println!("Phase 3: diana leaves");
     let diana = members
@@ -542,25 +600,76 @@ fn conference(mgr: &BuilderManager, quick: bool, report: &mut Report) -> Result<
     self_absent &= s;
     let diana_gone = left && p3.iter().all(|p| p[3] < ABSENT);
 
-    let after = conf.stats();
+    let after = counters(&conf, &members);
+    let mut rows = after.clone();
+    rows.extend(
+        before_leave
+            .iter()
+            .filter(|r| r.stats.name == "diana")
+            .cloned(),
+    );
     println!(
-        "Conference counters ({} mixing rounds; diana's as of her leave):",
+        "Conference counters ({} mixing rounds in all; diana's read as she left, the others' \
+         right after phase 3):",
         conf.ticks()
     );
-    println!("  frames in: frames received from the participant and mixed");
-    println!("  frames out: mixes sent to it; dtmf in: DTMF events it sent (counted, not mixed)");
-    let mut rows = after.clone();
-    rows.extend(before_leave.iter().filter(|s| s.name == "diana").cloned());
-    for s in &rows {
+    println!("  rounds: mixing rounds since it joined (one every 20 ms)");
+    println!(
+        "  written: frames its phone wrote to its call, one every 20 ms while it talked (on the \
+         phone's clock, not the mixer's: it may differ from rounds by one)"
+    );
+    println!(
+        "  in: frames the conference took from its side of the call and mixed, at most one a \
+         round, once that side's jitter buffer played it; a frame missing on the wire counts \
+         too, as the buffer's concealment (alice's # replaced some of her audio packets, RFC \
+         4733)"
+    );
+    println!(
+        "  out: mixes sent to it, one every round from its join, whether its own frames had \
+         come through yet or not"
+    );
+    println!("  delay: that jitter buffer's delay when the counters were read");
+    println!("  dtmf in: DTMF events it sent (counted, not mixed)");
+    println!(
+        "  {:<9} {:>6} {:>7} {:>5} {:>5} {:>9} {:>7}",
+        "who", "rounds", "written", "in", "out", "delay", "dtmf in"
+    );
+    for r in &rows {
         println!(
-            "  {:<9} frames in {:>4}  frames out {:>4}  dtmf in {}",
-            s.name, s.frames_in, s.frames_out, s.dtmf_in
+            "  {:<9} {:>6} {:>7} {:>5} {:>5} {:>6.0} ms {:>7}",
+            r.stats.name,
+            r.rounds,
+            r.written,
+            r.stats.frames_in,
+            r.stats.frames_out,
+            r.delay.as_secs_f64() * 1000.0,
+            r.stats.dtmf_in
         );
     }
+    let max_behind = rows
+        .iter()
+        .map(|r| r.written.saturating_sub(r.stats.frames_in))
+        .max()
+        .unwrap_or(0);
+    let delay_ms = rows
+        .iter()
+        .map(|r| r.delay.as_secs_f64() * 1000.0)
+        .fold(0.0, f64::max);
+    println!(
+        "  written - in ({max_behind} at most here): the frames written last were still on \
+         their way when the counters were read, about a jitter-buffer delay's worth \
+         ({delay_ms:.0} ms = {:.0} frames) in the buffer of the conference's side and one \
+         taken out of it, waiting for the next round",
+        delay_ms / PTIME.as_secs_f64() / 1000.0
+    );
+    println!(
+        "  out = rounds: a mix goes out every round, also while a participant's first frames \
+         are still in that buffer"
+    );
     let alice_dtmf = after
         .iter()
-        .find(|s| s.name == "alice")
-        .map_or(0, |s| s.dtmf_in);
+        .find(|r| r.stats.name == "alice")
+        .map_or(0, |r| r.stats.dtmf_in);
 
     report.figure(
         "conf_each_hears_others",
@@ -582,10 +691,10 @@ fn conference(mgr: &BuilderManager, quick: bool, report: &mut Report) -> Result<
         diana_gone,
         "after leaving, diana's frequency was absent for everyone left",
     );
-    for s in &rows {
+    for r in &rows {
         report.figure(
-            &format!("conf_frames_in_{}", s.name),
-            s.frames_in,
+            &format!("conf_frames_in_{}", r.stats.name),
+            r.stats.frames_in,
             "frames the conference took from this participant and mixed",
         );
     }
@@ -604,7 +713,8 @@ fn conference(mgr: &BuilderManager, quick: bool, report: &mut Report) -> Result<
     report.check("conference: alice's # seen once", alice_dtmf == 1);
     report.check(
         "conference: every participant mixed in",
-        rows.iter().all(|s| s.frames_in > 0 && s.frames_out > 0),
+        rows.iter()
+            .all(|r| r.stats.frames_in > 0 && r.stats.frames_out > 0),
     );
     conf.stop();
     Ok(())
@@ -664,9 +774,12 @@ impl Report {
                 failed.push(what.as_str());
             }
         }
+        // The last line, as in the other examples: what scripts check.
         if failed.is_empty() {
+            println!("## result=ok");
             return ExitCode::SUCCESS;
         }
+        println!("## result=failed");
         eprintln!("{name}: self-check failed: {}", failed.join("; "));
         ExitCode::FAILURE
     }

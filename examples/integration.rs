@@ -69,12 +69,16 @@ fn run(quick: bool, report: &mut Report) -> Result<()> {
         min_port: 45000,
         max_port: 46000,
         max_concurrent_builders: 100,
+        // RTCP every 500 ms (randomised) rather than the default 5 s, so
+        // that section (f) has round-trip times measured within a second.
+        rtcp_interval: Duration::from_millis(500),
         ..ManagerConfig::default()
     })?;
     let dir = std::env::temp_dir().join(format!("mediarelay-integration-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     println!(
-        "Manager: ports 45000-46000, up to 100 builders; files in {}",
+        "Manager: ports 45000-46000, up to 100 builders, RTCP every 500 ms (randomised); \
+         files in {}",
         dir.display()
     );
     let mut calls = Calls::new(&mgr);
@@ -408,11 +412,14 @@ fn recording(calls: &mut Calls, dir: &Path, quick: bool, report: &mut Report) ->
     let paths = RecordingPaths::in_dir(dir);
     let summary = rec.write(&paths)?;
     println!(
-        "Recorded {} ms: what the caller sent ({} samples) and every frame the callee played \
-         ({} samples, {} of its frames concealment)",
+        "Recorded {} ms (the longer track): what the caller sent ({} samples) and every frame \
+         the callee played until 200 ms after the caller's last one ({} samples: {} frames \
+         decoded from packets and {} of concealment, the jitter buffer filling the time after \
+         the last packet)",
         summary.duration.as_millis(),
         summary.sent_samples,
         summary.received_samples,
+        seg.heard.len() / FRAME,
         seg.concealed
     );
     for p in [&paths.sent, &paths.received, &paths.stereo, &paths.mix]
@@ -504,7 +511,8 @@ fn bridge(mgr: &BuilderManager, quick: bool, report: &mut Report) -> Result<()> 
         }
     };
     println!(
-        "alice talks at 1000 Hz for {} ms; bob answers at 600 Hz from half-way, for as long",
+        "alice talks at 1000 Hz for {} ms; bob talks at 600 Hz for as long, starting half-way \
+         through; then each sends a key",
         frames * 20
     );
     let mut pacer = Pacer::new();
@@ -541,9 +549,18 @@ fn bridge(mgr: &BuilderManager, quick: bool, report: &mut Report) -> Result<()> 
         "Bridge counters: frames A->B {}, B->A {}, dropped {}; DTMF A->B {}, B->A {}",
         st.a_to_b_frames, st.b_to_a_frames, st.frames_dropped, st.a_to_b_dtmf, st.b_to_a_dtmf
     );
+    let played =
+        |m: &MediaSession| -> u64 { m.statistics().streams.iter().map(|(_, e)| e.played).sum() };
+    let (played_a, played_b) = (played(&s[1]), played(&s[3]));
     println!(
-        "  (alice sent {sent_a} audio packets, bob {sent_b}: the bridge passes on every frame a leg plays, \
-         and up to 3 concealed frames in a row (a lost packet or two); a longer gap is the talker's pause)"
+        "  (alice sent {sent_a} audio packets and leg A played {played_a} frames from them; bob \
+         sent {sent_b}, leg B played {played_b}. The bridge passes on every frame a leg plays, \
+         and its jitter buffer's concealment for up to 3 frames in a row (a lost packet or two, \
+         or a frame inserted to grow the buffer's delay); a longer gap is the talker's pause. \
+         Concealed frames passed on: A->B {}, B->A {}, typically the 3 that follow each \
+         talker's last packet)",
+        st.a_to_b_frames.saturating_sub(played_a),
+        st.b_to_a_frames.saturating_sub(played_b)
     );
     println!(
         "bob (PCMA) heard {} and DTMF {:?}; alice (PCMU) heard {} and DTMF {:?}",
@@ -588,10 +605,24 @@ fn bridge(mgr: &BuilderManager, quick: bool, report: &mut Report) -> Result<()> 
 
 // -------------------------------------------------------------- (e) SIP
 
-/// Both sides talk for `frames` ptimes; returns the RTP packets each
-/// received (caller, callee). A side whose direction does not send is
-/// skipped.
-fn both_talk(call: &Call, frames: u32) -> Result<(u64, u64)> {
+/// Audio RTP packets one side of a call sent and received over a stretch.
+#[derive(Clone, Copy)]
+struct Traffic {
+    sent: u64,
+    received: u64,
+}
+
+impl Display for Traffic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "sent {}, received {}", self.sent, self.received)
+    }
+}
+
+/// Both sides talk for `frames` ptimes, then 60 ms pass for the last
+/// packets to land; returns the RTP packets each side sent and received
+/// meanwhile (caller, callee). A side whose direction does not send has
+/// its frames refused and sends nothing.
+fn both_talk(call: &Call, frames: u32) -> Result<(Traffic, Traffic)> {
     let (a0, b0) = (call.a.statistics(), call.b.statistics());
     let mut ta = Tone::sine(500.0, 0.3, RATE)?;
     let mut tb = Tone::sine(800.0, 0.3, RATE)?;
@@ -610,10 +641,11 @@ fn both_talk(call: &Call, frames: u32) -> Result<(u64, u64)> {
     }
     std::thread::sleep(Duration::from_millis(60));
     let (a1, b1) = (call.a.statistics(), call.b.statistics());
-    Ok((
-        a1.packets_received - a0.packets_received,
-        b1.packets_received - b0.packets_received,
-    ))
+    let traffic = |before: &MediaStatistics, after: &MediaStatistics| Traffic {
+        sent: after.audio_packets_sent - before.audio_packets_sent,
+        received: after.packets_received - before.packets_received,
+    };
+    Ok((traffic(&a0, &a1), traffic(&b0, &b1)))
 }
 
 fn reinvite(calls: &Calls, call: &Call, d: Direction) -> Result<(Direction, Direction)> {
@@ -675,19 +707,23 @@ fn sip(calls: &mut Calls, quick: bool, report: &mut Report) -> Result<()> {
         b,
     };
     let talk_ms = frames * 20;
+    println!(
+        "  (each step: both sides try to send a frame every 20 ms for {talk_ms} ms; RTP packets \
+         each sent and received meanwhile, 60 ms allowed for the last to land)"
+    );
     let (ra, rb) = both_talk(&call, frames)?;
-    println!("  ACK: media started; in {talk_ms} ms caller received {ra}, callee {rb} RTP packets");
+    println!("  ACK: media started; caller {ra}; callee {rb}");
     let (o, ans) = reinvite(calls, &call, Direction::SendOnly)?;
     let (ha, hb) = both_talk(&call, frames)?;
     println!(
-        "  re-INVITE a={} (answer a={}): in {talk_ms} ms caller received {ha}, callee {hb}",
+        "  re-INVITE a={} (answer a={}): caller {ha}; callee {hb}",
         o.name(),
         ans.name()
     );
     let (o2, ans2) = reinvite(calls, &call, Direction::SendRecv)?;
     let (sa, sb) = both_talk(&call, frames)?;
     println!(
-        "  re-INVITE a={} (answer a={}): in {talk_ms} ms caller received {sa}, callee {sb}",
+        "  re-INVITE a={} (answer a={}): caller {sa}; callee {sb}",
         o2.name(),
         ans2.name()
     );
@@ -717,12 +753,12 @@ fn sip(calls: &mut Calls, quick: bool, report: &mut Report) -> Result<()> {
     println!(
         "  CANCEL (sip-call-002): offer made, released before an answer: port pairs in use {ports_before} -> {ports_ringing} -> {ports_after}"
     );
-    let ok = ra > 0
-        && rb > 0
-        && ha == 0
-        && hb > 0
-        && sa > 0
-        && sb > 0
+    let ok = ra.received > 0
+        && rb.received > 0
+        && ha.received == 0
+        && hb.received > 0
+        && sa.received > 0
+        && sb.received > 0
         && ans == Direction::RecvOnly
         && bye_seen
         && released
@@ -754,14 +790,20 @@ fn monitoring(calls: &mut Calls, quick: bool, report: &mut Report) -> Result<()>
     let mut frame = [0i16; FRAME];
     let mut done = (0u64, 0u64);
     let mut last_sent = 0;
+    let mut written = 0u64;
     let mut pacer = Pacer::new();
-    println!("Every second (audio packets: sum over every monitor call, ended ones included):");
+    println!(
+        "Every second (audio: sums over every monitor call's two sides, ended calls included; \
+         a frame written leaves on its session's next 20 ms tick, so packets sent and received \
+         may trail frames written by one a side):"
+    );
     for sec in 1..=first + second {
         for _ in 0..50 {
             for c in live.iter().flatten() {
                 for (s, t) in [(&c.a, &mut ta), (&c.b, &mut tb)] {
                     t.fill(&mut frame);
                     s.send_audio(&frame)?;
+                    written += 1;
                     while s.try_recv().is_some() {}
                 }
             }
@@ -779,7 +821,8 @@ fn monitoring(calls: &mut Calls, quick: bool, report: &mut Report) -> Result<()>
         let active = live.iter().flatten().count();
         println!(
             "  t={sec}s calls {} created / {active} active, builders {}, port pairs in use {}, \
-             audio packets sent {sent} (+{}), received {rcvd}",
+             audio frames written {written}, packets sent {sent} (+{} this second), received \
+             {rcvd}",
             calls.created - created_before,
             ms.active_builders,
             ms.ports_in_use,
@@ -800,11 +843,58 @@ fn monitoring(calls: &mut Calls, quick: bool, report: &mut Report) -> Result<()>
             println!("  monitor-0 and monitor-2 end");
         }
     }
+    // The snapshot waits for the call left to settle: everything sent
+    // received (nothing is written any more; unchanged over two looks
+    // 20 ms apart), and a round trip measured on both sides, which takes a
+    // side's sender report coming back in the far end's report block
+    // (RFC 3550 §6.4.1); until then the snapshot would show 0 for it. With
+    // RTCP every 500 ms it is usually there already.
+    let waited = Instant::now();
+    let look = || -> Vec<(u64, u64, bool)> {
+        live.iter()
+            .flatten()
+            .flat_map(|c| {
+                let (a, b) = (c.a.statistics(), c.b.statistics());
+                [
+                    (a.audio_packets_sent, audio_received(&b), a.rtt.is_some()),
+                    (b.audio_packets_sent, audio_received(&a), b.rtt.is_some()),
+                ]
+            })
+            .collect()
+    };
+    let mut prev = None;
+    let call_settled = loop {
+        let now = look();
+        let done = now.iter().all(|&(sent, rcvd, rtt)| rtt && sent == rcvd);
+        if done && prev.as_ref() == Some(&now) {
+            break true;
+        }
+        if waited.elapsed() > Duration::from_secs(3) {
+            break false;
+        }
+        prev = Some(now);
+        std::thread::sleep(Duration::from_millis(20));
+    };
     let text = mgr.prometheus();
-    println!("Prometheus snapshot (BuilderManager::prometheus):");
+    println!(
+        "Prometheus snapshot (BuilderManager::prometheus), taken {} ms after the last second, \
+         once the call left had received all it sent and measured an RTCP round trip on both \
+         sides ({}); a round-trip gauge of 0 would mean none measured yet:",
+        waited.elapsed().as_millis(),
+        if call_settled {
+            "it had"
+        } else {
+            "it had NOT, after 3 s"
+        }
+    );
     for l in text.lines() {
         println!("  {l}");
     }
+    println!(
+        "  (port_pairs_quarantined: every released pair not reclaimed yet; the allocator takes \
+         a pair back lazily, when an allocation meets it after its 5 s release delay, so pairs \
+         released longer ago than that still count)"
+    );
     let values = |name: &str| -> Vec<f64> {
         text.lines()
             .filter(|l| {
@@ -847,6 +937,11 @@ fn monitoring(calls: &mut Calls, quick: bool, report: &mut Report) -> Result<()>
     report.check(
         "Prometheus shows the one call left (2 builders)",
         active == [2.0],
+    );
+    let rtts = values("mediarelay_session_rtt_seconds");
+    report.check(
+        "Prometheus shows a measured round trip for both streams",
+        rtts.len() == 2 && rtts.iter().all(|&v| v > 0.0),
     );
     Ok(())
 }
@@ -1012,9 +1107,12 @@ impl Report {
                 failed.push(what.as_str());
             }
         }
+        // The last line, as in the other examples: what scripts check.
         if failed.is_empty() {
+            println!("## result=ok");
             return ExitCode::SUCCESS;
         }
+        println!("## result=failed");
         eprintln!("{name}: self-check failed: {}", failed.join("; "));
         ExitCode::FAILURE
     }

@@ -501,6 +501,7 @@ fn monitoring(quick: bool, failures: &mut Vec<String>) -> Result<(), BoxError> {
     // One more cleanup pass with the call still older than the timeout.
     std::thread::sleep(plan.cleanup * 2);
     let alive = mgr.active_builders();
+    let alive_at = started.elapsed();
     let rx_now = received(&call);
     let idle_closed = mgr.statistics().session_timeouts - timeouts_before;
     let survived = alive.iter().any(|id| id == "active-a")
@@ -514,11 +515,12 @@ fn monitoring(quick: bool, failures: &mut Vec<String>) -> Result<(), BoxError> {
     }
     println!(
         "   idle-offer closed by the cleanup {:.2} s after it was created (timeout {:.1} s); \
-         builders alive {:.2} s in: [{}]; the call's audio packets received kept growing \
-         ({}/{} -> {}/{})",
+         builders alive {:.2} s after it was created, a cleanup pass later: [{}]; the call's \
+         audio packets received (active-a/active-b) kept growing, {}/{} when idle-offer closed \
+         -> {}/{} then",
         closed_after.as_secs_f64(),
         plan.timeout.as_secs_f64(),
-        started.elapsed().as_secs_f64(),
+        alive_at.as_secs_f64(),
         alive.join(", "),
         rx_then.0,
         rx_then.1,

@@ -25,7 +25,7 @@
 mod common;
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -269,7 +269,8 @@ fn run(quick: bool) -> Result<Vec<String>, BoxError> {
     println!(
         "Manager: 127.0.0.1, ports 35000-40000 = {} RTP/RTCP pairs (the seed counted 2501 \
          even ports, the last without its RTCP port), at most 500 builders, random \
-         allocation, idle timeout 30 s checked every 5 s, no jitter buffer",
+         allocation, idle timeout 30 s checked every 5 s, a released pair quarantined for 5 s (the \
+         default release delay), no jitter buffer",
         mgr.statistics().ports_total
     );
     let pump = EventPump::start()?;
@@ -339,7 +340,8 @@ fn massive(mgr: &Arc<BuilderManager>, plan: &Plan) -> Result<Row, BoxError> {
     println!(
         "   {} of {n} calls up in {} ms ({:.0} calls/s, launch to last set-up); {} builders \
          created; {} pairs in use; {running} calls with media running both ways; {} threads \
-         in the process",
+         in the process (the connection threads have ended: main, the event pump and the \
+         manager's own)",
         calls.len(),
         elapsed.as_millis(),
         calls.len() as f64 / elapsed.as_secs_f64(),
@@ -361,6 +363,7 @@ fn massive(mgr: &Arc<BuilderManager>, plan: &Plan) -> Result<Row, BoxError> {
         t_release.elapsed().as_millis(),
         mgr.statistics().active_builders
     );
+    let whole = t0.elapsed();
     figure("massive_success", format!("{}/{n}", calls.len()));
     figure("massive_elapsed_ms", elapsed.as_millis());
     figure(
@@ -369,7 +372,7 @@ fn massive(mgr: &Arc<BuilderManager>, plan: &Plan) -> Result<Row, BoxError> {
     );
     Ok(Row {
         name: "massive",
-        elapsed,
+        elapsed: whole,
         conns_ok: calls.len() as u64,
         conns_failed: errors.len() as u64,
         ..Row::default()
@@ -468,11 +471,12 @@ fn storm(mgr: &Arc<BuilderManager>, pump: &EventPump, plan: &Plan) -> Result<Row
     }
     let directions = (2 * calls.len()).max(1) as f64;
     println!(
-        "   send_dtmf calls: {} ({:.0}/s over the {:.1} s window); refused at once: {}; \
-         accepted: {accepted}, of which the media refused {} later (a session queues at \
-         most 16 keys; the refusal comes back as an event); keys taken: {}",
+        "   send_dtmf calls: {} ({:.0}/s over the {:.1} s window, from its start to the last \
+         sender's return); refused at once: {}; accepted: {accepted}, of which the media \
+         refused {} later (a session queues at most 16 keys; the refusal comes back as an \
+         event); keys taken: {}",
         accepted + refused.load(Ordering::SeqCst),
-        accepted as f64 / window.as_secs_f64(),
+        (accepted + refused.load(Ordering::SeqCst)) as f64 / window.as_secs_f64(),
         window.as_secs_f64(),
         refused.load(Ordering::SeqCst),
         row.dtmf_refused,
@@ -486,9 +490,11 @@ fn storm(mgr: &Arc<BuilderManager>, pump: &EventPump, plan: &Plan) -> Result<Row
         if settled { "" } else { " (gave up waiting)" }
     );
     println!(
-        "   on the wire a direction carried {:.1} keys/s, {:.0} ms a key (a key of 50 ms, its \
-         end packets, the gap before the next), slower than the callers asked: keys queue",
+        "   on the wire a direction carried {:.1} keys/s over the {:.1} s from the window's \
+         start until the queues had drained, {:.0} ms a key (a key of 50 ms, its end packets, the gap \
+         before the next), slower than the callers asked: keys queue",
         row.dtmf_received as f64 / directions / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64(),
         elapsed.as_secs_f64() * 1000.0 * directions / row.dtmf_received.max(1) as f64
     );
     println!(
@@ -603,7 +609,9 @@ fn churn(mgr: &Arc<BuilderManager>, plan: &Plan, workers: usize) -> Result<Churn
     };
     println!(
         "   created {}, released {}, failed {} in {:.2} s: {:.0} operations/s (a create or a \
-         release is one operation, over the measured time); {} pairs quarantined after, {} \
+         release is one operation, over the measured time); {} pairs quarantined after (every \
+         pair released so far, sub-tests 1 and 2 included, that no allocation has reclaimed \
+         yet: the allocator takes a pair back lazily, once its 5 s are up and it meets it), {} \
          allocations cut a quarantine short; {} builders left",
         c.created,
         c.released,
@@ -631,6 +639,9 @@ fn churn(mgr: &Arc<BuilderManager>, plan: &Plan, workers: usize) -> Result<Churn
 struct Queue {
     calls: Mutex<VecDeque<Arc<Tracked>>>,
     capacity: usize,
+    /// The most calls it held at once, after any push (the creator's new
+    /// calls and the workers' returned ones alike).
+    peak: AtomicUsize,
 }
 
 impl Queue {
@@ -638,13 +649,15 @@ impl Queue {
         lock(&self.calls).pop_front()
     }
 
-    /// Puts `t` back; `false` (and `t` untouched) when full.
+    /// Adds `t` (a new call, or one a worker is done with); `Err(t)` when
+    /// full.
     fn push(&self, t: Arc<Tracked>) -> Result<(), Arc<Tracked>> {
         let mut q = lock(&self.calls);
         if q.len() >= self.capacity {
             return Err(t);
         }
         q.push_back(t);
+        self.peak.fetch_max(q.len(), Ordering::Relaxed);
         Ok(())
     }
 
@@ -690,6 +703,7 @@ fn mixed(mgr: &Arc<BuilderManager>, pump: &EventPump, plan: &Plan) -> Result<Row
     let queue = Arc::new(Queue {
         calls: Mutex::new(VecDeque::new()),
         capacity: 100,
+        peak: AtomicUsize::new(0),
     });
     let row = Arc::new(Mutex::new(Row {
         name: "mixed load",
@@ -699,7 +713,7 @@ fn mixed(mgr: &Arc<BuilderManager>, pump: &EventPump, plan: &Plan) -> Result<Row
     let unsettled = Arc::new(AtomicU64::new(0));
     let frames = Arc::new(AtomicU64::new(0));
     let queue_full = Arc::new(AtomicU64::new(0));
-    let peak = Arc::new(AtomicU64::new(0));
+    let deleted = Arc::new(AtomicU64::new(0));
     let t0 = Instant::now();
     std::thread::scope(|s| -> Result<(), BoxError> {
         let mut workers = Vec::new();
@@ -719,8 +733,8 @@ fn mixed(mgr: &Arc<BuilderManager>, pump: &EventPump, plan: &Plan) -> Result<Row
                         let t = Arc::new(Tracked::new(c, pump));
                         if let Err(t) = queue.push(t) {
                             retire(&t, &row, &unsettled, mgr, pump);
+                            deleted.fetch_add(1, Ordering::SeqCst);
                         }
-                        peak.fetch_max(queue.len() as u64, Ordering::Relaxed);
                     }
                     Err(e) => {
                         lock(&row).conns_failed += 1;
@@ -734,7 +748,7 @@ fn mixed(mgr: &Arc<BuilderManager>, pump: &EventPump, plan: &Plan) -> Result<Row
         // Audio.
         for w in 0..AUDIO_WORKERS {
             let (queue, stop, frames) = (&queue, &stop, &frames);
-            let (row, unsettled) = (&row, &unsettled);
+            let (row, unsettled, deleted) = (&row, &unsettled, &deleted);
             workers.push(s.spawn(move || {
                 let mut tone = Tone::sine(300.0 + 100.0 * w as f64, 0.3, 8000).ok();
                 let mut frame = [0i16; FRAME];
@@ -758,6 +772,7 @@ fn mixed(mgr: &Arc<BuilderManager>, pump: &EventPump, plan: &Plan) -> Result<Row
                     }
                     if let Err(t) = queue.push(t) {
                         retire(&t, row, unsettled, mgr, pump);
+                        deleted.fetch_add(1, Ordering::SeqCst);
                     }
                 }
             }));
@@ -765,6 +780,7 @@ fn mixed(mgr: &Arc<BuilderManager>, pump: &EventPump, plan: &Plan) -> Result<Row
         // DTMF.
         for _ in 0..DTMF_WORKERS {
             let (queue, stop, row, unsettled) = (&queue, &stop, &row, &unsettled);
+            let deleted = &deleted;
             workers.push(s.spawn(move || {
                 while !stop.load(Ordering::SeqCst) {
                     let Some(t) = queue.pop() else {
@@ -779,6 +795,7 @@ fn mixed(mgr: &Arc<BuilderManager>, pump: &EventPump, plan: &Plan) -> Result<Row
                     }
                     if let Err(t) = queue.push(t) {
                         retire(&t, row, unsettled, mgr, pump);
+                        deleted.fetch_add(1, Ordering::SeqCst);
                     }
                 }
             }));
@@ -791,6 +808,7 @@ fn mixed(mgr: &Arc<BuilderManager>, pump: &EventPump, plan: &Plan) -> Result<Row
                     continue;
                 };
                 retire(&t, &row, &unsettled, mgr, pump);
+                deleted.fetch_add(1, Ordering::SeqCst);
                 std::thread::sleep(Duration::from_millis(100));
             }
         }));
@@ -799,12 +817,14 @@ fn mixed(mgr: &Arc<BuilderManager>, pump: &EventPump, plan: &Plan) -> Result<Row
             std::thread::sleep(next.saturating_duration_since(Instant::now()));
             next += plan.mixed / 4;
             let r = lock(&row).clone();
+            let (queued, gone) = (queue.len() as u64, deleted.load(Ordering::SeqCst));
             println!(
-                "   [{:4.1} s] calls created {}, in the queue {}, deleted so far: audio \
-                 packets {}/{} received/sent, DTMF events {}/{}",
+                "   [{:4.1} s] calls created {}: {queued} in the queue, {} out of it with a \
+                 worker, {gone} deleted; the deleted calls' audio packets {}/{} \
+                 received/sent, DTMF events {}/{}",
                 t0.elapsed().as_secs_f64(),
                 r.conns_ok,
-                queue.len(),
+                r.conns_ok.saturating_sub(queued + gone),
                 r.audio_received,
                 r.audio_sent,
                 r.dtmf_received,
@@ -837,12 +857,13 @@ fn mixed(mgr: &Arc<BuilderManager>, pump: &EventPump, plan: &Plan) -> Result<Row
     let mut r = lock(&row).clone();
     r.elapsed = t0.elapsed();
     println!(
-        "   workers joined {:.2} s in; {} calls left in the queue settled in {} ms and were \
-         released; peak queue {}, creator waited on a full queue {} times",
+        "   workers joined {:.2} s in, each having put its call back; {} calls left in the \
+         queue settled in {} ms and were released; peak queue {} (the most calls it held \
+         at once, after any push), creator waited on a full queue {} times",
         stopped.as_secs_f64(),
         left.len(),
         drain.as_millis(),
-        peak.load(Ordering::SeqCst),
+        queue.peak.load(Ordering::SeqCst),
         queue_full.load(Ordering::SeqCst)
     );
     println!(
@@ -867,6 +888,8 @@ fn mixed(mgr: &Arc<BuilderManager>, pump: &EventPump, plan: &Plan) -> Result<Row
         );
     }
     figure("mixed_calls", r.conns_ok);
+    figure("mixed_queue_left", left.len());
+    figure("mixed_queue_peak", queue.peak.load(Ordering::SeqCst));
     figure("mixed_audio_sent", r.audio_sent);
     figure("mixed_audio_received", r.audio_received);
     figure("mixed_dtmf_sent", r.dtmf_sent);
@@ -1032,7 +1055,10 @@ fn report(
         "Final report ({:.1} s from sub-test 1 to the end of sub-test 5)",
         secs
     );
-    println!("Per sub-test (received/sent; loss from RTP sequence numbers, RFC 3550 A.3):");
+    println!(
+        "Per sub-test (its duration, set-up to release and settling; received/sent; loss \
+         from RTP sequence numbers, RFC 3550 A.3):"
+    );
     for r in rows {
         println!(
             "  {:<12} {:6.2} s  calls {:>3} ok {:>2} failed  audio packets {:>6}/{:<6}  DTMF \
@@ -1103,7 +1129,9 @@ fn report(
     );
     println!(
         "Manager before shutdown: {} builders active, {} created, {} pairs in use, {} \
-         available, {} quarantined, {} idle timeouts, {} allocations cut a quarantine short",
+         available, of them {} quarantined (released and not reclaimed yet: the allocator \
+         takes a pair back lazily, once its 5 s release delay is up and an allocation meets \
+         it), {} idle timeouts, {} allocations cut a quarantine short",
         m.active_builders,
         m.total_builders_created,
         m.ports_in_use,

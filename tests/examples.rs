@@ -1,7 +1,8 @@
 //! The media builder examples, run the way a reader runs them (`cargo run
 //! --example NAME -- --quick`), with the figures they print as
-//! `## key=value` lines checked. The remaining examples (conference_call,
-//! advanced_features, integration) get their checks added beside these.
+//! `## key=value` lines checked, `## result=ok` among them. The other
+//! examples (conference_call, advanced_features, integration) are checked
+//! the same way in tests/examples_media.rs.
 
 use std::collections::HashMap;
 use std::process::Command;
@@ -10,8 +11,8 @@ use std::sync::Mutex;
 /// The examples use fixed port ranges, some shared: one runs at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-/// Runs example `name` in quick mode; asserts it succeeded and returns its
-/// figures.
+/// Runs example `name` in quick mode; asserts it succeeded and reported
+/// `## result=ok`, and returns its figures.
 fn run_example(name: &str) -> HashMap<String, String> {
     let _one_at_a_time = SERIAL
         .lock()
@@ -99,6 +100,9 @@ fn stress_test() {
     let audio = int(&f, "audio_sent");
     assert!(audio > 0);
     assert_eq!(int(&f, "audio_received"), audio);
+    // The queue's peak counts every push, the workers' returned calls
+    // included: what is left in it at the end never exceeds it.
+    assert!(int(&f, "mixed_queue_peak") >= int(&f, "mixed_queue_left"));
     assert_eq!(int(&f, "leaked_fds"), 0);
     assert_eq!(int(&f, "leaked_threads"), 0);
 }

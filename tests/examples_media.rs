@@ -9,8 +9,8 @@ use std::sync::Mutex;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
-/// Runs example `name` with `--quick`; asserts it exits 0 and returns its
-/// figures.
+/// Runs example `name` with `--quick`; asserts it exits 0 and reports
+/// `## result=ok`, and returns its figures.
 fn run_example(name: &str) -> HashMap<String, String> {
     let _one_at_a_time = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let out = Command::new(env!("CARGO"))
@@ -25,12 +25,19 @@ fn run_example(name: &str) -> HashMap<String, String> {
         "{name} exited with {}\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
         out.status
     );
-    stdout
+    let figures: HashMap<String, String> = stdout
         .lines()
         .filter_map(|l| l.strip_prefix("## "))
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
+        .collect();
+    // Every example ends with `## result=ok` when its self-checks pass.
+    assert_eq!(
+        figures.get("result").map(String::as_str),
+        Some("ok"),
+        "{name}: no `## result=ok`\n--- stdout\n{stdout}"
+    );
+    figures
 }
 
 fn text<'a>(f: &'a HashMap<String, String>, key: &str) -> &'a str {
