@@ -50,7 +50,7 @@ pub(crate) fn render(m: &ManagerStatistics, builders: &[Arc<Builder>]) -> String
         ),
         (
             "mediarelay_port_pairs_quarantined",
-            "Released port pairs within their release delay.",
+            "Released port pairs not handed out again yet (within their release delay, or past it and not reclaimed by an allocation yet).",
             u64::from(m.ports_quarantined),
         ),
         (
@@ -150,7 +150,7 @@ pub fn render_sessions(sessions: &[(String, MediaStatistics)]) -> String {
         (
             "mediarelay_session_rtt_seconds",
             "gauge",
-            "Last RTCP round-trip time.",
+            "Last RTCP round-trip time (0: none measured yet).",
             |e| e.rtt_us as f64 / 1e6,
         ),
         (
