@@ -2372,7 +2372,25 @@ fn far_end_packetising_at_another_ptime_is_played_in_its_frames() {
                 rtp(0, k, ts, 0xbeef, k == 0, &vec![0x7f; size])
             })
             .collect();
-        let frames = played(&feed(&far, local(&b, 0), &s, &packets));
+        // Sent at the pace of their own packetisation (8 samples per ms).
+        let every = Duration::from_millis(size as u64 / 8);
+        let dest = local(&b, 0);
+        let frames = played(&std::thread::scope(|sc| {
+            let sender = sc.spawn(|| {
+                let t0 = Instant::now();
+                for (k, p) in packets.iter().enumerate() {
+                    far.send(dest, p);
+                    let next = t0 + every * (k as u32 + 1);
+                    std::thread::sleep(next.saturating_duration_since(Instant::now()));
+                }
+            });
+            let mut out = Vec::new();
+            while !sender.is_finished() {
+                out.extend(drain(&s, Duration::from_millis(20)));
+            }
+            out.extend(drain(&s, Duration::from_millis(300)));
+            out
+        }));
         let whole = frames.iter().filter(|f| f.1 == size).count();
         assert!(
             whole + 2 >= usize::from(count),
