@@ -1,0 +1,173 @@
+//! Latency histograms (HDR, microsecond resolution up to 60 s, three
+//! significant figures): one-way delay from the **scheduled** send time
+//! (what a caller experiences when the generator itself fell behind:
+//! coordinated omission corrected) and from the **actual** send time (what
+//! the network path and the relay added), for the whole run and per
+//! second of arrival.
+
+use hdrhistogram::Histogram;
+
+/// Percentiles of a histogram, in microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Percentiles {
+    /// Samples.
+    pub count: u64,
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
+    /// 99.99th percentile.
+    pub p9999: u64,
+    /// Largest.
+    pub max: u64,
+}
+
+impl Percentiles {
+    /// The percentiles of `h`.
+    pub fn of(h: &Histogram<u64>) -> Percentiles {
+        if h.is_empty() {
+            return Percentiles::default();
+        }
+        Percentiles {
+            count: h.len(),
+            p50: h.value_at_quantile(0.5),
+            p90: h.value_at_quantile(0.9),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            p9999: h.value_at_quantile(0.9999),
+            max: h.max(),
+        }
+    }
+}
+
+/// One second of arrivals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Second {
+    /// Seconds since the recorder's start.
+    pub index: u64,
+    /// Latency from the scheduled send time, that second.
+    pub from_scheduled: Percentiles,
+}
+
+/// The latency recorder of a run.
+#[derive(Debug)]
+pub struct Latency {
+    start_ns: u64,
+    from_scheduled: Histogram<u64>,
+    from_sent: Histogram<u64>,
+    current: Histogram<u64>,
+    current_index: u64,
+    seconds: Vec<Second>,
+}
+
+/// Highest latency recorded, µs (larger values are clamped to it).
+pub const MAX_LATENCY_US: u64 = 60_000_000;
+
+fn histogram() -> Histogram<u64> {
+    // Invariant: 1 <= low, high >= 2 * low and 3 significant figures are
+    // valid bounds, so construction cannot fail.
+    #[allow(clippy::expect_used)]
+    Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("constant, valid histogram bounds")
+}
+
+impl Latency {
+    /// A recorder whose per-second buckets count from `start_ns`.
+    pub fn new(start_ns: u64) -> Latency {
+        Latency {
+            start_ns,
+            from_scheduled: histogram(),
+            from_sent: histogram(),
+            current: histogram(),
+            current_index: 0,
+            seconds: Vec::new(),
+        }
+    }
+
+    /// Records a packet scheduled at `scheduled_ns`, sent at `sent_ns`,
+    /// arrived at `arrival_ns` (run clock).
+    pub fn record(&mut self, scheduled_ns: u64, sent_ns: u64, arrival_ns: u64) {
+        let us = |from: u64| (arrival_ns.saturating_sub(from) / 1000).clamp(1, MAX_LATENCY_US);
+        let index = arrival_ns.saturating_sub(self.start_ns) / 1_000_000_000;
+        if index != self.current_index {
+            self.roll(index);
+        }
+        let s = us(scheduled_ns);
+        let _ = self.from_scheduled.record(s);
+        let _ = self.current.record(s);
+        let _ = self.from_sent.record(us(sent_ns));
+    }
+
+    fn roll(&mut self, index: u64) {
+        if !self.current.is_empty() {
+            self.seconds.push(Second {
+                index: self.current_index,
+                from_scheduled: Percentiles::of(&self.current),
+            });
+            self.current.reset();
+        }
+        self.current_index = index;
+    }
+
+    /// Whole-run latency from the scheduled send time.
+    pub fn from_scheduled(&self) -> Percentiles {
+        Percentiles::of(&self.from_scheduled)
+    }
+
+    /// Whole-run latency from the actual send time.
+    pub fn from_sent(&self) -> Percentiles {
+        Percentiles::of(&self.from_sent)
+    }
+
+    /// Per-second figures so far (the current second is closed first).
+    pub fn seconds(&mut self) -> &[Second] {
+        let i = self.current_index;
+        self.roll(i);
+        &self.seconds
+    }
+
+    /// Adds another recorder's samples (e.g. one per receiving thread).
+    pub fn merge(&mut self, other: &Latency) {
+        let _ = self.from_scheduled.add(&other.from_scheduled);
+        let _ = self.from_sent.add(&other.from_sent);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coordinated_omission_shows_in_the_scheduled_figures() {
+        let mut l = Latency::new(0);
+        // 100 packets every 20 ms; the generator stalled 200 ms before
+        // packet 50 and sent 50..59 late, the path adds 100 µs.
+        for k in 0..100u64 {
+            let scheduled = k * 20_000_000;
+            let sent = if (50..60).contains(&k) {
+                50 * 20_000_000 + 200_000_000
+            } else {
+                scheduled
+            };
+            l.record(scheduled, sent, sent + 100_000);
+        }
+        let s = l.from_sent();
+        assert_eq!((s.count, s.p50, s.max), (100, 100, 100));
+        let c = l.from_scheduled();
+        assert_eq!(c.p50, 100);
+        assert!(c.max >= 200_000, "{c:?}");
+        // 10% of the packets waited 20-200 ms behind their schedule.
+        assert!(c.p99 >= 20_000, "{c:?}");
+        assert_eq!(c.p90, 100);
+        let secs = l.seconds().to_vec();
+        assert_eq!(secs.len(), 2); // arrivals span 0 to 1.98 s
+        assert_eq!(
+            secs.iter().map(|s| s.from_scheduled.count).sum::<u64>(),
+            100
+        );
+    }
+}
