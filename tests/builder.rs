@@ -454,3 +454,33 @@ fn withdrawn_offers_leave_the_call_up() {
     assert_eq!(b.media_streams()[0].direction, Direction::RecvOnly);
     mgr.shutdown();
 }
+
+/// A re-offer that disables the first of two streams (RFC 3264 §8.2):
+/// the answer keeps the second stream on its own port, and the first stops.
+#[test]
+fn reoffer_disabling_a_stream_keeps_the_others_ports() {
+    let mgr = BuilderManager::new(config(48200, IoBackend::Epoll)).unwrap();
+    let a = mgr.create_builder("a").unwrap();
+    let b = mgr.create_builder("b").unwrap();
+    a.set_audio_streams(2).unwrap();
+    let offer = a.create_offer().unwrap();
+    b.process_offer(&offer).unwrap();
+    let answer = b.create_answer().unwrap();
+    a.process_answer(&answer).unwrap();
+    let ports: Vec<u16> = answer.media().iter().map(|m| m.port()).collect();
+    assert!(ports[0] != 0 && ports[1] != 0 && ports[0] != ports[1]);
+    let in_use = mgr.statistics().ports_in_use;
+    // The peer's re-offer: stream 0 disabled, a newer o= version.
+    let mut reoffer = offer.clone();
+    reoffer.media_mut()[0].set_port(0);
+    let v = reoffer.origin().unwrap().session_version;
+    reoffer.set_origin_version(v + 1).unwrap();
+    b.process_offer(&reoffer).unwrap();
+    let again = b.create_answer().unwrap();
+    assert_eq!(again.media()[0].port(), 0);
+    assert_eq!(again.media()[1].port(), ports[1]);
+    let streams = b.media_streams();
+    assert!(!streams[0].bound && streams[1].bound);
+    assert_eq!(mgr.statistics().ports_in_use, in_use - 1);
+    mgr.shutdown();
+}

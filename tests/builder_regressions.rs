@@ -2393,10 +2393,12 @@ fn far_end_packetising_at_another_ptime_is_played_in_its_frames() {
         }));
         let whole = frames.iter().filter(|f| f.1 == size).count();
         assert!(
-            whole + 2 >= usize::from(count),
+            whole + 3 >= usize::from(count),
             "{size}-sample packets, jitter buffer {jitter_buffer}: {frames:?}"
         );
-        assert!(frames.iter().all(|f| f.1 == size), "{frames:?}");
+        // The first packet of another size is played before the playout
+        // re-frames (it waits for a second one).
+        assert!(frames.iter().skip(2).all(|f| f.1 == size), "{frames:?}");
         mgr.shutdown();
     }
 }

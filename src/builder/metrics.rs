@@ -87,7 +87,7 @@ pub(crate) fn render(m: &ManagerStatistics, builders: &[Arc<Builder>]) -> String
     let sessions: Vec<(String, MediaStatistics)> = builders
         .iter()
         .filter_map(|b| {
-            b.media_session()
+            b.session_quietly()
                 .map(|s| (b.id().to_owned(), s.statistics()))
         })
         .collect();

@@ -233,7 +233,6 @@ impl Builder {
     pub fn create_offer(&self) -> Result<Sdp, BuilderError> {
         let mut st = self.step("create_offer", &[Phase::Idle, Phase::Established])?;
         let reoffer = st.phase == Phase::Established;
-        let mut fresh = Vec::new();
         if !reoffer {
             // Fresh streams (or the ones a failed earlier offer left).
             let n = st.offer_streams;
@@ -257,18 +256,12 @@ impl Builder {
             while st.streams.len() < n {
                 let pair = match st.primary.take() {
                     Some(p) => p,
-                    None => match self.manager.allocate_pair() {
-                        Ok(p) => {
-                            fresh.push(p);
-                            p
-                        }
-                        Err(e) => {
-                            for p in fresh {
-                                self.manager.release_pair(p);
-                            }
-                            return Err(BuilderError::NoPorts(e));
-                        }
-                    },
+                    // The streams pushed so far own their pairs: a retry
+                    // reuses them, `close` releases them.
+                    None => self
+                        .manager
+                        .allocate_pair()
+                        .map_err(BuilderError::NoPorts)?,
                 };
                 let index = st.streams.len();
                 st.streams.push(Stream {
@@ -300,7 +293,10 @@ impl Builder {
             .map(|s| self.caps(s.port, st.direction, &st.payload_types))
             .collect();
         let mut sdp = st.negotiator.create_offer(&caps)?;
-        self.decorate(&st, &mut sdp, None)?;
+        if let Err(e) = self.decorate(&st, &mut sdp, None) {
+            st.negotiator.cancel_offer();
+            return Err(e);
+        }
         st.phase = if reoffer {
             Phase::ReofferSent
         } else {
@@ -442,13 +438,33 @@ impl Builder {
                 self.manager.release_pair(p);
             }
         };
-        let answer = match st.negotiator.handle_offer(offer, &caps) {
+        let mut answer = match st.negotiator.handle_offer(offer, &caps) {
             Ok(a) => a,
             Err(e) => {
                 release_fresh(fresh);
                 return Err(e.into());
             }
         };
+        if reoffer {
+            // The answer gives each accepted m= line the first unused
+            // capability entry; when a line before it is disabled or has no
+            // common codec, that entry's port is another stream's. A
+            // running stream keeps its own port.
+            for (i, m) in answer.negotiated.media.iter().enumerate() {
+                let own = st
+                    .streams
+                    .iter()
+                    .find(|s| s.index == i && s.port != 0)
+                    .map(|s| s.port);
+                if let (true, Some(port)) = (m.is_accepted(), own) {
+                    if let Some(sec) = answer.sdp.media_mut().get_mut(i) {
+                        if sec.port() != port {
+                            sec.set_port(port);
+                        }
+                    }
+                }
+            }
+        }
         if !answer
             .negotiated
             .media
@@ -508,9 +524,21 @@ impl Builder {
                 phase: st.phase,
             });
         };
+        let mut sdp = pending.answer.sdp.clone();
+        self.decorate(&st, &mut sdp, Some(&pending.offer))?;
         if !reoffer {
-            // The streams follow the offer's m= lines.
-            st.primary = None;
+            // The streams follow the offer's m= lines; pairs of streams of
+            // ours that the offer did not take (a withdrawn offer of ours
+            // had more) go back.
+            let kept: Vec<u16> = pending.pairs.iter().flatten().map(|p| p.rtp()).collect();
+            for old in st.streams.drain(..) {
+                if let Some(p) = old.pair.filter(|p| !kept.contains(&p.rtp())) {
+                    self.manager.release_pair(p);
+                }
+            }
+            if let Some(p) = st.primary.take().filter(|p| !kept.contains(&p.rtp())) {
+                self.manager.release_pair(p);
+            }
             st.streams = pending
                 .offer
                 .media()
@@ -519,7 +547,7 @@ impl Builder {
                 .map(|(i, m)| Stream {
                     index: i,
                     kind: m.kind(),
-                    label: m.section().label().map(str::to_owned),
+                    label: m.section().label().and_then(usable_label),
                     pair: None,
                     port: 0,
                     bound: None,
@@ -528,7 +556,6 @@ impl Builder {
                 })
                 .collect();
         }
-        let mut sdp = pending.answer.sdp.clone();
         let result = self.apply(&mut st, &pending.answer.negotiated, Some(&pending.pairs));
         if let Err(e) = result {
             st.phase = if reoffer {
@@ -538,7 +565,6 @@ impl Builder {
             };
             return Err(e);
         }
-        self.decorate(&st, &mut sdp, Some(&pending.offer))?;
         st.remote_sdp = Some(pending.offer);
         st.phase = Phase::Established;
         Ok(sdp)
@@ -548,6 +574,12 @@ impl Builder {
     /// [`MediaSession::start`]).
     pub fn media_session(&self) -> Option<MediaSession> {
         self.touch();
+        lock(&self.state).session.clone()
+    }
+
+    /// The media session without counting as activity (metrics scrapes
+    /// must not keep idle builders alive).
+    pub(crate) fn session_quietly(&self) -> Option<MediaSession> {
         lock(&self.state).session.clone()
     }
 
@@ -679,7 +711,7 @@ impl Builder {
         for i in 0..count {
             let echoed = offer
                 .and_then(|o| o.media().get(i))
-                .and_then(|m| m.section().label().map(str::to_owned));
+                .and_then(|m| m.section().label().and_then(usable_label));
             let Some(m) = sdp.media_mut().get_mut(i) else {
                 continue;
             };
@@ -750,13 +782,23 @@ impl Builder {
             };
             stream.outcome = Some(m.clone());
             let Some((plan, remote)) = plan else {
-                // Rejected: give its port back (RFC 3264 §6: port 0).
-                if stream.bound.is_none() {
-                    if let Some(p) = stream.pair.take() {
-                        self.manager.release_pair(p);
+                // Rejected: give its port back (RFC 3264 §6: port 0); a
+                // running stream a re-offer disables stops (§8.2).
+                match (stream.bound.take(), &existing) {
+                    (Some(k), Some(s)) => {
+                        if let Some(ss) = s.streams().get(k) {
+                            s.apply_direction(k, Direction::Inactive);
+                            let call = ss.call;
+                            self.manager.with_engine(|e| e.delete_call(call));
+                        }
                     }
-                    stream.port = 0;
+                    _ => {
+                        if let Some(p) = stream.pair.take() {
+                            self.manager.release_pair(p);
+                        }
+                    }
                 }
+                stream.port = 0;
                 continue;
             };
             stream.remote = remote;
@@ -895,6 +937,13 @@ fn kind_name(k: MediaKind) -> &'static str {
 /// steps of 10 ms (as [`ManagerConfig::ptime`](super::ManagerConfig::ptime)).
 fn supported_ptime(ms: u32) -> bool {
     (10..=60).contains(&ms) && ms % 10 == 0
+}
+
+/// A peer's `a=label` we can echo and name a stream after: writable in SDP
+/// and at most 64 bytes (a longer or malformed one is ignored).
+fn usable_label(l: &str) -> Option<String> {
+    (l.len() <= 64 && !l.is_empty() && crate::sdp::check_attribute("label", Some(l)).is_ok())
+        .then(|| l.to_owned())
 }
 
 fn check_attribute(name: &str, value: Option<&str>) -> Result<(), BuilderError> {

@@ -307,7 +307,12 @@ impl MediaSession {
                 .then(|| JitterConfig::new(8000, plan.receive_ptime));
             sc.rtcp = cfg.rtcp;
             sc.rtcp_interval = cfg.rtcp_interval;
-            sc.cname = format!("{}@{}", s.id, s.local.ip());
+            // RFC 3550 §6.5.1: at most 255 bytes.
+            let mut cname = format!("{}@{}", s.id, s.local.ip());
+            while cname.len() > 255 {
+                cname.pop();
+            }
+            sc.cname = cname;
             sc.event_capacity = cfg.event_capacity;
             if options.encoded_input {
                 sc.input = InputMode::Payload(plan.send.1);
@@ -355,8 +360,16 @@ impl MediaSession {
         }
         for s in &self.inner.streams {
             if let Some(m) = s.media.get() {
-                let _ = lock(&m.handle).stop();
-                self.wake(s);
+                // A full control queue (a burst of DTMF requests) drains
+                // within a turn once the shard is woken: retry, briefly.
+                for _ in 0..100 {
+                    let r = lock(&m.handle).stop();
+                    self.wake(s);
+                    if !matches!(r, Err(crate::media::HandleError::Full)) {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
             }
         }
         true
@@ -437,12 +450,18 @@ impl MediaSession {
     /// took: write at the pace of the audio; the input ring holds 160 ms).
     pub fn send_audio(&self, pcm: &[i16]) -> Result<usize, MediaError> {
         self.running()?;
-        let mut taken = None;
+        // Every stream takes the same samples (the fewest any has room
+        // for), so a caller retrying the rest duplicates nothing.
+        let room = self
+            .sending_streams()
+            .map(|m| lock(&m.handle).input_free())
+            .min()
+            .ok_or(MediaError::NotSending)?;
+        let chunk = &pcm[..pcm.len().min(room)];
         for m in self.sending_streams() {
-            let n = lock(&m.handle).write_pcm(pcm)?;
-            taken = Some(taken.map_or(n, |t: usize| t.min(n)));
+            lock(&m.handle).write_pcm(chunk)?;
         }
-        taken.ok_or(MediaError::NotSending)
+        Ok(chunk.len())
     }
 
     /// Queues audio already encoded (G.711 bytes, one per sample) on every

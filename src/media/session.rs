@@ -119,6 +119,9 @@ pub enum SessionError {
     },
 }
 
+/// Packets in a row of another size before the playout re-frames to it.
+const REFRAME_AFTER: u32 = 2;
+
 /// The shortest RTCP report interval accepted (RFC 3550 §6.2 allows a
 /// reduced minimum; this keeps a session from flooding).
 pub const MIN_RTCP_INTERVAL: Duration = Duration::from_millis(100);
@@ -321,6 +324,9 @@ pub struct MediaSession {
     recv_frame: usize,
     /// Frames in the audio pool (kept to resize it).
     pool_frames: usize,
+    /// A packet size (samples) seen instead of `recv_frame`, and how many
+    /// times in a row.
+    reframe_candidate: (usize, u32),
     direction: Direction,
     send_pt: PayloadType,
     send_codec: Box<dyn AudioCodec>,
@@ -550,6 +556,7 @@ impl MediaSession {
             frame_samples,
             recv_frame,
             pool_frames: frames,
+            reframe_candidate: (0, 0),
             direction,
             send_pt: send.0,
             send_codec,
@@ -1118,8 +1125,20 @@ impl MediaSession {
             self.deliver_payload(&pkt, codec);
         }
         let samples = self.recv_codecs[codec].1.samples_in(pkt.payload().len());
-        if samples != self.recv_frame {
-            self.reframe(samples);
+        if samples == self.recv_frame {
+            self.reframe_candidate = (0, 0);
+        } else {
+            // Switch only when the new size holds: a peer flapping between
+            // sizes must not rebuild the buffer (and allocate) per packet.
+            if self.reframe_candidate.0 == samples {
+                self.reframe_candidate.1 += 1;
+            } else {
+                self.reframe_candidate = (samples, 1);
+            }
+            if self.reframe_candidate.1 >= REFRAME_AFTER {
+                self.reframe_candidate = (0, 0);
+                self.reframe(samples);
+            }
         }
         match &mut self.jitter {
             Some(jb) => {
