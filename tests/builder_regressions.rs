@@ -27,7 +27,7 @@
 //! | 19 | rejected and non-audio m-lines dropped | `rejected_m_line_is_answered_with_port_zero_and_count_kept`, `non_audio_m_line_answered_with_port_zero` |
 //! | 20 | no common codec accepted as PCMU | `no_common_codec_is_rejected_not_accepted_as_pcmu`, `incompatible_offer_is_refused_cleanly` |
 //! | 21 | answer's first format used unchecked | `answer_first_format_not_offered_is_not_used` |
-//! | 22 | DTMF matched by PT number; acceptance ignored | `telephone_event_matched_by_rtpmap_not_number`, `dtmf_not_accepted_by_answer_is_not_sent` |
+//! | 22 | DTMF matched by PT number; acceptance ignored | `telephone_event_matched_by_rtpmap_not_number`, `dtmf_not_accepted_by_answer_is_not_sent`, `renumbered_telephone_event_is_sent_and_received` |
 //! | 23 | ptime of the other side ignored | `ptime_from_answer_is_applied_not_zeroed`, `answerer_adopts_the_offers_ptime`, `ptime_asked_of_us_does_not_change_how_we_receive` |
 //! | 24 | port 0 and `c=0.0.0.0` not recognised | `hold_address_is_recognised`, `peer_rejecting_our_stream_releases_its_port` |
 //! | 25 | a second offer/answer tears the call down | `second_answer_is_a_reoffer_not_a_teardown` (+ `_uring`), `failed_process_offer_leaves_builder_idle_and_retryable` |
@@ -2401,4 +2401,65 @@ fn far_end_packetising_at_another_ptime_is_played_in_its_frames() {
         assert!(frames.iter().skip(2).all(|f| f.1 == size), "{frames:?}");
         mgr.shutdown();
     }
+}
+
+/// An answer may number telephone-event otherwise than our offer: we send
+/// with its number (96) and the peer sends with ours (101), as each SDP
+/// told the other (RFC 3264 §6.1); both directions must work.
+#[test]
+fn renumbered_telephone_event_is_sent_and_received() {
+    let mgr = BuilderManager::new(cfg(65)).unwrap();
+    let far = FarEnd::new();
+    let answer = far.sdp(
+        "0 96",
+        &[
+            "a=rtpmap:0 PCMU/8000",
+            "a=rtpmap:96 telephone-event/8000",
+            "a=fmtp:96 0-15",
+            "a=ptime:20",
+        ],
+    );
+    let (b, s) = raw_call(&mgr, "b", &answer);
+    assert_eq!(b.media_streams()[0].telephone_event, Some(96));
+    s.send_dtmf('4', Duration::from_millis(60)).unwrap();
+    let end = Instant::now() + Duration::from_secs(2);
+    let mut sent_pt = None;
+    while sent_pt.is_none() && Instant::now() < end {
+        if let Some(p) = far.recv() {
+            if p.pt != 0 {
+                sent_pt = Some(p.pt);
+            }
+        }
+    }
+    assert_eq!(sent_pt, Some(96));
+    // Key 7 from the peer, numbered as our offer said: start, update, 3 ends.
+    let mut packets = Vec::new();
+    for (k, (dur, end)) in [
+        (160u16, false),
+        (320, false),
+        (480, true),
+        (480, true),
+        (480, true),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let payload = [
+            7,
+            if end { 0x80 | 10 } else { 10 },
+            (dur >> 8) as u8,
+            dur as u8,
+        ];
+        packets.push(rtp(101, 500 + k as u16, 8000, 0xfeed, k == 0, &payload));
+    }
+    let events = feed(&far, local(&b, 0), &s, &packets);
+    let ended: Vec<u8> = events
+        .iter()
+        .filter_map(|e| match e.event() {
+            Some(MediaEvent::Dtmf(d)) if d.ended => Some(d.event.0),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ended, [7]);
+    assert_eq!(s.statistics().streams[0].1.dropped, 0);
 }

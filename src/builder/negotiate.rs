@@ -765,6 +765,12 @@ impl Builder {
             // configured one (RFC 8866 §6.4: a=ptime is what the writer
             // wants to receive).
             plan.receive_ptime = if pairs.is_some() { ptime } else { cfg.ptime };
+            // Telephone-events arrive with the number our own SDP gave them:
+            // the offer's (echoed in our answer) for the callee, ours for
+            // the caller, whatever the answer renumbered them to.
+            if pairs.is_none() {
+                plan.receive_telephone_event = m.telephone_events.first().map(|t| t.local);
+            }
             let remote = remote_addr(m).map_err(|()| BuilderError::NoAddress(i))?;
             plans.push(Some((plan, remote)));
         }

@@ -150,6 +150,7 @@ pub(crate) struct StreamPlan {
     pub(crate) send: (PayloadType, CodecSpec),
     pub(crate) receive: Vec<(PayloadType, CodecSpec)>,
     pub(crate) telephone_event: Option<PayloadType>,
+    pub(crate) receive_telephone_event: Option<PayloadType>,
     pub(crate) ptime: Duration,
     pub(crate) receive_ptime: Duration,
     pub(crate) direction: Direction,
@@ -190,6 +191,7 @@ impl StreamPlan {
             send,
             receive,
             telephone_event: events.first().map(|m| m.remote),
+            receive_telephone_event: events.first().map(|m| m.remote),
             ptime,
             receive_ptime: ptime,
             direction,
@@ -299,6 +301,7 @@ impl MediaSession {
             sc.send = plan.send;
             sc.receive = plan.receive.clone();
             sc.telephone_event = plan.telephone_event;
+            sc.receive_telephone_event = plan.receive_telephone_event;
             sc.ptime = plan.ptime;
             sc.receive_ptime = Some(plan.receive_ptime);
             sc.direction = plan.direction;

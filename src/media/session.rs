@@ -170,9 +170,14 @@ pub struct SessionConfig {
     /// Payload types accepted on receive (the send one is always
     /// accepted).
     pub receive: Vec<(PayloadType, CodecSpec)>,
-    /// The negotiated telephone-event payload type (RFC 4733 §7.1.1), if
-    /// any.
+    /// The negotiated telephone-event payload type (RFC 4733 §7.1.1) we
+    /// send with, if any.
     pub telephone_event: Option<PayloadType>,
+    /// The telephone-event payload type the far end sends with, when it
+    /// differs (an answer may number it otherwise than the offer: each
+    /// side sends with the number the receiver's SDP gave); `None`: the
+    /// same as [`telephone_event`](Self::telephone_event).
+    pub receive_telephone_event: Option<PayloadType>,
     /// Packetisation interval we send at (the far end's `a=ptime`, RFC
     /// 8866 §6.4).
     pub ptime: Duration,
@@ -229,6 +234,7 @@ impl SessionConfig {
                 (PayloadType::PCMA, CodecSpec::G711(G711::Pcma)),
             ],
             telephone_event: PayloadType::new(101),
+            receive_telephone_event: None,
             ptime: Duration::from_millis(20),
             receive_ptime: None,
             direction: Direction::SendRecv,
@@ -333,6 +339,8 @@ pub struct MediaSession {
     /// Owns the [`RtpSource`] audio and events share.
     dtmf_tx: DtmfSender,
     telephone_event: Option<PayloadType>,
+    /// The telephone-event payload type received.
+    rx_event: Option<PayloadType>,
     input: Input,
     /// Index of the next audio tick.
     tick: u64,
@@ -427,6 +435,7 @@ impl MediaSession {
             send,
             receive,
             telephone_event,
+            receive_telephone_event,
             ptime,
             receive_ptime,
             direction,
@@ -497,7 +506,8 @@ impl MediaSession {
             }
             recv_codecs.push((pt, spec.build()));
         }
-        if let Some(te) = telephone_event {
+        let rx_event = receive_telephone_event.or(telephone_event);
+        if let Some(te) = rx_event {
             if recv_codecs.iter().any(|(p, _)| *p == te) {
                 return Err(SessionError::DuplicatePayloadType(te.value()));
             }
@@ -577,7 +587,8 @@ impl MediaSession {
             last_quality: None,
             received_at_quality: 0,
             highest_seq: None,
-            dtmf_rx: telephone_event.map(|pt| {
+            rx_event,
+            dtmf_rx: rx_event.map(|pt| {
                 DtmfReceiver::new(DtmfReceiverConfig {
                     payload_type: pt,
                     end_timeout: Duration::from_millis(300),
@@ -1058,7 +1069,7 @@ impl MediaSession {
             return;
         }
         let pt = pkt.payload_type();
-        if Some(pt) == self.telephone_event {
+        if Some(pt) == self.rx_event {
             // Events take sequence numbers of the audio stream (RFC 4733
             // §2.1): they count in its statistics, or every event would
             // look like loss.
