@@ -16,6 +16,11 @@
 //! measured from the *scheduled* send time as well as the actual one, so a
 //! generator that falls behind shows up as latency (coordinated omission
 //! corrected) and in its own audit, never as a quieter relay.
+//!
+//! The `loadgen` binary drives it; its first subcommand, `loadgen stress
+//! [--quick] [--scale F] [--json FILE]`, puts the media builder library
+//! under the five stress sub-tests and writes every figure as
+//! `stress.<subtest>.<figure>` (JSON schema `loadgen/1`).
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
