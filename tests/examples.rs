@@ -92,17 +92,19 @@ fn port_management() {
 #[test]
 fn stress_test() {
     let f = run_example("stress_test");
-    assert_eq!(text(&f, "success_rate"), "100.0");
-    assert_eq!(text(&f, "massive_success"), "20/20");
-    let dtmf = int(&f, "dtmf_sent");
+    assert_eq!(text(&f, "stress.success_rate"), "100.0");
+    let attempted = int(&f, "stress.massive.attempted");
+    assert_eq!(attempted, 20);
+    assert_eq!(int(&f, "stress.massive.success"), attempted);
+    let dtmf = int(&f, "stress.total.dtmf_sent");
     assert!(dtmf > 0);
-    assert_eq!(int(&f, "dtmf_received"), dtmf);
-    let audio = int(&f, "audio_sent");
+    assert_eq!(int(&f, "stress.total.dtmf_received"), dtmf);
+    let audio = int(&f, "stress.total.audio_sent");
     assert!(audio > 0);
-    assert_eq!(int(&f, "audio_received"), audio);
+    assert_eq!(int(&f, "stress.total.audio_received"), audio);
     // The queue's peak counts every push, the workers' returned calls
     // included: what is left in it at the end never exceeds it.
-    assert!(int(&f, "mixed_queue_peak") >= int(&f, "mixed_queue_left"));
-    assert_eq!(int(&f, "leaked_fds"), 0);
-    assert_eq!(int(&f, "leaked_threads"), 0);
+    assert!(int(&f, "stress.mixed.queue_peak") >= int(&f, "stress.mixed.queue_left"));
+    assert_eq!(int(&f, "stress.leaks.fds"), 0);
+    assert_eq!(int(&f, "stress.leaks.threads"), 0);
 }

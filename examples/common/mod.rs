@@ -270,47 +270,8 @@ impl Call {
     }
 }
 
-/// Entries of `/proc/self/fd`: descriptors open in this process (the
-/// directory handle used to read it included, the same in every reading).
-pub fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").map_or(0, Iterator::count)
-}
-
-/// Entries of `/proc/self/task`: threads of this process.
-pub fn threads() -> usize {
-    std::fs::read_dir("/proc/self/task").map_or(0, Iterator::count)
-}
-
 /// Fills `frame` from `source`, zero-padding if the source ended.
 pub fn next_frame(source: &mut impl mediarelay::audio::AudioSource, frame: &mut [i16]) {
     let n = source.fill(frame);
     frame[n..].fill(0);
-}
-
-/// A small, seeded pseudo-random generator (SplitMix64) for the examples'
-/// random choices and pauses; not for anything that needs security.
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator seeded from `seed` and the clock.
-    pub fn new(seed: u64) -> Rng {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        Rng(seed ^ t)
-    }
-
-    /// The next value.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A value in `0..n` (`n` > 0).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n.max(1)
-    }
 }

@@ -11,6 +11,7 @@
 //! | [`latency`] | HDR latency histograms from the scheduled and the actual send time, whole run and per second |
 //! | [`audit`] | generator self-audit: send lag, missed ticks, ENOBUFS/EAGAIN, the kernel's UDP buffer errors; run validity |
 //! | [`cpu`] | CPU time of the system under test from /proc |
+//! | [`stress`] | the media builder stress run (`loadgen stress`, and the `stress_test` example) |
 //!
 //! Open loop: packets are scheduled on a fixed grid, and latency is
 //! measured from the *scheduled* send time as well as the actual one, so a
@@ -30,3 +31,4 @@ pub mod cpu;
 pub mod latency;
 pub mod probe;
 pub mod stream;
+pub mod stress;

@@ -8,8 +8,6 @@
 //! run cannot go on, 2 for a bad command line.
 #![forbid(unsafe_code)]
 
-mod stress;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -56,7 +54,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Stress { quick, scale, json } => {
-            let outcome = match stress::run(stress::Options { quick, scale }) {
+            let outcome = match loadgen::stress::run(loadgen::stress::Options { quick, scale }) {
                 Ok(o) => o,
                 Err(e) => {
                     eprintln!("loadgen stress: {e}");
