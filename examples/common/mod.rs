@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use mediarelay::builder::{Builder, BuilderManager, MediaSession};
+use mediarelay::builder::MediaSession;
 use mediarelay::dtmf::EventCode;
 use mediarelay::media::{MediaEvent, SessionError};
 
@@ -208,67 +208,9 @@ fn count(tally: &Tally, event: MediaEvent) {
 }
 
 /// One loopback call between two builders of the same manager, negotiated
-/// and started.
-pub struct Call {
-    /// The offerer.
-    pub a: Arc<Builder>,
-    /// The answerer.
-    pub b: Arc<Builder>,
-    /// The offerer's media.
-    pub sa: MediaSession,
-    /// The answerer's media.
-    pub sb: MediaSession,
-}
-
-impl Call {
-    /// Creates builders `a` and `b`, runs offer/answer (a offers) and
-    /// starts the media of both. On any failure the builders created so far
-    /// are released (nothing leaks), and the error names the step.
-    pub fn connect(mgr: &BuilderManager, a: &str, b: &str) -> Result<Call, BoxError> {
-        let ba = mgr
-            .create_builder(a)
-            .map_err(|e| format!("create {a}: {e}"))?;
-        let bb = match mgr.create_builder(b) {
-            Ok(bb) => bb,
-            Err(e) => {
-                mgr.release_builder(a);
-                return Err(format!("create {b}: {e}").into());
-            }
-        };
-        let negotiate = || -> Result<(MediaSession, MediaSession), BoxError> {
-            let offer = ba.create_offer().map_err(|e| format!("offer: {e}"))?;
-            bb.process_offer(&offer)
-                .map_err(|e| format!("process offer: {e}"))?;
-            let answer = bb.create_answer().map_err(|e| format!("answer: {e}"))?;
-            ba.process_answer(&answer)
-                .map_err(|e| format!("process answer: {e}"))?;
-            let sa = ba.media_session().ok_or("offerer has no media session")?;
-            let sb = bb.media_session().ok_or("answerer has no media session")?;
-            sa.start().map_err(|e| format!("start {a}: {e}"))?;
-            sb.start().map_err(|e| format!("start {b}: {e}"))?;
-            Ok((sa, sb))
-        };
-        match negotiate() {
-            Ok((sa, sb)) => Ok(Call {
-                a: ba,
-                b: bb,
-                sa,
-                sb,
-            }),
-            Err(e) => {
-                mgr.release_builder(a);
-                mgr.release_builder(b);
-                Err(e)
-            }
-        }
-    }
-
-    /// Releases both builders (their media stops, their ports go back).
-    pub fn release(&self, mgr: &BuilderManager) {
-        mgr.release_builder(self.a.id());
-        mgr.release_builder(self.b.id());
-    }
-}
+/// and started (the load generator's).
+#[allow(unused_imports)] // not every example sets up calls this way
+pub use loadgen::stress::call::Call;
 
 /// Fills `frame` from `source`, zero-padding if the source ended.
 pub fn next_frame(source: &mut impl mediarelay::audio::AudioSource, frame: &mut [i16]) {

@@ -20,7 +20,7 @@
 //! The logic is the one of the `stress_test` example of the mediarelay
 //! crate, which keeps its own copy.
 
-mod call;
+pub mod call;
 pub mod figures;
 
 use std::collections::VecDeque;
