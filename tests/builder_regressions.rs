@@ -1663,10 +1663,17 @@ fn marker_bit_set_at_talkspurt_start() {
     let far = FarEnd::new();
     let (_b, s) = raw_call(&mgr, "b", &far.pcmu());
     let got = std::thread::scope(|sc| {
-        let rx = sc.spawn(|| far.collect(Duration::from_millis(700)));
-        paced(5, |k| send_frame(&s, &tone(k)));
-        std::thread::sleep(Duration::from_millis(200));
-        paced(5, |k| send_frame(&s, &tone(k)));
+        let rx = sc.spawn(|| far.collect(Duration::from_millis(900)));
+        // Each talkspurt is written at once (the input ring holds 160 ms),
+        // so a loaded machine scheduling this thread late cannot starve a
+        // tick inside it; the pause between them is well over a frame.
+        for k in 0..5 {
+            send_frame(&s, &tone(k));
+        }
+        std::thread::sleep(Duration::from_millis(350));
+        for k in 0..5 {
+            send_frame(&s, &tone(k));
+        }
         rx.join().unwrap()
     });
     let marks: Vec<bool> = got.iter().map(|p| p.marker).collect();
