@@ -24,7 +24,9 @@
 //! process exits non-zero, with a message on stderr, when a step or a
 //! self-check fails.
 
-use std::fmt::Display;
+mod report;
+
+use report::{Pacer, Report};
 use std::io::ErrorKind;
 use std::net::UdpSocket;
 use std::process::ExitCode;
@@ -899,66 +901,3 @@ fn attributes(mgr: &BuilderManager, report: &mut Report) -> Result<()> {
 }
 
 // ---------------------------------------------------------------- plumbing
-
-/// Sleeps to the next multiple of the ptime since it was made.
-struct Pacer {
-    t0: Instant,
-    k: u32,
-}
-
-impl Pacer {
-    fn new() -> Pacer {
-        Pacer {
-            t0: Instant::now(),
-            k: 0,
-        }
-    }
-
-    fn tick(&mut self) {
-        self.k += 1;
-        let next = self.t0 + PTIME * self.k;
-        std::thread::sleep(next.saturating_duration_since(Instant::now()));
-    }
-}
-
-/// Figures (`## key=value`, each with its meaning) and self-checks.
-#[derive(Default)]
-struct Report {
-    figures: Vec<(String, String, String)>,
-    checks: Vec<(String, bool)>,
-}
-
-impl Report {
-    fn figure(&mut self, key: &str, value: impl Display, meaning: &str) {
-        self.figures
-            .push((key.to_owned(), value.to_string(), meaning.to_owned()));
-    }
-
-    fn check(&mut self, what: &str, ok: bool) {
-        self.checks.push((what.to_owned(), ok));
-    }
-
-    fn finish(self, name: &str) -> ExitCode {
-        println!("\nFigures:");
-        for (k, v, meaning) in &self.figures {
-            println!("  {k}: {meaning}");
-            println!("## {k}={v}");
-        }
-        println!("\nSelf-checks:");
-        let mut failed = Vec::new();
-        for (what, ok) in &self.checks {
-            println!("  [{}] {what}", if *ok { "ok" } else { "FAILED" });
-            if !ok {
-                failed.push(what.as_str());
-            }
-        }
-        // The last line, as in the other examples: what scripts check.
-        if failed.is_empty() {
-            println!("## result=ok");
-            return ExitCode::SUCCESS;
-        }
-        println!("## result=failed");
-        eprintln!("{name}: self-check failed: {}", failed.join("; "));
-        ExitCode::FAILURE
-    }
-}

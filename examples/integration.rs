@@ -25,6 +25,9 @@
 //! `key=value` figures for scripts; the process exits non-zero, with a
 //! message on stderr, when a step or a self-check fails.
 
+mod report;
+
+use report::{Pacer, Report};
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -43,7 +46,6 @@ use mediarelay::sdp::Direction;
 type Error = Box<dyn std::error::Error + Send + Sync>;
 type Result<T> = std::result::Result<T, Error>;
 
-const PTIME: Duration = Duration::from_millis(20);
 const FRAME: usize = 160;
 const RATE: u32 = 8000;
 
@@ -1054,66 +1056,3 @@ fn pcap(calls: &mut Calls, dir: &Path, quick: bool, report: &mut Report) -> Resu
 }
 
 // ---------------------------------------------------------------- plumbing
-
-/// Sleeps to the next multiple of the ptime since it was made.
-struct Pacer {
-    t0: Instant,
-    k: u32,
-}
-
-impl Pacer {
-    fn new() -> Pacer {
-        Pacer {
-            t0: Instant::now(),
-            k: 0,
-        }
-    }
-
-    fn tick(&mut self) {
-        self.k += 1;
-        let next = self.t0 + PTIME * self.k;
-        std::thread::sleep(next.saturating_duration_since(Instant::now()));
-    }
-}
-
-/// Figures (`## key=value`, each with its meaning) and self-checks.
-#[derive(Default)]
-struct Report {
-    figures: Vec<(String, String, String)>,
-    checks: Vec<(String, bool)>,
-}
-
-impl Report {
-    fn figure(&mut self, key: &str, value: impl Display, meaning: &str) {
-        self.figures
-            .push((key.to_owned(), value.to_string(), meaning.to_owned()));
-    }
-
-    fn check(&mut self, what: &str, ok: bool) {
-        self.checks.push((what.to_owned(), ok));
-    }
-
-    fn finish(self, name: &str) -> ExitCode {
-        println!("\nFigures:");
-        for (k, v, meaning) in &self.figures {
-            println!("  {k}: {meaning}");
-            println!("## {k}={v}");
-        }
-        println!("\nSelf-checks:");
-        let mut failed = Vec::new();
-        for (what, ok) in &self.checks {
-            println!("  [{}] {what}", if *ok { "ok" } else { "FAILED" });
-            if !ok {
-                failed.push(what.as_str());
-            }
-        }
-        // The last line, as in the other examples: what scripts check.
-        if failed.is_empty() {
-            println!("## result=ok");
-            return ExitCode::SUCCESS;
-        }
-        println!("## result=failed");
-        eprintln!("{name}: self-check failed: {}", failed.join("; "));
-        ExitCode::FAILURE
-    }
-}

@@ -632,21 +632,7 @@ impl Engine {
                 )));
             }
         };
-        let leg = NewLeg {
-            spec: LegSpec {
-                rtp_port: pair.rtp(),
-                rtcp_port: (!opts.rtcp_mux).then_some(pair.rtcp()),
-                policy: opts.policy,
-                remote_rtp: opts.remote_rtp,
-                remote_rtcp: opts.remote_rtcp,
-                clock_rate: opts.clock_rate.unwrap_or(ClockRate::G711),
-                awaiting_answer: opts.awaiting_answer,
-            },
-            ports: pair,
-            rtp,
-            rtcp,
-            local_ip: self.bind_ip,
-        };
+        let leg = self.new_leg(pair, opts, rtp, rtcp);
         let (key, info) = self.request(shard, |reply| Command::AddEndpoint {
             tag: spec.tag,
             leg,
@@ -739,21 +725,7 @@ impl Engine {
                 .map_err(|e: AllocError| EngineError::Ports(e.to_string()))?;
             match self.bind_pair(pair.rtp(), (!opts.rtcp_mux).then_some(pair.rtcp())) {
                 Ok((rtp, rtcp)) => {
-                    return Ok(NewLeg {
-                        spec: LegSpec {
-                            rtp_port: pair.rtp(),
-                            rtcp_port: (!opts.rtcp_mux).then_some(pair.rtcp()),
-                            policy: opts.policy,
-                            remote_rtp: opts.remote_rtp,
-                            remote_rtcp: opts.remote_rtcp,
-                            clock_rate: opts.clock_rate.unwrap_or(ClockRate::G711),
-                            awaiting_answer: opts.awaiting_answer,
-                        },
-                        ports: pair,
-                        rtp,
-                        rtcp,
-                        local_ip: self.bind_ip,
-                    });
+                    return Ok(self.new_leg(pair, opts, rtp, rtcp));
                 }
                 Err(e) => {
                     in_use_streak = if e.kind() == std::io::ErrorKind::AddrInUse {
@@ -770,6 +742,31 @@ impl Engine {
         Err(EngineError::Io(format!(
             "could not bind a port pair after {ATTEMPTS} attempts: {last}"
         )))
+    }
+
+    /// A bound leg for `pair` with `opts`, ready for its shard.
+    fn new_leg(
+        &self,
+        pair: PortPair,
+        opts: &LegOptions,
+        rtp: UdpSocket,
+        rtcp: Option<UdpSocket>,
+    ) -> NewLeg {
+        NewLeg {
+            spec: LegSpec {
+                rtp_port: pair.rtp(),
+                rtcp_port: (!opts.rtcp_mux).then_some(pair.rtcp()),
+                policy: opts.policy,
+                remote_rtp: opts.remote_rtp,
+                remote_rtcp: opts.remote_rtcp,
+                clock_rate: opts.clock_rate.unwrap_or(ClockRate::G711),
+                awaiting_answer: opts.awaiting_answer,
+            },
+            ports: pair,
+            rtp,
+            rtcp,
+            local_ip: self.bind_ip,
+        }
     }
 
     fn bind_pair(
