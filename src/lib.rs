@@ -24,6 +24,7 @@
 //! | [`relay`] | Sans-IO relay core: latching, forwarding decision, timeouts, counters |
 //! | [`engine`] | Per-core shards on io_uring or epoll; the embedding API |
 //! | [`ng`] | rtpengine NG control protocol: bencode, framing, reply cache |
+//! | [`daemon`] | The `mediarelay` daemon as a function of its command line |
 //! | [`metrics`] | Prometheus text exposition, `/metrics` and `/ping` HTTP endpoint |
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
@@ -33,6 +34,8 @@ pub mod builder;
 pub mod codec;
 #[cfg(feature = "daemon")]
 pub mod config;
+#[cfg(feature = "daemon")]
+pub mod daemon;
 pub mod dtmf;
 #[allow(unsafe_code)]
 pub mod engine;

@@ -12,8 +12,12 @@ fn epoch() -> Instant {
 
 /// Nanoseconds since the process's run-clock epoch.
 pub fn now_ns() -> u64 {
-    Instant::now()
-        .saturating_duration_since(epoch())
+    ns_of(Instant::now())
+}
+
+/// The run-clock reading of `at` (0 for an instant before the epoch).
+pub fn ns_of(at: Instant) -> u64 {
+    at.saturating_duration_since(epoch())
         .as_nanos()
         .min(u128::from(u64::MAX)) as u64
 }

@@ -123,6 +123,13 @@ impl Latency {
         Percentiles::of(&self.from_sent)
     }
 
+    /// The percentile spectrum of the latency from the scheduled time:
+    /// (percentile, µs) at 0, 10, ..., 90, then 90 + 9 × 10^-k steps to
+    /// 99.999 (the "nines" of an HDR percentile plot).
+    pub fn spectrum(&self) -> Vec<(f64, u64)> {
+        spectrum_of(&self.from_scheduled)
+    }
+
     /// Per-second figures so far (the current second is closed first).
     pub fn seconds(&mut self) -> &[Second] {
         let i = self.current_index;
@@ -135,6 +142,27 @@ impl Latency {
         let _ = self.from_scheduled.add(&other.from_scheduled);
         let _ = self.from_sent.add(&other.from_sent);
     }
+}
+
+/// See [`Latency::spectrum`]; empty for an empty histogram.
+pub fn spectrum_of(h: &Histogram<u64>) -> Vec<(f64, u64)> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    let mut ps: Vec<f64> = (0..9).map(|i| f64::from(i) * 10.0).collect();
+    for k in 1..=5 {
+        // 90, 91, ..., 99; 99, 99.1, ..., 99.9; ... up to 99.999.
+        let span = 10f64.powi(2 - k);
+        for j in 0..10 {
+            ps.push(100.0 - span + span * f64::from(j) / 10.0);
+        }
+    }
+    ps.retain(|p| *p < 100.0);
+    ps.sort_by(f64::total_cmp);
+    ps.dedup();
+    ps.into_iter()
+        .map(|p| (p, h.value_at_quantile(p / 100.0)))
+        .collect()
 }
 
 #[cfg(test)]

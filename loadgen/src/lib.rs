@@ -28,7 +28,11 @@
 pub mod audit;
 pub mod clock;
 pub mod cpu;
+pub mod figures;
 pub mod latency;
+pub mod ng;
+pub mod plot;
 pub mod probe;
+pub mod relay;
 pub mod stream;
 pub mod stress;

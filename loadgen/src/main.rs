@@ -1,17 +1,33 @@
 //! `loadgen`: the load generator's command line.
 //!
 //! ```text
+//! loadgen relay  [--ng HOST:PORT] [--calls N] [--pps N] [--duration S] [--find-max] ...
 //! loadgen stress [--quick] [--scale F] [--json FILE]
 //! ```
 //!
 //! Exit status 0 when the run's self-checks pass, 1 when one fails or the
-//! run cannot go on, 2 for a bad command line.
+//! run cannot go on, 2 for a bad command line, 3 when the generator itself
+//! could not keep its schedule (the figures are not to be trusted).
 #![forbid(unsafe_code)]
 
-use std::path::PathBuf;
+use std::ffi::OsString;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use loadgen::figures::Figures;
+use loadgen::relay::{self, Options, Target, Trial};
+use mediarelay::engine::IoBackend;
+
+/// The embedded relay runs in this binary (a child process): the daemon's
+/// allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Exit status of a run whose generator fell behind its schedule.
+const EXIT_INVALID: u8 = 3;
 
 /// Open-loop, self-audited load generator for RTP relays and the mediarelay
 /// media library.
@@ -24,6 +40,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Calls through an RTP relay: set up over NG, RTP streamed both ways
+    /// at a fixed rate, every packet accounted for, calls deleted and the
+    /// relay checked to hold none. Without --ng, an embedded mediarelay on
+    /// loopback.
+    Relay(RelayArgs),
     /// The media builder library under load: massive connections, DTMF
     /// storm, rapid churn, parallel mixed load and a long-running call,
     /// over real UDP sockets on loopback (the Go media_builder stress
@@ -40,9 +61,100 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
     },
+    /// Runs the embedded relay (mediarelay's daemon with these flags); the
+    /// `relay` subcommand starts it in a child process.
+    #[command(name = "embedded-relay", hide = true)]
+    EmbeddedRelay {
+        /// The daemon's flags.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
 }
 
-/// A finite scale above zero.
+/// Where the relay is and what load to offer.
+#[derive(Debug, Args)]
+struct RelayArgs {
+    /// The relay's NG control address (e.g. rtpengine's 127.0.0.1:2223).
+    /// Without it, an embedded mediarelay is started on loopback.
+    #[arg(long, value_name = "HOST:PORT")]
+    ng: Option<SocketAddr>,
+    /// The relay's process id: its CPU time per relayed packet is reported
+    /// (known without it for the embedded relay).
+    #[arg(long, value_name = "PID")]
+    relay_pid: Option<u32>,
+    /// Concurrent calls.
+    #[arg(long, default_value_t = 200)]
+    calls: u32,
+    /// RTP packets per second per direction per call.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pps: u32,
+    /// Seconds of streaming (per trial with --find-max).
+    #[arg(long, default_value_t = 10.0, value_parser = positive)]
+    duration: f64,
+    /// Milliseconds to keep receiving after the last send.
+    #[arg(long, default_value_t = 500)]
+    drain_ms: u64,
+    /// Datagram size in bytes, RTP header included (172: G.711, 20 ms).
+    #[arg(long, default_value_t = 172)]
+    size: usize,
+    /// Generator threads.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
+    threads: u32,
+    /// The generator's I/O backend: auto, uring or epoll.
+    #[arg(long, default_value = "auto")]
+    backend: IoBackend,
+    /// Address the generator's sockets bind and offer in SDP.
+    #[arg(long, default_value = "127.0.0.1")]
+    local_ip: IpAddr,
+    /// The generator's port range (two even ports per call).
+    #[arg(long, default_value = "10000-29999", value_parser = port_range)]
+    local_ports: (u16, u16),
+    /// Loss above this percentage fails the run.
+    #[arg(long, default_value_t = 0.1)]
+    max_loss: f64,
+    /// p99 latency (from the scheduled send time) above this many
+    /// milliseconds fails the run.
+    #[arg(long, value_name = "MS")]
+    max_p99: Option<f64>,
+    /// Generator p99 send lag above this many microseconds makes the run
+    /// invalid.
+    #[arg(long, default_value_t = 1000)]
+    max_send_lag_us: u64,
+    /// Embedded relay: shards (default: one per CPU).
+    #[arg(long)]
+    relay_threads: Option<usize>,
+    /// Embedded relay: port range.
+    #[arg(long, default_value = "30000-44999", value_parser = port_range)]
+    relay_ports: (u16, u16),
+    /// Embedded relay: I/O backend (auto, uring, epoll).
+    #[arg(long)]
+    relay_backend: Option<String>,
+    /// Search the highest load: a binary search over calls between
+    /// --min-calls and --max-calls, one trial of --duration each.
+    #[arg(long)]
+    find_max: bool,
+    /// Lowest calls the search tries.
+    #[arg(long, default_value_t = 1)]
+    min_calls: u32,
+    /// Highest calls the search tries (default: --calls).
+    #[arg(long)]
+    max_calls: Option<u32>,
+    /// The search stops when its bounds are this many calls apart.
+    #[arg(long, default_value_t = 50)]
+    precision: u32,
+    /// Report files: PREFIX.json (every figure), PREFIX.jsonl (one line
+    /// per second), PREFIX.svg (plots).
+    #[arg(long, default_value = "target/loadgen/relay")]
+    report: PathBuf,
+    /// Write no report files.
+    #[arg(long)]
+    no_report: bool,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// A finite number above zero.
 fn positive(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
@@ -50,9 +162,28 @@ fn positive(s: &str) -> Result<f64, String> {
     }
 }
 
+/// `MIN-MAX` ports.
+fn port_range(s: &str) -> Result<(u16, u16), String> {
+    let (a, b) = s
+        .split_once('-')
+        .ok_or_else(|| format!("{s:?} is not MIN-MAX"))?;
+    let (a, b) = (
+        a.trim().parse::<u16>().map_err(|e| format!("{a:?}: {e}"))?,
+        b.trim().parse::<u16>().map_err(|e| format!("{b:?}: {e}"))?,
+    );
+    if a == 0 || a > b {
+        return Err(format!("{s:?} is not a port range (1 <= MIN <= MAX)"));
+    }
+    Ok((a, b))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::EmbeddedRelay { args } => {
+            mediarelay::daemon::main(std::iter::once(OsString::from("mediarelay")).chain(args))
+        }
+        Command::Relay(a) => run_relay(&a),
         Command::Stress { quick, scale, json } => {
             let outcome = match loadgen::stress::run(loadgen::stress::Options { quick, scale }) {
                 Ok(o) => o,
@@ -62,15 +193,8 @@ fn main() -> ExitCode {
                 }
             };
             if let Some(path) = json {
-                let text = match serde_json::to_string_pretty(&outcome.figures.to_json()) {
-                    Ok(t) => t,
-                    Err(e) => {
-                        eprintln!("loadgen stress: JSON report: {e}");
-                        return ExitCode::FAILURE;
-                    }
-                };
-                if let Err(e) = std::fs::write(&path, text + "\n") {
-                    eprintln!("loadgen stress: writing {}: {e}", path.display());
+                if let Err(e) = write_json(&path, &outcome.figures) {
+                    eprintln!("loadgen stress: {e}");
                     return ExitCode::FAILURE;
                 }
             }
@@ -82,4 +206,319 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+fn write_json(path: &Path, figures: &Figures) -> Result<(), String> {
+    let text = serde_json::to_string_pretty(&figures.to_json())
+        .map_err(|e| format!("JSON report: {e}"))?;
+    write_file(path, &(text + "\n"))
+}
+
+fn write_file(path: &Path, text: &str) -> Result<(), String> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    }
+    std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))
+}
+
+fn options(a: &RelayArgs) -> Options {
+    Options {
+        ng: a.ng,
+        relay_pid: a.relay_pid,
+        calls: a.calls,
+        pps: a.pps,
+        duration: Duration::from_secs_f64(a.duration),
+        drain: Duration::from_millis(a.drain_ms),
+        threads: a.threads as usize,
+        backend: a.backend,
+        local_ip: a.local_ip,
+        local_ports: a.local_ports,
+        packet_len: a.size,
+        max_loss_pct: a.max_loss,
+        max_p99: a.max_p99.map(|ms| Duration::from_secs_f64(ms / 1000.0)),
+        max_send_lag: Duration::from_micros(a.max_send_lag_us),
+        embedded: relay::embedded::EmbeddedOptions {
+            port_min: a.relay_ports.0,
+            port_max: a.relay_ports.1,
+            threads: a.relay_threads,
+            io_backend: a.relay_backend.clone(),
+        },
+        exe: None,
+        progress: !a.quiet,
+    }
+}
+
+fn run_relay(a: &RelayArgs) -> ExitCode {
+    let o = options(a);
+    let mut target = match Target::open(&o) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("loadgen relay: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut figures = Figures::quiet();
+    figures.put("relay.target", target.name.as_str());
+    let (trial, failures, ramp) = if a.find_max {
+        let hi = a.max_calls.unwrap_or(a.calls);
+        println!(
+            "loadgen relay --find-max: {} calls at most, trials of {:.1} s, through {}",
+            hi, a.duration, target.name
+        );
+        println!(
+            "{:>7} {:>10} {:>9} {:>9} {:>9}  result",
+            "calls", "loss %", "p99 us", "relay ns", "cpu %"
+        );
+        let search = relay::find_max(&o, &mut target, a.min_calls, hi, a.precision, |t, f| {
+            println!(
+                "{:>7} {:>10.4} {:>9} {:>9} {:>9}  {}",
+                t.calls,
+                t.totals.loss_pct(),
+                t.latency.from_scheduled().p99,
+                t.relay_ns_per_pkt()
+                    .map_or("-".into(), |v| format!("{v:.0}")),
+                t.relay_cpu_pct().map_or("-".into(), |v| format!("{v:.1}")),
+                if f.is_empty() {
+                    "pass".to_string()
+                } else {
+                    format!("FAIL: {}", f.join("; "))
+                }
+            );
+        });
+        let search = match search {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("loadgen relay: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        println!(
+            "no-drop rate (NDR): {} calls; partial-drop rate (PDR, loss <= {}%{}): {} calls",
+            search.ndr_calls.map_or("none".into(), |c| c.to_string()),
+            a.max_loss,
+            a.max_p99
+                .map_or(String::new(), |ms| format!(", p99 <= {ms} ms")),
+            search.pdr_calls.map_or("none".into(), |c| c.to_string()),
+        );
+        figures.put("relay.find_max.ndr_calls", search.ndr_calls);
+        figures.put("relay.find_max.pdr_calls", search.pdr_calls);
+        figures.put(
+            "relay.find_max.ndr_pps",
+            search
+                .ndr_calls
+                .map(|c| u64::from(c) * 2 * u64::from(a.pps)),
+        );
+        figures.put(
+            "relay.find_max.pdr_pps",
+            search
+                .pdr_calls
+                .map(|c| u64::from(c) * 2 * u64::from(a.pps)),
+        );
+        let ramp: Vec<_> = search
+            .trials
+            .iter()
+            .map(|(t, _)| t.ramp_point(&o))
+            .collect();
+        figures.put(
+            "relay.find_max.trials",
+            serde_json::Value::Array(
+                ramp.iter()
+                    .map(|p| {
+                        serde_json::json!({
+                            "calls": p.calls, "loss_pct": p.loss_pct, "p99_us": p.p99_us,
+                            "relay_cpu_pct": p.relay_cpu_pct, "pass": p.pass,
+                        })
+                    })
+                    .collect(),
+            ),
+        );
+        // The report's detail is the highest passing trial's (or the last).
+        let mut trials = search.trials;
+        let pick = trials
+            .iter()
+            .enumerate()
+            .filter(|(_, (t, f))| f.is_empty() && Some(t.calls) == search.pdr_calls)
+            .map(|(i, _)| i)
+            .next_back()
+            .unwrap_or(trials.len().saturating_sub(1));
+        let (t, _) = trials.swap_remove(pick);
+        // A search passes when it found a passing load at all.
+        let failures = if search.pdr_calls.is_some() {
+            Vec::new()
+        } else {
+            vec!["no load met the bounds".to_string()]
+        };
+        (t, failures, ramp)
+    } else {
+        match relay::trial(&o, &mut target, a.calls) {
+            Ok(t) => {
+                let f = t.failures(&o);
+                (t, f, Vec::new())
+            }
+            Err(e) => {
+                eprintln!("loadgen relay: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    };
+    trial.put_figures(&mut figures, "relay", &o);
+    print_summary(&target, &trial, &o);
+    if !a.no_report {
+        if let Err(e) = write_reports(&a.report, &figures, &trial, &ramp, &target, &o) {
+            eprintln!("loadgen relay: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    if failures.is_empty() {
+        println!("result: pass");
+        ExitCode::SUCCESS
+    } else {
+        println!("result: FAIL: {}", failures.join("; "));
+        if matches!(trial.validity, loadgen::audit::Validity::Invalid(_)) {
+            ExitCode::from(EXIT_INVALID)
+        } else {
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_summary(target: &Target, t: &Trial, o: &Options) {
+    let s = &t.totals;
+    println!(
+        "loadgen relay: {} calls ({} up) through {} (NG {}), {} pps each way, {:.1} s",
+        t.calls,
+        t.calls_up,
+        target.name,
+        target.ng,
+        o.pps,
+        o.duration.as_secs_f64()
+    );
+    println!(
+        "  packets   sent {} received {} lost {} ({:.4}%) late {} duplicates {} reordered {} max gap {} bursts {}",
+        s.sent,
+        s.received,
+        s.lost,
+        s.loss_pct(),
+        s.late,
+        s.duplicates,
+        s.reordered,
+        s.max_gap,
+        s.bursts
+    );
+    let l = t.latency.from_scheduled();
+    let ls = t.latency.from_sent();
+    println!(
+        "  latency   us from scheduled: p50 {} p90 {} p99 {} p99.9 {} p99.99 {} max {}",
+        l.p50, l.p90, l.p99, l.p999, l.p9999, l.max
+    );
+    println!(
+        "            us from sent:      p50 {} p90 {} p99 {} p99.9 {} p99.99 {} max {}",
+        ls.p50, ls.p90, ls.p99, ls.p999, ls.p9999, ls.max
+    );
+    let mut mos = t.mos.clone();
+    mos.sort_by(f64::total_cmp);
+    println!(
+        "  streams   jitter ms p50 {:.3} p99 {:.3} max {:.3}; MOS estimate min {} p50 {}",
+        t.jitter_us.value_at_quantile(0.5) as f64 / 1000.0,
+        t.jitter_us.value_at_quantile(0.99) as f64 / 1000.0,
+        t.jitter_us.max() as f64 / 1000.0,
+        mos.first().map_or("-".into(), |m| format!("{m:.2}")),
+        mos.get(mos.len() / 2)
+            .map_or("-".into(), |m| format!("{m:.2}")),
+    );
+    let p = |h: &hdrhistogram::Histogram<u64>| {
+        format!(
+            "p50 {} p99 {}",
+            h.value_at_quantile(0.5),
+            h.value_at_quantile(0.99)
+        )
+    };
+    println!(
+        "  NG        us offer {}, answer {}, delete {}; after delete: {} of our calls listed, relay sessions {}",
+        p(&t.commands.offer),
+        p(&t.commands.answer),
+        p(&t.commands.delete),
+        t.leftover_calls.len(),
+        t.sessions_after
+            .map_or("not reported".into(), |n| n.to_string())
+    );
+    println!(
+        "  relay     CPU {} ns per relayed packet ({} of a core), softirq {} of all CPU",
+        t.relay_ns_per_pkt()
+            .map_or("-".into(), |v| format!("{v:.0}")),
+        t.relay_cpu_pct().map_or("-".into(), |v| format!("{v:.1}%")),
+        t.softirq_share
+            .map_or("-".into(), |v| format!("{:.1}%", v * 100.0)),
+    );
+    let a = t.audit.report();
+    println!(
+        "  generator {} ({}), CPU {} ns per packet sent or received, send lag us p50 {} p99 {} max {}, missed ticks {}, ENOBUFS {} EAGAIN {}, UDP rcvbuf errors {}",
+        match &t.validity {
+            loadgen::audit::Validity::Valid => "valid".to_string(),
+            loadgen::audit::Validity::Invalid(w) => format!("INVALID: {w}"),
+        },
+        t.backend,
+        t.generator_ns_per_pkt()
+            .map_or("-".into(), |v| format!("{v:.0}")),
+        a.send_lag_us.p50,
+        a.send_lag_us.p99,
+        a.send_lag_us.max,
+        a.missed_ticks,
+        a.enobufs,
+        a.eagain,
+        t.udp.map_or("-".into(), |u| u.rcvbuf_errors.to_string()),
+    );
+}
+
+fn with_ext(prefix: &Path, ext: &str) -> PathBuf {
+    let mut s = prefix.as_os_str().to_owned();
+    s.push(".");
+    s.push(ext);
+    PathBuf::from(s)
+}
+
+fn write_reports(
+    prefix: &Path,
+    figures: &Figures,
+    t: &Trial,
+    ramp: &[loadgen::plot::RampPoint],
+    target: &Target,
+    o: &Options,
+) -> Result<(), String> {
+    let json = with_ext(prefix, "json");
+    write_json(&json, figures)?;
+    let rows = t.second_rows();
+    let mut jsonl = String::new();
+    for r in &rows {
+        let line = serde_json::json!({
+            "t": r.t, "sent": r.sent, "received": r.received, "lost": r.lost,
+            "latency_us": {"p50": r.p50_us, "p99": r.p99_us, "max": r.max_us},
+        });
+        jsonl.push_str(&line.to_string());
+        jsonl.push('\n');
+    }
+    let jsonl_path = with_ext(prefix, "jsonl");
+    write_file(&jsonl_path, &jsonl)?;
+    let svg = with_ext(prefix, "svg");
+    let title = format!(
+        "loadgen relay: {} calls, {} pps each way, through {}",
+        t.calls, o.pps, target.name
+    );
+    let spectrum = t.latency.spectrum();
+    loadgen::plot::write_svg(
+        &svg,
+        &loadgen::plot::Plot {
+            title: &title,
+            spectrum: &spectrum,
+            seconds: &rows,
+            ramp,
+        },
+    )?;
+    println!(
+        "  reports   {} {} {}",
+        json.display(),
+        jsonl_path.display(),
+        svg.display()
+    );
+    Ok(())
 }

@@ -63,6 +63,7 @@ mod backend;
 mod bufring;
 mod epoll;
 mod mailbox;
+mod packet_loop;
 mod shard;
 pub(crate) mod sys;
 mod uring;
@@ -75,8 +76,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+pub use crate::relay::StreamKey;
 pub use backend::{Backend, BackendCounters, IoBackend, OwnTransmit, PacketSink};
 pub use mailbox::{Full, Queue};
+pub use packet_loop::{LoopSink, LoopWaker, PacketLoop};
 pub use shard::ShardStats;
 pub use sys::{gettid, nofile_limit, raise_nofile_limit, set_socket_buffers, thread_cpu_time};
 pub use uring::{UringConfig, UringSupport};

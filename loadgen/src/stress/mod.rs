@@ -21,15 +21,14 @@
 //! crate, which keeps its own copy.
 
 pub mod call;
-pub mod figures;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::figures::Figures;
 use call::{BoxError, Call, EventPump, Rng, Tally, lock, next_frame, open_fds, threads};
-use figures::Figures;
 use mediarelay::audio::Tone;
 use mediarelay::builder::{BuilderManager, ManagerConfig, ManagerStatistics, PortStrategy};
 

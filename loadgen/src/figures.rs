@@ -8,12 +8,41 @@ use serde_json::{Map, Value};
 pub const SCHEMA: &str = "loadgen/1";
 
 /// The figures measured so far.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Figures {
     root: Map<String, Value>,
+    echo: bool,
+}
+
+impl Default for Figures {
+    /// Figures that are printed as they are put.
+    fn default() -> Self {
+        Figures {
+            root: Map::new(),
+            echo: true,
+        }
+    }
 }
 
 impl Figures {
+    /// Figures that are kept, not printed (the caller prints a summary).
+    pub fn quiet() -> Self {
+        Figures {
+            root: Map::new(),
+            echo: false,
+        }
+    }
+
+    /// The value at a dotted path, if put.
+    pub fn get(&self, path: &str) -> Option<&Value> {
+        let mut segs = path.split('.');
+        let mut v = self.root.get(segs.next()?)?;
+        for s in segs {
+            v = v.get(s)?;
+        }
+        Some(v)
+    }
+
     /// Prints and keeps one figure. A path's segments are separated by
     /// dots; a later figure of the same path replaces the earlier one.
     pub fn put(&mut self, path: &str, value: impl Into<Value>) {
@@ -23,7 +52,9 @@ impl Figures {
             Value::Null => "none".to_owned(),
             v => v.to_string(),
         };
-        println!("## {path}={shown}");
+        if self.echo {
+            println!("## {path}={shown}");
+        }
         let mut node = &mut self.root;
         let mut segments = path.split('.').peekable();
         while let Some(seg) = segments.next() {

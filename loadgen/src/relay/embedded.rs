@@ -1,0 +1,118 @@
+//! The embedded relay: mediarelay's daemon run in a child process of the
+//! load generator (the same binary, `loadgen embedded-relay -- FLAGS`), so
+//! that its CPU time is measured apart from the generator's exactly as an
+//! external relay's is, and a crash of either side is seen as such.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::ng::NgClient;
+
+/// The hidden subcommand that runs the daemon.
+pub const SUBCOMMAND: &str = "embedded-relay";
+
+/// A running embedded relay; killed when dropped.
+#[derive(Debug)]
+pub struct EmbeddedRelay {
+    child: Child,
+    ng: SocketAddr,
+}
+
+/// How to start it.
+#[derive(Debug, Clone)]
+pub struct EmbeddedOptions {
+    /// Relay port range (RTP and RTCP ports).
+    pub port_min: u16,
+    /// Highest relay port.
+    pub port_max: u16,
+    /// Relay threads (shards); `None`: the daemon's default (one per CPU).
+    pub threads: Option<usize>,
+    /// `auto`, `uring` or `epoll`.
+    pub io_backend: Option<String>,
+}
+
+impl Default for EmbeddedOptions {
+    fn default() -> Self {
+        EmbeddedOptions {
+            port_min: 30000,
+            port_max: 44999,
+            threads: None,
+            io_backend: None,
+        }
+    }
+}
+
+impl EmbeddedRelay {
+    /// Starts `exe embedded-relay -- <daemon flags>` on 127.0.0.1 with a
+    /// free NG port and waits (up to 10 s) until it answers `ping`.
+    pub fn start(exe: &Path, o: &EmbeddedOptions) -> Result<EmbeddedRelay, String> {
+        let ng = {
+            let s = UdpSocket::bind("127.0.0.1:0").map_err(|e| format!("NG port: {e}"))?;
+            s.local_addr().map_err(|e| e.to_string())?
+        };
+        let mut cmd = Command::new(exe);
+        cmd.arg(SUBCOMMAND)
+            .arg("--")
+            .args(["--interface", "127.0.0.1"])
+            .args(["--listen-ng", &ng.to_string()])
+            .args(["--port-min", &o.port_min.to_string()])
+            .args(["--port-max", &o.port_max.to_string()])
+            .args(["--delete-delay", "0"])
+            .args(["--log-level", "warn"])
+            .arg("--foreground")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        if let Some(t) = o.threads {
+            cmd.args(["--num-threads", &t.to_string()]);
+        }
+        if let Some(b) = &o.io_backend {
+            cmd.args(["--io-backend", b]);
+        }
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("starting the embedded relay ({}): {e}", exe.display()))?;
+        let mut relay = EmbeddedRelay { child, ng };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut client = NgClient::new(ng).map_err(|e| e.to_string())?;
+        client.retransmit_after = Duration::from_millis(100);
+        client.tries = 1;
+        loop {
+            if let Ok(Some(status)) = relay.child.try_wait() {
+                return Err(format!("the embedded relay exited at start: {status}"));
+            }
+            if client.ping().is_ok() {
+                return Ok(relay);
+            }
+            if Instant::now() > deadline {
+                return Err("the embedded relay did not answer ping within 10 s".into());
+            }
+        }
+    }
+
+    /// Its NG address.
+    pub fn ng(&self) -> SocketAddr {
+        self.ng
+    }
+
+    /// Its process id (for CPU accounting).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `Some` with a description once it has exited (a crash mid-run).
+    pub fn exited(&mut self) -> Option<String> {
+        match self.child.try_wait() {
+            Ok(Some(s)) => Some(s.to_string()),
+            _ => None,
+        }
+    }
+}
+
+impl Drop for EmbeddedRelay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,326 @@
+//! The `mediarelay` daemon: an rtpengine-compatible media relay, as a
+//! function of its command line ([`main`]), so that the `mediarelay`
+//! binary and anything embedding the daemon (the load generator's
+//! embedded relay) run the same code.
+//!
+//! Start-up order: parse flags and the config file (an error is one stderr
+//! line and exit code 2), set up logging, block-free signal handling
+//! (SIGTERM/SIGINT stop, SIGHUP reloads the log level), raise the open-file
+//! limit and log the call capacity, start the relay [`Engine`], write the
+//! pidfile, start the control plane ([`ControlPlane`]: NG and HTTP servers),
+//! then wait for a signal. Shutdown runs the same steps backwards and exits
+//! 0. A start-up failure after logging is up is logged and exits 1.
+//!
+//! The daemon never forks: run it under a service manager (systemd
+//! `Type=simple`). `--foreground` is accepted for rtpengine compatibility.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use clap::Parser;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+use std::ffi::OsString;
+use tracing::level_filters::LevelFilter;
+use tracing::{error, info, warn};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{Registry, reload};
+
+use crate::config::{CapacityLimit, Cli, Config};
+use crate::engine::{Engine, EngineEvent, check_bind_ip, nofile_limit, raise_nofile_limit};
+use crate::metrics::MetricsServer;
+use crate::ng::{Handler, HandlerConfig, NgServer};
+
+/// Exit code of an invalid command line or configuration.
+const EXIT_CONFIG: u8 = 2;
+
+/// Changes the log level of the running subscriber.
+type LogHandle = reload::Handle<LevelFilter, Registry>;
+
+/// The servers that drive the engine: the NG control protocol on
+/// `listen-ng` (UDP) and the HTTP server on `listen-http` (Prometheus
+/// `/metrics`, `/ping`).
+///
+/// [`ControlPlane::start`] binds its sockets before returning (a bind
+/// failure fails the start-up) and runs the NG server on its own thread,
+/// which also drains [`Engine::try_event`] (media timeouts).
+/// [`ControlPlane::shutdown`] stops it after the replies to datagrams
+/// already received are sent, and drops its `Arc<Engine>`.
+struct ControlPlane {
+    ng: Option<NgServer>,
+    http: Option<MetricsServer>,
+}
+
+/// Why the daemon could not start or run.
+#[derive(Debug, thiserror::Error)]
+enum DaemonError {
+    /// Signal handlers could not be installed.
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+    /// The relay engine did not start.
+    #[error("cannot start the relay engine: {0}")]
+    Engine(crate::engine::EngineError),
+    /// The NG control socket did not start.
+    #[error("{0}")]
+    Ng(crate::ng::ServerError),
+    /// The HTTP (metrics) socket did not start.
+    #[error("cannot listen on {0} (listen-http): {1}")]
+    Http(std::net::SocketAddr, std::io::Error),
+    /// Not one call fits the port range or the open-file limit.
+    #[error("no call can be relayed: {0}")]
+    NoCapacity(String),
+    /// The pidfile could not be written.
+    #[error("cannot write pidfile {0}: {1}")]
+    Pidfile(PathBuf, std::io::Error),
+}
+
+impl ControlPlane {
+    /// Starts the NG server and the HTTP server (`/metrics`, `/ping`).
+    fn start(config: &Config, engine: &Arc<Engine>) -> Result<ControlPlane, DaemonError> {
+        let ng = match config.listen_ng {
+            Some(addr) => {
+                let cfg = HandlerConfig {
+                    advertised: config.interfaces.primary().sdp_address(),
+                    delete_delay: config.delete_delay,
+                    source_hold: config.source_hold,
+                    ..HandlerConfig::default()
+                };
+                let unix = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_default();
+                let handler = Handler::new(Arc::clone(engine), cfg, Instant::now(), unix);
+                let events = Arc::clone(engine);
+                let timeouts = move || loop {
+                    match events.try_event()? {
+                        EngineEvent::CallTimedOut { tag, .. } => return Some(tag),
+                        #[allow(unreachable_patterns)]
+                        _ => continue,
+                    }
+                };
+                let server = NgServer::start(addr, handler, timeouts).map_err(DaemonError::Ng)?;
+                info!(addr = %server.local_addr(), "NG control protocol listening");
+                Some(server)
+            }
+            None => None,
+        };
+        let http = match config.listen_http {
+            Some(addr) => {
+                let e = Arc::clone(engine);
+                let ng_counters = ng.as_ref().map(|s| Arc::clone(s.counters()));
+                let server = MetricsServer::start(addr, move |out: &mut String| {
+                    let ng = ng_counters
+                        .as_deref()
+                        .map(|c| c as &dyn crate::metrics::NgCounters);
+                    crate::metrics::render(&e, ng, out);
+                })
+                .map_err(|err| DaemonError::Http(addr, err))?;
+                info!(addr = %server.local_addr(), "HTTP (/metrics, /ping) listening");
+                Some(server)
+            }
+            None => None,
+        };
+        Ok(ControlPlane { ng, http })
+    }
+
+    /// Stops the servers and joins their threads.
+    fn shutdown(self) {
+        if let Some(ng) = self.ng {
+            ng.shutdown();
+        }
+        if let Some(http) = self.http {
+            http.shutdown();
+        }
+    }
+}
+
+/// Runs the daemon with `args` as its command line (`args[0]` the program
+/// name) until SIGTERM or SIGINT: exit code 0 after a clean stop, 2 for an
+/// invalid command line or configuration, 1 for a start-up failure. Installs
+/// the process's global `tracing` subscriber, so call it once per process.
+pub fn main<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help / --version: clap prints to stdout and exits 0.
+            e.exit();
+        }
+        Err(e) => {
+            eprintln!("mediarelay: {}", clap_error_line(&e));
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let config = match Config::load(&cli).and_then(|c| c.check_runnable().map(|()| c)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{}", e.to_line());
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let log = init_logging(config.log_level.level_filter());
+    match run(&cli, config, &log) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The daemon's life after logging is up.
+fn run(cli: &Cli, config: Config, log: &LogHandle) -> Result<(), DaemonError> {
+    info!(
+        version = env!("CARGO_PKG_VERSION"),
+        config = ?config.config_file,
+        "mediarelay starting"
+    );
+    for w in &config.warnings {
+        warn!("{w}");
+    }
+    // Before anything else starts, so that a signal during start-up is
+    // queued rather than killing the process half-initialised.
+    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP]).map_err(DaemonError::Signals)?;
+    check_bind_ip(config.interfaces.primary().local).map_err(DaemonError::Engine)?;
+    log_capacity(&config)?;
+
+    let engine = Arc::new(Engine::start(config.engine_config()).map_err(DaemonError::Engine)?);
+    info!(
+        backend = %engine.backend(),
+        reason = engine.backend_reason(),
+        shards = engine.shard_count(),
+        interface = %config.interfaces.primary(),
+        ports = %format_args!("{}-{}", config.ports.min(), config.ports.max()),
+        "relay engine started"
+    );
+    let pidfile = config
+        .pidfile
+        .as_deref()
+        .map(|p| write_pidfile(p).map(|()| p.to_path_buf()))
+        .transpose()?;
+    let control = match ControlPlane::start(&config, &engine) {
+        Ok(c) => c,
+        Err(e) => {
+            stop(None, engine, pidfile.as_deref());
+            return Err(e);
+        }
+    };
+    info!(pid = std::process::id(), "mediarelay ready");
+
+    for sig in signals.forever() {
+        match sig {
+            SIGHUP => reload(cli, log),
+            _ => {
+                info!(signal = sig, "stopping");
+                break;
+            }
+        }
+    }
+    stop(Some(control), engine, pidfile.as_deref());
+    info!("mediarelay stopped");
+    Ok(())
+}
+
+/// Stops the control plane, then the engine (its shards close every socket
+/// and release every port), then removes the pidfile.
+fn stop(control: Option<ControlPlane>, engine: Arc<Engine>, pidfile: Option<&Path>) {
+    if let Some(c) = control {
+        c.shutdown();
+    }
+    match Arc::try_unwrap(engine) {
+        Ok(e) => e.shutdown(),
+        // Dropping the last clone elsewhere stops the shards too.
+        Err(e) => warn!(
+            refs = Arc::strong_count(&e),
+            "engine still shared at shutdown"
+        ),
+    }
+    if let Some(Err(e)) = pidfile.map(std::fs::remove_file) {
+        warn!("cannot remove pidfile: {e}");
+    }
+}
+
+/// SIGHUP: re-reads the config file (flags still override it) and applies
+/// the new log level. Other changes need a restart; an invalid file keeps
+/// the running configuration.
+fn reload(cli: &Cli, log: &LogHandle) {
+    match Config::load(cli) {
+        Ok(c) => {
+            let level = c.log_level.level_filter();
+            match log.modify(|f| *f = level) {
+                Ok(()) => info!(level = %c.log_level, "SIGHUP: log level reloaded"),
+                Err(e) => warn!("SIGHUP: cannot change the log level: {e}"),
+            }
+        }
+        Err(e) => error!("SIGHUP: configuration not reloaded: {e}"),
+    }
+}
+
+/// Installs the global subscriber: one line per event on stderr, with a
+/// level that SIGHUP can change.
+fn init_logging(level: LevelFilter) -> LogHandle {
+    let (filter, handle) = reload::Layer::new(level);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal()),
+        )
+        .init();
+    handle
+}
+
+/// Raises `RLIMIT_NOFILE` to the hard limit and logs how many concurrent
+/// calls the port range and that limit allow, and which one binds; a
+/// capacity of 0 calls is a start-up failure.
+fn log_capacity(config: &Config) -> Result<(), DaemonError> {
+    let nofile = match raise_nofile_limit() {
+        Ok(n) => n,
+        Err(e) => {
+            let soft = nofile_limit().map_or(1024, |(soft, _)| soft);
+            warn!("cannot raise the open-file limit: {e}; staying at {soft}");
+            soft
+        }
+    };
+    let cap = config.capacity(nofile);
+    info!("{cap}");
+    if cap.calls() == 0 {
+        return Err(DaemonError::NoCapacity(cap.to_string()));
+    }
+    if cap.limit() == CapacityLimit::OpenFiles {
+        warn!(
+            "the open-file limit ({nofile}) caps the relay at {} calls, below the {} the port range allows: \
+             raise LimitNOFILE (systemd) or the hard `ulimit -n`",
+            cap.by_fds, cap.by_ports
+        );
+    }
+    Ok(())
+}
+
+/// Writes our pid to `path` (via a temporary file and a rename, so a
+/// reader never sees a partial file).
+fn write_pidfile(path: &Path) -> Result<(), DaemonError> {
+    let err = |e| DaemonError::Pidfile(path.to_path_buf(), e);
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, format!("{}\n", std::process::id())).map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)
+}
+
+/// The first line of a clap error, without its `error: ` prefix.
+fn clap_error_line(e: &clap::Error) -> String {
+    let rendered = e.render().to_string();
+    let first = rendered
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("invalid command line");
+    first.strip_prefix("error: ").unwrap_or(first).to_string()
+}
