@@ -34,5 +34,6 @@ pub mod ng;
 pub mod plot;
 pub mod probe;
 pub mod relay;
+pub mod setup;
 pub mod stream;
 pub mod stress;

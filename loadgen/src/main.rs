@@ -45,6 +45,10 @@ enum Command {
     /// relay checked to hold none. Without --ng, an embedded mediarelay on
     /// loopback.
     Relay(RelayArgs),
+    /// NG call set-up and teardown (offer, answer, delete) at a target
+    /// rate or flat out: latency per command and from offer to the first
+    /// relayed packet.
+    Setup(SetupArgs),
     /// The media builder library under load: massive connections, DTMF
     /// storm, rapid churn, parallel mixed load and a long-running call,
     /// over real UDP sockets on loopback (the Go media_builder stress
@@ -71,9 +75,9 @@ enum Command {
     },
 }
 
-/// Where the relay is and what load to offer.
-#[derive(Debug, Args)]
-struct RelayArgs {
+/// The relay under test.
+#[derive(Debug, Clone, Args)]
+struct TargetArgs {
     /// The relay's NG control address (e.g. rtpengine's 127.0.0.1:2223).
     /// Without it, an embedded mediarelay is started on loopback.
     #[arg(long, value_name = "HOST:PORT")]
@@ -82,6 +86,22 @@ struct RelayArgs {
     /// (known without it for the embedded relay).
     #[arg(long, value_name = "PID")]
     relay_pid: Option<u32>,
+    /// Embedded relay: shards (default: one per CPU).
+    #[arg(long)]
+    relay_threads: Option<usize>,
+    /// Embedded relay: port range.
+    #[arg(long, default_value = "30000-44999", value_parser = port_range)]
+    relay_ports: (u16, u16),
+    /// Embedded relay: I/O backend (auto, uring, epoll).
+    #[arg(long)]
+    relay_backend: Option<String>,
+}
+
+/// Where the relay is and what load to offer.
+#[derive(Debug, Args)]
+struct RelayArgs {
+    #[command(flatten)]
+    target: TargetArgs,
     /// Concurrent calls.
     #[arg(long, default_value_t = 200)]
     calls: u32,
@@ -120,15 +140,6 @@ struct RelayArgs {
     /// invalid.
     #[arg(long, default_value_t = 1000)]
     max_send_lag_us: u64,
-    /// Embedded relay: shards (default: one per CPU).
-    #[arg(long)]
-    relay_threads: Option<usize>,
-    /// Embedded relay: port range.
-    #[arg(long, default_value = "30000-44999", value_parser = port_range)]
-    relay_ports: (u16, u16),
-    /// Embedded relay: I/O backend (auto, uring, epoll).
-    #[arg(long)]
-    relay_backend: Option<String>,
     /// Search the highest load: a binary search over calls between
     /// --min-calls and --max-calls, one trial of --duration each.
     #[arg(long)]
@@ -152,6 +163,31 @@ struct RelayArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+}
+
+/// Set-up load.
+#[derive(Debug, Args)]
+struct SetupArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Calls to set up and tear down.
+    #[arg(long, default_value_t = 2000)]
+    calls: u64,
+    /// Calls per second (0: flat out).
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
+    /// Workers, each with its own NG socket.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Skip the offer-to-first-relayed-packet measurement.
+    #[arg(long)]
+    no_first_packet: bool,
+    /// Address the media sockets bind.
+    #[arg(long, default_value = "127.0.0.1")]
+    local_ip: IpAddr,
+    /// Writes every figure to FILE as JSON.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
 }
 
 /// A finite number above zero.
@@ -184,6 +220,7 @@ fn main() -> ExitCode {
             mediarelay::daemon::main(std::iter::once(OsString::from("mediarelay")).chain(args))
         }
         Command::Relay(a) => run_relay(&a),
+        Command::Setup(a) => run_setup(&a),
         Command::Stress { quick, scale, json } => {
             let outcome = match loadgen::stress::run(loadgen::stress::Options { quick, scale }) {
                 Ok(o) => o,
@@ -223,8 +260,8 @@ fn write_file(path: &Path, text: &str) -> Result<(), String> {
 
 fn options(a: &RelayArgs) -> Options {
     Options {
-        ng: a.ng,
-        relay_pid: a.relay_pid,
+        ng: a.target.ng,
+        relay_pid: a.target.relay_pid,
         calls: a.calls,
         pps: a.pps,
         duration: Duration::from_secs_f64(a.duration),
@@ -237,14 +274,18 @@ fn options(a: &RelayArgs) -> Options {
         max_loss_pct: a.max_loss,
         max_p99: a.max_p99.map(|ms| Duration::from_secs_f64(ms / 1000.0)),
         max_send_lag: Duration::from_micros(a.max_send_lag_us),
-        embedded: relay::embedded::EmbeddedOptions {
-            port_min: a.relay_ports.0,
-            port_max: a.relay_ports.1,
-            threads: a.relay_threads,
-            io_backend: a.relay_backend.clone(),
-        },
+        embedded: embedded_options(&a.target),
         exe: None,
         progress: !a.quiet,
+    }
+}
+
+fn embedded_options(t: &TargetArgs) -> relay::embedded::EmbeddedOptions {
+    relay::embedded::EmbeddedOptions {
+        port_min: t.relay_ports.0,
+        port_max: t.relay_ports.1,
+        threads: t.relay_threads,
+        io_backend: t.relay_backend.clone(),
     }
 }
 
@@ -380,6 +421,90 @@ fn run_relay(a: &RelayArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn setup_options(a: &SetupArgs) -> loadgen::setup::SetupOptions {
+    loadgen::setup::SetupOptions {
+        calls: a.calls,
+        rate: a.rate,
+        concurrency: a.concurrency.max(1),
+        first_packet: !a.no_first_packet,
+        local_ip: a.local_ip,
+    }
+}
+
+fn open_target(t: &TargetArgs) -> Result<Target, String> {
+    Target::open(&Options {
+        ng: t.ng,
+        relay_pid: t.relay_pid,
+        embedded: embedded_options(t),
+        ..Options::default()
+    })
+}
+
+fn run_setup(a: &SetupArgs) -> ExitCode {
+    let target = match open_target(&a.target) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("loadgen setup: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let o = setup_options(a);
+    let rep = match loadgen::setup::run(&o, &target) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("loadgen setup: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut figures = Figures::quiet();
+    figures.put("setup.target", target.name.as_str());
+    rep.put_figures(&mut figures, &o);
+    print_setup(&target, &rep);
+    if let Some(path) = &a.json {
+        if let Err(e) = write_json(path, &figures) {
+            eprintln!("loadgen setup: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let failures = rep.failures();
+    if failures.is_empty() {
+        println!("result: pass");
+        ExitCode::SUCCESS
+    } else {
+        println!("result: FAIL: {}", failures.join("; "));
+        ExitCode::FAILURE
+    }
+}
+
+fn print_setup(target: &Target, r: &loadgen::setup::SetupReport) {
+    println!(
+        "loadgen setup: {} calls set up and torn down ({} failed) through {} in {:.2} s: {:.0} setups/s",
+        r.completed,
+        r.failed,
+        target.name,
+        r.elapsed.as_secs_f64(),
+        r.setups_per_s()
+    );
+    for (name, h) in [
+        ("offer", &r.offer),
+        ("answer", &r.answer),
+        ("delete", &r.delete),
+        ("offer to first relayed packet", &r.first_packet),
+    ] {
+        let p = loadgen::latency::Percentiles::of(h);
+        println!(
+            "  {name:<30} us p50 {} p90 {} p99 {} p99.9 {} max {}",
+            p.p50, p.p90, p.p99, p.p999, p.max
+        );
+    }
+    println!(
+        "  after the run: {} of our calls listed, relay sessions {}",
+        r.leftover_calls,
+        r.sessions_after
+            .map_or("not reported".into(), |n| n.to_string())
+    );
 }
 
 fn print_summary(target: &Target, t: &Trial, o: &Options) {

@@ -165,6 +165,57 @@ pub fn set_socket_buffers(fd: RawFd, rcv: usize, snd: usize) -> io::Result<()> {
     Ok(())
 }
 
+/// Turns on `SO_TIMESTAMPNS`: each datagram received with `recvmsg`
+/// carries the kernel's receive time (`CLOCK_REALTIME`) as an
+/// `SCM_TIMESTAMPNS` control message.
+pub fn enable_rx_timestamps(fd: RawFd) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: passes a live c_int and its size to setsockopt; checked.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPNS,
+            (&raw const on).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Control-message space a receive reserves for an `SCM_TIMESTAMPNS`
+/// (header and a `timespec`, aligned).
+pub const RX_TIMESTAMP_CONTROL: usize = 64;
+
+/// The `SCM_TIMESTAMPNS` receive time in the control data of a `recvmsg`
+/// (a `cmsghdr` sequence, `man 3 cmsg`), as (seconds, nanoseconds) of
+/// `CLOCK_REALTIME`; `None` when absent. Parsed from bytes, no pointer
+/// casts.
+pub fn parse_rx_timestamp(control: &[u8]) -> Option<(i64, u32)> {
+    const HDR: usize = size_of::<libc::cmsghdr>();
+    let align = size_of::<usize>();
+    let mut off = 0;
+    while off + HDR <= control.len() {
+        let len = usize::from_ne_bytes(control.get(off..off + 8)?.try_into().ok()?);
+        let level = i32::from_ne_bytes(control.get(off + 8..off + 12)?.try_into().ok()?);
+        let kind = i32::from_ne_bytes(control.get(off + 12..off + 16)?.try_into().ok()?);
+        if len < HDR {
+            return None;
+        }
+        if level == libc::SOL_SOCKET && kind == libc::SCM_TIMESTAMPNS {
+            let d = control.get(off + HDR..off + HDR + 16)?;
+            let secs = i64::from_ne_bytes(d[..8].try_into().ok()?);
+            let nanos = i64::from_ne_bytes(d[8..16].try_into().ok()?);
+            return Some((secs, u32::try_from(nanos).ok()?));
+        }
+        off += len.div_ceil(align) * align;
+    }
+    None
+}
+
 /// CPU time consumed by the calling thread (user + system).
 pub fn thread_cpu_time() -> Duration {
     let mut ts = libc::timespec {

@@ -79,6 +79,15 @@ pub struct UringConfig {
     pub buf_size: usize,
     /// Fixed-file table size (sockets per shard).
     pub max_sockets: u32,
+    /// Kernel receive timestamps (`SO_TIMESTAMPNS`): the `now` a sink gets
+    /// with a datagram is the time the kernel queued it on the socket, not
+    /// the time the loop woke up. For measuring tools; the relay's shards
+    /// leave it off.
+    pub rx_timestamps: bool,
+    /// Completions a turn waits for before its timeout (1: wake on the
+    /// first). A measuring tool with `rx_timestamps` waits for a batch or
+    /// its next timer, so arrivals do not each cost a wake-up.
+    pub wait_batch: u32,
 }
 
 impl Default for UringConfig {
@@ -88,6 +97,8 @@ impl Default for UringConfig {
             buffers: 4096,
             buf_size: 2048,
             max_sockets: 65536,
+            rx_timestamps: false,
+            wait_batch: 1,
         }
     }
 }
@@ -512,6 +523,15 @@ pub struct UringBackend {
     /// Per own buffer: its destination.
     own_dests: Box<[RawAddr]>,
     counters: BackendCounters,
+    /// `SO_TIMESTAMPNS` on every socket; datagrams carry the kernel's time.
+    rx_timestamps: bool,
+    /// Completions a turn waits for (see [`UringConfig::wait_batch`]).
+    wait_batch: u32,
+    /// Where a received datagram's payload starts in its buffer.
+    payload_offset: usize,
+    /// A monotonic and a real-time reading taken together this turn, to
+    /// map kernel timestamps (real time) onto `Instant`s.
+    clock_pair: Option<(Instant, std::time::SystemTime)>,
 }
 
 impl std::fmt::Debug for UringBackend {
@@ -543,7 +563,14 @@ impl UringBackend {
         // SAFETY: msghdr is plain old data; all-zero is a valid value.
         let mut msghdr: Box<libc::msghdr> = Box::new(unsafe { std::mem::zeroed() });
         msghdr.msg_namelen = SOCKADDR_MAX as libc::socklen_t;
-        msghdr.msg_controllen = 0;
+        // With timestamps the kernel writes the control message into the
+        // provided buffer, between the address and the payload; the
+        // pointer itself is not used by multishot receives.
+        msghdr.msg_controllen = if cfg.rx_timestamps {
+            sys::RX_TIMESTAMP_CONTROL
+        } else {
+            0
+        };
         let n = usize::from(bufs.entries());
         let mut b = UringBackend {
             ring,
@@ -569,6 +596,15 @@ impl UringBackend {
             own_via: vec![Key::from_parts(u32::MAX, 0); OWN_BUFS].into_boxed_slice(),
             own_dests: vec![RawAddr::empty(); OWN_BUFS].into_boxed_slice(),
             counters: BackendCounters::default(),
+            rx_timestamps: cfg.rx_timestamps,
+            wait_batch: cfg.wait_batch.max(1),
+            payload_offset: PAYLOAD_OFFSET
+                + if cfg.rx_timestamps {
+                    sys::RX_TIMESTAMP_CONTROL
+                } else {
+                    0
+                },
+            clock_pair: None,
         };
         b.arm_wake()?;
         Ok(b)
@@ -729,6 +765,11 @@ impl UringBackend {
             return Dispatched::Unusable;
         };
         let data = msg.payload_data();
+        let now = if self.rx_timestamps {
+            kernel_time(&mut self.clock_pair, msg.control_data()).unwrap_or(now)
+        } else {
+            now
+        };
         let verdict = sink.on_packet(now, key, src, data, msg.is_payload_truncated());
         let len = data.len() as u32;
         let Verdict::Forward { via, dest } = verdict else {
@@ -746,11 +787,15 @@ impl UringBackend {
         let i = usize::from(bid) & self.buf_mask;
         self.dests[i].set(&dest);
         self.inflight[i] = via;
-        let e = opcode::Send::new(types::Fixed(slot), self.bufs.ptr(bid, PAYLOAD_OFFSET), len)
-            .dest_addr(self.dests[i].as_ptr())
-            .dest_addr_len(self.dests[i].len())
-            .build()
-            .user_data(KIND_SEND << KIND_SHIFT | u64::from(bid));
+        let e = opcode::Send::new(
+            types::Fixed(slot),
+            self.bufs.ptr(bid, self.payload_offset),
+            len,
+        )
+        .dest_addr(self.dests[i].as_ptr())
+        .dest_addr_len(self.dests[i].len())
+        .build()
+        .user_data(KIND_SEND << KIND_SHIFT | u64::from(bid));
         if let Err(e) = self.push(&e) {
             // Not queued: the buffer stays ours and goes back to the ring.
             sink.on_send_error(via, e.raw_os_error().unwrap_or(libc::EIO));
@@ -875,6 +920,23 @@ impl UringBackend {
     }
 }
 
+/// The kernel receive time in `control` as an `Instant`, through a pair
+/// of clock readings taken once per turn (`pair`); `None` without a
+/// timestamp.
+fn kernel_time(
+    pair: &mut Option<(Instant, std::time::SystemTime)>,
+    control: &[u8],
+) -> Option<Instant> {
+    let (secs, nanos) = sys::parse_rx_timestamp(control)?;
+    let (mono, real) = *pair.get_or_insert_with(|| (Instant::now(), std::time::SystemTime::now()));
+    let at = std::time::UNIX_EPOCH + Duration::new(u64::try_from(secs).ok()?, nanos);
+    Some(match real.duration_since(at) {
+        Ok(ago) => mono.checked_sub(ago).unwrap_or(mono),
+        // Stamped after the real-time reading: later than `mono`.
+        Err(e) => mono + e.duration(),
+    })
+}
+
 impl Backend for UringBackend {
     fn name(&self) -> &'static str {
         "uring"
@@ -882,6 +944,9 @@ impl Backend for UringBackend {
 
     fn register(&mut self, stream: StreamKey, sock: UdpSocket) -> io::Result<()> {
         sock.set_nonblocking(true)?;
+        if self.rx_timestamps {
+            sys::enable_rx_timestamps(sock.as_raw_fd())?;
+        }
         let slot = self
             .free_slots
             .pop()
@@ -944,10 +1009,13 @@ impl Backend for UringBackend {
             Some(t) => {
                 let ts = types::Timespec::from(t);
                 let args = types::SubmitArgs::new().timespec(&ts);
-                self.ring.submitter().submit_with_args(1, &args)
+                self.ring
+                    .submitter()
+                    .submit_with_args(self.wait_batch as usize, &args)
             }
-            None => self.ring.submit_and_wait(1),
+            None => self.ring.submit_and_wait(self.wait_batch as usize),
         };
+        self.clock_pair = None;
         match wait {
             Ok(_) => {}
             Err(e)

@@ -14,7 +14,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use mediarelay::engine::{IoBackend, LoopSink, OwnTransmit, PacketLoop, StreamKey};
+use mediarelay::engine::{IoBackend, LoopSink, OwnTransmit, PacketLoop, StreamKey, UringConfig};
 
 use crate::audit::SenderAudit;
 use crate::clock;
@@ -26,6 +26,8 @@ use crate::stream::{Arrival, StreamReport, StreamRx};
 pub const RTP_HEADER: usize = 12;
 /// Target length of a schedule slot.
 const SLOT_NS: u64 = 100_000;
+/// Completions that wake the loop before its next slot (io_uring).
+const WAIT_BATCH: u32 = 256;
 
 /// One socket of a generator thread.
 #[derive(Debug)]
@@ -118,6 +120,9 @@ pub struct Outcome {
     pub truncated: u64,
     /// The backend used.
     pub backend: IoBackend,
+    /// Arrival times are the kernel's (io_uring with `SO_TIMESTAMPNS`);
+    /// otherwise the loop's wake-up time.
+    pub kernel_timestamps: bool,
     /// io_uring_enter / epoll / mmsg calls made.
     pub syscalls: u64,
 }
@@ -313,7 +318,18 @@ pub const MIN_PACKET: usize = RTP_HEADER + PROBE_LEN;
 /// Runs one generator thread's plan to the end of its drain window.
 /// `progress` is called about every 100 ms with (sent, received) so far.
 pub fn run(plan: Plan, mut progress: impl FnMut(u64, u64)) -> Result<Outcome, String> {
-    let mut lp = PacketLoop::new(plan.backend).map_err(|e| e.to_string())?;
+    // Kernel receive timestamps (io_uring): arrivals are timed by the
+    // kernel, so the loop need not wake for each one; it wakes at its next
+    // schedule slot or after a batch of completions.
+    let mut lp = PacketLoop::with_uring_config(
+        plan.backend,
+        UringConfig {
+            rx_timestamps: true,
+            wait_batch: WAIT_BATCH,
+            ..UringConfig::default()
+        },
+    )
+    .map_err(|e| e.to_string())?;
     let period_ns = 1_000_000_000 / u64::from(plan.pps.max(1));
     let slots_n = (period_ns / SLOT_NS).max(1) as usize;
     let mut slots = vec![Vec::new(); slots_n];
@@ -404,6 +420,7 @@ pub fn run(plan: Plan, mut progress: impl FnMut(u64, u64)) -> Result<Outcome, St
         foreign: st.foreign,
         truncated: st.truncated,
         backend,
+        kernel_timestamps: backend == IoBackend::Uring,
         syscalls,
     })
 }

@@ -261,6 +261,8 @@ pub struct Trial {
     pub sessions_after: Option<i64>,
     /// Generator I/O backend.
     pub backend: IoBackend,
+    /// Arrivals timed by the kernel (`SO_TIMESTAMPNS`), not the loop.
+    pub kernel_timestamps: bool,
     /// Generator syscalls.
     pub syscalls: u64,
 }
@@ -448,6 +450,14 @@ impl Trial {
             self.generator_ns_per_pkt().map(|v| v.round()),
         );
         f.put("generator.backend", self.backend.as_str());
+        f.put(
+            "generator.arrival_clock",
+            if self.kernel_timestamps {
+                "kernel receive timestamp (SO_TIMESTAMPNS)"
+            } else {
+                "loop wake-up"
+            },
+        );
         f.put("generator.threads", o.threads as u64);
         let pkts = (t.sent + t.received).max(1);
         f.real(
@@ -683,6 +693,7 @@ pub fn trial(o: &Options, target: &mut Target, calls: u32) -> Result<Trial, Stri
     let mut seconds: Vec<SecondBucket> = Vec::new();
     let (mut misdelivered, mut foreign, mut truncated, mut syscalls) = (0, 0, 0, 0);
     let mut backend = o.backend;
+    let mut kernel_timestamps = !outcomes.is_empty();
     let mut reports = Vec::new();
     for out in &outcomes {
         for s in &out.streams {
@@ -710,6 +721,7 @@ pub fn trial(o: &Options, target: &mut Target, calls: u32) -> Result<Trial, Stri
         truncated += out.truncated;
         syscalls += out.syscalls;
         backend = out.backend;
+        kernel_timestamps &= out.kernel_timestamps;
     }
     let median_delay = Duration::from_micros(latency.from_sent().p50);
     let mos = reports
@@ -748,6 +760,7 @@ pub fn trial(o: &Options, target: &mut Target, calls: u32) -> Result<Trial, Stri
         leftover_calls,
         sessions_after,
         backend,
+        kernel_timestamps,
         syscalls,
     })
 }
