@@ -27,6 +27,7 @@
 
 pub mod audit;
 pub mod clock;
+pub mod compare;
 pub mod cpu;
 pub mod figures;
 pub mod latency;

@@ -49,6 +49,11 @@ enum Command {
     /// rate or flat out: latency per command and from offer to the first
     /// relayed packet.
     Setup(SetupArgs),
+    /// mediarelay and rtpengine side by side on loopback (same ports,
+    /// threads and load, alternating rounds): a fixed-load relay run, a
+    /// --find-max search and a set-up run against each; medians and
+    /// ratios. Needs `rtpengine` (Debian: apt-get install rtpengine-daemon).
+    Compare(CompareArgs),
     /// The media builder library under load: massive connections, DTMF
     /// storm, rapid churn, parallel mixed load and a long-running call,
     /// over real UDP sockets on loopback (the Go media_builder stress
@@ -190,6 +195,50 @@ struct SetupArgs {
     json: Option<PathBuf>,
 }
 
+/// What to compare.
+#[derive(Debug, Args)]
+struct CompareArgs {
+    /// Calls of the fixed-load run.
+    #[arg(long, default_value_t = 1000)]
+    calls: u32,
+    /// RTP packets per second per direction per call.
+    #[arg(long, default_value_t = 50)]
+    pps: u32,
+    /// Seconds of streaming per run (and per search trial).
+    #[arg(long, default_value_t = 5.0, value_parser = positive)]
+    duration: f64,
+    /// Rounds; the table shows medians.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Relay threads, the same for both.
+    #[arg(long, default_value_t = 1)]
+    relay_threads: usize,
+    /// Relay port range, the same for both.
+    #[arg(long, default_value = "30000-44999", value_parser = port_range)]
+    relay_ports: (u16, u16),
+    /// Highest calls the --find-max search tries.
+    #[arg(long, default_value_t = 2000)]
+    max_calls: u32,
+    /// The search stops when its bounds are this many calls apart.
+    #[arg(long, default_value_t = 100)]
+    precision: u32,
+    /// Skip the --find-max search.
+    #[arg(long)]
+    no_find_max: bool,
+    /// Loss above this percentage fails a search trial.
+    #[arg(long, default_value_t = 0.1)]
+    max_loss: f64,
+    /// Calls of the set-up run.
+    #[arg(long, default_value_t = 2000)]
+    setup_calls: u64,
+    /// The rtpengine binary.
+    #[arg(long, default_value = "rtpengine")]
+    rtpengine: PathBuf,
+    /// Writes the medians and ratios to FILE as JSON.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
 /// A finite number above zero.
 fn positive(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
@@ -221,6 +270,7 @@ fn main() -> ExitCode {
         }
         Command::Relay(a) => run_relay(&a),
         Command::Setup(a) => run_setup(&a),
+        Command::Compare(a) => run_compare(&a),
         Command::Stress { quick, scale, json } => {
             let outcome = match loadgen::stress::run(loadgen::stress::Options { quick, scale }) {
                 Ok(o) => o,
@@ -418,6 +468,63 @@ fn run_relay(a: &RelayArgs) -> ExitCode {
         if matches!(trial.validity, loadgen::audit::Validity::Invalid(_)) {
             ExitCode::from(EXIT_INVALID)
         } else {
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_compare(a: &CompareArgs) -> ExitCode {
+    let found = std::process::Command::new(&a.rtpengine)
+        .arg("--version")
+        .output()
+        .is_ok();
+    if !found {
+        eprintln!(
+            "loadgen compare: {} not found (Debian: apt-get install rtpengine-daemon, or --rtpengine PATH)",
+            a.rtpengine.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    let o = loadgen::compare::CompareOptions {
+        relay: Options {
+            calls: a.calls,
+            pps: a.pps,
+            duration: Duration::from_secs_f64(a.duration),
+            max_loss_pct: a.max_loss,
+            embedded: relay::embedded::EmbeddedOptions {
+                port_min: a.relay_ports.0,
+                port_max: a.relay_ports.1,
+                threads: Some(a.relay_threads),
+                io_backend: None,
+            },
+            progress: false,
+            ..Options::default()
+        },
+        setup: loadgen::setup::SetupOptions {
+            calls: a.setup_calls,
+            rate: 0.0,
+            concurrency: 4,
+            first_packet: true,
+            local_ip: std::net::Ipv4Addr::LOCALHOST.into(),
+        },
+        rounds: a.rounds.max(1),
+        find_max: (!a.no_find_max).then_some(a.max_calls),
+        precision: a.precision,
+        rtpengine: a.rtpengine.clone(),
+    };
+    match loadgen::compare::run(&o) {
+        Ok(c) => {
+            println!("{}", c.table);
+            if let Some(path) = &a.json {
+                if let Err(e) = write_json(path, &c.figures) {
+                    eprintln!("loadgen compare: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("loadgen compare: {e}");
             ExitCode::FAILURE
         }
     }

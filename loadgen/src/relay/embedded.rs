@@ -48,10 +48,7 @@ impl EmbeddedRelay {
     /// Starts `exe embedded-relay -- <daemon flags>` on 127.0.0.1 with a
     /// free NG port and waits (up to 10 s) until it answers `ping`.
     pub fn start(exe: &Path, o: &EmbeddedOptions) -> Result<EmbeddedRelay, String> {
-        let ng = {
-            let s = UdpSocket::bind("127.0.0.1:0").map_err(|e| format!("NG port: {e}"))?;
-            s.local_addr().map_err(|e| e.to_string())?
-        };
+        let ng = free_ng_port()?;
         let mut cmd = Command::new(exe);
         cmd.arg(SUBCOMMAND)
             .arg("--")
@@ -70,9 +67,39 @@ impl EmbeddedRelay {
         if let Some(b) = &o.io_backend {
             cmd.args(["--io-backend", b]);
         }
+        EmbeddedRelay::spawn(cmd, ng, "the embedded relay")
+    }
+
+    /// Starts Sipwise rtpengine (`exe`, e.g. `rtpengine` from Debian's
+    /// `rtpengine-daemon`) in userspace (`--table=-1`) on 127.0.0.1 with
+    /// the same port range and thread count, and waits until it answers
+    /// `ping`.
+    pub fn rtpengine(exe: &Path, o: &EmbeddedOptions) -> Result<EmbeddedRelay, String> {
+        let ng = free_ng_port()?;
+        let mut cmd = Command::new(exe);
+        cmd.args([
+            "--table=-1",
+            "--interface=127.0.0.1",
+            "--foreground",
+            "--log-stderr",
+        ])
+        .arg(format!("--listen-ng={ng}"))
+        .arg(format!("--port-min={}", o.port_min))
+        .arg(format!("--port-max={}", o.port_max))
+        .args(["--delete-delay=0", "--log-level=3"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        if let Some(t) = o.threads {
+            cmd.arg(format!("--num-threads={t}"));
+        }
+        EmbeddedRelay::spawn(cmd, ng, "rtpengine")
+    }
+
+    fn spawn(mut cmd: Command, ng: SocketAddr, what: &str) -> Result<EmbeddedRelay, String> {
         let child = cmd
             .spawn()
-            .map_err(|e| format!("starting the embedded relay ({}): {e}", exe.display()))?;
+            .map_err(|e| format!("starting {what} ({:?}): {e}", cmd.get_program()))?;
         let mut relay = EmbeddedRelay { child, ng };
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut client = NgClient::new(ng).map_err(|e| e.to_string())?;
@@ -80,13 +107,13 @@ impl EmbeddedRelay {
         client.tries = 1;
         loop {
             if let Ok(Some(status)) = relay.child.try_wait() {
-                return Err(format!("the embedded relay exited at start: {status}"));
+                return Err(format!("{what} exited at start: {status}"));
             }
             if client.ping().is_ok() {
                 return Ok(relay);
             }
             if Instant::now() > deadline {
-                return Err("the embedded relay did not answer ping within 10 s".into());
+                return Err(format!("{what} did not answer ping within 10 s"));
             }
         }
     }
@@ -108,6 +135,12 @@ impl EmbeddedRelay {
             _ => None,
         }
     }
+}
+
+/// A free UDP port on 127.0.0.1 for a relay's NG socket.
+fn free_ng_port() -> Result<SocketAddr, String> {
+    let s = UdpSocket::bind("127.0.0.1:0").map_err(|e| format!("NG port: {e}"))?;
+    s.local_addr().map_err(|e| e.to_string())
 }
 
 impl Drop for EmbeddedRelay {

@@ -137,9 +137,32 @@ impl Target {
         })
     }
 
+    /// Starts rtpengine (`exe`) with the embedded relay's port range and
+    /// thread count from `o`.
+    pub fn rtpengine(exe: &std::path::Path, o: &Options) -> Result<Target, String> {
+        let e = EmbeddedRelay::rtpengine(exe, &o.embedded)?;
+        let version = std::process::Command::new(exe)
+            .arg("--version")
+            .output()
+            .ok()
+            .and_then(|out| {
+                String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .chain(String::from_utf8_lossy(&out.stderr).lines())
+                    .find_map(|l| l.strip_prefix("Version: ").map(str::to_string))
+            })
+            .unwrap_or_default();
+        Ok(Target {
+            ng: e.ng(),
+            pid: Some(e.pid()),
+            name: format!("rtpengine {version}").trim().to_string(),
+            embedded: Some(e),
+        })
+    }
+
     fn check_alive(&mut self) -> Result<(), String> {
         match self.embedded.as_mut().and_then(EmbeddedRelay::exited) {
-            Some(s) => Err(format!("the embedded relay died: {s}")),
+            Some(s) => Err(format!("{} died: {s}", self.name)),
             None => Ok(()),
         }
     }

@@ -1,0 +1,209 @@
+//! `loadgen compare`: mediarelay and rtpengine side by side on loopback,
+//! with the same port range, thread count and load, alternating (round 1
+//! mediarelay first, round 2 rtpengine first, ...), each relay freshly
+//! started for every round; the table shows the median of the rounds and
+//! the ratio mediarelay / rtpengine.
+
+use std::path::PathBuf;
+
+use crate::figures::Figures;
+use crate::relay::{self, Options, Target};
+use crate::setup::{self, SetupOptions};
+
+/// How to compare.
+#[derive(Debug, Clone)]
+pub struct CompareOptions {
+    /// Load and relay settings (`calls`, `duration`, thread count...).
+    pub relay: Options,
+    /// Set-up run settings.
+    pub setup: SetupOptions,
+    /// Rounds (medians are taken over them).
+    pub rounds: usize,
+    /// Run the `--find-max` search too, up to this many calls.
+    pub find_max: Option<u32>,
+    /// Search precision, calls.
+    pub precision: u32,
+    /// The rtpengine binary.
+    pub rtpengine: PathBuf,
+}
+
+/// One relay's figures in one round.
+#[derive(Debug, Clone, Default)]
+struct Round {
+    values: Vec<(&'static str, Option<f64>)>,
+}
+
+/// The figures compared, in table order: (key, label, lower is better).
+const ROWS: &[(&str, &str, bool)] = &[
+    ("cpu_ns_per_pkt", "relay CPU per relayed packet, ns", true),
+    ("cpu_pct", "relay CPU, % of one core", true),
+    ("latency_p50_us", "added latency p50, us", true),
+    ("latency_p99_us", "added latency p99, us", true),
+    ("latency_p999_us", "added latency p99.9, us", true),
+    ("loss_pct", "loss, %", true),
+    ("ndr_calls", "max calls with zero loss (NDR)", false),
+    ("pdr_calls", "max calls within --max-loss (PDR)", false),
+    ("setups_per_s", "call set-ups per second", false),
+    ("offer_p50_us", "offer latency p50, us", true),
+    ("offer_p99_us", "offer latency p99, us", true),
+    (
+        "first_packet_p50_us",
+        "offer to first relayed packet p50, us",
+        true,
+    ),
+];
+
+fn measure(o: &CompareOptions, target: &mut Target) -> Result<Round, String> {
+    let mut r = Round::default();
+    let t = relay::trial(&o.relay, target, o.relay.calls)?;
+    let l = t.latency.from_sent();
+    r.values.push(("cpu_ns_per_pkt", t.relay_ns_per_pkt()));
+    r.values.push(("cpu_pct", t.relay_cpu_pct()));
+    r.values.push(("latency_p50_us", Some(l.p50 as f64)));
+    r.values.push(("latency_p99_us", Some(l.p99 as f64)));
+    r.values.push(("latency_p999_us", Some(l.p999 as f64)));
+    r.values.push(("loss_pct", Some(t.totals.loss_pct())));
+    if !t.failures(&o.relay).is_empty() {
+        eprintln!(
+            "  {}: fixed load: {}",
+            target.name,
+            t.failures(&o.relay).join("; ")
+        );
+    }
+    if let Some(max) = o.find_max {
+        let s = relay::find_max(&o.relay, target, 1, max, o.precision, |_, _| {})?;
+        r.values.push(("ndr_calls", s.ndr_calls.map(f64::from)));
+        r.values.push(("pdr_calls", s.pdr_calls.map(f64::from)));
+    }
+    let s = setup::run(&o.setup, target)?;
+    r.values.push(("setups_per_s", Some(s.setups_per_s())));
+    r.values
+        .push(("offer_p50_us", Some(s.offer.value_at_quantile(0.5) as f64)));
+    r.values
+        .push(("offer_p99_us", Some(s.offer.value_at_quantile(0.99) as f64)));
+    if o.setup.first_packet {
+        r.values.push((
+            "first_packet_p50_us",
+            Some(s.first_packet.value_at_quantile(0.5) as f64),
+        ));
+    }
+    Ok(r)
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    v.retain(|x| x.is_finite());
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+/// The comparison's outcome: a printable table and the figures.
+#[derive(Debug)]
+pub struct Comparison {
+    /// A Markdown table: figure, mediarelay, rtpengine, ratio.
+    pub table: String,
+    /// `compare.mediarelay.<key>`, `compare.rtpengine.<key>`,
+    /// `compare.ratio.<key>` (medians).
+    pub figures: Figures,
+}
+
+/// Runs the comparison.
+pub fn run(o: &CompareOptions) -> Result<Comparison, String> {
+    let mut ours: Vec<Round> = Vec::new();
+    let mut theirs: Vec<Round> = Vec::new();
+    let mut names = (String::new(), String::new());
+    for round in 0..o.rounds.max(1) {
+        for k in 0..2 {
+            let rtpengine_turn = (round + k) % 2 == 1;
+            let mut target = if rtpengine_turn {
+                Target::rtpengine(&o.rtpengine, &o.relay)?
+            } else {
+                Target::open(&Options {
+                    ng: None,
+                    ..o.relay.clone()
+                })?
+            };
+            eprintln!("round {}: {}", round + 1, target.name);
+            let r = measure(o, &mut target)?;
+            if rtpengine_turn {
+                names.1 = target.name.clone();
+                theirs.push(r);
+            } else {
+                names.0 = target.name.clone();
+                ours.push(r);
+            }
+        }
+    }
+    let med = |rounds: &[Round], key: &str| {
+        median(
+            rounds
+                .iter()
+                .filter_map(|r| {
+                    r.values
+                        .iter()
+                        .find(|(k, _)| *k == key)
+                        .and_then(|(_, v)| *v)
+                })
+                .collect(),
+        )
+    };
+    let mut figures = Figures::quiet();
+    figures.put("compare.mediarelay.name", names.0.as_str());
+    figures.put("compare.rtpengine.name", names.1.as_str());
+    figures.put("compare.rounds", o.rounds as u64);
+    figures.put("compare.calls", o.relay.calls);
+    figures.put("compare.pps", o.relay.pps);
+    figures.put(
+        "compare.relay_threads",
+        o.relay.embedded.threads.map(|t| t as u64),
+    );
+    let mut table = format!(
+        "| {} calls, {} pps each way, {} s, relay threads {}; medians of {} | {} | {} | ratio |\n|---|---:|---:|---:|\n",
+        o.relay.calls,
+        o.relay.pps,
+        o.relay.duration.as_secs_f64(),
+        o.relay
+            .embedded
+            .threads
+            .map_or("default".to_string(), |t| t.to_string()),
+        o.rounds,
+        names.0,
+        names.1
+    );
+    for (key, label, _) in ROWS {
+        let (a, b) = (med(&ours, key), med(&theirs, key));
+        if a.is_none() && b.is_none() {
+            continue;
+        }
+        let ratio = match (a, b) {
+            (Some(a), Some(b)) if b != 0.0 => Some(a / b),
+            _ => None,
+        };
+        figures.put(&format!("compare.mediarelay.{key}"), a);
+        figures.put(&format!("compare.rtpengine.{key}"), b);
+        figures.put(
+            &format!("compare.ratio.{key}"),
+            ratio.map(|r| (r * 1000.0).round() / 1000.0),
+        );
+        let show = |v: Option<f64>| match v {
+            Some(v) if v.abs() >= 100.0 => format!("{v:.0}"),
+            Some(v) if v.abs() >= 1.0 => format!("{v:.1}"),
+            Some(v) => format!("{v:.3}"),
+            None => "-".into(),
+        };
+        table.push_str(&format!(
+            "| {label} | {} | {} | {} |\n",
+            show(a),
+            show(b),
+            ratio.map_or("-".into(), |r| format!("{r:.2}"))
+        ));
+    }
+    Ok(Comparison { table, figures })
+}
