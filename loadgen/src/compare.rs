@@ -31,6 +31,8 @@ pub struct CompareOptions {
 #[derive(Debug, Clone, Default)]
 struct Round {
     values: Vec<(&'static str, Option<f64>)>,
+    /// What made runs of this round fail their checks, for the notes.
+    notes: Vec<String>,
 }
 
 /// The figures compared, in table order: (key, label, lower is better).
@@ -41,6 +43,11 @@ const ROWS: &[(&str, &str, bool)] = &[
     ("latency_p99_us", "added latency p99, us", true),
     ("latency_p999_us", "added latency p99.9, us", true),
     ("loss_pct", "loss, %", true),
+    (
+        "valid_runs",
+        "fixed-load runs with a valid generator",
+        false,
+    ),
     ("ndr_calls", "max calls with zero loss (NDR)", false),
     ("pdr_calls", "max calls within --max-loss (PDR)", false),
     ("setups_per_s", "call set-ups per second", false),
@@ -63,17 +70,38 @@ fn measure(o: &CompareOptions, target: &mut Target) -> Result<Round, String> {
     r.values.push(("latency_p99_us", Some(l.p99 as f64)));
     r.values.push(("latency_p999_us", Some(l.p999 as f64)));
     r.values.push(("loss_pct", Some(t.totals.loss_pct())));
-    if !t.failures(&o.relay).is_empty() {
-        eprintln!(
-            "  {}: fixed load: {}",
-            target.name,
-            t.failures(&o.relay).join("; ")
-        );
+    r.values.push((
+        "valid_runs",
+        Some(if matches!(t.validity, crate::audit::Validity::Valid) {
+            1.0
+        } else {
+            0.0
+        }),
+    ));
+    let fails = t.failures(&o.relay);
+    if !fails.is_empty() {
+        let note = format!("{}: fixed load: {}", target.name, fails.join("; "));
+        eprintln!("  {note}");
+        r.notes.push(note);
     }
     if let Some(max) = o.find_max {
         let s = relay::find_max(&o.relay, target, 1, max, o.precision, |_, _| {})?;
         r.values.push(("ndr_calls", s.ndr_calls.map(f64::from)));
         r.values.push(("pdr_calls", s.pdr_calls.map(f64::from)));
+        // What stopped the search: the smallest failing trial's reasons.
+        if let Some((t, f)) = s
+            .trials
+            .iter()
+            .filter(|(_, f)| !f.is_empty())
+            .min_by_key(|(t, _)| t.calls)
+        {
+            r.notes.push(format!(
+                "{}: search stopped by {} calls: {}",
+                target.name,
+                t.calls,
+                f.join("; ")
+            ));
+        }
     }
     let s = setup::run(&o.setup, target)?;
     r.values.push(("setups_per_s", Some(s.setups_per_s())));
@@ -177,12 +205,31 @@ pub fn run(o: &CompareOptions) -> Result<Comparison, String> {
         names.0,
         names.1
     );
+    let sum = |rounds: &[Round], key: &str| {
+        Some(
+            rounds
+                .iter()
+                .filter_map(|r| {
+                    r.values
+                        .iter()
+                        .find(|(k, _)| *k == key)
+                        .and_then(|(_, v)| *v)
+                })
+                .sum::<f64>(),
+        )
+    };
     for (key, label, _) in ROWS {
-        let (a, b) = (med(&ours, key), med(&theirs, key));
+        // A count over the rounds, not a median.
+        let (a, b) = if *key == "valid_runs" {
+            (sum(&ours, key), sum(&theirs, key))
+        } else {
+            (med(&ours, key), med(&theirs, key))
+        };
         if a.is_none() && b.is_none() {
             continue;
         }
         let ratio = match (a, b) {
+            _ if *key == "valid_runs" => None,
             (Some(a), Some(b)) if b != 0.0 => Some(a / b),
             _ => None,
         };
@@ -205,5 +252,20 @@ pub fn run(o: &CompareOptions) -> Result<Comparison, String> {
             ratio.map_or("-".into(), |r| format!("{r:.2}"))
         ));
     }
+    let notes: Vec<String> = ours
+        .iter()
+        .chain(&theirs)
+        .flat_map(|r| r.notes.iter().cloned())
+        .collect();
+    if !notes.is_empty() {
+        table.push_str("\nRuns that failed a check:\n");
+        for n in &notes {
+            table.push_str(&format!("- {n}\n"));
+        }
+    }
+    figures.put(
+        "compare.notes",
+        serde_json::Value::Array(notes.into_iter().map(serde_json::Value::String).collect()),
+    );
     Ok(Comparison { table, figures })
 }

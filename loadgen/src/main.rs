@@ -162,9 +162,18 @@ struct RelayArgs {
     /// per second), PREFIX.svg (plots).
     #[arg(long, default_value = "target/loadgen/relay")]
     report: PathBuf,
-    /// Write no report files.
+    /// Write no report files (but those named by --json, --jsonl, --svg).
     #[arg(long)]
     no_report: bool,
+    /// Every figure as JSON to FILE (instead of PREFIX.json).
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// One JSON line per second to FILE (instead of PREFIX.jsonl).
+    #[arg(long, value_name = "FILE")]
+    jsonl: Option<PathBuf>,
+    /// The plots as SVG to FILE (instead of PREFIX.svg).
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -391,6 +400,15 @@ fn run_relay(a: &RelayArgs) -> ExitCode {
                 .map_or(String::new(), |ms| format!(", p99 <= {ms} ms")),
             search.pdr_calls.map_or("none".into(), |c| c.to_string()),
         );
+        if let Some(ms) = a.max_p99 {
+            println!(
+                "highest load with p99 latency <= {ms} ms: {} calls",
+                search
+                    .latency_calls
+                    .map_or("none".into(), |c| c.to_string())
+            );
+        }
+        figures.put("relay.find_max.latency_calls", search.latency_calls);
         figures.put("relay.find_max.ndr_calls", search.ndr_calls);
         figures.put("relay.find_max.pdr_calls", search.pdr_calls);
         figures.put(
@@ -454,8 +472,18 @@ fn run_relay(a: &RelayArgs) -> ExitCode {
     };
     trial.put_figures(&mut figures, "relay", &o);
     print_summary(&target, &trial, &o);
-    if !a.no_report {
-        if let Err(e) = write_reports(&a.report, &figures, &trial, &ramp, &target, &o) {
+    let pick = |explicit: &Option<PathBuf>, ext: &str| {
+        explicit
+            .clone()
+            .or_else(|| (!a.no_report).then(|| with_ext(&a.report, ext)))
+    };
+    let files = ReportFiles {
+        json: pick(&a.json, "json"),
+        jsonl: pick(&a.jsonl, "jsonl"),
+        svg: pick(&a.svg, "svg"),
+    };
+    {
+        if let Err(e) = write_reports(&files, &figures, &trial, &ramp, &target, &o) {
             eprintln!("loadgen relay: {e}");
             return ExitCode::FAILURE;
         }
@@ -709,16 +737,26 @@ fn with_ext(prefix: &Path, ext: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// Where the report files go (`None`: not written).
+struct ReportFiles {
+    json: Option<PathBuf>,
+    jsonl: Option<PathBuf>,
+    svg: Option<PathBuf>,
+}
+
 fn write_reports(
-    prefix: &Path,
+    files: &ReportFiles,
     figures: &Figures,
     t: &Trial,
     ramp: &[loadgen::plot::RampPoint],
     target: &Target,
     o: &Options,
 ) -> Result<(), String> {
-    let json = with_ext(prefix, "json");
-    write_json(&json, figures)?;
+    let mut written = Vec::new();
+    if let Some(json) = &files.json {
+        write_json(json, figures)?;
+        written.push(json.display().to_string());
+    }
     let rows = t.second_rows();
     let mut jsonl = String::new();
     for r in &rows {
@@ -729,16 +767,23 @@ fn write_reports(
         jsonl.push_str(&line.to_string());
         jsonl.push('\n');
     }
-    let jsonl_path = with_ext(prefix, "jsonl");
-    write_file(&jsonl_path, &jsonl)?;
-    let svg = with_ext(prefix, "svg");
+    if let Some(path) = &files.jsonl {
+        write_file(path, &jsonl)?;
+        written.push(path.display().to_string());
+    }
+    let Some(svg) = &files.svg else {
+        if !written.is_empty() {
+            println!("  reports   {}", written.join(" "));
+        }
+        return Ok(());
+    };
     let title = format!(
         "loadgen relay: {} calls, {} pps each way, through {}",
         t.calls, o.pps, target.name
     );
     let spectrum = t.latency.spectrum();
     loadgen::plot::write_svg(
-        &svg,
+        svg,
         &loadgen::plot::Plot {
             title: &title,
             spectrum: &spectrum,
@@ -746,11 +791,7 @@ fn write_reports(
             ramp,
         },
     )?;
-    println!(
-        "  reports   {} {} {}",
-        json.display(),
-        jsonl_path.display(),
-        svg.display()
-    );
+    written.push(svg.display().to_string());
+    println!("  reports   {}", written.join(" "));
     Ok(())
 }

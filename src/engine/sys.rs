@@ -280,6 +280,44 @@ mod tests {
     }
 
     #[test]
+    fn rx_timestamp_is_found_among_control_messages() {
+        let hdr = size_of::<libc::cmsghdr>();
+        let cmsg = |level: i32, kind: i32, data: &[u8]| {
+            let mut v = Vec::new();
+            v.extend_from_slice(&(hdr + data.len()).to_ne_bytes());
+            v.extend_from_slice(&level.to_ne_bytes());
+            v.extend_from_slice(&kind.to_ne_bytes());
+            v.extend_from_slice(data);
+            while v.len() % size_of::<usize>() != 0 {
+                v.push(0);
+            }
+            v
+        };
+        let mut ts = Vec::new();
+        ts.extend_from_slice(&1_700_000_000i64.to_ne_bytes());
+        ts.extend_from_slice(&123_456_789i64.to_ne_bytes());
+        let other = cmsg(libc::IPPROTO_IP, libc::IP_TOS, &[0x2e]);
+        let stamp = cmsg(libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS, &ts);
+        let mut both = other.clone();
+        both.extend_from_slice(&stamp);
+        assert_eq!(
+            parse_rx_timestamp(&stamp),
+            Some((1_700_000_000, 123_456_789))
+        );
+        assert_eq!(
+            parse_rx_timestamp(&both),
+            Some((1_700_000_000, 123_456_789))
+        );
+        assert_eq!(parse_rx_timestamp(&other), None);
+        assert_eq!(parse_rx_timestamp(&[]), None);
+        // Truncated or with a length below the header: nothing, no panic.
+        assert_eq!(parse_rx_timestamp(&stamp[..stamp.len() - 4]), None);
+        let mut bad = stamp.clone();
+        bad[..8].copy_from_slice(&3usize.to_ne_bytes());
+        assert_eq!(parse_rx_timestamp(&bad), None);
+    }
+
+    #[test]
     fn eventfd_notify_drain() {
         let e = EventFd::new().unwrap();
         assert!(!e.drain());

@@ -816,6 +816,9 @@ pub struct Search {
     pub ndr_calls: Option<u32>,
     /// Highest calls meeting every bound (loss within `--max-loss`).
     pub pdr_calls: Option<u32>,
+    /// Highest trial whose p99 latency was within `--max-p99` (with a
+    /// valid generator); `None` without `--max-p99`.
+    pub latency_calls: Option<u32>,
 }
 
 /// TRex-style search: a binary search over offered calls in `lo..=hi`,
@@ -860,9 +863,20 @@ pub fn find_max(
         .filter(|(t, f)| f.is_empty() && t.totals.lost == 0)
         .map(|(t, _)| t.calls)
         .max();
+    let latency_calls = o.max_p99.and_then(|max| {
+        trials
+            .iter()
+            .filter(|(t, _)| {
+                matches!(t.validity, Validity::Valid)
+                    && t.latency.from_scheduled().p99 <= max.as_micros() as u64
+            })
+            .map(|(t, _)| t.calls)
+            .max()
+    });
     Ok(Search {
         trials,
         ndr_calls,
         pdr_calls: best,
+        latency_calls,
     })
 }

@@ -3,11 +3,14 @@
 //! thread, and the process's open descriptors and threads (moved from the
 //! media builder examples' shared helpers).
 
+use std::collections::BTreeMap;
 use std::error::Error;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
 
 use mediarelay::builder::{Builder, BuilderManager, MediaSession};
 use mediarelay::dtmf::EventCode;
@@ -27,6 +30,39 @@ pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Latency of each media builder API operation the stress run calls, µs
+/// (process-wide: every sub-test's calls add to it).
+static API_TIMES: Mutex<BTreeMap<&'static str, Histogram<u64>>> = Mutex::new(BTreeMap::new());
+
+/// Runs `f`, recording its duration as one `op` in the API latency
+/// histograms.
+pub fn timed<T>(op: &'static str, f: impl FnOnce() -> T) -> T {
+    let t0 = Instant::now();
+    let out = f();
+    let us = t0
+        .elapsed()
+        .as_micros()
+        .clamp(1, u128::from(crate::latency::MAX_LATENCY_US)) as u64;
+    let mut times = lock(&API_TIMES);
+    if let Some(h) = times.get_mut(op) {
+        let _ = h.record(us);
+    } else if let Ok(mut h) = Histogram::new_with_bounds(1, crate::latency::MAX_LATENCY_US, 3) {
+        let _ = h.record(us);
+        times.insert(op, h);
+    }
+    out
+}
+
+/// The API latency histograms recorded so far, cleared.
+pub fn take_api_times() -> BTreeMap<&'static str, Histogram<u64>> {
+    std::mem::take(&mut *lock(&API_TIMES))
+}
+
+/// A decoded frame at least this loud (peak sample) is a marker frame of
+/// the audio delay measurement; the stress run's tones peak at 0.3 of full
+/// scale (about 9,800).
+pub const MARKER_PEAK: i16 = 14_000;
+
 /// What the pump saw on one session.
 #[derive(Debug, Default)]
 pub struct Tally {
@@ -37,6 +73,11 @@ pub struct Tally {
     pub keys: Mutex<Vec<char>>,
     /// Decoded audio frames delivered (`MediaEvent::Audio`).
     pub audio_frames: AtomicU64,
+    /// When the pump took each decoded frame that started a run of marker
+    /// frames (peak at least [`MARKER_PEAK`]).
+    pub markers: Mutex<Vec<Instant>>,
+    /// Whether the previous decoded frame was a marker frame.
+    pub in_marker: AtomicBool,
     /// Keys this session refused after `send_dtmf` had returned `Ok`
     /// (`MediaEvent::Refused`: its queue of 16 keys was full). The request
     /// reaches the session on its shard's next turn, so a refusal can only
@@ -144,8 +185,17 @@ fn count(tally: &Tally, event: MediaEvent) {
         MediaEvent::Refused(SessionError::Dtmf(_)) => {
             tally.dtmf_refused.fetch_add(1, Ordering::SeqCst);
         }
-        MediaEvent::Audio(_) => {
+        MediaEvent::Audio(frame) => {
             tally.audio_frames.fetch_add(1, Ordering::Relaxed);
+            let loud = frame
+                .samples
+                .iter()
+                .any(|s| s.unsigned_abs() >= MARKER_PEAK.unsigned_abs());
+            if loud && !tally.in_marker.swap(true, Ordering::Relaxed) {
+                lock(&tally.markers).push(Instant::now());
+            } else if !loud {
+                tally.in_marker.store(false, Ordering::Relaxed);
+            }
         }
         _ => {}
     }
@@ -169,10 +219,9 @@ impl Call {
     /// starts the media of both. On any failure the builders created so far
     /// are released (nothing leaks), and the error names the step.
     pub fn connect(mgr: &BuilderManager, a: &str, b: &str) -> Result<Call, BoxError> {
-        let ba = mgr
-            .create_builder(a)
+        let ba = timed("create_builder", || mgr.create_builder(a))
             .map_err(|e| format!("create {a}: {e}"))?;
-        let bb = match mgr.create_builder(b) {
+        let bb = match timed("create_builder", || mgr.create_builder(b)) {
             Ok(bb) => bb,
             Err(e) => {
                 mgr.release_builder(a);
@@ -180,16 +229,18 @@ impl Call {
             }
         };
         let negotiate = || -> Result<(MediaSession, MediaSession), BoxError> {
-            let offer = ba.create_offer().map_err(|e| format!("offer: {e}"))?;
-            bb.process_offer(&offer)
+            let offer =
+                timed("create_offer", || ba.create_offer()).map_err(|e| format!("offer: {e}"))?;
+            timed("process_offer", || bb.process_offer(&offer))
                 .map_err(|e| format!("process offer: {e}"))?;
-            let answer = bb.create_answer().map_err(|e| format!("answer: {e}"))?;
-            ba.process_answer(&answer)
+            let answer = timed("create_answer", || bb.create_answer())
+                .map_err(|e| format!("answer: {e}"))?;
+            timed("process_answer", || ba.process_answer(&answer))
                 .map_err(|e| format!("process answer: {e}"))?;
             let sa = ba.media_session().ok_or("offerer has no media session")?;
             let sb = bb.media_session().ok_or("answerer has no media session")?;
-            sa.start().map_err(|e| format!("start {a}: {e}"))?;
-            sb.start().map_err(|e| format!("start {b}: {e}"))?;
+            timed("start", || sa.start()).map_err(|e| format!("start {a}: {e}"))?;
+            timed("start", || sb.start()).map_err(|e| format!("start {b}: {e}"))?;
             Ok((sa, sb))
         };
         match negotiate() {
@@ -209,8 +260,8 @@ impl Call {
 
     /// Releases both builders (their media stops, their ports go back).
     pub fn release(&self, mgr: &BuilderManager) {
-        mgr.release_builder(self.a.id());
-        mgr.release_builder(self.b.id());
+        timed("release_builder", || mgr.release_builder(self.a.id()));
+        timed("release_builder", || mgr.release_builder(self.b.id()));
     }
 }
 

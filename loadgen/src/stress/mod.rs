@@ -299,6 +299,9 @@ pub fn run(opts: Options) -> Result<Outcome, BoxError> {
         mgr.statistics().ports_total
     );
     let pump = EventPump::start()?;
+    // API latencies count from here (an earlier run in this process
+    // recorded its own).
+    let _ = call::take_api_times();
     let t0 = Instant::now();
     let mut rows = Vec::new();
     rows.push(massive(&mgr, &plan, &mut figs)?);
@@ -459,7 +462,9 @@ fn storm(
                 let mut keys = Vec::new();
                 while Instant::now() < end {
                     let key = KEYS[rng.below(12) as usize];
-                    match session.send_dtmf(key, Duration::from_millis(50)) {
+                    match call::timed("send_dtmf", || {
+                        session.send_dtmf(key, Duration::from_millis(50))
+                    }) {
                         Ok(()) => {
                             count.fetch_add(1, Ordering::SeqCst);
                             keys.push(key);
@@ -808,7 +813,7 @@ fn mixed(
                             next_frame(tone, &mut frame);
                         }
                         for session in [&t.call.sa, &t.call.sb] {
-                            if session.send_audio(&frame).is_ok() {
+                            if call::timed("send_audio", || session.send_audio(&frame)).is_ok() {
                                 frames.fetch_add(1, Ordering::Relaxed);
                             }
                         }
@@ -833,7 +838,11 @@ fn mixed(
                         continue;
                     };
                     for key in ['1', '2', '3'] {
-                        if t.call.sa.send_dtmf(key, Duration::from_millis(100)).is_ok() {
+                        if call::timed("send_dtmf", || {
+                            t.call.sa.send_dtmf(key, Duration::from_millis(100))
+                        })
+                        .is_ok()
+                        {
                             t.dtmf_ab.fetch_add(1, Ordering::SeqCst);
                         }
                         std::thread::sleep(Duration::from_millis(150));
@@ -963,6 +972,11 @@ fn long(
     let t = Tracked::new(Call::connect(mgr, "long-alice", "long-bob")?, pump);
     let stop = AtomicBool::new(false);
     let written = AtomicU64::new(0);
+    // Audio one-way delay: once a second alice writes a marker frame (a
+    // 1 kHz square wave at about half of full scale, louder than the
+    // tones); the time from `send_audio` to bob's decoded marker frame is
+    // the delay an application sees (ring, pacing, network, jitter buffer).
+    let marker_writes: Mutex<Vec<Instant>> = Mutex::new(Vec::new());
     let t0 = Instant::now();
     std::thread::scope(|s| -> Result<(), BoxError> {
         let audio = s.spawn(|| -> Result<(), String> {
@@ -974,9 +988,25 @@ fn long(
             let mut k = 0u32;
             while !stop.load(Ordering::SeqCst) {
                 k += 1;
-                for (tone, session) in tones.iter_mut().zip([&t.call.sa, &t.call.sb]) {
+                for (i, (tone, session)) in
+                    tones.iter_mut().zip([&t.call.sa, &t.call.sb]).enumerate()
+                {
                     next_frame(tone, &mut frame);
-                    session.send_audio(&frame).map_err(|e| e.to_string())?;
+                    let marker = i == 0 && k % 50 == 25;
+                    if marker {
+                        for (j, s) in frame.iter_mut().enumerate() {
+                            *s = if j % 8 < 4 {
+                                MARKER_LEVEL
+                            } else {
+                                -MARKER_LEVEL
+                            };
+                        }
+                    }
+                    call::timed("send_audio", || session.send_audio(&frame))
+                        .map_err(|e| e.to_string())?;
+                    if marker {
+                        lock(&marker_writes).push(Instant::now());
+                    }
                     written.fetch_add(1, Ordering::Relaxed);
                 }
                 let next = t0 + PTIME * k;
@@ -1069,7 +1099,39 @@ fn long(
         row.dtmf_sent,
         row.dtmf_received
     );
+    let delays = marker_delays(&lock(&marker_writes), &lock(&t.tb.markers));
     t.release(mgr, pump);
+    let p = crate::latency::Percentiles::of(&delays);
+    println!(
+        "   audio one-way delay alice->bob (send_audio to decoded frame, {} markers, {} seen): \
+         ms p50 {:.1} p90 {:.1} p99 {:.1} max {:.1}",
+        lock(&marker_writes).len(),
+        p.count,
+        p.p50 as f64 / 1000.0,
+        p.p90 as f64 / 1000.0,
+        p.p99 as f64 / 1000.0,
+        p.max as f64 / 1000.0
+    );
+    figs.put("stress.long_call.audio_delay_ms.markers", p.count);
+    for (name, v) in [
+        ("p50", p.p50),
+        ("p90", p.p90),
+        ("p99", p.p99),
+        ("max", p.max),
+    ] {
+        if p.count > 0 {
+            figs.real(
+                &format!("stress.long_call.audio_delay_ms.{name}"),
+                v as f64 / 1000.0,
+                2,
+            );
+        } else {
+            figs.put(
+                &format!("stress.long_call.audio_delay_ms.{name}"),
+                serde_json::Value::Null,
+            );
+        }
+    }
     figs.put("stress.long_call.audio_sent", row.audio_sent);
     figs.put("stress.long_call.audio_received", row.audio_received);
     figs.real("stress.long_call.received_pct", ratio, 2);
@@ -1088,6 +1150,28 @@ fn long(
     figs.put("stress.long_call.dtmf_sent", row.dtmf_sent);
     figs.put("stress.long_call.dtmf_received", row.dtmf_received);
     Ok(row)
+}
+
+/// Peak of the long call's marker frames (above [`call::MARKER_PEAK`]
+/// after G.711 coding).
+const MARKER_LEVEL: i16 = 16_000;
+
+/// Pairs each marker write with the first marker frame decoded after it
+/// and within a second: the delays, µs.
+fn marker_delays(writes: &[Instant], seen: &[Instant]) -> hdrhistogram::Histogram<u64> {
+    // Invariant: constant, valid bounds.
+    #[allow(clippy::expect_used)]
+    let mut h = hdrhistogram::Histogram::new_with_bounds(1, crate::latency::MAX_LATENCY_US, 3)
+        .expect("constant, valid histogram bounds");
+    for &w in writes {
+        if let Some(&a) = seen
+            .iter()
+            .find(|&&a| a >= w && a - w < Duration::from_secs(1))
+        {
+            let _ = h.record(((a - w).as_micros() as u64).clamp(1, crate::latency::MAX_LATENCY_US));
+        }
+    }
+    h
 }
 
 /// The final report; returns the self-check failures.
@@ -1137,6 +1221,74 @@ fn report(
             r.loss_pct(),
             r.jitter.as_secs_f64() * 1000.0
         );
+    }
+    // Operations per second over each sub-test's real elapsed time, and
+    // its success share.
+    for r in rows {
+        let key = match r.name {
+            "dtmf storm" => "dtmf_storm",
+            "mixed load" => "mixed",
+            "long call" => "long_call",
+            other => other,
+        };
+        let secs = r.elapsed.as_secs_f64().max(1e-9);
+        let tried = r.conns_ok + r.conns_failed;
+        figs.real(&format!("stress.{key}.elapsed_s"), secs, 3);
+        figs.real(
+            &format!("stress.{key}.calls_per_s"),
+            r.conns_ok as f64 / secs,
+            1,
+        );
+        figs.real(
+            &format!("stress.{key}.success_pct"),
+            if tried == 0 {
+                0.0
+            } else {
+                r.conns_ok as f64 * 100.0 / tried as f64
+            },
+            2,
+        );
+        figs.real(
+            &format!("stress.{key}.dtmf_per_s"),
+            r.dtmf_sent as f64 / secs,
+            1,
+        );
+        figs.real(&format!("stress.{key}.loss_pct"), r.loss_pct(), 3);
+    }
+    let churn_secs = churn.elapsed.as_secs_f64().max(1e-9);
+    figs.real("stress.churn.elapsed_s", churn_secs, 3);
+    figs.real(
+        "stress.churn.builders_per_s",
+        churn.created as f64 / churn_secs,
+        1,
+    );
+    figs.real(
+        "stress.churn.success_pct",
+        if churn.created + churn.failed == 0 {
+            0.0
+        } else {
+            churn.created as f64 * 100.0 / (churn.created + churn.failed) as f64
+        },
+        2,
+    );
+    let api = call::take_api_times();
+    println!("Media builder API latency (us, every call of the run):");
+    for (op, h) in &api {
+        let p = crate::latency::Percentiles::of(h);
+        println!(
+            "  {op:<16} {:>7} calls  p50 {:>6} p90 {:>6} p99 {:>6} p99.9 {:>6} max {:>7}",
+            p.count, p.p50, p.p90, p.p99, p.p999, p.max
+        );
+        for (name, v) in [
+            ("count", p.count),
+            ("p50", p.p50),
+            ("p90", p.p90),
+            ("p99", p.p99),
+            ("p999", p.p999),
+            ("max", p.max),
+        ] {
+            figs.put(&format!("stress.api_us.{op}.{name}"), v);
+        }
     }
     println!(
         "  {:<12} {:6.2} s  builders {} created, {} released, {} refused (offer only, no \
