@@ -124,9 +124,13 @@ fn receive_timestamps_are_the_kernels_not_the_wake_up() {
         .expect("register");
     let peer = UdpSocket::bind("127.0.0.1:0").expect("peer");
     let mut sink = Sink::default();
-    // Arm the receive, then send while the loop is not looking, and only
-    // take the datagram 50 ms later.
+    // Arm the receive. The kernel turns receive timestamping on for the
+    // whole system shortly after the first socket asks for it (a deferred
+    // static key): before that, a datagram is stamped when it is read.
     lp.turn(Some(Duration::ZERO), &mut sink).expect("turn");
+    std::thread::sleep(Duration::from_millis(100));
+    // Then send while the loop is not looking, and only take the datagram
+    // 50 ms later.
     let sent_at = Instant::now();
     peer.send_to(b"stamp me", to).expect("send");
     let after_send = Instant::now();

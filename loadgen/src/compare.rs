@@ -240,7 +240,7 @@ pub fn run(o: &CompareOptions) -> Result<Comparison, String> {
             ratio.map(|r| (r * 1000.0).round() / 1000.0),
         );
         let show = |v: Option<f64>| match v {
-            Some(v) if v.abs() >= 100.0 => format!("{v:.0}"),
+            Some(v) if v.abs() >= 100.0 || v.fract() == 0.0 => format!("{v:.0}"),
             Some(v) if v.abs() >= 1.0 => format!("{v:.1}"),
             Some(v) => format!("{v:.3}"),
             None => "-".into(),

@@ -128,6 +128,12 @@ struct RelayArgs {
     /// The generator's I/O backend: auto, uring or epoll.
     #[arg(long, default_value = "auto")]
     backend: IoBackend,
+    /// Schedule slot in microseconds: streams are spread over the packet
+    /// period in slots of this length, a slot's packets leave together and
+    /// the generator wakes once per slot. Longer slots cost the generator
+    /// less CPU and make the traffic burstier.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=20_000))]
+    slot_us: u64,
     /// Address the generator's sockets bind and offer in SDP.
     #[arg(long, default_value = "127.0.0.1")]
     local_ip: IpAddr,
@@ -336,6 +342,7 @@ fn options(a: &RelayArgs) -> Options {
         embedded: embedded_options(&a.target),
         exe: None,
         progress: !a.quiet,
+        slot: Duration::from_micros(a.slot_us),
     }
 }
 

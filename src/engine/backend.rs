@@ -287,6 +287,7 @@ mod tests {
             buffers,
             buf_size: 2048,
             max_sockets: 64,
+            ..UringConfig::default()
         };
         UringBackend::new(cfg, wake.raw()).unwrap()
     }

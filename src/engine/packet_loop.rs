@@ -108,6 +108,9 @@ impl<S: LoopSink> PacketSink for Adapter<'_, S> {
     }
 }
 
+/// The loop lives once per thread and is not moved per packet: the size
+/// difference between the variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Inner {
     Uring(UringBackend),
     Epoll(EpollBackend),

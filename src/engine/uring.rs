@@ -82,7 +82,10 @@ pub struct UringConfig {
     /// Kernel receive timestamps (`SO_TIMESTAMPNS`): the `now` a sink gets
     /// with a datagram is the time the kernel queued it on the socket, not
     /// the time the loop woke up. For measuring tools; the relay's shards
-    /// leave it off.
+    /// leave it off. The kernel turns timestamping on system-wide shortly
+    /// after the first socket asks for it (a deferred static key), so
+    /// datagrams in the first milliseconds may carry the time they were
+    /// read instead.
     pub rx_timestamps: bool,
     /// Completions a turn waits for before its timeout (1: wake on the
     /// first). A measuring tool with `rx_timestamps` waits for a batch or

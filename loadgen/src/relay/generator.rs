@@ -3,9 +3,10 @@
 //!
 //! Every socket sends one stream (to the relay port of its call leg) and
 //! receives the stream of the other leg of its call, relayed. The schedule
-//! is a grid: each packet period (20 ms at 50 pps) is cut into slots of
-//! about 100 µs, every stream has a slot, and a slot's packets go out in
-//! one batch (one `io_uring_enter` for all of them with io_uring). A
+//! is a grid: each packet period (20 ms at 50 pps) is cut into slots
+//! ([`Plan::slot`], 100 µs by default), every stream has a slot, and a
+//! slot's packets go out in one batch (one `io_uring_enter` for all of
+//! them with io_uring). A
 //! packet's probe carries its scheduled time (its slot's) and its actual
 //! send time, stamped as it is written into the send buffer.
 
@@ -24,8 +25,6 @@ use crate::stream::{Arrival, StreamReport, StreamRx};
 
 /// Size of the RTP header the generator writes (no CSRC, no extension).
 pub const RTP_HEADER: usize = 12;
-/// Target length of a schedule slot.
-const SLOT_NS: u64 = 100_000;
 /// Completions that wake the loop before its next slot (io_uring).
 const WAIT_BATCH: u32 = 256;
 
@@ -63,6 +62,9 @@ pub struct Plan {
     pub late_after: Duration,
     /// I/O backend.
     pub backend: IoBackend,
+    /// Target length of a schedule slot: the packets of one slot leave
+    /// together, and the loop wakes once per slot.
+    pub slot: Duration,
 }
 
 /// One second of the run (by scheduled send time for counts, by arrival
@@ -331,7 +333,8 @@ pub fn run(plan: Plan, mut progress: impl FnMut(u64, u64)) -> Result<Outcome, St
     )
     .map_err(|e| e.to_string())?;
     let period_ns = 1_000_000_000 / u64::from(plan.pps.max(1));
-    let slots_n = (period_ns / SLOT_NS).max(1) as usize;
+    let slot_ns = (plan.slot.as_nanos() as u64).max(1_000);
+    let slots_n = (period_ns / slot_ns).max(1) as usize;
     let mut slots = vec![Vec::new(); slots_n];
     let mut flows = Vec::with_capacity(plan.flows.len());
     for (i, f) in plan.flows.into_iter().enumerate() {

@@ -73,6 +73,8 @@ pub struct Options {
     pub exe: Option<PathBuf>,
     /// Draw a progress bar on a terminal.
     pub progress: bool,
+    /// Schedule slot length (see [`generator`]).
+    pub slot: Duration,
 }
 
 impl Default for Options {
@@ -95,6 +97,7 @@ impl Default for Options {
             embedded: EmbeddedOptions::default(),
             exe: None,
             progress: true,
+            slot: Duration::from_micros(100),
         }
     }
 }
@@ -282,6 +285,9 @@ pub struct Trial {
     pub leftover_calls: Vec<String>,
     /// The relay's own session count after the deletes, if it reports one.
     pub sessions_after: Option<i64>,
+    /// The relay is ours (embedded): it must hold no session at all
+    /// afterwards, not only none of this run's calls.
+    pub owned_relay: bool,
     /// Generator I/O backend.
     pub backend: IoBackend,
     /// Arrivals timed by the kernel (`SO_TIMESTAMPNS`), not the loop.
@@ -350,6 +356,13 @@ impl Trial {
                 self.leftover_calls.len(),
                 self.leftover_calls[0]
             ));
+        }
+        if self.owned_relay {
+            if let Some(n) = self.sessions_after.filter(|&n| n != 0) {
+                f.push(format!(
+                    "the embedded relay reports {n} sessions after every call was deleted"
+                ));
+            }
         }
         if let Validity::Invalid(why) = &self.validity {
             f.push(format!("generator invalid: {why}"));
@@ -625,6 +638,7 @@ pub fn trial(o: &Options, target: &mut Target, calls: u32) -> Result<Trial, Stri
             drain: o.drain,
             late_after: Duration::from_millis(150),
             backend: o.backend,
+            slot: o.slot,
         };
         let counters = Arc::clone(&sent_progress[t]);
         let h = std::thread::Builder::new()
@@ -782,6 +796,7 @@ pub fn trial(o: &Options, target: &mut Target, calls: u32) -> Result<Trial, Stri
         udp,
         leftover_calls,
         sessions_after,
+        owned_relay: target.embedded.is_some(),
         backend,
         kernel_timestamps,
         syscalls,
