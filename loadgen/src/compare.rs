@@ -88,6 +88,12 @@ fn measure(o: &CompareOptions, target: &mut Target) -> Result<Round, String> {
         let s = relay::find_max(&o.relay, target, 1, max, o.precision, |_, _| {})?;
         r.values.push(("ndr_calls", s.ndr_calls.map(f64::from)));
         r.values.push(("pdr_calls", s.pdr_calls.map(f64::from)));
+        if s.pdr_calls == Some(max) {
+            r.notes.push(format!(
+                "{}: the search passed at its ceiling ({max} calls, --max-calls): the relay carries at least that",
+                target.name
+            ));
+        }
         // What stopped the search: the smallest failing trial's reasons.
         if let Some((t, f)) = s
             .trials
@@ -109,6 +115,7 @@ fn measure(o: &CompareOptions, target: &mut Target) -> Result<Round, String> {
         .push(("offer_p50_us", Some(s.offer.value_at_quantile(0.5) as f64)));
     r.values
         .push(("offer_p99_us", Some(s.offer.value_at_quantile(0.99) as f64)));
+    r.values.push(("setup_cpu_us", s.relay_cpu_us_per_call()));
     if o.setup.first_packet {
         r.values.push((
             "first_packet_p50_us",
@@ -258,7 +265,7 @@ pub fn run(o: &CompareOptions) -> Result<Comparison, String> {
         .flat_map(|r| r.notes.iter().cloned())
         .collect();
     if !notes.is_empty() {
-        table.push_str("\nRuns that failed a check:\n");
+        table.push_str("\nNotes (runs that failed a check, searches that hit their ceiling):\n");
         for n in &notes {
             table.push_str(&format!("- {n}\n"));
         }

@@ -85,7 +85,7 @@ enum Command {
 struct TargetArgs {
     /// The relay's NG control address (e.g. rtpengine's 127.0.0.1:2223).
     /// Without it, an embedded mediarelay is started on loopback.
-    #[arg(long, value_name = "HOST:PORT")]
+    #[arg(long, value_name = "HOST:PORT", value_parser = resolve)]
     ng: Option<SocketAddr>,
     /// The relay's process id: its CPU time per relayed packet is reported
     /// (known without it for the embedded relay).
@@ -108,7 +108,7 @@ struct RelayArgs {
     #[command(flatten)]
     target: TargetArgs,
     /// Concurrent calls.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
     calls: u32,
     /// RTP packets per second per direction per call.
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
@@ -141,7 +141,7 @@ struct RelayArgs {
     #[arg(long, default_value = "10000-29999", value_parser = port_range)]
     local_ports: (u16, u16),
     /// Loss above this percentage fails the run.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, value_parser = percentage)]
     max_loss: f64,
     /// p99 latency (from the scheduled send time) above this many
     /// milliseconds fails the run.
@@ -191,7 +191,7 @@ struct SetupArgs {
     #[command(flatten)]
     target: TargetArgs,
     /// Calls to set up and tear down.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
     calls: u64,
     /// Calls per second (0: flat out).
     #[arg(long, default_value_t = 0.0)]
@@ -214,7 +214,7 @@ struct SetupArgs {
 #[derive(Debug, Args)]
 struct CompareArgs {
     /// Calls of the fixed-load run.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     calls: u32,
     /// RTP packets per second per direction per call.
     #[arg(long, default_value_t = 50)]
@@ -232,7 +232,7 @@ struct CompareArgs {
     #[arg(long, default_value = "30000-44999", value_parser = port_range)]
     relay_ports: (u16, u16),
     /// Highest calls the --find-max search tries.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..))]
     max_calls: u32,
     /// The search stops when its bounds are this many calls apart.
     #[arg(long, default_value_t = 100)]
@@ -241,10 +241,10 @@ struct CompareArgs {
     #[arg(long)]
     no_find_max: bool,
     /// Loss above this percentage fails a search trial.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, value_parser = percentage)]
     max_loss: f64,
     /// Calls of the set-up run.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
     setup_calls: u64,
     /// The rtpengine binary.
     #[arg(long, default_value = "rtpengine")]
@@ -252,6 +252,24 @@ struct CompareArgs {
     /// Writes the medians and ratios to FILE as JSON.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+}
+
+/// `HOST:PORT`, the host a name or an address (the first address it
+/// resolves to).
+fn resolve(s: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    s.to_socket_addrs()
+        .map_err(|e| format!("{s:?}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{s:?} resolves to no address"))
+}
+
+/// A percentage, 0 to 100.
+fn percentage(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=100.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a percentage from 0 to 100")),
+    }
 }
 
 /// A finite number above zero.
@@ -368,6 +386,13 @@ fn run_relay(a: &RelayArgs) -> ExitCode {
     figures.put("relay.target", target.name.as_str());
     let (trial, failures, ramp) = if a.find_max {
         let hi = a.max_calls.unwrap_or(a.calls);
+        if a.min_calls > hi {
+            eprintln!(
+                "loadgen relay: --min-calls {} is above the search's highest load {hi} (--max-calls, else --calls)",
+                a.min_calls
+            );
+            return ExitCode::from(2);
+        }
         println!(
             "loadgen relay --find-max: {} calls at most, trials of {:.1} s, through {}",
             hi, a.duration, target.name
@@ -641,6 +666,11 @@ fn print_setup(target: &Target, r: &loadgen::setup::SetupReport) {
             p.p50, p.p90, p.p99, p.p999, p.max
         );
     }
+    println!(
+        "  relay CPU {} us per call (set-up, first packet, teardown)",
+        r.relay_cpu_us_per_call()
+            .map_or("-".into(), |v| format!("{v:.1}"))
+    );
     println!(
         "  after the run: {} of our calls listed, relay sessions {}",
         r.leftover_calls,

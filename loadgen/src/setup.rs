@@ -60,6 +60,8 @@ pub struct SetupReport {
     pub leftover_calls: usize,
     /// The relay's own session count afterwards, if reported.
     pub sessions_after: Option<i64>,
+    /// The relay's CPU time over the run (with its pid).
+    pub relay_cpu: Option<Duration>,
 }
 
 impl SetupReport {
@@ -87,6 +89,13 @@ impl SetupReport {
         f
     }
 
+    /// The relay's CPU per completed call (set-up, first packet,
+    /// teardown), µs.
+    pub fn relay_cpu_us_per_call(&self) -> Option<f64> {
+        let cpu = self.relay_cpu?;
+        (self.completed > 0).then(|| cpu.as_secs_f64() * 1e6 / self.completed as f64)
+    }
+
     /// Every figure under `setup.`.
     pub fn put_figures(&self, f: &mut Figures, o: &SetupOptions) {
         f.put("setup.calls", o.calls);
@@ -111,6 +120,11 @@ impl SetupReport {
             f.put(&format!("{base}.p999"), p.p999);
             f.put(&format!("{base}.max"), p.max);
         }
+        f.put(
+            "setup.relay_cpu_us_per_call",
+            self.relay_cpu_us_per_call()
+                .map(|v| (v * 10.0).round() / 10.0),
+        );
         f.put("setup.leftover_calls", self.leftover_calls as u64);
         f.put("setup.sessions_after", self.sessions_after);
     }
@@ -214,6 +228,7 @@ pub fn run(o: &SetupOptions, target: &Target) -> Result<SetupReport, String> {
     );
     let next = Arc::new(AtomicU64::new(0));
     let results = Arc::new(Mutex::new(Vec::new()));
+    let cpu0 = target.pid.and_then(crate::cpu::process_cpu);
     let start = Instant::now();
     let mut handles = Vec::new();
     for w in 0..o.concurrency.max(1) {
@@ -272,6 +287,10 @@ pub fn run(o: &SetupOptions, target: &Target) -> Result<SetupReport, String> {
             .map_err(|_| "a setup worker panicked".to_string())?;
     }
     let elapsed = start.elapsed();
+    let relay_cpu = match (cpu0, target.pid.and_then(crate::cpu::process_cpu)) {
+        (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+        _ => None,
+    };
     let workers = std::mem::take(&mut *results.lock().map_err(|_| "results lock".to_string())?);
     let mut rep = SetupReport {
         completed: 0,
@@ -285,6 +304,7 @@ pub fn run(o: &SetupOptions, target: &Target) -> Result<SetupReport, String> {
         start_lag: hist(),
         leftover_calls: 0,
         sessions_after: None,
+        relay_cpu,
     };
     for w in workers {
         rep.completed += w.completed;

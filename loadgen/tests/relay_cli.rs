@@ -240,4 +240,25 @@ fn an_unreachable_relay_is_a_clear_error() {
     ]);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("packet size"));
+    // Command lines that cannot mean a run: exit 2 before anything starts.
+    for args in [
+        &["relay", "--calls", "0"][..],
+        &[
+            "relay",
+            "--find-max",
+            "--min-calls",
+            "50",
+            "--max-calls",
+            "10",
+        ],
+        &["relay", "--max-loss", "200"],
+        &["setup", "--calls", "0"],
+    ] {
+        let out = loadgen(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", show(&out));
+    }
+    // A pid that is not there is named, not silently reported as no CPU.
+    let out = loadgen(&["relay", "--relay-pid", "4000000", "--calls", "1"]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--relay-pid 4000000"));
 }

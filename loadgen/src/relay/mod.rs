@@ -117,6 +117,13 @@ pub struct Target {
 impl Target {
     /// Connects to `o.ng`, or starts the embedded relay.
     pub fn open(o: &Options) -> Result<Target, String> {
+        if let Some(pid) = o.relay_pid {
+            if process_cpu(pid).is_none() {
+                return Err(format!(
+                    "--relay-pid {pid}: no such process, or its CPU time cannot be read"
+                ));
+            }
+        }
         if let Some(ng) = o.ng {
             let mut c = NgClient::new(ng).map_err(|e| e.to_string())?;
             c.ping().map_err(|e| format!("relay at {ng}: {e}"))?;
@@ -376,7 +383,7 @@ impl Trial {
             calls: u64::from(self.calls),
             loss_pct: self.totals.loss_pct(),
             p99_us: self.latency.from_scheduled().p99,
-            relay_cpu_pct: self.relay_cpu_pct(),
+            relay_cpu_pct: self.relay_cpu_pct().map(|v| (v * 10.0).round() / 10.0),
             pass: self.failures(o).is_empty(),
         }
     }
@@ -848,7 +855,12 @@ pub fn find_max(
     precision: u32,
     mut each: impl FnMut(&Trial, &[String]),
 ) -> Result<Search, String> {
-    let (mut lo, mut hi) = (lo.max(1), hi.max(lo.max(1)));
+    if lo > hi {
+        return Err(format!(
+            "the search's lowest load {lo} is above its highest {hi}"
+        ));
+    }
+    let (mut lo, mut hi) = (lo.max(1), hi.max(1));
     let mut trials: Vec<(Trial, Vec<String>)> = Vec::new();
     let mut best: Option<u32> = None;
     // First the top: a relay that carries it needs no search.
