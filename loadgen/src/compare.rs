@@ -58,6 +58,11 @@ const ROWS: &[(&str, &str, bool)] = &[
         "offer to first relayed packet p50, us",
         true,
     ),
+    (
+        "setup_cpu_us",
+        "relay CPU per call set-up and teardown, us",
+        true,
+    ),
 ];
 
 fn measure(o: &CompareOptions, target: &mut Target) -> Result<Round, String> {
