@@ -117,10 +117,7 @@ impl Default for SenderAudit {
 impl SenderAudit {
     /// An empty audit.
     pub fn new() -> SenderAudit {
-        // Invariant: constant, valid bounds (see `latency`).
-        #[allow(clippy::expect_used)]
-        let lag = Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
-            .expect("constant, valid histogram bounds");
+        let lag = crate::latency::new_histogram();
         SenderAudit {
             lag,
             sent: 0,

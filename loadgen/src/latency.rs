@@ -68,7 +68,9 @@ pub struct Latency {
 /// Highest latency recorded, µs (larger values are clamped to it).
 pub const MAX_LATENCY_US: u64 = 60_000_000;
 
-fn histogram() -> Histogram<u64> {
+/// An empty latency histogram: 1 µs to [`MAX_LATENCY_US`], 3 significant
+/// digits (every histogram of the load generator).
+pub fn new_histogram() -> Histogram<u64> {
     // Invariant: 1 <= low, high >= 2 * low and 3 significant figures are
     // valid bounds, so construction cannot fail.
     #[allow(clippy::expect_used)]
@@ -80,9 +82,9 @@ impl Latency {
     pub fn new(start_ns: u64) -> Latency {
         Latency {
             start_ns,
-            from_scheduled: histogram(),
-            from_sent: histogram(),
-            current: histogram(),
+            from_scheduled: new_histogram(),
+            from_sent: new_histogram(),
+            current: new_histogram(),
             current_index: 0,
             seconds: Vec::new(),
         }

@@ -301,30 +301,44 @@ fn main() -> ExitCode {
         Command::EmbeddedRelay { args } => {
             mediarelay::daemon::main(std::iter::once(OsString::from("mediarelay")).chain(args))
         }
-        Command::Relay(a) => run_relay(&a),
-        Command::Setup(a) => run_setup(&a),
-        Command::Compare(a) => run_compare(&a),
-        Command::Stress { quick, scale, json } => {
-            let outcome = match loadgen::stress::run(loadgen::stress::Options { quick, scale }) {
-                Ok(o) => o,
-                Err(e) => {
-                    eprintln!("loadgen stress: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            if let Some(path) = json {
-                if let Err(e) = write_json(&path, &outcome.figures) {
-                    eprintln!("loadgen stress: {e}");
-                    return ExitCode::FAILURE;
-                }
-            }
-            if outcome.failures.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                eprintln!("loadgen stress: {}", outcome.failures.join("; "));
-                ExitCode::FAILURE
-            }
-        }
+        Command::Relay(a) => exit("relay", run_relay(&a)),
+        Command::Setup(a) => exit("setup", run_setup(&a)),
+        Command::Compare(a) => exit("compare", run_compare(&a)),
+        Command::Stress { quick, scale, json } => exit("stress", run_stress(quick, scale, json)),
+    }
+}
+
+/// The exit status of a subcommand: its own, or 1 with its error on
+/// stderr when it could not run to the end.
+fn exit(command: &str, r: Result<ExitCode, String>) -> ExitCode {
+    r.unwrap_or_else(|e| {
+        eprintln!("loadgen {command}: {e}");
+        ExitCode::FAILURE
+    })
+}
+
+/// A run's verdict: `result: pass`, or its failures (status 1).
+fn verdict(failures: &[String]) -> ExitCode {
+    if failures.is_empty() {
+        println!("result: pass");
+        ExitCode::SUCCESS
+    } else {
+        println!("result: FAIL: {}", failures.join("; "));
+        ExitCode::FAILURE
+    }
+}
+
+fn run_stress(quick: bool, scale: f64, json: Option<PathBuf>) -> Result<ExitCode, String> {
+    let outcome = loadgen::stress::run(loadgen::stress::Options { quick, scale })
+        .map_err(|e| e.to_string())?;
+    if let Some(path) = json {
+        write_json(&path, &outcome.figures)?;
+    }
+    if outcome.failures.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("loadgen stress: {}", outcome.failures.join("; "));
+        Ok(ExitCode::FAILURE)
     }
 }
 
@@ -373,15 +387,9 @@ fn embedded_options(t: &TargetArgs) -> relay::embedded::EmbeddedOptions {
     }
 }
 
-fn run_relay(a: &RelayArgs) -> ExitCode {
+fn run_relay(a: &RelayArgs) -> Result<ExitCode, String> {
     let o = options(a);
-    let mut target = match Target::open(&o) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("loadgen relay: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let mut target = Target::open(&o)?;
     let mut figures = Figures::quiet();
     figures.put("relay.target", target.name.as_str());
     let (trial, failures, ramp) = if a.find_max {
@@ -391,7 +399,7 @@ fn run_relay(a: &RelayArgs) -> ExitCode {
                 "loadgen relay: --min-calls {} is above the search's highest load {hi} (--max-calls, else --calls)",
                 a.min_calls
             );
-            return ExitCode::from(2);
+            return Ok(ExitCode::from(2));
         }
         println!(
             "loadgen relay --find-max: {} calls at most, trials of {:.1} s, through {}",
@@ -417,13 +425,7 @@ fn run_relay(a: &RelayArgs) -> ExitCode {
                 }
             );
         });
-        let search = match search {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("loadgen relay: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
+        let search = search?;
         println!(
             "no-drop rate (NDR): {} calls; partial-drop rate (PDR, loss <= {}%{}): {} calls",
             search.ndr_calls.map_or("none".into(), |c| c.to_string()),
@@ -491,16 +493,9 @@ fn run_relay(a: &RelayArgs) -> ExitCode {
         };
         (t, failures, ramp)
     } else {
-        match relay::trial(&o, &mut target, a.calls) {
-            Ok(t) => {
-                let f = t.failures(&o);
-                (t, f, Vec::new())
-            }
-            Err(e) => {
-                eprintln!("loadgen relay: {e}");
-                return ExitCode::FAILURE;
-            }
-        }
+        let t = relay::trial(&o, &mut target, a.calls)?;
+        let f = t.failures(&o);
+        (t, f, Vec::new())
     };
     trial.put_figures(&mut figures, "relay", &o);
     print_summary(&target, &trial, &o);
@@ -514,36 +509,24 @@ fn run_relay(a: &RelayArgs) -> ExitCode {
         jsonl: pick(&a.jsonl, "jsonl"),
         svg: pick(&a.svg, "svg"),
     };
-    {
-        if let Err(e) = write_reports(&files, &figures, &trial, &ramp, &target, &o) {
-            eprintln!("loadgen relay: {e}");
-            return ExitCode::FAILURE;
-        }
+    write_reports(&files, &figures, &trial, &ramp, &target, &o)?;
+    let status = verdict(&failures);
+    if !failures.is_empty() && matches!(trial.validity, loadgen::audit::Validity::Invalid(_)) {
+        return Ok(ExitCode::from(EXIT_INVALID));
     }
-    if failures.is_empty() {
-        println!("result: pass");
-        ExitCode::SUCCESS
-    } else {
-        println!("result: FAIL: {}", failures.join("; "));
-        if matches!(trial.validity, loadgen::audit::Validity::Invalid(_)) {
-            ExitCode::from(EXIT_INVALID)
-        } else {
-            ExitCode::FAILURE
-        }
-    }
+    Ok(status)
 }
 
-fn run_compare(a: &CompareArgs) -> ExitCode {
+fn run_compare(a: &CompareArgs) -> Result<ExitCode, String> {
     let found = std::process::Command::new(&a.rtpengine)
         .arg("--version")
         .output()
         .is_ok();
     if !found {
-        eprintln!(
-            "loadgen compare: {} not found (Debian: apt-get install rtpengine-daemon, or --rtpengine PATH)",
+        return Err(format!(
+            "{} not found (Debian: apt-get install rtpengine-daemon, or --rtpengine PATH)",
             a.rtpengine.display()
-        );
-        return ExitCode::FAILURE;
+        ));
     }
     let o = loadgen::compare::CompareOptions {
         relay: Options {
@@ -572,22 +555,12 @@ fn run_compare(a: &CompareArgs) -> ExitCode {
         precision: a.precision,
         rtpengine: a.rtpengine.clone(),
     };
-    match loadgen::compare::run(&o) {
-        Ok(c) => {
-            println!("{}", c.table);
-            if let Some(path) = &a.json {
-                if let Err(e) = write_json(path, &c.figures) {
-                    eprintln!("loadgen compare: {e}");
-                    return ExitCode::FAILURE;
-                }
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("loadgen compare: {e}");
-            ExitCode::FAILURE
-        }
+    let c = loadgen::compare::run(&o)?;
+    println!("{}", c.table);
+    if let Some(path) = &a.json {
+        write_json(path, &c.figures)?;
     }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn setup_options(a: &SetupArgs) -> loadgen::setup::SetupOptions {
@@ -609,40 +582,18 @@ fn open_target(t: &TargetArgs) -> Result<Target, String> {
     })
 }
 
-fn run_setup(a: &SetupArgs) -> ExitCode {
-    let target = match open_target(&a.target) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("loadgen setup: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+fn run_setup(a: &SetupArgs) -> Result<ExitCode, String> {
+    let target = open_target(&a.target)?;
     let o = setup_options(a);
-    let rep = match loadgen::setup::run(&o, &target) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("loadgen setup: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let rep = loadgen::setup::run(&o, &target)?;
     let mut figures = Figures::quiet();
     figures.put("setup.target", target.name.as_str());
     rep.put_figures(&mut figures, &o);
     print_setup(&target, &rep);
     if let Some(path) = &a.json {
-        if let Err(e) = write_json(path, &figures) {
-            eprintln!("loadgen setup: {e}");
-            return ExitCode::FAILURE;
-        }
+        write_json(path, &figures)?;
     }
-    let failures = rep.failures();
-    if failures.is_empty() {
-        println!("result: pass");
-        ExitCode::SUCCESS
-    } else {
-        println!("result: FAIL: {}", failures.join("; "));
-        ExitCode::FAILURE
-    }
+    Ok(verdict(&rep.failures()))
 }
 
 fn print_setup(target: &Target, r: &loadgen::setup::SetupReport) {

@@ -130,12 +130,6 @@ impl SetupReport {
     }
 }
 
-fn hist() -> Histogram<u64> {
-    // Invariant: constant, valid bounds.
-    #[allow(clippy::expect_used)]
-    Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("constant, valid histogram bounds")
-}
-
 fn us_since(t: Instant) -> u64 {
     t.elapsed().as_micros().clamp(1, u128::from(MAX_LATENCY_US)) as u64
 }
@@ -237,11 +231,11 @@ pub fn run(o: &SetupOptions, target: &Target) -> Result<SetupReport, String> {
             ng: NgClient::new(target.ng).map_err(|e| e.to_string())?,
             a: bind(o.local_ip)?,
             b: bind(o.local_ip)?,
-            offer: hist(),
-            answer: hist(),
-            delete: hist(),
-            first_packet: hist(),
-            start_lag: hist(),
+            offer: crate::latency::new_histogram(),
+            answer: crate::latency::new_histogram(),
+            delete: crate::latency::new_histogram(),
+            first_packet: crate::latency::new_histogram(),
+            start_lag: crate::latency::new_histogram(),
             completed: 0,
             failed: 0,
             first_failure: None,
@@ -297,11 +291,11 @@ pub fn run(o: &SetupOptions, target: &Target) -> Result<SetupReport, String> {
         failed: 0,
         first_failure: None,
         elapsed,
-        offer: hist(),
-        answer: hist(),
-        delete: hist(),
-        first_packet: hist(),
-        start_lag: hist(),
+        offer: crate::latency::new_histogram(),
+        answer: crate::latency::new_histogram(),
+        delete: crate::latency::new_histogram(),
+        first_packet: crate::latency::new_histogram(),
+        start_lag: crate::latency::new_histogram(),
         leftover_calls: 0,
         sessions_after: None,
         relay_cpu,

@@ -56,8 +56,9 @@ pub struct StreamRx {
     last_transit: Option<i128>,
 }
 
-/// A stream's figures after the run.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// A stream's figures after the run (or, summed with
+/// [`add`](StreamReport::add), a run's).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 #[non_exhaustive]
 pub struct StreamReport {
     /// Packets the sender sent.
@@ -83,6 +84,21 @@ pub struct StreamReport {
 }
 
 impl StreamReport {
+    /// Adds another stream's figures: counts summed, the longest gap and
+    /// the highest jitter kept (a run's totals over its streams).
+    pub fn add(&mut self, o: &StreamReport) {
+        self.sent += o.sent;
+        self.received += o.received;
+        self.lost += o.lost;
+        self.late += o.late;
+        self.duplicates += o.duplicates;
+        self.reordered += o.reordered;
+        self.max_gap = self.max_gap.max(o.max_gap);
+        self.bursts += o.bursts;
+        self.invalid += o.invalid;
+        self.jitter = self.jitter.max(o.jitter);
+    }
+
     /// Lost share of sent, percent.
     pub fn loss_pct(&self) -> f64 {
         if self.sent == 0 {

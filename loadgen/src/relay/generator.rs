@@ -84,7 +84,7 @@ impl SecondBucket {
         SecondBucket {
             sent: 0,
             received: 0,
-            latency: histogram(),
+            latency: crate::latency::new_histogram(),
         }
     }
 
@@ -94,12 +94,6 @@ impl SecondBucket {
         self.received += o.received;
         let _ = self.latency.add(&o.latency);
     }
-}
-
-fn histogram() -> Histogram<u64> {
-    // Invariant: constant, valid bounds.
-    #[allow(clippy::expect_used)]
-    Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("constant, valid histogram bounds")
 }
 
 /// What a generator thread measured.

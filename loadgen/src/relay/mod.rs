@@ -32,6 +32,7 @@ use crate::figures::Figures;
 use crate::latency::{Latency, MAX_LATENCY_US, Percentiles};
 use crate::ng::NgClient;
 use crate::plot::{RampPoint, SecondRow};
+use crate::stream::StreamReport;
 use embedded::{EmbeddedOptions, EmbeddedRelay};
 use generator::{Flow, Plan, SecondBucket};
 
@@ -192,17 +193,11 @@ pub struct Commands {
 impl Commands {
     fn new() -> Commands {
         Commands {
-            offer: hist(),
-            answer: hist(),
-            delete: hist(),
+            offer: crate::latency::new_histogram(),
+            answer: crate::latency::new_histogram(),
+            delete: crate::latency::new_histogram(),
         }
     }
-}
-
-fn hist() -> Histogram<u64> {
-    // Invariant: constant, valid bounds.
-    #[allow(clippy::expect_used)]
-    Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("constant, valid histogram bounds")
 }
 
 fn record_us(h: &mut Histogram<u64>, since: Instant) {
@@ -211,38 +206,6 @@ fn record_us(h: &mut Histogram<u64>, since: Instant) {
         .as_micros()
         .clamp(1, u128::from(MAX_LATENCY_US)) as u64;
     let _ = h.record(us);
-}
-
-/// Loss taxonomy summed over every stream.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Totals {
-    /// Packets sent.
-    pub sent: u64,
-    /// Distinct packets received.
-    pub received: u64,
-    /// Lost after the drain window.
-    pub lost: u64,
-    /// Received later than the late bound.
-    pub late: u64,
-    /// Extra copies.
-    pub duplicates: u64,
-    /// Out of order first copies.
-    pub reordered: u64,
-    /// Longest run of lost packets in any stream.
-    pub max_gap: u64,
-    /// Runs of lost packets.
-    pub bursts: u64,
-}
-
-impl Totals {
-    /// Lost share of sent, percent.
-    pub fn loss_pct(&self) -> f64 {
-        if self.sent == 0 {
-            0.0
-        } else {
-            self.lost as f64 * 100.0 / self.sent as f64
-        }
-    }
 }
 
 /// What one trial measured.
@@ -258,8 +221,9 @@ pub struct Trial {
     pub first_failure: Option<String>,
     /// NG command latencies.
     pub commands: Commands,
-    /// Summed loss taxonomy.
-    pub totals: Totals,
+    /// The loss taxonomy summed over every stream (longest gap and
+    /// highest jitter of any).
+    pub totals: StreamReport,
     /// Latency of first copies.
     pub latency: Latency,
     /// RFC 3550 jitter over streams, µs.
@@ -730,9 +694,9 @@ pub fn trial(o: &Options, target: &mut Target, calls: u32) -> Result<Trial, Stri
         .map_err(|e| format!("NG statistics after the deletes: {e}"))?;
 
     // Merge the threads' figures.
-    let mut totals = Totals::default();
+    let mut totals = StreamReport::default();
     let mut latency = Latency::new(start_ns);
-    let mut jitter_us = hist();
+    let mut jitter_us = crate::latency::new_histogram();
     let mut audit = SenderAudit::new();
     let mut seconds: Vec<SecondBucket> = Vec::new();
     let (mut misdelivered, mut foreign, mut truncated, mut syscalls) = (0, 0, 0, 0);
@@ -741,14 +705,7 @@ pub fn trial(o: &Options, target: &mut Target, calls: u32) -> Result<Trial, Stri
     let mut reports = Vec::new();
     for out in &outcomes {
         for s in &out.streams {
-            totals.sent += s.sent;
-            totals.received += s.received;
-            totals.lost += s.lost;
-            totals.late += s.late;
-            totals.duplicates += s.duplicates;
-            totals.reordered += s.reordered;
-            totals.max_gap = totals.max_gap.max(s.max_gap);
-            totals.bursts += s.bursts;
+            totals.add(s);
             let _ = jitter_us.record((s.jitter.as_micros() as u64).clamp(1, MAX_LATENCY_US));
             reports.push(*s);
         }

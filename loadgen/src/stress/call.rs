@@ -43,13 +43,10 @@ pub fn timed<T>(op: &'static str, f: impl FnOnce() -> T) -> T {
         .elapsed()
         .as_micros()
         .clamp(1, u128::from(crate::latency::MAX_LATENCY_US)) as u64;
-    let mut times = lock(&API_TIMES);
-    if let Some(h) = times.get_mut(op) {
-        let _ = h.record(us);
-    } else if let Ok(mut h) = Histogram::new_with_bounds(1, crate::latency::MAX_LATENCY_US, 3) {
-        let _ = h.record(us);
-        times.insert(op, h);
-    }
+    let _ = lock(&API_TIMES)
+        .entry(op)
+        .or_insert_with(crate::latency::new_histogram)
+        .record(us);
     out
 }
 

@@ -1159,10 +1159,7 @@ const MARKER_LEVEL: i16 = 16_000;
 /// Pairs each marker write with the first marker frame decoded after it
 /// and within a second: the delays, µs.
 fn marker_delays(writes: &[Instant], seen: &[Instant]) -> hdrhistogram::Histogram<u64> {
-    // Invariant: constant, valid bounds.
-    #[allow(clippy::expect_used)]
-    let mut h = hdrhistogram::Histogram::new_with_bounds(1, crate::latency::MAX_LATENCY_US, 3)
-        .expect("constant, valid histogram bounds");
+    let mut h = crate::latency::new_histogram();
     for &w in writes {
         if let Some(&a) = seen
             .iter()
