@@ -747,10 +747,14 @@ fn write_reports(
     }
     let rows = t.second_rows();
     let mut jsonl = String::new();
-    for r in &rows {
+    for (r, second) in rows.iter().zip(&t.seconds) {
+        let p = loadgen::latency::Percentiles::of(&second.latency);
         let line = serde_json::json!({
             "t": r.t, "sent": r.sent, "received": r.received, "lost": r.lost,
-            "latency_us": {"p50": r.p50_us, "p99": r.p99_us, "max": r.max_us},
+            "latency_us": {
+                "p50": p.p50, "p90": p.p90, "p99": p.p99, "p999": p.p999,
+                "p9999": p.p9999, "max": p.max,
+            },
         });
         jsonl.push_str(&line.to_string());
         jsonl.push('\n');

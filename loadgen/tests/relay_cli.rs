@@ -141,6 +141,9 @@ fn relay_run_accounts_for_every_packet_and_leaves_no_call() {
         .map(|l| l["sent"].as_u64().expect("sent"))
         .sum();
     assert_eq!(sent, 4000);
+    for p in ["p50", "p90", "p99", "p999", "p9999", "max"] {
+        assert!(lines[0]["latency_us"][p].is_u64(), "per-second {p}");
+    }
     let svg = std::fs::read_to_string(prefix.with_extension("svg")).expect("svg");
     assert!(svg.starts_with("<svg"), "{}", &svg[..svg.len().min(80)]);
     assert!(svg.contains("Latency percentile spectrum"));
