@@ -7,7 +7,7 @@
 //! line and exit code 2), set up logging, block-free signal handling
 //! (SIGTERM/SIGINT stop, SIGHUP reloads the log level), raise the open-file
 //! limit and log the call capacity, start the relay [`Engine`], write the
-//! pidfile, start the control plane ([`ControlPlane`]: NG and HTTP servers),
+//! pidfile, start the control plane (`ControlPlane`: NG and HTTP servers),
 //! then wait for a signal. Shutdown runs the same steps backwards and exits
 //! 0. A start-up failure after logging is up is logged and exits 1.
 //!

@@ -29,7 +29,7 @@ impl LoopSink for Sink {
         buf[..data.len()].copy_from_slice(&data);
         Some(OwnTransmit {
             via: StreamKey::from_parts(via, 0),
-            dest,
+            dest: Some(dest),
             len: data.len(),
         })
     }
@@ -147,4 +147,51 @@ fn receive_timestamps_are_the_kernels_not_the_wake_up() {
         at.saturating_duration_since(sent_at),
         after_send - sent_at
     );
+}
+
+#[test]
+fn a_connected_socket_sends_without_an_address() {
+    for backend in backends() {
+        let mut lp = PacketLoop::new(backend).expect("loop");
+        let peer = UdpSocket::bind("127.0.0.1:0").expect("peer");
+        peer.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let from = s.local_addr().expect("addr");
+        s.connect(peer.local_addr().expect("addr"))
+            .expect("connect");
+        lp.register(StreamKey::from_parts(0, 0), s)
+            .expect("register");
+
+        struct Connected(u32);
+        impl LoopSink for Connected {
+            fn on_datagram(&mut self, _: Instant, _: StreamKey, _: SocketAddr, _: &[u8], _: bool) {}
+            fn poll_transmit(&mut self, _: Instant, buf: &mut [u8]) -> Option<OwnTransmit> {
+                if self.0 == 0 {
+                    return None;
+                }
+                self.0 -= 1;
+                buf[..4].copy_from_slice(b"conn");
+                Some(OwnTransmit {
+                    via: StreamKey::from_parts(0, 0),
+                    dest: None,
+                    len: 4,
+                })
+            }
+        }
+        let mut sink = Connected(3);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut buf = [0u8; 16];
+        let mut got = 0;
+        while got < 3 {
+            assert!(Instant::now() < deadline, "{backend}: timed out");
+            lp.turn(Some(Duration::from_millis(5)), &mut sink)
+                .expect("turn");
+            peer.set_nonblocking(true).expect("nonblocking");
+            while let Ok((n, src)) = peer.recv_from(&mut buf) {
+                assert_eq!((&buf[..n], src), (&b"conn"[..], from), "{backend}");
+                got += 1;
+            }
+        }
+    }
 }

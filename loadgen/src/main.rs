@@ -134,6 +134,13 @@ struct RelayArgs {
     /// less CPU and make the traffic burstier.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=20_000))]
     slot_us: u64,
+    /// Send from unconnected sockets, with an address per packet, and
+    /// accept relayed packets from any source (for a relay that does not
+    /// send from the port it receives on). By default each socket is
+    /// connected to its relay address, which saves the kernel a route
+    /// lookup per send.
+    #[arg(long)]
+    unconnected: bool,
     /// Address the generator's sockets bind and offer in SDP.
     #[arg(long, default_value = "127.0.0.1")]
     local_ip: IpAddr,
@@ -375,6 +382,7 @@ fn options(a: &RelayArgs) -> Options {
         exe: None,
         progress: !a.quiet,
         slot: Duration::from_micros(a.slot_us),
+        connect: !a.unconnected,
     }
 }
 

@@ -91,8 +91,10 @@ pub trait PacketSink {
 pub struct OwnTransmit {
     /// Stream whose socket sends.
     pub via: StreamKey,
-    /// Destination.
-    pub dest: SocketAddr,
+    /// Destination; `None` sends without an address, to the peer a
+    /// connected socket was connected to (the kernel then skips the route
+    /// lookup of each send).
+    pub dest: Option<SocketAddr>,
     /// Bytes written.
     pub len: usize,
 }

@@ -248,7 +248,12 @@ impl EpollBackend {
                 iov_len: len,
             };
             let h = &mut self.send_msgs[j].msg_hdr;
-            h.msg_name = dest.as_ptr().cast_mut().cast();
+            // No address (a connected socket's own send): a null name.
+            h.msg_name = if dest.len() == 0 {
+                std::ptr::null_mut()
+            } else {
+                dest.as_ptr().cast_mut().cast()
+            };
             h.msg_namelen = dest.len();
             h.msg_iov = &raw mut self.send_iovs[j];
             h.msg_iovlen = 1;
@@ -353,7 +358,8 @@ impl EpollBackend {
                     break;
                 };
                 self.own_lens[n] = t.len.min(BUF_SIZE);
-                self.sends.push((BATCH + n, t.via, RawAddr::new(&t.dest)));
+                let dest = t.dest.as_ref().map_or(RawAddr::empty(), RawAddr::new);
+                self.sends.push((BATCH + n, t.via, dest));
                 n += 1;
             }
             if n == 0 {

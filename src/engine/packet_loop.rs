@@ -26,7 +26,7 @@
 //!         if self.sent { return None; }
 //!         self.sent = true;
 //!         buf[..5].copy_from_slice(b"hello");
-//!         Some(OwnTransmit { via: StreamKey::from_parts(0, 0), dest: self.to, len: 5 })
+//!         Some(OwnTransmit { via: StreamKey::from_parts(0, 0), dest: Some(self.to), len: 5 })
 //!     }
 //! }
 //!

@@ -344,7 +344,7 @@ impl PacketSink for Core {
                 Ok((via, dest)) => {
                     return Some(OwnTransmit {
                         via,
-                        dest,
+                        dest: Some(dest),
                         len: t.len.min(buf.len()),
                     });
                 }

@@ -829,12 +829,20 @@ impl UringBackend {
                 sink.on_send_error(t.via, libc::EBADF);
                 continue;
             };
-            self.own_dests[i].set(&t.dest);
             self.own_via[i] = t.via;
             let len = t.len.min(OWN_BUF_SIZE) as u32;
-            let e = opcode::Send::new(types::Fixed(slot), buf.as_ptr(), len)
-                .dest_addr(self.own_dests[i].as_ptr())
-                .dest_addr_len(self.own_dests[i].len())
+            let send = opcode::Send::new(types::Fixed(slot), buf.as_ptr(), len);
+            // Without a destination the socket's connected peer is used
+            // (an address of length 0 would be refused with EINVAL).
+            let send = match &t.dest {
+                Some(dest) => {
+                    self.own_dests[i].set(dest);
+                    send.dest_addr(self.own_dests[i].as_ptr())
+                        .dest_addr_len(self.own_dests[i].len())
+                }
+                None => send,
+            };
+            let e = send
                 .build()
                 .user_data(KIND_SEND << KIND_SHIFT | OWN_FLAG | u64::from(idx));
             if let Err(e) = self.push(&e) {

@@ -65,6 +65,10 @@ pub struct Plan {
     /// Target length of a schedule slot: the packets of one slot leave
     /// together, and the loop wakes once per slot.
     pub slot: Duration,
+    /// Connect each socket to its relay address (sends skip the route
+    /// lookup; only datagrams from that address are received, so the relay
+    /// must send from the port it receives on: symmetric RTP).
+    pub connect: bool,
 }
 
 /// One second of the run (by scheduled send time for counts, by arrival
@@ -135,6 +139,9 @@ struct State {
     ticks_total: u64,
     due: VecDeque<(u32, u64)>,
     packet_len: usize,
+    /// The sockets are connected to their relay addresses: sends carry no
+    /// address.
+    connected: bool,
     audit: SenderAudit,
     latency: Latency,
     seconds: Vec<SecondBucket>,
@@ -272,7 +279,7 @@ impl LoopSink for State {
         }
         Some(OwnTransmit {
             via: StreamKey::from_parts(f, 0),
-            dest,
+            dest: if self.connected { None } else { Some(dest) },
             len,
         })
     }
@@ -336,6 +343,11 @@ pub fn run(plan: Plan, mut progress: impl FnMut(u64, u64)) -> Result<Outcome, St
             as usize
             % slots_n;
         slots[slot].push(i as u32);
+        if plan.connect {
+            f.sock
+                .connect(f.dest)
+                .map_err(|e| format!("connecting socket {i} to {}: {e}", f.dest))?;
+        }
         lp.register(StreamKey::from_parts(i as u32, 0), f.sock)
             .map_err(|e| format!("registering socket {i}: {e}"))?;
         flows.push(FlowState {
@@ -357,6 +369,7 @@ pub fn run(plan: Plan, mut progress: impl FnMut(u64, u64)) -> Result<Outcome, St
         ticks_total: plan.packets_per_stream * slots_n as u64,
         due: VecDeque::new(),
         packet_len: plan.packet_len.max(MIN_PACKET),
+        connected: plan.connect,
         audit: SenderAudit::new(),
         latency: Latency::new(plan.start_ns),
         seconds: Vec::new(),

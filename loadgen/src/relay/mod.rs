@@ -76,6 +76,9 @@ pub struct Options {
     pub progress: bool,
     /// Schedule slot length (see [`generator`]).
     pub slot: Duration,
+    /// Connect the generator's sockets to their relay addresses
+    /// ([`generator::Plan::connect`]).
+    pub connect: bool,
 }
 
 impl Default for Options {
@@ -99,6 +102,7 @@ impl Default for Options {
             exe: None,
             progress: true,
             slot: Duration::from_micros(100),
+            connect: true,
         }
     }
 }
@@ -610,6 +614,7 @@ pub fn trial(o: &Options, target: &mut Target, calls: u32) -> Result<Trial, Stri
             late_after: Duration::from_millis(150),
             backend: o.backend,
             slot: o.slot,
+            connect: o.connect,
         };
         let counters = Arc::clone(&sent_progress[t]);
         let h = std::thread::Builder::new()
