@@ -75,6 +75,10 @@ pub struct Tally {
     pub markers: Mutex<Vec<Instant>>,
     /// Whether the previous decoded frame was a marker frame.
     pub in_marker: AtomicBool,
+    /// Decoded samples (not concealment), when the session was watched
+    /// with [`EventPump::record`].
+    pub pcm: Mutex<Vec<i16>>,
+    record: bool,
     /// Keys this session refused after `send_dtmf` had returned `Ok`
     /// (`MediaEvent::Refused`: its queue of 16 keys was full). The request
     /// reaches the session on its shard's next turn, so a refusal can only
@@ -143,7 +147,19 @@ impl EventPump {
 
     /// Takes `session`'s events from now on.
     pub fn watch(&self, session: &MediaSession) -> Arc<Tally> {
-        let tally = Arc::new(Tally::default());
+        self.add(session, false)
+    }
+
+    /// Like [`watch`](Self::watch), keeping the decoded audio.
+    pub fn record(&self, session: &MediaSession) -> Arc<Tally> {
+        self.add(session, true)
+    }
+
+    fn add(&self, session: &MediaSession, record: bool) -> Arc<Tally> {
+        let tally = Arc::new(Tally {
+            record,
+            ..Tally::default()
+        });
         lock(&self.watched).push((session.clone(), tally.clone()));
         tally
     }
@@ -192,6 +208,9 @@ fn count(tally: &Tally, event: MediaEvent) {
                 lock(&tally.markers).push(Instant::now());
             } else if !loud {
                 tally.in_marker.store(false, Ordering::Relaxed);
+            }
+            if tally.record && !frame.concealed {
+                lock(&tally.pcm).extend_from_slice(&frame.samples);
             }
         }
         _ => {}
