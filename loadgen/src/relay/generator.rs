@@ -252,7 +252,13 @@ impl LoopSink for State {
         }
     }
 
-    fn poll_transmit(&mut self, _now: Instant, buf: &mut [u8]) -> Option<OwnTransmit> {
+    fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<OwnTransmit> {
+        // The slots fall due here, in the turn that woke at their time: their
+        // packets are queued in that turn and handed to the kernel at the
+        // next one's entry (one io_uring_enter per slot).
+        if self.due.is_empty() {
+            self.enqueue_due(clock::ns_of(now));
+        }
         let (f, scheduled) = self.due.pop_front()?;
         let len = self.packet_len.min(buf.len());
         let flow = &mut self.flows[f as usize];
@@ -384,7 +390,6 @@ pub fn run(plan: Plan, mut progress: impl FnMut(u64, u64)) -> Result<Outcome, St
     let mut sends_end: Option<u64> = None;
     loop {
         let now = clock::now_ns();
-        st.enqueue_due(now);
         if st.next_tick >= st.ticks_total && st.due.is_empty() && sends_end.is_none() {
             sends_end = Some(now);
         }
