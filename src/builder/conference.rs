@@ -64,8 +64,18 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Conference {
     /// A conference mixing 8 kHz audio every `ptime` (frames of
-    /// `ptime` × 8 samples).
+    /// `ptime` × 8 samples); `InvalidInput` unless `ptime` is 10 to 60 ms
+    /// in steps of 10 ms.
     pub fn new(ptime: Duration) -> std::io::Result<Conference> {
+        // The manager's rule (`ManagerConfig::ptime`): a zero ptime would
+        // make the mixing thread spin.
+        let ms = ptime.as_millis();
+        if !(10..=60).contains(&ms) || ms % 10 != 0 || ptime.subsec_nanos() % 1_000_000 != 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("conference ptime {ptime:?} must be 10 to 60 ms in steps of 10 ms"),
+            ));
+        }
         let frame = (ptime.as_millis() as usize * 8).max(8);
         let shared = Arc::new(Shared {
             members: Mutex::new(Vec::new()),
@@ -198,5 +208,25 @@ fn run(shared: &Shared, stop: &AtomicBool, ptime: Duration, frame: usize) {
             }
         }
         shared.ticks.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ptime_outside_the_managers_rule_is_refused() {
+        for ms in [0u64, 5, 25, 70, 1000] {
+            let e = Conference::new(Duration::from_millis(ms)).err();
+            assert_eq!(
+                e.map(|e| e.kind()),
+                Some(std::io::ErrorKind::InvalidInput),
+                "{ms} ms"
+            );
+        }
+        assert!(Conference::new(Duration::from_micros(20_500)).is_err());
+        let conf = Conference::new(Duration::from_millis(30)).expect("30 ms");
+        drop(conf);
     }
 }
