@@ -2,8 +2,9 @@
 //! significant figures): one-way delay from the **scheduled** send time
 //! (what a caller experiences when the generator itself fell behind:
 //! coordinated omission corrected) and from the **actual** send time (what
-//! the network path and the relay added), for the whole run and per
-//! second of arrival.
+//! the network path and the relay added), for the whole run. Per-second
+//! figures are kept by the caller (`relay::generator::SecondBucket`), in
+//! histograms of their own that merge across threads.
 
 use hdrhistogram::Histogram;
 
@@ -45,24 +46,11 @@ impl Percentiles {
     }
 }
 
-/// One second of arrivals.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Second {
-    /// Seconds since the recorder's start.
-    pub index: u64,
-    /// Latency from the scheduled send time, that second.
-    pub from_scheduled: Percentiles,
-}
-
 /// The latency recorder of a run.
 #[derive(Debug)]
 pub struct Latency {
-    start_ns: u64,
     from_scheduled: Histogram<u64>,
     from_sent: Histogram<u64>,
-    current: Histogram<u64>,
-    current_index: u64,
-    seconds: Vec<Second>,
 }
 
 /// Highest latency recorded, µs (larger values are clamped to it).
@@ -77,16 +65,18 @@ pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("constant, valid histogram bounds")
 }
 
+impl Default for Latency {
+    fn default() -> Self {
+        Latency::new()
+    }
+}
+
 impl Latency {
-    /// A recorder whose per-second buckets count from `start_ns`.
-    pub fn new(start_ns: u64) -> Latency {
+    /// An empty recorder.
+    pub fn new() -> Latency {
         Latency {
-            start_ns,
             from_scheduled: new_histogram(),
             from_sent: new_histogram(),
-            current: new_histogram(),
-            current_index: 0,
-            seconds: Vec::new(),
         }
     }
 
@@ -94,25 +84,8 @@ impl Latency {
     /// arrived at `arrival_ns` (run clock).
     pub fn record(&mut self, scheduled_ns: u64, sent_ns: u64, arrival_ns: u64) {
         let us = |from: u64| (arrival_ns.saturating_sub(from) / 1000).clamp(1, MAX_LATENCY_US);
-        let index = arrival_ns.saturating_sub(self.start_ns) / 1_000_000_000;
-        if index != self.current_index {
-            self.roll(index);
-        }
-        let s = us(scheduled_ns);
-        let _ = self.from_scheduled.record(s);
-        let _ = self.current.record(s);
+        let _ = self.from_scheduled.record(us(scheduled_ns));
         let _ = self.from_sent.record(us(sent_ns));
-    }
-
-    fn roll(&mut self, index: u64) {
-        if !self.current.is_empty() {
-            self.seconds.push(Second {
-                index: self.current_index,
-                from_scheduled: Percentiles::of(&self.current),
-            });
-            self.current.reset();
-        }
-        self.current_index = index;
     }
 
     /// Whole-run latency from the scheduled send time.
@@ -130,13 +103,6 @@ impl Latency {
     /// 99.999 (the "nines" of an HDR percentile plot).
     pub fn spectrum(&self) -> Vec<(f64, u64)> {
         spectrum_of(&self.from_scheduled)
-    }
-
-    /// Per-second figures so far (the current second is closed first).
-    pub fn seconds(&mut self) -> &[Second] {
-        let i = self.current_index;
-        self.roll(i);
-        &self.seconds
     }
 
     /// Adds another recorder's samples (e.g. one per receiving thread).
@@ -173,7 +139,7 @@ mod tests {
 
     #[test]
     fn coordinated_omission_shows_in_the_scheduled_figures() {
-        let mut l = Latency::new(0);
+        let mut l = Latency::new();
         // 100 packets every 20 ms; the generator stalled 200 ms before
         // packet 50 and sent 50..59 late, the path adds 100 µs.
         for k in 0..100u64 {
@@ -193,11 +159,5 @@ mod tests {
         // 10% of the packets waited 20-200 ms behind their schedule.
         assert!(c.p99 >= 20_000, "{c:?}");
         assert_eq!(c.p90, 100);
-        let secs = l.seconds().to_vec();
-        assert_eq!(secs.len(), 2); // arrivals span 0 to 1.98 s
-        assert_eq!(
-            secs.iter().map(|s| s.from_scheduled.count).sum::<u64>(),
-            100
-        );
     }
 }

@@ -377,7 +377,7 @@ pub fn run(plan: Plan, mut progress: impl FnMut(u64, u64)) -> Result<Outcome, St
         packet_len: plan.packet_len.max(MIN_PACKET),
         connected: plan.connect,
         audit: SenderAudit::new(),
-        latency: Latency::new(plan.start_ns),
+        latency: Latency::new(),
         seconds: Vec::new(),
         misdelivered: 0,
         foreign: 0,

@@ -700,7 +700,7 @@ pub fn trial(o: &Options, target: &mut Target, calls: u32) -> Result<Trial, Stri
 
     // Merge the threads' figures.
     let mut totals = StreamReport::default();
-    let mut latency = Latency::new(start_ns);
+    let mut latency = Latency::new();
     let mut jitter_us = crate::latency::new_histogram();
     let mut audit = SenderAudit::new();
     let mut seconds: Vec<SecondBucket> = Vec::new();
