@@ -22,6 +22,9 @@ pub(crate) struct MediaSlot {
     pub tag: u64,
     /// rtcp-mux as planned by the last offer.
     pub mux: MuxPlan,
+    /// The codecs the last offer listed (`sdp_out::codec_key`), which an
+    /// answer may keep.
+    pub offered: Vec<String>,
 }
 
 /// The NG `rtcp-mux` flags of one offer.
@@ -98,6 +101,9 @@ pub(crate) struct Call {
     pub last_signal: Instant,
     /// Media sections by `m=` index.
     pub medias: Vec<MediaSlot>,
+    /// Per leg, the `o=` session version and the rest of the SDP last
+    /// handed on for it (`replace: sdp-version`).
+    pub sent: [Option<(u64, Vec<u8>)>; 2],
     /// Set by `delete`: when, and the final streams per media (the call
     /// stays queryable for `delete-delay`, as in rtpengine).
     pub deleted: Option<(Instant, Vec<Vec<StreamSnapshot>>)>,

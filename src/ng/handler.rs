@@ -6,12 +6,14 @@
 //! executes one decoded command. Time enters as `now`; wall-clock values in
 //! replies (`created`) are derived from the `Instant`/unix pair given to
 //! [`Handler::new`]. Behaviour follows rtpengine 10.5 as recorded in
-//! `docs/ng-reference.md`, with these deliberate deviations: media
-//! attributes are not reordered (only `c=`, `m=` ports, direction and
-//! `a=rtcp` are touched); ICE attributes are always removed (we do not
-//! terminate ICE, so passed-through candidates would route media around
-//! us); an SDP without a usable `m=` line creates no call; an empty `sdp`
-//! is `Failed to parse SDP`; JSON bodies are not accepted.
+//! `docs/ng-reference.md` and checked against a live rtpengine by
+//! `tests/ng_differential.rs`; the SDP handed on is laid out as rtpengine
+//! writes it (`sdp_out`). Deliberate deviations: ICE attributes are
+//! always removed (we do not terminate ICE, so passed-through candidates
+//! would route media around us) and SRTP is relayed end to end, both said
+//! in the reply's `warning`; an SDP without a usable `m=` line creates no
+//! call; an empty `sdp` is `Failed to parse SDP`; JSON bodies are not
+//! accepted; error reasons name the line at fault.
 //!
 //! Every address an offer or answer hands the relay is checked before
 //! anything is created or changed (`check_addresses`): a `c=` that is not
@@ -53,6 +55,7 @@ use super::counters::{Command, NgCounters, Outcome};
 use super::media::MediaPlane;
 use super::message::{self, ReplyCache};
 use super::owned::OwnedValue;
+use super::sdp_out;
 use crate::engine::{CallInfo, CallSpec, EngineError, LegOptions, LegUpdate};
 use crate::relay::{AddressMode, Intervals, LatchPolicy, StreamSnapshot};
 use crate::sdp::{AddrType, Connection, Direction, ParseError, Rtcp, Sdp};
@@ -122,6 +125,8 @@ struct Opts {
     strict_source: bool,
     sip_source: bool,
     replace_origin: bool,
+    replace_session_connection: bool,
+    replace_sdp_version: bool,
     mux: MuxFlags,
     received_from: Option<IpAddr>,
     media_address: Option<IpAddr>,
@@ -129,6 +134,11 @@ struct Opts {
     /// Options given that this relay does not implement, for the reply's
     /// `warning` (never silently pretended).
     unsupported: Vec<String>,
+    /// `ICE: remove` was given.
+    ice_remove: bool,
+    /// What the relay does differently from what the SDP asks, for the
+    /// reply's `warning`.
+    notes: Vec<String>,
 }
 
 /// What the rewritten SDP says about rtcp-mux for one media.
@@ -350,6 +360,7 @@ impl<M: MediaPlane> Handler<M> {
             created: now,
             last_signal: now,
             medias: Vec::new(),
+            sent: [None, None],
             deleted: None,
         });
         let Some(offerer) = call.leg_of(&from_tag) else {
@@ -363,6 +374,7 @@ impl<M: MediaPlane> Handler<M> {
                 if opts.label.is_some() {
                     call.labels[offerer] = opts.label.clone();
                 }
+                version_sdp(&mut call, offerer, &mut sdp, opts.replace_sdp_version);
                 call.last_signal = now;
                 if is_new {
                     self.managed += 1;
@@ -408,6 +420,7 @@ impl<M: MediaPlane> Handler<M> {
             if opts.label.is_some() {
                 call.labels[answerer] = opts.label.clone();
             }
+            version_sdp(&mut call, answerer, &mut sdp, opts.replace_sdp_version);
             call.last_signal = now;
         }
         self.calls.insert(call_id, call);
@@ -434,7 +447,18 @@ impl<M: MediaPlane> Handler<M> {
         let mut ports: Vec<Option<(u16, MuxOut)>> = Vec::with_capacity(sdp.media().len());
         let mut rejected = Vec::new();
         for i in 0..sdp.media().len() {
+            if !may_create {
+                // An answer names only codecs that were offered (RFC 3264 §6.1).
+                if let (Some(m), Some(slot)) = (sdp.media_mut().get_mut(i), call.medias.get(i)) {
+                    sdp_out::restrict_formats(m, &slot.offered);
+                }
+            }
             let Some(m) = sdp.media().get(i) else { break };
+            let offered = if may_create {
+                sdp_out::codec_keys(m)
+            } else {
+                Vec::new()
+            };
             if m.is_disabled() {
                 // Rejected (answer) or removed (re-offer): its relay goes
                 // once the whole SDP is applied.
@@ -458,6 +482,9 @@ impl<M: MediaPlane> Handler<M> {
             };
             match slot.and_then(|s| {
                 s.mux = plan;
+                if may_create {
+                    s.offered = offered.clone();
+                }
                 s.engine
             }) {
                 Some(info) => {
@@ -547,6 +574,7 @@ impl<M: MediaPlane> Handler<M> {
                         engine: Some(info),
                         tag,
                         mux: plan,
+                        offered,
                     };
                     if i < call.medias.len() {
                         call.medias[i] = slot;
@@ -558,6 +586,7 @@ impl<M: MediaPlane> Handler<M> {
                                 engine: None,
                                 tag: 0,
                                 mux: MuxPlan::default(),
+                                offered: Vec::new(),
                             });
                         }
                         call.medias.push(slot);
@@ -731,8 +760,8 @@ impl Opts {
         for f in flag_list(body, "replace") {
             match f.as_str() {
                 "origin" => o.replace_origin = true,
-                // The session-level c= is always rewritten.
-                "session connection" => {}
+                "session connection" => o.replace_session_connection = true,
+                "sdp version" => o.replace_sdp_version = true,
                 other => o.unsupported.push(format!("replace '{other}'")),
             }
         }
@@ -746,6 +775,7 @@ impl Opts {
             }
         }
         // ICE attributes are always removed (we do not terminate ICE).
+        o.ice_remove = text(body, "ICE").is_some_and(|v| v.eq_ignore_ascii_case("remove"));
         if let Some(ice) = text(body, "ICE").filter(|v| !v.eq_ignore_ascii_case("remove")) {
             o.unsupported
                 .push(format!("ICE '{ice}' (ICE attributes are always removed)"));
@@ -903,9 +933,10 @@ fn endpoint(sdp: &Sdp, i: usize, opts: &Opts) -> (Option<SocketAddr>, Option<Soc
     (Some(SocketAddr::new(ip, port)), rtcp)
 }
 
-/// Rewrites an SDP for the other side: relay address in `c=` (except
-/// `0.0.0.0`), `ports[i]` in `m=`, an explicit direction, `a=rtcp`, no
-/// ICE; everything else stays in place byte for byte.
+/// Rewrites an SDP for the other side, laid out as rtpengine writes it
+/// (`sdp_out`): relay address in `c=` (except `0.0.0.0`), `ports[i]` in
+/// `m=`, an explicit direction, `a=rtcp`, regenerated codec attributes, no
+/// ICE.
 fn rewrite(sdp: &mut Sdp, ports: &[Option<(u16, MuxOut)>], opts: &Opts, relay: IpAddr) {
     let addr = opts.media_address.unwrap_or(relay);
     if opts.replace_origin {
@@ -916,28 +947,50 @@ fn rewrite(sdp: &mut Sdp, ports: &[Option<(u16, MuxOut)>], opts: &Opts, relay: I
         c.and_then(|c| c.address.ip())
             .is_some_and(|ip| ip.is_unspecified())
     };
+    // rtpengine rewrites the session-level c= only when a media description
+    // relies on it (or `replace session-connection` asks for it).
     let session_has = sdp.session().has_connection_line();
-    if session_has && !unspecified(sdp.session().connection()) {
+    let session_used = sdp
+        .media()
+        .iter()
+        .any(|m| !m.section().has_connection_line());
+    if session_has
+        && (session_used || opts.replace_session_connection)
+        && !unspecified(sdp.session().connection())
+    {
         sdp.session_mut().set_connection(addr);
     }
+    // The direction each media description states: its own, else the
+    // session's; with `c=0.0.0.0` (RFC 3264 §8.4 hold the RFC 2543 way)
+    // the side does not receive.
     let dirs: Vec<Direction> = (0..sdp.media().len())
-        .map(|i| sdp.media_direction(i))
+        .map(|i| {
+            let d = sdp.media_direction(i);
+            if unspecified(sdp.media_connection(i)) {
+                match d {
+                    Direction::SendRecv => Direction::SendOnly,
+                    Direction::RecvOnly => Direction::Inactive,
+                    other => other,
+                }
+            } else {
+                d
+            }
+        })
         .collect();
+    sdp_out::layout_session(sdp);
     for (i, m) in sdp.media_mut().iter_mut().enumerate() {
         let has_c = m.section().has_connection_line();
         if (has_c && !unspecified(m.section().connection())) || (!has_c && !session_has) {
             m.section_mut().set_connection(addr);
         }
         let Some(Some((port, mux))) = ports.get(i).copied() else {
+            sdp_out::layout_disabled(m);
             continue;
         };
         m.set_port(port);
         if port == 0 {
+            sdp_out::layout_disabled(m);
             continue;
-        }
-        if m.section().direction().is_none() {
-            m.section_mut()
-                .set_direction(dirs.get(i).copied().unwrap_or_default());
         }
         // RFC 5761 §5.1.1 / rtpengine: a=rtcp names the RTP port once muxed,
         // port + 1 while mux is only offered.
@@ -945,38 +998,67 @@ fn rewrite(sdp: &mut Sdp, ports: &[Option<(u16, MuxOut)>], opts: &Opts, relay: I
             MuxOut::Muxed => port,
             MuxOut::Plain | MuxOut::Offer => port.saturating_add(1),
         };
-        if opts.no_rtcp_attr {
-            m.section_mut().remove_attributes("rtcp");
+        // RTCP belongs to the RTP profiles (T.38 over UDPTL, BFCP: none).
+        let rtcp = if opts.no_rtcp_attr || !m.media_line().proto_kind().is_rtp() {
+            None
         } else if opts.full_rtcp_attr {
-            m.section_mut().set_rtcp(&Rtcp::new(rtcp_port, Some(addr)));
+            Some(Rtcp::new(rtcp_port, Some(addr)).to_string())
         } else {
-            m.section_mut().set_rtcp(&Rtcp::new(rtcp_port, None));
+            Some(Rtcp::new(rtcp_port, None).to_string())
+        };
+        let attrs = sdp_out::MediaAttrs {
+            direction: dirs.get(i).copied().unwrap_or_default(),
+            rtcp,
+            rtcp_mux: mux != MuxOut::Plain,
+        };
+        sdp_out::layout_media(m, &attrs);
+    }
+}
+
+/// Records the SDP handed on for `leg`; under `replace: sdp-version`
+/// (`replace`) its `o=` session version is the last one handed on for the
+/// leg, plus one when anything else in the SDP changed (RFC 3264 §8: a
+/// changed description has a higher version), as rtpengine does.
+fn version_sdp(call: &mut Call, leg: usize, sdp: &mut Sdp, replace: bool) {
+    let without_origin = |sdp: &Sdp| -> Vec<u8> {
+        let mut out = Vec::new();
+        for line in sdp.lines().filter(|l| l.kind() != Some(b'o')) {
+            line.write_to(&mut out);
         }
-        match mux {
-            MuxOut::Plain => {
-                m.section_mut().remove_attributes("rtcp-mux");
-            }
-            MuxOut::Offer | MuxOut::Muxed if !m.section().rtcp_mux() => {
-                // A valid name without a value cannot fail to insert.
-                let _ = m.section_mut().insert_attribute("rtcp-mux", None);
-            }
-            MuxOut::Offer | MuxOut::Muxed => {}
+        out
+    };
+    let body = without_origin(sdp);
+    let Some(slot) = call.sent.get_mut(leg) else {
+        return;
+    };
+    if replace {
+        if let Some((version, last)) = slot.as_ref() {
+            let version = if *last == body {
+                *version
+            } else {
+                version.saturating_add(1)
+            };
+            // No o= line: nothing to version.
+            let _ = sdp.set_origin_version(version);
         }
     }
-    // We do not terminate ICE: candidates would route media around us.
-    sdp.remove_ice();
+    if let Some(o) = sdp.origin() {
+        *slot = Some((o.session_version, body));
+    }
 }
 
 /// The rewritten SDP; a `warning` lists the options given that this relay
 /// does not implement.
 fn sdp_reply(sdp: &Sdp, opts: &Opts) -> OwnedValue {
     let mut reply = OwnedValue::dict().with("sdp", OwnedValue::Bytes(sdp.to_bytes()));
+    let mut warning = Vec::new();
     if !opts.unsupported.is_empty() {
         let list = opts.unsupported.join(", ");
-        reply.push(
-            "warning",
-            OwnedValue::text(&format!("Unsupported options ignored: {list}")),
-        );
+        warning.push(format!("Unsupported options ignored: {list}"));
+    }
+    warning.extend(opts.notes.iter().cloned());
+    if !warning.is_empty() {
+        reply.push("warning", OwnedValue::text(&warning.join("; ")));
     }
     reply.with("result", OwnedValue::text("ok"))
 }
@@ -1025,6 +1107,22 @@ impl SdpRequest {
             )),
             _ => Fail::from("Failed to parse SDP"),
         })?;
+        refuse_like_rtpengine(&sdp)?;
+        let mut opts = opts;
+        let enabled = || sdp.media().iter().filter(|m| !m.is_disabled());
+        if enabled().any(|m| m.media_line().proto.to_ascii_uppercase().contains("SAVP")) {
+            opts.notes.push(
+                "SRTP is passed through end to end (SDES and DTLS-SRTP termination are not \
+                 implemented)"
+                    .into(),
+            );
+        }
+        let has_ice =
+            |s: &crate::sdp::Section| s.has_attribute("candidate") || s.has_attribute("ice-ufrag");
+        if !opts.ice_remove && (has_ice(sdp.session()) || enabled().any(|m| has_ice(m.section()))) {
+            opts.notes
+                .push("ICE attributes removed (ICE termination is not implemented)".into());
+        }
         Ok(SdpRequest {
             call_id,
             from_tag,
@@ -1032,6 +1130,52 @@ impl SdpRequest {
             sdp,
         })
     }
+}
+
+/// The SDP bodies rtpengine 10.5 refuses although this parser reads them:
+/// an unknown line type (RFC 8866 §5: a parser MUST ignore a description
+/// with a type letter it does not understand), an empty line before the
+/// end, and a `c=` after an `a=` line of the same level (RFC 8866 §5
+/// order). Refused with rtpengine's reasons, naming the line.
+fn refuse_like_rtpengine(sdp: &Sdp) -> Result<(), Fail> {
+    let quote = |l: &crate::sdp::Line| {
+        String::from_utf8_lossy(l.bytes())
+            .chars()
+            .take(80)
+            .collect::<String>()
+    };
+    let sections = std::iter::once(sdp.session()).chain(sdp.media().iter().map(|m| m.section()));
+    let mut blank_seen = false;
+    for section in sections {
+        let mut attribute_seen = false;
+        for line in section.lines() {
+            if line.is_blank() {
+                blank_seen = true;
+                continue;
+            }
+            if blank_seen {
+                return Err("Error rewriting SDP: empty line".into());
+            }
+            match line.kind() {
+                Some(b'a') => attribute_seen = true,
+                Some(b'c') if attribute_seen => {
+                    return Err(Fail(format!(
+                        "Error rewriting SDP: `{}` after an a= line (RFC 8866 §5 order)",
+                        quote(line)
+                    )));
+                }
+                Some(b'v' | b'o' | b's' | b'i' | b'u' | b'e' | b'p' | b'c' | b'b' | b't')
+                | Some(b'r' | b'z' | b'k' | b'm') => {}
+                _ => {
+                    return Err(Fail(format!(
+                        "Failed to parse SDP: unknown line type: `{}`",
+                        quote(line)
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Line `n` (1-based) of `body`, without its terminator, shortened to 80
@@ -1303,11 +1447,15 @@ mod tests {
             "c=IN IP4 127.0.0.1",
             "t=0 0",
             "m=audio 30002 RTP/AVP 0 8 101",
+            // rtpengine's layout: every codec's rtpmap (static ones from
+            // RFC 3551), direction, rtcp, ptime last.
+            "a=rtpmap:0 PCMU/8000",
+            "a=rtpmap:8 PCMA/8000",
             "a=rtpmap:101 telephone-event/8000",
             "a=fmtp:101 0-15",
-            "a=ptime:20",
             "a=sendrecv",
             "a=rtcp:30003",
+            "a=ptime:20",
         ];
         assert_eq!(
             out.split("\r\n")
@@ -1333,6 +1481,7 @@ mod tests {
                 "c=IN IP4 127.0.0.1",
                 "t=0 0",
                 "m=audio 30000 RTP/AVP 0 101",
+                "a=rtpmap:0 PCMU/8000",
                 "a=sendrecv",
                 "a=rtcp:30001"
             ]
@@ -1679,6 +1828,183 @@ mod tests {
         assert_eq!(reason(&offer(&mut h, t0, "y", &sdp)), "Ran out of ports");
         assert_eq!(h.call_count(), 0);
         assert_eq!(h.media().calls.borrow().len(), 0);
+    }
+
+    /// The media lines (after `m=`) of an offer reply for `sdp`.
+    fn offered_media(sdp: &str) -> Vec<String> {
+        let (mut h, t0) = handler();
+        let out = sdp_of(&offer(&mut h, t0, "dev", sdp));
+        let start = out.find("m=").unwrap();
+        out[start..]
+            .split("\r\n")
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn plain(session: &str, media: &str) -> String {
+        format!(
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.11\r\ns=-\r\nc=IN IP4 127.0.0.11\r\nt=0 0\r\n{session}{media}"
+        )
+    }
+
+    /// Deviation: a payload type with no rtpmap and no static meaning gets
+    /// no `a=rtpmap` (rtpengine writes `a=rtpmap:96 /0`, outside the RFC
+    /// 8866 §6.6 grammar).
+    #[test]
+    fn deviation_no_rtpmap_for_unknown_codec() {
+        let m = offered_media(&plain("", "m=audio 40000 RTP/AVP 0 2 96\r\n"));
+        assert_eq!(
+            m,
+            [
+                "m=audio 30002 RTP/AVP 0 2 96",
+                "a=rtpmap:0 PCMU/8000",
+                "a=sendrecv",
+                "a=rtcp:30003"
+            ]
+        );
+    }
+
+    /// Deviation: the media-level direction wins over the session-level one
+    /// (RFC 8866 §6.7); rtpengine lets the session level win.
+    #[test]
+    fn deviation_media_direction_overrides_session() {
+        let m = offered_media(&plain(
+            "a=sendonly\r\n",
+            "m=audio 40000 RTP/AVP 0\r\na=sendrecv\r\n",
+        ));
+        assert!(m.contains(&"a=sendrecv".to_string()), "{m:?}");
+        assert!(!m.contains(&"a=sendonly".to_string()), "{m:?}");
+        // Without a media-level one the session's applies (both relays).
+        let m = offered_media(&plain("a=sendonly\r\n", "m=audio 40000 RTP/AVP 0\r\n"));
+        assert!(m.contains(&"a=sendonly".to_string()), "{m:?}");
+    }
+
+    /// Deviation: RFC 3551 §6 table 4: payload type 10 is L16/44100 with two
+    /// channels, 11 with one (rtpengine writes them the other way round).
+    #[test]
+    fn deviation_static_l16_as_rfc_3551() {
+        let m = offered_media(&plain("", "m=audio 40000 RTP/AVP 10 11\r\n"));
+        assert_eq!(
+            &m[1..3],
+            ["a=rtpmap:10 L16/44100/2", "a=rtpmap:11 L16/44100"]
+        );
+    }
+
+    /// Deviation: attribute lines with trailing whitespace are read and
+    /// regenerated (rtpengine keeps `a=rtpmap:101 telephone-event/8000\t`
+    /// verbatim, adds `a=rtpmap:101 /0` and a second `a=sendrecv`; RFC 8866
+    /// §6.6 and §6.7).
+    #[test]
+    fn deviation_trailing_whitespace_regenerated() {
+        let sdp = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/sdp/41-quirk-trailing-whitespace.sdp"
+        ))
+        .unwrap();
+        let m = offered_media(&sdp);
+        assert_eq!(
+            m,
+            [
+                "m=audio 30002 RTP/AVP 0 8 101",
+                "a=rtpmap:0 PCMU/8000",
+                "a=rtpmap:8 PCMA/8000",
+                "a=rtpmap:101 telephone-event/8000",
+                "a=fmtp:101 0-15",
+                "a=sendrecv",
+                "a=rtcp:30003",
+                "a=ptime:20"
+            ]
+        );
+    }
+
+    /// Deviation: an `m=` line with doubled spaces is written back with
+    /// single ones (rtpengine writes `m=audio 30118 5004 RTP/AVP ...`, two
+    /// ports, against RFC 8866 §5.14).
+    #[test]
+    fn deviation_m_line_spacing_normalised() {
+        let m = offered_media(&plain("", "m=audio  5004 RTP/AVP 0\r\n"));
+        assert_eq!(m[0], "m=audio 30002 RTP/AVP 0");
+    }
+
+    /// rtpengine's refusals: unknown line types, empty lines, `c=` after
+    /// `a=`; with the line named and no call left behind.
+    #[test]
+    fn sdp_refused_like_rtpengine_names_the_line() {
+        let (mut h, t0) = handler();
+        for (sdp, want) in [
+            (
+                plain("", "m=video 40000 RTP/AVP 96\r\ny=0100000001\r\n"),
+                "Failed to parse SDP: unknown line type: `y=0100000001`",
+            ),
+            (
+                plain("\r\n", "m=audio 40000 RTP/AVP 0\r\n"),
+                "Error rewriting SDP: empty line",
+            ),
+            (
+                plain(
+                    "",
+                    "m=audio 40000 RTP/AVP 0\r\na=ptime:20\r\nc=IN IP4 127.0.0.11\r\n",
+                ),
+                "Error rewriting SDP: `c=IN IP4 127.0.0.11` after an a= line (RFC 8866 §5 order)",
+            ),
+        ] {
+            assert_eq!(reason(&offer(&mut h, t0, "refused", &sdp)), want);
+            assert_eq!(h.call_count(), 0);
+        }
+    }
+
+    /// `replace: sdp-version`: the o= version goes up by one when the SDP
+    /// handed on changes, and stays when it does not.
+    #[test]
+    fn replace_sdp_version_bumps_on_change_only() {
+        let (mut h, t0) = handler();
+        let version = |reply: &OwnedValue| {
+            let sdp = sdp_of(reply);
+            let o = sdp
+                .lines()
+                .find(|l| l.starts_with("o="))
+                .unwrap()
+                .to_string();
+            o.split(' ').nth(2).unwrap().parse::<u64>().unwrap()
+        };
+        let go = |h: &mut Handler<Fake>, media: &str| {
+            run(
+                h,
+                t0,
+                &[
+                    ("command", t("offer")),
+                    ("call-id", t("v")),
+                    ("from-tag", t("tagA")),
+                    ("sdp", t(&plain("", media))),
+                    ("replace", OwnedValue::List(vec![t("sdp-version")])),
+                ],
+            )
+        };
+        assert_eq!(version(&go(&mut h, "m=audio 40000 RTP/AVP 0\r\n")), 1);
+        assert_eq!(version(&go(&mut h, "m=audio 40000 RTP/AVP 0\r\n")), 1);
+        let changed = go(&mut h, "m=audio 40000 RTP/AVP 0\r\na=sendonly\r\n");
+        assert_eq!(version(&changed), 2);
+        assert_eq!(version(&go(&mut h, "m=audio 40000 RTP/AVP 0\r\n")), 3);
+    }
+
+    /// SRTP and ICE the relay does not terminate are said in `warning`.
+    #[test]
+    fn srtp_and_ice_passthrough_is_said() {
+        let (mut h, t0) = handler();
+        let r = offer(
+            &mut h,
+            t0,
+            "s",
+            &plain(
+                "",
+                "m=audio 40000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:AAAA\r\na=ice-ufrag:x\r\n",
+            ),
+        );
+        let w = r.get("warning").and_then(OwnedValue::as_str).unwrap();
+        assert!(w.contains("SRTP is passed through"), "{w}");
+        assert!(w.contains("ICE attributes removed"), "{w}");
+        assert!(sdp_of(&r).contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:AAAA"));
     }
 
     #[test]

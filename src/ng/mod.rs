@@ -15,6 +15,7 @@ pub mod handler;
 pub mod media;
 pub mod message;
 pub mod owned;
+mod sdp_out;
 pub mod server;
 
 pub use bencode::{BencodeError, Limits, Value};

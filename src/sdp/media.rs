@@ -245,6 +245,12 @@ impl MediaSection {
         self.rewrite();
     }
 
+    /// Replaces the `<fmt>` list, rewriting the `m=` line canonically.
+    pub fn set_formats(&mut self, formats: Vec<String>) {
+        self.media.formats = formats;
+        self.rewrite();
+    }
+
     fn rewrite(&mut self) {
         let text = format!("m={}", self.media);
         self.section.rewrite_line(0, text);

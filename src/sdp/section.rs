@@ -236,6 +236,50 @@ impl Section {
         self.insert_line(idx, text);
     }
 
+    /// Rebuilds the attributes of this level: every `a=` line (and blank
+    /// line) is removed, then the attributes `keep` accepts are appended in
+    /// their input order, followed by `generated` (`name[:value]` texts
+    /// without `a=`). Every attribute line ends with CRLF (RFC 8866 §5),
+    /// other lines keep their terminator (a missing one becomes CRLF). Used
+    /// to lay a media description out the way a peer expects (attribute
+    /// order carries no meaning in RFC 8866 §5).
+    pub fn regroup_attributes(
+        &mut self,
+        mut keep: impl FnMut(&Attribute<'_>) -> bool,
+        generated: &[String],
+    ) {
+        let lines = std::mem::take(&mut self.lines);
+        let mut kept = Vec::new();
+        for mut line in lines {
+            if line.is_blank() {
+                continue;
+            }
+            match attr_of(&line) {
+                Some(a) if !keep(&a) => continue,
+                Some(_) => {
+                    line.set_ending(LineEnding::CrLf);
+                    kept.push(line);
+                }
+                None if line.kind() == Some(b'a') => {
+                    // An `a=` line that is not UTF-8: kept with the others.
+                    line.set_ending(LineEnding::CrLf);
+                    kept.push(line);
+                }
+                None => {
+                    if line.ending() == LineEnding::Missing {
+                        line.set_ending(LineEnding::CrLf);
+                    }
+                    self.lines.push(line);
+                }
+            }
+        }
+        self.lines.extend(kept);
+        for g in generated {
+            self.lines
+                .push(Line::generated(format!("a={g}"), LineEnding::CrLf));
+        }
+    }
+
     /// True when a `c=` line (parsable or not) is present.
     pub fn has_connection_line(&self) -> bool {
         self.lines.iter().any(|l| l.kind() == Some(b'c'))

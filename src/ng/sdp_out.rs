@@ -1,0 +1,174 @@
+//! The SDP a relay hands on, laid out as rtpengine 10.5 writes it, so that
+//! SBCs, phones and test suites written against rtpengine see the same
+//! bytes (checked against a live rtpengine by `tests/ng_differential.rs`).
+//!
+//! rtpengine regenerates the attributes it manages and keeps the rest.
+//! Per media description, in this order: the non-attribute lines (`m=`,
+//! `i=`, `c=`, `b=`, `k=`) as they were; the attributes it does not manage,
+//! in input order; per payload type in `m=` order its `rtpmap` (the last
+//! one given, else the RFC 3551 §6 static assignment), `fmtp` (the last
+//! one given) and every `rtcp-fb`; the direction; `a=rtcp`; `a=rtcp-mux`;
+//! `a=ptime` (the first one given). A disabled media (port 0) loses all its
+//! attributes. At session level the direction attributes move to the media
+//! descriptions and the BUNDLE group and ICE options go.
+//!
+//! Deliberate deviations, each listed in docs/ng-reference.md with the RFC
+//! it follows:
+//! - A payload type with neither an `rtpmap` nor a static assignment gets
+//!   no `rtpmap` (rtpengine writes `a=rtpmap:96 /0`, which RFC 8866 §6.6's
+//!   `<encoding name>/<clock rate>` grammar does not allow).
+//! - A media-level direction overrides the session-level one (RFC 8866
+//!   §6.7); rtpengine lets the session level win.
+
+use crate::rtp::PayloadType;
+use crate::sdp::{Attribute, Direction, ICE_ATTRIBUTES, MediaSection, Rtpmap, Sdp, Section};
+
+/// The codec a format names, for matching an answer's formats against the
+/// offer's: encoding (lower case), clock rate and channels when known, else
+/// the format token itself.
+pub(crate) fn codec_key(m: &MediaSection, format: &str) -> String {
+    let codec = format
+        .parse::<u8>()
+        .ok()
+        .and_then(PayloadType::new)
+        .filter(|pt| pt.to_string() == format)
+        .and_then(|pt| last_rtpmap(m.section(), pt).or_else(|| Rtpmap::static_pt(pt)));
+    match codec {
+        Some(r) => format!(
+            "{}/{}/{}",
+            r.encoding.to_ascii_lowercase(),
+            r.clock_rate,
+            r.channel_count()
+        ),
+        None => format!("fmt:{format}"),
+    }
+}
+
+/// The codecs media `m` offers, as [`codec_key`]s in `m=` order, then
+/// its format tokens (an answer's format without a known codec matches
+/// the offered format of the same number).
+pub(crate) fn codec_keys(m: &MediaSection) -> Vec<String> {
+    let keys = m.formats().iter().map(|f| codec_key(m, f));
+    let tokens = m.formats().iter().map(|f| format!("fmt:{f}"));
+    keys.chain(tokens).collect()
+}
+
+/// Drops from an answer's `m=` line the formats whose codec the offer did
+/// not list (RFC 3264 §6.1), as rtpengine does. An answer left with none
+/// keeps its list unchanged.
+pub(crate) fn restrict_formats(m: &mut MediaSection, offered: &[String]) {
+    if offered.is_empty() {
+        return;
+    }
+    let kept: Vec<String> = m
+        .formats()
+        .iter()
+        .filter(|f| offered.contains(&codec_key(m, f)))
+        .cloned()
+        .collect();
+    if !kept.is_empty() && kept.len() != m.formats().len() {
+        m.set_formats(kept);
+    }
+}
+
+/// The last `a=rtpmap` of `pt` in `section` (rtpengine keeps the last).
+fn last_rtpmap(section: &Section, pt: PayloadType) -> Option<Rtpmap<'_>> {
+    section.rtpmaps().filter(|r| r.pt == pt).last()
+}
+
+/// What the relay writes into one enabled media description besides its
+/// codecs.
+pub(crate) struct MediaAttrs {
+    /// The direction attribute.
+    pub direction: Direction,
+    /// The `a=rtcp` value (`None`: no `a=rtcp`).
+    pub rtcp: Option<String>,
+    /// `a=rtcp-mux`.
+    pub rtcp_mux: bool,
+}
+
+/// Attributes the layout regenerates (or drops) in a media description;
+/// `dtls`: the protocol is DTLS-SRTP, whose `a=setup` is kept.
+fn managed(a: &Attribute<'_>, dtls: bool) -> bool {
+    let per_codec = |name: &str| a.is(name);
+    per_codec("rtpmap")
+        || per_codec("fmtp")
+        || (a.is("rtcp-fb") && !a.value.is_some_and(|v| v.trim_start().starts_with('*')))
+        || (a.value.is_none() && Direction::from_name(a.name).is_some())
+        || a.is("rtcp")
+        || a.is("rtcp-mux")
+        || a.is("ptime")
+        || (a.is("setup") && !dtls)
+        || ICE_ATTRIBUTES.iter().any(|n| a.is(n))
+}
+
+/// Lays out enabled media description `m` as rtpengine does (see the
+/// module documentation).
+pub(crate) fn layout_media(m: &mut MediaSection, attrs: &MediaAttrs) {
+    let section = m.section();
+    let mut generated = Vec::new();
+    for format in m.formats() {
+        let pt = format
+            .parse::<u8>()
+            .ok()
+            .and_then(PayloadType::new)
+            .filter(|pt| pt.to_string() == *format);
+        if let Some(r) =
+            pt.and_then(|pt| last_rtpmap(section, pt).or_else(|| Rtpmap::static_pt(pt)))
+        {
+            generated.push(format!("rtpmap:{format} {}", rtpmap_value(&r)));
+        }
+        let mut fmtp = None;
+        let mut fbs = Vec::new();
+        for a in section.attributes() {
+            let Some(v) = a.value else { continue };
+            let (f, rest) = v.split_once(' ').unwrap_or((v, ""));
+            if f != format {
+                continue;
+            }
+            if a.is("fmtp") {
+                fmtp = Some(format!("fmtp:{format} {}", rest.trim()));
+            } else if a.is("rtcp-fb") {
+                fbs.push(format!("rtcp-fb:{format} {}", rest.trim()));
+            }
+        }
+        generated.extend(fmtp);
+        generated.extend(fbs);
+    }
+    generated.push(attrs.direction.name().to_string());
+    if let Some(r) = &attrs.rtcp {
+        generated.push(format!("rtcp:{r}"));
+    }
+    if attrs.rtcp_mux {
+        generated.push("rtcp-mux".to_string());
+    }
+    if let Some(p) = section.attribute_values("ptime").find_map(|v| v) {
+        generated.push(format!("ptime:{}", p.trim()));
+    }
+    let dtls = m.media_line().proto.to_ascii_uppercase().contains("TLS");
+    m.section_mut()
+        .regroup_attributes(|a| !managed(a, dtls), &generated);
+}
+
+/// `<encoding>/<clock>[/<channels>]` as written in an `rtpmap`.
+fn rtpmap_value(r: &Rtpmap<'_>) -> String {
+    match r.channels {
+        Some(c) => format!("{}/{}/{c}", r.encoding, r.clock_rate),
+        None => format!("{}/{}", r.encoding, r.clock_rate),
+    }
+}
+
+/// A disabled media description keeps only its non-attribute lines.
+pub(crate) fn layout_disabled(m: &mut MediaSection) {
+    m.section_mut().regroup_attributes(|_| false, &[]);
+}
+
+/// Session level: direction attributes (they moved to the media
+/// descriptions), the BUNDLE group and ICE attributes go.
+pub(crate) fn layout_session(sdp: &mut Sdp) {
+    sdp.session_mut().retain_attributes(|a| {
+        !((a.value.is_none() && Direction::from_name(a.name).is_some())
+            || (a.is("group") && a.value.is_some_and(|v| v.starts_with("BUNDLE")))
+            || ICE_ATTRIBUTES.iter().any(|n| a.is(n)))
+    });
+}
