@@ -113,6 +113,12 @@ impl Scenario {
         self.step("answer", msg, e)
     }
 
+    /// `query` of the call.
+    fn query(self) -> Scenario {
+        let msg = vec![("command", t("query")), ("call-id", t(&self.call_id()))];
+        self.step("query", msg, Expect::Same)
+    }
+
     /// `delete` of the whole call.
     fn delete(self) -> Scenario {
         let msg = vec![("command", t("delete")), ("call-id", t(&self.call_id()))];
@@ -359,12 +365,14 @@ fn call(name: &str, offer: &str, answer: &str, flags: &[&str], e: [Expect; 2]) -
     Scenario::new(name)
         .offer("tagA", offer, extra(flags), e[0])
         .answer("tagA", "tagB", answer, extra(flags), e[1])
+        .query()
         .delete()
 }
 
 const SAME: Expect = Expect::Same;
 const NO_RTPMAP: &str = "No rtpmap for a payload type of unknown codec";
 const L16: &str = "Static payload types 10 and 11";
+const DISABLED: &str = "Disabled media in query";
 const SAME2: [Expect; 2] = [Expect::Same, Expect::Same];
 const TE: &str = "a=rtpmap:101 telephone-event/8000";
 
@@ -601,20 +609,25 @@ fn variants() -> Vec<Scenario> {
         &[],
         SAME2,
     ));
-    v.push(call(
-        "video-rejected",
-        &two(5000, 1111, 5002),
-        &two(6000, 2222, 0),
-        &[],
-        SAME2,
-    ));
-    v.push(call(
-        "video-disabled-in-offer",
-        &two(5000, 1111, 0),
-        &two(6000, 2222, 0),
-        &[],
-        SAME2,
-    ));
+    for (name, offer_video, answer_video) in [
+        ("video-rejected", 5002, 0),
+        ("video-disabled-in-offer", 0, 0),
+    ] {
+        v.push(
+            Scenario::new(name)
+                .offer("tagA", &two(5000, 1111, offer_video), vec![], SAME)
+                .answer("tagA", "tagB", &two(6000, 2222, answer_video), vec![], SAME)
+                .step(
+                    "query",
+                    vec![
+                        ("command", t("query")),
+                        ("call-id", t(&format!("diff-{name}"))),
+                    ],
+                    Expect::Deviation(DISABLED),
+                )
+                .delete(),
+        );
+    }
     let ice = [
         "a=ice-ufrag:F7gI",
         "a=ice-pwd:x9cml/YzichV2+XlhiMu8g",
@@ -688,6 +701,7 @@ fn reoffers() -> Vec<Scenario> {
             .answer("tagA", "tagB", &b(2, "0", &["a=recvonly"]), none(), SAME)
             .offer("tagA", &a(3, 5000, "0 8", &[]), none(), SAME)
             .answer("tagA", "tagB", &b(3, "0", &[]), none(), SAME)
+            .query()
             .delete(),
         Scenario::new("reoffer-codecs-changed")
             .offer("tagA", &a(1, 5000, "0 8", &[]), none(), SAME)
@@ -742,10 +756,12 @@ fn retagging() -> Vec<Scenario> {
                 ],
                 SAME,
             )
+            .query()
             .delete(),
         Scenario::new("via-branch")
             .offer("tagA", &a(1, "a=sendrecv"), vb("z9hG4bK-1"), SAME)
             .answer("tagA", "tagB", &b(1, "a=sendrecv"), vb("z9hG4bK-1"), SAME)
+            .query()
             .delete(),
     ]
 }

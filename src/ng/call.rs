@@ -8,6 +8,7 @@ use std::time::Instant;
 use super::owned::OwnedValue;
 use crate::engine::CallInfo;
 use crate::relay::{DropReason, StreamCounters, StreamKind, StreamSnapshot};
+use crate::sdp::Direction;
 
 /// One `m=` section of the call.
 #[derive(Debug, Clone)]
@@ -25,6 +26,36 @@ pub(crate) struct MediaSlot {
     /// The codecs the last offer listed (`sdp_out::codec_key`), which an
     /// answer may keep.
     pub offered: Vec<String>,
+    /// Per leg, the direction its last SDP stated (`c=0.0.0.0` applied).
+    pub dirs: [Direction; 2],
+    /// Per leg, `asymmetric` and `strict source` as last signalled.
+    pub asymmetric: [bool; 2],
+    /// See `asymmetric`.
+    pub strict: [bool; 2],
+    /// The codec the answer chose first (`PCMU/8000`), for `query`.
+    pub codec: Option<String>,
+    /// Per leg, `0.0.0.0:<port>` while its SDP holds with `c=0.0.0.0`
+    /// (shown in `query`, never sent to).
+    pub held: [Option<SocketAddr>; 2],
+}
+
+impl MediaSlot {
+    /// A slot for media `kind` over `proto`.
+    pub fn new(kind: String, proto: String) -> MediaSlot {
+        MediaSlot {
+            kind,
+            proto,
+            engine: None,
+            tag: 0,
+            mux: MuxPlan::default(),
+            offered: Vec::new(),
+            dirs: [Direction::SendRecv; 2],
+            asymmetric: [false; 2],
+            strict: [false; 2],
+            codec: None,
+            held: [None, None],
+        }
+    }
 }
 
 /// The NG `rtcp-mux` flags of one offer.
@@ -101,6 +132,8 @@ pub(crate) struct Call {
     pub last_signal: Instant,
     /// Media sections by `m=` index.
     pub medias: Vec<MediaSlot>,
+    /// Per leg, the `via-branch` its last answer carried.
+    pub via_branch: [Option<String>; 2],
     /// Per leg, the `o=` session version and the rest of the SDP last
     /// handed on for it (`replace: sdp-version`).
     pub sent: [Option<(u64, Vec<u8>)>; 2],
@@ -138,12 +171,33 @@ impl Call {
             if let Some(label) = self.labels.get(leg).and_then(Option::as_deref) {
                 t.push("label", OwnedValue::text(label));
             }
+            if let Some(branch) = self.via_branch.get(leg).and_then(Option::as_deref) {
+                t.push("via-branch", OwnedValue::text(branch));
+            }
             t.push("created", OwnedValue::Int(created));
+            // rtpengine's offer/answer subscription: each tag receives the
+            // other's media.
+            let other = match leg {
+                0 => self.to_tag.as_deref().unwrap_or(""),
+                _ => self.from_tag.as_str(),
+            };
+            let subscription = || {
+                OwnedValue::List(vec![
+                    OwnedValue::dict()
+                        .with("tag", OwnedValue::text(other))
+                        .with("type", OwnedValue::text("offer/answer")),
+                ])
+            };
+            t.push("subscriptions", subscription());
+            t.push("subscribers", subscription());
             let medias = self
                 .medias
                 .iter()
                 .enumerate()
-                .map(|(i, m)| media_value(i, m, leg, snaps.get(i).map_or(&[][..], Vec::as_slice)))
+                .map(|(i, m)| {
+                    let snaps = snaps.get(i).map_or(&[][..], Vec::as_slice);
+                    media_value(i, m, leg, snaps, last_signal, &unix)
+                })
                 .collect();
             t.push("medias", OwnedValue::List(medias));
             tags.push(key, t);
@@ -210,9 +264,20 @@ fn family(a: SocketAddr) -> &'static str {
     if a.is_ipv4() { "IPv4" } else { "IPv6" }
 }
 
-/// One media of one tag: the streams of that tag's leg (RTP first).
-fn media_value(index: usize, m: &MediaSlot, leg: usize, snaps: &[StreamSnapshot]) -> OwnedValue {
+/// One media of one tag: the streams of that tag's leg (RTP first), with
+/// rtpengine's stream and media flags. `last packet` is the unix time of
+/// the stream's last packet, else of the last signal (as rtpengine).
+fn media_value(
+    index: usize,
+    m: &MediaSlot,
+    leg: usize,
+    snaps: &[StreamSnapshot],
+    last_signal: i64,
+    unix: &impl Fn(Instant) -> (i64, i64),
+) -> OwnedValue {
     let mut streams = Vec::new();
+    let mut initialized = false;
+    let mut muxed = false;
     if let Some(info) = &m.engine {
         let leg_info = info.legs.get(leg);
         let mut mine: Vec<&StreamSnapshot> = snaps
@@ -220,6 +285,7 @@ fn media_value(index: usize, m: &MediaSlot, leg: usize, snaps: &[StreamSnapshot]
             .filter(|s| leg_info.is_some_and(|l| l.key == s.leg))
             .collect();
         mine.sort_by_key(|s| matches!(s.kind, StreamKind::Rtcp));
+        muxed = mine.iter().any(|s| s.kind == StreamKind::Muxed);
         for s in mine {
             let local = leg_info.map(|l| match s.kind {
                 StreamKind::Rtcp => l.rtcp,
@@ -232,6 +298,25 @@ fn media_value(index: usize, m: &MediaSlot, leg: usize, snaps: &[StreamSnapshot]
             if s.kind == StreamKind::Muxed {
                 flags.push(OwnedValue::text("RTCP"));
             }
+            if s.kind == StreamKind::Rtcp && muxed {
+                flags.push(OwnedValue::text("fallback RTCP"));
+            }
+            // A leg on hold by `c=0.0.0.0` is shown with that address, as
+            // rtpengine does; the relay never sends there.
+            let held = m.held.get(leg).copied().flatten().map(|p| match s.kind {
+                StreamKind::Rtcp => SocketAddr::new(p.ip(), p.port().wrapping_add(1)),
+                _ => p,
+            });
+            let signalled = s.signalled.or(held);
+            let endpoint = s.latched.or(signalled);
+            if endpoint.is_some() {
+                flags.push(OwnedValue::text("filled"));
+                initialized = true;
+            }
+            if m.strict.get(leg).copied().unwrap_or(false) {
+                flags.push(OwnedValue::text("strict source address"));
+            }
+            let last_packet = s.counters.last_packet.map_or(last_signal, |t| unix(t).0);
             let mut v = OwnedValue::dict()
                 .with("local port", OwnedValue::Int(i64::from(s.local_port)))
                 .with(
@@ -239,8 +324,9 @@ fn media_value(index: usize, m: &MediaSlot, leg: usize, snaps: &[StreamSnapshot]
                     OwnedValue::text(&local.map(|a| a.ip().to_string()).unwrap_or_default()),
                 )
                 .with("family", OwnedValue::text(local.map_or("IPv4", family)))
-                .with("endpoint", endpoint_value(s.latched.or(s.signalled)))
-                .with("advertised endpoint", endpoint_value(s.signalled))
+                .with("endpoint", endpoint_value(endpoint))
+                .with("advertised endpoint", endpoint_value(signalled))
+                .with("last packet", OwnedValue::Int(last_packet))
                 .with("flags", OwnedValue::List(flags));
             if let Some(ssrc) = s.counters.last_ssrc {
                 v.push("SSRC", OwnedValue::Int(i64::from(ssrc.0)));
@@ -255,12 +341,43 @@ fn media_value(index: usize, m: &MediaSlot, leg: usize, snaps: &[StreamSnapshot]
             streams.push(v);
         }
     }
-    OwnedValue::dict()
+    // Media flags in rtpengine's order; `send`/`recv` are the relay's view:
+    // it sends to an endpoint that receives, receives from one that sends.
+    let mut flags = Vec::new();
+    if initialized {
+        flags.push("initialized");
+    }
+    if m.asymmetric.get(leg).copied().unwrap_or(false) {
+        flags.push("asymmetric");
+    }
+    let dir = m.dirs.get(leg).copied().unwrap_or_default();
+    if matches!(dir, Direction::SendRecv | Direction::RecvOnly) {
+        flags.push("send");
+    }
+    if matches!(dir, Direction::SendRecv | Direction::SendOnly) {
+        flags.push("recv");
+    }
+    if muxed {
+        flags.push("rtcp-mux");
+    }
+    if leg == 1 {
+        flags.push("ICE controlling");
+    }
+    let mut v = OwnedValue::dict()
         .with("index", OwnedValue::count(index as u64 + 1))
         .with("type", OwnedValue::text(&m.kind))
-        .with("protocol", OwnedValue::text(&m.proto))
-        .with("streams", OwnedValue::List(streams))
-        .with("flags", OwnedValue::List(Vec::new()))
+        .with("protocol", OwnedValue::text(&m.proto));
+    // rtpengine names the codec once media of it was received.
+    let received = snaps
+        .iter()
+        .any(|s| s.kind != StreamKind::Rtcp && s.counters.packets > 0);
+    if let Some(codec) = m.codec.as_ref().filter(|_| received) {
+        v.push("codec", OwnedValue::text(codec));
+    }
+    v.with("streams", OwnedValue::List(streams)).with(
+        "flags",
+        OwnedValue::List(flags.into_iter().map(OwnedValue::text).collect()),
+    )
 }
 
 #[cfg(test)]

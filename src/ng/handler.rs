@@ -12,7 +12,7 @@
 //! always removed (we do not terminate ICE, so passed-through candidates
 //! would route media around us) and SRTP is relayed end to end, both said
 //! in the reply's `warning`; an SDP without a usable `m=` line creates no
-//! call; an empty `sdp` is `Failed to parse SDP`; JSON bodies are not
+//! call; an empty `sdp` creates a call without media, as rtpengine; JSON bodies are not
 //! accepted; error reasons name the line at fault.
 //!
 //! Every address an offer or answer hands the relay is checked before
@@ -75,6 +75,9 @@ pub struct HandlerConfig {
     /// How long a stream's source holds it against other sources, in its
     /// packet intervals (RTP-bleed protection, see [`LatchPolicy`]).
     pub source_hold: Intervals,
+    /// How long a call without media (offered with an empty `sdp`) waits
+    /// for an SDP before it is removed (`--offer-timeout`).
+    pub offer_timeout: Duration,
 }
 
 impl Default for HandlerConfig {
@@ -85,6 +88,7 @@ impl Default for HandlerConfig {
             reply_ttl: Duration::from_secs(30),
             reply_cache_max: 65_536,
             source_hold: Intervals::default(),
+            offer_timeout: Duration::from_secs(3600),
         }
     }
 }
@@ -277,15 +281,22 @@ impl<M: MediaPlane> Handler<M> {
 
     /// Removes deleted calls whose `delete-delay` has passed: their media
     /// stops and their ports are released now.
+    /// A call without media that waited longer than the offer timeout for
+    /// an SDP goes too.
     pub fn expire(&mut self, now: Instant) {
         let delay = self.cfg.delete_delay;
+        let offer_timeout = self.cfg.offer_timeout;
         let due: Vec<String> = self
             .calls
             .iter()
             .filter(|(_, c)| {
-                c.deleted
+                let deleted = c
+                    .deleted
                     .as_ref()
-                    .is_some_and(|(at, _)| now.saturating_duration_since(*at) >= delay)
+                    .is_some_and(|(at, _)| now.saturating_duration_since(*at) >= delay);
+                let stale = c.medias.iter().all(|m| m.engine.is_none())
+                    && now.saturating_duration_since(c.last_signal) >= offer_timeout;
+                deleted || stale
             })
             .map(|(id, _)| id.clone())
             .collect();
@@ -334,6 +345,9 @@ impl<M: MediaPlane> Handler<M> {
     }
 
     fn offer(&mut self, now: Instant, body: &Value<'_>) -> Result<OwnedValue, Fail> {
+        if body.get("sdp").and_then(Value::as_bytes) == Some(&[][..]) {
+            return self.empty_offer(now, body);
+        }
         let SdpRequest {
             call_id,
             from_tag,
@@ -360,6 +374,7 @@ impl<M: MediaPlane> Handler<M> {
             created: now,
             last_signal: now,
             medias: Vec::new(),
+            via_branch: [None, None],
             sent: [None, None],
             deleted: None,
         });
@@ -395,6 +410,33 @@ impl<M: MediaPlane> Handler<M> {
         }
     }
 
+    /// An offer with an empty `sdp` (a late-offer INVITE passed on as is):
+    /// as rtpengine, `ok` without `sdp`; the call exists with no media (it
+    /// holds no ports, and the offer timeout removes it if nothing
+    /// follows).
+    fn empty_offer(&mut self, now: Instant, body: &Value<'_>) -> Result<OwnedValue, Fail> {
+        let call_id = text(body, "call-id").ok_or("No call-id in message")?;
+        let from_tag = text(body, "from-tag").ok_or("No from-tag in message")?;
+        if !self.calls.contains_key(&call_id) {
+            self.calls.insert(
+                call_id,
+                Call {
+                    from_tag,
+                    to_tag: None,
+                    labels: [None, None],
+                    created: now,
+                    last_signal: now,
+                    medias: Vec::new(),
+                    via_branch: [None, None],
+                    sent: [None, None],
+                    deleted: None,
+                },
+            );
+            self.managed += 1;
+        }
+        Ok(OwnedValue::dict().with("result", OwnedValue::text("ok")))
+    }
+
     fn answer(&mut self, now: Instant, body: &Value<'_>) -> Result<OwnedValue, Fail> {
         let SdpRequest {
             call_id,
@@ -421,6 +463,11 @@ impl<M: MediaPlane> Handler<M> {
                 call.labels[answerer] = opts.label.clone();
             }
             version_sdp(&mut call, answerer, &mut sdp, opts.replace_sdp_version);
+            if let (Some(branch), Some(slot)) =
+                (text(body, "via-branch"), call.via_branch.get_mut(answerer))
+            {
+                *slot = Some(branch);
+            }
             call.last_signal = now;
         }
         self.calls.insert(call_id, call);
@@ -569,25 +616,18 @@ impl<M: MediaPlane> Handler<M> {
                             .map(|l| (l.rtp.port(), MuxOut::offer(plan))),
                     );
                     let slot = MediaSlot {
-                        kind,
-                        proto,
                         engine: Some(info),
                         tag,
                         mux: plan,
                         offered,
+                        ..MediaSlot::new(kind, proto)
                     };
                     if i < call.medias.len() {
                         call.medias[i] = slot;
                     } else {
                         while call.medias.len() < i {
-                            call.medias.push(MediaSlot {
-                                kind: String::new(),
-                                proto: String::new(),
-                                engine: None,
-                                tag: 0,
-                                mux: MuxPlan::default(),
-                                offered: Vec::new(),
-                            });
+                            call.medias
+                                .push(MediaSlot::new(String::new(), String::new()));
                         }
                         call.medias.push(slot);
                     }
@@ -599,6 +639,36 @@ impl<M: MediaPlane> Handler<M> {
         for i in rejected {
             if let Some(slot) = call.medias.get_mut(i) {
                 self.release_media(slot.engine.take(), slot.tag);
+            }
+        }
+        // What `query` reports per leg.
+        for (i, m) in sdp.media().iter().enumerate() {
+            let Some(slot) = call.medias.get_mut(i) else {
+                continue;
+            };
+            if let Some(d) = slot.dirs.get_mut(sender) {
+                *d = stated_direction(sdp, i);
+            }
+            if let Some(a) = slot.asymmetric.get_mut(sender) {
+                *a = opts.asymmetric;
+            }
+            if let Some(st) = slot.strict.get_mut(sender) {
+                *st = opts.strict_source;
+            }
+            if let Some(h) = slot.held.get_mut(sender) {
+                *h = sdp
+                    .media_connection(i)
+                    .and_then(|c| c.address.ip())
+                    .filter(|ip| ip.is_unspecified())
+                    .map(|ip| SocketAddr::new(ip, m.port()));
+            }
+            if !may_create && !m.is_disabled() {
+                slot.codec = m.formats().first().and_then(|f| {
+                    let n: u8 = f.parse().ok()?;
+                    let pt = crate::rtp::PayloadType::new(n)?;
+                    m.codec(pt)
+                        .map(|r| format!("{}/{}", r.encoding, r.clock_rate))
+                });
             }
         }
         rewrite(sdp, &ports, opts, self.cfg.advertised);
@@ -933,6 +1003,22 @@ fn endpoint(sdp: &Sdp, i: usize, opts: &Opts) -> (Option<SocketAddr>, Option<Soc
     (Some(SocketAddr::new(ip, port)), rtcp)
 }
 
+/// The direction media `i` states: its own, else the session's (RFC 8866
+/// §6.7); with `c=0.0.0.0` (RFC 3264 §8.4 hold the RFC 2543 way) the side
+/// does not receive.
+fn stated_direction(sdp: &Sdp, i: usize) -> Direction {
+    let d = sdp.media_direction(i);
+    let held = sdp
+        .media_connection(i)
+        .and_then(|c| c.address.ip())
+        .is_some_and(|ip| ip.is_unspecified());
+    match (held, d) {
+        (true, Direction::SendRecv) => Direction::SendOnly,
+        (true, Direction::RecvOnly) => Direction::Inactive,
+        (_, d) => d,
+    }
+}
+
 /// Rewrites an SDP for the other side, laid out as rtpengine writes it
 /// (`sdp_out`): relay address in `c=` (except `0.0.0.0`), `ports[i]` in
 /// `m=`, an explicit direction, `a=rtcp`, regenerated codec attributes, no
@@ -960,22 +1046,8 @@ fn rewrite(sdp: &mut Sdp, ports: &[Option<(u16, MuxOut)>], opts: &Opts, relay: I
     {
         sdp.session_mut().set_connection(addr);
     }
-    // The direction each media description states: its own, else the
-    // session's; with `c=0.0.0.0` (RFC 3264 §8.4 hold the RFC 2543 way)
-    // the side does not receive.
     let dirs: Vec<Direction> = (0..sdp.media().len())
-        .map(|i| {
-            let d = sdp.media_direction(i);
-            if unspecified(sdp.media_connection(i)) {
-                match d {
-                    Direction::SendRecv => Direction::SendOnly,
-                    Direction::RecvOnly => Direction::Inactive,
-                    other => other,
-                }
-            } else {
-                d
-            }
-        })
+        .map(|i| stated_direction(sdp, i))
         .collect();
     sdp_out::layout_session(sdp);
     for (i, m) in sdp.media_mut().iter_mut().enumerate() {
@@ -1986,6 +2058,27 @@ mod tests {
         let changed = go(&mut h, "m=audio 40000 RTP/AVP 0\r\na=sendonly\r\n");
         assert_eq!(version(&changed), 2);
         assert_eq!(version(&go(&mut h, "m=audio 40000 RTP/AVP 0\r\n")), 3);
+    }
+
+    /// An offer with an empty `sdp` is `ok` without `sdp` (rtpengine); the
+    /// call has no media and goes at the offer timeout.
+    #[test]
+    fn empty_offer_creates_a_call_without_media_until_the_offer_timeout() {
+        let (mut h, t0) = handler();
+        let r = offer(&mut h, t0, "late", "");
+        assert_eq!(r, OwnedValue::dict().with("result", t("ok")));
+        assert_eq!(h.call_count(), 1);
+        assert!(h.media().calls.borrow().is_empty());
+        let q = run(
+            &mut h,
+            t0,
+            &[("command", t("query")), ("call-id", t("late"))],
+        );
+        assert_eq!(q.get("result").and_then(OwnedValue::as_str), Some("ok"));
+        h.expire(t0 + Duration::from_secs(3599));
+        assert_eq!(h.call_count(), 1);
+        h.expire(t0 + Duration::from_secs(3600));
+        assert_eq!(h.call_count(), 0);
     }
 
     /// SRTP and ICE the relay does not terminate are said in `warning`.
