@@ -16,6 +16,8 @@
 
 use std::fmt::Write as _;
 
+use super::histogram::HistogramSnapshot;
+
 /// The `Content-Type` of a body this module writes.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -26,6 +28,9 @@ pub enum MetricType {
     Counter,
     /// A value that goes up and down.
     Gauge,
+    /// Cumulative buckets (`_bucket{le=...}`), `_sum` and `_count`; write
+    /// its samples with [`Family::histogram`].
+    Histogram,
 }
 
 /// A sample value.
@@ -59,6 +64,7 @@ impl MetricType {
         match self {
             MetricType::Counter => "counter",
             MetricType::Gauge => "gauge",
+            MetricType::Histogram => "histogram",
         }
     }
 }
@@ -115,11 +121,44 @@ impl Family<'_, '_> {
         labels: &[(&'static str, &str)],
         value: impl Into<Value>,
     ) -> &mut Self {
+        self.write_sample("", labels, None, value.into());
+        self
+    }
+
+    /// Writes one histogram of this (histogram) family with `labels`: a
+    /// `_bucket` sample per bucket (`le` label last, cumulative counts),
+    /// then `_sum` (seconds) and `_count`.
+    pub fn histogram(
+        &mut self,
+        labels: &[(&'static str, &str)],
+        h: &HistogramSnapshot,
+    ) -> &mut Self {
+        let mut le = String::new();
+        for (bound, n) in h.cumulative() {
+            le.clear();
+            Value::Float(bound).write(&mut le);
+            self.write_sample("_bucket", labels, Some(&le), Value::Int(n));
+        }
+        self.write_sample("_sum", labels, None, Value::Float(h.sum_seconds()));
+        self.write_sample("_count", labels, None, Value::Int(h.count()));
+        self
+    }
+
+    /// `name` + `suffix`, `labels` (then `le`, when given) and the value.
+    fn write_sample(
+        &mut self,
+        suffix: &str,
+        labels: &[(&'static str, &str)],
+        le: Option<&str>,
+        value: Value,
+    ) {
         let out = &mut *self.writer.out;
         out.push_str(self.name);
-        if !labels.is_empty() {
+        out.push_str(suffix);
+        let le = le.map(|v| ("le", v));
+        if !labels.is_empty() || le.is_some() {
             out.push('{');
-            for (i, (name, value)) in labels.iter().enumerate() {
+            for (i, (name, value)) in labels.iter().copied().chain(le).enumerate() {
                 debug_assert!(valid_label_name(name), "bad label name {name:?}");
                 if i > 0 {
                     out.push(',');
@@ -132,9 +171,8 @@ impl Family<'_, '_> {
             out.push('}');
         }
         out.push(' ');
-        value.into().write(out);
+        value.write(out);
         out.push('\n');
-        self
     }
 }
 
@@ -301,6 +339,40 @@ mod tests {
         let mut w = TextWriter::new(&mut s);
         w.family("x", MetricType::Gauge, "h");
         w.family("x", MetricType::Gauge, "h");
+    }
+
+    #[test]
+    fn histogram_samples() {
+        let h = crate::metrics::histogram::Histogram::default();
+        h.observe(std::time::Duration::from_micros(40));
+        h.observe(std::time::Duration::from_millis(2));
+        h.observe(std::time::Duration::from_secs(5));
+        let mut s = String::new();
+        let mut w = TextWriter::new(&mut s);
+        w.family("lat_seconds", MetricType::Histogram, "Latency.")
+            .histogram(&[("command", "offer")], &h.snapshot());
+        w.family("plain_seconds", MetricType::Histogram, "No labels.")
+            .histogram(&[], &crate::metrics::HistogramSnapshot::default());
+        let lines: Vec<&str> = s.lines().collect();
+        assert_eq!(lines[0], "# HELP lat_seconds Latency.");
+        assert_eq!(lines[1], "# TYPE lat_seconds histogram");
+        assert_eq!(
+            lines[2],
+            "lat_seconds_bucket{command=\"offer\",le=\"0.00005\"} 1"
+        );
+        assert!(lines.contains(&"lat_seconds_bucket{command=\"offer\",le=\"0.001\"} 1"));
+        assert!(lines.contains(&"lat_seconds_bucket{command=\"offer\",le=\"0.0025\"} 2"));
+        assert!(lines.contains(&"lat_seconds_bucket{command=\"offer\",le=\"1\"} 2"));
+        assert!(lines.contains(&"lat_seconds_bucket{command=\"offer\",le=\"+Inf\"} 3"));
+        assert!(lines.contains(&"lat_seconds_sum{command=\"offer\"} 5.00204"));
+        assert!(lines.contains(&"lat_seconds_count{command=\"offer\"} 3"));
+        assert!(lines.contains(&"plain_seconds_bucket{le=\"+Inf\"} 0"));
+        assert!(lines.contains(&"plain_seconds_sum 0"));
+        assert!(lines.contains(&"plain_seconds_count 0"));
+        assert_eq!(
+            lines.len(),
+            2 * (2 + crate::metrics::histogram::BUCKETS + 2)
+        );
     }
 
     #[test]

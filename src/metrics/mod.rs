@@ -4,6 +4,7 @@
 //! | file | owns |
 //! |---|---|
 //! | [`exposition`] | sans-IO text format 0.0.4 writer (HELP/TYPE, labels, escaping) |
+//! | [`histogram`] | lock-free fixed-bucket duration histogram ([`Histogram`]) |
 //! | [`snapshot`] | reading the engine's lock-free counters; rendering every family |
 //! | [`request`] | sans-IO HTTP request-head parsing and routing |
 //! | [`server`] | the one-thread HTTP server ([`MetricsServer`]) |
@@ -27,11 +28,13 @@
 //! Every family is listed in docs/metrics.md.
 
 pub mod exposition;
+pub mod histogram;
 pub mod request;
 pub mod server;
 pub mod snapshot;
 
 pub use exposition::{CONTENT_TYPE, MetricType, TextWriter, Value};
+pub use histogram::{Histogram, HistogramSnapshot};
 pub use server::{HttpConfig, MetricsServer};
 pub use snapshot::{NgCounters, ShardSnapshot, Snapshot};
 

@@ -11,6 +11,7 @@
 use std::sync::atomic::Ordering;
 
 use super::exposition::{MetricType, TextWriter};
+use super::histogram::HistogramSnapshot;
 use crate::engine::{Engine, EngineStats, ShardStats};
 use crate::ports::{Counts, ShardId};
 use crate::relay::DropReason;
@@ -25,6 +26,13 @@ pub trait NgCounters {
     /// Datagrams that were not a valid NG message (bad cookie, bencode,
     /// missing command).
     fn malformed(&self) -> u64;
+
+    /// Time spent handling each NG datagram that executed a command, per
+    /// command name (`mediarelay_ng_command_duration_seconds`); order is
+    /// kept. None by default (the family is then not written).
+    fn command_durations(&self) -> Vec<(&'static str, HistogramSnapshot)> {
+        Vec::new()
+    }
 }
 
 /// Counters of one shard.
@@ -311,6 +319,17 @@ impl Snapshot {
             "NG datagrams that were not a valid NG message.",
         )
         .sample(&[], ng.malformed());
+        let durations = ng.command_durations();
+        if !durations.is_empty() {
+            let mut f = w.family(
+                "mediarelay_ng_command_duration_seconds",
+                MetricType::Histogram,
+                "Time to handle an NG datagram that executed a command, by command.",
+            );
+            for (command, h) in &durations {
+                f.histogram(&[("command", command)], h);
+            }
+        }
     }
 }
 
@@ -483,5 +502,56 @@ mod tests {
              # TYPE mediarelay_ng_malformed_total counter\n\
              mediarelay_ng_malformed_total 2\n"
         ));
+    }
+
+    struct NgTimed;
+
+    impl NgCounters for NgTimed {
+        fn commands(&self) -> Vec<(&'static str, &'static str, u64)> {
+            vec![("offer", "ok", 1)]
+        }
+        fn malformed(&self) -> u64 {
+            0
+        }
+        fn command_durations(&self) -> Vec<(&'static str, HistogramSnapshot)> {
+            let h = crate::metrics::Histogram::default();
+            h.observe(std::time::Duration::from_micros(300));
+            vec![
+                ("offer", h.snapshot()),
+                ("ping", HistogramSnapshot::default()),
+            ]
+        }
+    }
+
+    #[test]
+    fn ng_command_duration_histogram() {
+        let mut body = String::new();
+        snapshot().render(Some(&NgTimed), &mut body);
+        let (_, tail) = body
+            .split_once("# HELP mediarelay_ng_command_duration_seconds ")
+            .expect("histogram family");
+        let l: Vec<&str> = tail.lines().skip(1).collect();
+        assert_eq!(
+            l[0],
+            "# TYPE mediarelay_ng_command_duration_seconds histogram"
+        );
+        for want in [
+            "mediarelay_ng_command_duration_seconds_bucket{command=\"offer\",le=\"0.00025\"} 0",
+            "mediarelay_ng_command_duration_seconds_bucket{command=\"offer\",le=\"0.0005\"} 1",
+            "mediarelay_ng_command_duration_seconds_bucket{command=\"offer\",le=\"+Inf\"} 1",
+            "mediarelay_ng_command_duration_seconds_sum{command=\"offer\"} 0.0003",
+            "mediarelay_ng_command_duration_seconds_count{command=\"offer\"} 1",
+            "mediarelay_ng_command_duration_seconds_bucket{command=\"ping\",le=\"0.00005\"} 0",
+            "mediarelay_ng_command_duration_seconds_count{command=\"ping\"} 0",
+        ] {
+            assert!(l.contains(&want), "missing {want:?} in\n{tail}");
+        }
+        // Every sample after the TYPE line belongs to the family.
+        assert!(
+            l[1..]
+                .iter()
+                .all(|s| s.starts_with("mediarelay_ng_command_duration_seconds_"))
+        );
+        assert_eq!(l.len(), 1 + 2 * (crate::metrics::histogram::BUCKETS + 2));
     }
 }

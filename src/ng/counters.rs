@@ -1,7 +1,10 @@
 //! NG command counters, shared (atomics) between the NG server thread and
 //! whoever reports them (`statistics`, Prometheus `/metrics`).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::metrics::{Histogram, HistogramSnapshot};
 
 /// An NG command, for counting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -39,6 +42,11 @@ pub struct NgCounters {
     by_command: [[AtomicU64; 2]; Command::ALL.len()],
     malformed: AtomicU64,
     retransmissions: AtomicU64,
+    /// Handling time per command (`mediarelay_ng_command_duration_seconds`).
+    durations: [Histogram; Command::ALL.len()],
+    /// The command counted last and not yet timed: its index + 1, 0 none.
+    /// Written and taken by the thread that runs the handler.
+    last: AtomicU8,
 }
 
 impl Command {
@@ -93,6 +101,30 @@ impl NgCounters {
         if let Some(c) = self.by_command.get(cmd.index()) {
             c[outcome as usize].fetch_add(1, Ordering::Relaxed);
         }
+        self.last.store(cmd.index() as u8 + 1, Ordering::Relaxed);
+    }
+
+    /// Records `elapsed`, the time spent handling one NG datagram, under
+    /// the command that datagram executed (the one [`NgCounters::count`]
+    /// counted since the previous call). A datagram that executed none
+    /// (malformed, or a retransmission answered from the reply cache) is
+    /// not recorded. Call it from the thread that runs the handler, after
+    /// each datagram. Lock-free, no allocation.
+    pub fn observe_datagram(&self, elapsed: Duration) {
+        let last = self.last.swap(0, Ordering::Relaxed);
+        if let Some(h) = usize::from(last)
+            .checked_sub(1)
+            .and_then(|i| self.durations.get(i))
+        {
+            h.observe(elapsed);
+        }
+    }
+
+    /// The handling-time histogram of one command.
+    pub fn command_duration(&self, cmd: Command) -> HistogramSnapshot {
+        self.durations
+            .get(cmd.index())
+            .map_or_else(HistogramSnapshot::default, Histogram::snapshot)
     }
 
     /// Commands of one kind that ended with `outcome`.
@@ -124,7 +156,7 @@ impl NgCounters {
 }
 
 /// The NG counters as Prometheus series (`mediarelay_ng_commands_total`,
-/// `mediarelay_ng_malformed_total`).
+/// `mediarelay_ng_malformed_total`, `mediarelay_ng_command_duration_seconds`).
 impl crate::metrics::NgCounters for NgCounters {
     fn commands(&self) -> Vec<(&'static str, &'static str, u64)> {
         let mut out = Vec::with_capacity(Command::ALL.len() * 2);
@@ -138,5 +170,60 @@ impl crate::metrics::NgCounters for NgCounters {
 
     fn malformed(&self) -> u64 {
         NgCounters::malformed(self)
+    }
+
+    fn command_durations(&self) -> Vec<(&'static str, HistogramSnapshot)> {
+        Command::ALL
+            .iter()
+            .map(|&cmd| (cmd.name(), self.command_duration(cmd)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn datagram_time_goes_to_the_command_it_executed() {
+        let c = NgCounters::default();
+        // A datagram that executed no command is not timed.
+        c.count_malformed();
+        c.observe_datagram(Duration::from_millis(1));
+        assert!(
+            Command::ALL
+                .iter()
+                .all(|&cmd| c.command_duration(cmd).count() == 0)
+        );
+
+        c.count(Command::Offer, Outcome::Ok);
+        c.observe_datagram(Duration::from_micros(700));
+        c.count(Command::Ping, Outcome::Ok);
+        c.observe_datagram(Duration::from_micros(20));
+        c.count(Command::Offer, Outcome::Error);
+        c.observe_datagram(Duration::from_millis(30));
+        // A retransmission answered from the cache: nothing counted, not
+        // timed again.
+        c.count_retransmission();
+        c.observe_datagram(Duration::from_secs(9));
+
+        let offer = c.command_duration(Command::Offer);
+        assert_eq!(offer.count(), 2);
+        assert_eq!(offer.sum_ns, 30_700_000);
+        let ping = c.command_duration(Command::Ping);
+        assert_eq!(ping.count(), 1);
+        assert_eq!(ping.buckets[0], 1, "20 us is in the 50 us bucket");
+        assert_eq!(c.command_duration(Command::Delete).count(), 0);
+
+        let families = crate::metrics::NgCounters::command_durations(&c);
+        assert_eq!(families.len(), Command::ALL.len());
+        assert_eq!(families[1], ("offer", offer));
+        // One histogram observation per executed command.
+        let timed: u64 = families.iter().map(|(_, h)| h.count()).sum();
+        let counted: u64 = crate::metrics::NgCounters::commands(&c)
+            .iter()
+            .map(|&(_, _, n)| n)
+            .sum();
+        assert_eq!(timed, counted);
     }
 }
