@@ -137,6 +137,9 @@ pub(crate) struct Call {
     /// Per leg, the `o=` session version and the rest of the SDP last
     /// handed on for it (`replace: sdp-version`).
     pub sent: [Option<(u64, Vec<u8>)>; 2],
+    /// `delete delay` asked for this call (NG key), overriding
+    /// `--delete-delay`.
+    pub delete_delay: Option<std::time::Duration>,
     /// Set by `delete`: when, and the final streams per media (the call
     /// stays queryable for `delete-delay`, as in rtpengine).
     pub deleted: Option<(Instant, Vec<Vec<StreamSnapshot>>)>,

@@ -12,8 +12,9 @@
 //! always removed (we do not terminate ICE, so passed-through candidates
 //! would route media around us) and SRTP is relayed end to end, both said
 //! in the reply's `warning`; an SDP without a usable `m=` line creates no
-//! call; an empty `sdp` creates a call without media, as rtpengine; JSON bodies are not
-//! accepted; error reasons name the line at fault.
+//! call; an empty `sdp` creates a call without media, as rtpengine; a
+//! JSON body is answered in JSON, as rtpengine; error reasons name the
+//! line at fault.
 //!
 //! Every address an offer or answer hands the relay is checked before
 //! anything is created or changed (`check_addresses`): a `c=` that is not
@@ -52,6 +53,7 @@ use std::time::{Duration, Instant};
 use super::Value;
 use super::call::{Call, MediaSlot, MuxFlags, MuxPlan};
 use super::counters::{Command, NgCounters, Outcome};
+use super::json;
 use super::media::MediaPlane;
 use super::message::{self, ReplyCache};
 use super::owned::OwnedValue;
@@ -78,6 +80,9 @@ pub struct HandlerConfig {
     /// How long a call without media (offered with an empty `sdp`) waits
     /// for an SDP before it is removed (`--offer-timeout`).
     pub offer_timeout: Duration,
+    /// The configured interface names, the relaying one first (`default`
+    /// when it has none), for NG `direction` and `interface`.
+    pub interfaces: Vec<String>,
 }
 
 impl Default for HandlerConfig {
@@ -89,6 +94,7 @@ impl Default for HandlerConfig {
             reply_cache_max: 65_536,
             source_hold: Intervals::default(),
             offer_timeout: Duration::from_secs(3600),
+            interfaces: vec!["default".to_string()],
         }
     }
 }
@@ -140,6 +146,12 @@ struct Opts {
     unsupported: Vec<String>,
     /// `ICE: remove` was given.
     ice_remove: bool,
+    /// `delete delay` for this call.
+    delete_delay: Option<Duration>,
+    /// `codec: {strip: [...]}`: codec names (or `all`) removed from the SDP.
+    codec_strip: Vec<String>,
+    /// `codec: {except: [...]}`: codec names kept despite `strip`.
+    codec_except: Vec<String>,
     /// What the relay does differently from what the SDP asks, for the
     /// reply's `warning`.
     notes: Vec<String>,
@@ -204,6 +216,12 @@ impl<M: MediaPlane> Handler<M> {
     /// rtpengine for a datagram without a cookie). Retransmissions (same
     /// cookie within the cache TTL) get the cached reply, unexecuted.
     pub fn handle_datagram(&mut self, now: Instant, datagram: &[u8]) -> Option<Vec<u8>> {
+        if let Some(sp) = datagram.iter().position(|&b| b == b' ') {
+            let (cookie, body) = (&datagram[..sp], &datagram[sp + 1..]);
+            if !cookie.is_empty() && body.first() == Some(&b'{') {
+                return Some(self.handle_json(now, cookie, body));
+            }
+        }
         let mut out = Vec::new();
         let req = match message::parse(datagram) {
             Ok(r) => r,
@@ -231,6 +249,33 @@ impl<M: MediaPlane> Handler<M> {
         write(req.cookie, &reply, &mut out);
         self.cache.insert(now, req.cookie, &out);
         Some(out)
+    }
+
+    /// A JSON message (rtpengine accepts JSON on the NG port and answers
+    /// in JSON): the same command path, the reply written as JSON.
+    fn handle_json(&mut self, now: Instant, cookie: &[u8], body: &[u8]) -> Vec<u8> {
+        if let Some(cached) = self.cache.get(now, cookie) {
+            self.counters.count_retransmission();
+            return cached.to_vec();
+        }
+        let reply = match json::decode(body) {
+            Ok(msg) => {
+                let bencoded = msg.to_bytes();
+                match Value::decode(&bencoded) {
+                    Ok(v) => self.handle(now, &v),
+                    Err(_) => error_reply("Could not decode JSON object"),
+                }
+            }
+            Err(e) => {
+                self.counters.count_malformed();
+                error_reply(&format!("Could not decode JSON object: {e}"))
+            }
+        };
+        let mut out = cookie.to_vec();
+        out.push(b' ');
+        json::encode(&reply, &mut out);
+        self.cache.insert(now, cookie, &out);
+        out
     }
 
     /// Executes one command dictionary and returns the reply dictionary.
@@ -290,6 +335,7 @@ impl<M: MediaPlane> Handler<M> {
             .calls
             .iter()
             .filter(|(_, c)| {
+                let delay = c.delete_delay.unwrap_or(delay);
                 let deleted = c
                     .deleted
                     .as_ref()
@@ -345,7 +391,7 @@ impl<M: MediaPlane> Handler<M> {
     }
 
     fn offer(&mut self, now: Instant, body: &Value<'_>) -> Result<OwnedValue, Fail> {
-        if body.get("sdp").and_then(Value::as_bytes) == Some(&[][..]) {
+        if field(body, "sdp").and_then(Value::as_bytes) == Some(&[][..]) {
             return self.empty_offer(now, body);
         }
         let SdpRequest {
@@ -353,7 +399,7 @@ impl<M: MediaPlane> Handler<M> {
             from_tag,
             opts,
             mut sdp,
-        } = SdpRequest::parse(body)?;
+        } = SdpRequest::parse(body, &self.cfg)?;
         if !sdp.media().iter().any(|m| !m.is_disabled()) {
             return Err("Error rewriting SDP".into());
         }
@@ -376,6 +422,7 @@ impl<M: MediaPlane> Handler<M> {
             medias: Vec::new(),
             via_branch: [None, None],
             sent: [None, None],
+            delete_delay: None,
             deleted: None,
         });
         let Some(offerer) = call.leg_of(&from_tag) else {
@@ -390,6 +437,9 @@ impl<M: MediaPlane> Handler<M> {
                     call.labels[offerer] = opts.label.clone();
                 }
                 version_sdp(&mut call, offerer, &mut sdp, opts.replace_sdp_version);
+                if opts.delete_delay.is_some() {
+                    call.delete_delay = opts.delete_delay;
+                }
                 call.last_signal = now;
                 if is_new {
                     self.managed += 1;
@@ -417,21 +467,19 @@ impl<M: MediaPlane> Handler<M> {
     fn empty_offer(&mut self, now: Instant, body: &Value<'_>) -> Result<OwnedValue, Fail> {
         let call_id = text(body, "call-id").ok_or("No call-id in message")?;
         let from_tag = text(body, "from-tag").ok_or("No from-tag in message")?;
-        if !self.calls.contains_key(&call_id) {
-            self.calls.insert(
-                call_id,
-                Call {
-                    from_tag,
-                    to_tag: None,
-                    labels: [None, None],
-                    created: now,
-                    last_signal: now,
-                    medias: Vec::new(),
-                    via_branch: [None, None],
-                    sent: [None, None],
-                    deleted: None,
-                },
-            );
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.calls.entry(call_id) {
+            slot.insert(Call {
+                from_tag,
+                to_tag: None,
+                labels: [None, None],
+                created: now,
+                last_signal: now,
+                medias: Vec::new(),
+                via_branch: [None, None],
+                sent: [None, None],
+                delete_delay: None,
+                deleted: None,
+            });
             self.managed += 1;
         }
         Ok(OwnedValue::dict().with("result", OwnedValue::text("ok")))
@@ -443,7 +491,7 @@ impl<M: MediaPlane> Handler<M> {
             from_tag,
             opts,
             mut sdp,
-        } = SdpRequest::parse(body)?;
+        } = SdpRequest::parse(body, &self.cfg)?;
         let to_tag = text(body, "to-tag").ok_or("No to-tag in message")?;
         if self.calls.get(&call_id).is_none_or(|c| c.deleted.is_some()) {
             return Err("Unknown call-id".into());
@@ -463,6 +511,9 @@ impl<M: MediaPlane> Handler<M> {
                 call.labels[answerer] = opts.label.clone();
             }
             version_sdp(&mut call, answerer, &mut sdp, opts.replace_sdp_version);
+            if opts.delete_delay.is_some() {
+                call.delete_delay = opts.delete_delay;
+            }
             if let (Some(branch), Some(slot)) =
                 (text(body, "via-branch"), call.via_branch.get_mut(answerer))
             {
@@ -692,7 +743,12 @@ impl<M: MediaPlane> Handler<M> {
                 .with("warning", OwnedValue::text(MSG))
                 .with("result", OwnedValue::text("ok")));
         }
-        if self.cfg.delete_delay.is_zero() {
+        // `delete delay` of this request, else of the call's offer/answer,
+        // else `--delete-delay`.
+        let delay = request_delete_delay(body)?
+            .or_else(|| self.calls.get(&call_id).and_then(|c| c.delete_delay))
+            .unwrap_or(self.cfg.delete_delay);
+        if delay.is_zero() {
             return Ok(match (from_tag, self.remove(&call_id)) {
                 (Some(_), Some((call, snaps))) => call
                     .query_value(&snaps, |t| self.unix(t))
@@ -709,6 +765,7 @@ impl<M: MediaPlane> Handler<M> {
             let snaps = self.snapshots(&call);
             call.deleted = Some((now, snaps));
         }
+        call.delete_delay = Some(delay);
         let reply = match from_tag {
             Some(_) => {
                 let snaps = call
@@ -750,7 +807,7 @@ impl<M: MediaPlane> Handler<M> {
     }
 
     fn list(&self, body: &Value<'_>) -> Result<OwnedValue, Fail> {
-        let limit = match body.get("limit") {
+        let limit = match field(body, "limit") {
             None => 32,
             Some(v) => v
                 .as_int()
@@ -850,10 +907,7 @@ impl Opts {
             o.unsupported
                 .push(format!("ICE '{ice}' (ICE attributes are always removed)"));
         }
-        if body.get("direction").is_some() {
-            o.unsupported.push("direction".into());
-        }
-        if let Some(v) = body.get("received from") {
+        if let Some(v) = field(body, "received from") {
             let ip = v
                 .as_list()
                 .and_then(|l| l.get(1))
@@ -865,6 +919,44 @@ impl Opts {
             o.media_address = Some(parse_ip(&v).ok_or("Invalid 'media address'")?);
         }
         o.label = text(body, "label");
+        o.delete_delay = request_delete_delay(body)?;
+        if let Some(Value::Dict(entries)) = field(body, "codec") {
+            for (k, v) in entries {
+                let names: Vec<String> = match v {
+                    Value::List(l) => l
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect(),
+                    other => other.as_str().map(str::to_string).into_iter().collect(),
+                };
+                match canonical_key(k).as_str() {
+                    "strip" => o.codec_strip.extend(names),
+                    "except" => o.codec_except.extend(names),
+                    other => {
+                        return Err(Fail(format!(
+                            "Transcoding is not implemented (codec '{other}'): the call would \
+                             not carry the codecs asked for"
+                        )));
+                    }
+                }
+            }
+        }
+        if let Some(v) = text(body, "record call") {
+            if matches!(v.to_ascii_lowercase().as_str(), "yes" | "on" | "true" | "1") {
+                o.notes
+                    .push("Call recording is not implemented: the call is not recorded".into());
+            }
+        }
+        if let Value::Dict(entries) = body {
+            for (k, _) in entries {
+                let key = canonical_key(k);
+                if !KNOWN_KEYS.contains(&key.as_str()) {
+                    o.unsupported
+                        .push(format!("key '{}'", String::from_utf8_lossy(k)));
+                }
+            }
+        }
         Ok(o)
     }
 
@@ -1160,11 +1252,10 @@ struct SdpRequest {
 }
 
 impl SdpRequest {
-    fn parse(body: &Value<'_>) -> Result<SdpRequest, Fail> {
+    fn parse(body: &Value<'_>, cfg: &HandlerConfig) -> Result<SdpRequest, Fail> {
         let call_id = text(body, "call-id").ok_or("No call-id in message")?;
         let from_tag = text(body, "from-tag").ok_or("No from-tag in message")?;
-        let sdp_bytes = body
-            .get("sdp")
+        let sdp_bytes = field(body, "sdp")
             .and_then(Value::as_bytes)
             .ok_or("No SDP body in message")?;
         let opts = Opts::parse(body)?;
@@ -1180,6 +1271,11 @@ impl SdpRequest {
             _ => Fail::from("Failed to parse SDP"),
         })?;
         refuse_like_rtpengine(&sdp)?;
+        check_interfaces(body, cfg)?;
+        check_transport(body, &sdp, cfg)?;
+        let mut sdp = sdp;
+        strip_codecs(&mut sdp, &opts)?;
+        let sdp = sdp;
         let mut opts = opts;
         let enabled = || sdp.media().iter().filter(|m| !m.is_disabled());
         if enabled().any(|m| m.media_line().proto.to_ascii_uppercase().contains("SAVP")) {
@@ -1202,6 +1298,119 @@ impl SdpRequest {
             sdp,
         })
     }
+}
+
+/// A request's `delete delay` in seconds (integer or digits), if given.
+fn request_delete_delay(body: &Value<'_>) -> Result<Option<Duration>, Fail> {
+    let Some(v) = field(body, "delete delay") else {
+        return Ok(None);
+    };
+    let secs = v
+        .as_int()
+        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+        .filter(|n| *n >= 0)
+        .ok_or("Invalid 'delete delay'")?;
+    Ok(Some(Duration::from_secs(secs.unsigned_abs())))
+}
+
+/// `direction` and `interface` name the interfaces media goes through.
+/// Names of the relaying interface are honoured (it is the only one that
+/// relays); an unknown name, or a request to bridge to another interface,
+/// is an error: the call could not go where asked.
+fn check_interfaces(body: &Value<'_>, cfg: &HandlerConfig) -> Result<(), Fail> {
+    let mut names = flag_list(body, "direction");
+    names.extend(text(body, "interface"));
+    let primary = cfg.interfaces.first().map_or("default", String::as_str);
+    for name in names {
+        if name.eq_ignore_ascii_case(primary) || (name == "default" && cfg.interfaces.len() <= 1) {
+            continue;
+        }
+        if cfg.interfaces.iter().any(|i| i.eq_ignore_ascii_case(&name)) {
+            return Err(Fail(format!(
+                "Bridging media between interfaces is not implemented: only '{primary}' \
+                 relays, '{name}' was asked for"
+            )));
+        }
+        return Err(Fail(format!("Unknown interface '{name}'")));
+    }
+    Ok(())
+}
+
+/// `transport-protocol` and `address family`: what the SDP already says
+/// is honoured; a change (RTP/AVP to SRTP, IPv4 to IPv6) is an error,
+/// since this relay neither terminates SRTP nor bridges address families.
+fn check_transport(body: &Value<'_>, sdp: &Sdp, cfg: &HandlerConfig) -> Result<(), Fail> {
+    if let Some(tp) = text(body, "transport protocol") {
+        let differs = sdp
+            .media()
+            .iter()
+            .filter(|m| !m.is_disabled())
+            .any(|m| !m.media_line().proto.eq_ignore_ascii_case(&tp));
+        if differs {
+            return Err(Fail(format!(
+                "Changing the transport protocol to {tp} is not implemented (no SRTP or DTLS \
+                 termination): the media keeps the SDP's protocol"
+            )));
+        }
+    }
+    if let Some(af) = text(body, "address family") {
+        let relay_v4 = cfg.advertised.is_ipv4();
+        let ok = match af.to_ascii_uppercase().as_str() {
+            "IP4" => relay_v4,
+            "IP6" => !relay_v4,
+            _ => return Err(Fail(format!("Invalid 'address family' {af}"))),
+        };
+        if !ok {
+            return Err(Fail(format!(
+                "address family {af}: the relay interface {} is of the other family and \
+                 IPv4-IPv6 bridging is not implemented",
+                cfg.advertised
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `codec: {strip: [...], except: [...]}`: removes the named codecs
+/// (encoding names, case-insensitive; `all` for every one) from each
+/// media's format list, keeping those named in `except`, as rtpengine
+/// does without transcoding. A media left without a codec is an error.
+fn strip_codecs(sdp: &mut Sdp, opts: &Opts) -> Result<(), Fail> {
+    if opts.codec_strip.is_empty() {
+        return Ok(());
+    }
+    let named = |list: &[String], enc: &str| list.iter().any(|n| n.eq_ignore_ascii_case(enc));
+    let all = named(&opts.codec_strip, "all");
+    for (i, m) in sdp.media_mut().iter_mut().enumerate() {
+        if m.is_disabled() || !m.media_line().proto_kind().is_rtp() {
+            continue;
+        }
+        let keep: Vec<String> = m
+            .formats()
+            .iter()
+            .filter(|f| {
+                let enc = f
+                    .parse::<u8>()
+                    .ok()
+                    .and_then(crate::rtp::PayloadType::new)
+                    .and_then(|pt| m.codec(pt))
+                    .map(|r| r.encoding.to_string())
+                    .unwrap_or_default();
+                named(&opts.codec_except, &enc) || !(all || named(&opts.codec_strip, &enc))
+            })
+            .cloned()
+            .collect();
+        if keep.is_empty() {
+            return Err(Fail(format!(
+                "codec strip leaves media {} without a codec",
+                i + 1
+            )));
+        }
+        if keep.len() != m.formats().len() {
+            m.set_formats(keep);
+        }
+    }
+    Ok(())
 }
 
 /// The SDP bodies rtpengine 10.5 refuses although this parser reads them:
@@ -1271,8 +1480,57 @@ fn parse_ip(s: &str) -> Option<IpAddr> {
     bare.parse().ok()
 }
 
+/// A key in rtpengine's spelling-insensitive form: lower case, `-` and `_`
+/// read as spaces (`received-from` = `received from`).
+fn canonical_key(key: &[u8]) -> String {
+    String::from_utf8_lossy(key)
+        .to_ascii_lowercase()
+        .replace(['-', '_'], " ")
+}
+
+/// The value of `key` in `body`, matched as rtpengine matches keys
+/// (`canonical_key`).
+fn field<'b, 'a>(body: &'b Value<'a>, key: &str) -> Option<&'b Value<'a>> {
+    if let Some(v) = body.get(key) {
+        return Some(v);
+    }
+    let want = canonical_key(key.as_bytes());
+    let Value::Dict(entries) = body else {
+        return None;
+    };
+    entries
+        .iter()
+        .find(|(k, _)| canonical_key(k) == want)
+        .map(|(_, v)| v)
+}
+
+/// The NG keys this relay reads (canonical form); any other key in an
+/// offer or answer is named in the reply's `warning`.
+const KNOWN_KEYS: [&str; 20] = [
+    "command",
+    "call id",
+    "from tag",
+    "to tag",
+    "via branch",
+    "sdp",
+    "flags",
+    "replace",
+    "rtcp mux",
+    "ice",
+    "direction",
+    "interface",
+    "received from",
+    "media address",
+    "label",
+    "transport protocol",
+    "codec",
+    "record call",
+    "address family",
+    "delete delay",
+];
+
 fn text(body: &Value<'_>, key: &str) -> Option<String> {
-    body.get(key)
+    field(body, key)
         .and_then(Value::as_bytes)
         .map(|b| String::from_utf8_lossy(b).into_owned())
 }
@@ -1287,7 +1545,7 @@ fn flag_list(body: &Value<'_>, key: &str) -> Vec<String> {
                 .replace(['-', '_'], " ")
         })
     };
-    match body.get(key) {
+    match field(body, key) {
         Some(Value::List(l)) => l.iter().filter_map(norm).collect(),
         Some(v) => norm(v).into_iter().collect(),
         None => Vec::new(),
@@ -2079,6 +2337,171 @@ mod tests {
         assert_eq!(h.call_count(), 1);
         h.expire(t0 + Duration::from_secs(3600));
         assert_eq!(h.call_count(), 0);
+    }
+
+    /// An offer with `extra` keys; the reply.
+    fn offer_with(h: &mut Handler<Fake>, call: &str, extra: &[(&str, OwnedValue)]) -> OwnedValue {
+        let mut msg = vec![
+            ("command", t("offer")),
+            ("call-id", t(call)),
+            ("from-tag", t("tagA")),
+            ("sdp", t(&OFFER.replace("a=ice-ufrag:abcd\r\n", ""))),
+        ];
+        msg.extend(extra.iter().cloned());
+        run(h, Instant::now(), &msg)
+    }
+
+    /// Options the relay cannot honour are refused when the call could
+    /// not work as asked, and named in `warning` when harmless; nothing is
+    /// silently pretended.
+    #[test]
+    fn unsupported_options_are_refused_or_warned() {
+        let (mut h, _) = handler();
+        let list = |v: &[&str]| OwnedValue::List(v.iter().map(|s| t(s)).collect());
+        let refused: Vec<(&str, OwnedValue, &str)> = vec![
+            (
+                "codec",
+                OwnedValue::dict().with("transcode", list(&["PCMA"])),
+                "Transcoding is not implemented (codec 'transcode')",
+            ),
+            (
+                "codec",
+                OwnedValue::dict().with("mask", list(&["PCMU"])),
+                "Transcoding is not implemented (codec 'mask')",
+            ),
+            (
+                "transport-protocol",
+                t("RTP/SAVP"),
+                "Changing the transport protocol to RTP/SAVP",
+            ),
+            (
+                "direction",
+                list(&["bogus", "external"]),
+                "Unknown interface 'bogus'",
+            ),
+            (
+                "direction",
+                list(&["internal", "external"]),
+                "Unknown interface 'internal'",
+            ),
+            ("interface", t("external"), "Unknown interface 'external'"),
+            ("address family", t("IP6"), "address family IP6"),
+            ("address family", t("IP9"), "Invalid 'address family' IP9"),
+        ];
+        for (i, (k, v, want)) in refused.into_iter().enumerate() {
+            let r = offer_with(&mut h, &format!("r{i}"), &[(k, v)]);
+            assert!(reason(&r).starts_with(want), "{k}: {r:?}");
+            assert_eq!(h.call_count(), 0, "{k}");
+        }
+        let warned: Vec<(&str, OwnedValue, &str)> = vec![
+            ("record call", t("yes"), "Call recording is not implemented"),
+            ("frobnicate", t("1"), "key 'frobnicate'"),
+            ("TOS", OwnedValue::Int(184), "key 'TOS'"),
+            ("flags", list(&["loop-protect"]), "flag 'loop protect'"),
+            ("ICE", t("force"), "ICE 'force'"),
+        ];
+        for (i, (k, v, want)) in warned.into_iter().enumerate() {
+            let r = offer_with(&mut h, &format!("w{i}"), &[(k, v)]);
+            let w = r
+                .get("warning")
+                .and_then(OwnedValue::as_str)
+                .unwrap_or_default();
+            assert!(w.contains(want), "{k}: {r:?}");
+            assert!(r.get("sdp").is_some(), "{k}");
+        }
+        // Honoured, no warning: the relaying interface, the SDP's own
+        // protocol and family, rtpengine's key spellings.
+        let honoured: Vec<(&str, OwnedValue)> = vec![
+            ("direction", list(&["default", "default"])),
+            ("interface", t("default")),
+            ("transport protocol", t("RTP/AVP")),
+            ("address-family", t("IP4")),
+            ("record-call", t("no")),
+            ("received_from", list(&["IP4", "127.0.0.11"])),
+            ("delete-delay", OwnedValue::Int(5)),
+        ];
+        for (i, (k, v)) in honoured.into_iter().enumerate() {
+            let r = offer_with(&mut h, &format!("h{i}"), &[(k, v)]);
+            assert_eq!(
+                r.get("result").and_then(OwnedValue::as_str),
+                Some("ok"),
+                "{k}: {r:?}"
+            );
+            assert!(r.get("warning").is_none(), "{k}: {r:?}");
+        }
+    }
+
+    /// `codec: {strip: [...], except: [...]}` removes codecs from the SDP
+    /// handed on (no transcoding needed).
+    #[test]
+    fn codec_strip_and_except() {
+        let (mut h, _) = handler();
+        let list = |v: &[&str]| OwnedValue::List(v.iter().map(|s| t(s)).collect());
+        let m_line = |r: &OwnedValue| {
+            sdp_of(r)
+                .lines()
+                .find(|l| l.starts_with("m="))
+                .unwrap()
+                .to_string()
+        };
+        let r = offer_with(
+            &mut h,
+            "s1",
+            &[("codec", OwnedValue::dict().with("strip", list(&["pcmu"])))],
+        );
+        assert_eq!(m_line(&r), "m=audio 30002 RTP/AVP 8 101");
+        let r = offer_with(
+            &mut h,
+            "s2",
+            &[(
+                "codec",
+                OwnedValue::dict()
+                    .with("strip", list(&["all"]))
+                    .with("except", list(&["PCMA"])),
+            )],
+        );
+        assert!(m_line(&r).ends_with("RTP/AVP 8"), "{}", m_line(&r));
+        let r = offer_with(
+            &mut h,
+            "s3",
+            &[("codec", OwnedValue::dict().with("strip", list(&["all"])))],
+        );
+        assert_eq!(reason(&r), "codec strip leaves media 1 without a codec");
+    }
+
+    /// `delete delay` on `delete` (or on the offer) overrides
+    /// `--delete-delay` for that call.
+    #[test]
+    fn delete_delay_per_request() {
+        let (mut h, t0) = handler();
+        offer(&mut h, t0, "d", OFFER);
+        let r = run(
+            &mut h,
+            t0,
+            &[
+                ("command", t("delete")),
+                ("call-id", t("d")),
+                ("delete-delay", OwnedValue::Int(0)),
+            ],
+        );
+        assert_eq!(r.get("result").and_then(OwnedValue::as_str), Some("ok"));
+        assert_eq!(h.call_count(), 0, "removed at once");
+        offer_with(&mut h, "e", &[("delete delay", OwnedValue::Int(2))]);
+        run(&mut h, t0, &[("command", t("delete")), ("call-id", t("e"))]);
+        h.expire(Instant::now() + Duration::from_secs(1));
+        assert_eq!(h.call_count(), 1);
+        h.expire(Instant::now() + Duration::from_secs(3));
+        assert_eq!(h.call_count(), 0);
+    }
+
+    /// A JSON body is answered in JSON (rtpengine does too).
+    #[test]
+    fn json_body_gets_a_json_reply() {
+        let (mut h, t0) = handler();
+        let out = h.handle_datagram(t0, br#"j1 {"command":"ping"}"#).unwrap();
+        assert_eq!(out, br#"j1 {"result":"pong"}"#);
+        let out = h.handle_datagram(t0, br#"j2 {"command":"#).unwrap();
+        assert!(out.starts_with(br#"j2 {"result":"error","error-reason":"Could not decode JSON"#));
     }
 
     /// SRTP and ICE the relay does not terminate are said in `warning`.
