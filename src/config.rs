@@ -87,7 +87,8 @@ pub const PAIRS_PER_CALL: u64 = 2;
 #[command(
     name = "mediarelay",
     version,
-    about = "RTP media relay, drop-in replacement for rtpengine (NG control protocol)"
+    about = "RTP media relay, drop-in replacement for rtpengine (NG control protocol)",
+    after_help = "Control a running daemon (like rtpengine-ctl): mediarelay ctl --help"
 )]
 pub struct Cli {
     /// Local media address, optionally named and with the address to advertise in SDP (repeatable; at least one required)
@@ -1072,7 +1073,10 @@ fn parse_interfaces(values: Vec<String>) -> Result<Interfaces, ConfigError> {
 
 /// `IP:PORT`, `[IPv6]:PORT`, `localhost:PORT`, or `PORT` alone (all IPv4
 /// addresses, as rtpengine).
-fn parse_listen(key: &'static str, value: &str) -> Result<SocketAddr, ConfigError> {
+/// A `listen-ng` / `listen-http` value (`key` names it in the error):
+/// `IP:PORT`, `[IPv6]:PORT`, `localhost:PORT`, or `PORT` (all IPv4
+/// addresses).
+pub fn parse_listen(key: &'static str, value: &str) -> Result<SocketAddr, ConfigError> {
     let v = value.trim();
     let err = || ConfigError::SocketAddr {
         key,

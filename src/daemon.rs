@@ -13,8 +13,13 @@
 //!
 //! The daemon never forks: run it under a service manager (systemd
 //! `Type=simple`). `--foreground` is accepted for rtpengine compatibility.
+//!
+//! Besides rtpengine's NG commands, the NG socket answers mediarelay's own
+//! `log level` (from loopback sources only): it shows or sets the log level
+//! at run time, until the next SIGHUP; `mediarelay ctl loglevel` sends it.
 
 use std::io::IsTerminal;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -30,10 +35,10 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Registry, reload};
 
-use crate::config::{CapacityLimit, Cli, Config};
+use crate::config::{CapacityLimit, Cli, Config, LogLevel};
 use crate::engine::{Engine, EngineEvent, check_bind_ip, nofile_limit, raise_nofile_limit};
 use crate::metrics::MetricsServer;
-use crate::ng::{Handler, HandlerConfig, NgServer};
+use crate::ng::{Handler, HandlerConfig, NgServer, OwnedValue, Value};
 
 /// Exit code of an invalid command line or configuration.
 const EXIT_CONFIG: u8 = 2;
@@ -80,13 +85,27 @@ enum DaemonError {
 
 impl ControlPlane {
     /// Starts the NG server and the HTTP server (`/metrics`, `/ping`).
-    fn start(config: &Config, engine: &Arc<Engine>) -> Result<ControlPlane, DaemonError> {
+    fn start(
+        config: &Config,
+        engine: &Arc<Engine>,
+        log: &LogHandle,
+    ) -> Result<ControlPlane, DaemonError> {
         let ng = match config.listen_ng {
             Some(addr) => {
                 let cfg = HandlerConfig {
                     advertised: config.interfaces.primary().sdp_address(),
                     delete_delay: config.delete_delay,
                     source_hold: config.source_hold,
+                    offer_timeout: config.offer_timeout,
+                    interfaces: config
+                        .interfaces
+                        .iter()
+                        .map(|i| {
+                            i.name
+                                .as_ref()
+                                .map_or("default".to_string(), |n| n.to_string())
+                        })
+                        .collect(),
                     ..HandlerConfig::default()
                 };
                 let unix = SystemTime::now()
@@ -101,7 +120,13 @@ impl ControlPlane {
                         _ => continue,
                     }
                 };
-                let server = NgServer::start(addr, handler, timeouts).map_err(DaemonError::Ng)?;
+                let log = log.clone();
+                let own = move |from: SocketAddr, body: &Value<'_>| {
+                    Some(log_level_command(&log, from, body))
+                };
+                let server =
+                    NgServer::start_with_command(addr, handler, timeouts, LOG_LEVEL_COMMAND, own)
+                        .map_err(DaemonError::Ng)?;
                 info!(addr = %server.local_addr(), "NG control protocol listening");
                 Some(server)
             }
@@ -204,7 +229,7 @@ fn run(cli: &Cli, config: Config, log: &LogHandle) -> Result<(), DaemonError> {
         .as_deref()
         .map(|p| write_pidfile(p).map(|()| p.to_path_buf()))
         .transpose()?;
-    let control = match ControlPlane::start(&config, &engine) {
+    let control = match ControlPlane::start(&config, &engine, log) {
         Ok(c) => c,
         Err(e) => {
             stop(None, engine, pidfile.as_deref());
@@ -260,6 +285,62 @@ fn reload(cli: &Cli, log: &LogHandle) {
         }
         Err(e) => error!("SIGHUP: configuration not reloaded: {e}"),
     }
+}
+
+/// mediarelay's own NG command (not rtpengine's), answered by the NG server
+/// before the handler; `mediarelay ctl loglevel` sends it.
+const LOG_LEVEL_COMMAND: &str = "log level";
+
+/// Answers `{"command": "log level"}`: with a `level` (a name or a syslog
+/// number, as `--log-level` takes) it sets the log level of the running
+/// daemon until the next SIGHUP or restart; the reply carries the level in
+/// force, `{"level": "debug", "result": "ok"}`.
+///
+/// Accepted only from loopback sources: the level is an operator's knob,
+/// not a SIP proxy's, and `trace` on a loaded relay costs CPU and disk, so
+/// it takes a shell on the relay's host (and NG reachable there); a SIP
+/// proxy elsewhere gets `result: error`.
+fn log_level_command(log: &LogHandle, from: SocketAddr, body: &Value<'_>) -> OwnedValue {
+    let error = |reason: &str| {
+        OwnedValue::dict()
+            .with("result", OwnedValue::text("error"))
+            .with("error-reason", OwnedValue::text(reason))
+    };
+    if !from.ip().to_canonical().is_loopback() {
+        tracing::debug!(%from, "NG log level refused: not from a loopback address");
+        return error("log level is only accepted from a loopback address (127.0.0.0/8, ::1)");
+    }
+    if let Some(v) = body.get("level") {
+        let text = v
+            .as_str()
+            .map(str::to_string)
+            .or_else(|| v.as_int().map(|i| i.to_string()))
+            .unwrap_or_default();
+        let level: LogLevel = match text.parse() {
+            Ok(l) => l,
+            Err(e) => return error(&e.to_string()),
+        };
+        info!(%level, %from, "NG: log level set");
+        if let Err(e) = log.modify(|f| *f = level.level_filter()) {
+            return error(&format!("cannot change the log level: {e}"));
+        }
+    }
+    let levels = [
+        LogLevel::Error,
+        LogLevel::Warn,
+        LogLevel::Info,
+        LogLevel::Debug,
+        LogLevel::Trace,
+    ];
+    let current = log.clone_current().map_or("unknown", |f| {
+        levels
+            .into_iter()
+            .find(|l| l.level_filter() == f)
+            .map_or("off", LogLevel::as_str)
+    });
+    OwnedValue::dict()
+        .with("level", OwnedValue::text(current))
+        .with("result", OwnedValue::text("ok"))
 }
 
 /// Installs the global subscriber: one line per event on stderr, with a
@@ -323,4 +404,47 @@ fn clap_error_line(e: &clap::Error) -> String {
         .find(|l| !l.is_empty())
         .unwrap_or("invalid command line");
     first.strip_prefix("error: ").unwrap_or(first).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ask(log: &LogHandle, from: &str, level: Option<OwnedValue>) -> OwnedValue {
+        let mut req = OwnedValue::dict().with("command", OwnedValue::text(LOG_LEVEL_COMMAND));
+        if let Some(l) = level {
+            req.push("level", l);
+        }
+        let bytes = req.to_bytes();
+        let body = Value::decode(&bytes).unwrap();
+        log_level_command(log, from.parse().unwrap(), &body)
+    }
+
+    fn field<'a>(v: &'a OwnedValue, k: &str) -> Option<&'a str> {
+        v.get(k).and_then(OwnedValue::as_str)
+    }
+
+    #[test]
+    fn log_level_command_sets_and_shows_from_loopback_only() {
+        let (_layer, log) = reload::Layer::<LevelFilter, Registry>::new(LevelFilter::INFO);
+        let r = ask(&log, "127.0.0.1:5000", None);
+        assert_eq!(
+            (field(&r, "level"), field(&r, "result")),
+            (Some("info"), Some("ok"))
+        );
+        let r = ask(&log, "[::1]:5000", Some(OwnedValue::text("DEBUG")));
+        assert_eq!(field(&r, "level"), Some("debug"));
+        // A syslog number, as bencode integer; an IPv4-mapped loopback source.
+        let r = ask(&log, "[::ffff:127.0.0.9]:5000", Some(OwnedValue::Int(4)));
+        assert_eq!(field(&r, "level"), Some("warn"));
+        let r = ask(&log, "127.0.0.1:5000", Some(OwnedValue::text("loud")));
+        assert_eq!(field(&r, "result"), Some("error"));
+        assert!(field(&r, "error-reason").unwrap().contains("\"loud\""));
+        let r = ask(&log, "192.0.2.7:5000", Some(OwnedValue::text("trace")));
+        assert_eq!(field(&r, "result"), Some("error"));
+        assert!(field(&r, "error-reason").unwrap().contains("loopback"));
+        let r = ask(&log, "192.0.2.7:5000", None);
+        assert_eq!(field(&r, "result"), Some("error"));
+        assert_eq!(log.clone_current(), Some(LevelFilter::WARN), "unchanged");
+    }
 }

@@ -25,6 +25,7 @@
 //! | [`engine`] | Per-core shards on io_uring or epoll; the embedding API |
 //! | [`ng`] | rtpengine NG control protocol: bencode, framing, reply cache |
 //! | [`daemon`] | The `mediarelay` daemon as a function of its command line |
+//! | [`ctl`] | `mediarelay ctl`: control CLI of a running daemon over NG (like `rtpengine-ctl`) |
 //! | [`metrics`] | Prometheus text exposition, `/metrics` and `/ping` HTTP endpoint |
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
@@ -34,6 +35,8 @@ pub mod builder;
 pub mod codec;
 #[cfg(feature = "daemon")]
 pub mod config;
+#[cfg(feature = "daemon")]
+pub mod ctl;
 #[cfg(feature = "daemon")]
 pub mod daemon;
 pub mod dtmf;

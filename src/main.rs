@@ -1,5 +1,6 @@
 //! The `mediarelay` daemon binary; the daemon itself is
-//! [`mediarelay::daemon`].
+//! [`mediarelay::daemon`]. `mediarelay ctl ...` is the control CLI,
+//! [`mediarelay::ctl`].
 
 use std::process::ExitCode;
 
@@ -12,5 +13,10 @@ use std::process::ExitCode;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // The daemon takes no positional argument, so `ctl` cannot clash with
+    // its flags.
+    if std::env::args_os().nth(1).is_some_and(|a| a == "ctl") {
+        return mediarelay::ctl::main(std::env::args_os());
+    }
     mediarelay::daemon::main(std::env::args_os())
 }

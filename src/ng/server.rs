@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use super::counters::NgCounters;
 use super::handler::Handler;
 use super::media::MediaPlane;
+use super::{OwnedValue, Value, message};
 
 /// Largest NG datagram read (UDP's maximum).
 const MAX_DATAGRAM: usize = 65_536;
@@ -48,13 +49,57 @@ impl NgServer {
     /// timeout (e.g. from [`Engine::try_event`](crate::engine::Engine::try_event)).
     pub fn start<M, F>(
         addr: SocketAddr,
-        mut handler: Handler<M>,
-        mut timeouts: F,
+        handler: Handler<M>,
+        timeouts: F,
     ) -> Result<NgServer, ServerError>
     where
         M: MediaPlane + Send + 'static,
         F: FnMut() -> Option<u64> + Send + 'static,
     {
+        let none = |_: SocketAddr, _: &Value<'_>| None;
+        NgServer::start_with_command(addr, handler, timeouts, "", none)
+    }
+
+    /// [`NgServer::start`], plus one command the server answers itself,
+    /// before the [`Handler`]: a request whose `command` is `name` goes to
+    /// `own(source, request)`, and its reply dictionary, when `Some`, is
+    /// sent back under the request's cookie; `None` hands the request to
+    /// the handler. Such a command is not counted per command in
+    /// [`NgCounters`] nor kept in the reply cache, so it should be
+    /// idempotent. An empty `name` answers nothing itself.
+    pub fn start_with_command<M, F, C>(
+        addr: SocketAddr,
+        mut handler: Handler<M>,
+        mut timeouts: F,
+        name: &str,
+        mut own: C,
+    ) -> Result<NgServer, ServerError>
+    where
+        M: MediaPlane + Send + 'static,
+        F: FnMut() -> Option<u64> + Send + 'static,
+        C: FnMut(SocketAddr, &Value<'_>) -> Option<OwnedValue> + Send + 'static,
+    {
+        // The name as a bencode string: a cheap filter before a second parse.
+        let needle = format!("{}:{name}", name.len()).into_bytes();
+        let name = name.to_string();
+        let mut own = move |from: SocketAddr, datagram: &[u8]| {
+            let first = needle.first().copied();
+            let found = datagram
+                .windows(needle.len())
+                .any(|w| w.first().copied() == first && w == needle);
+            if name.is_empty() || !found {
+                return None;
+            }
+            let req = message::parse(datagram).ok()?;
+            if req.body.get("command").and_then(Value::as_str) != Some(name.as_str()) {
+                return None;
+            }
+            let body = own(from, &req.body)?;
+            let mut out = req.cookie.to_vec();
+            out.push(b' ');
+            body.encode(&mut out);
+            Some(out)
+        };
         let socket = UdpSocket::bind(addr).map_err(|e| ServerError::Bind(addr, e))?;
         socket
             .set_read_timeout(Some(TICK))
@@ -68,7 +113,7 @@ impl NgServer {
             .spawn(move || {
                 let mut buf = vec![0u8; MAX_DATAGRAM];
                 while !flag.load(Ordering::Relaxed) {
-                    serve_one(&socket, &mut handler, &mut buf);
+                    serve_one(&socket, &mut handler, &mut own, &mut buf);
                     while let Some(tag) = timeouts() {
                         handler.media_timeout(tag);
                     }
@@ -76,7 +121,7 @@ impl NgServer {
                 }
                 // Answer what is already queued, then stop.
                 if socket.set_nonblocking(true).is_ok() {
-                    while serve_one(&socket, &mut handler, &mut buf) {}
+                    while serve_one(&socket, &mut handler, &mut own, &mut buf) {}
                 }
             })
             .map_err(ServerError::Io)?;
@@ -119,7 +164,12 @@ impl Drop for NgServer {
 }
 
 /// Receives and answers one datagram; false when none was waiting.
-fn serve_one<M: MediaPlane>(socket: &UdpSocket, handler: &mut Handler<M>, buf: &mut [u8]) -> bool {
+fn serve_one<M: MediaPlane>(
+    socket: &UdpSocket,
+    handler: &mut Handler<M>,
+    own: &mut impl FnMut(SocketAddr, &[u8]) -> Option<Vec<u8>>,
+    buf: &mut [u8],
+) -> bool {
     let (n, from) = match socket.recv_from(buf) {
         Ok(r) => r,
         Err(_) => return false,
@@ -127,7 +177,10 @@ fn serve_one<M: MediaPlane>(socket: &UdpSocket, handler: &mut Handler<M>, buf: &
     let Some(datagram) = buf.get(..n) else {
         return true;
     };
-    if let Some(reply) = handler.handle_datagram(Instant::now(), datagram) {
+    let started = Instant::now();
+    let reply = own(from, datagram).or_else(|| handler.handle_datagram(started, datagram));
+    handler.counters().observe_datagram(started.elapsed());
+    if let Some(reply) = reply {
         if let Err(e) = socket.send_to(&reply, from) {
             tracing::debug!(%from, "NG reply not sent: {e}");
         }
