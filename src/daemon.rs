@@ -97,6 +97,7 @@ impl ControlPlane {
                     delete_delay: config.delete_delay,
                     source_hold: config.source_hold,
                     offer_timeout: config.offer_timeout,
+                    port_range: (config.ports.min(), config.ports.max()),
                     interfaces: config
                         .interfaces
                         .iter()

@@ -894,6 +894,33 @@ fn run_inside() {
             }
         }
     }
+    // NG over JSON: rtpengine answers a JSON object in JSON.
+    for (n, body) in [
+        &br#"{"command":"ping"}"#[..],
+        br#"{"command":"query","call-id":"diff-no-such-call"}"#,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        total += 1;
+        let raw = |ng: &Ng| {
+            let mut dg = format!("json{n} ").into_bytes();
+            dg.extend_from_slice(body);
+            ng.sock.send(&dg).ok()?;
+            let mut buf = vec![0u8; 65536];
+            let n = ng.sock.recv(&mut buf).ok()?;
+            Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+        };
+        let (a, b) = (raw(&re), raw(&mr));
+        if a == b {
+            *tally.entry("identical").or_default() += 1;
+        } else {
+            unexpected.push(format!(
+                "DIFF JSON {}: rtpengine {a:?}, mediarelay {b:?}",
+                String::from_utf8_lossy(body)
+            ));
+        }
+    }
     drop((rtpengine, mediarelay));
     let identical = tally.get("identical").copied().unwrap_or(0);
     println!(

@@ -59,7 +59,7 @@ use super::message::{self, ReplyCache};
 use super::owned::OwnedValue;
 use super::sdp_out;
 use crate::engine::{CallInfo, CallSpec, EngineError, LegOptions, LegUpdate};
-use crate::relay::{AddressMode, Intervals, LatchPolicy, StreamSnapshot};
+use crate::relay::{AddressMode, Intervals, LatchPolicy, StreamKind, StreamSnapshot};
 use crate::sdp::{AddrType, Connection, Direction, ParseError, Rtcp, Sdp};
 
 /// Handler settings.
@@ -83,6 +83,8 @@ pub struct HandlerConfig {
     /// The configured interface names, the relaying one first (`default`
     /// when it has none), for NG `direction` and `interface`.
     pub interfaces: Vec<String>,
+    /// The relay port range (`statistics`).
+    pub port_range: (u16, u16),
 }
 
 impl Default for HandlerConfig {
@@ -95,6 +97,7 @@ impl Default for HandlerConfig {
             source_hold: Intervals::default(),
             offer_timeout: Duration::from_secs(3600),
             interfaces: vec!["default".to_string()],
+            port_range: (30000, 40000),
         }
     }
 }
@@ -112,8 +115,112 @@ pub struct Handler<M> {
     counters: Arc<NgCounters>,
     /// `now` at construction and the unix time then.
     epoch: (Instant, Duration),
-    /// Calls ever created (for `statistics`).
+    /// Calls ever created.
     managed: u64,
+    /// What ended calls add up to (`statistics`).
+    ended: Ended,
+    /// `(time, packets, bytes, errors)` at the last `statistics`, for rates.
+    rate_sample: Option<(Instant, u64, u64, u64)>,
+    /// Fewest and most live calls seen after a command.
+    sessions_range: (u64, u64),
+    /// Handling time per command ([`Command::ALL`] order).
+    delays: [Delay; Command::ALL.len()],
+    /// Per NG client address (rtpengine's "proxies"), in order of first
+    /// contact: handling time per command.
+    proxies: Vec<(IpAddr, [Delay; Command::ALL.len()])>,
+    /// Failed commands per NG client address.
+    proxy_errors: HashMap<IpAddr, u64>,
+    /// The sender of the datagram being handled.
+    peer: Option<IpAddr>,
+    /// The command executed and not yet timed.
+    pending: Option<Command>,
+    /// The last relay port handed out.
+    last_port: u16,
+    /// The latest `now` seen (for events that carry no time).
+    last_now: Instant,
+}
+
+/// Handling times of one command: count, sum, min, max (seconds).
+#[derive(Debug, Clone, Copy, Default)]
+struct Delay {
+    count: u64,
+    sum: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Delay {
+    fn add(&mut self, secs: f64) {
+        if self.count == 0 || secs < self.min {
+            self.min = secs;
+        }
+        self.max = self.max.max(secs);
+        self.sum += secs;
+        self.count += 1;
+    }
+
+    fn avg(&self) -> f64 {
+        if self.count == 0 {
+            0.0
+        } else {
+            self.sum / self.count as f64
+        }
+    }
+}
+
+/// Calls that ended, for `statistics`.
+#[derive(Debug, Clone, Copy, Default)]
+struct Ended {
+    calls: u64,
+    timeouts: u64,
+    offer_timeouts: u64,
+    regular: u64,
+    zero_way: u64,
+    one_way: u64,
+    duration_sum: f64,
+    duration_sq_sum: f64,
+}
+
+/// How a call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EndKind {
+    Deleted,
+    MediaTimeout,
+    OfferTimeout,
+}
+
+/// rtpengine's NG commands as `statistics` names them: the short name of
+/// the per-proxy counters, the long one of the interval delays, and ours.
+const RTPENGINE_COMMANDS: [(&str, &str, Option<Command>); 24] = [
+    ("ping", "ping", Some(Command::Ping)),
+    ("offer", "offer", Some(Command::Offer)),
+    ("answer", "answer", Some(Command::Answer)),
+    ("delete", "delete", Some(Command::Delete)),
+    ("query", "query", Some(Command::Query)),
+    ("list", "list", Some(Command::List)),
+    ("startrec", "start recording", None),
+    ("stoprec", "stop recording", None),
+    ("startfwd", "start forwarding", None),
+    ("stopfwd", "stop forwarding", None),
+    ("blkdtmf", "block DTMF", None),
+    ("unblkdtmf", "unblock DTMF", None),
+    ("blkmedia", "block media", None),
+    ("unblkmedia", "unblock media", None),
+    ("playmedia", "play media", None),
+    ("stopmedia", "stop media", None),
+    ("playdtmf", "play DTMF", None),
+    ("stats", "statistics", Some(Command::Statistics)),
+    ("slnmedia", "silence media", None),
+    ("unslnmedia", "unsilence media", None),
+    ("pub", "publish", None),
+    ("subreq", "subscribe request", None),
+    ("subans", "subscribe answer", None),
+    ("unsub", "unsubscribe", None),
+];
+
+/// A command's position in [`Command::ALL`].
+fn cmd_index(c: Command) -> usize {
+    Command::ALL.iter().position(|&x| x == c).unwrap_or(0)
 }
 
 /// A command failure: rtpengine's `error-reason`.
@@ -152,6 +259,8 @@ struct Opts {
     codec_strip: Vec<String>,
     /// `codec: {except: [...]}`: codec names kept despite `strip`.
     codec_except: Vec<String>,
+    /// `codec: {offer: [...]}`: codec names moved to the front, in order.
+    codec_offer: Vec<String>,
     /// What the relay does differently from what the SDP asks, for the
     /// reply's `warning`.
     notes: Vec<String>,
@@ -194,6 +303,16 @@ impl<M: MediaPlane> Handler<M> {
             counters: Arc::new(NgCounters::default()),
             epoch: (now, unix_now),
             managed: 0,
+            ended: Ended::default(),
+            rate_sample: None,
+            sessions_range: (0, 0),
+            delays: [Delay::default(); Command::ALL.len()],
+            proxies: Vec::new(),
+            proxy_errors: HashMap::new(),
+            peer: None,
+            pending: None,
+            last_port: 0,
+            last_now: now,
         }
     }
 
@@ -210,6 +329,49 @@ impl<M: MediaPlane> Handler<M> {
     /// Calls in the table (including deleted ones within `delete-delay`).
     pub fn call_count(&self) -> usize {
         self.calls.len()
+    }
+
+    /// [`Handler::handle_datagram`] for a datagram from `peer` (counted
+    /// per NG client in `statistics`, as rtpengine's "proxies").
+    pub fn handle_datagram_from(
+        &mut self,
+        now: Instant,
+        peer: IpAddr,
+        datagram: &[u8],
+    ) -> Option<Vec<u8>> {
+        self.peer = Some(peer);
+        let out = self.handle_datagram(now, datagram);
+        self.peer = None;
+        out
+    }
+
+    /// Records how long the last datagram took to handle (`statistics`
+    /// delays and `mediarelay_ng_command_duration_seconds`); call after
+    /// each datagram.
+    pub fn observe_datagram(&mut self, peer: Option<IpAddr>, elapsed: Duration) {
+        self.counters.observe_datagram(elapsed);
+        let Some(cmd) = self.pending.take() else {
+            return;
+        };
+        let secs = elapsed.as_secs_f64();
+        let i = cmd_index(cmd);
+        if let Some(d) = self.delays.get_mut(i) {
+            d.add(secs);
+        }
+        let Some(peer) = peer else {
+            return;
+        };
+        let at = match self.proxies.iter().position(|(ip, _)| *ip == peer) {
+            Some(at) => at,
+            None => {
+                self.proxies
+                    .push((peer, [Delay::default(); Command::ALL.len()]));
+                self.proxies.len() - 1
+            }
+        };
+        if let Some(d) = self.proxies.get_mut(at).and_then(|(_, d)| d.get_mut(i)) {
+            d.add(secs);
+        }
     }
 
     /// One datagram in, the reply datagram out (`None`: no reply, as
@@ -286,6 +448,8 @@ impl<M: MediaPlane> Handler<M> {
             return error_reply("Dictionary contains no key \"command\"");
         };
         let cmd = Command::from_name(name.as_str().unwrap_or(""));
+        self.last_now = now;
+        self.pending = Some(cmd);
         let result = match cmd {
             Command::Ping => Ok(OwnedValue::dict().with("result", OwnedValue::text("pong"))),
             Command::Offer => self.offer(now, body),
@@ -296,6 +460,11 @@ impl<M: MediaPlane> Handler<M> {
             Command::Statistics => Ok(self.statistics(now)),
             Command::Other => Err(Fail::from("Unrecognized command")),
         };
+        let live = self.calls.values().filter(|c| c.deleted.is_none()).count() as u64;
+        self.sessions_range = (
+            self.sessions_range.0.min(live),
+            self.sessions_range.1.max(live),
+        );
         match result {
             Ok(v) => {
                 self.counters.count(cmd, Outcome::Ok);
@@ -303,6 +472,9 @@ impl<M: MediaPlane> Handler<M> {
             }
             Err(Fail(reason)) => {
                 self.counters.count(cmd, Outcome::Error);
+                if let Some(peer) = self.peer {
+                    *self.proxy_errors.entry(peer).or_default() += 1;
+                }
                 // The class of failure at warn; the detail (SDP lines with
                 // addresses) only at debug.
                 let class = reason.split(':').next().unwrap_or_default();
@@ -320,7 +492,37 @@ impl<M: MediaPlane> Handler<M> {
             return;
         };
         if let Some(call) = self.calls.remove(&call_id) {
-            self.release(&call);
+            let snaps = self.release(&call);
+            self.account_end(&call, &snaps, EndKind::MediaTimeout);
+        }
+    }
+
+    /// Adds an ended call to the `statistics` totals.
+    fn account_end(&mut self, call: &Call, snaps: &[Vec<StreamSnapshot>], how: EndKind) {
+        let e = &mut self.ended;
+        e.calls += 1;
+        match how {
+            EndKind::Deleted => e.regular += 1,
+            EndKind::MediaTimeout => e.timeouts += 1,
+            EndKind::OfferTimeout => e.offer_timeouts += 1,
+        }
+        let secs = self
+            .last_now
+            .saturating_duration_since(call.created)
+            .as_secs_f64();
+        e.duration_sum += secs;
+        e.duration_sq_sum += secs * secs;
+        // Per media: RTP heard from neither side, or from one only.
+        for streams in snaps.iter().filter(|s| !s.is_empty()) {
+            let heard = streams
+                .iter()
+                .filter(|s| s.kind != StreamKind::Rtcp && s.counters.packets > 0)
+                .count();
+            match heard {
+                0 => e.zero_way += 1,
+                1 => e.one_way += 1,
+                _ => {}
+            }
         }
     }
 
@@ -329,6 +531,7 @@ impl<M: MediaPlane> Handler<M> {
     /// A call without media that waited longer than the offer timeout for
     /// an SDP goes too.
     pub fn expire(&mut self, now: Instant) {
+        self.last_now = now;
         let delay = self.cfg.delete_delay;
         let offer_timeout = self.cfg.offer_timeout;
         let due: Vec<String> = self
@@ -352,10 +555,20 @@ impl<M: MediaPlane> Handler<M> {
     }
 
     /// Removes a call from the table and deletes its engine calls; the
-    /// call and its final streams.
+    /// call and its final streams. Counted as ended in `statistics`.
     fn remove(&mut self, call_id: &str) -> Option<(Call, Vec<Vec<StreamSnapshot>>)> {
         let call = self.calls.remove(call_id)?;
         let snaps = self.release(&call);
+        let how = if call.deleted.is_some() || call.medias.iter().any(|m| m.engine.is_some()) {
+            EndKind::Deleted
+        } else {
+            EndKind::OfferTimeout
+        };
+        let final_snaps = match &call.deleted {
+            Some((_, s)) if snaps.iter().all(Vec::is_empty) => s.clone(),
+            _ => snaps.clone(),
+        };
+        self.account_end(&call, &final_snaps, how);
         Some((call, snaps))
     }
 
@@ -650,6 +863,9 @@ impl<M: MediaPlane> Handler<M> {
                         .create_call(CallSpec { tag, legs })
                         .map_err(engine_fail)?;
                     self.by_tag.insert(tag, call_id.to_string());
+                    if let Some(l) = info.legs.last() {
+                        self.last_port = l.rtcp.port();
+                    }
                     if on_hold {
                         let update = LegUpdate {
                             on_hold: Some(true),
@@ -727,6 +943,20 @@ impl<M: MediaPlane> Handler<M> {
     }
 
     fn delete(&mut self, now: Instant, body: &Value<'_>) -> Result<OwnedValue, Fail> {
+        let mut warn = Vec::new();
+        for f in flag_list(body, "flags") {
+            if !matches!(f.as_str(), "fatal" | "to tag") {
+                warn.push(format!("Unsupported options ignored: flag '{f}'"));
+            }
+        }
+        if field(body, "via branch").is_some() {
+            warn.push("Branches are not implemented: the whole call is deleted".to_string());
+        }
+        self.delete_call(now, body)
+            .map(|reply| with_warning(reply, &warn))
+    }
+
+    fn delete_call(&mut self, now: Instant, body: &Value<'_>) -> Result<OwnedValue, Fail> {
         let call_id = text(body, "call-id").ok_or("No call-id in message")?;
         let from_tag = text(body, "from-tag");
         let fatal = flag_list(body, "flags").iter().any(|f| f == "fatal");
@@ -826,41 +1056,175 @@ impl<M: MediaPlane> Handler<M> {
             .with("result", OwnedValue::text("ok")))
     }
 
-    fn statistics(&self, now: Instant) -> OwnedValue {
+    fn statistics(&mut self, now: Instant) -> OwnedValue {
         let s = self.media.stats();
         let live = self.calls.values().filter(|c| c.deleted.is_none()).count() as u64;
         let uptime = now.saturating_duration_since(self.epoch.0).as_secs();
+        // Rates since the previous `statistics` (or since start), per second.
+        let (packets, bytes, errors) = (
+            s.tx_packets,
+            s.tx_bytes,
+            s.send_errors.saturating_add(s.dropped()),
+        );
+        let (t0, p0, b0, e0) = self.rate_sample.unwrap_or((self.epoch.0, 0, 0, 0));
+        let secs = now.saturating_duration_since(t0).as_secs_f64().max(1.0);
+        let rate = |now: u64, then: u64| (now.saturating_sub(then) as f64 / secs) as u64;
+        let (pr, br, er) = (rate(packets, p0), rate(bytes, b0), rate(errors, e0));
+        self.rate_sample = Some((now, packets, bytes, errors));
+        let medias = self
+            .calls
+            .values()
+            .flat_map(|c| &c.medias)
+            .filter(|m| m.engine.is_some())
+            .count() as u64;
+        let n = OwnedValue::count;
+        let f = |x: f64| OwnedValue::text(&format!("{x:.6}"));
         let current = OwnedValue::dict()
-            .with("sessionsown", OwnedValue::count(live))
-            .with("sessionsforeign", OwnedValue::Int(0))
-            .with("sessionstotal", OwnedValue::count(live))
-            .with("transcodedmedia", OwnedValue::Int(0));
+            .with("sessionsown", n(live))
+            .with("sessionsforeign", n(0))
+            .with("sessionstotal", n(live))
+            .with("transcodedmedia", n(0))
+            .with("packetrate_user", n(pr))
+            .with("byterate_user", n(br))
+            .with("errorrate_user", n(er))
+            .with("packetrate_kernel", n(0))
+            .with("byterate_kernel", n(0))
+            .with("errorrate_kernel", n(0))
+            .with("packetrate", n(pr))
+            .with("byterate", n(br))
+            .with("errorrate", n(er))
+            .with("media_userspace", n(medias))
+            .with("media_kernel", n(0))
+            .with("media_mixed", n(0));
+        let e = &self.ended;
+        let avg = if e.calls > 0 {
+            e.duration_sum / e.calls as f64
+        } else {
+            0.0
+        };
+        let stddev = if e.calls > 0 {
+            (e.duration_sq_sum / e.calls as f64 - avg * avg)
+                .max(0.0)
+                .sqrt()
+        } else {
+            0.0
+        };
         let total = OwnedValue::dict()
             .with("uptime", OwnedValue::text(&uptime.to_string()))
-            .with("managedsessions", OwnedValue::count(self.managed))
-            .with("timeoutsessions", OwnedValue::count(s.timeouts))
-            .with("relayedpackets", OwnedValue::count(s.tx_packets))
-            .with("relayedbytes", OwnedValue::count(s.tx_bytes))
-            .with(
-                "relayedpacketerrors",
-                OwnedValue::count(s.send_errors.saturating_add(s.dropped())),
-            );
-        let mut control = OwnedValue::dict().with("proxies", OwnedValue::List(Vec::new()));
-        let mut errors = 0u64;
-        for cmd in Command::ALL {
-            errors += self.counters.commands(cmd, Outcome::Error);
-            if cmd == Command::Other {
-                continue;
-            }
-            let n = self.counters.commands(cmd, Outcome::Ok)
-                + self.counters.commands(cmd, Outcome::Error);
-            control.push(&format!("total{}count", cmd.name()), OwnedValue::count(n));
+            .with("managedsessions", n(e.calls))
+            .with("rejectedsessions", n(0))
+            .with("timeoutsessions", n(e.timeouts))
+            .with("silenttimeoutsessions", n(0))
+            .with("finaltimeoutsessions", n(0))
+            .with("offertimeoutsessions", n(e.offer_timeouts))
+            .with("regularterminatedsessions", n(e.regular))
+            .with("forcedterminatedsessions", n(0))
+            .with("relayedpackets_user", n(packets))
+            .with("relayedpacketerrors_user", n(errors))
+            .with("relayedbytes_user", n(bytes))
+            .with("relayedpackets_kernel", n(0))
+            .with("relayedpacketerrors_kernel", n(0))
+            .with("relayedbytes_kernel", n(0))
+            .with("relayedpackets", n(packets))
+            .with("relayedpacketerrors", n(errors))
+            .with("relayedbytes", n(bytes))
+            .with("zerowaystreams", n(e.zero_way))
+            .with("onewaystreams", n(e.one_way))
+            .with("avgcallduration", f(avg))
+            .with("totalcallsduration", f(e.duration_sum))
+            .with("totalcallsduration2", f(e.duration_sq_sum))
+            .with("totalcallsduration_stddev", f(stddev));
+        // Interval statistics cover the time since start.
+        let mut interval = OwnedValue::dict()
+            .with("totalcallsduration", f(e.duration_sum))
+            .with("minmanagedsessions", n(self.sessions_range.0))
+            .with("maxmanagedsessions", n(self.sessions_range.1));
+        let delay = |cmd: Option<Command>| {
+            cmd.and_then(|c| self.delays.get(cmd_index(c)))
+                .copied()
+                .unwrap_or_default()
+        };
+        for (_, name, cmd) in RTPENGINE_COMMANDS {
+            let d = delay(cmd);
+            interval.push(&format!("min{name}delay"), f(d.min));
+            interval.push(&format!("max{name}delay"), f(d.max));
+            interval.push(&format!("avg{name}delay"), f(d.avg()));
         }
-        control.push("totalerrorcount", OwnedValue::count(errors));
+        for (_, name, cmd) in RTPENGINE_COMMANDS {
+            let d = delay(cmd);
+            let per_s = d.count as f64 / uptime.max(1) as f64;
+            interval.push(&format!("min{name}requestrate"), f(per_s));
+            interval.push(&format!("max{name}requestrate"), f(per_s));
+            interval.push(&format!("avg{name}requestrate"), f(per_s));
+        }
+        // The relay computes no MOS (media passes through untouched).
+        let mos = OwnedValue::dict()
+            .with("mos_total", f(0.0))
+            .with("mos2_total", f(0.0))
+            .with("mos_samples_total", n(0))
+            .with("mos_average", f(0.0))
+            .with("mos_stddev", f(0.0));
+        let mut proxies = Vec::new();
+        for (ip, p) in &self.proxies {
+            let mut d = OwnedValue::dict().with("proxy", OwnedValue::text(&ip.to_string()));
+            for (short, _, cmd) in RTPENGINE_COMMANDS {
+                let st = cmd
+                    .and_then(|c| p.get(cmd_index(c)))
+                    .copied()
+                    .unwrap_or_default();
+                d.push(&format!("{short}count"), n(st.count));
+                d.push(&format!("{short}duration"), f(st.avg()));
+            }
+            d.push(
+                "errorcount",
+                n(self.proxy_errors.get(ip).copied().unwrap_or(0)),
+            );
+            proxies.push(d);
+        }
+        let mut control = OwnedValue::dict().with("proxies", OwnedValue::List(proxies));
+        for (short, _, cmd) in RTPENGINE_COMMANDS {
+            let count = cmd.map_or(0, |c| {
+                self.counters.commands(c, Outcome::Ok) + self.counters.commands(c, Outcome::Error)
+            });
+            control.push(&format!("total{short}count"), n(count));
+        }
+        let (min, max) = self.cfg.port_range;
+        let total_ports = u64::from(max.saturating_sub(min)) + 1;
+        let used = medias * 4;
+        let ports = OwnedValue::dict()
+            .with("min", n(u64::from(min)))
+            .with("max", n(u64::from(max)))
+            .with("used", n(used))
+            .with(
+                "used_pct",
+                OwnedValue::text(&format!("{:.2}", 100.0 * used as f64 / total_ports as f64)),
+            )
+            .with("free", n(total_ports.saturating_sub(used)))
+            .with("totals", n(total_ports))
+            .with("last", n(u64::from(self.last_port)));
+        let interface = OwnedValue::dict()
+            .with(
+                "name",
+                OwnedValue::text(
+                    self.cfg
+                        .interfaces
+                        .first()
+                        .map_or("default", String::as_str),
+                ),
+            )
+            .with(
+                "address",
+                OwnedValue::text(&self.cfg.advertised.to_string()),
+            )
+            .with("ports", ports);
         let stats = OwnedValue::dict()
             .with("currentstatistics", current)
             .with("totalstatistics", total)
-            .with("controlstatistics", control);
+            .with("intervalstatistics", interval)
+            .with("mos", mos)
+            .with("controlstatistics", control)
+            .with("interfaces", OwnedValue::List(vec![interface]))
+            .with("transcoders", OwnedValue::List(Vec::new()));
         OwnedValue::dict()
             .with("statistics", stats)
             .with("result", OwnedValue::text("ok"))
@@ -872,19 +1236,81 @@ impl Opts {
     /// `media address` that is not an IP address is an error, not ignored.
     fn parse(body: &Value<'_>) -> Result<Opts, Fail> {
         let mut o = Opts::default();
+        let mut replace = flag_list(body, "replace");
+        let mut mux = flag_list(body, "rtcp-mux");
         for f in flag_list(body, "flags") {
+            // rtpengine's prefixed flag forms of list options.
+            if let Some(v) = f.strip_prefix("replace ") {
+                replace.push(v.to_string());
+                continue;
+            }
+            if let Some(v) = f.strip_prefix("rtcp mux ") {
+                mux.push(v.to_string());
+                continue;
+            }
+            if let Some(v) = f.strip_prefix("codec strip ") {
+                o.codec_strip.push(v.to_string());
+                continue;
+            }
+            if let Some(v) = f.strip_prefix("codec except ") {
+                o.codec_except.push(v.to_string());
+                continue;
+            }
+            if let Some(v) = f.strip_prefix("codec offer ") {
+                o.codec_offer.push(v.to_string());
+                continue;
+            }
+            const TRANSCODING: [&str; 6] = [
+                "transcode ",
+                "codec transcode ",
+                "codec mask ",
+                "codec accept ",
+                "codec consume ",
+                "codec set ",
+            ];
+            if TRANSCODING.iter().any(|p| f.starts_with(p)) || f == "always transcode" {
+                if f == "always transcode" {
+                    o.unsupported.push(format!("flag '{f}'"));
+                    continue;
+                }
+                return Err(Fail(format!(
+                    "Transcoding is not implemented (flag '{f}'): the call would not carry the \
+                     codecs asked for"
+                )));
+            }
+            if f.starts_with("t38 ") || f.starts_with("t.38 ") {
+                return Err(Fail(format!(
+                    "T.38 gateway is not implemented (flag '{f}')"
+                )));
+            }
+            if f.starts_with("sdp attr ") {
+                return Err(Fail(format!(
+                    "SDP attribute manipulation is not implemented (flag '{f}')"
+                )));
+            }
             match f.as_str() {
                 "no rtcp attribute" => o.no_rtcp_attr = true,
                 "full rtcp attribute" => o.full_rtcp_attr = true,
                 "asymmetric" => o.asymmetric = true,
                 "strict source" => o.strict_source = true,
                 "sip source address" => o.sip_source = true,
-                // The defaults (rtpengine 10.5 trusts SDP addresses).
-                "trust address" | "symmetric" => {}
+                // The defaults: rtpengine 10.5 trusts SDP addresses, RTP is
+                // symmetric, and a re-offer keeps the relay ports.
+                "trust address" | "symmetric" | "port latching" => {}
+                "block dtmf" => {
+                    return Err(Fail(
+                        "DTMF blocking is not implemented (flag 'block dtmf'): DTMF would be \
+                         relayed"
+                            .into(),
+                    ));
+                }
+                "record call" => o
+                    .notes
+                    .push("Call recording is not implemented: the call is not recorded".into()),
                 other => o.unsupported.push(format!("flag '{other}'")),
             }
         }
-        for f in flag_list(body, "replace") {
+        for f in replace {
             match f.as_str() {
                 "origin" => o.replace_origin = true,
                 "session connection" => o.replace_session_connection = true,
@@ -892,7 +1318,7 @@ impl Opts {
                 other => o.unsupported.push(format!("replace '{other}'")),
             }
         }
-        for f in flag_list(body, "rtcp-mux") {
+        for f in mux {
             match f.as_str() {
                 "offer" | "require" => o.mux.offer = true,
                 "accept" => o.mux.accept = true,
@@ -933,6 +1359,7 @@ impl Opts {
                 match canonical_key(k).as_str() {
                     "strip" => o.codec_strip.extend(names),
                     "except" => o.codec_except.extend(names),
+                    "offer" => o.codec_offer.extend(names),
                     other => {
                         return Err(Fail(format!(
                             "Transcoding is not implemented (codec '{other}'): the call would \
@@ -946,6 +1373,33 @@ impl Opts {
             if matches!(v.to_ascii_lowercase().as_str(), "yes" | "on" | "true" | "1") {
                 o.notes
                     .push("Call recording is not implemented: the call is not recorded".into());
+            }
+        }
+        // Keys asking for media processing this relay does not do: the
+        // call would not work as asked.
+        for (key, what) in REFUSED_KEYS {
+            if field(body, key).is_some() {
+                return Err(Fail(format!("{what} is not implemented (key '{key}')")));
+            }
+        }
+        if let Some(p) = text(body, "passthrough") {
+            if matches!(
+                p.to_ascii_lowercase().as_str(),
+                "no" | "off" | "disable" | "disabled"
+            ) {
+                return Err(
+                    "Media processing is not implemented (key 'passthrough': off): media \
+                     is always passed through"
+                        .into(),
+                );
+            }
+        }
+        if let Some(p) = text(body, "audio player") {
+            if !matches!(
+                p.to_ascii_lowercase().as_str(),
+                "no" | "off" | "disable" | "disabled"
+            ) {
+                return Err("The audio player is not implemented (key 'audio player')".into());
             }
         }
         if let Value::Dict(entries) = body {
@@ -1227,6 +1681,33 @@ fn sdp_reply(sdp: &Sdp, opts: &Opts) -> OwnedValue {
     reply.with("result", OwnedValue::text("ok"))
 }
 
+/// `reply` with `warn` joined into its `warning` (before `result`).
+fn with_warning(reply: OwnedValue, warn: &[String]) -> OwnedValue {
+    if warn.is_empty() {
+        return reply;
+    }
+    let OwnedValue::Dict(entries) = reply else {
+        return reply;
+    };
+    let mut text = warn.join("; ");
+    let mut out = OwnedValue::dict();
+    for (k, v) in entries {
+        match k.as_slice() {
+            b"warning" => {
+                if let Some(w) = v.as_str() {
+                    text = format!("{w}; {text}");
+                }
+            }
+            b"result" => {
+                out.push("warning", OwnedValue::text(&text));
+                out.push("result", v);
+            }
+            _ => out.push(&String::from_utf8_lossy(&k), v),
+        }
+    }
+    out
+}
+
 fn error_reply(reason: &str) -> OwnedValue {
     OwnedValue::dict()
         .with("result", OwnedValue::text("error"))
@@ -1320,6 +1801,8 @@ fn request_delete_delay(body: &Value<'_>) -> Result<Option<Duration>, Fail> {
 fn check_interfaces(body: &Value<'_>, cfg: &HandlerConfig) -> Result<(), Fail> {
     let mut names = flag_list(body, "direction");
     names.extend(text(body, "interface"));
+    names.extend(text(body, "from interface"));
+    names.extend(text(body, "to interface"));
     let primary = cfg.interfaces.first().map_or("default", String::as_str);
     for name in names {
         if name.eq_ignore_ascii_case(primary) || (name == "default" && cfg.interfaces.len() <= 1) {
@@ -1376,6 +1859,9 @@ fn check_transport(body: &Value<'_>, sdp: &Sdp, cfg: &HandlerConfig) -> Result<(
 /// media's format list, keeping those named in `except`, as rtpengine
 /// does without transcoding. A media left without a codec is an error.
 fn strip_codecs(sdp: &mut Sdp, opts: &Opts) -> Result<(), Fail> {
+    if !opts.codec_offer.is_empty() {
+        offer_codecs_first(sdp, &opts.codec_offer);
+    }
     if opts.codec_strip.is_empty() {
         return Ok(());
     }
@@ -1411,6 +1897,38 @@ fn strip_codecs(sdp: &mut Sdp, opts: &Opts) -> Result<(), Fail> {
         }
     }
     Ok(())
+}
+
+/// `codec: {offer: [...]}`: the named codecs move to the front of each
+/// media's format list, in the order named (rtpengine's preference
+/// order; no codec is added, since that would need transcoding).
+fn offer_codecs_first(sdp: &mut Sdp, names: &[String]) {
+    for m in sdp.media_mut() {
+        if m.is_disabled() || !m.media_line().proto_kind().is_rtp() {
+            continue;
+        }
+        let enc = |f: &str| {
+            f.parse::<u8>()
+                .ok()
+                .and_then(crate::rtp::PayloadType::new)
+                .and_then(|pt| m.codec(pt))
+                .map(|r| r.encoding.to_ascii_lowercase())
+                .unwrap_or_default()
+        };
+        let mut first = Vec::new();
+        for n in names {
+            for f in m.formats() {
+                if enc(f) == n.to_ascii_lowercase() && !first.contains(f) {
+                    first.push(f.clone());
+                }
+            }
+        }
+        let rest = m.formats().iter().filter(|f| !first.contains(f)).cloned();
+        let order: Vec<String> = first.iter().cloned().chain(rest).collect();
+        if order != m.formats() {
+            m.set_formats(order);
+        }
+    }
 }
 
 /// The SDP bodies rtpengine 10.5 refuses although this parser reads them:
@@ -1504,9 +2022,24 @@ fn field<'b, 'a>(body: &'b Value<'a>, key: &str) -> Option<&'b Value<'a>> {
         .map(|(_, v)| v)
 }
 
+/// Keys that ask for media processing this relay does not do, and what
+/// that processing is: an offer or answer carrying one is refused.
+const REFUSED_KEYS: [(&str, &str); 10] = [
+    ("ptime", "Repacketization"),
+    ("ptime reverse", "Repacketization"),
+    ("T.38", "T.38 gateway"),
+    ("media echo", "Media echo"),
+    ("drop traffic", "Dropping media"),
+    ("moh", "Music on hold"),
+    ("template", "Signalling templates"),
+    ("rtpp flags", "The rtpp-flags string"),
+    ("sdp attr", "SDP attribute manipulation"),
+    ("sdp media remove", "SDP media removal"),
+];
+
 /// The NG keys this relay reads (canonical form); any other key in an
 /// offer or answer is named in the reply's `warning`.
-const KNOWN_KEYS: [&str; 20] = [
+const KNOWN_KEYS: [&str; 24] = [
     "command",
     "call id",
     "from tag",
@@ -1527,6 +2060,10 @@ const KNOWN_KEYS: [&str; 20] = [
     "record call",
     "address family",
     "delete delay",
+    "from interface",
+    "to interface",
+    "passthrough",
+    "audio player",
 ];
 
 fn text(body: &Value<'_>, key: &str) -> Option<String> {

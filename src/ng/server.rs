@@ -178,8 +178,9 @@ fn serve_one<M: MediaPlane>(
         return true;
     };
     let started = Instant::now();
-    let reply = own(from, datagram).or_else(|| handler.handle_datagram(started, datagram));
-    handler.counters().observe_datagram(started.elapsed());
+    let reply =
+        own(from, datagram).or_else(|| handler.handle_datagram_from(started, from.ip(), datagram));
+    handler.observe_datagram(Some(from.ip()), started.elapsed());
     if let Some(reply) = reply {
         if let Err(e) = socket.send_to(&reply, from) {
             tracing::debug!(%from, "NG reply not sent: {e}");
