@@ -80,7 +80,8 @@ fn ctl_drives_a_running_daemon() {
         .lines()
         .find(|l| l.contains("Total managed sessions"))
         .unwrap_or_else(|| panic!("{totals}"));
-    assert!(managed.ends_with(":2"), "{managed}");
+    // As in rtpengine, "managed" counts calls that have ended: none yet.
+    assert!(managed.ends_with(":0"), "{managed}");
     assert!(totals.contains("Total offer commands"), "{totals}");
 
     // One call; with --delete-delay 0 it is gone from `list` at once.
@@ -103,6 +104,13 @@ fn ctl_drives_a_running_daemon() {
     assert!(c.list().is_empty());
     assert_eq!(ok(ctl(ng, &["list", "sessions"])), "");
     assert!(ok(ctl(ng, &["list", "numsessions"])).contains("Current sessions total: 0\n"));
+    let totals = ok(ctl(ng, &["list", "totals"]));
+    assert!(
+        totals
+            .lines()
+            .any(|l| l.contains("Total managed sessions") && l.ends_with(":3")),
+        "three calls ended: {totals}"
+    );
 
     // Log level: set, show, refuse.
     assert_eq!(ok(ctl(ng, &["loglevel", "debug"])), "debug\n");

@@ -758,6 +758,37 @@ fn retagging() -> Vec<Scenario> {
             )
             .query()
             .delete(),
+        Scenario::new("retag")
+            .offer("tagA", &a(1, "a=sendrecv"), none(), SAME)
+            .answer("tagA", "tagB", &b(1, "a=sendrecv"), none(), SAME)
+            .step(
+                "re-tagged offer",
+                vec![
+                    ("command", t("offer")),
+                    ("call-id", t("diff-retag")),
+                    ("from-tag", t("tagC")),
+                    ("to-tag", t("tagB")),
+                    ("sdp", t(&sdp(3333, 1, 7000, "0", &[], &["a=sendrecv"]))),
+                ],
+                SAME,
+            )
+            .step(
+                "re-tagged answer",
+                vec![
+                    ("command", t("answer")),
+                    ("call-id", t("diff-retag")),
+                    ("from-tag", t("tagC")),
+                    ("to-tag", t("tagB")),
+                    ("sdp", t(&b(2, "a=sendrecv"))),
+                ],
+                SAME,
+            )
+            .step(
+                "query",
+                vec![("command", t("query")), ("call-id", t("diff-retag"))],
+                Expect::Deviation("Re-tagging replaces the party"),
+            )
+            .delete(),
         Scenario::new("via-branch")
             .offer("tagA", &a(1, "a=sendrecv"), vb("z9hG4bK-1"), SAME)
             .answer("tagA", "tagB", &b(1, "a=sendrecv"), vb("z9hG4bK-1"), SAME)

@@ -57,6 +57,7 @@ use super::json;
 use super::media::MediaPlane;
 use super::message::{self, ReplyCache};
 use super::owned::OwnedValue;
+use super::redact::Redacted;
 use super::sdp_out;
 use crate::engine::{CallInfo, CallSpec, EngineError, LegOptions, LegUpdate};
 use crate::relay::{AddressMode, Intervals, LatchPolicy, StreamKind, StreamSnapshot};
@@ -85,6 +86,9 @@ pub struct HandlerConfig {
     pub interfaces: Vec<String>,
     /// The relay port range (`statistics`).
     pub port_range: (u16, u16),
+    /// Most live calls (`--max-sessions`); an offer for a new call beyond
+    /// it is refused with rtpengine's reason. `None`: no limit.
+    pub max_sessions: Option<u64>,
 }
 
 impl Default for HandlerConfig {
@@ -98,6 +102,7 @@ impl Default for HandlerConfig {
             offer_timeout: Duration::from_secs(3600),
             interfaces: vec!["default".to_string()],
             port_range: (30000, 40000),
+            max_sessions: None,
         }
     }
 }
@@ -465,9 +470,38 @@ impl<M: MediaPlane> Handler<M> {
             self.sessions_range.0.min(live),
             self.sessions_range.1.max(live),
         );
+        // Every command is logged (pings at debug): addresses masked at
+        // info and warn (`Redacted`), in full at debug.
+        let call_id = text(body, "call-id").unwrap_or_default();
+        let from_tag = text(body, "from-tag").unwrap_or_default();
+        let peer = self.peer.map(|p| p.to_string()).unwrap_or_default();
+        let (call_id, peer) = (call_id.as_str(), peer.as_str());
         match result {
             Ok(v) => {
                 self.counters.count(cmd, Outcome::Ok);
+                let warning = v.get("warning").and_then(OwnedValue::as_str);
+                if cmd == Command::Ping {
+                    tracing::debug!(from = %Redacted(peer), "NG ping: pong");
+                } else if let Some(w) = warning {
+                    tracing::warn!(
+                        command = cmd.name(),
+                        call_id = %Redacted(call_id),
+                        from_tag = %Redacted(&from_tag),
+                        from = %Redacted(peer),
+                        "NG {} ok with warning: {}",
+                        cmd.name(),
+                        Redacted(w)
+                    );
+                } else {
+                    tracing::info!(
+                        command = cmd.name(),
+                        call_id = %Redacted(call_id),
+                        from_tag = %Redacted(&from_tag),
+                        from = %Redacted(peer),
+                        "NG {} ok",
+                        cmd.name()
+                    );
+                }
                 v
             }
             Err(Fail(reason)) => {
@@ -475,11 +509,22 @@ impl<M: MediaPlane> Handler<M> {
                 if let Some(peer) = self.peer {
                     *self.proxy_errors.entry(peer).or_default() += 1;
                 }
-                // The class of failure at warn; the detail (SDP lines with
-                // addresses) only at debug.
-                let class = reason.split(':').next().unwrap_or_default();
-                tracing::warn!(command = cmd.name(), "NG command failed: {class}");
-                tracing::debug!(command = cmd.name(), "NG command failed: {reason}");
+                tracing::warn!(
+                    command = cmd.name(),
+                    call_id = %Redacted(call_id),
+                    from_tag = %Redacted(&from_tag),
+                    from = %Redacted(peer),
+                    "NG {} failed: {}",
+                    cmd.name(),
+                    Redacted(&reason)
+                );
+                tracing::debug!(
+                    command = cmd.name(),
+                    call_id,
+                    from = peer,
+                    "NG {} failed: {reason}",
+                    cmd.name()
+                );
                 error_reply(&reason)
             }
         }
@@ -624,6 +669,9 @@ impl<M: MediaPlane> Handler<M> {
             // A new call reusing the call-id of one in its delete delay.
             self.remove(&call_id);
         }
+        if !self.calls.contains_key(&call_id) {
+            self.check_capacity()?;
+        }
         let existing = self.calls.remove(&call_id);
         let is_new = existing.is_none();
         let mut call = existing.unwrap_or_else(|| Call {
@@ -638,12 +686,52 @@ impl<M: MediaPlane> Handler<M> {
             delete_delay: None,
             deleted: None,
         });
+        // Re-tagging (rtpengine accepts it): an offer with a from-tag the
+        // call does not know replaces a party. With a known to-tag, the
+        // party facing that tag (a B2BUA or transfer re-tag); without one,
+        // the original offerer. The new tag takes the party's leg and its
+        // relay ports; media to and from the other party keeps flowing.
+        let to_tag = text(body, "to-tag");
+        let retag = match call.leg_of(&from_tag) {
+            Some(_) => None,
+            None => {
+                let facing = to_tag.as_deref().and_then(|t| call.leg_of(t));
+                match facing {
+                    Some(l) => Some(1 - l),
+                    None if to_tag.is_none() => Some(0),
+                    None => {
+                        self.calls.insert(call_id, call);
+                        return Err("Unknown from-tag".into());
+                    }
+                }
+            }
+        };
+        let old_tags = (call.from_tag.clone(), call.to_tag.clone());
+        match retag {
+            Some(0) => call.from_tag = from_tag.clone(),
+            Some(_) => call.to_tag = Some(from_tag.clone()),
+            None => {}
+        }
         let Some(offerer) = call.leg_of(&from_tag) else {
             self.calls.insert(call_id, call);
             return Err("Unknown from-tag".into());
         };
         let before = call.medias.len();
         let result = self.apply_sdp(&call_id, &mut call, &mut sdp, offerer, &opts, true);
+        if result.is_err() {
+            (call.from_tag, call.to_tag) = old_tags;
+        } else if let Some(l) = retag {
+            // The new party's label, branch and SDP history start afresh.
+            if let Some(x) = call.labels.get_mut(l) {
+                *x = None;
+            }
+            if let Some(x) = call.via_branch.get_mut(l) {
+                *x = None;
+            }
+            if let Some(x) = call.sent.get_mut(l) {
+                *x = None;
+            }
+        }
         match result {
             Ok(()) => {
                 if opts.label.is_some() {
@@ -673,6 +761,19 @@ impl<M: MediaPlane> Handler<M> {
         }
     }
 
+    /// Refuses a new call when `--max-sessions` live calls exist (calls in
+    /// their delete delay do not count), as rtpengine does.
+    fn check_capacity(&self) -> Result<(), Fail> {
+        let Some(max) = self.cfg.max_sessions else {
+            return Ok(());
+        };
+        let live = self.calls.values().filter(|c| c.deleted.is_none()).count() as u64;
+        if live >= max {
+            return Err("Parallel session limit reached".into());
+        }
+        Ok(())
+    }
+
     /// An offer with an empty `sdp` (a late-offer INVITE passed on as is):
     /// as rtpengine, `ok` without `sdp`; the call exists with no media (it
     /// holds no ports, and the offer timeout removes it if nothing
@@ -680,6 +781,9 @@ impl<M: MediaPlane> Handler<M> {
     fn empty_offer(&mut self, now: Instant, body: &Value<'_>) -> Result<OwnedValue, Fail> {
         let call_id = text(body, "call-id").ok_or("No call-id in message")?;
         let from_tag = text(body, "from-tag").ok_or("No from-tag in message")?;
+        if !self.calls.contains_key(&call_id) {
+            self.check_capacity()?;
+        }
         if let std::collections::hash_map::Entry::Vacant(slot) = self.calls.entry(call_id) {
             slot.insert(Call {
                 from_tag,
@@ -3039,6 +3143,69 @@ mod tests {
         assert_eq!(out, br#"j1 {"result":"pong"}"#);
         let out = h.handle_datagram(t0, br#"j2 {"command":"#).unwrap();
         assert!(out.starts_with(br#"j2 {"result":"error","error-reason":"Could not decode JSON"#));
+    }
+
+    /// Re-tagging: an offer from a new from-tag towards a known to-tag
+    /// replaces the party facing it; its leg keeps the relay ports and now
+    /// sends to the new party. A new from-tag without a to-tag replaces
+    /// the offerer. A new from-tag towards an unknown to-tag is refused.
+    #[test]
+    fn retagging_replaces_a_party() {
+        let (mut h, t0) = handler();
+        offer(&mut h, t0, "rt", OFFER);
+        answer(&mut h, t0, "rt");
+        let c_sdp = OFFER
+            .replace("127.0.0.11", "127.0.0.33")
+            .replace("40000", "41000");
+        let retag = |h: &mut Handler<Fake>, from: &str, to: Option<&str>| {
+            let mut msg = vec![
+                ("command", t("offer")),
+                ("call-id", t("rt")),
+                ("from-tag", t(from)),
+                ("sdp", t(&c_sdp)),
+            ];
+            if let Some(to) = to {
+                msg.push(("to-tag", t(to)));
+            }
+            run(h, t0, &msg)
+        };
+        let r = retag(&mut h, "tagC", Some("tagB"));
+        assert!(
+            sdp_of(&r).contains("m=audio 30002 "),
+            "B keeps its relay port"
+        );
+        assert_eq!(
+            h.media().remote(0),
+            vec![Some("127.0.0.33:41000".parse().unwrap())]
+        );
+        let q = run(&mut h, t0, &[("command", t("query")), ("call-id", t("rt"))]);
+        let tags = q.get("tags").unwrap();
+        assert!(
+            tags.get("tagC").is_some() && tags.get("tagB").is_some(),
+            "{q:?}"
+        );
+        assert!(tags.get("tagA").is_none(), "{q:?}");
+        // The answer from B to C goes through.
+        let r = run(
+            &mut h,
+            t0,
+            &[
+                ("command", t("answer")),
+                ("call-id", t("rt")),
+                ("from-tag", t("tagC")),
+                ("to-tag", t("tagB")),
+                ("sdp", t(ANSWER)),
+            ],
+        );
+        assert!(sdp_of(&r).contains("m=audio 30000 "));
+        // Towards a tag the call does not have: refused, nothing changed.
+        let r = retag(&mut h, "tagD", Some("tagX"));
+        assert_eq!(reason(&r), "Unknown from-tag");
+        // A new from-tag without a to-tag replaces the offerer.
+        let r = retag(&mut h, "tagE", None);
+        assert_eq!(r.get("result").and_then(OwnedValue::as_str), Some("ok"));
+        let q = run(&mut h, t0, &[("command", t("query")), ("call-id", t("rt"))]);
+        assert!(q.get("tags").unwrap().get("tagE").is_some(), "{q:?}");
     }
 
     /// SRTP and ICE the relay does not terminate are said in `warning`.

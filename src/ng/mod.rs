@@ -16,6 +16,7 @@ pub mod json;
 pub mod media;
 pub mod message;
 pub mod owned;
+pub mod redact;
 mod sdp_out;
 pub mod server;
 
