@@ -1,20 +1,28 @@
-//! Daemon configuration: the `mediarelay` command line ([`Cli`]), the TOML
-//! config file, their merge, and validation into a typed [`Config`].
+//! Daemon configuration: the `mediarelay` command line ([`Cli`]), the config
+//! file (TOML, or an existing `rtpengine.conf` in rtpengine's ini format),
+//! their merge, and validation into a typed [`Config`].
 //!
 //! Contract:
 //! - Keys are rtpengine's long option names. In the TOML file they are
 //!   written as on the command line, kebab-case (`port-min = 30000`); the
 //!   snake_case spelling (`port_min`) is accepted too. Keys may sit at the top
-//!   level or in a `[rtpengine]` table (rtpengine's default config section).
-//!   An unknown key is an error, not a warning.
+//!   level or in a `[rtpengine]` table (rtpengine's default config section;
+//!   `--config-section` names another). In TOML an unknown key is an error,
+//!   not a warning.
+//! - An rtpengine ini file ([`FileFormat::detect`]: a `.conf`/`.ini` name,
+//!   or a `[rtpengine]` header in a file that is not TOML) is read from its
+//!   `[rtpengine]` (or `--config-section`) section: the keys mediarelay
+//!   implements map onto the same typed fields with the same validation;
+//!   the others are listed in [`ConfigFile::ignored`] and named in one
+//!   start-up warning, never dropped silently.
 //! - Flags override the file: a flag given on the command line replaces the
 //!   file's value; `--interface` flags replace the file's whole list.
 //! - [`Config::load`] / [`Config::from_raw`] either return a [`Config`] whose
 //!   fields are all typed and checked, or one [`ConfigError`] that names the
 //!   offending key; [`ConfigError::to_line`] makes it one stderr line.
 //!
-//! Deviations from rtpengine (see `docs/daemon-config.md`): the file is TOML
-//! rather than ini (values need TOML quoting), `listen-ng` takes one address,
+//! Deviations from rtpengine (see `docs/daemon-config.md`): the native file
+//! is TOML (values need TOML quoting), `listen-ng` takes one address,
 //! host names other than `localhost` are not resolved, and negative
 //! timeouts are rejected instead of being read as "default".
 
@@ -32,6 +40,7 @@ use tracing::level_filters::LevelFilter;
 use crate::engine::{EngineConfig, IoBackend};
 use crate::ports::{PortRange, RangeError};
 use crate::relay::{Intervals, RelayConfig};
+use crate::syslog::Facility;
 
 /// Default lowest relay port (rtpengine `--port-min`).
 pub const DEFAULT_PORT_MIN: u16 = 30000;
@@ -68,10 +77,32 @@ pub const FILE_KEYS: &[&str] = &[
     "pidfile",
     "io-backend",
     "table",
+    "tos",
+    "max-sessions",
+    "log-stderr",
+    "log-facility",
 ];
 
 /// Keys that only exist on the command line.
-const CLI_ONLY_KEYS: &[&str] = &["config", "config-file"];
+const CLI_ONLY_KEYS: &[&str] = &["config", "config-file", "config-section"];
+
+/// Keys whose ini values are integers (`port-min = 30000`).
+const INT_KEYS: &[&str] = &[
+    "port-min",
+    "port-max",
+    "num-threads",
+    "timeout",
+    "silent-timeout",
+    "final-timeout",
+    "delete-delay",
+    "offer-timeout",
+    "table",
+    "tos",
+    "max-sessions",
+];
+
+/// Keys whose ini values are booleans (`foreground = true`).
+const BOOL_KEYS: &[&str] = &["foreground", "log-stderr"];
 
 /// rtpengine's default config file section, accepted as a TOML table.
 const RTPENGINE_SECTION: &str = "rtpengine";
@@ -139,12 +170,27 @@ pub struct Cli {
     /// I/O backend of the relay shards: auto|uring|epoll [default: auto]
     #[arg(long, value_name = "BACKEND")]
     pub io_backend: Option<String>,
-    /// TOML config file with the same keys as these flags; flags override it [default: none]
+    /// Config file with the same keys as these flags, TOML or an rtpengine.conf (ini); flags override it; `none`: no file [default: none]
     #[arg(long, visible_alias = "config-file", value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Section of the config file to read (rtpengine's) [default: rtpengine]
+    #[arg(long, value_name = "NAME")]
+    pub config_section: Option<String>,
     /// rtpengine's kernel forwarding table: accepted and ignored (mediarelay has none)
     #[arg(short = 't', long, value_name = "INT", allow_negative_numbers = true)]
     pub table: Option<i64>,
+    /// TOS byte (DSCP << 2) of relayed media packets, 0-255; 184 = DSCP EF [default: none, left to the kernel]
+    #[arg(short = 'T', long, value_name = "INT", allow_negative_numbers = true)]
+    pub tos: Option<i64>,
+    /// Most concurrent calls; offers for new calls beyond it are refused; 0 refuses all (draining), negative = unlimited [default: -1]
+    #[arg(long, value_name = "INT", allow_negative_numbers = true)]
+    pub max_sessions: Option<i64>,
+    /// Log to stderr, also when --log-facility is given (stderr is the default)
+    #[arg(short = 'E', long)]
+    pub log_stderr: bool,
+    /// Log to syslog (/dev/log) with this facility instead of stderr: daemon, user, local0..local7 [default: none, stderr]
+    #[arg(long, value_name = "NAME")]
+    pub log_facility: Option<String>,
 }
 
 /// Configuration as written (file or flags), before validation. Every field
@@ -206,6 +252,41 @@ pub struct RawConfig {
     /// `table` (rtpengine's kernel table): accepted and ignored.
     #[serde(default)]
     pub table: Option<i64>,
+    /// `tos`: TOS byte of relay sockets.
+    #[serde(default)]
+    pub tos: Option<i64>,
+    /// `max-sessions`: most concurrent calls; negative: unlimited.
+    #[serde(default, alias = "max_sessions")]
+    pub max_sessions: Option<i64>,
+    /// `log-stderr`.
+    #[serde(default, alias = "log_stderr")]
+    pub log_stderr: Option<bool>,
+    /// `log-facility`: a syslog facility name.
+    #[serde(default, alias = "log_facility")]
+    pub log_facility: Option<String>,
+}
+
+/// The two config file formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FileFormat {
+    /// mediarelay's TOML.
+    #[default]
+    Toml,
+    /// rtpengine's ini (`rtpengine.conf`, GLib key file).
+    Ini,
+}
+
+/// A config file as read: its settings, and for an rtpengine ini file the
+/// keys mediarelay does not implement.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigFile {
+    /// The settings.
+    pub raw: RawConfig,
+    /// The format it was read as.
+    pub format: FileFormat,
+    /// Keys of the section that mediarelay does not implement, in file
+    /// order, each once (always empty for TOML, where they are errors).
+    pub ignored: Vec<String>,
 }
 
 /// Log verbosity.
@@ -313,6 +394,16 @@ pub struct Config {
     pub pidfile: Option<PathBuf>,
     /// I/O backend choice.
     pub io_backend: IoBackend,
+    /// TOS byte of relay sockets; `None`: left to the kernel.
+    pub tos: Option<u8>,
+    /// Most concurrent calls (new calls beyond it are refused); `None`:
+    /// unlimited.
+    pub max_sessions: Option<u64>,
+    /// `--log-stderr`: logs go to stderr even with a `log_facility`.
+    pub log_stderr: bool,
+    /// `--log-facility`: log to syslog with this facility (unless
+    /// `log_stderr`); see [`Config::syslog_facility`].
+    pub log_facility: Option<Facility>,
     /// The config file read, if any.
     pub config_file: Option<PathBuf>,
     /// Accepted but ignored settings, one human sentence each, to be logged
@@ -496,6 +587,37 @@ pub enum ConfigError {
         /// The value as written.
         value: String,
     },
+    /// `tos` is not a byte.
+    #[error("tos {value} is not a TOS byte (0-255; 184 = DSCP EF)")]
+    Tos {
+        /// The value.
+        value: i64,
+    },
+    /// `log-facility` is not a syslog facility.
+    #[error("log-facility {value:?} is not a syslog facility (daemon, user, local0..local7, ...)")]
+    LogFacility {
+        /// The value as written.
+        value: String,
+    },
+    /// An ini line that is neither `key = value`, a `[section]` header nor
+    /// a comment.
+    #[error("config: {path} line {line}: {reason}")]
+    Ini {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The ini file has no section of that name.
+    #[error("config-section: {path} has no [{section}] section")]
+    MissingSection {
+        /// The file.
+        path: PathBuf,
+        /// The section looked for.
+        section: String,
+    },
 }
 
 impl Cli {
@@ -519,6 +641,10 @@ impl Cli {
             pidfile: self.pidfile.clone(),
             io_backend: self.io_backend.clone(),
             table: self.table,
+            tos: self.tos,
+            max_sessions: self.max_sessions,
+            log_stderr: self.log_stderr.then_some(true),
+            log_facility: self.log_facility.clone(),
         }
     }
 }
@@ -530,6 +656,16 @@ impl RawConfig {
     /// keys, duplicates (`port-min` and `port_min`), command-line-only keys
     /// and values of the wrong type are all reported with their key.
     pub fn from_toml(text: &str, path: &Path) -> Result<RawConfig, ConfigError> {
+        RawConfig::from_toml_section(text, path, RTPENGINE_SECTION)
+    }
+
+    /// As [`RawConfig::from_toml`], with the keys also accepted in the
+    /// table `[section]` instead of `[rtpengine]` (`--config-section`).
+    pub fn from_toml_section(
+        text: &str,
+        path: &Path,
+        section: &str,
+    ) -> Result<RawConfig, ConfigError> {
         let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
             let start = e.span().map_or(0, |s| s.start).min(text.len());
             let line = text.get(..start).map_or(0, |t| t.matches('\n').count()) + 1;
@@ -542,11 +678,116 @@ impl RawConfig {
         })?;
         let mut entries: Vec<(String, toml::Value)> = Vec::with_capacity(table.len());
         for (k, v) in table {
-            match (k.as_str(), v) {
-                (RTPENGINE_SECTION, toml::Value::Table(section)) => entries.extend(section),
-                (_, v) => entries.push((k, v)),
+            match v {
+                toml::Value::Table(t) if k == section => entries.extend(t),
+                v => entries.push((k, v)),
             }
         }
+        RawConfig::from_entries(entries)
+    }
+
+    /// Reads the `[section]` of an rtpengine ini file (`rtpengine.conf`, a
+    /// GLib key file): `key = value` lines, `#` and `;` comment lines,
+    /// other sections skipped. `path` only labels errors.
+    ///
+    /// Values are typed by key (integers, `true`/`false`/`1`/`0`, strings;
+    /// a value in double quotes loses them) and then checked as the TOML
+    /// file's are, so errors name the key. `interface` may repeat, each
+    /// line adding to the list (which `;` also separates); any other key
+    /// given twice is an error. Keys mediarelay does not implement are
+    /// returned in [`ConfigFile::ignored`].
+    pub fn from_ini(text: &str, path: &Path, section: &str) -> Result<ConfigFile, ConfigError> {
+        let ini_err = |line: usize, reason: String| ConfigError::Ini {
+            path: path.to_path_buf(),
+            line,
+            reason,
+        };
+        let mut current: Option<&str> = None;
+        let mut found = false;
+        let mut entries: Vec<(String, toml::Value)> = Vec::new();
+        let mut interfaces: Vec<toml::Value> = Vec::new();
+        let mut ignored: Vec<String> = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let l = line.trim();
+            if l.is_empty() || l.starts_with('#') || l.starts_with(';') {
+                continue;
+            }
+            if let Some(name) = l.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+                let name = name.trim();
+                found |= name == section;
+                current = Some(name);
+                continue;
+            }
+            let Some((k, v)) = l.split_once('=') else {
+                return Err(ini_err(
+                    i + 1,
+                    format!("{l:?} is not `key = value`, a [section] header or a comment"),
+                ));
+            };
+            let Some(cur) = current else {
+                return Err(ini_err(
+                    i + 1,
+                    format!("key {:?} before the first [section] header", k.trim()),
+                ));
+            };
+            if cur != section {
+                continue;
+            }
+            let key = k.trim().replace('_', "-");
+            if key.is_empty() {
+                return Err(ini_err(i + 1, "empty key before '='".into()));
+            }
+            let v = v.trim();
+            let v = v
+                .strip_prefix('"')
+                .and_then(|r| r.strip_suffix('"'))
+                .unwrap_or(v);
+            if CLI_ONLY_KEYS.contains(&key.as_str()) {
+                return Err(ConfigError::CliOnly { key });
+            }
+            if !FILE_KEYS.contains(&key.as_str()) {
+                if !ignored.contains(&key) {
+                    ignored.push(key);
+                }
+                continue;
+            }
+            let value = if key == "interface" {
+                interfaces.push(toml::Value::String(v.to_string()));
+                continue;
+            } else if INT_KEYS.contains(&key.as_str()) {
+                v.parse::<i64>()
+                    .map_or_else(|_| toml::Value::String(v.to_string()), toml::Value::Integer)
+            } else if BOOL_KEYS.contains(&key.as_str()) {
+                match v.to_ascii_lowercase().as_str() {
+                    "true" | "1" => toml::Value::Boolean(true),
+                    "false" | "0" => toml::Value::Boolean(false),
+                    _ => toml::Value::String(v.to_string()),
+                }
+            } else {
+                toml::Value::String(v.to_string())
+            };
+            entries.push((key, value));
+        }
+        if !found {
+            return Err(ConfigError::MissingSection {
+                path: path.to_path_buf(),
+                section: section.to_string(),
+            });
+        }
+        if !interfaces.is_empty() {
+            entries.push(("interface".into(), toml::Value::Array(interfaces)));
+        }
+        Ok(ConfigFile {
+            raw: RawConfig::from_entries(entries)?,
+            format: FileFormat::Ini,
+            ignored,
+        })
+    }
+
+    /// Checks and merges `key = value` entries one key at a time, so an
+    /// error names its key: unknown, duplicate, command-line-only, or of
+    /// the wrong type.
+    fn from_entries(entries: Vec<(String, toml::Value)>) -> Result<RawConfig, ConfigError> {
         let mut raw = RawConfig::default();
         let mut seen: BTreeMap<&'static str, ()> = BTreeMap::new();
         for (key, value) in entries {
@@ -578,13 +819,10 @@ impl RawConfig {
         Ok(raw)
     }
 
-    /// Reads and parses a config file.
+    /// Reads and parses a config file, TOML or rtpengine ini (its
+    /// `[rtpengine]` section), see [`ConfigFile::read`].
     pub fn from_file(path: &Path) -> Result<RawConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::ReadFile {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
-        RawConfig::from_toml(&text, path)
+        ConfigFile::read(path, RTPENGINE_SECTION).map(|f| f.raw)
     }
 
     /// `self` with every value `over` gives replaced ("flags override file":
@@ -609,22 +847,98 @@ impl RawConfig {
             pidfile: over.pidfile.or(self.pidfile),
             io_backend: over.io_backend.or(self.io_backend),
             table: over.table.or(self.table),
+            tos: over.tos.or(self.tos),
+            max_sessions: over.max_sessions.or(self.max_sessions),
+            log_stderr: over.log_stderr.or(self.log_stderr),
+            log_facility: over.log_facility.or(self.log_facility),
         }
     }
 }
 
+impl FileFormat {
+    /// The format of the config file at `path` holding `text`: `*.toml` is
+    /// TOML; `*.conf` and `*.ini` are rtpengine ini unless the text is
+    /// valid TOML without a `[section]` header; any other name is TOML
+    /// unless it has a `[section]` header and is not valid TOML.
+    pub fn detect(path: &Path, text: &str, section: &str) -> FileFormat {
+        let ext = path.extension().and_then(|e| e.to_str());
+        if ext == Some("toml") {
+            return FileFormat::Toml;
+        }
+        let ini_name = matches!(ext, Some("conf" | "ini"));
+        let header = text.lines().any(|l| {
+            l.trim()
+                .strip_prefix('[')
+                .and_then(|r| r.strip_suffix(']'))
+                .is_some_and(|n| n.trim() == section)
+        });
+        let toml = text.parse::<toml::Table>().is_ok();
+        if (ini_name && (header || !toml)) || (header && !toml) {
+            FileFormat::Ini
+        } else {
+            FileFormat::Toml
+        }
+    }
+}
+
+impl ConfigFile {
+    /// Reads the config file at `path` in its format
+    /// ([`FileFormat::detect`]); `section` is the ini section, or the TOML
+    /// table besides the top level, to read.
+    pub fn read(path: &Path, section: &str) -> Result<ConfigFile, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::ReadFile {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        ConfigFile::parse(&text, path, section)
+    }
+
+    /// As [`ConfigFile::read`], from the file's text.
+    pub fn parse(text: &str, path: &Path, section: &str) -> Result<ConfigFile, ConfigError> {
+        match FileFormat::detect(path, text, section) {
+            FileFormat::Ini => RawConfig::from_ini(text, path, section),
+            FileFormat::Toml => Ok(ConfigFile {
+                raw: RawConfig::from_toml_section(text, path, section)?,
+                format: FileFormat::Toml,
+                ignored: Vec::new(),
+            }),
+        }
+    }
+
+    /// The start-up warning naming the [`ignored`](Self::ignored) keys
+    /// (`rtpengine.conf: ignored keys not implemented by mediarelay:
+    /// recording-dir, redis`), if any; `path` names the file.
+    pub fn warning(&self, path: &Path) -> Option<String> {
+        if self.ignored.is_empty() {
+            return None;
+        }
+        let name = path.file_name().unwrap_or(path.as_os_str());
+        Some(format!(
+            "{}: ignored keys not implemented by mediarelay: {}",
+            name.to_string_lossy(),
+            self.ignored.join(", ")
+        ))
+    }
+}
+
 impl Config {
-    /// Reads `--config` (if given), applies the flags over it and validates
-    /// the result. `num-threads` defaults to the CPUs this process may use.
-    /// Also the way to re-read the configuration on SIGHUP.
+    /// Reads `--config` (if given and not `none`, rtpengine's "no file"),
+    /// applies the flags over it and validates the result. `num-threads`
+    /// defaults to the CPUs this process may use. Also the way to re-read
+    /// the configuration on SIGHUP.
     pub fn load(cli: &Cli) -> Result<Config, ConfigError> {
-        let file = match &cli.config {
-            Some(path) => RawConfig::from_file(path)?,
-            None => RawConfig::default(),
+        let path = cli.config.as_deref().filter(|p| *p != Path::new("none"));
+        let section = cli.config_section.as_deref().unwrap_or(RTPENGINE_SECTION);
+        let file = match path {
+            Some(path) => ConfigFile::read(path, section)?,
+            None => ConfigFile::default(),
         };
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let mut config = Config::from_raw(file.overridden_by(cli.raw()), cpus)?;
-        config.config_file.clone_from(&cli.config);
+        let mut config = Config::from_raw(file.raw.clone().overridden_by(cli.raw()), cpus)?;
+        config.config_file = path.map(Path::to_path_buf);
+        if let Some(w) = path.and_then(|p| file.warning(p)) {
+            config.warnings.insert(0, w);
+        }
         Ok(config)
     }
 
@@ -674,17 +988,30 @@ impl Config {
                 .map_err(|_| ConfigError::IoBackend { value })?,
             None => IoBackend::Auto,
         };
+        let tos = raw
+            .tos
+            .map(|v| u8::try_from(v).map_err(|_| ConfigError::Tos { value: v }))
+            .transpose()?;
+        // rtpengine: a negative max-sessions is no limit (its default -1).
+        let max_sessions = raw.max_sessions.and_then(|v| u64::try_from(v).ok());
+        let log_facility = raw
+            .log_facility
+            .map(|value| {
+                value
+                    .parse::<Facility>()
+                    .map_err(|_| ConfigError::LogFacility { value })
+            })
+            .transpose()?;
+        let log_stderr = raw.log_stderr.unwrap_or(false);
         let mut warnings = Vec::new();
+        if let (true, Some(f)) = (log_stderr, log_facility) {
+            warnings.push(format!(
+                "log-facility {f} ignored: log-stderr sends the logs to stderr"
+            ));
+        }
         if let Some(t) = raw.table {
             warnings.push(format!(
                 "table {t} ignored: mediarelay has no kernel forwarding table"
-            ));
-        }
-        if !interfaces.rest.is_empty() {
-            warnings.push(format!(
-                "only the first interface ({}) relays media for now; {} more ignored",
-                interfaces.first,
-                interfaces.rest.len()
             ));
         }
         Ok(Config {
@@ -703,14 +1030,24 @@ impl Config {
             foreground: raw.foreground.unwrap_or(false),
             pidfile: raw.pidfile,
             io_backend,
+            tos,
+            max_sessions,
+            log_stderr,
+            log_facility,
             config_file: None,
             warnings,
         })
     }
 
+    /// The syslog facility to log with: `log-facility`, unless
+    /// `log-stderr` keeps the logs on stderr.
+    pub fn syslog_facility(&self) -> Option<Facility> {
+        self.log_facility.filter(|_| !self.log_stderr)
+    }
+
     /// The data-plane settings: relay sockets bind to the primary
     /// interface's local address, one shard per `num-threads`, the port
-    /// range, the I/O backend and the media timeout.
+    /// range, the TOS byte, the I/O backend and the media timeout.
     pub fn engine_config(&self) -> EngineConfig {
         EngineConfig {
             shards: usize::from(self.num_threads.get()),
@@ -718,6 +1055,7 @@ impl Config {
             bind_ip: self.interfaces.primary().local,
             port_min: self.ports.min(),
             port_max: self.ports.max(),
+            tos: self.tos,
             relay: RelayConfig {
                 timeout: self.timeout,
                 silent_timeout: self.silent_timeout,
@@ -752,7 +1090,10 @@ impl ConfigError {
     /// errors of the file as a whole.
     pub fn key(&self) -> &str {
         match self {
-            ConfigError::ReadFile { .. } => "config",
+            ConfigError::ReadFile { .. } | ConfigError::Ini { .. } => "config",
+            ConfigError::MissingSection { .. } => "config-section",
+            ConfigError::Tos { .. } => "tos",
+            ConfigError::LogFacility { .. } => "log-facility",
             ConfigError::Toml { key, .. } => key.as_deref().unwrap_or("config"),
             ConfigError::UnknownKey { key } | ConfigError::CliOnly { key } => key,
             ConfigError::DuplicateKey { key }
@@ -1320,10 +1661,24 @@ foreground = true
 pidfile = "/run/mediarelay.pid"
 io-backend = "epoll"
 table = 0
+tos = 184
+max-sessions = 5000
+log-stderr = true
+log-facility = "local3"
 "#,
         )
         .unwrap();
         let c = valid(raw);
+        assert_eq!(c.tos, Some(184));
+        assert_eq!(c.max_sessions, Some(5000));
+        assert!(c.log_stderr);
+        assert_eq!(c.log_facility, Some(Facility::Local(3)));
+        assert_eq!(c.syslog_facility(), None, "log-stderr wins");
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.contains("log-facility local3 ignored"))
+        );
         let p = c.interfaces.primary();
         assert_eq!(p.name.as_ref().map(InterfaceName::as_str), Some("int"));
         assert_eq!(p.local, "10.0.0.5".parse::<IpAddr>().unwrap());
@@ -1343,7 +1698,10 @@ table = 0
         assert_eq!(c.pidfile, Some(PathBuf::from("/run/mediarelay.pid")));
         assert_eq!(c.io_backend, IoBackend::Epoll);
         assert!(c.warnings.iter().any(|w| w.contains("table")));
-        assert!(c.warnings.iter().any(|w| w.contains("first interface")));
+        assert!(
+            !c.warnings.iter().any(|w| w.contains("interface")),
+            "every interface relays"
+        );
     }
 
     #[test]
@@ -1391,10 +1749,9 @@ table = 0
     #[test]
     fn every_file_key_is_accepted_in_both_spellings() {
         let value = |k: &str| match k {
-            "foreground" => "true",
-            "interface" | "listen-ng" | "listen-http" | "log-level" | "pidfile" | "io-backend" => {
-                "\"x\""
-            }
+            "foreground" | "log-stderr" => "true",
+            "interface" | "listen-ng" | "listen-http" | "log-level" | "pidfile" | "io-backend"
+            | "log-facility" => "\"x\"",
             _ => "1",
         };
         for key in FILE_KEYS {
@@ -1418,6 +1775,287 @@ table = 0
         assert_eq!(c.interfaces.named("external").count(), 1);
         assert_eq!(c.listen_ng, Some("127.0.0.1:2223".parse().unwrap()));
         assert_eq!(c.log_level, LogLevel::Debug);
+    }
+
+    /// An rtpengine.conf as Debian ships it, trimmed: the implemented keys
+    /// map, the others are named, other sections are skipped.
+    const RTPENGINE_CONF: &str = "\
+# comment
+; also a comment
+[rtpengine]
+
+table = 0
+interface = internal/10.0.0.5;external/10.0.1.5!203.0.113.5
+interface = 10.0.2.5
+listen-ng = 127.0.0.1:2223
+port-min = 30000
+port-max = 40000
+timeout = 60
+silent-timeout = 3600
+tos = 184
+# max-sessions = 5000
+log-level = 6
+log-stderr = false
+foreground = true
+recording-dir = /var/spool/rtpengine
+recording-method = proc
+redis = 127.0.0.1:6379/5
+recording-dir = /tmp
+num_threads = 2
+pidfile = \"/run/rtpengine.pid\"
+
+[rtpengine-testing]
+table = -1
+interface = 10.15.20.121
+listen-ng = 2224
+log-level = 7
+homer = 10.0.0.9:9060
+";
+
+    fn ini(text: &str, section: &str) -> Result<ConfigFile, ConfigError> {
+        RawConfig::from_ini(text, Path::new("rtpengine.conf"), section)
+    }
+
+    #[test]
+    fn rtpengine_ini_maps_implemented_keys_and_names_the_rest() {
+        let f = ini(RTPENGINE_CONF, "rtpengine").unwrap();
+        assert_eq!(f.format, FileFormat::Ini);
+        assert_eq!(f.ignored, ["recording-dir", "recording-method", "redis"]);
+        assert_eq!(
+            f.warning(Path::new("/etc/rtpengine/rtpengine.conf"))
+                .as_deref(),
+            Some(
+                "rtpengine.conf: ignored keys not implemented by mediarelay: \
+                 recording-dir, recording-method, redis"
+            )
+        );
+        let c = valid(f.raw);
+        assert_eq!(c.interfaces.len(), 3, "repeated and ;-separated");
+        assert_eq!(c.interfaces.named("external").count(), 1);
+        assert_eq!(c.listen_ng, Some("127.0.0.1:2223".parse().unwrap()));
+        assert_eq!((c.ports.min(), c.ports.max()), (30000, 39999));
+        assert_eq!(c.timeout, Duration::from_secs(60));
+        assert_eq!(c.tos, Some(184));
+        assert_eq!(c.max_sessions, None, "commented out");
+        assert_eq!(c.log_level, LogLevel::Info);
+        assert!(!c.log_stderr);
+        assert!(c.foreground);
+        assert_eq!(c.num_threads.get(), 2, "snake_case spelling");
+        assert_eq!(c.pidfile, Some(PathBuf::from("/run/rtpengine.pid")));
+
+        let t = ini(RTPENGINE_CONF, "rtpengine-testing").unwrap();
+        assert_eq!(t.ignored, ["homer"]);
+        let c = valid(t.raw);
+        assert_eq!(c.listen_ng, Some("0.0.0.0:2224".parse().unwrap()));
+        assert_eq!(c.log_level, LogLevel::Debug);
+        assert!(c.warnings.iter().any(|w| w.contains("table -1 ignored")));
+        assert_eq!(
+            ini("[rtpengine]\n", "rtpengine").unwrap(),
+            ConfigFile {
+                format: FileFormat::Ini,
+                ..ConfigFile::default()
+            }
+        );
+    }
+
+    #[test]
+    fn rtpengine_ini_errors_name_key_or_line() {
+        let sec = |body: &str| format!("[rtpengine]\ninterface = 10.0.0.5\n{body}\n");
+        for (body, key) in [
+            ("port-min = many", "port-min"),
+            ("tos = 256", "tos"),
+            ("tos = EF", "tos"),
+            ("foreground = maybe", "foreground"),
+            ("log-stderr = yes", "log-stderr"),
+            ("log-level = loud", "log-level"),
+            ("log-facility = local9", "log-facility"),
+            ("timeout = 1\ntimeout = 2", "timeout"),
+            ("config-file = /x", "config-file"),
+            ("interface = eth0", "interface"),
+        ] {
+            let e = ini(&sec(body), "rtpengine")
+                .and_then(|f| Config::from_raw(f.raw, 4))
+                .expect_err(body);
+            assert_names(&e, key);
+        }
+        let e = ini(RTPENGINE_CONF, "rtpengine-production").unwrap_err();
+        assert_names(&e, "config-section");
+        assert!(e.to_string().contains("[rtpengine-production]"), "{e}");
+        let e = ini("[rtpengine]\ninterface 10.0.0.5\n", "rtpengine").unwrap_err();
+        assert!(matches!(e, ConfigError::Ini { line: 2, .. }), "{e:?}");
+        assert_names(&e, "config");
+        let e = ini("interface = 10.0.0.5\n[rtpengine]\n", "rtpengine").unwrap_err();
+        assert!(matches!(e, ConfigError::Ini { line: 1, .. }), "{e:?}");
+    }
+
+    #[test]
+    fn file_format_detection() {
+        let d = |name: &str, text: &str| FileFormat::detect(Path::new(name), text, "rtpengine");
+        let ini_text = "[rtpengine]\ninterface = 10.0.0.5\n";
+        let toml_text = "[rtpengine]\ninterface = \"10.0.0.5\"\n";
+        assert_eq!(d("rtpengine.conf", ini_text), FileFormat::Ini);
+        assert_eq!(d("rtpengine.conf", toml_text), FileFormat::Ini);
+        assert_eq!(d("x.ini", "interface = 10.0.0.5\n"), FileFormat::Ini);
+        assert_eq!(d("m.conf", "interface = \"10.0.0.5\"\n"), FileFormat::Toml);
+        assert_eq!(d("m.toml", ini_text), FileFormat::Toml);
+        assert_eq!(d("config", ini_text), FileFormat::Ini);
+        assert_eq!(d("config", toml_text), FileFormat::Toml);
+        assert_eq!(d("config", "port-min = x y\n"), FileFormat::Toml);
+        // A quoted value reads the same either way.
+        let a = ConfigFile::parse(toml_text, Path::new("a.conf"), "rtpengine").unwrap();
+        let b = ConfigFile::parse(toml_text, Path::new("a.toml"), "rtpengine").unwrap();
+        assert_eq!(a.raw, b.raw);
+        // --config-section picks the TOML table too.
+        let t =
+            ConfigFile::parse("[edge]\nport-min = 31000\n", Path::new("m.toml"), "edge").unwrap();
+        assert_eq!(t.raw.port_min, Some(31000));
+    }
+
+    #[test]
+    fn load_reads_rtpengine_conf_section_and_none() {
+        let dir =
+            std::env::temp_dir().join(format!("mediarelay-config-ini-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("rtpengine.conf");
+        std::fs::write(&path, RTPENGINE_CONF).unwrap();
+        let p = path.to_str().unwrap();
+        let c = Config::load(&cli(&["--config-file", p, "--tos", "46"])).unwrap();
+        assert_eq!(c.tos, Some(46), "flags override the file");
+        assert_eq!(c.config_file.as_deref(), Some(path.as_path()));
+        assert!(
+            c.warnings[0].starts_with("rtpengine.conf: ignored keys"),
+            "{:?}",
+            c.warnings
+        );
+        let c = Config::load(&cli(&[
+            "--config-file",
+            p,
+            "--config-section",
+            "rtpengine-testing",
+        ]))
+        .unwrap();
+        assert_eq!(c.log_level, LogLevel::Debug);
+        assert!(
+            c.warnings[0].ends_with("mediarelay: homer"),
+            "{:?}",
+            c.warnings
+        );
+        let e = Config::load(&cli(&["--config", p, "--config-section", "nope"])).unwrap_err();
+        assert_names(&e, "config-section");
+        let c = Config::load(&cli(&["--config-file", "none", "-i", "10.0.0.5"])).unwrap();
+        assert_eq!(c.config_file, None, "rtpengine's --config-file=none");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn tos_max_sessions_and_log_facility() {
+        for (tos, want) in [(0, 0u8), (46, 46), (184, 184), (255, 255)] {
+            let c = valid(RawConfig {
+                tos: Some(tos),
+                ..base()
+            });
+            assert_eq!((c.tos, c.engine_config().tos), (Some(want), Some(want)));
+        }
+        assert_eq!(
+            valid(base()).engine_config().tos,
+            None,
+            "untouched by default"
+        );
+        for bad in [-1, 256, 1 << 40] {
+            let e = invalid(RawConfig {
+                tos: Some(bad),
+                ..base()
+            });
+            assert_eq!(e, ConfigError::Tos { value: bad });
+            assert_names(&e, "tos");
+        }
+        for (v, want) in [
+            (None, None),
+            (Some(-1), None),
+            (Some(-7), None),
+            (Some(0), Some(0)),
+            (Some(1), Some(1)),
+        ] {
+            let c = valid(RawConfig {
+                max_sessions: v,
+                ..base()
+            });
+            assert_eq!(c.max_sessions, want, "{v:?}");
+        }
+        let c = valid(RawConfig {
+            log_facility: Some("local0".into()),
+            ..base()
+        });
+        assert_eq!(c.syslog_facility(), Some(Facility::Local(0)));
+        assert!(c.warnings.is_empty());
+        assert_eq!(valid(base()).syslog_facility(), None);
+        let e = invalid(RawConfig {
+            log_facility: Some("kernel".into()),
+            ..base()
+        });
+        assert_names(&e, "log-facility");
+        let raw = cli(&[
+            "--tos",
+            "184",
+            "--max-sessions",
+            "-1",
+            "-E",
+            "--log-facility",
+            "daemon",
+        ])
+        .raw();
+        assert_eq!(
+            (
+                raw.tos,
+                raw.max_sessions,
+                raw.log_stderr,
+                raw.log_facility.as_deref()
+            ),
+            (Some(184), Some(-1), Some(true), Some("daemon"))
+        );
+    }
+
+    /// `tuning/mediarelay.toml`, the example install.sh puts in /etc: valid
+    /// as shipped (everything commented), it names every key, and with its
+    /// `# key = value` lines uncommented it still loads and shows the real
+    /// defaults.
+    #[test]
+    fn example_config_file_is_valid_and_shows_the_defaults() {
+        let text = include_str!("../tuning/mediarelay.toml");
+        let path = Path::new("tuning/mediarelay.toml");
+        assert_eq!(RawConfig::from_toml(text, path), Ok(RawConfig::default()));
+        let mut uncommented = String::new();
+        for line in text.lines() {
+            let l = line.strip_prefix("# ").unwrap_or(line);
+            let key = l.split(" = ").next().unwrap_or_default();
+            if FILE_KEYS.contains(&key) {
+                uncommented.push_str(l);
+                uncommented.push('\n');
+            }
+        }
+        for key in FILE_KEYS {
+            assert!(
+                uncommented
+                    .lines()
+                    .any(|l| l.starts_with(&format!("{key} = "))),
+                "{key} missing from tuning/mediarelay.toml"
+            );
+        }
+        let raw = RawConfig::from_toml(&uncommented, path).unwrap();
+        let c = valid(raw.clone());
+        // Keys without a default carry examples; the rest must be the defaults.
+        let d = valid(RawConfig {
+            interface: raw.interface,
+            listen_ng: raw.listen_ng,
+            listen_http: raw.listen_http,
+            num_threads: raw.num_threads,
+            pidfile: raw.pidfile,
+            table: raw.table,
+            tos: raw.tos,
+            log_facility: raw.log_facility,
+            ..RawConfig::default()
+        });
+        assert_eq!(c, d);
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! embedded relay) run the same code.
 //!
 //! Start-up order: parse flags and the config file (an error is one stderr
-//! line and exit code 2), set up logging, block-free signal handling
+//! line and exit code 2), set up logging (stderr, or syslog with
+//! `--log-facility`: see [`crate::syslog`]), block-free signal handling
 //! (SIGTERM/SIGINT stop, SIGHUP reloads the log level), raise the open-file
 //! limit and log the call capacity, start the relay [`Engine`], write the
 //! pidfile, start the control plane (`ControlPlane`: NG and HTTP servers),
@@ -38,7 +39,9 @@ use tracing_subscriber::{Registry, reload};
 use crate::config::{CapacityLimit, Cli, Config, LogLevel};
 use crate::engine::{Engine, EngineEvent, check_bind_ip, nofile_limit, raise_nofile_limit};
 use crate::metrics::MetricsServer;
+use crate::ng::handler::NgInterface;
 use crate::ng::{Handler, HandlerConfig, NgServer, OwnedValue, Value};
+use crate::syslog::{DEV_LOG, SyslogWriter};
 
 /// Exit code of an invalid command line or configuration.
 const EXIT_CONFIG: u8 = 2;
@@ -98,13 +101,17 @@ impl ControlPlane {
                     source_hold: config.source_hold,
                     offer_timeout: config.offer_timeout,
                     port_range: (config.ports.min(), config.ports.max()),
+                    max_sessions: config.max_sessions,
                     interfaces: config
                         .interfaces
                         .iter()
-                        .map(|i| {
-                            i.name
+                        .map(|i| NgInterface {
+                            name: i
+                                .name
                                 .as_ref()
-                                .map_or("default".to_string(), |n| n.to_string())
+                                .map_or("default".to_string(), |n| n.to_string()),
+                            local: i.local,
+                            advertised: i.sdp_address(),
                         })
                         .collect(),
                     ..HandlerConfig::default()
@@ -190,7 +197,10 @@ where
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let log = init_logging(config.log_level.level_filter());
+    let (log, log_warning) = init_logging(&config);
+    if let Some(w) = log_warning {
+        warn!("{w}");
+    }
     match run(&cli, config, &log) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -213,7 +223,9 @@ fn run(cli: &Cli, config: Config, log: &LogHandle) -> Result<(), DaemonError> {
     // Before anything else starts, so that a signal during start-up is
     // queued rather than killing the process half-initialised.
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP]).map_err(DaemonError::Signals)?;
-    check_bind_ip(config.interfaces.primary().local).map_err(DaemonError::Engine)?;
+    for i in config.interfaces.iter() {
+        check_bind_ip(i.local).map_err(DaemonError::Engine)?;
+    }
     log_capacity(&config)?;
 
     let engine = Arc::new(Engine::start(config.engine_config()).map_err(DaemonError::Engine)?);
@@ -223,6 +235,8 @@ fn run(cli: &Cli, config: Config, log: &LogHandle) -> Result<(), DaemonError> {
         shards = engine.shard_count(),
         interface = %config.interfaces.primary(),
         ports = %format_args!("{}-{}", config.ports.min(), config.ports.max()),
+        tos = ?config.tos,
+        max_sessions = ?config.max_sessions,
         "relay engine started"
     );
     let pidfile = config
@@ -344,20 +358,54 @@ fn log_level_command(log: &LogHandle, from: SocketAddr, body: &Value<'_>) -> Own
         .with("result", OwnedValue::text("ok"))
 }
 
-/// Installs the global subscriber: one line per event on stderr, with a
-/// level that SIGHUP can change.
-fn init_logging(level: LevelFilter) -> LogHandle {
-    let (filter, handle) = reload::Layer::new(level);
+/// Installs the global subscriber, with a level that SIGHUP can change:
+/// one line per event on stderr, or with a syslog facility
+/// ([`Config::syslog_facility`]) one RFC 3164 message per event to the
+/// syslog socket ([`syslog_socket`]). When that socket cannot be reached
+/// the logs stay on stderr, and the second value is the warning to log.
+fn init_logging(config: &Config) -> (LogHandle, Option<String>) {
+    let (filter, handle) = reload::Layer::new(config.log_level.level_filter());
+    let mut warning = None;
+    let syslog = config.syslog_facility().and_then(|facility| {
+        let path = syslog_socket();
+        SyslogWriter::connect(facility, &path)
+            .map_err(|e| {
+                warning = Some(format!(
+                    "log-facility {facility}: cannot reach syslog at {}: {e}; logging to stderr",
+                    path.display()
+                ));
+            })
+            .ok()
+    });
+    let syslog_layer = syslog.map(|w| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(w)
+            .with_ansi(false)
+            .without_time()
+    });
+    let stderr_layer = syslog_layer.is_none().then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
+    });
     tracing_subscriber::registry()
         .with(filter)
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::stderr().is_terminal()),
-        )
+        .with(stderr_layer)
+        .with(syslog_layer)
         .init();
-    handle
+    (handle, warning)
 }
+
+/// The syslog socket: [`SYSLOG_SOCKET_ENV`] when set, else `/dev/log`.
+fn syslog_socket() -> PathBuf {
+    std::env::var_os(SYSLOG_SOCKET_ENV)
+        .filter(|p| !p.is_empty())
+        .map_or_else(|| PathBuf::from(DEV_LOG), PathBuf::from)
+}
+
+/// Environment variable naming another syslog socket than `/dev/log`
+/// (a chroot or container with the socket elsewhere; tests).
+pub const SYSLOG_SOCKET_ENV: &str = "MEDIARELAY_SYSLOG_SOCKET";
 
 /// Raises `RLIMIT_NOFILE` to the hard limit and logs how many concurrent
 /// calls the port range and that limit allow, and which one binds; a

@@ -27,6 +27,7 @@
 //! | [`daemon`] | The `mediarelay` daemon as a function of its command line |
 //! | [`ctl`] | `mediarelay ctl`: control CLI of a running daemon over NG (like `rtpengine-ctl`) |
 //! | [`metrics`] | Prometheus text exposition, `/metrics` and `/ping` HTTP endpoint |
+//! | [`syslog`] | Logging to the local syslog daemon (RFC 3164 over `/dev/log`), `--log-facility` |
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 
@@ -53,3 +54,5 @@ pub mod relay;
 pub mod rtcp;
 pub mod rtp;
 pub mod sdp;
+#[cfg(feature = "daemon")]
+pub mod syslog;

@@ -1,6 +1,7 @@
 //! The `mediarelay` binary from the outside: `--help`, configuration errors
-//! (one stderr line naming the key, exit code 2), and a start that stays up,
-//! logs its capacity, and stops cleanly on SIGTERM.
+//! (one stderr line naming the key, exit code 2), a start that stays up,
+//! logs its capacity, and stops cleanly on SIGTERM, and a start from an
+//! rtpengine.conf (`tests/data/rtpengine.conf`).
 #![cfg(feature = "daemon")]
 // One `libc::kill` call below sends SIGTERM to the child.
 #![allow(unsafe_code)]
@@ -36,7 +37,12 @@ const FLAGS: &[&str] = &[
     "--io-backend",
     "--config",
     "--config-file",
+    "--config-section",
     "--table",
+    "--tos",
+    "--max-sessions",
+    "--log-stderr",
+    "--log-facility",
 ];
 
 /// A fresh directory under the system temp dir, removed on drop.
@@ -309,4 +315,97 @@ fn starts_logs_capacity_and_stops_on_sigterm() {
         log.join("\n")
     );
     assert!(!pidfile.exists(), "pidfile left behind");
+}
+
+/// An existing rtpengine.conf (ini) as `--config-file`: the daemon starts
+/// on it, answers NG ping on its `listen-ng`, and names the keys it does
+/// not implement in one warning.
+#[test]
+fn starts_from_an_rtpengine_conf_and_names_ignored_keys() {
+    let dir = TempDir::new("ini");
+    let sample = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/rtpengine.conf"
+    ))
+    .expect("tests/data/rtpengine.conf");
+    let ng_port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("free port")
+        .port();
+    let conf = dir.0.join("rtpengine.conf");
+    let text = sample.replace(
+        "listen-ng = 127.0.0.1:2223",
+        &format!("listen-ng = 127.0.0.1:{ng_port}"),
+    );
+    assert_ne!(text, sample, "the sample's listen-ng line moved");
+    std::fs::write(&conf, text).unwrap();
+
+    let wrong = run(&[
+        "--config-file",
+        conf.to_str().unwrap(),
+        "--config-section",
+        "rtpengine-production",
+    ]);
+    assert_config_error(&wrong, "config-section");
+
+    let mut child = Command::new(BIN)
+        .arg("--config-file")
+        .arg(&conf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn mediarelay");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (tx, rx) = mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut log = Vec::new();
+    let end = Instant::now() + DEADLINE;
+    while !log.iter().any(|l: &String| l.contains("mediarelay ready")) {
+        match rx.recv_timeout(end.saturating_duration_since(Instant::now())) {
+            Ok(line) => log.push(line),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("mediarelay never became ready; log:\n{}", log.join("\n"));
+            }
+        }
+    }
+    let ng = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    ng.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    ng.send_to(b"c1 d7:command4:pinge", ("127.0.0.1", ng_port))
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let n = ng.recv(&mut buf).expect("NG pong");
+    assert_eq!(&buf[..n], b"c1 d6:result4:ponge");
+
+    let all = log.join("\n");
+    let warnings: Vec<&String> = log
+        .iter()
+        .filter(|l| l.contains("ignored keys not implemented by mediarelay"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "one warning:\n{all}");
+    assert!(warnings[0].contains("WARN"), "{}", warnings[0]);
+    assert!(
+        warnings[0]
+            .ends_with("rtpengine.conf: ignored keys not implemented by mediarelay: recording-dir, recording-method"),
+        "{}",
+        warnings[0]
+    );
+    assert!(all.contains("table 0 ignored"), "{all}");
+    assert!(
+        all.contains("ports=50000-50099"),
+        "port range from the file:\n{all}"
+    );
+
+    sigterm(&child);
+    let status = wait_with_deadline(&mut child);
+    reader.join().expect("reader thread");
+    assert_eq!(status.code(), Some(0), "log:\n{all}");
 }

@@ -81,7 +81,10 @@ pub use backend::{Backend, BackendCounters, IoBackend, OwnTransmit, PacketSink};
 pub use mailbox::{Full, Queue};
 pub use packet_loop::{LoopSink, LoopWaker, PacketLoop};
 pub use shard::ShardStats;
-pub use sys::{gettid, nofile_limit, raise_nofile_limit, set_socket_buffers, thread_cpu_time};
+pub use sys::{
+    enable_recv_tos, gettid, nofile_limit, raise_nofile_limit, recv_with_tos, set_socket_buffers,
+    set_tos, thread_cpu_time,
+};
 pub use uring::{UringConfig, UringSupport};
 
 use self::shard::{Command, NewLeg, ShardParts};
@@ -154,6 +157,10 @@ pub struct EngineConfig {
     pub socket_rcvbuf: usize,
     /// `SO_SNDBUF` for relay sockets (0 = kernel default).
     pub socket_sndbuf: usize,
+    /// TOS byte (DSCP and ECN bits) of every relay socket's packets:
+    /// `IP_TOS`, and on IPv6 sockets `IPV6_TCLASS` too (rtpengine `--tos`);
+    /// `None` leaves the kernel's default (0).
+    pub tos: Option<u8>,
     /// Control mailbox capacity per shard.
     pub mailbox_capacity: usize,
 }
@@ -173,6 +180,7 @@ impl Default for EngineConfig {
             pin_cores: true,
             socket_rcvbuf: 0,
             socket_sndbuf: 0,
+            tos: None,
             mailbox_capacity: 1024,
         }
     }
@@ -195,6 +203,10 @@ pub struct LegOptions {
     /// call times out after [`RelayConfig::offer_timeout`] until
     /// [`LegUpdate::awaiting_answer`] clears it.
     pub awaiting_answer: bool,
+    /// Local address this leg's sockets bind to (another interface than
+    /// [`EngineConfig::bind_ip`], e.g. to bridge an internal and an
+    /// external network, or IPv4 and IPv6); `None`: `bind_ip`.
+    pub local_ip: Option<IpAddr>,
 }
 
 /// A two-leg call to create. Media received on leg 0's ports is sent from
@@ -389,6 +401,7 @@ pub struct Engine {
     bind_ip: IpAddr,
     rcvbuf: usize,
     sndbuf: usize,
+    tos: Option<u8>,
     next_shard: AtomicUsize,
     events: Mutex<Receiver<EngineEvent>>,
 }
@@ -506,6 +519,7 @@ impl Engine {
             bind_ip: cfg.bind_ip,
             rcvbuf: cfg.socket_rcvbuf,
             sndbuf: cfg.socket_sndbuf,
+            tos: cfg.tos,
             next_shard: AtomicUsize::new(0),
             events: Mutex::new(ev_rx),
         })
@@ -624,17 +638,18 @@ impl Engine {
             return Err(EngineError::Ports("no shards".into()));
         };
         let opts = &spec.leg;
-        let (rtp, rtcp) = match self.bind_pair(pair.rtp(), (!opts.rtcp_mux).then_some(pair.rtcp()))
-        {
-            Ok(s) => s,
-            Err(e) => {
-                let _ = self.ports.release(pair, Instant::now());
-                return Err(EngineError::Io(format!(
-                    "could not bind port {}: {e}",
-                    pair.rtp()
-                )));
-            }
-        };
+        let ip = opts.local_ip.unwrap_or(self.bind_ip);
+        let (rtp, rtcp) =
+            match self.bind_pair(ip, pair.rtp(), (!opts.rtcp_mux).then_some(pair.rtcp())) {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = self.ports.release(pair, Instant::now());
+                    return Err(EngineError::Io(format!(
+                        "could not bind port {}: {e}",
+                        pair.rtp()
+                    )));
+                }
+            };
         let leg = self.new_leg(pair, opts, rtp, rtcp);
         let (key, info) = self.request(shard, |reply| Command::AddEndpoint {
             tag: spec.tag,
@@ -726,7 +741,8 @@ impl Engine {
                 .ports
                 .allocate_any(shard, now)
                 .map_err(|e: AllocError| EngineError::Ports(e.to_string()))?;
-            match self.bind_pair(pair.rtp(), (!opts.rtcp_mux).then_some(pair.rtcp())) {
+            let ip = opts.local_ip.unwrap_or(self.bind_ip);
+            match self.bind_pair(ip, pair.rtp(), (!opts.rtcp_mux).then_some(pair.rtcp())) {
                 Ok((rtp, rtcp)) => {
                     return Ok(self.new_leg(pair, opts, rtp, rtcp));
                 }
@@ -768,23 +784,24 @@ impl Engine {
             ports: pair,
             rtp,
             rtcp,
-            local_ip: self.bind_ip,
+            local_ip: opts.local_ip.unwrap_or(self.bind_ip),
         }
     }
 
     fn bind_pair(
         &self,
+        ip: IpAddr,
         rtp: u16,
         rtcp: Option<u16>,
     ) -> std::io::Result<(UdpSocket, Option<UdpSocket>)> {
         let bind = |port: u16| -> std::io::Result<UdpSocket> {
-            let s = UdpSocket::bind(SocketAddr::new(self.bind_ip, port))?;
+            let s = UdpSocket::bind(SocketAddr::new(ip, port))?;
             s.set_nonblocking(true)?;
-            sys::set_socket_buffers(
-                std::os::fd::AsRawFd::as_raw_fd(&s),
-                self.rcvbuf,
-                self.sndbuf,
-            )?;
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&s);
+            sys::set_socket_buffers(fd, self.rcvbuf, self.sndbuf)?;
+            if let Some(tos) = self.tos {
+                sys::set_tos(fd, ip.is_ipv6(), tos)?;
+            }
             Ok(s)
         };
         let a = bind(rtp)?;

@@ -216,6 +216,124 @@ pub fn parse_rx_timestamp(control: &[u8]) -> Option<(i64, u32)> {
     None
 }
 
+/// `setsockopt` of one `c_int` value.
+fn setsockopt_int(
+    fd: RawFd,
+    level: libc::c_int,
+    opt: libc::c_int,
+    v: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: passes a live c_int and its size to setsockopt; checked.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            opt,
+            (&raw const v).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Sets the TOS byte (DSCP << 2 | ECN) of the datagrams a UDP socket
+/// sends: `IP_TOS`; on an IPv6 socket (`ipv6`) `IPV6_TCLASS` as well, and
+/// `IP_TOS` still covers its IPv4-mapped peers. Needs no privilege.
+pub fn set_tos(fd: RawFd, ipv6: bool, tos: u8) -> io::Result<()> {
+    if ipv6 {
+        setsockopt_int(
+            fd,
+            libc::IPPROTO_IPV6,
+            libc::IPV6_TCLASS,
+            libc::c_int::from(tos),
+        )?;
+    }
+    setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_TOS, libc::c_int::from(tos))
+}
+
+/// Turns on `IP_RECVTOS` (and `IPV6_RECVTCLASS` on an IPv6 socket): each
+/// datagram [`recv_with_tos`] receives then carries its TOS byte.
+pub fn enable_recv_tos(fd: RawFd, ipv6: bool) -> io::Result<()> {
+    if ipv6 {
+        setsockopt_int(fd, libc::IPPROTO_IPV6, libc::IPV6_RECVTCLASS, 1)?;
+    }
+    setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_RECVTOS, 1)
+}
+
+/// Receives one datagram into `buf` (blocking, or up to the socket's read
+/// timeout): its length, its source, and its TOS byte when the socket has
+/// [`enable_recv_tos`] on (`None` otherwise). For tests and diagnostics,
+/// not the packet path.
+pub fn recv_with_tos(
+    sock: &std::net::UdpSocket,
+    buf: &mut [u8],
+) -> io::Result<(usize, SocketAddr, Option<u8>)> {
+    // u64 words: aligned for sockaddr_in6 and cmsghdr.
+    let mut name = [0u64; 16];
+    let mut control = [0u64; 16];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: msghdr is plain old data (integers and raw pointers); all-zero
+    // is a valid value.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = name.as_mut_ptr().cast();
+    msg.msg_namelen = size_of_val(&name) as libc::socklen_t;
+    msg.msg_iov = &raw mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = size_of_val(&control) as _;
+    // SAFETY: `msg` points at a live iovec over `buf`, and at the live
+    // `name` and `control` arrays with their true sizes; all outlive the
+    // call; the result is checked.
+    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &raw mut msg, 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let bytes = |words: &[u64], len: usize| -> Vec<u8> {
+        let mut v: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
+        v.truncate(len);
+        v
+    };
+    let name = bytes(&name, msg.msg_namelen as usize);
+    let from = parse_sockaddr(&name).ok_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidData, "unknown source address family")
+    })?;
+    let control = bytes(&control, msg.msg_controllen as usize);
+    Ok((n as usize, from, parse_rx_tos(&control)))
+}
+
+/// The TOS byte in the control data of a `recvmsg` (an `IP_TOS` or
+/// `IPV6_TCLASS` control message, `man 7 ip`, `man 7 ipv6`); `None` when
+/// absent. Parsed from bytes, no pointer casts.
+pub fn parse_rx_tos(control: &[u8]) -> Option<u8> {
+    const HDR: usize = size_of::<libc::cmsghdr>();
+    const W: usize = size_of::<usize>();
+    let int = |b: &[u8]| -> Option<i32> { Some(i32::from_ne_bytes(b.try_into().ok()?)) };
+    let mut off = 0;
+    while off + HDR <= control.len() {
+        let len = usize::from_ne_bytes(control.get(off..off + W)?.try_into().ok()?);
+        let level = int(control.get(off + W..off + W + 4)?)?;
+        let kind = int(control.get(off + W + 4..off + W + 8)?)?;
+        if len < HDR {
+            return None;
+        }
+        let data = control.get(off + HDR..off + len)?;
+        if level == libc::IPPROTO_IP && kind == libc::IP_TOS {
+            return data.first().copied();
+        }
+        if level == libc::IPPROTO_IPV6 && kind == libc::IPV6_TCLASS {
+            return u8::try_from(int(data.get(..4)?)?).ok();
+        }
+        off += len.div_ceil(W) * W;
+    }
+    None
+}
+
 /// CPU time consumed by the calling thread (user + system).
 pub fn thread_cpu_time() -> Duration {
     let mut ts = libc::timespec {
@@ -315,6 +433,66 @@ mod tests {
         let mut bad = stamp.clone();
         bad[..8].copy_from_slice(&3usize.to_ne_bytes());
         assert_eq!(parse_rx_timestamp(&bad), None);
+    }
+
+    #[test]
+    fn tos_is_set_and_read_back_over_loopback() {
+        use std::net::UdpSocket;
+        for (ip, v6) in [("127.0.0.1:0", false), ("[::1]:0", true)] {
+            let Ok(rx) = UdpSocket::bind(ip) else {
+                eprintln!("{ip}: cannot bind, skipped");
+                continue;
+            };
+            let tx = UdpSocket::bind(ip).unwrap();
+            rx.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            enable_recv_tos(rx.as_raw_fd(), v6).unwrap();
+            let to = rx.local_addr().unwrap();
+            let mut buf = [0u8; 64];
+            tx.send_to(b"plain", to).unwrap();
+            let (n, from, tos) = recv_with_tos(&rx, &mut buf).unwrap();
+            assert_eq!(
+                (&buf[..n], from, tos),
+                (&b"plain"[..], tx.local_addr().unwrap(), Some(0))
+            );
+            set_tos(tx.as_raw_fd(), v6, 0xb8).unwrap();
+            tx.send_to(b"ef", to).unwrap();
+            let (n, _, tos) = recv_with_tos(&rx, &mut buf).unwrap();
+            assert_eq!((&buf[..n], tos), (&b"ef"[..], Some(0xb8)), "{ip}");
+        }
+    }
+
+    #[test]
+    fn rx_tos_is_found_among_control_messages() {
+        let hdr = size_of::<libc::cmsghdr>();
+        let cmsg = |level: i32, kind: i32, data: &[u8]| {
+            let mut v = Vec::new();
+            v.extend_from_slice(&(hdr + data.len()).to_ne_bytes());
+            v.extend_from_slice(&level.to_ne_bytes());
+            v.extend_from_slice(&kind.to_ne_bytes());
+            v.extend_from_slice(data);
+            while v.len() % size_of::<usize>() != 0 {
+                v.push(0);
+            }
+            v
+        };
+        let stamp = cmsg(libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS, &[0; 16]);
+        let v4 = cmsg(libc::IPPROTO_IP, libc::IP_TOS, &[0xb8]);
+        let v6 = cmsg(
+            libc::IPPROTO_IPV6,
+            libc::IPV6_TCLASS,
+            &0x2ei32.to_ne_bytes(),
+        );
+        let mut both = stamp.clone();
+        both.extend_from_slice(&v4);
+        assert_eq!(parse_rx_tos(&v4), Some(0xb8));
+        assert_eq!(parse_rx_tos(&both), Some(0xb8));
+        assert_eq!(parse_rx_tos(&v6), Some(0x2e));
+        assert_eq!(parse_rx_tos(&stamp), None);
+        assert_eq!(parse_rx_tos(&[]), None);
+        assert_eq!(parse_rx_tos(&v6[..v6.len() - 8]), None, "truncated");
+        let mut bad = v4.clone();
+        bad[..size_of::<usize>()].copy_from_slice(&3usize.to_ne_bytes());
+        assert_eq!(parse_rx_tos(&bad), None);
     }
 
     #[test]

@@ -137,6 +137,9 @@ pub(crate) struct Call {
     /// Per leg, the `o=` session version and the rest of the SDP last
     /// handed on for it (`replace: sdp-version`).
     pub sent: [Option<(u64, Vec<u8>)>; 2],
+    /// Per leg, the media interface its sockets are on (index into the
+    /// handler's interfaces), chosen by the first offer.
+    pub ifaces: [usize; 2],
     /// `delete delay` asked for this call (NG key), overriding
     /// `--delete-delay`.
     pub delete_delay: Option<std::time::Duration>,

@@ -81,9 +81,10 @@ pub struct HandlerConfig {
     /// How long a call without media (offered with an empty `sdp`) waits
     /// for an SDP before it is removed (`--offer-timeout`).
     pub offer_timeout: Duration,
-    /// The configured interface names, the relaying one first (`default`
-    /// when it has none), for NG `direction` and `interface`.
-    pub interfaces: Vec<String>,
+    /// The media interfaces, the primary one first: what NG `direction`,
+    /// `interface` and `address family` choose from. Empty: one interface
+    /// named `default` on `advertised`.
+    pub interfaces: Vec<NgInterface>,
     /// The relay port range (`statistics`).
     pub port_range: (u16, u16),
     /// Most live calls (`--max-sessions`); an offer for a new call beyond
@@ -100,9 +101,36 @@ impl Default for HandlerConfig {
             reply_cache_max: 65_536,
             source_hold: Intervals::default(),
             offer_timeout: Duration::from_secs(3600),
-            interfaces: vec!["default".to_string()],
+            interfaces: Vec::new(),
             port_range: (30000, 40000),
             max_sessions: None,
+        }
+    }
+}
+
+/// One media interface as NG sees it (rtpengine's `--interface
+/// NAME/ADDR[!ADVERTISED]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NgInterface {
+    /// Logical name (`default` when unnamed).
+    pub name: String,
+    /// Address the relay sockets of a leg on this interface bind to.
+    pub local: IpAddr,
+    /// Address written into SDP for such a leg.
+    pub advertised: IpAddr,
+}
+
+impl HandlerConfig {
+    /// The interfaces, or the one implied by `advertised`.
+    fn ifaces(&self) -> Vec<NgInterface> {
+        if self.interfaces.is_empty() {
+            vec![NgInterface {
+                name: "default".into(),
+                local: self.advertised,
+                advertised: self.advertised,
+            }]
+        } else {
+            self.interfaces.clone()
         }
     }
 }
@@ -143,6 +171,8 @@ pub struct Handler<M> {
     last_port: u16,
     /// The latest `now` seen (for events that carry no time).
     last_now: Instant,
+    /// `cfg`'s interfaces resolved (never empty).
+    ifaces: Vec<NgInterface>,
 }
 
 /// Handling times of one command: count, sum, min, max (seconds).
@@ -298,6 +328,7 @@ impl<M: MediaPlane> Handler<M> {
     /// A handler with an empty call table. `unix_now` is the wall-clock
     /// time at `now` (since the unix epoch).
     pub fn new(media: M, cfg: HandlerConfig, now: Instant, unix_now: Duration) -> Self {
+        let ifaces = cfg.ifaces();
         Handler {
             media,
             cache: ReplyCache::new(cfg.reply_ttl, cfg.reply_cache_max),
@@ -318,6 +349,7 @@ impl<M: MediaPlane> Handler<M> {
             pending: None,
             last_port: 0,
             last_now: now,
+            ifaces,
         }
     }
 
@@ -657,7 +689,9 @@ impl<M: MediaPlane> Handler<M> {
             from_tag,
             opts,
             mut sdp,
-        } = SdpRequest::parse(body, &self.cfg)?;
+            ifaces: wanted,
+            family_v6,
+        } = SdpRequest::parse(body, &self.ifaces)?;
         if !sdp.media().iter().any(|m| !m.is_disabled()) {
             return Err("Error rewriting SDP".into());
         }
@@ -672,6 +706,15 @@ impl<M: MediaPlane> Handler<M> {
         if !self.calls.contains_key(&call_id) {
             self.check_capacity()?;
         }
+        // A new call's legs go on the interfaces asked for; by default
+        // the offerer's on the first interface of its SDP's address family,
+        // the answerer's on the same one, or on the first of the
+        // `address family` asked for.
+        let chosen = if self.calls.contains_key(&call_id) {
+            None
+        } else {
+            Some(self.choose_interfaces(&sdp, &opts, wanted, family_v6)?)
+        };
         let existing = self.calls.remove(&call_id);
         let is_new = existing.is_none();
         let mut call = existing.unwrap_or_else(|| Call {
@@ -683,9 +726,13 @@ impl<M: MediaPlane> Handler<M> {
             medias: Vec::new(),
             via_branch: [None, None],
             sent: [None, None],
+            ifaces: [0, 0],
             delete_delay: None,
             deleted: None,
         });
+        if let Some(chosen) = chosen {
+            call.ifaces = chosen;
+        }
         // Re-tagging (rtpengine accepts it): an offer with a from-tag the
         // call does not know replaces a party. With a known to-tag, the
         // party facing that tag (a B2BUA or transfer re-tag); without one,
@@ -761,6 +808,47 @@ impl<M: MediaPlane> Handler<M> {
         }
     }
 
+    /// The interfaces (offerer's leg, answerer's leg) of a new call.
+    fn choose_interfaces(
+        &self,
+        sdp: &Sdp,
+        opts: &Opts,
+        wanted: (Option<usize>, Option<usize>),
+        family_v6: Option<bool>,
+    ) -> Result<[usize; 2], Fail> {
+        let of_family = |v6: bool| self.ifaces.iter().position(|i| i.local.is_ipv6() == v6);
+        // The family the offerer's media comes from: its SIP source with
+        // `SIP source address`, else the first usable c= of the SDP.
+        let sender_v6 = match (opts.sip_source, opts.received_from) {
+            (true, Some(ip)) => Some(ip.is_ipv6()),
+            _ => (0..sdp.media().len())
+                .filter(|&i| sdp.media().get(i).is_some_and(|m| !m.is_disabled()))
+                .filter_map(|i| sdp.media_connection(i)?.address.ip())
+                .find(|ip| !ip.is_unspecified())
+                .map(|ip| ip.is_ipv6()),
+        };
+        let from = match wanted.0 {
+            Some(i) => i,
+            None => sender_v6.and_then(of_family).unwrap_or(0),
+        };
+        let to = match (wanted.1, family_v6) {
+            (Some(i), _) => i,
+            (None, Some(v6)) => of_family(v6).ok_or_else(|| {
+                Fail(format!(
+                    "address family {}: no media interface of that family",
+                    if v6 { "IP6" } else { "IP4" }
+                ))
+            })?,
+            (None, None) => from,
+        };
+        if let (Some(i), Some(v6)) = (wanted.1, family_v6) {
+            if self.ifaces.get(i).is_some_and(|f| f.local.is_ipv6() != v6) {
+                return Err("address family does not match the interface asked for".into());
+            }
+        }
+        Ok([from, to])
+    }
+
     /// Refuses a new call when `--max-sessions` live calls exist (calls in
     /// their delete delay do not count), as rtpengine does.
     fn check_capacity(&self) -> Result<(), Fail> {
@@ -794,6 +882,7 @@ impl<M: MediaPlane> Handler<M> {
                 medias: Vec::new(),
                 via_branch: [None, None],
                 sent: [None, None],
+                ifaces: [0, 0],
                 delete_delay: None,
                 deleted: None,
             });
@@ -808,7 +897,8 @@ impl<M: MediaPlane> Handler<M> {
             from_tag,
             opts,
             mut sdp,
-        } = SdpRequest::parse(body, &self.cfg)?;
+            ..
+        } = SdpRequest::parse(body, &self.ifaces)?;
         let to_tag = text(body, "to-tag").ok_or("No to-tag in message")?;
         if self.calls.get(&call_id).is_none_or(|c| c.deleted.is_some()) {
             return Err("Unknown call-id".into());
@@ -857,7 +947,14 @@ impl<M: MediaPlane> Handler<M> {
     ) -> Result<(), Fail> {
         let receiver = 1 - sender;
         // Nothing is created or changed for an SDP the relay cannot use.
-        check_addresses(sdp, opts, self.cfg.advertised)?;
+        let iface = |leg: usize| {
+            let i = call.ifaces.get(leg).copied().unwrap_or(0);
+            self.ifaces.get(i).or(self.ifaces.first()).cloned()
+        };
+        let (Some(send_if), Some(recv_if)) = (iface(sender), iface(receiver)) else {
+            return Err("no media interface".into());
+        };
+        check_addresses(sdp, opts, send_if.local)?;
         let policy = opts.policy(self.cfg.source_hold);
         let mut ports: Vec<Option<(u16, MuxOut)>> = Vec::with_capacity(sdp.media().len());
         let mut rejected = Vec::new();
@@ -949,8 +1046,13 @@ impl<M: MediaPlane> Handler<M> {
                 }
                 None if may_create => {
                     let mut legs = [LegOptions::default(), LegOptions::default()];
-                    for l in &mut legs {
+                    for (leg, l) in legs.iter_mut().enumerate() {
                         l.policy = policy;
+                        l.local_ip = Some(if leg == sender {
+                            send_if.local
+                        } else {
+                            recv_if.local
+                        });
                     }
                     // The receiver of this offer has not answered yet.
                     if let Some(l) = legs.get_mut(receiver) {
@@ -1042,7 +1144,7 @@ impl<M: MediaPlane> Handler<M> {
                 });
             }
         }
-        rewrite(sdp, &ports, opts, self.cfg.advertised);
+        rewrite(sdp, &ports, opts, recv_if.advertised);
         Ok(())
     }
 
@@ -1306,28 +1408,23 @@ impl<M: MediaPlane> Handler<M> {
             .with("free", n(total_ports.saturating_sub(used)))
             .with("totals", n(total_ports))
             .with("last", n(u64::from(self.last_port)));
-        let interface = OwnedValue::dict()
-            .with(
-                "name",
-                OwnedValue::text(
-                    self.cfg
-                        .interfaces
-                        .first()
-                        .map_or("default", String::as_str),
-                ),
-            )
-            .with(
-                "address",
-                OwnedValue::text(&self.cfg.advertised.to_string()),
-            )
-            .with("ports", ports);
+        let interfaces = self
+            .ifaces
+            .iter()
+            .map(|i| {
+                OwnedValue::dict()
+                    .with("name", OwnedValue::text(&i.name))
+                    .with("address", OwnedValue::text(&i.advertised.to_string()))
+                    .with("ports", ports.clone())
+            })
+            .collect();
         let stats = OwnedValue::dict()
             .with("currentstatistics", current)
             .with("totalstatistics", total)
             .with("intervalstatistics", interval)
             .with("mos", mos)
             .with("controlstatistics", control)
-            .with("interfaces", OwnedValue::List(vec![interface]))
+            .with("interfaces", OwnedValue::List(interfaces))
             .with("transcoders", OwnedValue::List(Vec::new()));
         OwnedValue::dict()
             .with("statistics", stats)
@@ -1834,10 +1931,16 @@ struct SdpRequest {
     from_tag: String,
     opts: Opts,
     sdp: Sdp,
+    /// Interfaces asked for (`direction`, `from-interface`/`to-interface`,
+    /// `interface`): (offerer's side, answerer's side), indices into the
+    /// handler's interfaces.
+    ifaces: (Option<usize>, Option<usize>),
+    /// `address family`: true for IPv6.
+    family_v6: Option<bool>,
 }
 
 impl SdpRequest {
-    fn parse(body: &Value<'_>, cfg: &HandlerConfig) -> Result<SdpRequest, Fail> {
+    fn parse(body: &Value<'_>, ifaces: &[NgInterface]) -> Result<SdpRequest, Fail> {
         let call_id = text(body, "call-id").ok_or("No call-id in message")?;
         let from_tag = text(body, "from-tag").ok_or("No from-tag in message")?;
         let sdp_bytes = field(body, "sdp")
@@ -1856,8 +1959,9 @@ impl SdpRequest {
             _ => Fail::from("Failed to parse SDP"),
         })?;
         refuse_like_rtpengine(&sdp)?;
-        check_interfaces(body, cfg)?;
-        check_transport(body, &sdp, cfg)?;
+        let ifaces = requested_interfaces(body, ifaces)?;
+        let family_v6 = requested_family(body)?;
+        check_transport(body, &sdp)?;
         let mut sdp = sdp;
         strip_codecs(&mut sdp, &opts)?;
         let sdp = sdp;
@@ -1881,6 +1985,8 @@ impl SdpRequest {
             from_tag,
             opts,
             sdp,
+            ifaces,
+            family_v6,
         })
     }
 }
@@ -1898,35 +2004,58 @@ fn request_delete_delay(body: &Value<'_>) -> Result<Option<Duration>, Fail> {
     Ok(Some(Duration::from_secs(secs.unsigned_abs())))
 }
 
-/// `direction` and `interface` name the interfaces media goes through.
-/// Names of the relaying interface are honoured (it is the only one that
-/// relays); an unknown name, or a request to bridge to another interface,
-/// is an error: the call could not go where asked.
-fn check_interfaces(body: &Value<'_>, cfg: &HandlerConfig) -> Result<(), Fail> {
-    let mut names = flag_list(body, "direction");
-    names.extend(text(body, "interface"));
-    names.extend(text(body, "from interface"));
-    names.extend(text(body, "to interface"));
-    let primary = cfg.interfaces.first().map_or("default", String::as_str);
-    for name in names {
-        if name.eq_ignore_ascii_case(primary) || (name == "default" && cfg.interfaces.len() <= 1) {
-            continue;
-        }
-        if cfg.interfaces.iter().any(|i| i.eq_ignore_ascii_case(&name)) {
-            return Err(Fail(format!(
-                "Bridging media between interfaces is not implemented: only '{primary}' \
-                 relays, '{name}' was asked for"
-            )));
-        }
-        return Err(Fail(format!("Unknown interface '{name}'")));
+/// The interfaces a request names: `direction: [FROM, TO]` (the
+/// offerer's side, then the answerer's), `from-interface`,
+/// `to-interface`, or `interface` for both. An unknown name is an error.
+fn requested_interfaces(
+    body: &Value<'_>,
+    ifaces: &[NgInterface],
+) -> Result<(Option<usize>, Option<usize>), Fail> {
+    let find = |name: &str| -> Result<usize, Fail> {
+        ifaces
+            .iter()
+            .position(|i| i.name.eq_ignore_ascii_case(name))
+            .ok_or_else(|| Fail(format!("Unknown interface '{name}'")))
+    };
+    let mut from = None;
+    let mut to = None;
+    let dir = flag_list(body, "direction");
+    if let Some(n) = dir.first() {
+        from = Some(find(n)?);
     }
-    Ok(())
+    if let Some(n) = dir.get(1) {
+        to = Some(find(n)?);
+    }
+    if let Some(n) = text(body, "from interface") {
+        from = Some(find(&n)?);
+    }
+    if let Some(n) = text(body, "to interface") {
+        to = Some(find(&n)?);
+    }
+    if let Some(n) = text(body, "interface") {
+        let i = find(&n)?;
+        from = from.or(Some(i));
+        to = to.or(Some(i));
+    }
+    Ok((from, to))
 }
 
-/// `transport-protocol` and `address family`: what the SDP already says
-/// is honoured; a change (RTP/AVP to SRTP, IPv4 to IPv6) is an error,
-/// since this relay neither terminates SRTP nor bridges address families.
-fn check_transport(body: &Value<'_>, sdp: &Sdp, cfg: &HandlerConfig) -> Result<(), Fail> {
+/// `address family`: `IP4` or `IP6` (true), the family of the SDP handed
+/// on.
+fn requested_family(body: &Value<'_>) -> Result<Option<bool>, Fail> {
+    let Some(af) = text(body, "address family") else {
+        return Ok(None);
+    };
+    match af.to_ascii_uppercase().as_str() {
+        "IP4" => Ok(Some(false)),
+        "IP6" => Ok(Some(true)),
+        _ => Err(Fail(format!("Invalid 'address family' {af}"))),
+    }
+}
+
+/// `transport-protocol`: what the SDP already says is honoured; a change
+/// (RTP/AVP to SRTP) is an error, since this relay does not terminate SRTP.
+fn check_transport(body: &Value<'_>, sdp: &Sdp) -> Result<(), Fail> {
     if let Some(tp) = text(body, "transport protocol") {
         let differs = sdp
             .media()
@@ -1937,21 +2066,6 @@ fn check_transport(body: &Value<'_>, sdp: &Sdp, cfg: &HandlerConfig) -> Result<(
             return Err(Fail(format!(
                 "Changing the transport protocol to {tp} is not implemented (no SRTP or DTLS \
                  termination): the media keeps the SDP's protocol"
-            )));
-        }
-    }
-    if let Some(af) = text(body, "address family") {
-        let relay_v4 = cfg.advertised.is_ipv4();
-        let ok = match af.to_ascii_uppercase().as_str() {
-            "IP4" => relay_v4,
-            "IP6" => !relay_v4,
-            _ => return Err(Fail(format!("Invalid 'address family' {af}"))),
-        };
-        if !ok {
-            return Err(Fail(format!(
-                "address family {af}: the relay interface {} is of the other family and \
-                 IPv4-IPv6 bridging is not implemented",
-                cfg.advertised
             )));
         }
     }
