@@ -789,6 +789,48 @@ fn retagging() -> Vec<Scenario> {
                 Expect::Deviation("Re-tagging replaces the party"),
             )
             .delete(),
+        Scenario::new("fork")
+            .offer("tagA", &a(1, "a=sendrecv"), vb("z9hG4bK-f1"), SAME)
+            .offer("tagA", &a(1, "a=sendrecv"), vb("z9hG4bK-f2"), SAME)
+            .step(
+                "answer branch 1",
+                vec![
+                    ("command", t("answer")),
+                    ("call-id", t("diff-fork")),
+                    ("from-tag", t("tagA")),
+                    ("to-tag", t("tagB1")),
+                    ("via-branch", t("z9hG4bK-f1")),
+                    ("sdp", t(&b(1, "a=sendrecv"))),
+                ],
+                SAME,
+            )
+            .step(
+                "answer branch 2",
+                vec![
+                    ("command", t("answer")),
+                    ("call-id", t("diff-fork")),
+                    ("from-tag", t("tagA")),
+                    ("to-tag", t("tagB2")),
+                    ("via-branch", t("z9hG4bK-f2")),
+                    ("sdp", t(&sdp(4444, 1, 7000, "0", &[], &["a=sendrecv"]))),
+                ],
+                SAME,
+            )
+            .step(
+                "query",
+                vec![("command", t("query")), ("call-id", t("diff-fork"))],
+                Expect::Deviation("Forked call in query"),
+            )
+            .step(
+                "delete branch 1",
+                vec![
+                    ("command", t("delete")),
+                    ("call-id", t("diff-fork")),
+                    ("via-branch", t("z9hG4bK-f1")),
+                ],
+                SAME,
+            )
+            .delete(),
         Scenario::new("via-branch")
             .offer("tagA", &a(1, "a=sendrecv"), vb("z9hG4bK-1"), SAME)
             .answer("tagA", "tagB", &b(1, "a=sendrecv"), vb("z9hG4bK-1"), SAME)

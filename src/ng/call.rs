@@ -120,6 +120,9 @@ impl MuxPlan {
 /// A call in the handler's table.
 #[derive(Debug, Clone)]
 pub(crate) struct Call {
+    /// The `via-branch` of the offer that created the call (a later offer
+    /// with another one forks the call).
+    pub offer_branch: Option<String>,
     /// Tag of leg 0 (the first offer's `from-tag`).
     pub from_tag: String,
     /// Tag of leg 1, once an answer named it.

@@ -497,7 +497,7 @@ impl<M: MediaPlane> Handler<M> {
             Command::Statistics => Ok(self.statistics(now)),
             Command::Other => Err(Fail::from("Unrecognized command")),
         };
-        let live = self.calls.values().filter(|c| c.deleted.is_none()).count() as u64;
+        let live = self.live_sessions();
         self.sessions_range = (
             self.sessions_range.0.min(live),
             self.sessions_range.1.max(live),
@@ -695,6 +695,10 @@ impl<M: MediaPlane> Handler<M> {
         if !sdp.media().iter().any(|m| !m.is_disabled()) {
             return Err("Error rewriting SDP".into());
         }
+        // A forked offer (another `via-branch`) gets its own branch of the
+        // call; from here on `call_id` is the branch's table key.
+        let via_branch = text(body, "via branch");
+        let call_id = self.route_offer(&call_id, &from_tag, body);
         if self
             .calls
             .get(&call_id)
@@ -703,7 +707,7 @@ impl<M: MediaPlane> Handler<M> {
             // A new call reusing the call-id of one in its delete delay.
             self.remove(&call_id);
         }
-        if !self.calls.contains_key(&call_id) {
+        if !self.calls.contains_key(base_id(&call_id)) {
             self.check_capacity()?;
         }
         // A new call's legs go on the interfaces asked for; by default
@@ -718,6 +722,7 @@ impl<M: MediaPlane> Handler<M> {
         let existing = self.calls.remove(&call_id);
         let is_new = existing.is_none();
         let mut call = existing.unwrap_or_else(|| Call {
+            offer_branch: via_branch.clone(),
             from_tag: from_tag.clone(),
             to_tag: None,
             labels: [None, None],
@@ -789,7 +794,7 @@ impl<M: MediaPlane> Handler<M> {
                     call.delete_delay = opts.delete_delay;
                 }
                 call.last_signal = now;
-                if is_new {
+                if is_new && !is_branch_key(&call_id) {
                     self.managed += 1;
                 }
                 self.calls.insert(call_id, call);
@@ -849,13 +854,22 @@ impl<M: MediaPlane> Handler<M> {
         Ok([from, to])
     }
 
+    /// Live calls (branches of a forked call count once; calls in their
+    /// delete delay not at all).
+    fn live_sessions(&self) -> u64 {
+        self.calls
+            .iter()
+            .filter(|(k, c)| c.deleted.is_none() && !is_branch_key(k))
+            .count() as u64
+    }
+
     /// Refuses a new call when `--max-sessions` live calls exist (calls in
     /// their delete delay do not count), as rtpengine does.
     fn check_capacity(&self) -> Result<(), Fail> {
         let Some(max) = self.cfg.max_sessions else {
             return Ok(());
         };
-        let live = self.calls.values().filter(|c| c.deleted.is_none()).count() as u64;
+        let live = self.live_sessions();
         if live >= max {
             return Err("Parallel session limit reached".into());
         }
@@ -874,6 +888,7 @@ impl<M: MediaPlane> Handler<M> {
         }
         if let std::collections::hash_map::Entry::Vacant(slot) = self.calls.entry(call_id) {
             slot.insert(Call {
+                offer_branch: text(body, "via branch"),
                 from_tag,
                 to_tag: None,
                 labels: [None, None],
@@ -900,6 +915,7 @@ impl<M: MediaPlane> Handler<M> {
             ..
         } = SdpRequest::parse(body, &self.ifaces)?;
         let to_tag = text(body, "to-tag").ok_or("No to-tag in message")?;
+        let call_id = self.route_answer(&call_id, body);
         if self.calls.get(&call_id).is_none_or(|c| c.deleted.is_some()) {
             return Err("Unknown call-id".into());
         }
@@ -1155,15 +1171,99 @@ impl<M: MediaPlane> Handler<M> {
                 warn.push(format!("Unsupported options ignored: flag '{f}'"));
             }
         }
-        if field(body, "via branch").is_some() {
-            warn.push("Branches are not implemented: the whole call is deleted".to_string());
+        let call_id = text(body, "call-id").ok_or("No call-id in message")?;
+        // With `via-branch`, only that branch; else the call and every branch.
+        let keys = match text(body, "via branch") {
+            Some(b) => {
+                let k = branch_key(&call_id, &b);
+                if self.calls.contains_key(&k) {
+                    vec![k]
+                } else {
+                    vec![call_id.clone()]
+                }
+            }
+            None => {
+                let mut k = vec![call_id.clone()];
+                k.extend(self.branch_keys(&call_id));
+                k
+            }
+        };
+        let mut reply = None;
+        for key in keys {
+            let r = self.delete_call(now, body, &key);
+            if reply.is_none()
+                || key == call_id
+                || reply
+                    .as_ref()
+                    .is_some_and(|r: &Result<OwnedValue, Fail>| r.is_err())
+            {
+                reply = Some(r);
+            }
         }
-        self.delete_call(now, body)
+        reply
+            .unwrap_or_else(|| Err("Unknown call-id".into()))
             .map(|reply| with_warning(reply, &warn))
     }
 
-    fn delete_call(&mut self, now: Instant, body: &Value<'_>) -> Result<OwnedValue, Fail> {
-        let call_id = text(body, "call-id").ok_or("No call-id in message")?;
+    /// The table key of an offer: a new branch when it forks an existing
+    /// call (same from-tag, no to-tag, another `via-branch` than the
+    /// call's first offer), else the call itself.
+    fn route_offer(&self, call_id: &str, from_tag: &str, body: &Value<'_>) -> String {
+        let Some(branch) = text(body, "via branch") else {
+            return call_id.to_string();
+        };
+        let key = branch_key(call_id, &branch);
+        if self.calls.contains_key(&key) {
+            return key;
+        }
+        let forks = self.calls.get(call_id).is_some_and(|c| {
+            c.deleted.is_none()
+                && field(body, "to tag").is_none()
+                && c.from_tag == from_tag
+                && c.offer_branch.as_deref().is_some_and(|b| b != branch)
+        });
+        if forks { key } else { call_id.to_string() }
+    }
+
+    /// The table key of an answer: the branch its `via-branch` names, or
+    /// whose answerer its to-tag is, else the call itself.
+    fn route_answer(&self, call_id: &str, body: &Value<'_>) -> String {
+        if let Some(b) = text(body, "via branch") {
+            let key = branch_key(call_id, &b);
+            if self.calls.contains_key(&key) {
+                return key;
+            }
+        }
+        if let Some(to) = text(body, "to tag") {
+            for key in self.branch_keys(call_id) {
+                if self.calls.get(&key).and_then(|c| c.to_tag.as_deref()) == Some(to.as_str()) {
+                    return key;
+                }
+            }
+        }
+        call_id.to_string()
+    }
+
+    /// The table keys of `call_id`'s forked branches.
+    fn branch_keys(&self, call_id: &str) -> Vec<String> {
+        let prefix = format!("{call_id}\u{0}");
+        let mut keys: Vec<String> = self
+            .calls
+            .keys()
+            .filter(|k| k.starts_with(&prefix))
+            .cloned()
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    fn delete_call(
+        &mut self,
+        now: Instant,
+        body: &Value<'_>,
+        call_id: &str,
+    ) -> Result<OwnedValue, Fail> {
+        let call_id = call_id.to_string();
         let from_tag = text(body, "from-tag");
         let fatal = flag_list(body, "flags").iter().any(|f| f == "fatal");
         let found = self
@@ -1222,9 +1322,25 @@ impl<M: MediaPlane> Handler<M> {
         let call_id = text(body, "call-id").ok_or("No call-id in message")?;
         let call = self.calls.get(&call_id).ok_or("Unknown call-id")?;
         let snaps = self.snapshots(call);
-        Ok(call
-            .query_value(&snaps, |t| self.unix(t))
-            .with("result", OwnedValue::text("ok")))
+        let mut v = call.query_value(&snaps, |t| self.unix(t));
+        // A forked call: each branch's tags join the call's.
+        for key in self.branch_keys(&call_id) {
+            let Some(branch) = self.calls.get(&key) else {
+                continue;
+            };
+            let snaps = self.snapshots(branch);
+            let b = branch.query_value(&snaps, |t| self.unix(t));
+            if let (Some(OwnedValue::Dict(extra)), Some(OwnedValue::Dict(tags))) =
+                (b.get("tags").cloned(), v.get_mut("tags"))
+            {
+                for (k, t) in extra {
+                    if !tags.iter().any(|(have, _)| *have == k) {
+                        tags.push((k, t));
+                    }
+                }
+            }
+        }
+        Ok(v.with("result", OwnedValue::text("ok")))
     }
 
     /// The live stream snapshots of each media of `call`; for a media whose
@@ -1254,6 +1370,7 @@ impl<M: MediaPlane> Handler<M> {
         let calls = self
             .calls
             .keys()
+            .filter(|k| !is_branch_key(k))
             .take(limit)
             .map(|k| OwnedValue::text(k))
             .collect();
@@ -1264,7 +1381,7 @@ impl<M: MediaPlane> Handler<M> {
 
     fn statistics(&mut self, now: Instant) -> OwnedValue {
         let s = self.media.stats();
-        let live = self.calls.values().filter(|c| c.deleted.is_none()).count() as u64;
+        let live = self.live_sessions();
         let uptime = now.saturating_duration_since(self.epoch.0).as_secs();
         // Rates since the previous `statistics` (or since start), per second.
         let (packets, bytes, errors) = (
@@ -1989,6 +2106,21 @@ impl SdpRequest {
             family_v6,
         })
     }
+}
+
+/// The table key of branch `branch` of `call_id` (a forked call).
+fn branch_key(call_id: &str, branch: &str) -> String {
+    format!("{call_id}\u{0}{branch}")
+}
+
+/// Whether a table key is a forked branch's.
+fn is_branch_key(key: &str) -> bool {
+    key.contains('\u{0}')
+}
+
+/// The call-id of a table key.
+fn base_id(key: &str) -> &str {
+    key.split('\u{0}').next().unwrap_or(key)
 }
 
 /// A request's `delete delay` in seconds (integer or digits), if given.
@@ -3320,6 +3452,99 @@ mod tests {
         assert_eq!(r.get("result").and_then(OwnedValue::as_str), Some("ok"));
         let q = run(&mut h, t0, &[("command", t("query")), ("call-id", t("rt"))]);
         assert!(q.get("tags").unwrap().get("tagE").is_some(), "{q:?}");
+    }
+
+    /// Forking: offers from the same from-tag with another `via-branch`
+    /// get their own branch (own ports on both sides), answers find their
+    /// branch by `via-branch`, `query` shows every branch's tags, `list`
+    /// the call once, and `delete` with `via-branch` removes that branch
+    /// only.
+    #[test]
+    fn forked_offers_get_branches() {
+        let (mut h, t0) = handler();
+        let cmd = |h: &mut Handler<Fake>, pairs: &[(&str, OwnedValue)]| run(h, t0, pairs);
+        let m_port = |r: &OwnedValue| {
+            let sdp = sdp_of(r);
+            let line = sdp
+                .lines()
+                .find(|l| l.starts_with("m="))
+                .unwrap()
+                .to_string();
+            line.split(' ').nth(1).unwrap().parse::<u16>().unwrap()
+        };
+        let offer_b = |h: &mut Handler<Fake>, branch: &str| {
+            cmd(
+                h,
+                &[
+                    ("command", t("offer")),
+                    ("call-id", t("fork")),
+                    ("from-tag", t("tagA")),
+                    ("via-branch", t(branch)),
+                    ("sdp", t(OFFER)),
+                ],
+            )
+        };
+        let answer_b = |h: &mut Handler<Fake>, branch: &str, to: &str| {
+            cmd(
+                h,
+                &[
+                    ("command", t("answer")),
+                    ("call-id", t("fork")),
+                    ("from-tag", t("tagA")),
+                    ("to-tag", t(to)),
+                    ("via-branch", t(branch)),
+                    ("sdp", t(ANSWER)),
+                ],
+            )
+        };
+        let p1 = m_port(&offer_b(&mut h, "b1"));
+        let p2 = m_port(&offer_b(&mut h, "b2"));
+        assert_ne!(p1, p2, "each branch has its own relay ports");
+        assert_eq!(
+            m_port(&offer_b(&mut h, "b1")),
+            p1,
+            "a retransmitted branch offer"
+        );
+        let q1 = m_port(&answer_b(&mut h, "b1", "tagB1"));
+        let q2 = m_port(&answer_b(&mut h, "b2", "tagB2"));
+        assert_ne!(q1, q2);
+        let l = cmd(&mut h, &[("command", t("list"))]);
+        assert_eq!(
+            l.get("calls").and_then(OwnedValue::as_list).map(<[_]>::len),
+            Some(1)
+        );
+        let q = cmd(&mut h, &[("command", t("query")), ("call-id", t("fork"))]);
+        let tags = q.get("tags").unwrap();
+        for tag in ["tagA", "tagB1", "tagB2"] {
+            assert!(tags.get(tag).is_some(), "{tag}: {q:?}");
+        }
+        // The losing branch goes; the call and the other branch stay.
+        cmd(
+            &mut h,
+            &[
+                ("command", t("delete")),
+                ("call-id", t("fork")),
+                ("via-branch", t("b2")),
+                ("delete delay", OwnedValue::Int(0)),
+            ],
+        );
+        let q = cmd(&mut h, &[("command", t("query")), ("call-id", t("fork"))]);
+        let tags = q.get("tags").unwrap();
+        assert!(
+            tags.get("tagB1").is_some() && tags.get("tagB2").is_none(),
+            "{q:?}"
+        );
+        assert_eq!(h.media().calls.borrow().len(), 1);
+        cmd(
+            &mut h,
+            &[
+                ("command", t("delete")),
+                ("call-id", t("fork")),
+                ("delete delay", OwnedValue::Int(0)),
+            ],
+        );
+        assert_eq!(h.call_count(), 0);
+        assert!(h.media().calls.borrow().is_empty());
     }
 
     /// SRTP and ICE the relay does not terminate are said in `warning`.

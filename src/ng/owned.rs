@@ -59,6 +59,17 @@ impl OwnedValue {
         }
     }
 
+    /// Mutable access to a dictionary value.
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut OwnedValue> {
+        match self {
+            OwnedValue::Dict(d) => d
+                .iter_mut()
+                .find(|(k, _)| k.as_slice() == key.as_bytes())
+                .map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
     /// The string, when UTF-8 text.
     pub fn as_str(&self) -> Option<&str> {
         match self {
