@@ -127,10 +127,27 @@ def list_calls(addr, timeout, limit=10000):
     return list(r.get("calls") or [])
 
 
+def local_addresses(query_reply):
+    """The relay's local addresses over every stream of a query reply."""
+    out = set()
+    tags = query_reply.get("tags") or {}
+    if isinstance(tags, list):
+        tags = {str(i): t for i, t in enumerate(tags)}
+    for td in tags.values():
+        for m in td.get("medias") or []:
+            for st in m.get("streams") or []:
+                a = st.get("local address")
+                if a:
+                    out.add(a)
+    return out
+
+
 def flows(addr, timeout):
-    """Call-ids where at least two tags have received packets (RTP crossed both ways)."""
+    """Call-ids where at least two tags have received packets (RTP crossed both ways),
+    and those of them whose streams sit on two or more local addresses (bridged)."""
     calls = list_calls(addr, timeout)
     bidir = []
+    bridged = []
     for cid in calls:
         try:
             q = ng_request(addr, {"command": "query", "call-id": cid}, timeout)
@@ -141,7 +158,9 @@ def flows(addr, timeout):
         tp = tag_packets(q)
         if sum(1 for n in tp.values() if n > 0) >= 2:
             bidir.append(cid)
-    return calls, bidir
+            if len(local_addresses(q)) >= 2:
+                bridged.append(cid)
+    return calls, bidir, bridged
 
 
 def sessions(addr, timeout):
@@ -204,8 +223,9 @@ def main(argv):
             print("no pong from %s" % addr, file=sys.stderr)
             return 1
         if cmd == "flows":
-            calls, bidir = flows(addr, timeout)
-            print("calls=%d bidir=%d ids=%s" % (len(calls), len(bidir), ",".join(bidir)))
+            calls, bidir, bridged = flows(addr, timeout)
+            print("calls=%d bidir=%d bridged_ids=%s ids=%s"
+                  % (len(calls), len(bidir), ",".join(bridged), ",".join(bidir)))
             return 0
         if cmd == "sessions":
             handled, current, relayed, key = sessions(addr, timeout)

@@ -7,10 +7,17 @@
 #                                    30000-30999 + 31000-31999): calls land on both;
 #                                    then freeze the second (SIGSTOP: NG timeouts) and
 #                                    then stop it (SIGTERM): new calls all land on the first
+#   tests/kamailio/run.sh --bridge   one relay with two interfaces, internal 127.0.0.1 and
+#                                    external 203.0.113.1, in a network namespace the rig
+#                                    makes (unshare -n; the documentation prefix is on its lo
+#                                    only): the UAC is internal, the UAS external (203.0.113.2),
+#                                    Kamailio asks for direction=internal direction=external;
+#                                    every call's media must cross both interfaces
 #
 # Environment (defaults in brackets):
 #   RELAY_CMD   relay command template; {NG_PORT} {PORT_MIN} {PORT_MAX} are filled in per
-#               instance [rtpengine --config-file=none --table=-1 --interface=127.0.0.1
+#               instance, and {INTERFACES} with the interface flags (--bridge: two named
+#               ones) [rtpengine --config-file=none --table=-1 {INTERFACES}
 #               --listen-ng=127.0.0.1:{NG_PORT} --port-min={PORT_MIN} --port-max={PORT_MAX}
 #               --delete-delay=0 --foreground --log-stderr]
 #               A literal command without placeholders works for one relay; --two then
@@ -38,10 +45,20 @@ MODE=one
 for a in "$@"; do
   case "$a" in
     --two) MODE=two ;;
+    --bridge) MODE=bridge ;;
     -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "unknown argument: $a" >&2; exit 2 ;;
   esac
 done
+
+# --bridge runs in a network namespace of its own: re-run this script inside one.
+if [ "$MODE" = bridge ] && [ -z "${RIG_NETNS:-}" ]; then
+  exec unshare -n env RIG_NETNS=1 bash "$0" "$@"
+fi
+if [ "$MODE" = bridge ]; then
+  ip link set lo up && ip addr add 203.0.113.1/24 dev lo && ip addr add 203.0.113.2/24 dev lo \
+    || { echo "setup: cannot configure the namespace's lo" >&2; exit 2; }
+fi
 
 CALLS=${CALLS:-20}
 RATE=${RATE:-5}
@@ -67,13 +84,22 @@ case "$MEDIA" in
   pcap) UAC_XML=$HERE/uac-pcap.xml ;;
   *) echo "MEDIA must be rtp_stream or pcap" >&2; exit 2 ;;
 esac
-DEFAULT_RELAY_CMD='rtpengine --config-file=none --table=-1 --interface=127.0.0.1 --listen-ng=127.0.0.1:{NG_PORT} --port-min={PORT_MIN} --port-max={PORT_MAX} --delete-delay=0 --foreground --log-stderr'
+DEFAULT_RELAY_CMD='rtpengine --config-file=none --table=-1 {INTERFACES} --listen-ng=127.0.0.1:{NG_PORT} --port-min={PORT_MIN} --port-max={PORT_MAX} --delete-delay=0 --foreground --log-stderr'
 RELAY_CMD=${RELAY_CMD:-$DEFAULT_RELAY_CMD}
 RELAY_CMD2=${RELAY_CMD2:-}
 WORKDIR=${WORKDIR:-$(mktemp -d /tmp/kamailio-rig.XXXXXX)}
 mkdir -p "$WORKDIR/run"
 NG="python3 $HERE/ng.py"
 LOCALHOST=127.0.0.1
+if [ "$MODE" = bridge ]; then
+  UAS_IP=203.0.113.2
+  INTERFACES='--interface=internal/127.0.0.1 --interface=external/203.0.113.1'
+  OFFER_FLAGS='replace-origin replace-session-connection ICE=remove direction=internal direction=external'
+else
+  UAS_IP=$LOCALHOST
+  INTERFACES='--interface=127.0.0.1'
+  OFFER_FLAGS='replace-origin replace-session-connection ICE=remove'
+fi
 
 PIDS=()          # process-group leaders we started (each via setsid)
 declare -A NAME_OF
@@ -152,6 +178,7 @@ relay_cmd() { # instance(1|2) -> command line on stdout
   tmpl=${tmpl//\{PORT_MIN\}/${pr%-*}}
   tmpl=${tmpl//\{PORT_MAX\}/${pr#*-}}
   tmpl=${tmpl//\{HTTP_PORT\}/$((ng + 100))}
+  tmpl=${tmpl//\{INTERFACES\}/$INTERFACES}
   printf '%s\n' "$tmpl"
 }
 
@@ -225,7 +252,8 @@ fi
 start_bg kamailio "$WORKDIR/kamailio.log" kamailio -f "$KAMAILIO_CFG" -DD -E \
   -Y "$WORKDIR/run" -w "$WORKDIR" -m 64 -M 8 \
   -A "RTPENGINE_SOCK=\"$SOCK\"" -A "SIP_LISTEN=udp:$LOCALHOST:$SIP_PORT" \
-  -A "RTPE_TOUT_MS=$RTPE_TOUT_MS" -A "RTPE_RETR=$RTPE_RETR" -A "RTPE_DISABLE_TOUT=$RTPE_DISABLE_TOUT"
+  -A "RTPE_TOUT_MS=$RTPE_TOUT_MS" -A "RTPE_RETR=$RTPE_RETR" -A "RTPE_DISABLE_TOUT=$RTPE_DISABLE_TOUT" \
+  -A "RTPE_OFFER_FLAGS=\"$OFFER_FLAGS\""
 KAM_PID=$LAST_PID
 if ! wait_udp_listen "$SIP_PORT" 15; then
   echo "setup: kamailio not listening on $SIP_PORT" >&2; tail -20 "$WORKDIR/kamailio.log" >&2; exit 2
@@ -238,8 +266,8 @@ fi
 # ---------------------------------------------------------------- UAS
 # the scenarios read tone.ulaw from the cwd
 cd "$WORKDIR" || exit 2
-start_bg uas "$WORKDIR/uas.out" sipp -sf "$HERE/uas.xml" -i "$LOCALHOST" -p "$UAS_PORT" \
-  -mi "$LOCALHOST" -mp "$UAS_MEDIA_PORT" -cp $((UAS_PORT + 3000)) -nostdin \
+start_bg uas "$WORKDIR/uas.out" sipp -sf "$HERE/uas.xml" -i "$UAS_IP" -p "$UAS_PORT" \
+  -mi "$UAS_IP" -mp "$UAS_MEDIA_PORT" -cp $((UAS_PORT + 3000)) -nostdin \
   -trace_err -error_file "$WORKDIR/uas_errors.log" \
   -trace_screen -screen_file "$WORKDIR/uas_screen.log"
 UAS_PID=$LAST_PID
@@ -259,7 +287,7 @@ run_phase() {
   mkdir -p "$dir" && cp "$WORKDIR/tone.ulaw" "$WORKDIR/tone.pcap" "$dir/" && cd "$dir" || return 1
   : >"$flows"
   t0=$(date +%s.%N)
-  setsid timeout "$limit" sipp -sf "$UAC_XML" "$LOCALHOST:$UAS_PORT" -rsa "$LOCALHOST:$SIP_PORT" \
+  setsid timeout "$limit" sipp -sf "$UAC_XML" "$UAS_IP:$UAS_PORT" -rsa "$LOCALHOST:$SIP_PORT" \
     -i "$LOCALHOST" -p "$UAC_PORT" -mi "$LOCALHOST" -mp "$UAC_MEDIA_PORT" -cp $((UAC_PORT + 3000)) \
     -m "$CALLS" -r "$RATE" -l "$CALLS" -d "$CALL_MS" -nostdin \
     -trace_stat -stf "$stf" -fd 1 -trace_rtt -rtt_freq 1 \
@@ -296,6 +324,7 @@ except Exception as e:
 PY
 )
   PH_BIDIR=$(sed -n 's/.* ids=//p' "$flows" | tr ',' '\n' | sed '/^$/d' | sort -u | wc -l)
+  PH_BRIDGED=$(sed -n 's/.* bridged_ids=\([^ ]*\) .*/\1/p' "$flows" | tr ',' '\n' | sed '/^$/d' | sort -u | wc -l)
   # call setup time (INVITE -> 200 OK) per call, from SIPp's rtt trace: "date;ms;rtd"
   PH_MAXSETUP=$(cat "$dir"/*_rtt.csv 2>/dev/null | awk -F';' '$2 ~ /^[0-9.]+$/ { if ($2 > m) m = $2 } END { printf "%d", m }')
   cd "$WORKDIR" || return 1
@@ -313,6 +342,13 @@ check_phase() { # name
     pass "$name media: $PH_BIDIR/$CALLS calls showed RTP packets on both tags (NG query during the calls)"
   else
     fail "$name media: only $PH_BIDIR/$CALLS calls showed RTP on both tags (see $WORKDIR/$name/flows.log)"
+  fi
+  if [ "$MODE" = bridge ]; then
+    if [ "$PH_BRIDGED" -ge "$CALLS" ]; then
+      pass "$name bridge: $PH_BRIDGED/$CALLS calls relayed RTP both ways between the internal (127.0.0.1) and external (203.0.113.1) interfaces"
+    else
+      fail "$name bridge: only $PH_BRIDGED/$CALLS calls had streams on both interfaces (see $WORKDIR/$name/flows.log)"
+    fi
   fi
 }
 
@@ -364,7 +400,7 @@ for p in "${NG_PORTS[@]}"; do
   log "relay$inst ($p): sessions handled=${h:-?} relayed packets=${r:-?}"
 done
 
-if [ "$MODE" = one ]; then
+if [ "$MODE" = one ] || [ "$MODE" = bridge ]; then
   if [ "${HANDLED[$NG_PORT1]}" -ge "$CALLS" ] 2>/dev/null; then
     pass "relay statistics: ${HANDLED[$NG_PORT1]} sessions handled"
   else
