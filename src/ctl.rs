@@ -10,6 +10,8 @@
 //!   terminate CALL-ID | all                   NG delete (all: NG list, then delete each)
 //!   ping                                      NG ping; prints pong
 //!   loglevel [LEVEL]                          show or set the log level (NG `log level`)
+//!   maxsessions [N]                           show or set --max-sessions (NG `max sessions`;
+//!                                             0 refuses new calls: draining; -1 no limit)
 //! ```
 //!
 //! The daemon's address: `--ng`, else the `listen-ng` of `--config FILE`
@@ -90,6 +92,12 @@ enum CtlCommand {
     Loglevel {
         /// The new level; without it, the current one is printed
         level: Option<String>,
+    },
+    /// Show or set the most live calls (--max-sessions): 0 refuses new calls (draining), -1 no limit
+    Maxsessions {
+        /// The new limit; without it, the current one is printed (-1: none)
+        #[arg(allow_negative_numbers = true)]
+        value: Option<i64>,
     },
 }
 
@@ -404,6 +412,21 @@ fn run(c: &mut NgClient, cmd: &CtlCommand, out: &mut String) -> Result<(), CtlEr
             let reply = c.command("log level", &pairs)?;
             let current = reply.get("level").and_then(OwnedValue::as_str);
             let _ = writeln!(out, "{}", current.unwrap_or("?"));
+        }
+        CtlCommand::Maxsessions { value } => {
+            let pairs: Vec<(&str, OwnedValue)> = value
+                .iter()
+                .map(|v| ("value", OwnedValue::Int(*v)))
+                .collect();
+            let reply = c.command("max sessions", &pairs)?;
+            match reply.get("max sessions").and_then(OwnedValue::as_int) {
+                Some(n) => {
+                    let _ = writeln!(out, "{n}");
+                }
+                None => {
+                    let _ = writeln!(out, "?");
+                }
+            }
         }
         CtlCommand::Terminate { target } if target == "all" => {
             let n = terminate_all(c)?;

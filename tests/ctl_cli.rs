@@ -123,6 +123,15 @@ fn ctl_drives_a_running_daemon() {
     let err = stderr(&o);
     assert!(err.contains(&ng.to_string()), "{err}");
     assert!(err.contains("\"loud\" is not one of error, warn"), "{err}");
+
+    // Draining at run time: maxsessions 0 refuses new calls, -1 lifts it.
+    assert_eq!(ok(ctl(ng, &["maxsessions"])), "-1\n");
+    assert_eq!(ok(ctl(ng, &["maxsessions", "0"])), "0\n");
+    let refused = c.offer("ctl-drain", &audio_sdp("A", 5006), &[]);
+    assert_eq!(refused, Err("Parallel session limit reached".to_string()));
+    assert_eq!(ok(ctl(ng, &["maxsessions", "-1"])), "-1\n");
+    c.offer("ctl-drain", &audio_sdp("A", 5006), &[])
+        .expect("offer after the limit is lifted");
     assert_eq!(
         ok(ctl(ng, &["loglevel"])),
         "warn\n",

@@ -484,6 +484,9 @@ impl<M: MediaPlane> Handler<M> {
             self.counters.count(Command::Other, Outcome::Error);
             return error_reply("Dictionary contains no key \"command\"");
         };
+        if name.as_str() == Some("max sessions") {
+            return self.max_sessions(body);
+        }
         let cmd = Command::from_name(name.as_str().unwrap_or(""));
         self.last_now = now;
         self.pending = Some(cmd);
@@ -852,6 +855,34 @@ impl<M: MediaPlane> Handler<M> {
             }
         }
         Ok([from, to])
+    }
+
+    /// `{"command": "max sessions", "value": N}` (mediarelay-specific, as
+    /// `rtpengine-ctl set maxsessions`): shows, or sets, the most live
+    /// calls (`--max-sessions`; 0 refuses every new call, for draining; -1
+    /// no limit). Only from a loopback address (an operator setting).
+    fn max_sessions(&mut self, body: &Value<'_>) -> OwnedValue {
+        if self.peer.is_some_and(|p| !p.is_loopback()) {
+            return error_reply("max sessions is accepted from a loopback address only");
+        }
+        if let Some(v) = field(body, "value") {
+            let n = v
+                .as_int()
+                .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()));
+            match n {
+                Some(n) if n < 0 => self.cfg.max_sessions = None,
+                Some(n) => self.cfg.max_sessions = Some(n.unsigned_abs()),
+                None => return error_reply("max sessions: value must be an integer"),
+            }
+            tracing::info!("max sessions set to {:?} over NG", self.cfg.max_sessions);
+        }
+        let shown = self
+            .cfg
+            .max_sessions
+            .map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
+        OwnedValue::dict()
+            .with("max sessions", OwnedValue::Int(shown))
+            .with("result", OwnedValue::text("ok"))
     }
 
     /// Live calls (branches of a forked call count once; calls in their
@@ -3545,6 +3576,39 @@ mod tests {
         );
         assert_eq!(h.call_count(), 0);
         assert!(h.media().calls.borrow().is_empty());
+    }
+
+    /// `max sessions` (for `mediarelay ctl maxsessions`): shown, set, -1
+    /// lifts the limit, and new calls are refused at the limit.
+    #[test]
+    fn max_sessions_at_run_time() {
+        let (mut h, t0) = handler();
+        let ms = |h: &mut Handler<Fake>, v: Option<i64>| {
+            let mut msg = vec![("command", t("max sessions"))];
+            if let Some(v) = v {
+                msg.push(("value", OwnedValue::Int(v)));
+            }
+            run(h, t0, &msg)
+                .get("max sessions")
+                .and_then(OwnedValue::as_int)
+        };
+        assert_eq!(ms(&mut h, None), Some(-1));
+        assert_eq!(ms(&mut h, Some(0)), Some(0));
+        assert_eq!(
+            reason(&offer(&mut h, t0, "m1", OFFER)),
+            "Parallel session limit reached"
+        );
+        assert_eq!(ms(&mut h, Some(-1)), Some(-1));
+        assert_eq!(
+            offer(&mut h, t0, "m1", OFFER)
+                .get("result")
+                .and_then(OwnedValue::as_str),
+            Some("ok")
+        );
+        // Not from another host.
+        h.peer = Some("192.0.2.1".parse().unwrap());
+        let r = h.max_sessions(&Value::decode(b"d5:valuei5ee").unwrap());
+        assert_eq!(r.get("result").and_then(OwnedValue::as_str), Some("error"));
     }
 
     /// SRTP and ICE the relay does not terminate are said in `warning`.
