@@ -434,9 +434,14 @@ fn run(c: &mut NgClient, cmd: &CtlCommand, out: &mut String) -> Result<(), CtlEr
         }
         CtlCommand::Terminate { target } => {
             let fatal = OwnedValue::List(vec![OwnedValue::text("fatal")]);
+            // At once, as rtpengine-ctl: not after --delete-delay.
             c.command(
                 "delete",
-                &[("call-id", OwnedValue::text(target)), ("flags", fatal)],
+                &[
+                    ("call-id", OwnedValue::text(target)),
+                    ("flags", fatal),
+                    ("delete delay", OwnedValue::Int(0)),
+                ],
             )?;
             let _ = writeln!(out, "terminated {target}");
         }
@@ -542,7 +547,13 @@ fn terminate_all(c: &mut NgClient) -> Result<usize, CtlError> {
         }
         for id in fresh {
             // Without `fatal`: a call gone meanwhile is `ok` + warning.
-            c.command("delete", &[("call-id", OwnedValue::text(&id))])?;
+            c.command(
+                "delete",
+                &[
+                    ("call-id", OwnedValue::text(&id)),
+                    ("delete delay", OwnedValue::Int(0)),
+                ],
+            )?;
             done.insert(id);
         }
     }

@@ -628,6 +628,35 @@ fn variants() -> Vec<Scenario> {
                 .delete(),
         );
     }
+    // A disabled media keeps the attributes rtpengine does not manage.
+    let disabled_extra = "v=0\r\no=- 1111 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio 5000 RTP/AVP 0 8\r\nm=video 0 RTP/AVP 96\r\na=rtcp-fb:* trr-int 5000\r\n\
+         a=rtpmap:96 H264/90000\r\na=sendrecv\r\na=x-foo\r\n";
+    v.push(
+        Scenario::new("disabled-media-unmanaged-attributes")
+            .offer("tagA", disabled_extra, vec![], SAME)
+            .delete(),
+    );
+    v.push(
+        Scenario::new("codec-strip-all")
+            .offer(
+                "tagA",
+                &a("0 8", &[]),
+                vec![("codec", OwnedValue::dict().with("strip", list(&["all"])))],
+                SAME,
+            )
+            .delete(),
+    );
+    v.push(
+        Scenario::new("sip-source-without-received-from")
+            .offer(
+                "tagA",
+                &a("0", &[]),
+                vec![("flags", list(&["SIP-source-address"]))],
+                SAME,
+            )
+            .delete(),
+    );
     let ice = [
         "a=ice-ufrag:F7gI",
         "a=ice-pwd:x9cml/YzichV2+XlhiMu8g",

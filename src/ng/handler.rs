@@ -1799,6 +1799,11 @@ fn check_addresses(sdp: &Sdp, opts: &Opts, relay: IpAddr) -> Result<(), Fail> {
             ),
         ))
     };
+    // `SIP source address` replaces the SDP's addresses by `received
+    // from`: without one there is no address to use (rtpengine's reason).
+    if opts.sip_source && opts.received_from.is_none() {
+        return Err("Incomplete SDP specification".into());
+    }
     let uses_sip_source = opts.sip_source && opts.received_from.is_some();
     for (i, m) in sdp.media().iter().enumerate() {
         if m.is_disabled() {
@@ -2267,11 +2272,13 @@ fn strip_codecs(sdp: &mut Sdp, opts: &Opts) -> Result<(), Fail> {
             })
             .cloned()
             .collect();
+        // Stripping every codec leaves the list as it was (rtpengine).
         if keep.is_empty() {
-            return Err(Fail(format!(
-                "codec strip leaves media {} without a codec",
+            tracing::debug!(
+                "codec strip would leave media {} without a codec: ignored",
                 i + 1
-            )));
+            );
+            continue;
         }
         if keep.len() != m.formats().len() {
             m.set_formats(keep);
@@ -3384,7 +3391,11 @@ mod tests {
             "s3",
             &[("codec", OwnedValue::dict().with("strip", list(&["all"])))],
         );
-        assert_eq!(reason(&r), "codec strip leaves media 1 without a codec");
+        assert!(
+            m_line(&r).ends_with("RTP/AVP 0 8 101"),
+            "strip all changes nothing: {}",
+            m_line(&r)
+        );
     }
 
     /// `delete delay` on `delete` (or on the offer) overrides

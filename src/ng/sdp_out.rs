@@ -8,8 +8,8 @@
 //! in input order; per payload type in `m=` order its `rtpmap` (the last
 //! one given, else the RFC 3551 §6 static assignment), `fmtp` (the last
 //! one given) and every `rtcp-fb`; the direction; `a=rtcp`; `a=rtcp-mux`;
-//! `a=ptime` (the first one given). A disabled media (port 0) loses all its
-//! attributes. At session level the direction attributes move to the media
+//! `a=ptime` (the first one given). A disabled media (port 0) loses the
+//! attributes managed here and keeps the others. At session level the direction attributes move to the media
 //! descriptions and the BUNDLE group and ICE options go.
 //!
 //! Deliberate deviations, each listed in docs/ng-reference.md with the RFC
@@ -158,9 +158,12 @@ fn rtpmap_value(r: &Rtpmap<'_>) -> String {
     }
 }
 
-/// A disabled media description keeps only its non-attribute lines.
+/// A disabled media description loses the attributes the layout manages
+/// (codecs, direction, RTCP, ptime) and keeps the others, as rtpengine.
 pub(crate) fn layout_disabled(m: &mut MediaSection) {
-    m.section_mut().regroup_attributes(|_| false, &[]);
+    let dtls = m.media_line().proto.to_ascii_uppercase().contains("TLS");
+    m.section_mut()
+        .regroup_attributes(|a| !managed(a, dtls), &[]);
 }
 
 /// Session level: direction attributes (they moved to the media
