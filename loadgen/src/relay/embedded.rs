@@ -75,25 +75,54 @@ impl EmbeddedRelay {
     /// the same port range and thread count, and waits until it answers
     /// `ping`.
     pub fn rtpengine(exe: &Path, o: &EmbeddedOptions) -> Result<EmbeddedRelay, String> {
-        let ng = free_ng_port()?;
-        let mut cmd = Command::new(exe);
-        cmd.args([
-            "--table=-1",
-            "--interface=127.0.0.1",
-            "--foreground",
-            "--log-stderr",
-        ])
-        .arg(format!("--listen-ng={ng}"))
-        .arg(format!("--port-min={}", o.port_min))
-        .arg(format!("--port-max={}", o.port_max))
-        .args(["--delete-delay=0", "--log-level=3"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-        if let Some(t) = o.threads {
-            cmd.arg(format!("--num-threads={t}"));
+        // The NG port is free when picked but another process may take it
+        // before rtpengine binds it (rtpengine then exits at once): try a
+        // few ports, and say what rtpengine logged when it gives up.
+        let mut last = String::new();
+        for _ in 0..3 {
+            let ng = free_ng_port()?;
+            let log = std::env::temp_dir().join(format!(
+                "loadgen-rtpengine-{}-{}.log",
+                std::process::id(),
+                ng.port()
+            ));
+            let stderr = std::fs::File::create(&log)
+                .map(Stdio::from)
+                .unwrap_or_else(|_| Stdio::null());
+            let mut cmd = Command::new(exe);
+            cmd.args([
+                "--table=-1",
+                "--interface=127.0.0.1",
+                "--foreground",
+                "--log-stderr",
+            ])
+            .arg(format!("--listen-ng={ng}"))
+            .arg(format!("--port-min={}", o.port_min))
+            .arg(format!("--port-max={}", o.port_max))
+            .args(["--delete-delay=0", "--log-level=3"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr);
+            if let Some(t) = o.threads {
+                cmd.arg(format!("--num-threads={t}"));
+            }
+            match EmbeddedRelay::spawn(cmd, ng, "rtpengine") {
+                Ok(r) => {
+                    let _ = std::fs::remove_file(&log);
+                    return Ok(r);
+                }
+                Err(e) => {
+                    let said = std::fs::read_to_string(&log).unwrap_or_default();
+                    let _ = std::fs::remove_file(&log);
+                    let tail: Vec<&str> = said.lines().rev().take(3).collect();
+                    last = format!(
+                        "{e} (NG {ng}; rtpengine said: {})",
+                        tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+                    );
+                }
+            }
         }
-        EmbeddedRelay::spawn(cmd, ng, "rtpengine")
+        Err(last)
     }
 
     fn spawn(mut cmd: Command, ng: SocketAddr, what: &str) -> Result<EmbeddedRelay, String> {
