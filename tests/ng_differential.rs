@@ -23,11 +23,10 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::net::UdpSocket;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use mediarelay::ng::{OwnedValue, Value};
+use mediarelay::ng::OwnedValue;
 
 /// Set in the re-executed test inside the namespace.
 const INSIDE: &str = "MEDIARELAY_DIFF_INSIDE";
@@ -135,57 +134,7 @@ fn list(items: &[&str]) -> OwnedValue {
 }
 
 /// An NG client of one relay.
-struct Ng {
-    sock: UdpSocket,
-    n: u32,
-}
-
-impl Ng {
-    fn new(addr: &str) -> Ng {
-        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-        sock.connect(addr).unwrap();
-        sock.set_read_timeout(Some(Duration::from_millis(300)))
-            .unwrap();
-        Ng { sock, n: 0 }
-    }
-
-    /// Waits until the relay answers `ping`.
-    fn wait_up(&mut self, who: &str) {
-        let end = Instant::now() + Duration::from_secs(20);
-        while self.request(&[("command".into(), t("ping"))]).is_none() {
-            assert!(Instant::now() < end, "{who} never answered ping");
-        }
-        self.sock
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-    }
-
-    fn request(&mut self, msg: &[(String, OwnedValue)]) -> Option<OwnedValue> {
-        self.n += 1;
-        let cookie = format!("d{}", self.n);
-        let mut body = OwnedValue::dict();
-        for (k, v) in msg {
-            body.push(k, v.clone());
-        }
-        let mut dg = format!("{cookie} ").into_bytes();
-        dg.extend(body.to_bytes());
-        self.sock.send(&dg).ok()?;
-        let mut buf = vec![0u8; 65536];
-        let n = self.sock.recv(&mut buf).ok()?;
-        let rest = buf[..n].strip_prefix(format!("{cookie} ").as_bytes())?;
-        Some(OwnedValue::from(&Value::decode(rest).ok()?))
-    }
-}
-
-/// Kills a relay when the test ends.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+type Ng = common::NgSocket;
 
 /// A relay port (in `range`) as written in SDP: `{P}` for the media's RTP
 /// port, `{P+1}` for the port after it, else `{port}`.
@@ -927,7 +876,7 @@ fn run_inside() {
         .is_ok_and(|s| s.success());
     assert!(ok, "ip link set lo up");
     let log = std::env::temp_dir().join("ng-differential-rtpengine.log");
-    let rtpengine = Proc(
+    let rtpengine = common::Daemon(
         Command::new("rtpengine")
             .args([
                 "--config-file=none",
@@ -945,7 +894,7 @@ fn run_inside() {
             .spawn()
             .expect("spawn rtpengine"),
     );
-    let mediarelay = Proc(
+    let mediarelay = common::Daemon(
         Command::new(common::bin())
             .args(["--interface", "127.0.0.1", "--listen-ng", MEDIARELAY_NG])
             .args(["--listen-http", "127.0.0.1:2225", "--foreground"])
@@ -957,10 +906,15 @@ fn run_inside() {
             .spawn()
             .expect("spawn mediarelay"),
     );
-    let mut re = Ng::new(RTPENGINE_NG);
-    let mut mr = Ng::new(MEDIARELAY_NG);
+    let mut re = Ng::connect(RTPENGINE_NG, Duration::from_millis(300));
+    let mut mr = Ng::connect(MEDIARELAY_NG, Duration::from_millis(300));
     re.wait_up("rtpengine");
     mr.wait_up("mediarelay");
+    for ng in [&re, &mr] {
+        ng.sock
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+    }
 
     let mut tally: BTreeMap<&'static str, usize> = BTreeMap::new();
     let mut unexpected = Vec::new();

@@ -13,45 +13,15 @@
 mod common;
 
 use std::net::{SocketAddr, UdpSocket};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mediarelay::ng::{OwnedValue, Value};
+use mediarelay::ng::OwnedValue;
 
 const INSIDE: &str = "MEDIARELAY_IFACES_INSIDE";
 const NG: &str = "127.0.0.1:2233";
 
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-struct Ng {
-    sock: UdpSocket,
-    n: u32,
-}
-
-impl Ng {
-    fn cmd(&mut self, pairs: &[(&str, OwnedValue)]) -> Option<OwnedValue> {
-        self.n += 1;
-        let cookie = format!("i{}", self.n);
-        let mut body = OwnedValue::dict();
-        for (k, v) in pairs {
-            body.push(k, v.clone());
-        }
-        let mut dg = format!("{cookie} ").into_bytes();
-        dg.extend(body.to_bytes());
-        self.sock.send(&dg).ok()?;
-        let mut buf = vec![0u8; 65536];
-        let n = self.sock.recv(&mut buf).ok()?;
-        let rest = buf[..n].strip_prefix(format!("{cookie} ").as_bytes())?;
-        Some(OwnedValue::from(&Value::decode(rest).ok()?))
-    }
-}
+type Ng = common::NgSocket;
 
 fn t(s: &str) -> OwnedValue {
     OwnedValue::text(s)
@@ -148,7 +118,7 @@ fn call(
         ("sdp", t(&sdp(1, a.local_addr().unwrap()))),
     ];
     offer.extend(extra);
-    let r = ng.cmd(&offer).expect("offer reply");
+    let r = ng.request(&offer).expect("offer reply");
     assert_eq!(
         r.get("result").and_then(OwnedValue::as_str),
         Some("ok"),
@@ -156,7 +126,7 @@ fn call(
     );
     let to_b = relay_of(&r);
     let r = ng
-        .cmd(&[
+        .request(&[
             ("command", t("answer")),
             ("call-id", t(id)),
             ("from-tag", t("tagA")),
@@ -230,7 +200,7 @@ fn run_inside() {
     ip(&["addr", "add", "203.0.113.2/24", "dev", "lo"]);
     ip(&["-6", "addr", "add", "2001:db8::1/64", "dev", "lo", "nodad"]);
     ip(&["-6", "addr", "add", "2001:db8::2/64", "dev", "lo", "nodad"]);
-    let _daemon = Proc(
+    let _daemon = common::Daemon(
         Command::new(common::bin())
             .args(["--interface", "internal/127.0.0.1"])
             .args(["--interface", "external/203.0.113.1"])
@@ -256,15 +226,11 @@ fn run_inside() {
             .spawn()
             .expect("spawn mediarelay"),
     );
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.connect(NG).unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(300)))
+    let mut ng = Ng::connect(NG, Duration::from_millis(300));
+    ng.wait_up("mediarelay");
+    ng.sock
+        .set_read_timeout(Some(Duration::from_secs(3)))
         .unwrap();
-    let mut ng = Ng { sock, n: 0 };
-    let end = Instant::now() + Duration::from_secs(20);
-    while ng.cmd(&[("command", t("ping"))]).is_none() {
-        assert!(Instant::now() < end, "daemon never answered");
-    }
 
     // Internal to external: each side sees only its own interface.
     let a = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -311,7 +277,7 @@ fn run_inside() {
 
     // Unknown names are refused, and leave nothing.
     let r = ng
-        .cmd(&[
+        .request(&[
             ("command", t("offer")),
             ("call-id", t("bogus")),
             ("from-tag", t("tagA")),
@@ -323,7 +289,7 @@ fn run_inside() {
         r.get("error-reason").and_then(OwnedValue::as_str),
         Some("Unknown interface 'bogus'")
     );
-    let l = ng.cmd(&[("command", t("list"))]).unwrap();
+    let l = ng.request(&[("command", t("list"))]).unwrap();
     let calls: Vec<&str> = l
         .get("calls")
         .and_then(OwnedValue::as_list)

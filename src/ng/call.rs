@@ -152,6 +152,25 @@ pub(crate) struct Call {
 }
 
 impl Call {
+    /// A new call offered by `from_tag` (with `via-branch` `branch`) at
+    /// `now`, without media yet.
+    pub fn new(from_tag: String, branch: Option<String>, now: Instant) -> Call {
+        Call {
+            offer_branch: branch,
+            from_tag,
+            to_tag: None,
+            labels: [None, None],
+            created: now,
+            last_signal: now,
+            medias: Vec::new(),
+            via_branch: [None, None],
+            sent: [None, None],
+            ifaces: [0, 0],
+            delete_delay: None,
+            deleted: None,
+        }
+    }
+
     /// The leg a tag names.
     pub fn leg_of(&self, tag: &str) -> Option<usize> {
         if tag == self.from_tag {

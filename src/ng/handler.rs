@@ -724,20 +724,8 @@ impl<M: MediaPlane> Handler<M> {
         };
         let existing = self.calls.remove(&call_id);
         let is_new = existing.is_none();
-        let mut call = existing.unwrap_or_else(|| Call {
-            offer_branch: via_branch.clone(),
-            from_tag: from_tag.clone(),
-            to_tag: None,
-            labels: [None, None],
-            created: now,
-            last_signal: now,
-            medias: Vec::new(),
-            via_branch: [None, None],
-            sent: [None, None],
-            ifaces: [0, 0],
-            delete_delay: None,
-            deleted: None,
-        });
+        let mut call =
+            existing.unwrap_or_else(|| Call::new(from_tag.clone(), via_branch.clone(), now));
         if let Some(chosen) = chosen {
             call.ifaces = chosen;
         }
@@ -918,20 +906,7 @@ impl<M: MediaPlane> Handler<M> {
             self.check_capacity()?;
         }
         if let std::collections::hash_map::Entry::Vacant(slot) = self.calls.entry(call_id) {
-            slot.insert(Call {
-                offer_branch: text(body, "via branch"),
-                from_tag,
-                to_tag: None,
-                labels: [None, None],
-                created: now,
-                last_signal: now,
-                medias: Vec::new(),
-                via_branch: [None, None],
-                sent: [None, None],
-                ifaces: [0, 0],
-                delete_delay: None,
-                deleted: None,
-            });
+            slot.insert(Call::new(from_tag, text(body, "via branch"), now));
             self.managed += 1;
         }
         Ok(OwnedValue::dict().with("result", OwnedValue::text("ok")))

@@ -65,6 +65,55 @@ impl Drop for Daemon {
 }
 
 #[cfg(feature = "daemon")]
+/// A bare NG client of any NG server (mediarelay or rtpengine): one
+/// request, one reply, cookies numbered.
+pub struct NgSocket {
+    pub sock: UdpSocket,
+    n: u32,
+}
+
+#[cfg(feature = "daemon")]
+impl NgSocket {
+    /// A client of the server at `addr`, waiting `timeout` for replies.
+    pub fn connect(addr: &str, timeout: Duration) -> NgSocket {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.connect(addr).unwrap();
+        sock.set_read_timeout(Some(timeout)).unwrap();
+        NgSocket { sock, n: 0 }
+    }
+
+    /// One command; the reply dictionary, `None` without one.
+    pub fn request<K: AsRef<str>>(&mut self, pairs: &[(K, OwnedValue)]) -> Option<OwnedValue> {
+        self.n += 1;
+        let cookie = format!("c{}", self.n);
+        let mut body = OwnedValue::dict();
+        for (k, v) in pairs {
+            body.push(k.as_ref(), v.clone());
+        }
+        let mut dg = format!("{cookie} ").into_bytes();
+        dg.extend(body.to_bytes());
+        self.sock.send(&dg).ok()?;
+        let mut buf = vec![0u8; 65536];
+        let n = self.sock.recv(&mut buf).ok()?;
+        let rest = buf
+            .get(..n)?
+            .strip_prefix(format!("{cookie} ").as_bytes())?;
+        Some(OwnedValue::from(&Value::decode(rest).ok()?))
+    }
+
+    /// Waits (up to 20 s) until the server answers `ping`.
+    pub fn wait_up(&mut self, who: &str) {
+        let end = Instant::now() + Duration::from_secs(20);
+        while self
+            .request(&[("command", OwnedValue::text("ping"))])
+            .is_none()
+        {
+            assert!(Instant::now() < end, "{who} never answered ping");
+        }
+    }
+}
+
+#[cfg(feature = "daemon")]
 /// An NG client of one daemon.
 pub struct Client {
     pub sock: UdpSocket,
