@@ -37,7 +37,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use tracing::level_filters::LevelFilter;
 
-use crate::engine::{EngineConfig, IoBackend};
+use crate::engine::{EngineConfig, IoBackend, UringConfig};
 use crate::ports::{PortRange, RangeError};
 use crate::relay::{Intervals, RelayConfig};
 use crate::syslog::Facility;
@@ -155,6 +155,9 @@ pub struct Cli {
     /// Seconds without media before a call whose answer has not come is deleted (it may ring that long); 0 = default [default: 3600]
     #[arg(long, value_name = "SECS")]
     pub offer_timeout: Option<i64>,
+    /// Coalesced wake-ups: after the first packet, a shard waits up to this many microseconds for more before it runs (adds at most that much latency); 0 = off [default: 0]
+    #[arg(long, value_name = "MICROSECONDS")]
+    pub batch_wait_us: Option<i64>,
     /// A stream's source holds it against other sources for this many of its packet intervals after its last packet (RTP-bleed protection) [default: 1.5]
     #[arg(long, value_name = "INTERVALS")]
     pub source_hold: Option<String>,
@@ -232,6 +235,9 @@ pub struct RawConfig {
     /// `offer-timeout` in seconds.
     #[serde(default, alias = "offer_timeout")]
     pub offer_timeout: Option<i64>,
+    /// `batch-wait-us` in microseconds.
+    #[serde(default, alias = "batch_wait_us")]
+    pub batch_wait_us: Option<i64>,
     /// `source-hold` in packet intervals (a decimal; a file may write a
     /// TOML number).
     #[serde(default, alias = "source_hold", deserialize_with = "de_scalar_string")]
@@ -383,6 +389,8 @@ pub struct Config {
     pub delete_delay: Duration,
     /// Lifetime of an offered call without an answer.
     pub offer_timeout: Duration,
+    /// Coalescing budget of a shard's wake-ups (zero: off).
+    pub batch_wait: Duration,
     /// How long a stream's source holds it against other sources, in its
     /// packet intervals.
     pub source_hold: Intervals,
@@ -635,6 +643,7 @@ impl Cli {
             final_timeout: self.final_timeout,
             delete_delay: self.delete_delay,
             offer_timeout: self.offer_timeout,
+            batch_wait_us: self.batch_wait_us,
             source_hold: self.source_hold.clone(),
             log_level: self.log_level.clone(),
             foreground: self.foreground.then_some(true),
@@ -841,6 +850,7 @@ impl RawConfig {
             final_timeout: over.final_timeout.or(self.final_timeout),
             delete_delay: over.delete_delay.or(self.delete_delay),
             offer_timeout: over.offer_timeout.or(self.offer_timeout),
+            batch_wait_us: over.batch_wait_us.or(self.batch_wait_us),
             source_hold: over.source_hold.or(self.source_hold),
             log_level: over.log_level.or(self.log_level),
             foreground: over.foreground.or(self.foreground),
@@ -974,6 +984,16 @@ impl Config {
             raw.offer_timeout,
             DEFAULT_OFFER_TIMEOUT_SECS,
         )?;
+        let batch_wait = match raw.batch_wait_us {
+            None => Duration::ZERO,
+            Some(us) if (0..=100_000).contains(&us) => Duration::from_micros(us.unsigned_abs()),
+            Some(us) => {
+                return Err(ConfigError::Type {
+                    key: "batch-wait-us",
+                    reason: format!("{us} is not 0 (off) to 100000 microseconds"),
+                });
+            }
+        };
         let source_hold = match raw.source_hold {
             Some(v) => parse_intervals(&v).ok_or(ConfigError::SourceHold { value: v })?,
             None => Intervals::default(),
@@ -1025,6 +1045,7 @@ impl Config {
             final_timeout,
             delete_delay,
             offer_timeout,
+            batch_wait,
             source_hold,
             log_level,
             foreground: raw.foreground.unwrap_or(false),
@@ -1056,6 +1077,10 @@ impl Config {
             port_min: self.ports.min(),
             port_max: self.ports.max(),
             tos: self.tos,
+            uring: UringConfig {
+                batch_wait: self.batch_wait,
+                ..UringConfig::default()
+            },
             relay: RelayConfig {
                 timeout: self.timeout,
                 silent_timeout: self.silent_timeout,

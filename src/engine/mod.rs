@@ -480,7 +480,8 @@ impl Engine {
                             }
                         },
                         _ => match epoll::EpollBackend::new(wake_fd) {
-                            Ok(b) => {
+                            Ok(mut b) => {
+                                b.set_batch_wait(uring_cfg.batch_wait);
                                 let _ = ready_tx.send(Ok(()));
                                 shard::run(b, parts);
                             }

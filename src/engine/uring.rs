@@ -56,6 +56,9 @@ const RECVMSG_OUT: usize = 16;
 const PAYLOAD_OFFSET: usize = RECVMSG_OUT + SOCKADDR_MAX;
 /// Completions copied out of the CQ ring per batch.
 const CQE_BATCH: usize = 256;
+/// Completions a coalescing wait asks for before its `min_wait_usec` is up
+/// (it returns earlier with a full batch).
+const BATCH_WANT: usize = 64;
 /// Send buffers for datagrams the sink produces itself (local endpoints).
 const OWN_BUFS: usize = 512;
 /// Bytes per such send buffer.
@@ -91,6 +94,12 @@ pub struct UringConfig {
     /// first). A measuring tool with `rx_timestamps` waits for a batch or
     /// its next timer, so arrivals do not each cost a wake-up.
     pub wait_batch: u32,
+    /// Coalesced wake-ups (`--batch-wait-us`): once a completion is there,
+    /// the turn waits up to this long for more before it runs (the
+    /// kernel's `min_wait_usec`, Linux 6.12+), so packets arriving one by
+    /// one at real call loads are handled in batches. Zero: off. The
+    /// turn's own timeout (the next timer) still bounds the wait.
+    pub batch_wait: Duration,
 }
 
 impl Default for UringConfig {
@@ -102,6 +111,7 @@ impl Default for UringConfig {
             max_sockets: 65536,
             rx_timestamps: false,
             wait_batch: 1,
+            batch_wait: Duration::ZERO,
         }
     }
 }
@@ -530,6 +540,9 @@ pub struct UringBackend {
     rx_timestamps: bool,
     /// Completions a turn waits for (see [`UringConfig::wait_batch`]).
     wait_batch: u32,
+    /// `min_wait_usec` of each wait (see [`UringConfig::batch_wait`]); 0
+    /// when off or when the kernel lacks it.
+    min_wait_us: u32,
     /// Where a received datagram's payload starts in its buffer.
     payload_offset: usize,
     /// A monotonic and a real-time reading taken together this turn, to
@@ -553,6 +566,12 @@ impl UringBackend {
     /// multishot poll on `wake_fd`. Call on the shard's own thread.
     pub fn new(cfg: UringConfig, wake_fd: i32) -> io::Result<Self> {
         let ring = build_ring(cfg.sq_entries, cfg.sq_entries.saturating_mul(8))?;
+        let ring_min_timeout = ring.params().is_feature_min_timeout();
+        if !cfg.batch_wait.is_zero() && !ring_min_timeout {
+            tracing::warn!(
+                "batch-wait: this kernel has no io_uring min_wait (Linux 6.12+): wake-ups are not coalesced"
+            );
+        }
         // Checks that `buffers` is a power of two, which `buf_mask` needs.
         let bufs = BufRing::new(cfg.buffers, cfg.buf_size, 0)?;
         bufs.register(&ring.submitter())?;
@@ -601,6 +620,11 @@ impl UringBackend {
             counters: BackendCounters::default(),
             rx_timestamps: cfg.rx_timestamps,
             wait_batch: cfg.wait_batch.max(1),
+            min_wait_us: if ring_min_timeout {
+                u32::try_from(cfg.batch_wait.as_micros()).unwrap_or(u32::MAX)
+            } else {
+                0
+            },
             payload_offset: PAYLOAD_OFFSET
                 + if cfg.rx_timestamps {
                     sys::RX_TIMESTAMP_CONTROL
@@ -1016,15 +1040,28 @@ impl Backend for UringBackend {
     fn turn<S: PacketSink>(&mut self, timeout: Option<Duration>, sink: &mut S) -> io::Result<bool> {
         self.counters.turns += 1;
         self.counters.syscalls += 1;
-        let wait = match timeout {
-            Some(t) => {
-                let ts = types::Timespec::from(t);
-                let args = types::SubmitArgs::new().timespec(&ts);
-                self.ring
-                    .submitter()
-                    .submit_with_args(self.wait_batch as usize, &args)
+        let wait = if self.min_wait_us > 0 {
+            // Wake on the first completion, then collect more for up to
+            // `min_wait_us` (or until a batch is there); an idle shard
+            // still blocks until its next timer.
+            let ts = types::Timespec::from(timeout.unwrap_or(Duration::from_secs(3600)));
+            let args = types::SubmitArgs::new()
+                .timespec(&ts)
+                .min_wait_usec(self.min_wait_us);
+            self.ring
+                .submitter()
+                .submit_with_args(BATCH_WANT.max(self.wait_batch as usize), &args)
+        } else {
+            match timeout {
+                Some(t) => {
+                    let ts = types::Timespec::from(t);
+                    let args = types::SubmitArgs::new().timespec(&ts);
+                    self.ring
+                        .submitter()
+                        .submit_with_args(self.wait_batch as usize, &args)
+                }
+                None => self.ring.submit_and_wait(self.wait_batch as usize),
             }
-            None => self.ring.submit_and_wait(self.wait_batch as usize),
         };
         self.clock_pair = None;
         match wait {
