@@ -100,6 +100,9 @@ struct TargetArgs {
     /// Embedded relay: I/O backend (auto, uring, epoll).
     #[arg(long)]
     relay_backend: Option<String>,
+    /// Embedded relay: --batch-wait-us (coalesced wake-ups, µs).
+    #[arg(long, value_name = "MICROSECONDS")]
+    relay_batch_wait_us: Option<u32>,
 }
 
 /// Where the relay is and what load to offer.
@@ -235,6 +238,9 @@ struct CompareArgs {
     /// Relay threads, the same for both.
     #[arg(long, default_value_t = 1)]
     relay_threads: usize,
+    /// The embedded mediarelay's --batch-wait-us (coalesced wake-ups, µs); rtpengine has none
+    #[arg(long, value_name = "MICROSECONDS")]
+    relay_batch_wait_us: Option<u32>,
     /// Relay port range, the same for both.
     #[arg(long, default_value = "30000-44999", value_parser = port_range)]
     relay_ports: (u16, u16),
@@ -392,6 +398,7 @@ fn embedded_options(t: &TargetArgs) -> relay::embedded::EmbeddedOptions {
         port_max: t.relay_ports.1,
         threads: t.relay_threads,
         io_backend: t.relay_backend.clone(),
+        batch_wait_us: t.relay_batch_wait_us,
     }
 }
 
@@ -547,6 +554,7 @@ fn run_compare(a: &CompareArgs) -> Result<ExitCode, String> {
                 port_max: a.relay_ports.1,
                 threads: Some(a.relay_threads),
                 io_backend: None,
+                batch_wait_us: a.relay_batch_wait_us,
             },
             progress: false,
             ..Options::default()

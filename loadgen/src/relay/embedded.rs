@@ -31,6 +31,9 @@ pub struct EmbeddedOptions {
     pub threads: Option<usize>,
     /// `auto`, `uring` or `epoll`.
     pub io_backend: Option<String>,
+    /// The embedded mediarelay's `--batch-wait-us` (coalesced wake-ups);
+    /// `None`: its default. rtpengine has no such setting.
+    pub batch_wait_us: Option<u32>,
 }
 
 impl Default for EmbeddedOptions {
@@ -40,6 +43,7 @@ impl Default for EmbeddedOptions {
             port_max: 44999,
             threads: None,
             io_backend: None,
+            batch_wait_us: None,
         }
     }
 }
@@ -66,6 +70,9 @@ impl EmbeddedRelay {
         }
         if let Some(b) = &o.io_backend {
             cmd.args(["--io-backend", b]);
+        }
+        if let Some(us) = o.batch_wait_us {
+            cmd.args(["--batch-wait-us", &us.to_string()]);
         }
         EmbeddedRelay::spawn(cmd, ng, "the embedded relay")
     }
