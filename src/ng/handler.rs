@@ -148,8 +148,6 @@ pub struct Handler<M> {
     counters: Arc<NgCounters>,
     /// `now` at construction and the unix time then.
     epoch: (Instant, Duration),
-    /// Calls ever created.
-    managed: u64,
     /// What ended calls add up to (`statistics`).
     ended: Ended,
     /// `(time, packets, bytes, errors)` at the last `statistics`, for rates.
@@ -338,7 +336,6 @@ impl<M: MediaPlane> Handler<M> {
             next_tag: 1,
             counters: Arc::new(NgCounters::default()),
             epoch: (now, unix_now),
-            managed: 0,
             ended: Ended::default(),
             rate_sample: None,
             sessions_range: (0, 0),
@@ -785,9 +782,6 @@ impl<M: MediaPlane> Handler<M> {
                     call.delete_delay = opts.delete_delay;
                 }
                 call.last_signal = now;
-                if is_new && !is_branch_key(&call_id) {
-                    self.managed += 1;
-                }
                 self.calls.insert(call_id, call);
                 Ok(sdp_reply(&sdp, &opts))
             }
@@ -907,7 +901,6 @@ impl<M: MediaPlane> Handler<M> {
         }
         if let std::collections::hash_map::Entry::Vacant(slot) = self.calls.entry(call_id) {
             slot.insert(Call::new(from_tag, text(body, "via branch"), now));
-            self.managed += 1;
         }
         Ok(OwnedValue::dict().with("result", OwnedValue::text("ok")))
     }
@@ -1158,12 +1151,11 @@ impl<M: MediaPlane> Handler<M> {
                     .map(|ip| SocketAddr::new(ip, m.port()));
             }
             if !may_create && !m.is_disabled() {
-                slot.codec = m.formats().first().and_then(|f| {
-                    let n: u8 = f.parse().ok()?;
-                    let pt = crate::rtp::PayloadType::new(n)?;
-                    m.codec(pt)
-                        .map(|r| format!("{}/{}", r.encoding, r.clock_rate))
-                });
+                slot.codec = m
+                    .formats()
+                    .first()
+                    .and_then(|f| sdp_out::format_codec(m, f))
+                    .map(|r| format!("{}/{}", r.encoding, r.clock_rate));
             }
         }
         rewrite(sdp, &ports, opts, recv_if.advertised);
@@ -1194,15 +1186,11 @@ impl<M: MediaPlane> Handler<M> {
                 k
             }
         };
-        let mut reply = None;
+        // The reply is the call's (first key), or a branch's if that failed.
+        let mut reply: Option<Result<OwnedValue, Fail>> = None;
         for key in keys {
             let r = self.delete_call(now, body, &key);
-            if reply.is_none()
-                || key == call_id
-                || reply
-                    .as_ref()
-                    .is_some_and(|r: &Result<OwnedValue, Fail>| r.is_err())
-            {
+            if !matches!(reply, Some(Ok(_))) {
                 reply = Some(r);
             }
         }
@@ -2091,7 +2079,7 @@ impl SdpRequest {
         let family_v6 = requested_family(body)?;
         check_transport(body, &sdp)?;
         let mut sdp = sdp;
-        strip_codecs(&mut sdp, &opts)?;
+        strip_codecs(&mut sdp, &opts);
         let sdp = sdp;
         let mut opts = opts;
         let enabled = || sdp.media().iter().filter(|m| !m.is_disabled());
@@ -2218,13 +2206,14 @@ fn check_transport(body: &Value<'_>, sdp: &Sdp) -> Result<(), Fail> {
 /// `codec: {strip: [...], except: [...]}`: removes the named codecs
 /// (encoding names, case-insensitive; `all` for every one) from each
 /// media's format list, keeping those named in `except`, as rtpengine
-/// does without transcoding. A media left without a codec is an error.
-fn strip_codecs(sdp: &mut Sdp, opts: &Opts) -> Result<(), Fail> {
+/// does without transcoding; `codec: {offer: [...]}` reorders first. A
+/// strip that would leave a media without a codec leaves it as it was.
+fn strip_codecs(sdp: &mut Sdp, opts: &Opts) {
     if !opts.codec_offer.is_empty() {
         offer_codecs_first(sdp, &opts.codec_offer);
     }
     if opts.codec_strip.is_empty() {
-        return Ok(());
+        return;
     }
     let named = |list: &[String], enc: &str| list.iter().any(|n| n.eq_ignore_ascii_case(enc));
     let all = named(&opts.codec_strip, "all");
@@ -2236,11 +2225,7 @@ fn strip_codecs(sdp: &mut Sdp, opts: &Opts) -> Result<(), Fail> {
             .formats()
             .iter()
             .filter(|f| {
-                let enc = f
-                    .parse::<u8>()
-                    .ok()
-                    .and_then(crate::rtp::PayloadType::new)
-                    .and_then(|pt| m.codec(pt))
+                let enc = sdp_out::format_codec(m, f)
                     .map(|r| r.encoding.to_string())
                     .unwrap_or_default();
                 named(&opts.codec_except, &enc) || !(all || named(&opts.codec_strip, &enc))
@@ -2259,7 +2244,6 @@ fn strip_codecs(sdp: &mut Sdp, opts: &Opts) -> Result<(), Fail> {
             m.set_formats(keep);
         }
     }
-    Ok(())
 }
 
 /// `codec: {offer: [...]}`: the named codecs move to the front of each
@@ -2271,10 +2255,7 @@ fn offer_codecs_first(sdp: &mut Sdp, names: &[String]) {
             continue;
         }
         let enc = |f: &str| {
-            f.parse::<u8>()
-                .ok()
-                .and_then(crate::rtp::PayloadType::new)
-                .and_then(|pt| m.codec(pt))
+            sdp_out::format_codec(m, f)
                 .map(|r| r.encoding.to_ascii_lowercase())
                 .unwrap_or_default()
         };

@@ -21,19 +21,27 @@
 //!   §6.7); rtpengine lets the session level win.
 
 use crate::rtp::PayloadType;
-use crate::sdp::{Attribute, Direction, ICE_ATTRIBUTES, MediaSection, Rtpmap, Sdp, Section};
+use crate::sdp::{
+    Attribute, Direction, ICE_ATTRIBUTES, MediaSection, Rtpmap, Sdp, Section, parse_payload_type,
+};
+
+/// The codec format `format` of `m` names, as rtpengine reads it: the last
+/// `a=rtpmap` of that payload type, else its RFC 3551 static assignment.
+pub(crate) fn format_codec<'a>(m: &'a MediaSection, format: &str) -> Option<Rtpmap<'a>> {
+    let pt = parse_payload_type(format)?;
+    last_rtpmap(m.section(), pt).or_else(|| Rtpmap::static_pt(pt))
+}
+
+/// Whether `m`'s protocol is DTLS-SRTP (`UDP/TLS/...`).
+fn is_dtls(m: &MediaSection) -> bool {
+    m.media_line().proto.to_ascii_uppercase().contains("TLS")
+}
 
 /// The codec a format names, for matching an answer's formats against the
 /// offer's: encoding (lower case), clock rate and channels when known, else
 /// the format token itself.
 pub(crate) fn codec_key(m: &MediaSection, format: &str) -> String {
-    let codec = format
-        .parse::<u8>()
-        .ok()
-        .and_then(PayloadType::new)
-        .filter(|pt| pt.to_string() == format)
-        .and_then(|pt| last_rtpmap(m.section(), pt).or_else(|| Rtpmap::static_pt(pt)));
-    match codec {
+    match format_codec(m, format) {
         Some(r) => format!(
             "{}/{}/{}",
             r.encoding.to_ascii_lowercase(),
@@ -90,9 +98,8 @@ pub(crate) struct MediaAttrs {
 /// Attributes the layout regenerates (or drops) in a media description;
 /// `dtls`: the protocol is DTLS-SRTP, whose `a=setup` is kept.
 fn managed(a: &Attribute<'_>, dtls: bool) -> bool {
-    let per_codec = |name: &str| a.is(name);
-    per_codec("rtpmap")
-        || per_codec("fmtp")
+    a.is("rtpmap")
+        || a.is("fmtp")
         || (a.is("rtcp-fb") && !a.value.is_some_and(|v| v.trim_start().starts_with('*')))
         || (a.value.is_none() && Direction::from_name(a.name).is_some())
         || a.is("rtcp")
@@ -108,15 +115,8 @@ pub(crate) fn layout_media(m: &mut MediaSection, attrs: &MediaAttrs) {
     let section = m.section();
     let mut generated = Vec::new();
     for format in m.formats() {
-        let pt = format
-            .parse::<u8>()
-            .ok()
-            .and_then(PayloadType::new)
-            .filter(|pt| pt.to_string() == *format);
-        if let Some(r) =
-            pt.and_then(|pt| last_rtpmap(section, pt).or_else(|| Rtpmap::static_pt(pt)))
-        {
-            generated.push(format!("rtpmap:{format} {}", rtpmap_value(&r)));
+        if let Some(r) = format_codec(m, format) {
+            generated.push(format!("rtpmap:{r}"));
         }
         let mut fmtp = None;
         let mut fbs = Vec::new();
@@ -145,23 +145,15 @@ pub(crate) fn layout_media(m: &mut MediaSection, attrs: &MediaAttrs) {
     if let Some(p) = section.attribute_values("ptime").find_map(|v| v) {
         generated.push(format!("ptime:{}", p.trim()));
     }
-    let dtls = m.media_line().proto.to_ascii_uppercase().contains("TLS");
+    let dtls = is_dtls(m);
     m.section_mut()
         .regroup_attributes(|a| !managed(a, dtls), &generated);
-}
-
-/// `<encoding>/<clock>[/<channels>]` as written in an `rtpmap`.
-fn rtpmap_value(r: &Rtpmap<'_>) -> String {
-    match r.channels {
-        Some(c) => format!("{}/{}/{c}", r.encoding, r.clock_rate),
-        None => format!("{}/{}", r.encoding, r.clock_rate),
-    }
 }
 
 /// A disabled media description loses the attributes the layout manages
 /// (codecs, direction, RTCP, ptime) and keeps the others, as rtpengine.
 pub(crate) fn layout_disabled(m: &mut MediaSection) {
-    let dtls = m.media_line().proto.to_ascii_uppercase().contains("TLS");
+    let dtls = is_dtls(m);
     m.section_mut()
         .regroup_attributes(|a| !managed(a, dtls), &[]);
 }

@@ -52,6 +52,7 @@ pub use origin::Origin;
 pub use outcome::{MediaOutcome, Negotiated, Outcome, PtMapping, Rejection, RemoteMedia};
 pub use rtcp::Rtcp;
 pub use rtpmap::Rtpmap;
+pub(crate) use rtpmap::parse_payload_type;
 pub use section::Section;
 pub use session::Sdp;
 pub use telephone_event::TelephoneEvents;
