@@ -37,7 +37,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use tracing::level_filters::LevelFilter;
 
-use crate::engine::{EngineConfig, IoBackend, UringConfig};
+use crate::engine::{EngineConfig, IoBackend};
 use crate::ports::{PortRange, RangeError};
 use crate::relay::{Intervals, RelayConfig};
 use crate::syslog::Facility;
@@ -71,6 +71,7 @@ pub const FILE_KEYS: &[&str] = &[
     "final-timeout",
     "delete-delay",
     "offer-timeout",
+    "batch-wait-us",
     "source-hold",
     "log-level",
     "foreground",
@@ -96,6 +97,7 @@ const INT_KEYS: &[&str] = &[
     "final-timeout",
     "delete-delay",
     "offer-timeout",
+    "batch-wait-us",
     "table",
     "tos",
     "max-sessions",
@@ -1077,10 +1079,7 @@ impl Config {
             port_min: self.ports.min(),
             port_max: self.ports.max(),
             tos: self.tos,
-            uring: UringConfig {
-                batch_wait: self.batch_wait,
-                ..UringConfig::default()
-            },
+            batch_wait: self.batch_wait,
             relay: RelayConfig {
                 timeout: self.timeout,
                 silent_timeout: self.silent_timeout,

@@ -30,6 +30,7 @@ const FLAGS: &[&str] = &[
     "--final-timeout",
     "--delete-delay",
     "--offer-timeout",
+    "--batch-wait-us",
     "--source-hold",
     "--log-level",
     "--foreground",

@@ -1,4 +1,4 @@
-//! Coalesced wake-ups (`UringConfig::batch_wait`, `--batch-wait-us`) on
+//! Coalesced wake-ups (`EngineConfig::batch_wait`, `--batch-wait-us`) on
 //! both backends, on loopback: a packet arriving alone on an idle shard is
 //! still delivered within the budget plus 1 ms (median of 20 packets, each
 //! after the shard went idle), packets arriving together are relayed in
@@ -11,8 +11,7 @@ use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 use mediarelay::engine::{
-    CallSpec, Engine, EngineConfig, EngineEvent, IoBackend, LegOptions, UringConfig, UringSupport,
-    uring_support,
+    CallSpec, Engine, EngineConfig, EngineEvent, IoBackend, LegOptions, UringSupport, uring_support,
 };
 use mediarelay::relay::{RelayConfig, TimeoutReason};
 use mediarelay::rtp::{PayloadType, RtpHeader, Ssrc};
@@ -35,10 +34,7 @@ fn engine(backend: IoBackend, base: u16, relay: RelayConfig) -> Option<Engine> {
             relay,
             release_delay: Duration::from_millis(1),
             pin_cores: false,
-            uring: UringConfig {
-                batch_wait: BUDGET,
-                ..UringConfig::default()
-            },
+            batch_wait: BUDGET,
             ..EngineConfig::default()
         })
         .expect("engine starts"),

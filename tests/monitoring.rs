@@ -14,6 +14,7 @@ use std::collections::BTreeSet;
 use std::io::{Read, Write};
 
 use common::{audio_sdp, free_udp_port, start};
+use mediarelay::ng::{OwnedValue, json};
 
 const DASHBOARD: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -30,7 +31,7 @@ const HISTOGRAM_SUFFIXES: [&str; 3] = ["_bucket", "_sum", "_count"];
 #[test]
 fn dashboard_and_alerts_use_only_exported_metrics() {
     let dashboard_text = std::fs::read_to_string(DASHBOARD).expect("dashboard file");
-    let dashboard = json::parse(&dashboard_text).expect("dashboard is valid JSON");
+    let dashboard = json::decode(dashboard_text.as_bytes()).expect("dashboard is valid JSON");
     let exprs = check_dashboard(&dashboard);
     let alerts_text = std::fs::read_to_string(ALERTS).expect("alert rules file");
     check_alert_rules(&alerts_text);
@@ -123,28 +124,28 @@ fn dashboard_and_alerts_use_only_exported_metrics() {
 }
 
 /// The panels' queries; asserts the dashboard's shape on the way.
-fn check_dashboard(d: &json::Value) -> Vec<String> {
+fn check_dashboard(d: &OwnedValue) -> Vec<String> {
     assert!(
         d.get("schemaVersion")
-            .and_then(json::Value::as_f64)
-            .is_some_and(|v| v >= 36.0),
+            .and_then(OwnedValue::as_int)
+            .is_some_and(|v| v >= 36),
         "Grafana 10 schema"
     );
-    assert!(d.get("title").and_then(json::Value::as_str).is_some());
+    assert!(d.get("title").and_then(OwnedValue::as_str).is_some());
     // The data source is chosen by a variable (works for UI import and
     // provisioning alike).
     let vars = d
         .get("templating")
         .and_then(|t| t.get("list"))
-        .and_then(json::Value::as_array)
+        .and_then(OwnedValue::as_list)
         .expect("templating.list");
     assert!(vars.iter().any(|v| {
-        v.get("type").and_then(json::Value::as_str) == Some("datasource")
-            && v.get("name").and_then(json::Value::as_str) == Some("datasource")
+        v.get("type").and_then(OwnedValue::as_str) == Some("datasource")
+            && v.get("name").and_then(OwnedValue::as_str) == Some("datasource")
     }));
     let panels = d
         .get("panels")
-        .and_then(json::Value::as_array)
+        .and_then(OwnedValue::as_list)
         .expect("panels");
     assert!(panels.len() >= 8);
     let mut exprs = Vec::new();
@@ -152,25 +153,25 @@ fn check_dashboard(d: &json::Value) -> Vec<String> {
     for p in panels {
         let title = p
             .get("title")
-            .and_then(json::Value::as_str)
+            .and_then(OwnedValue::as_str)
             .expect("panel title");
-        let id = p.get("id").and_then(json::Value::as_f64).expect("panel id");
-        assert!(ids.insert(id as i64), "panel id {id} twice");
+        let id = p.get("id").and_then(OwnedValue::as_int).expect("panel id");
+        assert!(ids.insert(id), "panel id {id} twice");
         assert!(p.get("gridPos").is_some(), "{title}: no gridPos");
         let ds = p
             .get("datasource")
             .and_then(|d| d.get("uid"))
-            .and_then(json::Value::as_str);
+            .and_then(OwnedValue::as_str);
         assert_eq!(ds, Some("${datasource}"), "{title}: data source");
         let targets = p
             .get("targets")
-            .and_then(json::Value::as_array)
+            .and_then(OwnedValue::as_list)
             .unwrap_or_else(|| panic!("{title}: no targets"));
         assert!(!targets.is_empty(), "{title}: no targets");
         for t in targets {
             let expr = t
                 .get("expr")
-                .and_then(json::Value::as_str)
+                .and_then(OwnedValue::as_str)
                 .unwrap_or_else(|| panic!("{title}: target without expr"));
             assert!(!expr.trim().is_empty(), "{title}: empty expr");
             exprs.push(expr.to_string());
@@ -191,7 +192,7 @@ fn check_dashboard(d: &json::Value) -> Vec<String> {
         assert!(
             panels
                 .iter()
-                .any(|p| p.get("title").and_then(json::Value::as_str) == Some(want)),
+                .any(|p| p.get("title").and_then(OwnedValue::as_str) == Some(want)),
             "no panel {want:?}"
         );
     }
@@ -345,225 +346,4 @@ fn metric_name_scan() {
     assert!(!exported("h_second", body));
     assert!(has_sample("h_seconds_bucket", body));
     assert!(!has_sample("h_seconds", body));
-}
-
-#[test]
-fn json_parser() {
-    let v = json::parse(r#" {"a": [1, -2.5e1, true, false, null, "x\"\\\/\u00e9\n"], "b": {}} "#)
-        .unwrap();
-    let a = v.get("a").and_then(json::Value::as_array).unwrap();
-    assert_eq!(a[1].as_f64(), Some(-25.0));
-    assert_eq!(a[5].as_str(), Some("x\"\\/é\n"));
-    assert!(v.get("b").is_some());
-    for bad in [
-        "",
-        "{",
-        "[1,]",
-        "{\"a\" 1}",
-        "tru",
-        "\"\\q\"",
-        "1 2",
-        "{\"a\":1,}",
-    ] {
-        assert!(json::parse(bad).is_err(), "{bad:?} parsed");
-    }
-}
-
-/// A small strict JSON parser (RFC 8259), enough to validate and walk the
-/// dashboard without a JSON dependency.
-mod json {
-    /// A JSON value.
-    #[derive(Debug, Clone, PartialEq)]
-    pub enum Value {
-        Null,
-        Bool(bool),
-        Number(f64),
-        String(String),
-        Array(Vec<Value>),
-        Object(Vec<(String, Value)>),
-    }
-
-    impl Value {
-        pub fn get(&self, key: &str) -> Option<&Value> {
-            match self {
-                Value::Object(m) => m.iter().find(|(k, _)| k == key).map(|(_, v)| v),
-                _ => None,
-            }
-        }
-        pub fn as_str(&self) -> Option<&str> {
-            match self {
-                Value::String(s) => Some(s),
-                _ => None,
-            }
-        }
-        pub fn as_f64(&self) -> Option<f64> {
-            match self {
-                Value::Number(n) => Some(*n),
-                _ => None,
-            }
-        }
-        pub fn as_array(&self) -> Option<&[Value]> {
-            match self {
-                Value::Array(a) => Some(a),
-                _ => None,
-            }
-        }
-    }
-
-    /// Parses one JSON document; the error says at which byte.
-    pub fn parse(text: &str) -> Result<Value, String> {
-        let mut p = Parser {
-            s: text.as_bytes(),
-            i: 0,
-        };
-        let v = p.value(0)?;
-        p.ws();
-        if p.i != p.s.len() {
-            return Err(p.err("trailing characters"));
-        }
-        Ok(v)
-    }
-
-    struct Parser<'a> {
-        s: &'a [u8],
-        i: usize,
-    }
-
-    impl Parser<'_> {
-        fn err(&self, what: &str) -> String {
-            format!("{what} at byte {}", self.i)
-        }
-        fn ws(&mut self) {
-            while self.s.get(self.i).is_some_and(|c| b" \t\r\n".contains(c)) {
-                self.i += 1;
-            }
-        }
-        fn eat(&mut self, c: u8) -> bool {
-            self.ws();
-            if self.s.get(self.i) == Some(&c) {
-                self.i += 1;
-                true
-            } else {
-                false
-            }
-        }
-        fn literal(&mut self, word: &str, v: Value) -> Result<Value, String> {
-            if self.s[self.i..].starts_with(word.as_bytes()) {
-                self.i += word.len();
-                Ok(v)
-            } else {
-                Err(self.err("bad literal"))
-            }
-        }
-        fn value(&mut self, depth: usize) -> Result<Value, String> {
-            if depth > 64 {
-                return Err(self.err("nested too deep"));
-            }
-            self.ws();
-            match self.s.get(self.i) {
-                Some(b'{') => {
-                    self.i += 1;
-                    let mut m = Vec::new();
-                    if self.eat(b'}') {
-                        return Ok(Value::Object(m));
-                    }
-                    loop {
-                        self.ws();
-                        let k = self.string()?;
-                        if !self.eat(b':') {
-                            return Err(self.err("expected ':'"));
-                        }
-                        m.push((k, self.value(depth + 1)?));
-                        if self.eat(b'}') {
-                            return Ok(Value::Object(m));
-                        }
-                        if !self.eat(b',') {
-                            return Err(self.err("expected ',' or '}'"));
-                        }
-                    }
-                }
-                Some(b'[') => {
-                    self.i += 1;
-                    let mut a = Vec::new();
-                    if self.eat(b']') {
-                        return Ok(Value::Array(a));
-                    }
-                    loop {
-                        a.push(self.value(depth + 1)?);
-                        if self.eat(b']') {
-                            return Ok(Value::Array(a));
-                        }
-                        if !self.eat(b',') {
-                            return Err(self.err("expected ',' or ']'"));
-                        }
-                    }
-                }
-                Some(b'"') => self.string().map(Value::String),
-                Some(b't') => self.literal("true", Value::Bool(true)),
-                Some(b'f') => self.literal("false", Value::Bool(false)),
-                Some(b'n') => self.literal("null", Value::Null),
-                Some(b'-' | b'0'..=b'9') => self.number(),
-                _ => Err(self.err("expected a value")),
-            }
-        }
-        fn number(&mut self) -> Result<Value, String> {
-            let start = self.i;
-            while self
-                .s
-                .get(self.i)
-                .is_some_and(|c| c.is_ascii_digit() || b"+-.eE".contains(c))
-            {
-                self.i += 1;
-            }
-            std::str::from_utf8(&self.s[start..self.i])
-                .ok()
-                .and_then(|t| t.parse().ok())
-                .map(Value::Number)
-                .ok_or_else(|| self.err("bad number"))
-        }
-        fn string(&mut self) -> Result<String, String> {
-            if self.s.get(self.i) != Some(&b'"') {
-                return Err(self.err("expected a string"));
-            }
-            self.i += 1;
-            let mut out = Vec::new();
-            loop {
-                let c = *self.s.get(self.i).ok_or_else(|| self.err("open string"))?;
-                self.i += 1;
-                match c {
-                    b'"' => return String::from_utf8(out).map_err(|_| self.err("bad UTF-8")),
-                    b'\\' => {
-                        let e = *self.s.get(self.i).ok_or_else(|| self.err("open escape"))?;
-                        self.i += 1;
-                        let ch = match e {
-                            b'"' => '"',
-                            b'\\' => '\\',
-                            b'/' => '/',
-                            b'b' => '\u{8}',
-                            b'f' => '\u{c}',
-                            b'n' => '\n',
-                            b'r' => '\r',
-                            b't' => '\t',
-                            b'u' => {
-                                let hex = self
-                                    .s
-                                    .get(self.i..self.i + 4)
-                                    .and_then(|h| std::str::from_utf8(h).ok())
-                                    .and_then(|h| u32::from_str_radix(h, 16).ok())
-                                    .ok_or_else(|| self.err("bad \\u escape"))?;
-                                self.i += 4;
-                                // Surrogate pairs are not needed here.
-                                char::from_u32(hex).ok_or_else(|| self.err("surrogate"))?
-                            }
-                            _ => return Err(self.err("bad escape")),
-                        };
-                        let mut buf = [0u8; 4];
-                        out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
-                    }
-                    c if c < 0x20 => return Err(self.err("control character in string")),
-                    c => out.push(c),
-                }
-            }
-        }
-    }
 }

@@ -151,6 +151,11 @@ pub struct EngineConfig {
     pub relay: RelayConfig,
     /// io_uring tunables.
     pub uring: UringConfig,
+    /// Coalesced wake-ups of every shard, whichever the backend
+    /// (`--batch-wait-us`; zero: off): once woken by a packet, a shard
+    /// waits up to this long for more before it runs. It overrides
+    /// [`UringConfig::batch_wait`].
+    pub batch_wait: Duration,
     /// Pin shard i to the i-th allowed CPU.
     pub pin_cores: bool,
     /// `SO_RCVBUF` for relay sockets (0 = kernel default).
@@ -177,6 +182,7 @@ impl Default for EngineConfig {
             release_delay: Duration::from_secs(1),
             relay: RelayConfig::default(),
             uring: UringConfig::default(),
+            batch_wait: Duration::ZERO,
             pin_cores: true,
             socket_rcvbuf: 0,
             socket_sndbuf: 0,
@@ -460,7 +466,10 @@ impl Engine {
             } else {
                 None
             };
-            let uring_cfg = cfg.uring;
+            let uring_cfg = UringConfig {
+                batch_wait: cfg.batch_wait,
+                ..cfg.uring
+            };
             let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<(), String>>(1);
             let thread = std::thread::Builder::new()
                 .name(format!("mr-shard-{i}"))
@@ -481,7 +490,7 @@ impl Engine {
                         },
                         _ => match epoll::EpollBackend::new(wake_fd) {
                             Ok(mut b) => {
-                                b.set_batch_wait(uring_cfg.batch_wait);
+                                b.set_batch_wait(cfg.batch_wait);
                                 let _ = ready_tx.send(Ok(()));
                                 shard::run(b, parts);
                             }
@@ -651,7 +660,7 @@ impl Engine {
                     )));
                 }
             };
-        let leg = self.new_leg(pair, opts, rtp, rtcp);
+        let leg = self.new_leg(pair, opts, ip, rtp, rtcp);
         let (key, info) = self.request(shard, |reply| Command::AddEndpoint {
             tag: spec.tag,
             leg,
@@ -745,7 +754,7 @@ impl Engine {
             let ip = opts.local_ip.unwrap_or(self.bind_ip);
             match self.bind_pair(ip, pair.rtp(), (!opts.rtcp_mux).then_some(pair.rtcp())) {
                 Ok((rtp, rtcp)) => {
-                    return Ok(self.new_leg(pair, opts, rtp, rtcp));
+                    return Ok(self.new_leg(pair, opts, ip, rtp, rtcp));
                 }
                 Err(e) => {
                     in_use_streak = if e.kind() == std::io::ErrorKind::AddrInUse {
@@ -764,11 +773,13 @@ impl Engine {
         )))
     }
 
-    /// A bound leg for `pair` with `opts`, ready for its shard.
+    /// A bound leg for `pair` with `opts`, its sockets bound on `ip`,
+    /// ready for its shard.
     fn new_leg(
         &self,
         pair: PortPair,
         opts: &LegOptions,
+        ip: IpAddr,
         rtp: UdpSocket,
         rtcp: Option<UdpSocket>,
     ) -> NewLeg {
@@ -785,7 +796,7 @@ impl Engine {
             ports: pair,
             rtp,
             rtcp,
-            local_ip: opts.local_ip.unwrap_or(self.bind_ip),
+            local_ip: ip,
         }
     }
 

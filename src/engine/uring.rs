@@ -567,10 +567,14 @@ impl UringBackend {
     pub fn new(cfg: UringConfig, wake_fd: i32) -> io::Result<Self> {
         let ring = build_ring(cfg.sq_entries, cfg.sq_entries.saturating_mul(8))?;
         let ring_min_timeout = ring.params().is_feature_min_timeout();
+        // Said once, not once per shard.
+        static WARNED: std::sync::Once = std::sync::Once::new();
         if !cfg.batch_wait.is_zero() && !ring_min_timeout {
-            tracing::warn!(
-                "batch-wait: this kernel has no io_uring min_wait (Linux 6.12+): wake-ups are not coalesced"
-            );
+            WARNED.call_once(|| {
+                tracing::warn!(
+                    "batch-wait: this kernel has no io_uring min_wait (Linux 6.12+): wake-ups are not coalesced"
+                );
+            });
         }
         // Checks that `buffers` is a power of two, which `buf_mask` needs.
         let bufs = BufRing::new(cfg.buffers, cfg.buf_size, 0)?;
