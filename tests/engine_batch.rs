@@ -2,8 +2,9 @@
 //! both backends, on loopback: a packet arriving alone on an idle shard is
 //! still delivered within the budget plus 1 ms (median of 20 packets, each
 //! after the shard went idle), packets arriving together are relayed in
-//! fewer loop turns than packets, and the relay's timers still fire on
-//! time (a media timeout) with the budget on.
+//! fewer loop turns than packets, the relay's timers still fire on time (a
+//! media timeout) with the budget on, and a control command to a shard
+//! busy with media is not held up by the budget.
 
 mod common;
 
@@ -19,6 +20,15 @@ use mediarelay::rtp::{PayloadType, RtpHeader, Ssrc};
 const BUDGET: Duration = Duration::from_millis(2);
 
 fn engine(backend: IoBackend, base: u16, relay: RelayConfig) -> Option<Engine> {
+    engine_with_budget(backend, base, relay, BUDGET)
+}
+
+fn engine_with_budget(
+    backend: IoBackend,
+    base: u16,
+    relay: RelayConfig,
+    budget: Duration,
+) -> Option<Engine> {
     if backend == IoBackend::Uring {
         if let UringSupport::Unavailable(why) = uring_support() {
             eprintln!("SKIP io_uring test: {why}");
@@ -34,7 +44,7 @@ fn engine(backend: IoBackend, base: u16, relay: RelayConfig) -> Option<Engine> {
             relay,
             release_delay: Duration::from_millis(1),
             pin_cores: false,
-            batch_wait: BUDGET,
+            batch_wait: budget,
             ..EngineConfig::default()
         })
         .expect("engine starts"),
@@ -146,8 +156,71 @@ fn timers_fire_on_time(backend: IoBackend, base: u16) {
     assert!(start.elapsed() >= Duration::from_millis(300));
 }
 
+fn two_legs(tag: u64, a: &UdpSocket, b: &UdpSocket) -> CallSpec {
+    CallSpec {
+        tag,
+        legs: [
+            LegOptions {
+                remote_rtp: Some(a.local_addr().unwrap()),
+                ..LegOptions::default()
+            },
+            LegOptions {
+                remote_rtp: Some(b.local_addr().unwrap()),
+                ..LegOptions::default()
+            },
+        ],
+    }
+}
+
+fn control_commands_end_the_wait(backend: IoBackend, base: u16) {
+    // A budget far longer than any command takes: a command that waited
+    // it out would show.
+    let budget = Duration::from_millis(300);
+    let Some(e) = engine_with_budget(backend, base, RelayConfig::default(), budget) else {
+        return;
+    };
+    let (a, b) = (endpoint(), endpoint());
+    let c = e.create_call(two_legs(1, &a, &b)).unwrap();
+    // Media every 5 ms keeps the shard in its coalescing waits.
+    const PACKETS: u16 = 60;
+    let to = c.legs[0].rtp;
+    let sender = {
+        let a = a.try_clone().unwrap();
+        std::thread::spawn(move || {
+            for seq in 1..=PACKETS {
+                a.send_to(&rtp(seq), to).unwrap();
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+    let mut buf = [0u8; 2048];
+    b.recv_from(&mut buf).expect("media flows");
+    let mut took = Vec::new();
+    let others: Vec<(UdpSocket, UdpSocket)> = (0..9).map(|_| (endpoint(), endpoint())).collect();
+    for (i, (x, y)) in others.iter().enumerate() {
+        let t0 = Instant::now();
+        let call = e.create_call(two_legs(10 + i as u64, x, y)).unwrap();
+        e.delete_call(call.id).unwrap();
+        took.push(t0.elapsed());
+    }
+    took.sort();
+    let median = took[took.len() / 2];
+    assert!(
+        median < budget / 3,
+        "{backend:?}: create + delete took {median:?} (median) with a {budget:?} budget: {took:?}"
+    );
+    // Every packet sent meanwhile is relayed too.
+    sender.join().unwrap();
+    let mut relayed = 1;
+    while relayed < PACKETS && b.recv_from(&mut buf).is_ok() {
+        relayed += 1;
+    }
+    assert_eq!(relayed, PACKETS, "{backend:?}: {:?}", e.stats());
+}
+
 both_backends! {
     offset: 1000;
     delivered_within_budget: 47600,
     timers_fire_on_time: 47700,
+    control_commands_end_the_wait: 47800,
 }

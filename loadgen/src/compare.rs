@@ -39,6 +39,16 @@ struct Round {
 const ROWS: &[(&str, &str, bool)] = &[
     ("cpu_ns_per_pkt", "relay CPU per relayed packet, ns", true),
     ("cpu_pct", "relay CPU, % of one core", true),
+    (
+        "system_ns_per_pkt",
+        "all cores busy per relayed packet, ns",
+        true,
+    ),
+    (
+        "system_less_gen_ns_per_pkt",
+        "all cores less the generator, per relayed packet, ns",
+        true,
+    ),
     ("latency_p50_us", "added latency p50, us", true),
     ("latency_p99_us", "added latency p99, us", true),
     ("latency_p999_us", "added latency p99.9, us", true),
@@ -50,6 +60,11 @@ const ROWS: &[(&str, &str, bool)] = &[
     ),
     ("ndr_calls", "max calls with zero loss (NDR)", false),
     ("pdr_calls", "max calls within --max-loss (PDR)", false),
+    (
+        "ndr_pps_per_core",
+        "max lossless relayed pps per relay thread",
+        false,
+    ),
     ("setups_per_s", "call set-ups per second", false),
     ("offer_p50_us", "offer latency p50, us", true),
     ("offer_p99_us", "offer latency p99, us", true),
@@ -71,6 +86,11 @@ fn measure(o: &CompareOptions, target: &mut Target) -> Result<Round, String> {
     let l = t.latency.from_sent();
     r.values.push(("cpu_ns_per_pkt", t.relay_ns_per_pkt()));
     r.values.push(("cpu_pct", t.relay_cpu_pct()));
+    r.values.push(("system_ns_per_pkt", t.system_ns_per_pkt()));
+    r.values.push((
+        "system_less_gen_ns_per_pkt",
+        t.system_less_generator_ns_per_pkt(),
+    ));
     r.values.push(("latency_p50_us", Some(l.p50 as f64)));
     r.values.push(("latency_p99_us", Some(l.p99 as f64)));
     r.values.push(("latency_p999_us", Some(l.p999 as f64)));
@@ -93,6 +113,13 @@ fn measure(o: &CompareOptions, target: &mut Target) -> Result<Round, String> {
         let s = relay::find_max(&o.relay, target, 1, max, o.precision, |_, _| {})?;
         r.values.push(("ndr_calls", s.ndr_calls.map(f64::from)));
         r.values.push(("pdr_calls", s.pdr_calls.map(f64::from)));
+        // Each call relays `pps` packets each way.
+        let threads = o.relay.embedded.threads.unwrap_or(1).max(1) as f64;
+        r.values.push((
+            "ndr_pps_per_core",
+            s.ndr_calls
+                .map(|c| f64::from(c) * 2.0 * f64::from(o.relay.pps) / threads),
+        ));
         if s.pdr_calls == Some(max) {
             r.notes.push(format!(
                 "{}: the search passed at its ceiling ({max} calls, --max-calls): the relay carries at least that",

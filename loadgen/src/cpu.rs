@@ -1,8 +1,8 @@
 //! CPU time of the system under test, from `/proc`: a process's user +
 //! system time (`/proc/<pid>/stat`, fields 14 and 15, in clock ticks of
 //! `USER_HZ`, which Linux fixes at 100 for these files on the
-//! architectures this project runs on) and the system-wide softirq share
-//! (`/proc/stat`, first `cpu` line).
+//! architectures this project runs on), and system-wide busy time and
+//! softirq share (`/proc/stat`, first `cpu` line: all cores).
 
 use std::time::Duration;
 
@@ -29,11 +29,13 @@ pub fn process_cpu(pid: u32) -> Option<Duration> {
     Some(Duration::from_millis(ticks * 1000 / USER_HZ))
 }
 
-/// System-wide CPU ticks: total, and those in softirq.
+/// System-wide CPU ticks (all cores): total, busy, and those in softirq.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SystemTicks {
     /// All states summed.
     pub total: u64,
+    /// All states but idle and iowait.
+    pub busy: u64,
     /// Softirq (network receive processing among others).
     pub softirq: u64,
 }
@@ -47,10 +49,12 @@ impl SystemTicks {
             .skip(1)
             .map(|x| x.parse().unwrap_or(0))
             .collect();
+        // user nice system idle iowait irq softirq steal (guest time is
+        // already inside user/nice).
+        let total: u64 = v.iter().take(8).sum();
         Some(SystemTicks {
-            // user nice system idle iowait irq softirq steal (guest time is
-            // already inside user/nice).
-            total: v.iter().take(8).sum(),
+            total,
+            busy: total.saturating_sub(*v.get(3)? + *v.get(4)?),
             softirq: *v.get(6)?,
         })
     }
@@ -58,6 +62,11 @@ impl SystemTicks {
     /// This host's ticks now.
     pub fn read() -> Option<SystemTicks> {
         SystemTicks::parse(&std::fs::read_to_string("/proc/stat").ok()?)
+    }
+
+    /// CPU time all cores spent busy between `earlier` and `self`.
+    pub fn busy_since(&self, earlier: &SystemTicks) -> Duration {
+        Duration::from_millis(self.busy.saturating_sub(earlier.busy) * 1000 / USER_HZ)
     }
 
     /// Softirq share of all CPU time between `earlier` and `self`, 0..=1.
@@ -92,14 +101,17 @@ mod tests {
             s,
             SystemTicks {
                 total: 1000,
+                busy: 190,
                 softirq: 35
             }
         );
         let later = SystemTicks {
             total: 1100,
+            busy: 240,
             softirq: 45,
         };
         assert!((later.softirq_share_since(&s) - 0.1).abs() < 1e-12);
+        assert_eq!(later.busy_since(&s), Duration::from_millis(500));
         assert!(SystemTicks::read().is_some());
         assert_eq!(ns_per_packet(Duration::from_millis(1), 1000), Some(1000.0));
         assert_eq!(ns_per_packet(Duration::from_millis(1), 0), None);

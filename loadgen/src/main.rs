@@ -714,6 +714,13 @@ fn print_summary(target: &Target, t: &Trial, o: &Options) {
         t.softirq_share
             .map_or("-".into(), |v| format!("{:.1}%", v * 100.0)),
     );
+    println!(
+        "  system    all cores {} ns per relayed packet, {} without the generator's own CPU",
+        t.system_ns_per_pkt()
+            .map_or("-".into(), |v| format!("{v:.0}")),
+        t.system_less_generator_ns_per_pkt()
+            .map_or("- (relay in this process)".into(), |v| format!("{v:.0}")),
+    );
     let a = t.audit.report();
     println!(
         "  generator {} ({}), CPU {} ns per packet sent or received, send lag us p50 {} p99 {} max {}, missed ticks {}, ENOBUFS {} EAGAIN {}, UDP rcvbuf errors {}",

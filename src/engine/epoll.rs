@@ -87,9 +87,17 @@ pub struct EpollBackend {
     /// Parked sockets, re-added to the epoll set when due.
     deferred: Deferred,
     counters: BackendCounters,
-    /// Coalesced wake-ups (`--batch-wait-us`): after a wake-up that found
-    /// few sockets ready, wait this long, then drain every ready socket.
+    /// Coalesced wake-ups (`--batch-wait-us`): after a turn that handled
+    /// datagrams, the next turn first sleeps this long on the wake-up
+    /// eventfd (a control command ends the sleep, datagrams do not), then
+    /// drains every ready socket at once.
     batch_wait: Duration,
+    /// The last turn handled datagrams (and did not fill the event
+    /// buffer: then more sockets are ready and the next turn takes them
+    /// without sleeping).
+    busy: bool,
+    /// The wake-up eventfd (also in the epoll set).
+    wake_fd: RawFd,
 }
 
 impl std::fmt::Debug for EpollBackend {
@@ -111,14 +119,17 @@ fn empty_iov() -> libc::iovec {
     }
 }
 
-/// A wake-up that found fewer ready sockets than this waits out the batch
-/// budget before it drains them.
-const FEW_READY: i32 = 8;
-
 impl EpollBackend {
     /// Sets the coalescing budget (see the `batch_wait` field; zero: off).
+    /// Call on the thread that turns the backend: it also narrows that
+    /// thread's timer slack so the sleeps end on time.
     pub fn set_batch_wait(&mut self, budget: Duration) {
         self.batch_wait = budget;
+        if !budget.is_zero()
+            && let Err(e) = sys::set_timer_slack(Duration::from_micros(1))
+        {
+            tracing::debug!("batch-wait: timer slack unchanged: {e}");
+        }
     }
 
     /// An epoll instance watching `wake_fd`.
@@ -146,6 +157,8 @@ impl EpollBackend {
             send_msgs: (0..BATCH).map(|_| zeroed_mmsg()).collect(),
             deferred: Deferred::default(),
             batch_wait: Duration::ZERO,
+            busy: false,
+            wake_fd,
             counters: BackendCounters::default(),
         };
         b.ctl(libc::EPOLL_CTL_ADD, wake_fd, WAKE)?;
@@ -503,25 +516,19 @@ impl Backend for EpollBackend {
 
     fn turn<S: PacketSink>(&mut self, timeout: Option<Duration>, sink: &mut S) -> io::Result<bool> {
         self.counters.turns += 1;
-        self.counters.syscalls += 1;
-        let mut n = self.wait(timeout);
-        // Few sockets ready and no control wake-up: let more packets
-        // arrive (up to the budget, never past the timer's timeout), then
-        // take the whole ready set at once (level-triggered, so the
-        // sockets seen first are reported again).
-        if n > 0 && n < FEW_READY && !self.batch_wait.is_zero() {
-            let woke = self.events.iter().take(n as usize).any(|e| e.u64 == WAKE);
-            if !woke {
-                let budget = timeout.map_or(self.batch_wait, |t| t.min(self.batch_wait));
-                std::thread::sleep(budget);
-                // The sleep and the second epoll_wait.
-                self.counters.syscalls += 2;
-                let m = self.wait(Some(Duration::ZERO));
-                if m > 0 {
-                    n = m;
-                }
-            }
+        let mut timeout = timeout;
+        if self.busy && !self.batch_wait.is_zero() {
+            // Coalescing: datagrams are flowing, so sleep the budget (never
+            // past the next timer) on the wake-up eventfd only, then take
+            // the whole ready set at once. A control command's wake-up
+            // ends the sleep; a failed sleep just drains early.
+            let nap = timeout.map_or(self.batch_wait, |t| t.min(self.batch_wait));
+            self.counters.syscalls += 1;
+            let _ = sys::wait_readable(self.wake_fd, nap);
+            timeout = Some(Duration::ZERO);
         }
+        self.counters.syscalls += 1;
+        let n = self.wait(timeout);
         if n < 0 {
             let e = io::Error::last_os_error();
             return if e.kind() == io::ErrorKind::Interrupted {
@@ -532,12 +539,14 @@ impl Backend for EpollBackend {
         }
         let now = Instant::now();
         let mut woken = false;
+        self.busy = false;
         for e in 0..n as usize {
             let (data, events) = (self.events[e].u64, self.events[e].events);
             if data == WAKE {
                 woken = true;
                 continue;
             }
+            self.busy = n as usize != self.events.len();
             let (index, gen24) = decode_stream(data);
             let Some((key, fd)) = self.sock_fd(index, gen24) else {
                 self.counters.stale += 1;

@@ -342,10 +342,12 @@ impl PacketSink for Core {
             self.local.produced += 1;
             match self.table.egress(leg, t.component) {
                 Ok((via, dest)) => {
+                    let len = t.len.min(buf.len());
+                    self.table.record_sent(via, len);
                     return Some(OwnTransmit {
                         via,
                         dest: Some(dest),
-                        len: t.len.min(buf.len()),
+                        len,
                     });
                 }
                 Err(reason) => {
@@ -358,10 +360,12 @@ impl PacketSink for Core {
         }
     }
 
-    fn on_sent(&mut self, via: StreamKey, bytes: usize) {
+    fn on_sent(&mut self, _via: StreamKey, bytes: usize) {
+        // The stream's own counters counted the packet when it was handed
+        // to the socket (its forwarding entry, or `poll_transmit`): a
+        // completion re-enters the table only for an error.
         self.local.tx_packets += 1;
         self.local.tx_bytes += bytes as u64;
-        self.table.record_sent(via, bytes);
     }
 
     fn on_send_error(&mut self, via: StreamKey, _errno: i32) {
@@ -434,9 +438,11 @@ pub(crate) fn run<B: Backend>(mut backend: B, parts: ShardParts) {
         }
         if core.table.poll_timeout().is_some_and(|d| d <= now) {
             core.table.handle_timeout(now);
-            while let Some(crate::relay::RelayEvent::CallTimedOut { call, tag, reason }) =
-                core.table.poll_event()
-            {
+        }
+        while let Some(event) = core.table.poll_event() {
+            // A changed forwarding entry needs nothing here: the shard
+            // forwards from the table's entries themselves.
+            if let crate::relay::RelayEvent::CallTimedOut { call, tag, reason } = event {
                 if let Some(removed) = remove_call(&mut backend, &mut core, &ports, call, now) {
                     core.local.timeouts += 1;
                     let _ = events.send(EngineEvent::CallTimedOut {

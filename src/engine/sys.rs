@@ -141,6 +141,54 @@ impl EventFd {
     }
 }
 
+/// Sleeps up to `timeout` unless `fd` is, or becomes, readable (`ppoll`,
+/// nanosecond timeout); returns whether it is readable. The coalescing
+/// wait of the shards sleeps on their wake-up eventfd this way: datagrams
+/// arriving meanwhile do not end the sleep (they queue on their sockets, and
+/// with io_uring's deferred task running their completions wait for the
+/// next `io_uring_enter`), a control command's wake-up does.
+pub fn wait_readable(fd: RawFd, timeout: Duration) -> io::Result<bool> {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
+    };
+    // SAFETY: one live pollfd and a live timespec, both locals that outlive
+    // the call; no signal mask.
+    let n = unsafe { libc::ppoll(&raw mut pfd, 1, &raw const ts, std::ptr::null()) };
+    match n {
+        0 => Ok(false),
+        n if n > 0 => Ok(pfd.revents & libc::POLLIN != 0),
+        _ => {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                Ok(false)
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Sets the calling thread's timer slack (how late the kernel may end its
+/// timed sleeps, 50 µs by default) to `slack`, so that a coalescing wait of
+/// a few hundred microseconds ends close to its deadline.
+pub fn set_timer_slack(slack: Duration) -> io::Result<()> {
+    let ns = libc::c_ulong::try_from(slack.as_nanos())
+        .unwrap_or(libc::c_ulong::MAX)
+        .max(1);
+    // SAFETY: PR_SET_TIMERSLACK takes an integer and no pointers.
+    let r = unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, ns, 0, 0, 0) };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Sets `SO_RCVBUF` and `SO_SNDBUF` (0 leaves the kernel default).
 pub fn set_socket_buffers(fd: RawFd, rcv: usize, snd: usize) -> io::Result<()> {
     for (opt, size) in [(libc::SO_RCVBUF, rcv), (libc::SO_SNDBUF, snd)] {

@@ -56,9 +56,6 @@ const RECVMSG_OUT: usize = 16;
 const PAYLOAD_OFFSET: usize = RECVMSG_OUT + SOCKADDR_MAX;
 /// Completions copied out of the CQ ring per batch.
 const CQE_BATCH: usize = 256;
-/// Completions a coalescing wait asks for before its `min_wait_usec` is up
-/// (it returns earlier with a full batch).
-const BATCH_WANT: usize = 64;
 /// Send buffers for datagrams the sink produces itself (local endpoints).
 const OWN_BUFS: usize = 512;
 /// Bytes per such send buffer.
@@ -94,11 +91,16 @@ pub struct UringConfig {
     /// first). A measuring tool with `rx_timestamps` waits for a batch or
     /// its next timer, so arrivals do not each cost a wake-up.
     pub wait_batch: u32,
-    /// Coalesced wake-ups (`--batch-wait-us`): once a completion is there,
-    /// the turn waits up to this long for more before it runs (the
-    /// kernel's `min_wait_usec`, Linux 6.12+), so packets arriving one by
-    /// one at real call loads are handled in batches. Zero: off. The
-    /// turn's own timeout (the next timer) still bounds the wait.
+    /// Coalesced wake-ups (`--batch-wait-us`): after a turn that handled
+    /// datagrams, the next turn first sleeps up to this long (on the
+    /// wake-up eventfd, so a control command ends the sleep; datagrams do
+    /// not, their completions wait in the kernel's deferred task list) and
+    /// then takes everything that arrived meanwhile in one
+    /// `io_uring_enter`; packets arriving one by one at real call loads are
+    /// handled in batches and the thread wakes once per budget, not once
+    /// per packet. An idle shard still blocks until its first packet or
+    /// its next timer, and the turn's timeout (the next timer) bounds the
+    /// sleep. Zero: off.
     pub batch_wait: Duration,
 }
 
@@ -261,7 +263,7 @@ fn run_probe(dest: Option<SocketAddr>, wait: Duration) -> Result<(), ProbeError>
     let to = RawAddr::new(&to);
     let from = tx.local_addr().map_err(ProbeError::Socket)?;
 
-    let mut ring = build_ring(8, 64).map_err(ProbeError::Setup)?;
+    let (mut ring, _) = build_ring(8, 64).map_err(ProbeError::Setup)?;
     if !ring.params().is_feature_ext_arg() {
         return Err(ProbeError::ExtArg);
     }
@@ -461,13 +463,18 @@ fn check_probe_datagram(
 
 /// A ring with `SINGLE_ISSUER | DEFER_TASKRUN` (6.1+: task work runs only
 /// when the owning thread waits), else a plain one.
-fn build_ring(sq: u32, cq: u32) -> io::Result<IoUring> {
-    IoUring::builder()
+/// A ring with `SINGLE_ISSUER | DEFER_TASKRUN` where the kernel has them
+/// (6.1+; the second value says so), else a plain one.
+fn build_ring(sq: u32, cq: u32) -> io::Result<(IoUring, bool)> {
+    match IoUring::builder()
         .setup_single_issuer()
         .setup_defer_taskrun()
         .setup_cqsize(cq)
         .build(sq)
-        .or_else(|_| IoUring::builder().setup_cqsize(cq).build(sq))
+    {
+        Ok(ring) => Ok((ring, true)),
+        Err(_) => Ok((IoUring::builder().setup_cqsize(cq).build(sq)?, false)),
+    }
 }
 
 struct Sock {
@@ -540,9 +547,15 @@ pub struct UringBackend {
     rx_timestamps: bool,
     /// Completions a turn waits for (see [`UringConfig::wait_batch`]).
     wait_batch: u32,
-    /// `min_wait_usec` of each wait (see [`UringConfig::batch_wait`]); 0
-    /// when off or when the kernel lacks it.
-    min_wait_us: u32,
+    /// The coalescing sleep (see [`UringConfig::batch_wait`]); zero when
+    /// off or when the ring lacks deferred task running.
+    batch_wait: Duration,
+    /// The last turn handled datagrams: the next one sleeps the budget
+    /// before it collects (when batching is on).
+    busy: bool,
+    /// Completions the collecting `io_uring_enter` after a coalescing sleep
+    /// asks for: half the completion queue.
+    collect_want: usize,
     /// Where a received datagram's payload starts in its buffer.
     payload_offset: usize,
     /// A monotonic and a real-time reading taken together this turn, to
@@ -565,16 +578,30 @@ impl UringBackend {
     /// registers the buffer ring and a sparse fixed-file table, and arms a
     /// multishot poll on `wake_fd`. Call on the shard's own thread.
     pub fn new(cfg: UringConfig, wake_fd: i32) -> io::Result<Self> {
-        let ring = build_ring(cfg.sq_entries, cfg.sq_entries.saturating_mul(8))?;
-        let ring_min_timeout = ring.params().is_feature_min_timeout();
-        // Said once, not once per shard.
-        static WARNED: std::sync::Once = std::sync::Once::new();
-        if !cfg.batch_wait.is_zero() && !ring_min_timeout {
-            WARNED.call_once(|| {
-                tracing::warn!(
-                    "batch-wait: this kernel has no io_uring min_wait (Linux 6.12+): wake-ups are not coalesced"
-                );
-            });
+        let (ring, deferred_taskrun) =
+            build_ring(cfg.sq_entries, cfg.sq_entries.saturating_mul(8))?;
+        // Without deferred task running (Linux 6.1+) each completion is
+        // task work that interrupts the sleep: nothing to coalesce.
+        let batch_wait = if deferred_taskrun {
+            cfg.batch_wait
+        } else {
+            Duration::ZERO
+        };
+        if !cfg.batch_wait.is_zero() {
+            if deferred_taskrun {
+                // Sleeps of a few hundred microseconds, ended on time.
+                if let Err(e) = sys::set_timer_slack(Duration::from_micros(1)) {
+                    tracing::debug!("batch-wait: timer slack unchanged: {e}");
+                }
+            } else {
+                // Said once, not once per shard.
+                static WARNED: std::sync::Once = std::sync::Once::new();
+                WARNED.call_once(|| {
+                    tracing::warn!(
+                        "batch-wait: this kernel has no IORING_SETUP_DEFER_TASKRUN (Linux 6.1+): wake-ups are not coalesced"
+                    );
+                });
+            }
         }
         // Checks that `buffers` is a power of two, which `buf_mask` needs.
         let bufs = BufRing::new(cfg.buffers, cfg.buf_size, 0)?;
@@ -624,11 +651,9 @@ impl UringBackend {
             counters: BackendCounters::default(),
             rx_timestamps: cfg.rx_timestamps,
             wait_batch: cfg.wait_batch.max(1),
-            min_wait_us: if ring_min_timeout {
-                u32::try_from(cfg.batch_wait.as_micros()).unwrap_or(u32::MAX)
-            } else {
-                0
-            },
+            batch_wait,
+            busy: false,
+            collect_want: 0,
             payload_offset: PAYLOAD_OFFSET
                 + if cfg.rx_timestamps {
                     sys::RX_TIMESTAMP_CONTROL
@@ -637,6 +662,7 @@ impl UringBackend {
                 },
             clock_pair: None,
         };
+        b.collect_want = (b.ring.params().cq_entries() / 2).max(1) as usize;
         b.arm_wake()?;
         Ok(b)
     }
@@ -1043,29 +1069,32 @@ impl Backend for UringBackend {
 
     fn turn<S: PacketSink>(&mut self, timeout: Option<Duration>, sink: &mut S) -> io::Result<bool> {
         self.counters.turns += 1;
+        let mut timeout = timeout;
+        let mut want = self.wait_batch as usize;
+        if self.busy && !self.batch_wait.is_zero() {
+            // Coalescing: datagrams are flowing, so sleep the budget (never
+            // past the next timer) on the wake-up eventfd, then collect
+            // whatever arrived without waiting. Arrivals meanwhile only
+            // queue deferred task work, which wakes nobody who is not
+            // waiting on the ring; a control command's wake-up ends the
+            // sleep at once. A failed sleep just collects early.
+            let nap = timeout.map_or(self.batch_wait, |t| t.min(self.batch_wait));
+            self.counters.syscalls += 1;
+            let _ = sys::wait_readable(self.wake_fd, nap);
+            timeout = Some(Duration::ZERO);
+            // Ask for more completions than can be there: the kernel runs
+            // deferred task work only up to the number asked for (at least
+            // a small batch), and the wait itself returns at once.
+            want = self.collect_want;
+        }
         self.counters.syscalls += 1;
-        let wait = if self.min_wait_us > 0 {
-            // Wake on the first completion, then collect more for up to
-            // `min_wait_us` (or until a batch is there); an idle shard
-            // still blocks until its next timer.
-            let ts = types::Timespec::from(timeout.unwrap_or(Duration::from_secs(3600)));
-            let args = types::SubmitArgs::new()
-                .timespec(&ts)
-                .min_wait_usec(self.min_wait_us);
-            self.ring
-                .submitter()
-                .submit_with_args(BATCH_WANT.max(self.wait_batch as usize), &args)
-        } else {
-            match timeout {
-                Some(t) => {
-                    let ts = types::Timespec::from(t);
-                    let args = types::SubmitArgs::new().timespec(&ts);
-                    self.ring
-                        .submitter()
-                        .submit_with_args(self.wait_batch as usize, &args)
-                }
-                None => self.ring.submit_and_wait(self.wait_batch as usize),
+        let wait = match timeout {
+            Some(t) => {
+                let ts = types::Timespec::from(t);
+                let args = types::SubmitArgs::new().timespec(&ts);
+                self.ring.submitter().submit_with_args(want, &args)
             }
+            None => self.ring.submit_and_wait(want),
         };
         self.clock_pair = None;
         match wait {
@@ -1079,6 +1108,7 @@ impl Backend for UringBackend {
         }
         let now = Instant::now();
         let mut woken = false;
+        let mut received = 0usize;
         // Taken out while the batch is processed (the handlers need
         // `&mut self`), put back after: its capacity is reused.
         let mut cqes = std::mem::take(&mut self.cqes);
@@ -1092,7 +1122,10 @@ impl Backend for UringBackend {
             }
             for cqe in &cqes {
                 match cqe.user_data() >> KIND_SHIFT {
-                    KIND_RECV => self.on_recv(now, cqe, sink),
+                    KIND_RECV => {
+                        received += 1;
+                        self.on_recv(now, cqe, sink);
+                    }
                     KIND_SEND => self.on_send(cqe, sink),
                     KIND_WAKE => {
                         woken = true;
@@ -1108,6 +1141,13 @@ impl Backend for UringBackend {
         self.bufs.publish();
         self.transmit(Instant::now(), sink);
         self.rearm_due(now)?;
+        self.busy = received > 0;
+        if self.busy && !self.batch_wait.is_zero() && !self.ring.submission().is_empty() {
+            // The sends of this turn leave now, not after the next turn's
+            // coalescing sleep.
+            self.ring.submit()?;
+            self.counters.syscalls += 1;
+        }
         Ok(woken)
     }
 

@@ -113,6 +113,16 @@ pub enum Component {
     Rtcp,
 }
 
+impl Component {
+    /// 0 for RTP, 1 for RTCP.
+    pub const fn index(self) -> usize {
+        match self {
+            Component::Rtp => 0,
+            Component::Rtcp => 1,
+        }
+    }
+}
+
 /// What a stream's socket carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum StreamKind {
@@ -195,6 +205,19 @@ pub enum RelayEvent {
         /// Which timeout.
         reason: TimeoutReason,
     },
+    /// Where a stream's packets of one component go changed (a far end
+    /// latched or moved, signalling, pairing, rtcp-mux): `route` is the
+    /// stream's new forwarding entry, the decision every such packet now
+    /// gets once the latch has accepted it. A forwarding path outside the
+    /// table (a kernel fast path) keeps its copy up to date from these.
+    RouteChanged {
+        /// The receiving stream.
+        stream: StreamKey,
+        /// RTP or RTCP.
+        component: Component,
+        /// The new entry: `Forward`, `Deliver` or `Drop`.
+        route: Verdict,
+    },
 }
 
 /// Why a call timed out.
@@ -248,6 +271,29 @@ struct Stream {
     /// Receive statistics of the current RTP source (replaced when the
     /// SSRC changes).
     rtp_stats: Option<ReceiveStats>,
+    /// The forwarding entry per component ([`Component::index`]): where an
+    /// accepted packet goes, kept up to date by every change that moves it
+    /// ([`RelayTable::refresh_routes`]), so that a packet costs one stream
+    /// lookup.
+    routes: [Route; 2],
+}
+
+/// A stream's forwarding entry for one component, with what it forwarded
+/// since it was set (counted on the sending stream when it changes, see
+/// [`RelayTable::sent_totals`]).
+#[derive(Debug, Clone, Copy)]
+struct Route {
+    verdict: Verdict,
+    packets: u64,
+    bytes: u64,
+}
+
+impl Route {
+    const NONE: Route = Route {
+        verdict: Verdict::Drop(DropReason::NoPeer),
+        packets: 0,
+        bytes: 0,
+    };
 }
 
 #[derive(Debug)]
@@ -266,6 +312,14 @@ struct Leg {
     on_hold: bool,
     /// The far end has not answered: [`RelayTable::set_awaiting_answer`].
     awaiting_answer: bool,
+}
+
+impl Leg {
+    /// The leg's sockets' streams: RTP, then RTCP unless muxed at creation.
+    fn streams(&self) -> impl Iterator<Item = StreamKey> + use<> {
+        let rtcp = (self.rtcp != self.rtp).then_some(self.rtcp);
+        std::iter::once(self.rtp).chain(rtcp)
+    }
 }
 
 #[derive(Debug)]
@@ -385,6 +439,7 @@ impl RelayTable {
             counters: StreamCounters::default(),
             clock_rate: spec.clock_rate,
             rtp_stats: None,
+            routes: [Route::NONE; 2],
         });
         let rtcp = match spec.rtcp_port {
             None => rtp,
@@ -401,6 +456,7 @@ impl RelayTable {
                     counters: StreamCounters::default(),
                     clock_rate: spec.clock_rate,
                     rtp_stats: None,
+                    routes: [Route::NONE; 2],
                 })
             }
         };
@@ -408,6 +464,7 @@ impl RelayTable {
             l.rtp = rtp;
             l.rtcp = rtcp;
         }
+        self.refresh_routes(leg);
         Ok(LegStreams { leg, rtp, rtcp })
     }
 
@@ -427,6 +484,8 @@ impl RelayTable {
                 l.peer = Peer::Leg(y);
             }
         }
+        self.refresh_routes(a);
+        self.refresh_routes(b);
         Ok(())
     }
 
@@ -446,7 +505,9 @@ impl RelayTable {
             if let Some(o) = self.legs.get_mut(other) {
                 o.peer = Peer::None;
             }
+            self.refresh_routes(other);
         }
+        self.refresh_routes(leg);
         Ok(())
     }
 
@@ -476,6 +537,7 @@ impl RelayTable {
                 s.latch.set_signalled(rtcp.or_else(|| rtcp_of(rtp)));
             }
         }
+        self.refresh_peer_routes(leg);
         Ok(())
     }
 
@@ -506,6 +568,7 @@ impl RelayTable {
                 StreamKind::Rtp
             };
         }
+        self.refresh_peer_routes(leg);
         Ok(())
     }
 
@@ -532,26 +595,23 @@ impl RelayTable {
         if let Some(c) = self.calls.get_mut(call) {
             c.last_signal = now;
         }
+        self.refresh_peer_routes(leg);
         Ok(())
     }
 
     /// Removes a call with its legs and streams; returns their final state.
     pub fn remove_call(&mut self, call: CallKey) -> Option<RemovedCall> {
+        // Snapshots first: a stream's sent totals are read from its peer's
+        // forwarding entries. Legs pair only within their call, so no
+        // entry outside it points at what goes.
+        let streams = self.call_snapshot(call)?;
         let c = self.calls.remove(call)?;
-        let mut streams = Vec::with_capacity(c.legs.len() * 2);
         for leg_key in c.legs {
             let Some(leg) = self.legs.remove(leg_key) else {
                 continue;
             };
-            let keys = if leg.rtcp == leg.rtp {
-                [Some(leg.rtp), None]
-            } else {
-                [Some(leg.rtp), Some(leg.rtcp)]
-            };
-            for key in keys.into_iter().flatten() {
-                if let Some(s) = self.streams.remove(key) {
-                    streams.push(snapshot(key, &s));
-                }
+            for key in leg.streams() {
+                self.streams.remove(key);
             }
         }
         Some(RemovedCall {
@@ -585,18 +645,27 @@ impl RelayTable {
             }
         };
         let rtp_id = rtp.as_ref().map(|p| (p.ssrc(), p.sequence()));
-        match st.latch.check(now, src, rtp_id) {
-            LatchVerdict::Accept => {}
+        let st = match st.latch.check(now, src, rtp_id) {
+            LatchVerdict::Accept => st,
             LatchVerdict::Latched { previous } => {
                 if previous.is_some() {
                     st.counters.relatches += 1;
+                }
+                // Packets towards this far end now go to where it sends
+                // from: the peer's forwarding entries change (rare: once
+                // per stream, or when the far end moves).
+                let leg = st.leg;
+                self.refresh_peer_routes(leg);
+                match self.streams.get_mut(stream) {
+                    Some(st) => st,
+                    None => return Verdict::UnknownStream,
                 }
             }
             LatchVerdict::Drop(reason) => {
                 st.counters.drop_packet(reason);
                 return Verdict::Drop(reason);
             }
-        }
+        };
         st.counters.packets += 1;
         st.counters.bytes += data.len() as u64;
         st.counters.last_packet = Some(now);
@@ -604,14 +673,89 @@ impl RelayTable {
             st.counters.last_ssrc = Some(p.ssrc());
             update_stats(&mut st.rtp_stats, st.clock_rate, now, p);
         }
-        let leg = st.leg;
-        let verdict = self.route(leg, component);
-        if let Verdict::Drop(reason) = verdict {
-            if let Some(st) = self.streams.get_mut(stream) {
-                st.counters.drop_packet(reason);
+        let route = &mut st.routes[component.index()];
+        match route.verdict {
+            Verdict::Forward { .. } => {
+                route.packets += 1;
+                route.bytes += data.len() as u64;
+            }
+            Verdict::Drop(reason) => st.counters.drop_packet(reason),
+            Verdict::Deliver { .. } | Verdict::UnknownStream => {}
+        }
+        route.verdict
+    }
+
+    /// Recomputes the forwarding entries of `leg`'s streams (after its
+    /// peer, or the peer's sockets or far-end addresses, changed); a
+    /// changed entry is reported as [`RelayEvent::RouteChanged`], and what
+    /// the old entry forwarded is counted on the stream it sent from.
+    fn refresh_routes(&mut self, leg: LegKey) {
+        let Some(l) = self.legs.get(leg) else {
+            return;
+        };
+        for key in l.streams() {
+            for component in [Component::Rtp, Component::Rtcp] {
+                let verdict = self.route(leg, component);
+                let Some(st) = self.streams.get_mut(key) else {
+                    continue;
+                };
+                let route = &mut st.routes[component.index()];
+                if route.verdict == verdict {
+                    continue;
+                }
+                let old = std::mem::replace(
+                    route,
+                    Route {
+                        verdict,
+                        packets: 0,
+                        bytes: 0,
+                    },
+                );
+                if let Verdict::Forward { via, .. } = old.verdict {
+                    if let Some(out) = self.streams.get_mut(via) {
+                        out.counters.sent_packets += old.packets;
+                        out.counters.sent_bytes += old.bytes;
+                    }
+                }
+                self.events.push_back(RelayEvent::RouteChanged {
+                    stream: key,
+                    component,
+                    route: verdict,
+                });
             }
         }
-        verdict
+    }
+
+    /// Recomputes the forwarding entries of the leg `leg` is paired with:
+    /// after something about `leg` (its far-end addresses, its sockets)
+    /// changed where packets towards it go.
+    fn refresh_peer_routes(&mut self, leg: LegKey) {
+        if let Some(Peer::Leg(peer)) = self.legs.get(leg).map(|l| l.peer) {
+            self.refresh_routes(peer);
+        }
+    }
+
+    /// Packets and bytes `via`'s socket was handed to send: what entries
+    /// that forwarded through it before they changed, and local endpoint
+    /// packets ([`record_sent`](Self::record_sent)), plus what the current
+    /// entries of its leg's peer forward through it.
+    fn sent_totals(&self, via: StreamKey, s: &Stream) -> (u64, u64) {
+        let (mut packets, mut bytes) = (s.counters.sent_packets, s.counters.sent_bytes);
+        let Some(Peer::Leg(peer)) = self.legs.get(s.leg).map(|l| l.peer) else {
+            return (packets, bytes);
+        };
+        let Some(p) = self.legs.get(peer) else {
+            return (packets, bytes);
+        };
+        for st in p.streams().filter_map(|k| self.streams.get(k)) {
+            for r in &st.routes {
+                if matches!(r.verdict, Verdict::Forward { via: v, .. } if v == via) {
+                    packets += r.packets;
+                    bytes += r.bytes;
+                }
+            }
+        }
+        (packets, bytes)
     }
 
     /// Where a `component` packet received on `leg` goes.
@@ -660,7 +804,10 @@ impl RelayTable {
         dest.map(|d| (via, d)).ok_or(DropReason::NoDestination)
     }
 
-    /// Records a successful send of `bytes` from `via`'s socket.
+    /// Records a local endpoint's packet of `bytes` handed to `via`'s
+    /// socket for sending. Relayed packets are counted by the forwarding
+    /// entry that sends them, so their send completions never come back
+    /// here (only errors do: [`record_send_error`](Self::record_send_error)).
     pub fn record_sent(&mut self, via: StreamKey, bytes: usize) {
         if let Some(s) = self.streams.get_mut(via) {
             s.counters.sent_packets += 1;
@@ -810,14 +957,12 @@ impl RelayTable {
             let Some(l) = self.legs.get(*leg) else {
                 continue;
             };
-            let keys = if l.rtcp == l.rtp {
-                [Some(l.rtp), None]
-            } else {
-                [Some(l.rtp), Some(l.rtcp)]
-            };
-            for key in keys.into_iter().flatten() {
+            for key in l.streams() {
                 if let Some(s) = self.streams.get(key) {
-                    out.push(snapshot(key, s));
+                    let mut snap = snapshot(key, s);
+                    (snap.counters.sent_packets, snap.counters.sent_bytes) =
+                        self.sent_totals(key, s);
+                    out.push(snap);
                 }
             }
         }

@@ -254,6 +254,12 @@ pub struct Trial {
     pub own_cpu: Option<Duration>,
     /// Softirq share of all CPU time over the window.
     pub softirq_share: Option<f64>,
+    /// Busy time of all cores over the window (relay, generator, softirq
+    /// wherever it ran, and anything else the host did).
+    pub system_cpu: Option<Duration>,
+    /// The relay runs in this process (embedded): the generator's own CPU
+    /// time includes it.
+    pub relay_in_process: bool,
     /// Kernel UDP error deltas over the window.
     pub udp: Option<UdpCounters>,
     /// Our calls the relay still lists after the deletes.
@@ -282,6 +288,24 @@ impl Trial {
     pub fn relay_cpu_pct(&self) -> Option<f64> {
         let cpu = self.relay_cpu?;
         (!self.window.is_zero()).then(|| cpu.as_secs_f64() * 100.0 / self.window.as_secs_f64())
+    }
+
+    /// Busy time of all cores per relayed packet, ns.
+    pub fn system_ns_per_pkt(&self) -> Option<f64> {
+        let cpu = self.system_cpu?;
+        (self.totals.received > 0).then(|| cpu.as_nanos() as f64 / self.totals.received as f64)
+    }
+
+    /// Busy time of all cores less the generator process's own CPU time,
+    /// per relayed packet, ns: the relay's cost wherever the kernel
+    /// charged it (its threads, softirq on other cores, wake-ups). Only
+    /// for a relay in another process.
+    pub fn system_less_generator_ns_per_pkt(&self) -> Option<f64> {
+        if self.relay_in_process {
+            return None;
+        }
+        let cpu = self.system_cpu?.saturating_sub(self.own_cpu?);
+        (self.totals.received > 0).then(|| cpu.as_nanos() as f64 / self.totals.received as f64)
     }
 
     /// The generator's CPU per packet it sent or received, ns.
@@ -435,6 +459,14 @@ impl Trial {
         f.put(
             &p("softirq_share_pct"),
             self.softirq_share.map(|v| (v * 1000.0).round() / 10.0),
+        );
+        f.put(
+            &p("system_cpu_ns_per_pkt"),
+            self.system_ns_per_pkt().map(|v| v.round()),
+        );
+        f.put(
+            &p("system_less_generator_ns_per_pkt"),
+            self.system_less_generator_ns_per_pkt().map(|v| v.round()),
         );
         f.put(&p("leftover_calls"), self.leftover_calls.len() as u64);
         f.put(&p("sessions_after"), self.sessions_after);
@@ -658,8 +690,13 @@ pub fn trial(o: &Options, target: &mut Target, calls: u32) -> Result<Trial, Stri
         (Some(a), Some(b)) => Some(b.saturating_sub(a)),
         _ => None,
     };
-    let softirq_share = match (sys0, SystemTicks::read()) {
+    let sys1 = SystemTicks::read();
+    let softirq_share = match (sys0, sys1) {
         (Some(a), Some(b)) => Some(b.softirq_share_since(&a)),
+        _ => None,
+    };
+    let system_cpu = match (sys0, sys1) {
+        (Some(a), Some(b)) => Some(b.busy_since(&a)),
         _ => None,
     };
     let udp = match (udp0, UdpCounters::read()) {
@@ -762,6 +799,8 @@ pub fn trial(o: &Options, target: &mut Target, calls: u32) -> Result<Trial, Stri
         relay_cpu,
         own_cpu,
         softirq_share,
+        system_cpu,
+        relay_in_process: target.pid == Some(std::process::id()),
         udp,
         leftover_calls,
         sessions_after,

@@ -508,13 +508,17 @@ fn media_timeout_reports_idle_calls_only() {
             f.t.handle_timeout(now);
         }
         while let Some(ev) = f.t.poll_event() {
+            let RelayEvent::CallTimedOut { call, .. } = ev else {
+                continue;
+            };
             timed_out.push((now, ev));
-            let RelayEvent::CallTimedOut { call, .. } = ev;
             f.t.remove_call(call).unwrap();
         }
     }
     assert_eq!(timed_out.len(), 1, "{timed_out:?}");
-    let (when, RelayEvent::CallTimedOut { call, tag, reason }) = timed_out[0];
+    let (when, RelayEvent::CallTimedOut { call, tag, reason }) = timed_out[0] else {
+        unreachable!("only timeouts are collected")
+    };
     assert_eq!((call, tag, reason), (f.call, 42, TimeoutReason::NoMedia));
     // Not before the timeout, and within one timer tick plus one step.
     assert!(when >= f.t0 + timeout);
@@ -526,8 +530,13 @@ fn media_timeout_reports_idle_calls_only() {
 #[test]
 fn remove_call_returns_final_counters_and_stale_keys_miss() {
     let mut f = fixture(LatchPolicy::default(), false);
-    f.t.handle_packet(f.t0, f.a.rtp, addr(A), &rtp(1, 1), false);
-    f.t.record_sent(f.b.rtp, 172);
+    // Forwarded from B's RTP socket: counted there when handed to it,
+    // the failed send once more as an error.
+    let packet = rtp(1, 1);
+    assert!(matches!(
+        f.t.handle_packet(f.t0, f.a.rtp, addr(A), &packet, false),
+        Verdict::Forward { via, .. } if via == f.b.rtp
+    ));
     f.t.record_send_error(f.b.rtp);
     let snap = f.t.call_snapshot(f.call).unwrap();
     assert_eq!(snap.len(), 4);
@@ -541,7 +550,7 @@ fn remove_call_returns_final_counters_and_stale_keys_miss() {
             b_rtp.counters.sent_bytes,
             b_rtp.counters.errors
         ),
-        (1, 172, 1)
+        (1, packet.len() as u64, 1)
     );
     let a_rtp = removed.streams.iter().find(|s| s.key == f.a.rtp).unwrap();
     assert_eq!(a_rtp.latched, Some(addr(A)));
@@ -654,7 +663,9 @@ fn run_clock(
             t.handle_timeout(now);
         }
         while let Some(ev) = t.poll_event() {
-            let RelayEvent::CallTimedOut { call, .. } = ev;
+            let RelayEvent::CallTimedOut { call, .. } = ev else {
+                continue;
+            };
             t.remove_call(call);
             out.push((now, ev));
         }
@@ -680,7 +691,9 @@ fn on_hold_calls_get_the_silent_timeout() {
         None,
     );
     assert_eq!(ev.len(), 1, "{ev:?}");
-    let RelayEvent::CallTimedOut { reason, .. } = ev[0].1;
+    let RelayEvent::CallTimedOut { reason, .. } = ev[0].1 else {
+        unreachable!("only timeouts are collected")
+    };
     assert_eq!(reason, TimeoutReason::NoMedia);
     assert_eq!(f.t.set_on_hold(f.a.leg, true), Err(RelayError::NoSuchLeg));
 }
@@ -692,7 +705,9 @@ fn silent_timeout_still_ends_a_call_on_hold() {
     f.t.set_on_hold(f.b.leg, true).unwrap();
     let ev = run_clock(&mut f.t, f.t0, Duration::from_secs(200), None);
     assert_eq!(ev.len(), 1);
-    let (when, RelayEvent::CallTimedOut { reason, .. }) = ev[0];
+    let (when, RelayEvent::CallTimedOut { reason, .. }) = ev[0] else {
+        unreachable!("only timeouts are collected")
+    };
     assert_eq!(reason, TimeoutReason::NoMedia);
     assert!(when >= f.t0 + Duration::from_secs(90) && when <= f.t0 + Duration::from_secs(92));
 }
@@ -720,7 +735,9 @@ fn final_timeout_ends_even_a_busy_call() {
     t.pair(a.leg, b.leg).unwrap();
     let ev = run_clock(&mut t, t0, Duration::from_secs(60), Some((a.rtp, 0)));
     assert_eq!(ev.len(), 1, "{ev:?}");
-    let (when, RelayEvent::CallTimedOut { tag, reason, .. }) = ev[0];
+    let (when, RelayEvent::CallTimedOut { tag, reason, .. }) = ev[0] else {
+        unreachable!("only timeouts are collected")
+    };
     assert_eq!((tag, reason), (9, TimeoutReason::Final));
     assert!(when >= t0 + Duration::from_secs(30) && when <= t0 + Duration::from_secs(32));
 }
@@ -742,7 +759,9 @@ fn unanswered_calls_get_the_offer_timeout() {
         None,
     );
     assert_eq!(ev.len(), 1, "{ev:?}");
-    let RelayEvent::CallTimedOut { reason, .. } = ev[0].1;
+    let RelayEvent::CallTimedOut { reason, .. } = ev[0].1 else {
+        unreachable!("only timeouts are collected")
+    };
     assert_eq!(reason, TimeoutReason::NoMedia);
 }
 
@@ -753,7 +772,155 @@ fn offer_timeout_ends_a_call_never_answered() {
     f.t.set_awaiting_answer(f.b.leg, true).unwrap();
     let ev = run_clock(&mut f.t, f.t0, Duration::from_secs(400), None);
     assert_eq!(ev.len(), 1, "{ev:?}");
-    let (when, RelayEvent::CallTimedOut { reason, .. }) = ev[0];
+    let (when, RelayEvent::CallTimedOut { reason, .. }) = ev[0] else {
+        unreachable!("only timeouts are collected")
+    };
     assert_eq!(reason, TimeoutReason::NoMedia);
     assert!(when >= f.t0 + Duration::from_secs(150) && when <= f.t0 + Duration::from_secs(152));
+}
+
+/// Asserts that every stream's forwarding entry is what the routing rules
+/// give for the table as it is now.
+fn assert_routes_current(t: &RelayTable) {
+    for (leg_key, leg) in t.legs.iter() {
+        for key in leg.streams() {
+            let st = t.streams.get(key).unwrap();
+            for c in [Component::Rtp, Component::Rtcp] {
+                assert_eq!(
+                    st.routes[c.index()].verdict,
+                    t.route(leg_key, c),
+                    "stale entry of {key:?} for {c:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_far_end_that_moves_changes_the_entry_and_keeps_the_sent_count() {
+    let mut f = fixture(LatchPolicy::default(), false);
+    let mut now = f.t0;
+    // B latches; A's packets go there.
+    f.t.handle_packet(now, f.b.rtp, addr(B), &rtp(2, 1), false);
+    let events: Vec<RelayEvent> = std::iter::from_fn(|| f.t.poll_event()).collect();
+    assert!(
+        events.contains(&RelayEvent::RouteChanged {
+            stream: f.a.rtp,
+            component: Component::Rtp,
+            route: Verdict::Forward {
+                via: f.b.rtp,
+                dest: addr(B)
+            },
+        }),
+        "{events:?}"
+    );
+    for seq in 1..=3 {
+        f.t.handle_packet(now, f.a.rtp, addr(A), &rtp(1, seq), false);
+    }
+    // B moves (NAT rebinding): after its source hold, the new source
+    // latches and A's next packet goes to it.
+    let moved = "198.51.100.20:6100";
+    now += Duration::from_secs(1);
+    f.t.handle_packet(now, f.b.rtp, addr(moved), &rtp(2, 2), false);
+    assert_eq!(f.t.stream_counters(f.b.rtp).unwrap().relatches, 1);
+    assert_eq!(
+        f.t.handle_packet(now, f.a.rtp, addr(A), &rtp(1, 4), false),
+        Verdict::Forward {
+            via: f.b.rtp,
+            dest: addr(moved)
+        }
+    );
+    assert_routes_current(&f.t);
+    // Sent from B's socket: 3 packets before the move, 1 after.
+    let snap = f.t.call_snapshot(f.call).unwrap();
+    let b = snap.iter().find(|s| s.key == f.b.rtp).unwrap();
+    assert_eq!(b.counters.sent_packets, 4);
+    assert_eq!(b.counters.sent_bytes, 4 * 172);
+    let a = snap.iter().find(|s| s.key == f.a.rtp).unwrap();
+    assert_eq!(
+        a.counters.sent_packets, 2,
+        "B's two packets left A's socket"
+    );
+}
+
+/// One change to the table, for the property below.
+#[derive(Debug, Clone)]
+enum Op {
+    Packet { leg_b: bool, rtcp: bool, port: u16 },
+    Remote { leg_b: bool, port: Option<u16> },
+    Mux { leg_b: bool, on: bool },
+    Policy { leg_b: bool, asymmetric: bool },
+    Endpoint { leg_b: bool },
+    Pair,
+    Tick,
+}
+
+fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    prop_oneof![
+        4 => (any::<bool>(), any::<bool>(), 5000u16..5004).prop_map(|(leg_b, rtcp, port)| Op::Packet { leg_b, rtcp, port }),
+        2 => (any::<bool>(), proptest::option::of(5000u16..5004)).prop_map(|(leg_b, port)| Op::Remote { leg_b, port }),
+        1 => (any::<bool>(), any::<bool>()).prop_map(|(leg_b, on)| Op::Mux { leg_b, on }),
+        1 => (any::<bool>(), any::<bool>()).prop_map(|(leg_b, asymmetric)| Op::Policy { leg_b, asymmetric }),
+        1 => any::<bool>().prop_map(|leg_b| Op::Endpoint { leg_b }),
+        1 => Just(Op::Pair),
+        2 => Just(Op::Tick),
+    ]
+}
+
+proptest::proptest! {
+    /// Whatever happens to a call (far ends latching and moving, answers,
+    /// rtcp-mux, policies, an endpoint attached, re-pairing), every
+    /// stream's forwarding entry is the one the routing rules give.
+    #[test]
+    fn forwarding_entries_follow_every_change(ops in proptest::collection::vec(op(), 1..60)) {
+        let mut f = fixture(LatchPolicy::default(), false);
+        let mut now = f.t0;
+        let mut seq = 0u16;
+        for op in ops {
+            let legs = |b: bool| if b { f.b } else { f.a };
+            match op {
+                Op::Packet { leg_b, rtcp, port } => {
+                    let l = legs(leg_b);
+                    let src = SocketAddr::from(([192, 0, 2, 10], port));
+                    seq = seq.wrapping_add(1);
+                    let data = if rtcp { rtcp_rr(7) } else { rtp(7, seq) };
+                    let stream = if rtcp { l.rtcp } else { l.rtp };
+                    f.t.handle_packet(now, stream, src, &data, false);
+                }
+                Op::Remote { leg_b, port } => {
+                    let remote = port.map(|p| SocketAddr::from(([192, 0, 2, 10], p)));
+                    f.t.set_remote(legs(leg_b).leg, remote, None).unwrap();
+                }
+                Op::Mux { leg_b, on } => {
+                    f.t.set_rtcp_mux(legs(leg_b).leg, on).unwrap();
+                }
+                Op::Policy { leg_b, asymmetric } => {
+                    let policy = LatchPolicy {
+                        mode: if asymmetric { AddressMode::Asymmetric } else { AddressMode::Symmetric },
+                        ..LatchPolicy::default()
+                    };
+                    f.t.update_policy(now, legs(leg_b).leg, policy).unwrap();
+                }
+                Op::Endpoint { leg_b } => {
+                    f.t.attach_endpoint(legs(leg_b).leg, Key::from_parts(3, 1)).unwrap();
+                }
+                Op::Pair => f.t.pair(f.a.leg, f.b.leg).unwrap(),
+                Op::Tick => now += Duration::from_millis(700),
+            }
+            assert_routes_current(&f.t);
+        }
+        // Everything the entries forwarded is counted once, on the
+        // sockets that sent it.
+        let snap = f.t.call_snapshot(f.call).unwrap();
+        let sent: u64 = snap.iter().map(|s| s.counters.sent_packets).sum();
+        let forwarded: u64 = f
+            .t
+            .streams
+            .iter()
+            .map(|(_, s)| s.counters.sent_packets)
+            .sum::<u64>()
+            + f.t.streams.iter().flat_map(|(_, s)| s.routes.iter()).filter(|r| matches!(r.verdict, Verdict::Forward { .. })).map(|r| r.packets).sum::<u64>();
+        proptest::prop_assert_eq!(sent, forwarded);
+    }
 }
