@@ -157,7 +157,7 @@ pub struct Cli {
     /// Seconds without media before a call whose answer has not come is deleted (it may ring that long); 0 = default [default: 3600]
     #[arg(long, value_name = "SECS")]
     pub offer_timeout: Option<i64>,
-    /// Coalesced wake-ups: after the first packet, a shard waits up to this many microseconds for more before it runs (adds at most that much latency); 0 = off [default: 0]
+    /// Coalesced wake-ups: a shard that has handled packets sleeps up to this many microseconds before it takes the next ones, all at once (a control command ends the sleep; adds up to that much latency); 0 = off [default: 0]
     #[arg(long, value_name = "MICROSECONDS")]
     pub batch_wait_us: Option<i64>,
     /// A stream's source holds it against other sources for this many of its packet intervals after its last packet (RTP-bleed protection) [default: 1.5]

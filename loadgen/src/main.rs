@@ -312,6 +312,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::EmbeddedRelay { args } => {
+            exit_with_parent();
             mediarelay::daemon::main(std::iter::once(OsString::from("mediarelay")).chain(args))
         }
         Command::Relay(a) => exit("relay", run_relay(&a)),
@@ -319,6 +320,23 @@ fn main() -> ExitCode {
         Command::Compare(a) => exit("compare", run_compare(&a)),
         Command::Stress { quick, scale, json } => exit("stress", run_stress(quick, scale, json)),
     }
+}
+
+/// The embedded relay is a child of the loadgen run that started it: when
+/// that run ends without stopping it (killed), the relay exits too instead
+/// of holding its port range.
+fn exit_with_parent() {
+    let parent = std::os::unix::process::parent_id();
+    let _ = std::thread::Builder::new()
+        .name("lg-parent-watch".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(std::time::Duration::from_millis(250));
+                if std::os::unix::process::parent_id() != parent {
+                    std::process::exit(1);
+                }
+            }
+        });
 }
 
 /// The exit status of a subcommand: its own, or 1 with its error on

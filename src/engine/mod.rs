@@ -152,8 +152,9 @@ pub struct EngineConfig {
     /// io_uring tunables.
     pub uring: UringConfig,
     /// Coalesced wake-ups of every shard, whichever the backend
-    /// (`--batch-wait-us`; zero: off): once woken by a packet, a shard
-    /// waits up to this long for more before it runs. It overrides
+    /// (`--batch-wait-us`; zero: off): a shard that has handled packets
+    /// sleeps up to this long (a control command ends the sleep), then
+    /// takes everything that arrived meanwhile at once. It overrides
     /// [`UringConfig::batch_wait`].
     pub batch_wait: Duration,
     /// Pin shard i to the i-th allowed CPU.

@@ -96,9 +96,10 @@ pub struct StreamCounters {
     pub packets: u64,
     /// Bytes of accepted packets (UDP payload).
     pub bytes: u64,
-    /// Packets this stream's socket sent on behalf of the peer leg.
+    /// Packets handed to this stream's socket for sending: relayed from
+    /// the peer leg, and a local endpoint's own.
     pub sent_packets: u64,
-    /// Bytes sent.
+    /// Bytes of those packets.
     pub sent_bytes: u64,
     /// Send errors on this stream's socket (ECONNREFUSED after an ICMP
     /// unreachable, EAGAIN, ENOBUFS...).

@@ -945,8 +945,11 @@ impl RelayTable {
     }
 
     /// A stream's counters.
-    pub fn stream_counters(&self, stream: StreamKey) -> Option<&StreamCounters> {
-        self.streams.get(stream).map(|s| &s.counters)
+    pub fn stream_counters(&self, stream: StreamKey) -> Option<StreamCounters> {
+        let s = self.streams.get(stream)?;
+        let mut c = s.counters;
+        (c.sent_packets, c.sent_bytes) = self.sent_totals(stream, s);
+        Some(c)
     }
 
     /// Snapshots of every stream of a call.
