@@ -34,7 +34,8 @@ pub fn process_cpu(pid: u32) -> Option<Duration> {
 pub struct SystemTicks {
     /// All states summed.
     pub total: u64,
-    /// All states but idle and iowait.
+    /// Time this machine's CPUs did work: all states but idle, iowait and
+    /// steal (time the hypervisor gave to other guests).
     pub busy: u64,
     /// Softirq (network receive processing among others).
     pub softirq: u64,
@@ -54,7 +55,7 @@ impl SystemTicks {
         let total: u64 = v.iter().take(8).sum();
         Some(SystemTicks {
             total,
-            busy: total.saturating_sub(*v.get(3)? + *v.get(4)?),
+            busy: total.saturating_sub(*v.get(3)? + *v.get(4)? + *v.get(7)?),
             softirq: *v.get(6)?,
         })
     }
@@ -96,17 +97,17 @@ mod tests {
         assert_eq!(parse_process_ticks(stat), Some(1801));
         assert_eq!(parse_process_ticks("garbage"), None);
         assert!(process_cpu(std::process::id()).is_some());
-        let s = SystemTicks::parse("cpu  100 0 50 800 10 5 35 0 0 0\ncpu0 1 2 3\n").unwrap();
+        let s = SystemTicks::parse("cpu  100 0 50 800 10 5 35 7 0 0\ncpu0 1 2 3\n").unwrap();
         assert_eq!(
             s,
             SystemTicks {
-                total: 1000,
+                total: 1007,
                 busy: 190,
                 softirq: 35
             }
         );
         let later = SystemTicks {
-            total: 1100,
+            total: 1107,
             busy: 240,
             softirq: 45,
         };

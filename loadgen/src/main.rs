@@ -326,7 +326,12 @@ fn main() -> ExitCode {
 /// that run ends without stopping it (killed), the relay exits too instead
 /// of holding its port range.
 fn exit_with_parent() {
-    let parent = std::os::unix::process::parent_id();
+    // The pid of the run that started us, as it said; a parent that died
+    // before this line shows as a different pid at once.
+    let parent = std::env::var(loadgen::relay::embedded::PARENT_ENV)
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        .unwrap_or_else(std::os::unix::process::parent_id);
     let _ = std::thread::Builder::new()
         .name("lg-parent-watch".into())
         .spawn(move || {

@@ -92,9 +92,9 @@ pub struct EpollBackend {
     /// eventfd (a control command ends the sleep, datagrams do not), then
     /// drains every ready socket at once.
     batch_wait: Duration,
-    /// The last turn handled datagrams (and did not fill the event
-    /// buffer: then more sockets are ready and the next turn takes them
-    /// without sleeping).
+    /// The last turn handled datagrams and left none behind (a full event
+    /// buffer, or a socket read up to its per-turn cap: the next turn then
+    /// takes the rest without sleeping).
     busy: bool,
     /// The wake-up eventfd (also in the epoll set).
     wake_fd: RawFd,
@@ -316,7 +316,8 @@ impl EpollBackend {
     }
 
     /// Reads and dispatches what `key`'s socket has; `events` is what epoll
-    /// reported for it.
+    /// reported for it. Returns whether it stopped at its per-turn cap with
+    /// datagrams possibly still queued.
     fn service<S: PacketSink>(
         &mut self,
         now: Instant,
@@ -324,18 +325,18 @@ impl EpollBackend {
         fd: RawFd,
         events: u32,
         sink: &mut S,
-    ) {
+    ) -> bool {
         let hung_up = events & (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0;
         for round in 0..ROUNDS_PER_SOCKET {
             let n = match self.recv_batch(fd) {
                 Batch::Got(n) => n,
-                Batch::Interrupted => return,
+                Batch::Interrupted => return false,
                 // Later rounds drain what the first left; finding the queue
                 // empty there is the normal end.
-                Batch::Empty if round > 0 || !hung_up => return,
+                Batch::Empty if round > 0 || !hung_up => return false,
                 Batch::Failed if round > 0 => {
                     self.counters.recv_errors += 1;
-                    return;
+                    return false;
                 }
                 // Reported readable and hung up or in error, yet nothing to
                 // read, or a receive error: a level-triggered socket in this
@@ -344,7 +345,7 @@ impl EpollBackend {
                 Batch::Empty | Batch::Failed => {
                     self.counters.recv_errors += 1;
                     self.park(now, key, fd);
-                    return;
+                    return false;
                 }
             };
             if round == 0 {
@@ -368,9 +369,10 @@ impl EpollBackend {
             }
             self.flush_sends(sink);
             if n < BATCH {
-                break;
+                return false;
             }
         }
+        true
     }
 
     /// Sends what the sink produces itself, a batch of send buffers at a
@@ -540,19 +542,23 @@ impl Backend for EpollBackend {
         let now = Instant::now();
         let mut woken = false;
         self.busy = false;
+        let mut backlog = n as usize == self.events.len();
         for e in 0..n as usize {
             let (data, events) = (self.events[e].u64, self.events[e].events);
             if data == WAKE {
                 woken = true;
                 continue;
             }
-            self.busy = n as usize != self.events.len();
+            self.busy = true;
             let (index, gen24) = decode_stream(data);
             let Some((key, fd)) = self.sock_fd(index, gen24) else {
                 self.counters.stale += 1;
                 continue;
             };
-            self.service(now, key, fd, events, sink);
+            backlog |= self.service(now, key, fd, events, sink);
+        }
+        if backlog {
+            self.busy = false;
         }
         if !self.deferred.is_empty() {
             self.unpark_due(now);

@@ -839,6 +839,9 @@ impl UringBackend {
             .filter(|s| s.key == via)
             .map(|s| s.slot)
         else {
+            // The sending socket is gone (its call is being removed): the
+            // packet was counted as handed over, so it is a send error.
+            sink.on_send_error(via, libc::EBADF);
             return Dispatched::Consumed;
         };
         let i = usize::from(bid) & self.buf_mask;
@@ -1079,6 +1082,14 @@ impl Backend for UringBackend {
             // waiting on the ring; a control command's wake-up ends the
             // sleep at once. A failed sleep just collects early.
             let nap = timeout.map_or(self.batch_wait, |t| t.min(self.batch_wait));
+            // What is queued leaves now, not after the sleep: the last
+            // turn's sends, and what the shard's commands queued since
+            // (a new call's receives). A failed submit (EBUSY: completions
+            // to reap first) leaves them for the collecting enter below.
+            if !self.ring.submission().is_empty() {
+                self.counters.syscalls += 1;
+                let _ = self.ring.submit();
+            }
             self.counters.syscalls += 1;
             let _ = sys::wait_readable(self.wake_fd, nap);
             timeout = Some(Duration::ZERO);
@@ -1138,16 +1149,10 @@ impl Backend for UringBackend {
             }
         }
         self.cqes = cqes;
+        self.busy = received > 0;
         self.bufs.publish();
         self.transmit(Instant::now(), sink);
         self.rearm_due(now)?;
-        self.busy = received > 0;
-        if self.busy && !self.batch_wait.is_zero() && !self.ring.submission().is_empty() {
-            // The sends of this turn leave now, not after the next turn's
-            // coalescing sleep.
-            self.ring.submit()?;
-            self.counters.syscalls += 1;
-        }
         Ok(woken)
     }
 

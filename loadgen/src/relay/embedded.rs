@@ -48,6 +48,11 @@ impl Default for EmbeddedOptions {
     }
 }
 
+/// Environment variable with the pid of the loadgen run that started the
+/// embedded relay: the relay exits when that process is no longer its
+/// parent.
+pub const PARENT_ENV: &str = "LOADGEN_PARENT_PID";
+
 impl EmbeddedRelay {
     /// Starts `exe embedded-relay -- <daemon flags>` on 127.0.0.1 with a
     /// free NG port and waits (up to 10 s) until it answers `ping`.
@@ -63,6 +68,7 @@ impl EmbeddedRelay {
             .args(["--delete-delay", "0"])
             .args(["--log-level", "warn"])
             .arg("--foreground")
+            .env(PARENT_ENV, std::process::id().to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null());
         if let Some(t) = o.threads {

@@ -304,7 +304,9 @@ impl Trial {
         if self.relay_in_process {
             return None;
         }
-        let cpu = self.system_cpu?.saturating_sub(self.own_cpu?);
+        // Busy time below the generator's own CPU time is the tick sampling
+        // of `/proc/stat` missing short bursts on idle CPUs: no figure.
+        let cpu = self.system_cpu?.checked_sub(self.own_cpu?)?;
         (self.totals.received > 0).then(|| cpu.as_nanos() as f64 / self.totals.received as f64)
     }
 
