@@ -41,12 +41,12 @@ const ROWS: &[(&str, &str, bool)] = &[
     ("cpu_pct", "relay CPU, % of one core", true),
     (
         "system_ns_per_pkt",
-        "all cores busy per relayed packet, ns",
+        "all threads' CPU per relayed packet, ns",
         true,
     ),
     (
         "system_less_gen_ns_per_pkt",
-        "all cores less the generator, per relayed packet, ns",
+        "all threads' CPU but the generator's, per relayed packet, ns",
         true,
     ),
     ("latency_p50_us", "added latency p50, us", true),

@@ -738,7 +738,7 @@ fn print_summary(target: &Target, t: &Trial, o: &Options) {
             .map_or("-".into(), |v| format!("{:.1}%", v * 100.0)),
     );
     println!(
-        "  system    all cores {} ns per relayed packet, {} without the generator's own CPU",
+        "  system    all threads {} ns CPU per relayed packet, {} without the generator's",
         t.system_ns_per_pkt()
             .map_or("-".into(), |v| format!("{v:.0}")),
         t.system_less_generator_ns_per_pkt()

@@ -27,7 +27,7 @@ use mediarelay::media::quality::{CodecImpairment, EModelInput, mos_from_r, r_fac
 
 use crate::audit::{SenderAudit, UdpCounters, Validity};
 use crate::clock;
-use crate::cpu::{SystemTicks, process_cpu};
+use crate::cpu::{SystemTicks, ThreadTimes, process_cpu};
 use crate::figures::Figures;
 use crate::latency::{Latency, MAX_LATENCY_US, Percentiles};
 use crate::ng::NgClient;
@@ -254,9 +254,14 @@ pub struct Trial {
     pub own_cpu: Option<Duration>,
     /// Softirq share of all CPU time over the window.
     pub softirq_share: Option<f64>,
-    /// Busy time of all cores over the window (relay, generator, softirq
-    /// wherever it ran, and anything else the host did).
+    /// CPU time of every thread on the host over the window (relay,
+    /// generator, kernel threads, and anything else the host did; softirq
+    /// work where it ran in a thread's context): `others_cpu` plus
+    /// `own_cpu`.
     pub system_cpu: Option<Duration>,
+    /// Run time of the threads of every other process (relay, kernel
+    /// threads...), from the scheduler's clock ([`ThreadTimes`]).
+    pub others_cpu: Option<Duration>,
     /// The relay runs in this process (embedded): the generator's own CPU
     /// time includes it.
     pub relay_in_process: bool,
@@ -290,23 +295,21 @@ impl Trial {
         (!self.window.is_zero()).then(|| cpu.as_secs_f64() * 100.0 / self.window.as_secs_f64())
     }
 
-    /// Busy time of all cores per relayed packet, ns.
+    /// Run time of every thread on the host per relayed packet, ns.
     pub fn system_ns_per_pkt(&self) -> Option<f64> {
         let cpu = self.system_cpu?;
         (self.totals.received > 0).then(|| cpu.as_nanos() as f64 / self.totals.received as f64)
     }
 
-    /// Busy time of all cores less the generator process's own CPU time,
-    /// per relayed packet, ns: the relay's cost wherever the kernel
-    /// charged it (its threads, softirq on other cores, wake-ups). Only
-    /// for a relay in another process.
+    /// Run time of every thread on the host but the generator's, per
+    /// relayed packet, ns: the relay's cost wherever the kernel charged it
+    /// (its threads, kernel threads such as `ksoftirqd`). Only for a relay
+    /// in another process.
     pub fn system_less_generator_ns_per_pkt(&self) -> Option<f64> {
         if self.relay_in_process {
             return None;
         }
-        // Busy time below the generator's own CPU time is the tick sampling
-        // of `/proc/stat` missing short bursts on idle CPUs: no figure.
-        let cpu = self.system_cpu?.checked_sub(self.own_cpu?)?;
+        let cpu = self.others_cpu?;
         (self.totals.received > 0).then(|| cpu.as_nanos() as f64 / self.totals.received as f64)
     }
 
@@ -633,6 +636,7 @@ pub fn trial(o: &Options, target: &mut Target, calls: u32) -> Result<Trial, Stri
     let relay_cpu0 = target.pid.and_then(process_cpu);
     let own_cpu0 = process_cpu(std::process::id());
     let sys0 = SystemTicks::read();
+    let threads0 = ThreadTimes::read();
     let udp0 = UdpCounters::read();
     let mut handles = Vec::new();
     for (t, flows) in per_thread.into_iter().enumerate() {
@@ -697,10 +701,15 @@ pub fn trial(o: &Options, target: &mut Target, calls: u32) -> Result<Trial, Stri
         (Some(a), Some(b)) => Some(b.softirq_share_since(&a)),
         _ => None,
     };
-    let system_cpu = match (sys0, sys1) {
-        (Some(a), Some(b)) => Some(b.busy_since(&a)),
+    // Other processes' threads from the scheduler's clock; this
+    // process's from its own account, which keeps the time of the
+    // generator threads that have ended by now.
+    let me = std::process::id();
+    let others_cpu = match (&threads0, ThreadTimes::read()) {
+        (Some(a), Some(b)) => Some(b.since(a, |pid| pid != me)),
         _ => None,
     };
+    let system_cpu = others_cpu.zip(own_cpu).map(|(o, g)| o + g);
     let udp = match (udp0, UdpCounters::read()) {
         (Some(a), Some(b)) => Some(b.since(&a)),
         _ => None,
@@ -802,6 +811,7 @@ pub fn trial(o: &Options, target: &mut Target, calls: u32) -> Result<Trial, Stri
         own_cpu,
         softirq_share,
         system_cpu,
+        others_cpu,
         relay_in_process: target.pid == Some(std::process::id()),
         udp,
         leftover_calls,
