@@ -69,20 +69,7 @@ fn delivered_within_budget(backend: IoBackend, base: u16) {
         return;
     };
     let (a, b) = (endpoint(), endpoint());
-    let spec = CallSpec {
-        tag: 1,
-        legs: [
-            LegOptions {
-                remote_rtp: Some(a.local_addr().unwrap()),
-                ..LegOptions::default()
-            },
-            LegOptions {
-                remote_rtp: Some(b.local_addr().unwrap()),
-                ..LegOptions::default()
-            },
-        ],
-    };
-    let c = e.create_call(spec).unwrap();
+    let c = e.create_call(two_legs(1, &a, &b)).unwrap();
     let mut buf = [0u8; 2048];
     let mut took = Vec::new();
     for seq in 1..=20u16 {
@@ -123,21 +110,7 @@ fn timers_fire_on_time(backend: IoBackend, base: u16) {
         return;
     };
     let (a, b) = (endpoint(), endpoint());
-    let c = e
-        .create_call(CallSpec {
-            tag: 9,
-            legs: [
-                LegOptions {
-                    remote_rtp: Some(a.local_addr().unwrap()),
-                    ..LegOptions::default()
-                },
-                LegOptions {
-                    remote_rtp: Some(b.local_addr().unwrap()),
-                    ..LegOptions::default()
-                },
-            ],
-        })
-        .unwrap();
+    let c = e.create_call(two_legs(9, &a, &b)).unwrap();
     let start = Instant::now();
     let event = loop {
         if let Some(ev) = e.try_event() {
