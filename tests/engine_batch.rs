@@ -12,7 +12,7 @@ use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 use mediarelay::engine::{
-    CallSpec, Engine, EngineConfig, EngineEvent, IoBackend, LegOptions, UringSupport, uring_support,
+    Engine, EngineConfig, EngineEvent, IoBackend, UringSupport, uring_support,
 };
 use mediarelay::relay::{RelayConfig, TimeoutReason};
 use mediarelay::rtp::{PayloadType, RtpHeader, Ssrc};
@@ -69,7 +69,7 @@ fn delivered_within_budget(backend: IoBackend, base: u16) {
         return;
     };
     let (a, b) = (endpoint(), endpoint());
-    let c = e.create_call(two_legs(1, &a, &b)).unwrap();
+    let c = e.create_call(common::two_legs(1, &a, &b)).unwrap();
     let mut buf = [0u8; 2048];
     let mut took = Vec::new();
     for seq in 1..=20u16 {
@@ -110,7 +110,7 @@ fn timers_fire_on_time(backend: IoBackend, base: u16) {
         return;
     };
     let (a, b) = (endpoint(), endpoint());
-    let c = e.create_call(two_legs(9, &a, &b)).unwrap();
+    let c = e.create_call(common::two_legs(9, &a, &b)).unwrap();
     let start = Instant::now();
     let event = loop {
         if let Some(ev) = e.try_event() {
@@ -129,22 +129,6 @@ fn timers_fire_on_time(backend: IoBackend, base: u16) {
     assert!(start.elapsed() >= Duration::from_millis(300));
 }
 
-fn two_legs(tag: u64, a: &UdpSocket, b: &UdpSocket) -> CallSpec {
-    CallSpec {
-        tag,
-        legs: [
-            LegOptions {
-                remote_rtp: Some(a.local_addr().unwrap()),
-                ..LegOptions::default()
-            },
-            LegOptions {
-                remote_rtp: Some(b.local_addr().unwrap()),
-                ..LegOptions::default()
-            },
-        ],
-    }
-}
-
 fn control_commands_end_the_wait(backend: IoBackend, base: u16) {
     // A budget far longer than any command takes: a command that waited
     // it out would show.
@@ -153,7 +137,7 @@ fn control_commands_end_the_wait(backend: IoBackend, base: u16) {
         return;
     };
     let (a, b) = (endpoint(), endpoint());
-    let c = e.create_call(two_legs(1, &a, &b)).unwrap();
+    let c = e.create_call(common::two_legs(1, &a, &b)).unwrap();
     // Media every 5 ms keeps the shard in its coalescing waits.
     const PACKETS: u16 = 60;
     let to = c.legs[0].rtp;
@@ -172,7 +156,9 @@ fn control_commands_end_the_wait(backend: IoBackend, base: u16) {
     let others: Vec<(UdpSocket, UdpSocket)> = (0..9).map(|_| (endpoint(), endpoint())).collect();
     for (i, (x, y)) in others.iter().enumerate() {
         let t0 = Instant::now();
-        let call = e.create_call(two_legs(10 + i as u64, x, y)).unwrap();
+        let call = e
+            .create_call(common::two_legs(10 + i as u64, x, y))
+            .unwrap();
         e.delete_call(call.id).unwrap();
         took.push(t0.elapsed());
     }

@@ -18,8 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use mediarelay::engine::{
-    CallSpec, EndpointSpec, Engine, EngineConfig, IoBackend, LegOptions, UringSupport,
-    uring_support,
+    EndpointSpec, Engine, EngineConfig, IoBackend, UringSupport, uring_support,
 };
 use mediarelay::media::MediaEvent;
 use mediarelay::media::handle::{MediaHandle, endpoint};
@@ -110,19 +109,7 @@ fn run(backend: IoBackend, base: u16) -> Result<(), String> {
     b.set_read_timeout(Some(Duration::from_millis(20)))
         .map_err(|e| e.to_string())?;
     let call = e
-        .create_call(CallSpec {
-            tag: 1,
-            legs: [
-                LegOptions {
-                    remote_rtp: Some(a.local_addr().unwrap()),
-                    ..LegOptions::default()
-                },
-                LegOptions {
-                    remote_rtp: Some(b.local_addr().unwrap()),
-                    ..LegOptions::default()
-                },
-            ],
-        })
+        .create_call(common::two_legs(1, &a, &b))
         .map_err(|e| e.to_string())?;
     let mut pkt = [0u8; 172];
     pkt[0] = 0x80;

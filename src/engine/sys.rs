@@ -243,25 +243,33 @@ pub const RX_TIMESTAMP_CONTROL: usize = 64;
 /// `CLOCK_REALTIME`; `None` when absent. Parsed from bytes, no pointer
 /// casts.
 pub fn parse_rx_timestamp(control: &[u8]) -> Option<(i64, u32)> {
+    let (_, _, d) = control_messages(control)
+        .find(|&(level, kind, _)| level == libc::SOL_SOCKET && kind == libc::SCM_TIMESTAMPNS)?;
+    let secs = i64::from_ne_bytes(d.get(..8)?.try_into().ok()?);
+    let nanos = i64::from_ne_bytes(d.get(8..16)?.try_into().ok()?);
+    Some((secs, u32::try_from(nanos).ok()?))
+}
+
+/// The control messages of a received message's control buffer, as
+/// (level, type, data) (`CMSG_FIRSTHDR`/`CMSG_NXTHDR`: a `cmsghdr`, the
+/// data, padding to the word size). Ends at the first header that is
+/// truncated or whose length does not fit.
+fn control_messages(control: &[u8]) -> impl Iterator<Item = (i32, i32, &[u8])> {
     const HDR: usize = size_of::<libc::cmsghdr>();
-    let align = size_of::<usize>();
+    const W: usize = size_of::<usize>();
+    let int = |b: &[u8]| -> Option<i32> { Some(i32::from_ne_bytes(b.try_into().ok()?)) };
     let mut off = 0;
-    while off + HDR <= control.len() {
-        let len = usize::from_ne_bytes(control.get(off..off + 8)?.try_into().ok()?);
-        let level = i32::from_ne_bytes(control.get(off + 8..off + 12)?.try_into().ok()?);
-        let kind = i32::from_ne_bytes(control.get(off + 12..off + 16)?.try_into().ok()?);
+    std::iter::from_fn(move || {
+        let len = usize::from_ne_bytes(control.get(off..off + W)?.try_into().ok()?);
+        let level = int(control.get(off + W..off + W + 4)?)?;
+        let kind = int(control.get(off + W + 4..off + W + 8)?)?;
         if len < HDR {
             return None;
         }
-        if level == libc::SOL_SOCKET && kind == libc::SCM_TIMESTAMPNS {
-            let d = control.get(off + HDR..off + HDR + 16)?;
-            let secs = i64::from_ne_bytes(d[..8].try_into().ok()?);
-            let nanos = i64::from_ne_bytes(d[8..16].try_into().ok()?);
-            return Some((secs, u32::try_from(nanos).ok()?));
-        }
-        off += len.div_ceil(align) * align;
-    }
-    None
+        let data = control.get(off + HDR..off + len)?;
+        off += len.div_ceil(W) * W;
+        Some((level, kind, data))
+    })
 }
 
 /// `setsockopt` of one `c_int` value.
@@ -359,27 +367,15 @@ pub fn recv_with_tos(
 /// `IPV6_TCLASS` control message, `man 7 ip`, `man 7 ipv6`); `None` when
 /// absent. Parsed from bytes, no pointer casts.
 pub fn parse_rx_tos(control: &[u8]) -> Option<u8> {
-    const HDR: usize = size_of::<libc::cmsghdr>();
-    const W: usize = size_of::<usize>();
-    let int = |b: &[u8]| -> Option<i32> { Some(i32::from_ne_bytes(b.try_into().ok()?)) };
-    let mut off = 0;
-    while off + HDR <= control.len() {
-        let len = usize::from_ne_bytes(control.get(off..off + W)?.try_into().ok()?);
-        let level = int(control.get(off + W..off + W + 4)?)?;
-        let kind = int(control.get(off + W + 4..off + W + 8)?)?;
-        if len < HDR {
-            return None;
-        }
-        let data = control.get(off + HDR..off + len)?;
+    control_messages(control).find_map(|(level, kind, data)| {
         if level == libc::IPPROTO_IP && kind == libc::IP_TOS {
-            return data.first().copied();
+            data.first().copied()
+        } else if level == libc::IPPROTO_IPV6 && kind == libc::IPV6_TCLASS {
+            u8::try_from(i32::from_ne_bytes(data.get(..4)?.try_into().ok()?)).ok()
+        } else {
+            None
         }
-        if level == libc::IPPROTO_IPV6 && kind == libc::IPV6_TCLASS {
-            return u8::try_from(int(data.get(..4)?)?).ok();
-        }
-        off += len.div_ceil(W) * W;
-    }
-    None
+    })
 }
 
 /// CPU time consumed by the calling thread (user + system).
@@ -445,20 +441,21 @@ mod tests {
         assert_eq!(parse_sockaddr(&[]), None);
     }
 
+    /// One control message as the kernel lays it out.
+    fn cmsg(level: i32, kind: i32, data: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        v.extend_from_slice(&(size_of::<libc::cmsghdr>() + data.len()).to_ne_bytes());
+        v.extend_from_slice(&level.to_ne_bytes());
+        v.extend_from_slice(&kind.to_ne_bytes());
+        v.extend_from_slice(data);
+        while v.len() % size_of::<usize>() != 0 {
+            v.push(0);
+        }
+        v
+    }
+
     #[test]
     fn rx_timestamp_is_found_among_control_messages() {
-        let hdr = size_of::<libc::cmsghdr>();
-        let cmsg = |level: i32, kind: i32, data: &[u8]| {
-            let mut v = Vec::new();
-            v.extend_from_slice(&(hdr + data.len()).to_ne_bytes());
-            v.extend_from_slice(&level.to_ne_bytes());
-            v.extend_from_slice(&kind.to_ne_bytes());
-            v.extend_from_slice(data);
-            while v.len() % size_of::<usize>() != 0 {
-                v.push(0);
-            }
-            v
-        };
         let mut ts = Vec::new();
         ts.extend_from_slice(&1_700_000_000i64.to_ne_bytes());
         ts.extend_from_slice(&123_456_789i64.to_ne_bytes());
@@ -511,18 +508,6 @@ mod tests {
 
     #[test]
     fn rx_tos_is_found_among_control_messages() {
-        let hdr = size_of::<libc::cmsghdr>();
-        let cmsg = |level: i32, kind: i32, data: &[u8]| {
-            let mut v = Vec::new();
-            v.extend_from_slice(&(hdr + data.len()).to_ne_bytes());
-            v.extend_from_slice(&level.to_ne_bytes());
-            v.extend_from_slice(&kind.to_ne_bytes());
-            v.extend_from_slice(data);
-            while v.len() % size_of::<usize>() != 0 {
-                v.push(0);
-            }
-            v
-        };
         let stamp = cmsg(libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS, &[0; 16]);
         let v4 = cmsg(libc::IPPROTO_IP, libc::IP_TOS, &[0xb8]);
         let v6 = cmsg(

@@ -397,3 +397,21 @@ pub fn endpoint_pair(
     .map_err(|e| e.to_string())?;
     Ok(((a, ha), (b, hb)))
 }
+
+/// A two-leg call whose far ends are `a` (leg 0) and `b` (leg 1).
+pub fn two_legs(tag: u64, a: &UdpSocket, b: &UdpSocket) -> mediarelay::engine::CallSpec {
+    use mediarelay::engine::{CallSpec, LegOptions};
+    CallSpec {
+        tag,
+        legs: [
+            LegOptions {
+                remote_rtp: Some(a.local_addr().unwrap()),
+                ..LegOptions::default()
+            },
+            LegOptions {
+                remote_rtp: Some(b.local_addr().unwrap()),
+                ..LegOptions::default()
+            },
+        ],
+    }
+}
