@@ -10,6 +10,7 @@
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
 use crate::relay::{StreamKey, Verdict};
@@ -140,6 +141,24 @@ pub trait Backend {
     /// flight); shutdown turns the loop until this reaches zero so that
     /// closed sockets are really released.
     fn in_flight(&self) -> usize;
+}
+
+/// The coalescing sleep of a shard that has just handled datagrams
+/// (`--batch-wait-us`): up to `budget`, never past the turn's `timeout`
+/// (the next timer), on the wake-up eventfd, so that a control command
+/// ends it and arriving datagrams do not. A failed sleep just collects
+/// early.
+pub(crate) fn coalescing_sleep(wake_fd: RawFd, budget: Duration, timeout: Option<Duration>) {
+    let nap = timeout.map_or(budget, |t| t.min(budget));
+    let _ = super::sys::wait_readable(wake_fd, nap);
+}
+
+/// Narrows the calling thread's timer slack so that its coalescing sleeps
+/// of a few hundred microseconds end on time.
+pub(crate) fn narrow_timer_slack() {
+    if let Err(e) = super::sys::set_timer_slack(Duration::from_micros(1)) {
+        tracing::debug!("batch-wait: timer slack unchanged: {e}");
+    }
 }
 
 /// First delay of a failing socket's receive.

@@ -25,7 +25,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use super::backend::{
-    Backend, BackendCounters, Backoff, Deferred, PacketSink, decode_stream, encode_stream,
+    Backend, BackendCounters, Backoff, Deferred, PacketSink, coalescing_sleep, decode_stream,
+    encode_stream, narrow_timer_slack,
 };
 use super::sys::{self, RawAddr, SOCKADDR_MAX};
 use crate::relay::{StreamKey, Verdict};
@@ -125,10 +126,8 @@ impl EpollBackend {
     /// thread's timer slack so the sleeps end on time.
     pub fn set_batch_wait(&mut self, budget: Duration) {
         self.batch_wait = budget;
-        if !budget.is_zero()
-            && let Err(e) = sys::set_timer_slack(Duration::from_micros(1))
-        {
-            tracing::debug!("batch-wait: timer slack unchanged: {e}");
+        if !budget.is_zero() {
+            narrow_timer_slack();
         }
     }
 
@@ -524,9 +523,8 @@ impl Backend for EpollBackend {
             // past the next timer) on the wake-up eventfd only, then take
             // the whole ready set at once. A control command's wake-up
             // ends the sleep; a failed sleep just drains early.
-            let nap = timeout.map_or(self.batch_wait, |t| t.min(self.batch_wait));
             self.counters.syscalls += 1;
-            let _ = sys::wait_readable(self.wake_fd, nap);
+            coalescing_sleep(self.wake_fd, self.batch_wait, timeout);
             timeout = Some(Duration::ZERO);
         }
         self.counters.syscalls += 1;

@@ -37,7 +37,8 @@ use std::time::{Duration, Instant};
 use io_uring::{IoUring, Probe, cqueue, opcode, squeue, types};
 
 use super::backend::{
-    Backend, BackendCounters, Backoff, Deferred, PacketSink, decode_stream, encode_stream,
+    Backend, BackendCounters, Backoff, Deferred, PacketSink, coalescing_sleep, decode_stream,
+    encode_stream, narrow_timer_slack,
 };
 use super::bufring::BufRing;
 use super::sys::{self, RawAddr, SOCKADDR_MAX};
@@ -461,10 +462,9 @@ fn check_probe_datagram(
     Ok(())
 }
 
-/// A ring with `SINGLE_ISSUER | DEFER_TASKRUN` (6.1+: task work runs only
-/// when the owning thread waits), else a plain one.
 /// A ring with `SINGLE_ISSUER | DEFER_TASKRUN` where the kernel has them
-/// (6.1+; the second value says so), else a plain one.
+/// (6.1+: task work runs only when the owning thread waits; the second
+/// value says so), else a plain one.
 fn build_ring(sq: u32, cq: u32) -> io::Result<(IoUring, bool)> {
     match IoUring::builder()
         .setup_single_issuer()
@@ -589,10 +589,7 @@ impl UringBackend {
         };
         if !cfg.batch_wait.is_zero() {
             if deferred_taskrun {
-                // Sleeps of a few hundred microseconds, ended on time.
-                if let Err(e) = sys::set_timer_slack(Duration::from_micros(1)) {
-                    tracing::debug!("batch-wait: timer slack unchanged: {e}");
-                }
+                narrow_timer_slack();
             } else {
                 // Said once, not once per shard.
                 static WARNED: std::sync::Once = std::sync::Once::new();
@@ -603,6 +600,7 @@ impl UringBackend {
                 });
             }
         }
+        let collect_want = (ring.params().cq_entries() / 2).max(1) as usize;
         // Checks that `buffers` is a power of two, which `buf_mask` needs.
         let bufs = BufRing::new(cfg.buffers, cfg.buf_size, 0)?;
         bufs.register(&ring.submitter())?;
@@ -653,7 +651,7 @@ impl UringBackend {
             wait_batch: cfg.wait_batch.max(1),
             batch_wait,
             busy: false,
-            collect_want: 0,
+            collect_want,
             payload_offset: PAYLOAD_OFFSET
                 + if cfg.rx_timestamps {
                     sys::RX_TIMESTAMP_CONTROL
@@ -662,7 +660,6 @@ impl UringBackend {
                 },
             clock_pair: None,
         };
-        b.collect_want = (b.ring.params().cq_entries() / 2).max(1) as usize;
         b.arm_wake()?;
         Ok(b)
     }
@@ -1081,7 +1078,6 @@ impl Backend for UringBackend {
             // queue deferred task work, which wakes nobody who is not
             // waiting on the ring; a control command's wake-up ends the
             // sleep at once. A failed sleep just collects early.
-            let nap = timeout.map_or(self.batch_wait, |t| t.min(self.batch_wait));
             // What is queued leaves now, not after the sleep: the last
             // turn's sends, and what the shard's commands queued since
             // (a new call's receives). A failed submit (EBUSY: completions
@@ -1091,7 +1087,7 @@ impl Backend for UringBackend {
                 let _ = self.ring.submit();
             }
             self.counters.syscalls += 1;
-            let _ = sys::wait_readable(self.wake_fd, nap);
+            coalescing_sleep(self.wake_fd, self.batch_wait, timeout);
             timeout = Some(Duration::ZERO);
             // Ask for more completions than can be there: the kernel runs
             // deferred task work only up to the number asked for (at least
