@@ -37,6 +37,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use tracing::level_filters::LevelFilter;
 
+use crate::engine::fastpath::FastPathMode;
 use crate::engine::{EngineConfig, IoBackend};
 use crate::ports::{PortRange, RangeError};
 use crate::relay::{Intervals, RelayConfig};
@@ -77,6 +78,7 @@ pub const FILE_KEYS: &[&str] = &[
     "foreground",
     "pidfile",
     "io-backend",
+    "fast-path",
     "table",
     "tos",
     "max-sessions",
@@ -175,6 +177,9 @@ pub struct Cli {
     /// I/O backend of the relay shards: auto|uring|epoll [default: auto]
     #[arg(long, value_name = "BACKEND")]
     pub io_backend: Option<String>,
+    /// Kernel fast path for latched RTP (eBPF on tc ingress, no kernel module): auto (on where the kernel and privileges allow, else off with the reason logged), ebpf (required: start fails without it), off [default: auto]
+    #[arg(long, value_name = "MODE")]
+    pub fast_path: Option<String>,
     /// Config file with the same keys as these flags, TOML or an rtpengine.conf (ini); flags override it; `none`: no file [default: none]
     #[arg(long, visible_alias = "config-file", value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -257,6 +262,9 @@ pub struct RawConfig {
     /// `io-backend`.
     #[serde(default, alias = "io_backend")]
     pub io_backend: Option<String>,
+    /// `fast-path`: auto, ebpf or off.
+    #[serde(default, alias = "fast_path", deserialize_with = "de_scalar_string")]
+    pub fast_path: Option<String>,
     /// `table` (rtpengine's kernel table): accepted and ignored.
     #[serde(default)]
     pub table: Option<i64>,
@@ -404,6 +412,8 @@ pub struct Config {
     pub pidfile: Option<PathBuf>,
     /// I/O backend choice.
     pub io_backend: IoBackend,
+    /// Kernel fast path choice.
+    pub fast_path: FastPathMode,
     /// TOS byte of relay sockets; `None`: left to the kernel.
     pub tos: Option<u8>,
     /// Most concurrent calls (new calls beyond it are refused); `None`:
@@ -591,6 +601,12 @@ pub enum ConfigError {
         /// The value as written.
         value: String,
     },
+    /// `fast-path` is not a mode.
+    #[error("fast-path {value:?} is not one of auto, ebpf, off")]
+    FastPath {
+        /// The value as written.
+        value: String,
+    },
     /// `io-backend` is not a backend.
     #[error("io-backend {value:?} is not one of auto, uring, epoll")]
     IoBackend {
@@ -651,6 +667,7 @@ impl Cli {
             foreground: self.foreground.then_some(true),
             pidfile: self.pidfile.clone(),
             io_backend: self.io_backend.clone(),
+            fast_path: self.fast_path.clone(),
             table: self.table,
             tos: self.tos,
             max_sessions: self.max_sessions,
@@ -858,6 +875,7 @@ impl RawConfig {
             foreground: over.foreground.or(self.foreground),
             pidfile: over.pidfile.or(self.pidfile),
             io_backend: over.io_backend.or(self.io_backend),
+            fast_path: over.fast_path.or(self.fast_path),
             table: over.table.or(self.table),
             tos: over.tos.or(self.tos),
             max_sessions: over.max_sessions.or(self.max_sessions),
@@ -1010,6 +1028,10 @@ impl Config {
                 .map_err(|_| ConfigError::IoBackend { value })?,
             None => IoBackend::Auto,
         };
+        let fast_path = match raw.fast_path {
+            Some(value) => value.parse().map_err(|_| ConfigError::FastPath { value })?,
+            None => FastPathMode::Auto,
+        };
         let tos = raw
             .tos
             .map(|v| u8::try_from(v).map_err(|_| ConfigError::Tos { value: v }))
@@ -1053,6 +1075,7 @@ impl Config {
             foreground: raw.foreground.unwrap_or(false),
             pidfile: raw.pidfile,
             io_backend,
+            fast_path,
             tos,
             max_sessions,
             log_stderr,
@@ -1080,6 +1103,7 @@ impl Config {
             port_max: self.ports.max(),
             tos: self.tos,
             batch_wait: self.batch_wait,
+            fast_path: self.fast_path,
             relay: RelayConfig {
                 timeout: self.timeout,
                 silent_timeout: self.silent_timeout,
@@ -1134,6 +1158,7 @@ impl ConfigError {
             ConfigError::NumThreads { .. } => "num-threads",
             ConfigError::LogLevel { .. } => "log-level",
             ConfigError::IoBackend { .. } => "io-backend",
+            ConfigError::FastPath { .. } => "fast-path",
         }
     }
 
@@ -1776,6 +1801,7 @@ log-facility = "local3"
             "foreground" | "log-stderr" => "true",
             "interface" | "listen-ng" | "listen-http" | "log-level" | "pidfile" | "io-backend"
             | "log-facility" => "\"x\"",
+            "fast-path" => "\"off\"",
             _ => "1",
         };
         for key in FILE_KEYS {

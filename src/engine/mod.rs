@@ -62,6 +62,7 @@
 mod backend;
 mod bufring;
 mod epoll;
+pub mod fastpath;
 mod mailbox;
 mod packet_loop;
 mod shard;
@@ -87,6 +88,7 @@ pub use sys::{
 };
 pub use uring::{UringConfig, UringSupport};
 
+use self::fastpath::{FastPath, FastPathMode};
 use self::shard::{Command, NewLeg, ShardParts};
 use self::sys::EventFd;
 use crate::ports::{AllocError, PortAllocator, PortConfig, PortPair, ShardId, Strategy};
@@ -169,6 +171,13 @@ pub struct EngineConfig {
     pub tos: Option<u8>,
     /// Control mailbox capacity per shard.
     pub mailbox_capacity: usize,
+    /// The kernel fast path ([`fastpath`]): `Off`, `Auto` (on where the
+    /// kernel and privileges allow, else off with the reason in
+    /// [`Engine::fast_path_status`]) or `Ebpf` (start fails without it).
+    pub fast_path: FastPathMode,
+    /// Interfaces the fast path attaches to; empty: every interface
+    /// present at start.
+    pub fast_path_interfaces: Vec<String>,
 }
 
 impl Default for EngineConfig {
@@ -189,6 +198,8 @@ impl Default for EngineConfig {
             socket_sndbuf: 0,
             tos: None,
             mailbox_capacity: 1024,
+            fast_path: FastPathMode::Off,
+            fast_path_interfaces: Vec::new(),
         }
     }
 }
@@ -214,6 +225,10 @@ pub struct LegOptions {
     /// [`EngineConfig::bind_ip`], e.g. to bridge an internal and an
     /// external network, or IPv4 and IPv6); `None`: `bind_ip`.
     pub local_ip: Option<IpAddr>,
+    /// RTP payload types (bit n = payload type n) arriving on this leg
+    /// that the relay must handle itself when the kernel fast path
+    /// forwards the rest, e.g. telephone-event (RFC 4733).
+    pub userspace_payload_types: u128,
 }
 
 /// A two-leg call to create. Media received on leg 0's ports is sent from
@@ -249,6 +264,8 @@ pub struct LegUpdate {
     /// Mark the leg as awaiting its far end's answer or answered (see
     /// [`LegOptions::awaiting_answer`]).
     pub awaiting_answer: Option<bool>,
+    /// New [`LegOptions::userspace_payload_types`].
+    pub userspace_payload_types: Option<u128>,
 }
 
 /// A leg that ends in a local media endpoint (see [`Engine::create_endpoint`]).
@@ -357,6 +374,16 @@ pub struct EngineStats {
     pub delivered: u64,
     /// Datagrams local media endpoints produced.
     pub produced: u64,
+    /// Streams whose RTP the kernel fast path forwards now.
+    pub offloaded_streams: u64,
+    /// Packets the kernel fast path forwarded (also in `rx_packets` and
+    /// `tx_packets`).
+    pub kernel_packets: u64,
+    /// Their bytes (also in `rx_bytes` and `tx_bytes`).
+    pub kernel_bytes: u64,
+    /// Fast path entries that could not be installed or removed (the
+    /// stream stays in userspace).
+    pub offload_errors: u64,
 }
 
 impl EngineStats {
@@ -382,6 +409,10 @@ impl EngineStats {
         self.endpoints += s.endpoints.load(r);
         self.delivered += s.delivered.load(r);
         self.produced += s.produced.load(r);
+        self.offloaded_streams += s.offloaded_streams.load(r);
+        self.kernel_packets += s.kernel_packets.load(r);
+        self.kernel_bytes += s.kernel_bytes.load(r);
+        self.offload_errors += s.offload_errors.load(r);
     }
 
     /// All drops.
@@ -411,6 +442,10 @@ pub struct Engine {
     tos: Option<u8>,
     next_shard: AtomicUsize,
     events: Mutex<Receiver<EngineEvent>>,
+    /// The kernel fast path, shared with the shards; dropped (detached)
+    /// with the last of them.
+    fast: Option<Arc<FastPath>>,
+    fast_reason: String,
 }
 
 impl std::fmt::Debug for Engine {
@@ -419,6 +454,25 @@ impl std::fmt::Debug for Engine {
             .field("shards", &self.shards.len())
             .field("backend", &self.backend)
             .finish()
+    }
+}
+
+/// Loads the fast path as `cfg.fast_path` asks: `(None, why)` when off.
+fn start_fast_path(cfg: &EngineConfig) -> Result<(Option<Arc<FastPath>>, String), EngineError> {
+    match cfg.fast_path {
+        FastPathMode::Off => Ok((None, "off (--fast-path=off)".into())),
+        mode => match FastPath::start(&cfg.fast_path_interfaces) {
+            Ok(f) => {
+                let why = format!("eBPF on tc ingress of {}", f.interfaces().join(", "));
+                tracing::info!(interfaces = ?f.interfaces(), "kernel fast path on");
+                Ok((Some(Arc::new(f)), why))
+            }
+            Err(e) if mode == FastPathMode::Auto => {
+                tracing::warn!(reason = %e, "kernel fast path off: relaying in userspace only");
+                Ok((None, format!("off: {e}")))
+            }
+            Err(e) => Err(EngineError::Config(format!("--fast-path=ebpf: {e}"))),
+        },
     }
 }
 
@@ -446,6 +500,7 @@ impl Engine {
             .with_release_delay(cfg.release_delay)
             .with_seed(seed());
         let ports = Arc::new(PortAllocator::new(port_cfg, Instant::now()));
+        let (fast, fast_reason) = start_fast_path(&cfg)?;
         let (ev_tx, ev_rx) = mpsc::channel();
         let mut shards = Vec::with_capacity(n);
         for i in 0..n {
@@ -461,6 +516,8 @@ impl Engine {
                 stats: stats.clone(),
                 ports: ports.clone(),
                 events: ev_tx.clone(),
+                fast: fast.clone(),
+                tos: cfg.tos,
             };
             let core = if cfg.pin_cores && !cores.is_empty() {
                 Some(cores[i % cores.len()])
@@ -533,7 +590,15 @@ impl Engine {
             tos: cfg.tos,
             next_shard: AtomicUsize::new(0),
             events: Mutex::new(ev_rx),
+            fast,
+            fast_reason,
         })
+    }
+
+    /// Whether the kernel fast path is on, and why (or why not): the
+    /// interfaces it is attached to, or the reason it could not start.
+    pub fn fast_path_status(&self) -> (bool, &str) {
+        (self.fast.is_some(), &self.fast_reason)
     }
 
     /// The backend in use (`Uring` or `Epoll`).
@@ -798,6 +863,7 @@ impl Engine {
             rtp,
             rtcp,
             local_ip: ip,
+            userspace_payload_types: opts.userspace_payload_types,
         }
     }
 

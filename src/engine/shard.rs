@@ -23,15 +23,18 @@ use std::time::{Duration, Instant};
 use crossbeam_utils::CachePadded;
 
 use super::backend::{Backend, OwnTransmit, PacketSink};
+use super::fastpath::{FastPath, FastPathError, KernelCounters, KernelRoute};
 use super::mailbox::Queue;
 use super::sys::{self, EventFd};
 use super::{CallId, EngineError, EngineEvent, LegInfo, LegUpdate};
 use crate::media::Endpoint;
 use crate::ports::{PortAllocator, PortPair, ShardId};
 use crate::relay::{
-    CallKey, DropReason, EndpointKey, LegKey, LegSpec, RelayConfig, RelayTable, RemovedCall, Slab,
-    StreamKey, StreamKind, StreamSnapshot, Verdict,
+    CallKey, DropReason, EndpointKey, LegKey, LegSpec, OffloadedTraffic, RelayConfig, RelayEvent,
+    RelayTable, RemovedCall, Slab, StreamKey, StreamKind, StreamSnapshot, Verdict,
 };
+use crate::rtp::Ssrc;
+use std::collections::HashMap;
 
 /// A leg ready to be installed: bound sockets and what to do with them.
 #[derive(Debug)]
@@ -42,6 +45,8 @@ pub(crate) struct NewLeg {
     /// `None` under rtcp-mux.
     pub rtcp: Option<UdpSocket>,
     pub local_ip: std::net::IpAddr,
+    /// [`LegOptions::userspace_payload_types`](super::LegOptions).
+    pub userspace_payload_types: u128,
 }
 
 /// Control messages to a shard.
@@ -138,6 +143,15 @@ pub struct ShardStats {
     pub cpu_ns: AtomicU64,
     /// Kernel thread id of the shard (for /proc-based measurements).
     pub tid: AtomicU64,
+    /// Streams whose RTP the kernel fast path forwards now.
+    pub offloaded_streams: AtomicU64,
+    /// Packets the kernel fast path forwarded (merged into `rx_packets`
+    /// and `tx_packets` too).
+    pub kernel_packets: AtomicU64,
+    /// Their bytes.
+    pub kernel_bytes: AtomicU64,
+    /// Fast path entries that could not be installed or removed.
+    pub offload_errors: AtomicU64,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -152,6 +166,9 @@ struct Local {
     timeouts: u64,
     delivered: u64,
     produced: u64,
+    kernel_packets: u64,
+    kernel_bytes: u64,
+    offload_errors: u64,
 }
 
 /// A local media endpoint and the leg it ends.
@@ -193,6 +210,215 @@ struct Core {
     /// Endpoint deadlines: a min-heap with lazy deletion (an entry whose
     /// instant is not its slot's `armed` is skipped when it surfaces).
     timers: BinaryHeap<Reverse<(Instant, EndpointKey)>>,
+    /// The kernel fast path's side, when it is on.
+    fast: Option<FastSide>,
+}
+
+/// A stream whose RTP the kernel fast path forwards.
+#[derive(Debug)]
+struct Offloaded {
+    /// Its socket's address: the key of its kernel entry.
+    local: SocketAddr,
+    /// The sending stream of the entry.
+    via: StreamKey,
+    /// The kernel's totals merged so far.
+    seen: KernelCounters,
+    /// When they were last read.
+    read_at: Instant,
+}
+
+/// How often a packet for an offloaded stream that reaches the shard (a
+/// contender, RTCP, DTMF) may trigger a read of the kernel's counters
+/// first.
+const CONTENDER_SYNC: Duration = Duration::from_millis(10);
+
+/// The shard's side of the kernel fast path: installs and withdraws the
+/// entries the relay table offers ([`RelayEvent::Offload`]), and merges the
+/// kernel's counters back into the table (periodically, before a query or
+/// removal, and before judging a packet for an offloaded stream).
+struct FastSide {
+    path: Arc<FastPath>,
+    tos: Option<u8>,
+    /// Local address of each of this shard's streams.
+    addrs: HashMap<StreamKey, SocketAddr>,
+    offloaded: HashMap<StreamKey, Offloaded>,
+    sync_every: Duration,
+    next_sync: Instant,
+}
+
+impl FastSide {
+    /// Reads the kernel counters of `stream` and merges what is new.
+    fn sync(&mut self, table: &mut RelayTable, local: &mut Local, stream: StreamKey, now: Instant) {
+        let Some(o) = self.offloaded.get_mut(&stream) else {
+            return;
+        };
+        o.read_at = now;
+        match self.path.counters(o.local) {
+            Ok(c) => {
+                let t = traffic(&o.seen, &c);
+                o.seen = c;
+                merge(table, local, stream, o.via, t);
+            }
+            Err(e) => {
+                local.offload_errors += 1;
+                tracing::debug!(error = %e, "fast path counters unreadable");
+            }
+        }
+    }
+
+    fn sync_all(&mut self, table: &mut RelayTable, local: &mut Local, now: Instant) {
+        let keys: Vec<StreamKey> = self.offloaded.keys().copied().collect();
+        for k in keys {
+            self.sync(table, local, k, now);
+        }
+        self.next_sync = now + self.sync_every;
+    }
+
+    /// Acts on an offload event of the table.
+    fn on_event(
+        &mut self,
+        table: &mut RelayTable,
+        local: &mut Local,
+        event: RelayEvent,
+        now: Instant,
+    ) {
+        match event {
+            RelayEvent::Offload {
+                stream,
+                source,
+                via,
+                dest,
+                userspace_payload_types,
+            } => {
+                let (Some(&l), Some(&out)) = (self.addrs.get(&stream), self.addrs.get(&via)) else {
+                    return;
+                };
+                let route = KernelRoute {
+                    local: l,
+                    source,
+                    out,
+                    dest,
+                    userspace_payload_types,
+                    tos: self.tos,
+                };
+                match self.path.install(&route) {
+                    Ok(()) => {
+                        if self.offloaded.is_empty() {
+                            self.next_sync = now + self.sync_every;
+                        }
+                        self.offloaded.insert(
+                            stream,
+                            Offloaded {
+                                local: l,
+                                via,
+                                seen: KernelCounters::default(),
+                                read_at: now,
+                            },
+                        );
+                    }
+                    Err(FastPathError::Unsupported(why)) => {
+                        tracing::debug!(why, "stream stays in userspace");
+                    }
+                    Err(e) => {
+                        local.offload_errors += 1;
+                        tracing::warn!(error = %e, "fast path entry not installed; the stream stays in userspace");
+                    }
+                }
+            }
+            RelayEvent::OffloadEnded { stream, via } => self.withdraw(table, local, stream, via),
+            _ => {}
+        }
+    }
+
+    /// Removes `stream`'s kernel entry and merges its last counters.
+    fn withdraw(
+        &mut self,
+        table: &mut RelayTable,
+        local: &mut Local,
+        stream: StreamKey,
+        via: StreamKey,
+    ) {
+        let Some(o) = self.offloaded.remove(&stream) else {
+            return;
+        };
+        match self.path.withdraw(o.local) {
+            Ok(c) => merge(table, local, stream, via, traffic(&o.seen, &c)),
+            Err(e) => {
+                local.offload_errors += 1;
+                tracing::warn!(error = %e, "fast path entry not removed");
+            }
+        }
+    }
+
+    /// Merges the kernel's counters of every offloaded stream of `call`
+    /// (before a query).
+    fn sync_call(
+        &mut self,
+        table: &mut RelayTable,
+        local: &mut Local,
+        call: CallKey,
+        now: Instant,
+    ) {
+        if self.offloaded.is_empty() {
+            return;
+        }
+        for key in call_streams(table, call) {
+            self.sync(table, local, key, now);
+        }
+    }
+
+    /// Ends the offloads of `call`'s streams and forgets their addresses
+    /// (before it is removed).
+    fn end_call(&mut self, table: &mut RelayTable, local: &mut Local, call: CallKey) {
+        for key in call_streams(table, call) {
+            if let Some(via) = table.offloaded(key) {
+                self.withdraw(table, local, key, via);
+            }
+            self.addrs.remove(&key);
+        }
+        // The table's own OffloadEnded events for them find nothing left.
+        table.end_call_offloads(call);
+    }
+}
+
+/// The streams of `call`.
+fn call_streams(table: &RelayTable, call: CallKey) -> Vec<StreamKey> {
+    table
+        .call_snapshot(call)
+        .map(|v| v.into_iter().map(|s| s.key).collect())
+        .unwrap_or_default()
+}
+
+/// What the kernel forwarded between two readings of a stream's counters.
+fn traffic(seen: &KernelCounters, now: &KernelCounters) -> OffloadedTraffic {
+    let packets = now.packets.saturating_sub(seen.packets);
+    OffloadedTraffic {
+        packets,
+        bytes: now.bytes.saturating_sub(seen.bytes),
+        last: now.last,
+        last_rtp: (packets > 0).then_some((Ssrc(now.ssrc), now.seq)),
+    }
+}
+
+/// Merges kernel-forwarded traffic into the table and the shard counters
+/// (received and sent, as userspace forwarding would count them).
+fn merge(
+    table: &mut RelayTable,
+    local: &mut Local,
+    stream: StreamKey,
+    via: StreamKey,
+    t: OffloadedTraffic,
+) {
+    if t.packets == 0 {
+        return;
+    }
+    table.merge_offloaded(stream, via, t);
+    local.rx_packets += t.packets;
+    local.rx_bytes += t.bytes;
+    local.tx_packets += t.packets;
+    local.tx_bytes += t.bytes;
+    local.kernel_packets += t.packets;
+    local.kernel_bytes += t.bytes;
 }
 
 impl Core {
@@ -204,6 +430,7 @@ impl Core {
             ready: Vec::with_capacity(ENDPOINT_RESERVE),
             ready_at: 0,
             timers: BinaryHeap::with_capacity(ENDPOINT_RESERVE),
+            fast: None,
         }
     }
 
@@ -290,6 +517,16 @@ impl PacketSink for Core {
     ) -> Verdict {
         self.local.rx_packets += 1;
         self.local.rx_bytes += data.len() as u64;
+        if let Some(f) = &mut self.fast {
+            // A packet the kernel left to userspace for a stream it
+            // forwards: judge it against the source's latest state.
+            if f.offloaded
+                .get(&stream)
+                .is_some_and(|o| now.saturating_duration_since(o.read_at) >= CONTENDER_SYNC)
+            {
+                f.sync(&mut self.table, &mut self.local, stream, now);
+            }
+        }
         let v = self.table.handle_packet(now, stream, src, data, truncated);
         match v {
             Verdict::Forward { .. } => {}
@@ -383,6 +620,10 @@ pub(crate) struct ShardParts {
     pub stats: Arc<ShardStats>,
     pub ports: Arc<PortAllocator>,
     pub events: Sender<EngineEvent>,
+    /// The kernel fast path, when on.
+    pub fast: Option<Arc<FastPath>>,
+    /// TOS byte of relay sockets, for packets the kernel forwards.
+    pub tos: Option<u8>,
 }
 
 /// Runs the shard loop until `Command::Shutdown`.
@@ -395,10 +636,27 @@ pub(crate) fn run<B: Backend>(mut backend: B, parts: ShardParts) {
         stats,
         ports,
         events,
+        fast,
+        tos,
     } = parts;
     stats.tid.store(sys::gettid() as u64, Ordering::Relaxed);
     let epoch = Instant::now();
     let mut core = Core::new(epoch, relay);
+    if let Some(path) = fast {
+        core.table.set_offload(true);
+        // Media timeouts judge kernel-forwarded streams by merged
+        // counters: read them several times per timeout.
+        let sync_every =
+            (relay.timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+        core.fast = Some(FastSide {
+            path,
+            tos,
+            addrs: HashMap::new(),
+            offloaded: HashMap::new(),
+            sync_every,
+            next_sync: epoch + sync_every,
+        });
+    }
     let mut next_cpu_sample = Instant::now();
     loop {
         let now = Instant::now();
@@ -408,6 +666,10 @@ pub(crate) fn run<B: Backend>(mut backend: B, parts: ShardParts) {
             core.table.poll_timeout(),
             backend.poll_timeout(),
             core.endpoint_deadline(epoch, now),
+            core.fast
+                .as_ref()
+                .filter(|f| !f.offloaded.is_empty())
+                .map(|f| f.next_sync),
         ]
         .into_iter()
         .flatten()
@@ -442,7 +704,16 @@ pub(crate) fn run<B: Backend>(mut backend: B, parts: ShardParts) {
         while let Some(event) = core.table.poll_event() {
             // A changed forwarding entry needs nothing here: the shard
             // forwards from the table's entries themselves.
-            if let crate::relay::RelayEvent::CallTimedOut { call, tag, reason } = event {
+            if matches!(
+                event,
+                RelayEvent::Offload { .. } | RelayEvent::OffloadEnded { .. }
+            ) {
+                if let Some(f) = &mut core.fast {
+                    f.on_event(&mut core.table, &mut core.local, event, now);
+                }
+                continue;
+            }
+            if let RelayEvent::CallTimedOut { call, tag, reason } = event {
                 if let Some(removed) = remove_call(&mut backend, &mut core, &ports, call, now) {
                     core.local.timeouts += 1;
                     let _ = events.send(EngineEvent::CallTimedOut {
@@ -455,6 +726,11 @@ pub(crate) fn run<B: Backend>(mut backend: B, parts: ShardParts) {
                         removed,
                     });
                 }
+            }
+        }
+        if let Some(f) = &mut core.fast {
+            if !f.offloaded.is_empty() && now >= f.next_sync {
+                f.sync_all(&mut core.table, &mut core.local, now);
             }
         }
         if now >= next_cpu_sample {
@@ -483,6 +759,11 @@ fn publish<B: Backend>(stats: &ShardStats, core: &Core, backend: &B) {
     stats.unknown_stream.store(l.unknown_stream, r);
     stats.timeouts.store(l.timeouts, r);
     stats.endpoints.store(core.endpoints.len() as u64, r);
+    let offloaded = core.fast.as_ref().map_or(0, |f| f.offloaded.len());
+    stats.offloaded_streams.store(offloaded as u64, r);
+    stats.kernel_packets.store(l.kernel_packets, r);
+    stats.kernel_bytes.store(l.kernel_bytes, r);
+    stats.offload_errors.store(l.offload_errors, r);
     stats.delivered.store(l.delivered, r);
     stats.produced.store(l.produced, r);
     let b = backend.counters();
@@ -521,6 +802,9 @@ fn handle_command<B: Backend>(
             let _ = reply.send(update_leg(core, call, leg, update, now));
         }
         Command::Query { call, reply } => {
+            if let Some(f) = &mut core.fast {
+                f.sync_call(&mut core.table, &mut core.local, call, now);
+            }
             let _ = reply.send(core.table.call_snapshot(call));
         }
         Command::Delete { call, reply } => {
@@ -583,7 +867,14 @@ fn add_call<B: Backend>(
             continue;
         }
         let streams = match core.table.add_leg(now, call, leg.spec) {
-            Ok(s) => s,
+            Ok(s) => {
+                if leg.userspace_payload_types != 0 {
+                    let _ = core
+                        .table
+                        .set_userspace_payload_types(s.leg, leg.userspace_payload_types);
+                }
+                s
+            }
             Err(e) => {
                 failure = Some(EngineError::Relay(e));
                 let _ = ports.release(leg.ports, now);
@@ -603,6 +894,10 @@ fn add_call<B: Backend>(
         } else {
             SocketAddr::new(leg.local_ip, leg.ports.rtcp())
         };
+        if let Some(f) = &mut core.fast {
+            f.addrs.insert(streams.rtp, rtp_local);
+            f.addrs.insert(streams.rtcp, rtcp_local);
+        }
         infos.push(LegInfo {
             key: streams.leg,
             rtp: rtp_local,
@@ -706,6 +1001,11 @@ fn update_leg(
             .set_awaiting_answer(key, awaiting)
             .map_err(EngineError::Relay)?;
     }
+    if let Some(types) = update.userspace_payload_types {
+        core.table
+            .set_userspace_payload_types(key, types)
+            .map_err(EngineError::Relay)?;
+    }
     Ok(())
 }
 
@@ -722,6 +1022,9 @@ fn remove_call<B: Backend>(
                 core.endpoints.remove(e);
             }
         }
+    }
+    if let Some(f) = &mut core.fast {
+        f.end_call(&mut core.table, &mut core.local, call);
     }
     let removed = core.table.remove_call(call)?;
     for s in &removed.streams {

@@ -139,7 +139,14 @@ impl Snapshot {
         )
         .sample(&[], t.streams);
 
-        let counters: [(&'static str, &str, u64); 10] = [
+        w.family(
+            "mediarelay_fast_path_streams",
+            Gauge,
+            "Streams whose RTP the kernel fast path forwards now.",
+        )
+        .sample(&[], t.offloaded_streams);
+
+        let counters: [(&'static str, &str, u64); 13] = [
             (
                 "mediarelay_rx_packets_total",
                 "Datagrams received on relay sockets.",
@@ -189,6 +196,21 @@ impl Snapshot {
                 "mediarelay_buffer_ring_exhausted_total",
                 "Receives that found the io_uring buffer ring empty.",
                 t.no_buffers,
+            ),
+            (
+                "mediarelay_fast_path_packets_total",
+                "Datagrams the kernel fast path forwarded (also counted in rx and tx).",
+                t.kernel_packets,
+            ),
+            (
+                "mediarelay_fast_path_bytes_total",
+                "UDP payload bytes the kernel fast path forwarded.",
+                t.kernel_bytes,
+            ),
+            (
+                "mediarelay_fast_path_errors_total",
+                "Fast path entries that could not be installed or removed (the stream stays in userspace).",
+                t.offload_errors,
             ),
         ];
         for (name, help, value) in counters {

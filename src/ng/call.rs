@@ -37,6 +37,9 @@ pub(crate) struct MediaSlot {
     /// Per leg, `0.0.0.0:<port>` while its SDP holds with `c=0.0.0.0`
     /// (shown in `query`, never sent to).
     pub held: [Option<SocketAddr>; 2],
+    /// telephone-event payload types (bit n = type n) of the last offer:
+    /// relayed in userspace, never by the kernel fast path.
+    pub event_pts: u128,
 }
 
 impl MediaSlot {
@@ -54,6 +57,7 @@ impl MediaSlot {
             strict: [false; 2],
             codec: None,
             held: [None, None],
+            event_pts: 0,
         }
     }
 }

@@ -1001,7 +1001,12 @@ impl<M: MediaPlane> Handler<M> {
             let on_hold = rtp.is_none() || sdp.media_direction(i) != Direction::SendRecv;
             let (kind, proto) = (m.media_line().media.clone(), m.media_line().proto.clone());
             let sdp_mux = m.section().rtcp_mux();
+            // RFC 4733 events stay with the relay when the kernel fast path
+            // forwards the rest: those of the offer and of the answer (each
+            // side sends with the payload types the other announced).
+            let event_pts = event_payload_types(m.section());
             let slot = call.medias.get_mut(i);
+            let offer_pts = slot.as_ref().map_or(0, |s| s.event_pts);
             let plan = match (may_create, slot.as_ref().map(|s| s.mux)) {
                 (true, _) => MuxPlan::offer(sdp_mux, opts.mux),
                 (false, Some(plan)) => plan,
@@ -1011,6 +1016,7 @@ impl<M: MediaPlane> Handler<M> {
                 s.mux = plan;
                 if may_create {
                     s.offered = offered.clone();
+                    s.event_pts = event_pts;
                 }
                 s.engine
             }) {
@@ -1024,9 +1030,17 @@ impl<M: MediaPlane> Handler<M> {
                             rtcp_mux: None,
                             on_hold: Some(on_hold),
                             awaiting_answer: None,
+                            userspace_payload_types: Some(event_pts),
                         };
                         self.media
                             .update_leg(info.id, sender, update)
+                            .map_err(engine_fail)?;
+                        let update = LegUpdate {
+                            userspace_payload_types: Some(event_pts),
+                            ..LegUpdate::default()
+                        };
+                        self.media
+                            .update_leg(info.id, receiver, update)
                             .map_err(engine_fail)?;
                         ports.push(port.map(|p| (p, MuxOut::offer(plan))));
                         continue;
@@ -1041,12 +1055,14 @@ impl<M: MediaPlane> Handler<M> {
                         rtcp_mux: Some(answerer_mux),
                         on_hold: Some(on_hold),
                         awaiting_answer: Some(false),
+                        userspace_payload_types: Some(event_pts | offer_pts),
                     };
                     self.media
                         .update_leg(info.id, sender, update)
                         .map_err(engine_fail)?;
                     let update = LegUpdate {
                         rtcp_mux: Some(offerer_mux),
+                        userspace_payload_types: Some(event_pts | offer_pts),
                         ..LegUpdate::default()
                     };
                     self.media
@@ -1063,6 +1079,7 @@ impl<M: MediaPlane> Handler<M> {
                     let mut legs = [LegOptions::default(), LegOptions::default()];
                     for (leg, l) in legs.iter_mut().enumerate() {
                         l.policy = policy;
+                        l.userspace_payload_types = event_pts;
                         l.local_ip = Some(if leg == sender {
                             send_if.local
                         } else {
@@ -1108,6 +1125,7 @@ impl<M: MediaPlane> Handler<M> {
                         tag,
                         mux: plan,
                         offered,
+                        event_pts,
                         ..MediaSlot::new(kind, proto)
                     };
                     if i < call.medias.len() {
@@ -3826,4 +3844,13 @@ mod tests {
         let q = run(&mut h, t0, &[("command", t("query")), ("call-id", t("c1"))]);
         assert_eq!(reason(&q), "Unknown call-id");
     }
+}
+
+/// The telephone-event (RFC 4733 §7.1.1) payload types a media section
+/// maps, as a bit set (bit n = payload type n).
+fn event_payload_types(section: &crate::sdp::Section) -> u128 {
+    section
+        .rtpmaps()
+        .filter(|r| r.encoding.eq_ignore_ascii_case("telephone-event"))
+        .fold(0u128, |acc, r| acc | 1u128 << (r.pt.value() & 0x7f))
 }

@@ -345,6 +345,23 @@ impl Latch {
         self.last_rtp = rtp.or(self.last_rtp);
     }
 
+    /// `packets` more packets from the current source were forwarded
+    /// outside the relay table (a kernel fast path), the last at `last`
+    /// with `rtp` (SSRC, sequence number): the source stays active and its
+    /// stream position current, as if they had been checked here.
+    pub fn observe(&mut self, last: Instant, rtp: Option<(Ssrc, u16)>, packets: u64) {
+        if self.source.is_none() || packets == 0 {
+            return;
+        }
+        self.packets = self
+            .packets
+            .saturating_add(u32::try_from(packets).unwrap_or(u32::MAX));
+        if self.last_seen.is_none_or(|t| t < last) {
+            self.last_seen = Some(last);
+            self.last_rtp = rtp.or(self.last_rtp);
+        }
+    }
+
     /// `rtp` has the current stream's SSRC and a small forward sequence
     /// step.
     fn continues(&self, rtp: Option<(Ssrc, u16)>) -> bool {

@@ -20,8 +20,8 @@ pub use latch::{
 };
 pub use slab::{Key, Slab};
 pub use table::{
-    CallKey, Component, EndpointKey, LegKey, LegSpec, LegStreams, RelayConfig, RelayError,
-    RelayEvent, RelayTable, RemovedCall, StreamKey, StreamKind, StreamSnapshot, TimeoutReason,
-    Verdict,
+    CallKey, Component, EndpointKey, LegKey, LegSpec, LegStreams, OffloadedTraffic, RelayConfig,
+    RelayError, RelayEvent, RelayTable, RemovedCall, StreamKey, StreamKind, StreamSnapshot,
+    TimeoutReason, Verdict,
 };
 pub use timer::TimerWheel;

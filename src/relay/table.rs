@@ -21,12 +21,12 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::counters::{DropReason, RtpSummary, StreamCounters};
-use super::latch::{Latch, LatchPolicy, LatchVerdict, RTCP_MIN_INTERVAL};
+use super::latch::{AddressMode, Latch, LatchPolicy, LatchVerdict, RTCP_MIN_INTERVAL};
 use super::slab::{Key, Slab};
 use super::timer::TimerWheel;
 use crate::rtcp::{self, PacketKind};
-use crate::rtp::RtpPacket;
 use crate::rtp::stats::{ClockRate, Outcome, ReceiveStats};
+use crate::rtp::{RtpPacket, Ssrc};
 
 /// Key of a call in a [`RelayTable`].
 pub type CallKey = Key;
@@ -218,6 +218,50 @@ pub enum RelayEvent {
         /// The new entry: `Forward`, `Deliver` or `Drop`.
         route: Verdict,
     },
+    /// A stream's RTP may now be forwarded outside the table (a kernel
+    /// fast path; see [`RelayTable::set_offload`]): its far end is latched
+    /// and out of its learning window, and its RTP is forwarded. Only RTP
+    /// from `source` with a payload type not in `userspace_payload_types`
+    /// may be forwarded there; everything else must still come to
+    /// [`RelayTable::handle_packet`]. What is forwarded there is merged
+    /// back with [`RelayTable::merge_offloaded`].
+    Offload {
+        /// The receiving stream.
+        stream: StreamKey,
+        /// The latched source.
+        source: SocketAddr,
+        /// Stream whose socket sends.
+        via: StreamKey,
+        /// Destination address.
+        dest: SocketAddr,
+        /// RTP payload types (bit n = payload type n) the table must see
+        /// ([`RelayTable::set_userspace_payload_types`]).
+        userspace_payload_types: u128,
+    },
+    /// The entry given by the last [`RelayEvent::Offload`] of `stream` no
+    /// longer holds (re-latch, signalling, policy, removal): forwarding it
+    /// outside the table must stop, and what was forwarded until then is
+    /// merged with `via` as the sending stream.
+    OffloadEnded {
+        /// The receiving stream.
+        stream: StreamKey,
+        /// The sending stream of the ended entry.
+        via: StreamKey,
+    },
+}
+
+/// What a forwarding path outside the table forwarded for one offloaded
+/// stream since the last merge ([`RelayTable::merge_offloaded`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OffloadedTraffic {
+    /// Packets forwarded.
+    pub packets: u64,
+    /// Their bytes (UDP payload).
+    pub bytes: u64,
+    /// Arrival of the last one.
+    pub last: Option<Instant>,
+    /// SSRC and sequence number of the last one.
+    pub last_rtp: Option<(Ssrc, u16)>,
 }
 
 /// Why a call timed out.
@@ -276,6 +320,11 @@ struct Stream {
     /// ([`RelayTable::refresh_routes`]), so that a packet costs one stream
     /// lookup.
     routes: [Route; 2],
+    /// Handed to a forwarding path outside the table
+    /// ([`RelayEvent::Offload`]): the sending stream of that entry.
+    offload: Option<StreamKey>,
+    /// RTP payload types that must not be offloaded (bit n = type n).
+    userspace_payload_types: u128,
 }
 
 /// A stream's forwarding entry for one component, with what it forwarded
@@ -345,6 +394,8 @@ pub struct RelayTable {
     timers: TimerWheel<CallKey>,
     expired: Vec<CallKey>,
     events: VecDeque<RelayEvent>,
+    /// Emit [`RelayEvent::Offload`] for streams that qualify.
+    offload: bool,
 }
 
 impl RelayTable {
@@ -358,6 +409,7 @@ impl RelayTable {
             timers: TimerWheel::new(now, config.timer_tick, 1024),
             expired: Vec::new(),
             events: VecDeque::new(),
+            offload: false,
         }
     }
 
@@ -440,6 +492,8 @@ impl RelayTable {
             clock_rate: spec.clock_rate,
             rtp_stats: None,
             routes: [Route::NONE; 2],
+            offload: None,
+            userspace_payload_types: 0,
         });
         let rtcp = match spec.rtcp_port {
             None => rtp,
@@ -457,6 +511,8 @@ impl RelayTable {
                     clock_rate: spec.clock_rate,
                     rtp_stats: None,
                     routes: [Route::NONE; 2],
+                    offload: None,
+                    userspace_payload_types: 0,
                 })
             }
         };
@@ -591,6 +647,8 @@ impl RelayTable {
             if let Some(s) = self.streams.get_mut(key) {
                 s.latch.set_policy(policy, now);
             }
+            // Learning starts over: the table judges every packet again.
+            self.end_offload(key);
         }
         if let Some(c) = self.calls.get_mut(call) {
             c.last_signal = now;
@@ -651,6 +709,10 @@ impl RelayTable {
                 if previous.is_some() {
                     st.counters.relatches += 1;
                 }
+                if let Some(via) = st.offload.take() {
+                    self.events
+                        .push_back(RelayEvent::OffloadEnded { stream, via });
+                }
                 // Packets towards this far end now go to where it sends
                 // from: the peer's forwarding entries change (rare: once
                 // per stream, or when the far end moves).
@@ -675,9 +737,26 @@ impl RelayTable {
         }
         let route = &mut st.routes[component.index()];
         match route.verdict {
-            Verdict::Forward { .. } => {
+            Verdict::Forward { via, dest } => {
                 route.packets += 1;
                 route.bytes += data.len() as u64;
+                if self.offload
+                    && component == Component::Rtp
+                    && st.offload.is_none()
+                    && st.kind != StreamKind::Rtcp
+                    && st.latch.policy().mode == AddressMode::Symmetric
+                    && st.latch.latched() == Some(src)
+                    && !st.latch.is_learning(now)
+                {
+                    st.offload = Some(via);
+                    self.events.push_back(RelayEvent::Offload {
+                        stream,
+                        source: src,
+                        via,
+                        dest,
+                        userspace_payload_types: st.userspace_payload_types,
+                    });
+                }
             }
             Verdict::Drop(reason) => st.counters.drop_packet(reason),
             Verdict::Deliver { .. } | Verdict::UnknownStream => {}
@@ -711,6 +790,9 @@ impl RelayTable {
                         bytes: 0,
                     },
                 );
+                if component == Component::Rtp {
+                    self.end_offload(key);
+                }
                 if let Verdict::Forward { via, .. } = old.verdict {
                     if let Some(out) = self.streams.get_mut(via) {
                         out.counters.sent_packets += old.packets;
@@ -937,6 +1019,107 @@ impl RelayTable {
             }
         }
         last
+    }
+
+    /// Lets streams be forwarded outside the table (a kernel fast path):
+    /// from now on a stream whose far end is latched (symmetric) and out of
+    /// its learning window is reported once as [`RelayEvent::Offload`] when
+    /// its next RTP packet is forwarded, and as
+    /// [`RelayEvent::OffloadEnded`] when that no longer holds. Turning it
+    /// off ends every offload.
+    pub fn set_offload(&mut self, on: bool) {
+        self.offload = on;
+        if !on {
+            let keys: Vec<StreamKey> = self
+                .streams
+                .iter()
+                .filter(|(_, s)| s.offload.is_some())
+                .map(|(k, _)| k)
+                .collect();
+            for k in keys {
+                self.end_offload(k);
+            }
+        }
+    }
+
+    /// Sets the RTP payload types (bit n = payload type n) received on
+    /// `leg` that must reach the table even when the stream is offloaded,
+    /// e.g. telephone-event (RFC 4733). A change ends the offload; the next
+    /// packet offers it again.
+    pub fn set_userspace_payload_types(
+        &mut self,
+        leg: LegKey,
+        types: u128,
+    ) -> Result<(), RelayError> {
+        let l = self.legs.get(leg).ok_or(RelayError::NoSuchLeg)?;
+        for key in [l.rtp, l.rtcp] {
+            let Some(s) = self.streams.get_mut(key) else {
+                continue;
+            };
+            if s.userspace_payload_types != types {
+                s.userspace_payload_types = types;
+                self.end_offload(key);
+            }
+        }
+        Ok(())
+    }
+
+    /// The sending stream of `stream`'s offloaded entry, if it has one.
+    pub fn offloaded(&self, stream: StreamKey) -> Option<StreamKey> {
+        self.streams.get(stream)?.offload
+    }
+
+    /// Ends `stream`'s offload, if it has one.
+    fn end_offload(&mut self, stream: StreamKey) {
+        if let Some(via) = self.streams.get_mut(stream).and_then(|s| s.offload.take()) {
+            self.events
+                .push_back(RelayEvent::OffloadEnded { stream, via });
+        }
+    }
+
+    /// Ends the offload of every stream of `call` (before it is removed, so
+    /// that what was forwarded outside can still be merged).
+    pub fn end_call_offloads(&mut self, call: CallKey) {
+        let Some(c) = self.calls.get(call) else {
+            return;
+        };
+        let keys: Vec<StreamKey> = c
+            .legs
+            .iter()
+            .filter_map(|l| self.legs.get(*l))
+            .flat_map(|l| l.streams())
+            .collect();
+        for k in keys {
+            self.end_offload(k);
+        }
+    }
+
+    /// Merges what a forwarding path outside the table forwarded for
+    /// `stream` (offloaded now or until its [`RelayEvent::OffloadEnded`]),
+    /// sent from `via`: the receive and send counters, the last packet's
+    /// time and SSRC (media timeouts), and the latch's view of its source
+    /// (so that a contender is judged against a source known to be
+    /// active).
+    pub fn merge_offloaded(&mut self, stream: StreamKey, via: StreamKey, t: OffloadedTraffic) {
+        if t.packets == 0 {
+            return;
+        }
+        if let Some(st) = self.streams.get_mut(stream) {
+            st.counters.packets += t.packets;
+            st.counters.bytes += t.bytes;
+            if let Some(last) = t.last {
+                st.counters.last_packet =
+                    Some(st.counters.last_packet.map_or(last, |p| p.max(last)));
+                st.latch.observe(last, t.last_rtp, t.packets);
+            }
+            if let Some((ssrc, _)) = t.last_rtp {
+                st.counters.last_ssrc = Some(ssrc);
+            }
+        }
+        if let Some(out) = self.streams.get_mut(via) {
+            out.counters.sent_packets += t.packets;
+            out.counters.sent_bytes += t.bytes;
+        }
     }
 
     /// The next event for the shard, if any.

@@ -1,0 +1,311 @@
+//! The kernel fast path (`--fast-path`) through the daemon: latched RTP is
+//! forwarded by the eBPF program with nothing lost or changed, the
+//! counters the relay reports include it, RTP-bleed packets, DTMF and RTCP
+//! still go through userspace, and the program goes away with the daemon
+//! (SIGTERM and SIGKILL). On lo here; between network namespaces over
+//! veth with checksum offloads off in `fast_path_netns`.
+//!
+//! Needs root (CAP_BPF, CAP_NET_ADMIN) and a binary built with the BPF
+//! object: where the fast path cannot load, the tests say so and pass,
+//! unless `MEDIARELAY_REQUIRE_FAST_PATH` is set.
+
+#![cfg(feature = "daemon")]
+
+mod common;
+
+use std::net::UdpSocket;
+use std::process::Command;
+use std::sync::Mutex;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::{Client, int_at, start, t};
+use mediarelay::ng::OwnedValue;
+
+/// One test at a time: each counts the fast path programs loaded.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const PTIME: Duration = Duration::from_millis(20);
+
+/// Whether the fast path can load here; panics when it must.
+fn available() -> bool {
+    match mediarelay::engine::fastpath::FastPath::start(&["lo".to_string()]) {
+        Ok(_) => true,
+        Err(e) => {
+            assert!(
+                std::env::var_os("MEDIARELAY_REQUIRE_FAST_PATH").is_none(),
+                "the fast path must load here: {e}"
+            );
+            eprintln!("kernel fast path unavailable ({e}): test skipped");
+            false
+        }
+    }
+}
+
+/// Fast path programs loaded in the kernel (a program lives as long as a
+/// link or descriptor holds it: the daemon's TCX links).
+fn loaded_programs() -> usize {
+    let out = Command::new("bpftool")
+        .args(["prog", "show", "name", "mediarelay_forward"])
+        .output()
+        .expect("bpftool (Debian package bpftool)");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("name mediarelay_forward"))
+        .count()
+}
+
+/// Waits up to 3 s for `loaded_programs() == n` (the kernel frees a
+/// program after an RCU grace period); the count at the end.
+fn settle_programs(n: usize) -> usize {
+    let end = Instant::now() + Duration::from_secs(3);
+    loop {
+        let now = loaded_programs();
+        if now == n || Instant::now() > end {
+            return now;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// PCMU + telephone-event 101 on 127.0.0.1:`port`.
+fn sdp(name: &str, port: u16) -> String {
+    format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns={name}\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n\
+         a=rtpmap:101 telephone-event/8000\r\na=rtcp-mux\r\n"
+    )
+}
+
+/// An RTP packet: payload type `pt`, 160 payload bytes derived from
+/// `fill` and `seq`, so every packet is distinct.
+fn packet(pt: u8, ssrc: u32, seq: u16, fill: u8) -> Vec<u8> {
+    let mut p = vec![0x80, pt];
+    p.extend(seq.to_be_bytes());
+    p.extend((u32::from(seq) * 160).to_be_bytes());
+    p.extend(ssrc.to_be_bytes());
+    p.extend((0..160u16).map(|i| fill ^ (i as u8) ^ (seq as u8)));
+    p
+}
+
+/// Sends `n` RTP packets from `sock` to the relay's `port`, one per
+/// ptime, from sequence number `first`.
+fn send(
+    sock: UdpSocket,
+    port: u16,
+    ssrc: u32,
+    fill: u8,
+    first: u16,
+    n: u16,
+) -> JoinHandle<(UdpSocket, Vec<Vec<u8>>)> {
+    std::thread::spawn(move || {
+        let start = Instant::now();
+        let mut sent = Vec::new();
+        for i in 0..n {
+            let at = start + PTIME * u32::from(i);
+            std::thread::sleep(at.saturating_duration_since(Instant::now()));
+            let p = packet(0, ssrc, first.wrapping_add(i), fill);
+            sock.send_to(&p, ("127.0.0.1", port)).unwrap();
+            sent.push(p);
+        }
+        (sock, sent)
+    })
+}
+
+/// Everything `sock` receives until it has been quiet for 500 ms.
+fn receive(sock: UdpSocket) -> JoinHandle<(UdpSocket, Vec<Vec<u8>>)> {
+    std::thread::spawn(move || {
+        sock.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 2048];
+        let mut idle_since = Instant::now();
+        loop {
+            match sock.recv_from(&mut buf) {
+                Ok((n, _)) => {
+                    got.push(buf[..n].to_vec());
+                    idle_since = Instant::now();
+                }
+                Err(_) if idle_since.elapsed() >= Duration::from_millis(1500) => break,
+                Err(_) => {}
+            }
+        }
+        (sock, got)
+    })
+}
+
+fn tag_packets(q: &OwnedValue, tag: &str) -> i64 {
+    let media = &q
+        .get("tags")
+        .and_then(|x| x.get(tag))
+        .and_then(|x| x.get("medias"))
+        .and_then(OwnedValue::as_list)
+        .expect("medias")[0];
+    let rtp = &media
+        .get("streams")
+        .and_then(OwnedValue::as_list)
+        .expect("streams")[0];
+    int_at(rtp, &["stats", "packets"])
+}
+
+/// A call between A and B through `c`: (port A sends to, port B sends to).
+fn call(c: &mut Client, id: &str, a: &UdpSocket, b: &UdpSocket) -> (u16, u16) {
+    let b_to = c
+        .offer(id, &sdp("A", a.local_addr().unwrap().port()), &[])
+        .expect("offer");
+    let a_to = c
+        .answer(id, &sdp("B", b.local_addr().unwrap().port()), &[])
+        .expect("answer");
+    (a_to, b_to)
+}
+
+fn bind() -> UdpSocket {
+    UdpSocket::bind("127.0.0.1:0").unwrap()
+}
+
+#[test]
+fn latched_rtp_is_forwarded_in_the_kernel_on_lo() {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !available() {
+        return;
+    }
+    for backend in common::backends() {
+        let before = settle_programs(0);
+        let (mut daemon, mut c) = start(&[
+            "--io-backend",
+            backend,
+            "--fast-path",
+            "ebpf",
+            "--delete-delay",
+            "0",
+            "--port-min",
+            "24000",
+            "--port-max",
+            "24099",
+        ]);
+        assert_eq!(settle_programs(before + 1), before + 1, "{backend}: loaded");
+        let (a, b) = (bind(), bind());
+        let (a_to, b_to) = call(&mut c, "fp-lo", &a, &b);
+
+        // 5 s of media both ways: the first 3 s (the learning window) in
+        // userspace, the rest in the kernel.
+        const N: u16 = 250;
+        let (ra, rb) = (
+            receive(a.try_clone().unwrap()),
+            receive(b.try_clone().unwrap()),
+        );
+        let sa = send(a.try_clone().unwrap(), a_to, 0xaaaa, 0xa0, 1, N);
+        let sb = send(b.try_clone().unwrap(), b_to, 0xbbbb, 0xb0, 1, N);
+        // An RTP-bleed attacker once the kernel forwards: the stream's own
+        // SSRC and the next sequence numbers, from another address.
+        std::thread::sleep(Duration::from_millis(4200));
+        let attacker = bind();
+        for i in 0..20u16 {
+            attacker
+                .send_to(&packet(0, 0xaaaa, 211 + i, 0xc0), ("127.0.0.1", a_to))
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let (_, sent_a) = sa.join().unwrap();
+        let (_, sent_b) = sb.join().unwrap();
+        let (_, got_b) = rb.join().unwrap();
+        let (_, got_a) = ra.join().unwrap();
+        assert_eq!(
+            got_b, sent_a,
+            "{backend}: B gets exactly what A sent, in order"
+        );
+        assert_eq!(got_a, sent_b, "{backend}: A gets exactly what B sent");
+        let kernel = c.metric("mediarelay_fast_path_packets_total").unwrap();
+        assert!(
+            kernel >= 100,
+            "{backend}: the kernel forwarded {kernel} packets"
+        );
+        assert_eq!(c.metric("mediarelay_fast_path_streams"), Some(2));
+        // The query reads the kernel's counters: every packet counted once.
+        let q = c.cmd(&[("command", t("query")), ("call-id", t("fp-lo"))]);
+        assert_eq!(tag_packets(&q, "tagA"), i64::from(N), "{backend}: {q:?}");
+        assert_eq!(tag_packets(&q, "tagB"), i64::from(N), "{backend}: {q:?}");
+        let dropped = c
+            .metric("mediarelay_dropped_packets_total{reason=\"source_active\"}")
+            .unwrap_or(0);
+        assert_eq!(
+            dropped, 20,
+            "{backend}: the attacker's packets were dropped"
+        );
+
+        // DTMF (telephone-event) and RTCP on the muxed port: userspace.
+        let kernel_before = c.metric("mediarelay_fast_path_packets_total").unwrap();
+        let rb = receive(b.try_clone().unwrap());
+        let mut extra = Vec::new();
+        for i in 0..10u16 {
+            let p = packet(101, 0xaaaa, 251 + i, 0xd0);
+            a.send_to(&p, ("127.0.0.1", a_to)).unwrap();
+            extra.push(p);
+            std::thread::sleep(PTIME);
+        }
+        // RTCP receiver report (RFC 3550 §6.4.2), no report blocks.
+        let rr = vec![0x80, 201, 0, 1, 0, 0, 0xaa, 0xaa];
+        a.send_to(&rr, ("127.0.0.1", a_to)).unwrap();
+        extra.push(rr);
+        let (_, got_b) = rb.join().unwrap();
+        assert_eq!(got_b, extra, "{backend}: DTMF and RTCP relayed unchanged");
+        let q = c.cmd(&[("command", t("query")), ("call-id", t("fp-lo"))]);
+        assert_eq!(
+            c.metric("mediarelay_fast_path_packets_total"),
+            Some(kernel_before),
+            "{backend}: DTMF and RTCP did not go through the kernel: {q:?}"
+        );
+
+        // Delete: the entries go, the counters stay whole.
+        let d = c.cmd(&[("command", t("delete")), ("call-id", t("fp-lo"))]);
+        assert_eq!(d.get("result").and_then(OwnedValue::as_str), Some("ok"));
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(c.metric("mediarelay_fast_path_streams"), Some(0));
+
+        // SIGTERM: the program is detached.
+        let pid = daemon.0.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let _ = daemon.0.wait();
+        assert_eq!(
+            settle_programs(before),
+            before,
+            "{backend}: gone on SIGTERM"
+        );
+    }
+}
+
+#[test]
+fn nothing_forwards_after_the_daemon_is_killed() {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !available() {
+        return;
+    }
+    let before = settle_programs(0);
+    let (mut daemon, mut c) = start(&[
+        "--fast-path",
+        "ebpf",
+        "--port-min",
+        "24100",
+        "--port-max",
+        "24199",
+    ]);
+    let (a, b) = (bind(), bind());
+    let (a_to, _) = call(&mut c, "fp-kill", &a, &b);
+    // 4 s of A's media: latched, out of the learning window, offloaded.
+    let sa = send(a.try_clone().unwrap(), a_to, 0xaaaa, 0xa0, 1, 200);
+    let rb = receive(b.try_clone().unwrap());
+    sa.join().unwrap();
+    let (_, got) = rb.join().unwrap();
+    assert_eq!(got.len(), 200);
+    assert_eq!(c.metric("mediarelay_fast_path_streams"), Some(1));
+    assert_eq!(settle_programs(before + 1), before + 1, "loaded");
+    // SIGKILL: no chance to clean up; the kernel drops the links.
+    daemon.0.kill().unwrap();
+    let _ = daemon.0.wait();
+    assert_eq!(settle_programs(before), before, "gone on SIGKILL");
+    let rb = receive(b.try_clone().unwrap());
+    let sa = send(a.try_clone().unwrap(), a_to, 0xaaaa, 0xa0, 201, 10);
+    sa.join().unwrap();
+    let (_, got) = rb.join().unwrap();
+    assert!(got.is_empty(), "nothing relayed for a dead daemon");
+}
