@@ -309,3 +309,284 @@ fn nothing_forwards_after_the_daemon_is_killed() {
     let (_, got) = rb.join().unwrap();
     assert!(got.is_empty(), "nothing relayed for a dead daemon");
 }
+
+// ---- Between network namespaces over veth ----------------------------
+
+const INSIDE: &str = "MEDIARELAY_FAST_PATH_NETNS_INSIDE";
+
+/// One peer in its namespace: sends `n` RTP packets (one per 20 ms) to
+/// the relay while receiving; prints what it got as JSON. Its packets and
+/// the other peer's are built alike, so each checks the other's bytes.
+const PEER: &str = r#"
+import json, socket, sys, time
+me, port, relay, rport, ssrc, fill, pssrc, pfill, n = sys.argv[1:10]
+port, rport, ssrc, fill, pssrc, pfill, n = map(int, (port, rport, ssrc, fill, pssrc, pfill, n))
+def pkt(ssrc, fill, seq):
+    h = bytes([0x80, 0]) + seq.to_bytes(2, "big") + (seq * 160).to_bytes(4, "big") + ssrc.to_bytes(4, "big")
+    return h + bytes((fill ^ i ^ seq) & 0xff for i in range(160))
+def csum_errors():
+    rows = [l.split() for l in open("/proc/net/snmp") if l.startswith("Udp:")]
+    return int(rows[1][rows[0].index("InCsumErrors")])
+e0 = csum_errors()
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((me, port))
+s.settimeout(0.005)
+time.sleep(0.5)  # the other peer binds meanwhile
+start = time.monotonic()
+got, sources, i = [], set(), 0
+while True:
+    now = time.monotonic()
+    if i < n and now >= start + i * 0.02:
+        s.sendto(pkt(ssrc, fill, i + 1), (relay, rport))
+        i += 1
+    try:
+        data, addr = s.recvfrom(2048)
+        got.append(data)
+        sources.add("%s:%d" % addr)
+    except socket.timeout:
+        pass
+    if i >= n and now > start + n * 0.02 + 1.5:
+        break
+identical = got == [pkt(pssrc, pfill, k + 1) for k in range(len(got))]
+print(json.dumps({"received": len(got), "identical": identical,
+                  "sources": sorted(sources), "csum_errors": csum_errors() - e0}))
+"#;
+
+#[test]
+fn fast_path_netns() {
+    if std::env::var_os(INSIDE).is_some() {
+        netns_inside();
+        return;
+    }
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !available() {
+        return;
+    }
+    let out = Command::new("unshare")
+        .args(["-n", "--"])
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", "fast_path_netns", "--nocapture"])
+        .env(INSIDE, "1")
+        .env("MEDIARELAY_BIN", common::bin())
+        .output()
+        .expect("unshare (util-linux)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{text}");
+    assert!(out.status.success(), "netns fast path test failed");
+}
+
+fn run(cmd: &str, args: &[&str]) {
+    let ok = Command::new(cmd)
+        .args(args)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "{cmd} {args:?}");
+}
+
+/// Named namespaces, deleted when the test ends.
+struct Netns(Vec<String>);
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        for n in &self.0 {
+            let _ = Command::new("ip").args(["netns", "del", n]).status();
+        }
+    }
+}
+
+/// Runs in the relay's namespace: the caller (192.0.2.2) and callee
+/// (198.51.100.2) each in their own namespace, joined to the relay's over
+/// veth with checksum offloads off, so every receiver verifies the UDP
+/// checksum in software (a wrong one is dropped and counted).
+fn netns_inside() {
+    let pid = std::process::id();
+    let (caller, callee) = (format!("mrfp-c-{pid}"), format!("mrfp-e-{pid}"));
+    run("ip", &["link", "set", "lo", "up"]);
+    run("ip", &["netns", "add", &caller]);
+    let _ns = Netns(vec![caller.clone()]);
+    run("ip", &["netns", "add", &callee]);
+    let _ns2 = Netns(vec![callee.clone()]);
+    for (ns, here, there, relay_ip, peer_ip) in [
+        (&caller, "rc", "cr", "192.0.2.1/24", "192.0.2.2/24"),
+        (&callee, "re", "er", "198.51.100.1/24", "198.51.100.2/24"),
+    ] {
+        run(
+            "ip",
+            &[
+                "link", "add", here, "type", "veth", "peer", "name", there, "netns", ns,
+            ],
+        );
+        run("ip", &["addr", "add", relay_ip, "dev", here]);
+        run("ip", &["link", "set", here, "up"]);
+        run("ethtool", &["-K", here, "tx", "off", "rx", "off"]);
+        let inside = |args: &[&str]| {
+            let mut v = vec!["netns", "exec", ns.as_str()];
+            v.extend_from_slice(args);
+            run("ip", &v);
+        };
+        inside(&["ip", "addr", "add", peer_ip, "dev", there]);
+        inside(&["ip", "link", "set", there, "up"]);
+        inside(&["ip", "link", "set", "lo", "up"]);
+        inside(&["ethtool", "-K", there, "tx", "off", "rx", "off"]);
+    }
+    let _daemon = common::Daemon(
+        Command::new(common::bin())
+            .args(["--interface", "internal/192.0.2.1"])
+            .args(["--interface", "external/198.51.100.1"])
+            .args(["--listen-ng", "127.0.0.1:2235"])
+            .args(["--listen-http", "127.0.0.1:2236", "--foreground"])
+            .args(["--port-min", "30000", "--port-max", "30099"])
+            .args(["--delete-delay", "0", "--fast-path", "ebpf"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn mediarelay"),
+    );
+    let mut ng = common::NgSocket::connect("127.0.0.1:2235", Duration::from_millis(300));
+    ng.wait_up("mediarelay");
+    ng.sock
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let sdp = |name: &str, ip: &str, port: u16| {
+        format!(
+            "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns={name}\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
+             m=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+        )
+    };
+    let port_of = |r: &OwnedValue| {
+        let sdp = r.get("sdp").and_then(OwnedValue::as_str).expect("sdp");
+        common::m_port(sdp)
+    };
+    let offer = ng
+        .request(&[
+            ("command", t("offer")),
+            ("call-id", t("fp-ns")),
+            ("from-tag", t("tagA")),
+            ("sdp", t(&sdp("A", "192.0.2.2", 40000))),
+            (
+                "direction",
+                OwnedValue::List(vec![t("internal"), t("external")]),
+            ),
+        ])
+        .expect("offer");
+    let callee_to = port_of(&offer);
+    let answer = ng
+        .request(&[
+            ("command", t("answer")),
+            ("call-id", t("fp-ns")),
+            ("from-tag", t("tagA")),
+            ("to-tag", t("tagB")),
+            ("sdp", t(&sdp("B", "198.51.100.2", 40002))),
+        ])
+        .expect("answer");
+    let caller_to = port_of(&answer);
+
+    // 5 s both ways: 3 s of learning in userspace, then the kernel.
+    let n = "250";
+    let peer = |ns: &str, args: [&str; 8]| {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", ns, "python3", "-c", PEER]);
+        c.args(args);
+        c.args([n]);
+        c.spawn_piped()
+    };
+    let (ct, et) = (caller_to.to_string(), callee_to.to_string());
+    let a = peer(
+        &caller,
+        [
+            "192.0.2.2",
+            "40000",
+            "192.0.2.1",
+            &ct,
+            "43690",
+            "160",
+            "48059",
+            "176",
+        ],
+    );
+    let b = peer(
+        &callee,
+        [
+            "198.51.100.2",
+            "40002",
+            "198.51.100.1",
+            &et,
+            "48059",
+            "176",
+            "43690",
+            "160",
+        ],
+    );
+    let (ra, rb) = (a.finish(), b.finish());
+    let kernel = metric("127.0.0.1:2236", "mediarelay_fast_path_packets_total");
+    let errors = metric("127.0.0.1:2236", "mediarelay_fast_path_errors_total");
+    println!("caller: {ra}\ncallee: {rb}\nkernel-forwarded: {kernel}");
+    for (who, r, relay) in [
+        ("caller", &ra, format!("192.0.2.1:{caller_to}")),
+        ("callee", &rb, format!("198.51.100.1:{callee_to}")),
+    ] {
+        assert!(r.contains("\"received\": 250"), "{who}: {r}");
+        assert!(r.contains("\"identical\": true"), "{who}: {r}");
+        assert!(r.contains("\"csum_errors\": 0"), "{who}: {r}");
+        assert!(
+            r.contains(&format!("\"sources\": [\"{relay}\"]")),
+            "{who} hears only the relay's {relay}: {r}"
+        );
+    }
+    assert!(kernel >= 100, "the kernel forwarded {kernel} packets");
+    assert_eq!(errors, 0, "fast path entry errors");
+    let q = ng
+        .request(&[("command", t("query")), ("call-id", t("fp-ns"))])
+        .expect("query");
+    assert_eq!(tag_packets(&q, "tagA"), 250, "{q:?}");
+    assert_eq!(tag_packets(&q, "tagB"), 250, "{q:?}");
+}
+
+/// One series from `GET /metrics` at `http`.
+fn metric(http: &str, series: &str) -> u64 {
+    use std::io::{Read, Write};
+    let mut tcp = std::net::TcpStream::connect(http).unwrap();
+    tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut body = String::new();
+    tcp.read_to_string(&mut body).unwrap();
+    body.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no {series} in {body}"))
+}
+
+/// A child whose stdout is collected.
+trait SpawnPiped {
+    fn spawn_piped(&mut self) -> std::process::Child;
+}
+
+impl SpawnPiped for Command {
+    fn spawn_piped(&mut self) -> std::process::Child {
+        self.stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn peer")
+    }
+}
+
+/// Waits for a peer and returns its report.
+trait Finish {
+    fn finish(self) -> String;
+}
+
+impl Finish for std::process::Child {
+    fn finish(self) -> String {
+        let out = self.wait_with_output().expect("peer");
+        assert!(out.status.success(), "peer failed");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}

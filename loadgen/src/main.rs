@@ -103,6 +103,9 @@ struct TargetArgs {
     /// Embedded relay: --batch-wait-us (coalesced wake-ups, µs).
     #[arg(long, value_name = "MICROSECONDS")]
     relay_batch_wait_us: Option<u32>,
+    /// Embedded relay: --fast-path (auto, ebpf, off) [default: the relay's, auto]
+    #[arg(long, value_name = "MODE")]
+    relay_fast_path: Option<String>,
 }
 
 /// Where the relay is and what load to offer.
@@ -241,6 +244,9 @@ struct CompareArgs {
     /// The embedded mediarelay's --batch-wait-us (coalesced wake-ups, µs); rtpengine has none
     #[arg(long, value_name = "MICROSECONDS")]
     relay_batch_wait_us: Option<u32>,
+    /// The embedded mediarelay's --fast-path (auto, ebpf, off); rtpengine runs in userspace (--table=-1) [default: the relay's, auto]
+    #[arg(long, value_name = "MODE")]
+    relay_fast_path: Option<String>,
     /// Relay port range, the same for both.
     #[arg(long, default_value = "30000-44999", value_parser = port_range)]
     relay_ports: (u16, u16),
@@ -422,6 +428,7 @@ fn embedded_options(t: &TargetArgs) -> relay::embedded::EmbeddedOptions {
         threads: t.relay_threads,
         io_backend: t.relay_backend.clone(),
         batch_wait_us: t.relay_batch_wait_us,
+        fast_path: t.relay_fast_path.clone(),
     }
 }
 
@@ -578,6 +585,7 @@ fn run_compare(a: &CompareArgs) -> Result<ExitCode, String> {
                 threads: Some(a.relay_threads),
                 io_backend: None,
                 batch_wait_us: a.relay_batch_wait_us,
+                fast_path: a.relay_fast_path.clone(),
             },
             progress: false,
             ..Options::default()

@@ -1120,6 +1120,8 @@ mod tests {
                 Instant::now(),
             )),
             events,
+            fast: None,
+            tos: None,
         };
         let shard = std::thread::spawn(move || run(backend, parts));
         while waits.lock().unwrap().len() < turns {

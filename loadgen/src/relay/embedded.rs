@@ -34,6 +34,9 @@ pub struct EmbeddedOptions {
     /// The embedded mediarelay's `--batch-wait-us` (coalesced wake-ups);
     /// `None`: its default. rtpengine has no such setting.
     pub batch_wait_us: Option<u32>,
+    /// The embedded mediarelay's `--fast-path` (`auto`, `ebpf`, `off`);
+    /// `None`: its default (`auto`). rtpengine runs with `--table=-1`.
+    pub fast_path: Option<String>,
 }
 
 impl Default for EmbeddedOptions {
@@ -44,6 +47,7 @@ impl Default for EmbeddedOptions {
             threads: None,
             io_backend: None,
             batch_wait_us: None,
+            fast_path: None,
         }
     }
 }
@@ -79,6 +83,9 @@ impl EmbeddedRelay {
         }
         if let Some(us) = o.batch_wait_us {
             cmd.args(["--batch-wait-us", &us.to_string()]);
+        }
+        if let Some(f) = &o.fast_path {
+            cmd.args(["--fast-path", f]);
         }
         EmbeddedRelay::spawn(cmd, ng, "the embedded relay")
     }

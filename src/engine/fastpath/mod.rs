@@ -382,15 +382,16 @@ mod imp {
         FastPathError::Map(e.to_string())
     }
 
-    /// Every interface present now.
+    /// Every interface of this network namespace now (/proc/net/dev is
+    /// the process's own namespace; /sys/class/net is sysfs's).
     fn all_interfaces() -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir("/sys/class/net")
-            .map(|d| {
-                d.filter_map(|e| e.ok())
-                    .filter_map(|e| e.file_name().into_string().ok())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let text = std::fs::read_to_string("/proc/net/dev").unwrap_or_default();
+        let mut names: Vec<String> = text
+            .lines()
+            .skip(2)
+            .filter_map(|l| Some(l.split_once(':')?.0.trim().to_string()))
+            .filter(|n| !n.is_empty())
+            .collect();
         names.sort();
         names
     }
