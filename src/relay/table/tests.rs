@@ -921,3 +921,257 @@ proptest::proptest! {
         }
     }
 }
+
+/// A kernel fast path as the shard drives it: entries installed and
+/// removed from the table's offload events, RTP from an entry's source
+/// forwarded without the table, counts merged back.
+#[derive(Default)]
+struct KernelModel {
+    entries: std::collections::HashMap<StreamKey, KernelEntry>,
+}
+
+#[derive(Clone, Copy)]
+struct KernelEntry {
+    source: SocketAddr,
+    via: StreamKey,
+    dest: SocketAddr,
+    packets: u64,
+    bytes: u64,
+    last: Option<(Instant, Ssrc, u16)>,
+}
+
+impl KernelModel {
+    /// Applies the table's offload events.
+    fn drain(&mut self, t: &mut RelayTable) {
+        while let Some(e) = t.poll_event() {
+            match e {
+                RelayEvent::Offload {
+                    stream,
+                    source,
+                    via,
+                    dest,
+                    ..
+                } => {
+                    let old = self.entries.insert(
+                        stream,
+                        KernelEntry {
+                            source,
+                            via,
+                            dest,
+                            packets: 0,
+                            bytes: 0,
+                            last: None,
+                        },
+                    );
+                    assert!(old.is_none(), "offered twice without an end");
+                }
+                RelayEvent::OffloadEnded { stream, via } => {
+                    let e = self.entries.remove(&stream).expect("ended but never offered");
+                    assert_eq!(e.via, via);
+                    Self::merge(t, stream, e);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn merge(t: &mut RelayTable, stream: StreamKey, e: KernelEntry) {
+        t.merge_offloaded(
+            stream,
+            e.via,
+            OffloadedTraffic {
+                packets: e.packets,
+                bytes: e.bytes,
+                last: e.last.map(|l| l.0),
+                last_rtp: e.last.map(|l| (l.1, l.2)),
+            },
+        );
+    }
+
+    /// Merges what every entry forwarded so far (the periodic read).
+    fn sync(&mut self, t: &mut RelayTable, only: Option<StreamKey>) {
+        for (k, e) in self.entries.iter_mut() {
+            if only.is_some_and(|o| o != *k) {
+                continue;
+            }
+            let taken = KernelEntry {
+                packets: std::mem::take(&mut e.packets),
+                bytes: std::mem::take(&mut e.bytes),
+                last: e.last,
+                ..*e
+            };
+            Self::merge(t, *k, taken);
+        }
+    }
+
+    /// The kernel's decision: forwards RTP from the entry's source.
+    fn forward(&mut self, now: Instant, stream: StreamKey, src: SocketAddr, data: &[u8], seq: u16) -> Option<StreamKey> {
+        let e = self.entries.get_mut(&stream)?;
+        if e.source != src || data[1] >= 192 && data[1] <= 223 {
+            return None;
+        }
+        e.packets += 1;
+        e.bytes += data.len() as u64;
+        e.last = Some((now, Ssrc(7), seq));
+        Some(e.via)
+    }
+}
+
+
+#[test]
+fn offload_waits_for_the_learning_window_and_ends_on_a_move() {
+    let mut f = fixture(LatchPolicy::default(), false);
+    f.t.set_offload(true);
+    let mut k = KernelModel::default();
+    let mut now = f.t0;
+    for seq in 1..=100u16 {
+        f.t.handle_packet(now, f.b.rtp, addr(B), &rtp(2, seq), false);
+        if k.forward(now, f.a.rtp, addr(A), &rtp(1, seq), seq).is_none() {
+            f.t.handle_packet(now, f.a.rtp, addr(A), &rtp(1, seq), false);
+        }
+        k.drain(&mut f.t);
+        let offloaded = f.t.offloaded(f.a.rtp).is_some();
+        // Learning lasts 3 s from the first packet.
+        assert_eq!(offloaded, now >= f.t0 + Duration::from_secs(3), "at {seq}");
+        now += Duration::from_millis(40);
+    }
+    // RTCP never goes to the kernel; B's stream is offloaded too.
+    assert!(f.t.offloaded(f.a.rtcp).is_none());
+    assert_eq!(f.t.offloaded(f.b.rtp), Some(f.a.rtp));
+    k.sync(&mut f.t, None);
+    let c = f.t.stream_counters(f.a.rtp).unwrap();
+    assert_eq!(c.packets, 100, "every packet of A counted once");
+    assert_eq!(f.t.stream_counters(f.b.rtp).unwrap().sent_packets, 100);
+    assert_eq!(c.last_packet, Some(now - Duration::from_millis(40)));
+    // B moves: A's entry (towards B) and B's own entry end.
+    let moved = "198.51.100.20:6100";
+    now += Duration::from_secs(1);
+    k.sync(&mut f.t, Some(f.b.rtp));
+    f.t.handle_packet(now, f.b.rtp, addr(moved), &rtp(2, 101), false);
+    k.drain(&mut f.t);
+    assert!(k.entries.is_empty(), "both entries ended");
+    assert_eq!(f.t.offloaded(f.a.rtp), None);
+    // A's next packet offers the new entry at once (A is not learning).
+    f.t.handle_packet(now, f.a.rtp, addr(A), &rtp(1, 101), false);
+    k.drain(&mut f.t);
+    assert_eq!(k.entries.get(&f.a.rtp).map(|e| e.dest), Some(addr(moved)));
+    // The telephone-event type set for a leg ends its offload.
+    f.t.set_userspace_payload_types(f.a.leg, 1 << 101).unwrap();
+    k.drain(&mut f.t);
+    assert!(k.entries.is_empty());
+    f.t.handle_packet(now, f.a.rtp, addr(A), &rtp(1, 102), false);
+    assert_eq!(
+        f.t.poll_event().map(|e| match e {
+            RelayEvent::Offload { userspace_payload_types, .. } => userspace_payload_types,
+            _ => 0,
+        }),
+        Some(1 << 101)
+    );
+}
+
+#[test]
+fn a_contender_is_judged_with_the_kernel_counts_merged() {
+    let mut f = fixture(LatchPolicy::default(), false);
+    f.t.set_offload(true);
+    let mut k = KernelModel::default();
+    let mut now = f.t0;
+    for seq in 1..=200u16 {
+        if k.forward(now, f.a.rtp, addr(A), &rtp(1, seq), seq).is_none() {
+            f.t.handle_packet(now, f.a.rtp, addr(A), &rtp(1, seq), false);
+        }
+        k.drain(&mut f.t);
+        now += Duration::from_millis(20);
+    }
+    assert!(k.entries.contains_key(&f.a.rtp));
+    // An attacker continuing A's stream from elsewhere: the shard merges
+    // the kernel's counts first, so A is seen active and the forger loses.
+    let attacker = addr("203.0.113.66:4000");
+    k.sync(&mut f.t, Some(f.a.rtp));
+    assert_eq!(
+        f.t.handle_packet(now, f.a.rtp, attacker, &rtp(1, 201), false),
+        Verdict::Drop(DropReason::SourceActive)
+    );
+    k.drain(&mut f.t);
+    assert!(k.entries.contains_key(&f.a.rtp), "the entry holds");
+}
+
+proptest::proptest! {
+    /// With a kernel fast path beside the table: whatever happens to the
+    /// call, every installed entry forwards exactly where the table would
+    /// (its current route, from its latched source), and every packet,
+    /// wherever it was forwarded, is counted once on the socket that sent
+    /// it.
+    #[test]
+    fn offloaded_entries_follow_every_change(ops in proptest::collection::vec(op(), 1..80)) {
+        let mut f = fixture(LatchPolicy::default(), false);
+        f.t.set_offload(true);
+        let mut k = KernelModel::default();
+        let mut now = f.t0;
+        let mut seq = 0u16;
+        let mut forwarded = std::collections::HashMap::new();
+        for op in ops {
+            let legs = |b: bool| if b { f.b } else { f.a };
+            match op {
+                Op::Packet { leg_b, rtcp, port } => {
+                    let l = legs(leg_b);
+                    let src = SocketAddr::from(([192, 0, 2, 10], port));
+                    seq = seq.wrapping_add(1);
+                    let data = if rtcp { rtcp_rr(7) } else { rtp(7, seq) };
+                    let stream = if rtcp { l.rtcp } else { l.rtp };
+                    let via = match k.forward(now, stream, src, &data, seq) {
+                        Some(via) => Some(via),
+                        None => {
+                            // The shard reads the kernel's counts before
+                            // judging a packet for an offloaded stream.
+                            k.sync(&mut f.t, Some(stream));
+                            match f.t.handle_packet(now, stream, src, &data, false) {
+                                Verdict::Forward { via, .. } => Some(via),
+                                _ => None,
+                            }
+                        }
+                    };
+                    if let Some(via) = via {
+                        *forwarded.entry(via).or_insert(0u64) += 1;
+                    }
+                }
+                Op::Remote { leg_b, port } => {
+                    let remote = port.map(|p| SocketAddr::from(([192, 0, 2, 10], p)));
+                    f.t.set_remote(legs(leg_b).leg, remote, None).unwrap();
+                }
+                Op::Mux { leg_b, on } => {
+                    f.t.set_rtcp_mux(legs(leg_b).leg, on).unwrap();
+                }
+                Op::Policy { leg_b, asymmetric } => {
+                    let policy = LatchPolicy {
+                        mode: if asymmetric { AddressMode::Asymmetric } else { AddressMode::Symmetric },
+                        ..LatchPolicy::default()
+                    };
+                    f.t.update_policy(now, legs(leg_b).leg, policy).unwrap();
+                }
+                Op::Endpoint { leg_b } => {
+                    f.t.attach_endpoint(legs(leg_b).leg, Key::from_parts(3, 1)).unwrap();
+                }
+                Op::Pair => f.t.pair(f.a.leg, f.b.leg).unwrap(),
+                Op::Tick => {
+                    now += Duration::from_millis(700);
+                    k.sync(&mut f.t, None);
+                }
+            }
+            k.drain(&mut f.t);
+            for (stream, e) in &k.entries {
+                let st = f.t.streams.get(*stream).unwrap();
+                proptest::prop_assert_eq!(
+                    st.routes[Component::Rtp.index()].verdict,
+                    Verdict::Forward { via: e.via, dest: e.dest }
+                );
+                proptest::prop_assert_eq!(st.latch.latched(), Some(e.source));
+                proptest::prop_assert_eq!(f.t.offloaded(*stream), Some(e.via));
+            }
+        }
+        k.sync(&mut f.t, None);
+        for snap in f.t.call_snapshot(f.call).unwrap() {
+            let want = forwarded.get(&snap.key).copied().unwrap_or(0);
+            proptest::prop_assert_eq!(snap.counters.sent_packets, want, "{:?}", snap.key);
+        }
+    }
+}
