@@ -186,7 +186,7 @@ pub struct Cli {
     /// Section of the config file to read (rtpengine's) [default: rtpengine]
     #[arg(long, value_name = "NAME")]
     pub config_section: Option<String>,
-    /// rtpengine's kernel forwarding table: accepted and ignored (mediarelay has none)
+    /// rtpengine's kernel module table: accepted and ignored (mediarelay's kernel forwarding is --fast-path, with no module)
     #[arg(short = 't', long, value_name = "INT", allow_negative_numbers = true)]
     pub table: Option<i64>,
     /// TOS byte (DSCP << 2) of relayed media packets, 0-255; 184 = DSCP EF [default: none, left to the kernel]
@@ -1055,7 +1055,7 @@ impl Config {
         }
         if let Some(t) = raw.table {
             warnings.push(format!(
-                "table {t} ignored: mediarelay has no kernel forwarding table"
+                "table {t} ignored: mediarelay needs no kernel module table; its kernel forwarding is fast-path (eBPF)"
             ));
         }
         Ok(Config {

@@ -590,3 +590,85 @@ impl Finish for std::process::Child {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 }
+
+#[test]
+fn media_timeout_and_nat_rebinding_see_kernel_traffic() {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !available() {
+        return;
+    }
+    let (_daemon, mut c) = start(&[
+        "--fast-path",
+        "ebpf",
+        "--timeout",
+        "4",
+        "--delete-delay",
+        "0",
+        "--port-min",
+        "24200",
+        "--port-max",
+        "24299",
+    ]);
+    let (a, b) = (bind(), bind());
+    let (a_to, b_to) = call(&mut c, "fp-nat", &a, &b);
+    // B sends for 9 s; A for 6 s, then its NAT gives it a new port and it
+    // continues the same stream from there for 3 s. The kernel forwards
+    // from 3 s on, so userspace sees next to nothing for 6 s: longer than
+    // the 4 s media timeout.
+    let (ra, rb) = (
+        receive(a.try_clone().unwrap()),
+        receive(b.try_clone().unwrap()),
+    );
+    let sb = send(b.try_clone().unwrap(), b_to, 0xbbbb, 0xb0, 1, 450);
+    let (_, sent_a) = send(a.try_clone().unwrap(), a_to, 0xaaaa, 0xa0, 1, 300)
+        .join()
+        .unwrap();
+    let a2 = bind();
+    let ra2 = receive(a2.try_clone().unwrap());
+    let (_, sent_a2) = send(a2.try_clone().unwrap(), a_to, 0xaaaa, 0xa0, 301, 150)
+        .join()
+        .unwrap();
+    sb.join().unwrap();
+    let stopped = Instant::now();
+    let (_, got_b) = rb.join().unwrap();
+    let (_, got_a) = ra.join().unwrap();
+    let (_, got_a2) = ra2.join().unwrap();
+
+    // The rebinding: A's new source takes over on its second packet.
+    assert_eq!(&got_b[..300], &sent_a[..], "A's packets before the move");
+    assert!(
+        got_b.len() >= 300 + 148,
+        "B got {} of A's packets",
+        got_b.len()
+    );
+    assert_eq!(got_b[got_b.len() - 1], sent_a2[149], "the last one arrived");
+    assert!(
+        got_a.len() <= 302,
+        "the old address gets nothing after the move"
+    );
+    assert!(
+        got_a2.len() >= 140,
+        "B's packets follow A to its new address: {}",
+        got_a2.len()
+    );
+    let q = c.cmd(&[("command", t("query")), ("call-id", t("fp-nat"))]);
+    assert_eq!(tag_packets(&q, "tagB"), 450, "{q:?}");
+
+    // The media timeout counts kernel-forwarded packets: the call is alive
+    // 2.5 s after the last packet (userspace alone saw none for 6 s), and
+    // gone once the timeout has passed.
+    std::thread::sleep(
+        (stopped + Duration::from_millis(2500)).saturating_duration_since(Instant::now()),
+    );
+    assert_eq!(
+        c.list(),
+        vec!["fp-nat".to_string()],
+        "alive while media flowed"
+    );
+    let end = stopped + Duration::from_secs(10);
+    while !c.list().is_empty() {
+        assert!(Instant::now() < end, "the call never timed out");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(c.metric("mediarelay_fast_path_streams"), Some(0));
+}

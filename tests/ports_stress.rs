@@ -63,7 +63,8 @@ fn stress(strategy: Strategy, delay: Duration, one_slice: bool) -> u64 {
                     rng ^= rng << 17;
                     // Each thread's clock advances 1 µs per iteration.
                     let now = epoch + Duration::from_micros(i);
-                    let allocate = held.is_empty() || (held.len() < MAX_HELD && rng % 2 == 0);
+                    let allocate =
+                        held.is_empty() || (held.len() < MAX_HELD && rng.is_multiple_of(2));
                     if allocate {
                         let got = if t == 3 {
                             a.allocate_any(shard, now).map(|(_, p)| p)

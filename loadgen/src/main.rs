@@ -122,6 +122,9 @@ struct RelayArgs {
     /// Seconds of streaming (per trial with --find-max).
     #[arg(long, default_value_t = 10.0, value_parser = positive)]
     duration: f64,
+    /// Measure CPU only from this many seconds into the streaming, per packet received after it (the relay's steady state, e.g. once the kernel fast path forwards); loss and latency still cover the whole run
+    #[arg(long, default_value_t = 0.0)]
+    warmup: f64,
     /// Milliseconds to keep receiving after the last send.
     #[arg(long, default_value_t = 500)]
     drain_ms: u64,
@@ -235,6 +238,9 @@ struct CompareArgs {
     /// Seconds of streaming per run (and per search trial).
     #[arg(long, default_value_t = 5.0, value_parser = positive)]
     duration: f64,
+    /// Measure CPU only from this many seconds into each fixed-load run (see `relay --warmup`)
+    #[arg(long, default_value_t = 0.0)]
+    warmup: f64,
     /// Rounds; the table shows medians.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
@@ -404,6 +410,7 @@ fn options(a: &RelayArgs) -> Options {
         calls: a.calls,
         pps: a.pps,
         duration: Duration::from_secs_f64(a.duration),
+        warmup: Duration::from_secs_f64(a.warmup),
         drain: Duration::from_millis(a.drain_ms),
         threads: a.threads as usize,
         backend: a.backend,
@@ -433,6 +440,12 @@ fn embedded_options(t: &TargetArgs) -> relay::embedded::EmbeddedOptions {
 }
 
 fn run_relay(a: &RelayArgs) -> Result<ExitCode, String> {
+    if a.warmup < 0.0 || a.warmup >= a.duration {
+        return Err(format!(
+            "--warmup {} must be at least 0 and shorter than --duration {}",
+            a.warmup, a.duration
+        ));
+    }
     let o = options(a);
     let mut target = Target::open(&o)?;
     let mut figures = Figures::quiet();
@@ -563,6 +576,12 @@ fn run_relay(a: &RelayArgs) -> Result<ExitCode, String> {
 }
 
 fn run_compare(a: &CompareArgs) -> Result<ExitCode, String> {
+    if a.warmup < 0.0 || a.warmup >= a.duration {
+        return Err(format!(
+            "--warmup {} must be at least 0 and shorter than --duration {}",
+            a.warmup, a.duration
+        ));
+    }
     let found = std::process::Command::new(&a.rtpengine)
         .arg("--version")
         .output()
@@ -578,6 +597,7 @@ fn run_compare(a: &CompareArgs) -> Result<ExitCode, String> {
             calls: a.calls,
             pps: a.pps,
             duration: Duration::from_secs_f64(a.duration),
+            warmup: Duration::from_secs_f64(a.warmup),
             max_loss_pct: a.max_loss,
             embedded: relay::embedded::EmbeddedOptions {
                 port_min: a.relay_ports.0,

@@ -70,7 +70,10 @@ impl Conference {
         // The manager's rule (`ManagerConfig::ptime`): a zero ptime would
         // make the mixing thread spin.
         let ms = ptime.as_millis();
-        if !(10..=60).contains(&ms) || ms % 10 != 0 || ptime.subsec_nanos() % 1_000_000 != 0 {
+        if !(10..=60).contains(&ms)
+            || !ms.is_multiple_of(10)
+            || !ptime.subsec_nanos().is_multiple_of(1_000_000)
+        {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
                 format!("conference ptime {ptime:?} must be 10 to 60 ms in steps of 10 ms"),

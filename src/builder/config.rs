@@ -246,7 +246,10 @@ impl ManagerConfig {
             }
         }
         let ms = self.ptime.as_millis();
-        if !(10..=60).contains(&ms) || ms % 10 != 0 || self.ptime.subsec_nanos() % 1_000_000 != 0 {
+        if !(10..=60).contains(&ms)
+            || !ms.is_multiple_of(10)
+            || !self.ptime.subsec_nanos().is_multiple_of(1_000_000)
+        {
             return Err(ConfigError::Ptime(self.ptime));
         }
         if self.rtcp_interval < Duration::from_millis(100) {

@@ -942,7 +942,7 @@ fn kind_name(k: MediaKind) -> &'static str {
 /// A packetisation time this library sends and plays out: 10 to 60 ms in
 /// steps of 10 ms (as [`ManagerConfig::ptime`](super::ManagerConfig::ptime)).
 fn supported_ptime(ms: u32) -> bool {
-    (10..=60).contains(&ms) && ms % 10 == 0
+    (10..=60).contains(&ms) && ms.is_multiple_of(10)
 }
 
 /// A peer's `a=label` we can echo and name a stream after: writable in SDP

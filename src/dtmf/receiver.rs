@@ -189,7 +189,7 @@ impl Record {
     /// Whether extended timestamp `t` is the start of one of this event's
     /// segments seen so far.
     fn covers(&self, t: u64) -> bool {
-        t >= self.base && t <= self.seg_start && (t - self.base) % SEGMENT_MAX == 0
+        t >= self.base && t <= self.seg_start && (t - self.base).is_multiple_of(SEGMENT_MAX)
     }
 }
 

@@ -531,7 +531,7 @@ mod tests {
             assert!(now >= self.next, "woken early");
             self.pending = Some((Component::Rtp, self.sent));
             self.sent += 1;
-            self.rtcp_pending = self.with_rtcp && self.sent % 5 == 0;
+            self.rtcp_pending = self.with_rtcp && self.sent.is_multiple_of(5);
             self.next += Duration::from_millis(20);
         }
 

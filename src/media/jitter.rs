@@ -179,7 +179,7 @@ impl JitterConfig {
         if ticks == 0 {
             return Err(JitterError::ZeroFrame);
         }
-        if ticks % NANOS != 0 || ticks / NANOS > u128::from(u32::MAX / 4) {
+        if !ticks.is_multiple_of(NANOS) || ticks / NANOS > u128::from(u32::MAX / 4) {
             return Err(JitterError::FrameNotWholeTicks {
                 frame: self.frame,
                 clock_rate: self.clock_rate,

@@ -1213,7 +1213,7 @@ impl MediaSession {
         let nanos = samples as u64 * 1_000_000_000 / rate;
         if samples == 0
             || samples > MAX_FRAME_SAMPLES
-            || (samples as u64 * 1000) % rate != 0
+            || !(samples as u64 * 1000).is_multiple_of(rate)
             || !(10_000_000..=120_000_000).contains(&nanos)
         {
             return;

@@ -2458,6 +2458,15 @@ fn write(cookie: &[u8], body: &OwnedValue, out: &mut Vec<u8>) {
     body.encode(out);
 }
 
+/// The telephone-event (RFC 4733 §7.1.1) payload types a media section
+/// maps, as a bit set (bit n = payload type n).
+fn event_payload_types(section: &crate::sdp::Section) -> u128 {
+    section
+        .rtpmaps()
+        .filter(|r| r.encoding.eq_ignore_ascii_case("telephone-event"))
+        .fold(0u128, |acc, r| acc | 1u128 << (r.pt.value() & 0x7f))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -3844,13 +3853,4 @@ mod tests {
         let q = run(&mut h, t0, &[("command", t("query")), ("call-id", t("c1"))]);
         assert_eq!(reason(&q), "Unknown call-id");
     }
-}
-
-/// The telephone-event (RFC 4733 §7.1.1) payload types a media section
-/// maps, as a bit set (bit n = payload type n).
-fn event_payload_types(section: &crate::sdp::Section) -> u128 {
-    section
-        .rtpmaps()
-        .filter(|r| r.encoding.eq_ignore_ascii_case("telephone-event"))
-        .fold(0u128, |acc, r| acc | 1u128 << (r.pt.value() & 0x7f))
 }

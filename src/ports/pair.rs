@@ -16,7 +16,7 @@ impl PortPair {
     /// The pair whose RTP port is `rtp`, or `None` when `rtp` is odd or 0
     /// (port 0 is "any port" to the socket API, never a real port).
     pub const fn new(rtp: u16) -> Option<Self> {
-        if rtp == 0 || rtp % 2 != 0 {
+        if rtp == 0 || !rtp.is_multiple_of(2) {
             return None;
         }
         Some(PortPair(rtp))

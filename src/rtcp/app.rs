@@ -58,7 +58,7 @@ impl<'a> App<'a> {
         if self.subtype as usize > MAX_COUNT {
             return Err(RtcpWriteError::CountOverflow(self.subtype as usize));
         }
-        if self.data.len() % 4 != 0 {
+        if !self.data.len().is_multiple_of(4) {
             return Err(RtcpWriteError::Unaligned(self.data.len()));
         }
         let len = self.wire_len();

@@ -234,7 +234,7 @@ pub(crate) fn begin_packet(
     if count > MAX_COUNT {
         return Err(RtcpWriteError::CountOverflow(count));
     }
-    if len % 4 != 0 {
+    if !len.is_multiple_of(4) {
         return Err(RtcpWriteError::Unaligned(len));
     }
     if len > MAX_PACKET_LEN {

@@ -49,7 +49,7 @@ impl<'a> Unknown<'a> {
 
     /// Writes the packet into `out`; returns its length.
     pub fn write(&self, out: &mut [u8]) -> Result<usize, RtcpWriteError> {
-        if self.body.len() % 4 != 0 {
+        if !self.body.len().is_multiple_of(4) {
             return Err(RtcpWriteError::Unaligned(self.body.len()));
         }
         let len = self.wire_len();

@@ -108,7 +108,7 @@ impl<'a> SenderReport<'a> {
 
     /// Writes the packet into `out`; returns its length.
     pub fn write(&self, out: &mut [u8]) -> Result<usize, RtcpWriteError> {
-        if self.profile_extension.len() % 4 != 0 {
+        if !self.profile_extension.len().is_multiple_of(4) {
             return Err(RtcpWriteError::Unaligned(self.profile_extension.len()));
         }
         let len = self.wire_len();

@@ -49,6 +49,12 @@ pub struct Options {
     pub pps: u32,
     /// Streaming time.
     pub duration: Duration,
+    /// CPU is measured from this far into the streaming on (zero: from
+    /// the start), per packet received after that point: a relay's
+    /// steady state without its set-up, e.g. the kernel fast path once
+    /// streams are out of their learning window. Loss and latency still
+    /// cover the whole run.
+    pub warmup: Duration,
     /// Receiving goes on this long after the last send.
     pub drain: Duration,
     /// Generator threads.
@@ -89,6 +95,7 @@ impl Default for Options {
             calls: 100,
             pps: 50,
             duration: Duration::from_secs(10),
+            warmup: Duration::ZERO,
             drain: Duration::from_millis(500),
             threads: 1,
             backend: IoBackend::Auto,
@@ -248,6 +255,9 @@ pub struct Trial {
     pub truncated: u64,
     /// The measured window (first scheduled send to end of drain).
     pub window: Duration,
+    /// The CPU window (after the warm-up, to the end of the drain) and the
+    /// packets sent and received in it; `None`: the whole window and run.
+    pub cpu_window: Option<(Duration, u64, u64)>,
     /// Relay CPU time over the window.
     pub relay_cpu: Option<Duration>,
     /// The generator's own CPU time over the window (this process).
@@ -283,22 +293,30 @@ pub struct Trial {
 }
 
 impl Trial {
+    /// Packets received in the CPU window.
+    fn cpu_received(&self) -> u64 {
+        self.cpu_window.map_or(self.totals.received, |w| w.2)
+    }
+
     /// Relay CPU per relayed packet, ns.
     pub fn relay_ns_per_pkt(&self) -> Option<f64> {
         let cpu = self.relay_cpu?;
-        (self.totals.received > 0).then(|| cpu.as_nanos() as f64 / self.totals.received as f64)
+        let n = self.cpu_received();
+        (n > 0).then(|| cpu.as_nanos() as f64 / n as f64)
     }
 
-    /// Relay CPU as a share of one core over the window, percent.
+    /// Relay CPU as a share of one core over the CPU window, percent.
     pub fn relay_cpu_pct(&self) -> Option<f64> {
         let cpu = self.relay_cpu?;
-        (!self.window.is_zero()).then(|| cpu.as_secs_f64() * 100.0 / self.window.as_secs_f64())
+        let window = self.cpu_window.map_or(self.window, |w| w.0);
+        (!window.is_zero()).then(|| cpu.as_secs_f64() * 100.0 / window.as_secs_f64())
     }
 
     /// Run time of every thread on the host per relayed packet, ns.
     pub fn system_ns_per_pkt(&self) -> Option<f64> {
         let cpu = self.system_cpu?;
-        (self.totals.received > 0).then(|| cpu.as_nanos() as f64 / self.totals.received as f64)
+        let n = self.cpu_received();
+        (n > 0).then(|| cpu.as_nanos() as f64 / n as f64)
     }
 
     /// Run time of every thread on the host but the generator's, per
@@ -310,13 +328,16 @@ impl Trial {
             return None;
         }
         let cpu = self.others_cpu?;
-        (self.totals.received > 0).then(|| cpu.as_nanos() as f64 / self.totals.received as f64)
+        let n = self.cpu_received();
+        (n > 0).then(|| cpu.as_nanos() as f64 / n as f64)
     }
 
     /// The generator's CPU per packet it sent or received, ns.
     pub fn generator_ns_per_pkt(&self) -> Option<f64> {
         let cpu = self.own_cpu?;
-        let n = self.totals.sent + self.totals.received;
+        let n = self
+            .cpu_window
+            .map_or(self.totals.sent + self.totals.received, |w| w.1 + w.2);
         (n > 0).then(|| cpu.as_nanos() as f64 / n as f64)
     }
 
@@ -452,6 +473,11 @@ impl Trial {
             f,
             &p("ng.delete_us"),
             &Percentiles::of(&self.commands.delete),
+        );
+        f.put(
+            &p("cpu_window_s"),
+            self.cpu_window
+                .map(|w| (w.0.as_secs_f64() * 10.0).round() / 10.0),
         );
         f.put(
             &p("relay_cpu_ns_per_pkt"),
@@ -633,10 +659,13 @@ pub fn trial(o: &Options, target: &mut Target, calls: u32) -> Result<Trial, Stri
     let sent_progress: Vec<Arc<(AtomicU64, AtomicU64)>> = (0..threads)
         .map(|_| Arc::new((AtomicU64::new(0), AtomicU64::new(0))))
         .collect();
-    let relay_cpu0 = target.pid.and_then(process_cpu);
-    let own_cpu0 = process_cpu(std::process::id());
-    let sys0 = SystemTicks::read();
-    let threads0 = ThreadTimes::read();
+    let mut relay_cpu0 = target.pid.and_then(process_cpu);
+    let mut own_cpu0 = process_cpu(std::process::id());
+    let mut sys0 = SystemTicks::read();
+    let mut threads0 = ThreadTimes::read();
+    // With a warm-up, the CPU baselines are taken again once it is over.
+    let mut warm: Option<(u64, u64, u64)> = None;
+    let warm_at_ns = (!o.warmup.is_zero()).then(|| start_ns + o.warmup.as_nanos() as u64);
     let udp0 = UdpCounters::read();
     let mut handles = Vec::new();
     for (t, flows) in per_thread.into_iter().enumerate() {
@@ -678,6 +707,13 @@ pub fn trial(o: &Options, target: &mut Target, calls: u32) -> Result<Trial, Stri
             )
         });
         bar.set_position(s);
+        if warm.is_none() && warm_at_ns.is_some_and(|at| clock::now_ns() >= at) {
+            relay_cpu0 = target.pid.and_then(process_cpu);
+            own_cpu0 = process_cpu(std::process::id());
+            sys0 = SystemTicks::read();
+            threads0 = ThreadTimes::read();
+            warm = Some((clock::now_ns(), s, r));
+        }
         let secs = t_start.elapsed().as_secs_f64().max(0.001);
         bar.set_message(format!(
             "{:.0} pps sent, {:.0} pps received, {} missing",
@@ -687,7 +723,8 @@ pub fn trial(o: &Options, target: &mut Target, calls: u32) -> Result<Trial, Stri
         ));
     }
     bar.finish_and_clear();
-    let window = Duration::from_nanos(clock::now_ns().saturating_sub(start_ns));
+    let end_ns = clock::now_ns();
+    let window = Duration::from_nanos(end_ns.saturating_sub(start_ns));
     let relay_cpu = match (relay_cpu0, target.pid.and_then(process_cpu)) {
         (Some(a), Some(b)) => Some(b.saturating_sub(a)),
         _ => None,
@@ -790,6 +827,13 @@ pub fn trial(o: &Options, target: &mut Target, calls: u32) -> Result<Trial, Stri
         })
         .collect();
     let validity = audit.validity(o.max_send_lag);
+    let cpu_window = warm.map(|(at, sent, received)| {
+        (
+            Duration::from_nanos(end_ns.saturating_sub(at)),
+            totals.sent.saturating_sub(sent),
+            totals.received.saturating_sub(received),
+        )
+    });
     Ok(Trial {
         calls,
         calls_up: call_ids.len() as u32,
@@ -807,6 +851,7 @@ pub fn trial(o: &Options, target: &mut Target, calls: u32) -> Result<Trial, Stri
         foreign,
         truncated,
         window,
+        cpu_window,
         relay_cpu,
         own_cpu,
         softirq_share,

@@ -94,10 +94,22 @@ struct {
 SEC("classifier")
 int mediarelay_forward(struct __sk_buff *skb)
 {
+	// Aggregated (GRO/GSO) packets carry several datagrams: userspace.
+	if (skb->gso_segs > 1)
+		return TCX_NEXT;
+	if (skb->len < RTP_OFF + 12)
+		return TCX_NEXT;
 	void *data = (void *)(long)skb->data;
 	void *end = (void *)(long)skb->data_end;
-	if (data + RTP_OFF + 12 > end)
-		return TCX_NEXT;
+	if (data + RTP_OFF + 12 > end) {
+		// Headers outside the linear area (some drivers): pull them in.
+		if (bpf_skb_pull_data(skb, RTP_OFF + 12))
+			return TCX_NEXT;
+		data = (void *)(long)skb->data;
+		end = (void *)(long)skb->data_end;
+		if (data + RTP_OFF + 12 > end)
+			return TCX_NEXT;
+	}
 	struct ethhdr *eth = data;
 	if (eth->h_proto != bpf_htons(ETH_P_IP))
 		return TCX_NEXT;
@@ -114,8 +126,13 @@ int mediarelay_forward(struct __sk_buff *skb)
 		return TCX_NEXT;
 	if (ip->saddr != r->src_addr || udp->source != r->src_port)
 		return TCX_NEXT;
+	// One whole datagram: UDP length = IP payload, within the packet (an
+	// Ethernet frame may carry padding after it).
 	__u16 udp_len = bpf_ntohs(udp->len);
-	if (udp_len < sizeof(struct udphdr) + 12 || (void *)udp + udp_len > end)
+	__u16 ip_len = bpf_ntohs(ip->tot_len);
+	if (udp_len < sizeof(struct udphdr) + 12 || ip_len != udp_len + sizeof(struct iphdr))
+		return TCX_NEXT;
+	if (IP_OFF + ip_len > skb->len)
 		return TCX_NEXT;
 	__u8 *rtp = data + RTP_OFF;
 	if ((rtp[0] >> 6) != 2)

@@ -966,7 +966,10 @@ impl KernelModel {
                     assert!(old.is_none(), "offered twice without an end");
                 }
                 RelayEvent::OffloadEnded { stream, via } => {
-                    let e = self.entries.remove(&stream).expect("ended but never offered");
+                    let e = self
+                        .entries
+                        .remove(&stream)
+                        .expect("ended but never offered");
                     assert_eq!(e.via, via);
                     Self::merge(t, stream, e);
                 }
@@ -1005,7 +1008,14 @@ impl KernelModel {
     }
 
     /// The kernel's decision: forwards RTP from the entry's source.
-    fn forward(&mut self, now: Instant, stream: StreamKey, src: SocketAddr, data: &[u8], seq: u16) -> Option<StreamKey> {
+    fn forward(
+        &mut self,
+        now: Instant,
+        stream: StreamKey,
+        src: SocketAddr,
+        data: &[u8],
+        seq: u16,
+    ) -> Option<StreamKey> {
         let e = self.entries.get_mut(&stream)?;
         if e.source != src || data[1] >= 192 && data[1] <= 223 {
             return None;
@@ -1017,7 +1027,6 @@ impl KernelModel {
     }
 }
 
-
 #[test]
 fn offload_waits_for_the_learning_window_and_ends_on_a_move() {
     let mut f = fixture(LatchPolicy::default(), false);
@@ -1026,7 +1035,9 @@ fn offload_waits_for_the_learning_window_and_ends_on_a_move() {
     let mut now = f.t0;
     for seq in 1..=100u16 {
         f.t.handle_packet(now, f.b.rtp, addr(B), &rtp(2, seq), false);
-        if k.forward(now, f.a.rtp, addr(A), &rtp(1, seq), seq).is_none() {
+        if k.forward(now, f.a.rtp, addr(A), &rtp(1, seq), seq)
+            .is_none()
+        {
             f.t.handle_packet(now, f.a.rtp, addr(A), &rtp(1, seq), false);
         }
         k.drain(&mut f.t);
@@ -1062,7 +1073,10 @@ fn offload_waits_for_the_learning_window_and_ends_on_a_move() {
     f.t.handle_packet(now, f.a.rtp, addr(A), &rtp(1, 102), false);
     assert_eq!(
         f.t.poll_event().map(|e| match e {
-            RelayEvent::Offload { userspace_payload_types, .. } => userspace_payload_types,
+            RelayEvent::Offload {
+                userspace_payload_types,
+                ..
+            } => userspace_payload_types,
             _ => 0,
         }),
         Some(1 << 101)
@@ -1076,7 +1090,9 @@ fn a_contender_is_judged_with_the_kernel_counts_merged() {
     let mut k = KernelModel::default();
     let mut now = f.t0;
     for seq in 1..=200u16 {
-        if k.forward(now, f.a.rtp, addr(A), &rtp(1, seq), seq).is_none() {
+        if k.forward(now, f.a.rtp, addr(A), &rtp(1, seq), seq)
+            .is_none()
+        {
             f.t.handle_packet(now, f.a.rtp, addr(A), &rtp(1, seq), false);
         }
         k.drain(&mut f.t);
