@@ -330,26 +330,29 @@ def csum_errors():
 e0 = csum_errors()
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind((me, port))
+s.setsockopt(socket.IPPROTO_IP, socket.IP_RECVTOS, 1)
 s.settimeout(0.005)
 time.sleep(0.5)  # the other peer binds meanwhile
 start = time.monotonic()
-got, sources, i = [], set(), 0
+got, sources, tos, i = [], set(), set(), 0
 while True:
     now = time.monotonic()
     if i < n and now >= start + i * 0.02:
         s.sendto(pkt(ssrc, fill, i + 1), (relay, rport))
         i += 1
     try:
-        data, addr = s.recvfrom(2048)
+        data, anc, _, addr = s.recvmsg(2048, 64)
         got.append(data)
         sources.add("%s:%d" % addr)
+        tos.update(d[0] for lvl, typ, d in anc if typ == socket.IP_TOS)
     except socket.timeout:
         pass
     if i >= n and now > start + n * 0.02 + 1.5:
         break
 identical = got == [pkt(pssrc, pfill, k + 1) for k in range(len(got))]
 print(json.dumps({"received": len(got), "identical": identical,
-                  "sources": sorted(sources), "csum_errors": csum_errors() - e0}))
+                  "sources": sorted(sources), "tos": sorted(tos),
+                  "csum_errors": csum_errors() - e0}))
 "#;
 
 #[test]
@@ -401,7 +404,8 @@ impl Drop for Netns {
 /// Runs in the relay's namespace: the caller (192.0.2.2) and callee
 /// (198.51.100.2) each in their own namespace, joined to the relay's over
 /// veth with checksum offloads off, so every receiver verifies the UDP
-/// checksum in software (a wrong one is dropped and counted).
+/// checksum in software (a wrong one is dropped and counted), and the
+/// IPv4 header checksum after the TOS rewrite (`--tos`).
 fn netns_inside() {
     let pid = std::process::id();
     let (caller, callee) = (format!("mrfp-c-{pid}"), format!("mrfp-e-{pid}"));
@@ -441,6 +445,8 @@ fn netns_inside() {
             .args(["--listen-http", "127.0.0.1:2236", "--foreground"])
             .args(["--port-min", "30000", "--port-max", "30099"])
             .args(["--delete-delay", "0", "--fast-path", "ebpf"])
+            // DSCP EF on what the relay sends, from userspace and the kernel.
+            .args(["--tos", "184"])
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .spawn()
@@ -532,6 +538,7 @@ fn netns_inside() {
         assert!(r.contains("\"received\": 250"), "{who}: {r}");
         assert!(r.contains("\"identical\": true"), "{who}: {r}");
         assert!(r.contains("\"csum_errors\": 0"), "{who}: {r}");
+        assert!(r.contains("\"tos\": [184]"), "{who}: every packet marked EF: {r}");
         assert!(
             r.contains(&format!("\"sources\": [\"{relay}\"]")),
             "{who} hears only the relay's {relay}: {r}"

@@ -146,41 +146,36 @@ int mediarelay_forward(struct __sk_buff *skb)
 	__u16 seq = ((__u16)rtp[2] << 8) | rtp[3];
 	__u32 ssrc = ((__u32)rtp[8] << 24) | ((__u32)rtp[9] << 16) | ((__u32)rtp[10] << 8) | rtp[11];
 
-	// Copy what the rewrite needs: the helpers below invalidate packet
-	// pointers.
-	__u32 old_saddr = ip->saddr, old_daddr = ip->daddr;
-	__u16 old_sport = udp->source, old_dport = udp->dest;
-	__u32 new_saddr = r->out_addr, new_daddr = r->dst_addr;
-	__u16 new_sport = r->out_port, new_dport = r->dst_port;
+	// The new addresses and ports, laid out as in the headers (source
+	// then destination, each contiguous), and what the rewrite needs
+	// copied out: the helpers below invalidate packet pointers.
+	__u32 old_addrs[2] = {ip->saddr, ip->daddr};
+	__u32 new_addrs[2] = {r->out_addr, r->dst_addr};
+	__u16 old_ports[2] = {udp->source, udp->dest};
+	__u16 new_ports[2] = {r->out_port, r->dst_port};
 	__u16 tos = r->tos;
 	__u16 flags = r->flags;
 	__u32 ifindex = r->ifindex;
 	__u16 old_tos_word = *(__u16 *)ip;  // version/ihl and TOS
 
-	// UDP checksum: pseudo-header addresses and the ports. A zero
-	// checksum (none sent) stays zero (BPF_F_MARK_MANGLED_0).
-	if (bpf_l4_csum_replace(skb, UDP_CSUM, old_saddr, new_saddr,
-				BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0 | 4))
+	// RFC 1624 incremental updates: one sum of differences for the
+	// addresses (IPv4 header checksum, and the UDP checksum through its
+	// pseudo-header) and one for the ports (UDP checksum only). A zero
+	// UDP checksum (none sent) stays zero (BPF_F_MARK_MANGLED_0).
+	__s64 addr_diff = bpf_csum_diff(old_addrs, sizeof(old_addrs), new_addrs, sizeof(new_addrs), 0);
+	__s64 port_diff = bpf_csum_diff((__be32 *)old_ports, sizeof(old_ports), (__be32 *)new_ports,
+				       sizeof(new_ports), 0);
+	if (addr_diff < 0 || port_diff < 0)
 		return TCX_NEXT;
-	if (bpf_l4_csum_replace(skb, UDP_CSUM, old_daddr, new_daddr,
-				BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0 | 4))
+	if (bpf_l4_csum_replace(skb, UDP_CSUM, 0, addr_diff, BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0))
+		return TCX_NEXT;
+	if (bpf_l4_csum_replace(skb, UDP_CSUM, 0, port_diff, BPF_F_MARK_MANGLED_0))
 		return TC_ACT_SHOT;
-	if (bpf_l4_csum_replace(skb, UDP_CSUM, old_sport, new_sport, BPF_F_MARK_MANGLED_0 | 2))
+	if (bpf_l3_csum_replace(skb, IP_CSUM, 0, addr_diff, 0))
 		return TC_ACT_SHOT;
-	if (bpf_l4_csum_replace(skb, UDP_CSUM, old_dport, new_dport, BPF_F_MARK_MANGLED_0 | 2))
+	if (bpf_skb_store_bytes(skb, IP_OFF + offsetof(struct iphdr, saddr), new_addrs, sizeof(new_addrs), 0))
 		return TC_ACT_SHOT;
-	// IPv4 header checksum.
-	if (bpf_l3_csum_replace(skb, IP_CSUM, old_saddr, new_saddr, 4))
-		return TC_ACT_SHOT;
-	if (bpf_l3_csum_replace(skb, IP_CSUM, old_daddr, new_daddr, 4))
-		return TC_ACT_SHOT;
-	if (bpf_skb_store_bytes(skb, IP_OFF + offsetof(struct iphdr, saddr), &new_saddr, 4, 0))
-		return TC_ACT_SHOT;
-	if (bpf_skb_store_bytes(skb, IP_OFF + offsetof(struct iphdr, daddr), &new_daddr, 4, 0))
-		return TC_ACT_SHOT;
-	if (bpf_skb_store_bytes(skb, UDP_OFF + offsetof(struct udphdr, source), &new_sport, 2, 0))
-		return TC_ACT_SHOT;
-	if (bpf_skb_store_bytes(skb, UDP_OFF + offsetof(struct udphdr, dest), &new_dport, 2, 0))
+	if (bpf_skb_store_bytes(skb, UDP_OFF, new_ports, sizeof(new_ports), 0))
 		return TC_ACT_SHOT;
 	if (tos & 0x100) {
 		// The relay's DSCP/ECN marking (--tos), as its sockets would set.
