@@ -538,7 +538,10 @@ fn netns_inside() {
         assert!(r.contains("\"received\": 250"), "{who}: {r}");
         assert!(r.contains("\"identical\": true"), "{who}: {r}");
         assert!(r.contains("\"csum_errors\": 0"), "{who}: {r}");
-        assert!(r.contains("\"tos\": [184]"), "{who}: every packet marked EF: {r}");
+        assert!(
+            r.contains("\"tos\": [184]"),
+            "{who}: every packet marked EF: {r}"
+        );
         assert!(
             r.contains(&format!("\"sources\": [\"{relay}\"]")),
             "{who} hears only the relay's {relay}: {r}"
