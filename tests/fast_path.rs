@@ -19,7 +19,7 @@ use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{Client, int_at, start, t};
+use common::{Client, start, t, tag_packets};
 use mediarelay::ng::OwnedValue;
 
 /// One test at a time: each counts the fast path programs loaded.
@@ -134,20 +134,6 @@ fn receive(sock: UdpSocket) -> JoinHandle<(UdpSocket, Vec<Vec<u8>>)> {
     })
 }
 
-fn tag_packets(q: &OwnedValue, tag: &str) -> i64 {
-    let media = &q
-        .get("tags")
-        .and_then(|x| x.get(tag))
-        .and_then(|x| x.get("medias"))
-        .and_then(OwnedValue::as_list)
-        .expect("medias")[0];
-    let rtp = &media
-        .get("streams")
-        .and_then(OwnedValue::as_list)
-        .expect("streams")[0];
-    int_at(rtp, &["stats", "packets"])
-}
-
 /// A call between A and B through `c`: (port A sends to, port B sends to).
 fn call(c: &mut Client, id: &str, a: &UdpSocket, b: &UdpSocket) -> (u16, u16) {
     let b_to = c
@@ -254,6 +240,16 @@ fn latched_rtp_is_forwarded_in_the_kernel_on_lo() {
             c.metric("mediarelay_fast_path_packets_total"),
             Some(kernel_before),
             "{backend}: DTMF and RTCP did not go through the kernel: {q:?}"
+        );
+
+        // A re-offer restarts A's learning: its stream is back in
+        // userspace at once (until it is learned again), B's stays.
+        let reoffer = c.offer("fp-lo", &sdp("A", a.local_addr().unwrap().port()), &[]);
+        assert_eq!(reoffer, Ok(b_to), "{backend}: same port after a re-offer");
+        assert_eq!(
+            c.metric("mediarelay_fast_path_streams"),
+            Some(1),
+            "{backend}"
         );
 
         // Delete: the entries go, the counters stay whole.

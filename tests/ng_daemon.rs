@@ -87,17 +87,7 @@ fn ng_client_drives_a_call_through_the_daemon() {
 
     let q = c.cmd(&[("command", t("query")), ("call-id", t("it-1"))]);
     for tag in ["tagA", "tagB"] {
-        let media = &q
-            .get("tags")
-            .and_then(|x| x.get(tag))
-            .and_then(|x| x.get("medias"))
-            .and_then(OwnedValue::as_list)
-            .expect("medias")[0];
-        let rtp = &media
-            .get("streams")
-            .and_then(OwnedValue::as_list)
-            .expect("streams")[0];
-        assert_eq!(int_at(rtp, &["stats", "packets"]), 5, "{tag}: {q:?}");
+        assert_eq!(common::tag_packets(&q, tag), 5, "{tag}: {q:?}");
     }
     assert_eq!(int_at(&q, &["totals", "RTP", "packets"]), 10);
 

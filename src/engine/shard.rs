@@ -520,9 +520,10 @@ impl PacketSink for Core {
         if let Some(f) = &mut self.fast {
             // A packet the kernel left to userspace for a stream it
             // forwards: judge it against the source's latest state.
-            if f.offloaded
-                .get(&stream)
-                .is_some_and(|o| now.saturating_duration_since(o.read_at) >= CONTENDER_SYNC)
+            if !f.offloaded.is_empty()
+                && f.offloaded
+                    .get(&stream)
+                    .is_some_and(|o| now.saturating_duration_since(o.read_at) >= CONTENDER_SYNC)
             {
                 f.sync(&mut self.table, &mut self.local, stream, now);
             }

@@ -380,12 +380,17 @@ pub fn parse_rx_tos(control: &[u8]) -> Option<u8> {
 
 /// CPU time consumed by the calling thread (user + system).
 pub fn thread_cpu_time() -> Duration {
+    clock_time(libc::CLOCK_THREAD_CPUTIME_ID)
+}
+
+/// `clock`'s reading (zero if it cannot be read).
+pub fn clock_time(clock: libc::clockid_t) -> Duration {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: clock_gettime writes one timespec into a live local.
-    let r = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &raw mut ts) };
+    let r = unsafe { libc::clock_gettime(clock, &raw mut ts) };
     if r != 0 {
         return Duration::ZERO;
     }

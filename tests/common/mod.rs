@@ -266,6 +266,23 @@ pub fn m_port(sdp: &str) -> u16 {
 }
 
 #[cfg(feature = "daemon")]
+/// Packets of the first stream of the first media of `tag` in an NG
+/// `query` reply.
+pub fn tag_packets(q: &OwnedValue, tag: &str) -> i64 {
+    let media = &q
+        .get("tags")
+        .and_then(|x| x.get(tag))
+        .and_then(|x| x.get("medias"))
+        .and_then(OwnedValue::as_list)
+        .expect("medias")[0];
+    let rtp = &media
+        .get("streams")
+        .and_then(OwnedValue::as_list)
+        .expect("streams")[0];
+    int_at(rtp, &["stats", "packets"])
+}
+
+#[cfg(feature = "daemon")]
 pub fn int_at(v: &OwnedValue, path: &[&str]) -> i64 {
     let mut cur = v;
     for k in path {

@@ -350,16 +350,7 @@ impl Never {
 
 /// CLOCK_MONOTONIC now (the clock of `bpf_ktime_get_ns`).
 fn monotonic_now() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec into a live local.
-    let r = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
-    if r != 0 {
-        return Duration::ZERO;
-    }
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+    super::sys::clock_time(libc::CLOCK_MONOTONIC)
 }
 
 #[cfg(all(feature = "fast-path", mediarelay_bpf))]

@@ -855,6 +855,35 @@ enum Op {
     Tick,
 }
 
+/// Applies a signalling change (every `Op` but `Packet` and `Tick`).
+fn apply_signalling(f: &mut Fixture, now: Instant, op: Op) {
+    let leg = |b: bool| if b { f.b.leg } else { f.a.leg };
+    match op {
+        Op::Remote { leg_b, port } => {
+            let remote = port.map(|p| SocketAddr::from(([192, 0, 2, 10], p)));
+            f.t.set_remote(leg(leg_b), remote, None).unwrap();
+        }
+        Op::Mux { leg_b, on } => f.t.set_rtcp_mux(leg(leg_b), on).unwrap(),
+        Op::Policy { leg_b, asymmetric } => {
+            let policy = LatchPolicy {
+                mode: if asymmetric {
+                    AddressMode::Asymmetric
+                } else {
+                    AddressMode::Symmetric
+                },
+                ..LatchPolicy::default()
+            };
+            f.t.update_policy(now, leg(leg_b), policy).unwrap();
+        }
+        Op::Endpoint { leg_b } => {
+            f.t.attach_endpoint(leg(leg_b), Key::from_parts(3, 1))
+                .unwrap();
+        }
+        Op::Pair => f.t.pair(f.a.leg, f.b.leg).unwrap(),
+        Op::Packet { .. } | Op::Tick => {}
+    }
+}
+
 fn op() -> impl proptest::strategy::Strategy<Value = Op> {
     use proptest::prelude::*;
     prop_oneof![
@@ -891,25 +920,8 @@ proptest::proptest! {
                         *forwarded.entry(via).or_insert(0u64) += 1;
                     }
                 }
-                Op::Remote { leg_b, port } => {
-                    let remote = port.map(|p| SocketAddr::from(([192, 0, 2, 10], p)));
-                    f.t.set_remote(legs(leg_b).leg, remote, None).unwrap();
-                }
-                Op::Mux { leg_b, on } => {
-                    f.t.set_rtcp_mux(legs(leg_b).leg, on).unwrap();
-                }
-                Op::Policy { leg_b, asymmetric } => {
-                    let policy = LatchPolicy {
-                        mode: if asymmetric { AddressMode::Asymmetric } else { AddressMode::Symmetric },
-                        ..LatchPolicy::default()
-                    };
-                    f.t.update_policy(now, legs(leg_b).leg, policy).unwrap();
-                }
-                Op::Endpoint { leg_b } => {
-                    f.t.attach_endpoint(legs(leg_b).leg, Key::from_parts(3, 1)).unwrap();
-                }
-                Op::Pair => f.t.pair(f.a.leg, f.b.leg).unwrap(),
                 Op::Tick => now += Duration::from_millis(700),
+                signalling => apply_signalling(&mut f, now, signalling),
             }
             assert_routes_current(&f.t);
         }
@@ -1150,28 +1162,11 @@ proptest::proptest! {
                         *forwarded.entry(via).or_insert(0u64) += 1;
                     }
                 }
-                Op::Remote { leg_b, port } => {
-                    let remote = port.map(|p| SocketAddr::from(([192, 0, 2, 10], p)));
-                    f.t.set_remote(legs(leg_b).leg, remote, None).unwrap();
-                }
-                Op::Mux { leg_b, on } => {
-                    f.t.set_rtcp_mux(legs(leg_b).leg, on).unwrap();
-                }
-                Op::Policy { leg_b, asymmetric } => {
-                    let policy = LatchPolicy {
-                        mode: if asymmetric { AddressMode::Asymmetric } else { AddressMode::Symmetric },
-                        ..LatchPolicy::default()
-                    };
-                    f.t.update_policy(now, legs(leg_b).leg, policy).unwrap();
-                }
-                Op::Endpoint { leg_b } => {
-                    f.t.attach_endpoint(legs(leg_b).leg, Key::from_parts(3, 1)).unwrap();
-                }
-                Op::Pair => f.t.pair(f.a.leg, f.b.leg).unwrap(),
                 Op::Tick => {
                     now += Duration::from_millis(700);
                     k.sync(&mut f.t, None);
                 }
+                signalling => apply_signalling(&mut f, now, signalling),
             }
             k.drain(&mut f.t);
             for (stream, e) in &k.entries {
