@@ -320,8 +320,14 @@ impl FastSide {
                         tracing::debug!(why, "stream stays in userspace");
                     }
                     Err(e) => {
+                        // Once at warn (a full map fails every stream
+                        // after it); the count is in the metrics.
+                        if local.offload_errors == 0 {
+                            tracing::warn!(error = %e, "fast path entry not installed; the stream stays in userspace");
+                        } else {
+                            tracing::debug!(error = %e, "fast path entry not installed");
+                        }
                         local.offload_errors += 1;
-                        tracing::warn!(error = %e, "fast path entry not installed; the stream stays in userspace");
                     }
                 }
             }

@@ -189,6 +189,8 @@ int mediarelay_forward(struct __sk_buff *skb)
 		}
 	}
 
+	// The relay creates the counters with the entry; a missing one (an
+	// entry installed by hand) is created here.
 	struct stats_value *s = bpf_map_lookup_elem(&stats, &key);
 	if (!s) {
 		struct stats_value zero = {};

@@ -452,11 +452,20 @@ mod imp {
             key: [u8; KEY_LEN],
             value: [u8; ROUTE_LEN],
         ) -> Result<(), FastPathError> {
-            // Counters of an earlier entry under this key are gone with it
-            // (withdraw), but a crash of the shard between the two steps
-            // must not make new counters start high.
-            let _ = self.stats.remove(&key);
-            self.routes.insert(key, value, 0).map_err(map_err)
+            // The counters first, zeroed (whatever an earlier entry under
+            // this key left): the program then only updates them, and a
+            // full map is an error here, where the stream can stay in
+            // userspace, not a packet counted nowhere.
+            let nr_cpus =
+                aya::util::nr_cpus().map_err(|(what, e)| map_err(format!("{what}: {e}")))?;
+            let zero = aya::maps::PerCpuValues::try_from(vec![[0u8; STATS_LEN]; nr_cpus])
+                .map_err(map_err)?;
+            self.stats.insert(key, zero, 0).map_err(map_err)?;
+            if let Err(e) = self.routes.insert(key, value, 0) {
+                let _ = self.stats.remove(&key);
+                return Err(map_err(e));
+            }
+            Ok(())
         }
 
         pub(super) fn withdraw(
