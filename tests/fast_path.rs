@@ -27,18 +27,38 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 const PTIME: Duration = Duration::from_millis(20);
 
-/// Whether the fast path can load here; panics when it must.
+/// Whether the fast path can load here and the tools the tests use are
+/// installed; panics when it must be so (`MEDIARELAY_REQUIRE_FAST_PATH`).
 fn available() -> bool {
+    let skip = |why: String| {
+        assert!(
+            std::env::var_os("MEDIARELAY_REQUIRE_FAST_PATH").is_none(),
+            "the fast path tests must run here: {why}"
+        );
+        eprintln!("{why}: test skipped");
+        false
+    };
+    for (tool, package) in [
+        ("bpftool", "bpftool"),
+        ("ethtool", "ethtool"),
+        ("ip", "iproute2"),
+        ("unshare", "util-linux"),
+        ("setpriv", "util-linux"),
+        ("python3", "python3"),
+    ] {
+        let found = Command::new(tool)
+            .arg("--version")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok();
+        if !found {
+            return skip(format!("{tool} not found (Debian package {package})"));
+        }
+    }
     match mediarelay::engine::fastpath::FastPath::start(&["lo".to_string()]) {
         Ok(_) => true,
-        Err(e) => {
-            assert!(
-                std::env::var_os("MEDIARELAY_REQUIRE_FAST_PATH").is_none(),
-                "the fast path must load here: {e}"
-            );
-            eprintln!("kernel fast path unavailable ({e}): test skipped");
-            false
-        }
+        Err(e) => skip(format!("kernel fast path unavailable ({e})")),
     }
 }
 
@@ -677,4 +697,95 @@ fn media_timeout_and_nat_rebinding_see_kernel_traffic() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(c.metric("mediarelay_fast_path_streams"), Some(0));
+}
+
+/// The systemd unit's privileges (`User=` an unprivileged user,
+/// `AmbientCapabilities=CAP_BPF CAP_NET_ADMIN`) are enough to load the
+/// program, attach it and install entries: run as `nobody` with only
+/// those two capabilities (setpriv, util-linux).
+#[test]
+fn cap_bpf_and_cap_net_admin_suffice() {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !available() {
+        return;
+    }
+    let ng_port = common::free_udp_port();
+    let http = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap();
+    let _daemon = common::Daemon(
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .args([
+                "--inh-caps=+bpf,+net_admin",
+                "--ambient-caps=+bpf,+net_admin",
+            ])
+            .arg(common::bin())
+            .args(["--interface", "127.0.0.1", "--foreground"])
+            .args(["--listen-ng", &format!("127.0.0.1:{ng_port}")])
+            .args(["--listen-http", &http.to_string()])
+            .args(["--port-min", "24300", "--port-max", "24399"])
+            // Refuses to start without the fast path.
+            .args(["--fast-path", "ebpf"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("setpriv (util-linux)"),
+    );
+    let mut ng =
+        common::NgSocket::connect(&format!("127.0.0.1:{ng_port}"), Duration::from_millis(300));
+    ng.wait_up("mediarelay as nobody");
+    // Loaded without CAP_PERFMON the program is unnamed (the loader cannot
+    // probe for program names): count the classifiers nobody owns.
+    assert_eq!(classifiers_of_nobody(), 1, "loaded and attached");
+    ng.sock
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let (a, b) = (bind(), bind());
+    ng.request(&[
+        ("command", t("offer")),
+        ("call-id", t("fp-caps")),
+        ("from-tag", t("tagA")),
+        ("sdp", t(&sdp("A", a.local_addr().unwrap().port()))),
+    ])
+    .expect("offer");
+    let port = |r: &OwnedValue| common::m_port(r.get("sdp").and_then(OwnedValue::as_str).unwrap());
+    let answer = ng
+        .request(&[
+            ("command", t("answer")),
+            ("call-id", t("fp-caps")),
+            ("from-tag", t("tagA")),
+            ("to-tag", t("tagB")),
+            ("sdp", t(&sdp("B", b.local_addr().unwrap().port()))),
+        ])
+        .expect("answer");
+    // A's media, for 4 s: out of the learning window, into the kernel.
+    let a_to = port(&answer);
+    let rb = receive(b.try_clone().unwrap());
+    send(a.try_clone().unwrap(), a_to, 0xaaaa, 0xa0, 1, 200)
+        .join()
+        .unwrap();
+    let (_, got) = rb.join().unwrap();
+    assert_eq!(got.len(), 200);
+    assert_eq!(
+        metric(&http.to_string(), "mediarelay_fast_path_streams"),
+        1,
+        "the entry was installed"
+    );
+    assert!(metric(&http.to_string(), "mediarelay_fast_path_packets_total") > 0);
+}
+
+/// `sched_cls` programs loaded by uid 65534 (`nobody`).
+fn classifiers_of_nobody() -> usize {
+    let out = Command::new("bpftool")
+        .args(["prog", "show"])
+        .output()
+        .expect("bpftool (Debian package bpftool)");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    lines
+        .windows(2)
+        .filter(|w| w[0].contains(" sched_cls ") && w[1].contains("uid 65534"))
+        .count()
 }

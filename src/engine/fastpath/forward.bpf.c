@@ -141,7 +141,14 @@ int mediarelay_forward(struct __sk_buff *skb)
 	if (rtp[1] >= 192 && rtp[1] <= 223)
 		return TCX_NEXT;
 	__u8 pt = rtp[1] & 0x7f;
-	if (r->punt[pt >> 6] & (1ULL << (pt & 63)))
+	// Both words loaded and one chosen by value: a map value pointer
+	// offset by a packet-derived index is refused to loaders without
+	// CAP_PERFMON (Spectre v1 sanitation), and the relay runs with only
+	// CAP_BPF and CAP_NET_ADMIN.
+	__u64 punt_lo = r->punt[0], punt_hi = r->punt[1];
+	asm volatile("" : "+r"(punt_lo), "+r"(punt_hi));
+	__u64 punt = pt < 64 ? punt_lo : punt_hi;
+	if (punt & (1ULL << (pt & 63)))
 		return TCX_NEXT;
 	__u16 seq = ((__u16)rtp[2] << 8) | rtp[3];
 	__u32 ssrc = ((__u32)rtp[8] << 24) | ((__u32)rtp[9] << 16) | ((__u32)rtp[10] << 8) | rtp[11];

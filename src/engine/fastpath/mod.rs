@@ -373,6 +373,29 @@ mod imp {
         FastPathError::Load(e.to_string())
     }
 
+    /// An error with its causes (aya's top-level messages leave out the
+    /// errno), and what to do about a refusal for lack of privileges.
+    fn explain(e: &dyn std::error::Error) -> String {
+        let mut msg = e.to_string();
+        let mut cause = e.source();
+        while let Some(c) = cause {
+            let text = c.to_string();
+            if !msg.contains(&text) {
+                msg.push_str(": ");
+                msg.push_str(&text);
+            }
+            cause = c.source();
+        }
+        if msg.contains("Permission denied") || msg.contains("Operation not permitted") {
+            msg.push_str(" (the fast path needs CAP_BPF and CAP_NET_ADMIN, or root)");
+        }
+        msg
+    }
+
+    fn load_failed(e: impl std::error::Error) -> FastPathError {
+        FastPathError::Load(explain(&e))
+    }
+
     fn map_err(e: impl std::fmt::Display) -> FastPathError {
         FastPathError::Map(e.to_string())
     }
@@ -393,13 +416,13 @@ mod imp {
 
     impl Loaded {
         pub(super) fn start(interfaces: &[String]) -> Result<(Loaded, Vec<String>), FastPathError> {
-            let mut ebpf = aya::Ebpf::load(OBJECT).map_err(load_err)?;
+            let mut ebpf = aya::Ebpf::load(OBJECT).map_err(load_failed)?;
             let prog: &mut SchedClassifier = ebpf
                 .program_mut("mediarelay_forward")
                 .ok_or_else(|| load_err("program missing from the object"))?
                 .try_into()
-                .map_err(load_err)?;
-            prog.load().map_err(load_err)?;
+                .map_err(load_failed)?;
+            prog.load().map_err(load_failed)?;
             let explicit = !interfaces.is_empty();
             let names = if explicit {
                 interfaces.to_vec()
@@ -418,11 +441,11 @@ mod imp {
                     Err(e) if explicit => {
                         return Err(FastPathError::Attach {
                             iface: name,
-                            why: e.to_string(),
+                            why: explain(&e),
                         });
                     }
                     Err(e) => {
-                        tracing::warn!(interface = %name, error = %e, "fast path not attached to this interface");
+                        tracing::warn!(interface = %name, error = %explain(&e), "fast path not attached to this interface");
                     }
                 }
             }
@@ -432,11 +455,11 @@ mod imp {
             let routes = ebpf
                 .take_map("routes")
                 .ok_or_else(|| load_err("no routes map"))?;
-            let routes = HashMap::try_from(routes).map_err(load_err)?;
+            let routes = HashMap::try_from(routes).map_err(load_failed)?;
             let stats = ebpf
                 .take_map("stats")
                 .ok_or_else(|| load_err("no stats map"))?;
-            let stats = PerCpuHashMap::try_from(stats).map_err(load_err)?;
+            let stats = PerCpuHashMap::try_from(stats).map_err(load_failed)?;
             Ok((
                 Loaded {
                     _ebpf: ebpf,
