@@ -403,6 +403,7 @@ fn traffic(seen: &KernelCounters, now: &KernelCounters) -> OffloadedTraffic {
         bytes: now.bytes.saturating_sub(seen.bytes),
         last: now.last,
         last_rtp: (packets > 0).then_some((Ssrc(now.ssrc), now.seq)),
+        seq_jumps: now.seq_jumps.saturating_sub(seen.seq_jumps),
     }
 }
 

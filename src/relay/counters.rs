@@ -112,6 +112,12 @@ pub struct StreamCounters {
     pub last_packet: Option<Instant>,
     /// SSRC of the last accepted RTP packet.
     pub last_ssrc: Option<Ssrc>,
+    /// Packets a forwarding path outside the table (the kernel fast path)
+    /// forwarded whose sequence number was not the previous one + 1: a
+    /// sign of loss or reordering upstream in the part of the stream the
+    /// table did not see (its RTP statistics cover only the packets it
+    /// handled).
+    pub offloaded_seq_jumps: u64,
 }
 
 /// RTP receive statistics of a stream's current source (RFC 3550 A.1, A.3,

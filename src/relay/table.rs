@@ -262,6 +262,9 @@ pub struct OffloadedTraffic {
     pub last: Option<Instant>,
     /// SSRC and sequence number of the last one.
     pub last_rtp: Option<(Ssrc, u16)>,
+    /// Packets among them whose sequence number was not the previous
+    /// one + 1.
+    pub seq_jumps: u64,
 }
 
 /// Why a call timed out.
@@ -1107,6 +1110,7 @@ impl RelayTable {
         if let Some(st) = self.streams.get_mut(stream) {
             st.counters.packets += t.packets;
             st.counters.bytes += t.bytes;
+            st.counters.offloaded_seq_jumps += t.seq_jumps;
             if let Some(last) = t.last {
                 st.counters.last_packet =
                     Some(st.counters.last_packet.map_or(last, |p| p.max(last)));

@@ -999,6 +999,7 @@ impl KernelModel {
                 bytes: e.bytes,
                 last: e.last.map(|l| l.0),
                 last_rtp: e.last.map(|l| (l.1, l.2)),
+                seq_jumps: 0,
             },
         );
     }
@@ -1066,6 +1067,22 @@ fn offload_waits_for_the_learning_window_and_ends_on_a_move() {
     assert_eq!(c.packets, 100, "every packet of A counted once");
     assert_eq!(f.t.stream_counters(f.b.rtp).unwrap().sent_packets, 100);
     assert_eq!(c.last_packet, Some(now - Duration::from_millis(40)));
+    // A merge carries the kernel's sequence jumps.
+    f.t.merge_offloaded(
+        f.a.rtp,
+        f.b.rtp,
+        OffloadedTraffic {
+            packets: 2,
+            bytes: 344,
+            last: Some(now),
+            last_rtp: Some((Ssrc(1), 103)),
+            seq_jumps: 1,
+        },
+    );
+    let c = f.t.stream_counters(f.a.rtp).unwrap();
+    assert_eq!((c.packets, c.offloaded_seq_jumps), (102, 1));
+    assert_eq!(c.last_packet, Some(now));
+    assert_eq!(f.t.stream_counters(f.b.rtp).unwrap().sent_packets, 102);
     // B moves: A's entry (towards B) and B's own entry end.
     let moved = "198.51.100.20:6100";
     now += Duration::from_secs(1);
