@@ -323,11 +323,10 @@ struct Stream {
     /// ([`RelayTable::refresh_routes`]), so that a packet costs one stream
     /// lookup.
     routes: [Route; 2],
-    /// Handed to a forwarding path outside the table
-    /// ([`RelayEvent::Offload`]): the sending stream of that entry.
-    offload: Option<StreamKey>,
-    /// RTP payload types that must not be offloaded (bit n = type n).
-    userspace_payload_types: u128,
+    /// Its RTP entry is handed to a forwarding path outside the table
+    /// ([`RelayEvent::Offload`]); the entry's sending stream is that of
+    /// `routes[Rtp]`, which ends the offload whenever it changes.
+    offloaded: bool,
 }
 
 /// A stream's forwarding entry for one component, with what it forwarded
@@ -364,6 +363,10 @@ struct Leg {
     on_hold: bool,
     /// The far end has not answered: [`RelayTable::set_awaiting_answer`].
     awaiting_answer: bool,
+    /// RTP payload types received on this leg that must not be offloaded
+    /// (bit n = type n, low word first; two words keep the leg 8-byte
+    /// aligned): [`RelayTable::set_userspace_payload_types`].
+    userspace_payload_types: [u64; 2],
 }
 
 impl Leg {
@@ -477,6 +480,7 @@ impl RelayTable {
             muxed: spec.rtcp_port.is_none(),
             on_hold: false,
             awaiting_answer: spec.awaiting_answer,
+            userspace_payload_types: [0; 2],
         });
         c.legs.push(leg);
         let rtp_kind = if spec.rtcp_port.is_some() {
@@ -495,8 +499,7 @@ impl RelayTable {
             clock_rate: spec.clock_rate,
             rtp_stats: None,
             routes: [Route::NONE; 2],
-            offload: None,
-            userspace_payload_types: 0,
+            offloaded: false,
         });
         let rtcp = match spec.rtcp_port {
             None => rtp,
@@ -514,8 +517,7 @@ impl RelayTable {
                     clock_rate: spec.clock_rate,
                     rtp_stats: None,
                     routes: [Route::NONE; 2],
-                    offload: None,
-                    userspace_payload_types: 0,
+                    offloaded: false,
                 })
             }
         };
@@ -712,9 +714,12 @@ impl RelayTable {
                 if previous.is_some() {
                     st.counters.relatches += 1;
                 }
-                if let Some(via) = st.offload.take() {
-                    self.events
-                        .push_back(RelayEvent::OffloadEnded { stream, via });
+                if std::mem::take(&mut st.offloaded) {
+                    if let Verdict::Forward { via, .. } = st.routes[Component::Rtp.index()].verdict
+                    {
+                        self.events
+                            .push_back(RelayEvent::OffloadEnded { stream, via });
+                    }
                 }
                 // Packets towards this far end now go to where it sends
                 // from: the peer's forwarding entries change (rare: once
@@ -745,19 +750,23 @@ impl RelayTable {
                 route.bytes += data.len() as u64;
                 if self.offload
                     && component == Component::Rtp
-                    && st.offload.is_none()
+                    && !st.offloaded
                     && st.kind != StreamKind::Rtcp
                     && st.latch.policy().mode == AddressMode::Symmetric
                     && st.latch.latched() == Some(src)
                     && !st.latch.is_learning(now)
                 {
-                    st.offload = Some(via);
+                    st.offloaded = true;
+                    let userspace_payload_types = self.legs.get(st.leg).map_or(0, |l| {
+                        u128::from(l.userspace_payload_types[0])
+                            | u128::from(l.userspace_payload_types[1]) << 64
+                    });
                     self.events.push_back(RelayEvent::Offload {
                         stream,
                         source: src,
                         via,
                         dest,
-                        userspace_payload_types: st.userspace_payload_types,
+                        userspace_payload_types,
                     });
                 }
             }
@@ -785,6 +794,13 @@ impl RelayTable {
                 if route.verdict == verdict {
                     continue;
                 }
+                // The offloaded entry goes with the entry it copied.
+                if component == Component::Rtp && std::mem::take(&mut st.offloaded) {
+                    if let Verdict::Forward { via, .. } = route.verdict {
+                        self.events
+                            .push_back(RelayEvent::OffloadEnded { stream: key, via });
+                    }
+                }
                 let old = std::mem::replace(
                     route,
                     Route {
@@ -793,9 +809,6 @@ impl RelayTable {
                         bytes: 0,
                     },
                 );
-                if component == Component::Rtp {
-                    self.end_offload(key);
-                }
                 if let Verdict::Forward { via, .. } = old.verdict {
                     if let Some(out) = self.streams.get_mut(via) {
                         out.counters.sent_packets += old.packets;
@@ -1036,7 +1049,7 @@ impl RelayTable {
             let keys: Vec<StreamKey> = self
                 .streams
                 .iter()
-                .filter(|(_, s)| s.offload.is_some())
+                .filter(|(_, s)| s.offloaded)
                 .map(|(k, _)| k)
                 .collect();
             for k in keys {
@@ -1054,29 +1067,36 @@ impl RelayTable {
         leg: LegKey,
         types: u128,
     ) -> Result<(), RelayError> {
-        let l = self.legs.get(leg).ok_or(RelayError::NoSuchLeg)?;
-        for key in [l.rtp, l.rtcp] {
-            let Some(s) = self.streams.get_mut(key) else {
-                continue;
-            };
-            if s.userspace_payload_types != types {
-                s.userspace_payload_types = types;
-                self.end_offload(key);
-            }
+        let l = self.legs.get_mut(leg).ok_or(RelayError::NoSuchLeg)?;
+        let words = [types as u64, (types >> 64) as u64];
+        if l.userspace_payload_types != words {
+            l.userspace_payload_types = words;
+            let (rtp, rtcp) = (l.rtp, l.rtcp);
+            self.end_offload(rtp);
+            self.end_offload(rtcp);
         }
         Ok(())
     }
 
     /// The sending stream of `stream`'s offloaded entry, if it has one.
     pub fn offloaded(&self, stream: StreamKey) -> Option<StreamKey> {
-        self.streams.get(stream)?.offload
+        let st = self.streams.get(stream)?;
+        match st.routes[Component::Rtp.index()].verdict {
+            Verdict::Forward { via, .. } if st.offloaded => Some(via),
+            _ => None,
+        }
     }
 
     /// Ends `stream`'s offload, if it has one.
     fn end_offload(&mut self, stream: StreamKey) {
-        if let Some(via) = self.streams.get_mut(stream).and_then(|s| s.offload.take()) {
-            self.events
-                .push_back(RelayEvent::OffloadEnded { stream, via });
+        let Some(st) = self.streams.get_mut(stream) else {
+            return;
+        };
+        if std::mem::take(&mut st.offloaded) {
+            if let Verdict::Forward { via, .. } = st.routes[Component::Rtp.index()].verdict {
+                self.events
+                    .push_back(RelayEvent::OffloadEnded { stream, via });
+            }
         }
     }
 

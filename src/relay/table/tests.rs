@@ -1203,3 +1203,13 @@ proptest::proptest! {
         }
     }
 }
+#[test]
+fn zz_sizes() {
+    eprintln!(
+        "Stream {} Leg {} Counters {} Route {}",
+        std::mem::size_of::<Stream>(),
+        std::mem::size_of::<Leg>(),
+        std::mem::size_of::<StreamCounters>(),
+        std::mem::size_of::<Route>()
+    );
+}
