@@ -219,17 +219,14 @@ struct Core {
 struct Offloaded {
     /// Its socket's address: the key of its kernel entry.
     local: SocketAddr,
-    /// The sending stream of the entry.
-    via: StreamKey,
     /// The kernel's totals merged so far.
     seen: KernelCounters,
     /// When they were last read.
     read_at: Instant,
 }
 
-/// How often a packet for an offloaded stream that reaches the shard (a
-/// contender, RTCP, DTMF) may trigger a read of the kernel's counters
-/// first.
+/// How often a packet from another source for an offloaded stream (a
+/// contender) may trigger a read of the kernel's counters first.
 const CONTENDER_SYNC: Duration = Duration::from_millis(10);
 
 /// The shard's side of the kernel fast path: installs and withdraws the
@@ -249,7 +246,10 @@ struct FastSide {
 impl FastSide {
     /// Reads the kernel counters of `stream` and merges what is new.
     fn sync(&mut self, table: &mut RelayTable, local: &mut Local, stream: StreamKey, now: Instant) {
-        let Some(o) = self.offloaded.get_mut(&stream) else {
+        // An entry the table has just ended is merged whole when the
+        // shard withdraws it.
+        let (Some(o), Some(via)) = (self.offloaded.get_mut(&stream), table.offloaded(stream))
+        else {
             return;
         };
         o.read_at = now;
@@ -257,7 +257,7 @@ impl FastSide {
             Ok(c) => {
                 let t = traffic(&o.seen, &c);
                 o.seen = c;
-                merge(table, local, stream, o.via, t);
+                merge(table, local, stream, via, t);
             }
             Err(e) => {
                 local.offload_errors += 1;
@@ -310,7 +310,6 @@ impl FastSide {
                             stream,
                             Offloaded {
                                 local: l,
-                                via,
                                 seen: KernelCounters::default(),
                                 read_at: now,
                             },
@@ -368,7 +367,7 @@ impl FastSide {
         if self.offloaded.is_empty() {
             return;
         }
-        for key in call_streams(table, call) {
+        for key in table.call_streams(call) {
             self.sync(table, local, key, now);
         }
     }
@@ -376,7 +375,7 @@ impl FastSide {
     /// Ends the offloads of `call`'s streams and forgets their addresses
     /// (before it is removed).
     fn end_call(&mut self, table: &mut RelayTable, local: &mut Local, call: CallKey) {
-        for key in call_streams(table, call) {
+        for key in table.call_streams(call) {
             if let Some(via) = table.offloaded(key) {
                 self.withdraw(table, local, key, via);
             }
@@ -385,14 +384,6 @@ impl FastSide {
         // The table's own OffloadEnded events for them find nothing left.
         table.end_call_offloads(call);
     }
-}
-
-/// The streams of `call`.
-fn call_streams(table: &RelayTable, call: CallKey) -> Vec<StreamKey> {
-    table
-        .call_snapshot(call)
-        .map(|v| v.into_iter().map(|s| s.key).collect())
-        .unwrap_or_default()
 }
 
 /// What the kernel forwarded between two readings of a stream's counters.
@@ -525,9 +516,10 @@ impl PacketSink for Core {
         self.local.rx_packets += 1;
         self.local.rx_bytes += data.len() as u64;
         if let Some(f) = &mut self.fast {
-            // A packet the kernel left to userspace for a stream it
-            // forwards: judge it against the source's latest state.
-            if !f.offloaded.is_empty()
+            // Another source for a stream the kernel forwards: judge it
+            // against the source's latest state (the table answers from
+            // the stream it looks up anyway; the map only for contenders).
+            if self.table.is_offload_contender(stream, src)
                 && f.offloaded
                     .get(&stream)
                     .is_some_and(|o| now.saturating_duration_since(o.read_at) >= CONTENDER_SYNC)

@@ -267,6 +267,17 @@ pub struct OffloadedTraffic {
     pub seq_jumps: u64,
 }
 
+/// Ends `st`'s offload, if it has one: reports
+/// [`RelayEvent::OffloadEnded`] with the sending stream of its RTP entry
+/// (call it before that entry changes).
+fn take_offload(st: &mut Stream, stream: StreamKey, events: &mut VecDeque<RelayEvent>) {
+    if std::mem::take(&mut st.offloaded) {
+        if let Verdict::Forward { via, .. } = st.routes[Component::Rtp.index()].verdict {
+            events.push_back(RelayEvent::OffloadEnded { stream, via });
+        }
+    }
+}
+
 /// Why a call timed out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TimeoutReason {
@@ -714,13 +725,7 @@ impl RelayTable {
                 if previous.is_some() {
                     st.counters.relatches += 1;
                 }
-                if std::mem::take(&mut st.offloaded) {
-                    if let Verdict::Forward { via, .. } = st.routes[Component::Rtp.index()].verdict
-                    {
-                        self.events
-                            .push_back(RelayEvent::OffloadEnded { stream, via });
-                    }
-                }
+                take_offload(st, stream, &mut self.events);
                 // Packets towards this far end now go to where it sends
                 // from: the peer's forwarding entries change (rare: once
                 // per stream, or when the far end moves).
@@ -790,19 +795,15 @@ impl RelayTable {
                 let Some(st) = self.streams.get_mut(key) else {
                     continue;
                 };
-                let route = &mut st.routes[component.index()];
-                if route.verdict == verdict {
+                if st.routes[component.index()].verdict == verdict {
                     continue;
                 }
                 // The offloaded entry goes with the entry it copied.
-                if component == Component::Rtp && std::mem::take(&mut st.offloaded) {
-                    if let Verdict::Forward { via, .. } = route.verdict {
-                        self.events
-                            .push_back(RelayEvent::OffloadEnded { stream: key, via });
-                    }
+                if component == Component::Rtp {
+                    take_offload(st, key, &mut self.events);
                 }
                 let old = std::mem::replace(
-                    route,
+                    &mut st.routes[component.index()],
                     Route {
                         verdict,
                         packets: 0,
@@ -1089,32 +1090,40 @@ impl RelayTable {
 
     /// Ends `stream`'s offload, if it has one.
     fn end_offload(&mut self, stream: StreamKey) {
-        let Some(st) = self.streams.get_mut(stream) else {
-            return;
-        };
-        if std::mem::take(&mut st.offloaded) {
-            if let Verdict::Forward { via, .. } = st.routes[Component::Rtp.index()].verdict {
-                self.events
-                    .push_back(RelayEvent::OffloadEnded { stream, via });
-            }
+        if let Some(st) = self.streams.get_mut(stream) {
+            take_offload(st, stream, &mut self.events);
         }
     }
 
     /// Ends the offload of every stream of `call` (before it is removed, so
     /// that what was forwarded outside can still be merged).
     pub fn end_call_offloads(&mut self, call: CallKey) {
+        for k in self.call_streams(call) {
+            self.end_offload(k);
+        }
+    }
+
+    /// The streams (sockets) of `call`'s legs; empty for no such call.
+    pub fn call_streams(&self, call: CallKey) -> Vec<StreamKey> {
         let Some(c) = self.calls.get(call) else {
-            return;
+            return Vec::new();
         };
-        let keys: Vec<StreamKey> = c
-            .legs
+        c.legs
             .iter()
             .filter_map(|l| self.legs.get(*l))
             .flat_map(|l| l.streams())
-            .collect();
-        for k in keys {
-            self.end_offload(k);
-        }
+            .collect()
+    }
+
+    /// Whether a packet from `src` for `stream` is one the latch must judge
+    /// against its source's latest state: the stream is offloaded and `src`
+    /// is not its latched source (a contender; the forwarding path outside
+    /// the table passes those on). The caller merges that path's counts
+    /// ([`merge_offloaded`](Self::merge_offloaded)) first.
+    pub fn is_offload_contender(&self, stream: StreamKey, src: SocketAddr) -> bool {
+        self.streams
+            .get(stream)
+            .is_some_and(|st| st.offloaded && st.latch.latched() != Some(src))
     }
 
     /// Merges what a forwarding path outside the table forwarded for
