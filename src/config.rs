@@ -84,6 +84,7 @@ pub const FILE_KEYS: &[&str] = &[
     "max-sessions",
     "log-stderr",
     "log-facility",
+    "ng-lenient-bencode",
 ];
 
 /// Keys that only exist on the command line.
@@ -106,7 +107,7 @@ const INT_KEYS: &[&str] = &[
 ];
 
 /// Keys whose ini values are booleans (`foreground = true`).
-const BOOL_KEYS: &[&str] = &["foreground", "log-stderr"];
+const BOOL_KEYS: &[&str] = &["foreground", "log-stderr", "ng-lenient-bencode"];
 
 /// rtpengine's default config file section, accepted as a TOML table.
 const RTPENGINE_SECTION: &str = "rtpengine";
@@ -201,6 +202,9 @@ pub struct Cli {
     /// Log to syslog (/dev/log) with this facility instead of stderr: daemon, user, local0..local7 [default: none, stderr]
     #[arg(long, value_name = "NAME")]
     pub log_facility: Option<String>,
+    /// Read NG bencode as rtpengine does: a message the datagram ends in is closed and bytes after it are ignored (default: such datagrams get an error reply)
+    #[arg(long)]
+    pub ng_lenient_bencode: bool,
 }
 
 /// Configuration as written (file or flags), before validation. Every field
@@ -280,6 +284,9 @@ pub struct RawConfig {
     /// `log-facility`: a syslog facility name.
     #[serde(default, alias = "log_facility")]
     pub log_facility: Option<String>,
+    /// `ng-lenient-bencode`.
+    #[serde(default, alias = "ng_lenient_bencode")]
+    pub ng_lenient_bencode: Option<bool>,
 }
 
 /// The two config file formats.
@@ -424,6 +431,8 @@ pub struct Config {
     /// `--log-facility`: log to syslog with this facility (unless
     /// `log_stderr`); see [`Config::syslog_facility`].
     pub log_facility: Option<Facility>,
+    /// `--ng-lenient-bencode`: NG bencode read as rtpengine reads it.
+    pub ng_lenient_bencode: bool,
     /// The config file read, if any.
     pub config_file: Option<PathBuf>,
     /// Accepted but ignored settings, one human sentence each, to be logged
@@ -673,6 +682,7 @@ impl Cli {
             max_sessions: self.max_sessions,
             log_stderr: self.log_stderr.then_some(true),
             log_facility: self.log_facility.clone(),
+            ng_lenient_bencode: self.ng_lenient_bencode.then_some(true),
         }
     }
 }
@@ -881,6 +891,7 @@ impl RawConfig {
             max_sessions: over.max_sessions.or(self.max_sessions),
             log_stderr: over.log_stderr.or(self.log_stderr),
             log_facility: over.log_facility.or(self.log_facility),
+            ng_lenient_bencode: over.ng_lenient_bencode.or(self.ng_lenient_bencode),
         }
     }
 }
@@ -1080,6 +1091,7 @@ impl Config {
             max_sessions,
             log_stderr,
             log_facility,
+            ng_lenient_bencode: raw.ng_lenient_bencode.unwrap_or(false),
             config_file: None,
             warnings,
         })
@@ -1798,7 +1810,7 @@ log-facility = "local3"
     #[test]
     fn every_file_key_is_accepted_in_both_spellings() {
         let value = |k: &str| match k {
-            "foreground" | "log-stderr" => "true",
+            "foreground" | "log-stderr" | "ng-lenient-bencode" => "true",
             "interface" | "listen-ng" | "listen-http" | "log-level" | "pidfile" | "io-backend"
             | "log-facility" => "\"x\"",
             "fast-path" => "\"off\"",

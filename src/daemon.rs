@@ -102,6 +102,7 @@ impl ControlPlane {
                     offer_timeout: config.offer_timeout,
                     port_range: (config.ports.min(), config.ports.max()),
                     max_sessions: config.max_sessions,
+                    lenient_bencode: config.ng_lenient_bencode,
                     interfaces: config
                         .interfaces
                         .iter()

@@ -116,6 +116,19 @@ impl<'a> Value<'a> {
 
     /// Decodes exactly one value spanning all of `input`.
     pub fn decode_with_limits(input: &'a [u8], limits: Limits) -> Result<Self, BencodeError> {
+        Self::decode_mode(input, limits, false)
+    }
+
+    /// Decodes one value as rtpengine does, with default limits: input
+    /// that ends where a list or dictionary could close closes it, and
+    /// bytes after the first complete value are ignored. Input that ends
+    /// inside a string, an integer, or between a key and its value is
+    /// still [`BencodeError::Truncated`].
+    pub fn decode_lenient(input: &'a [u8]) -> Result<Self, BencodeError> {
+        Self::decode_mode(input, Limits::default(), true)
+    }
+
+    fn decode_mode(input: &'a [u8], limits: Limits, lenient: bool) -> Result<Self, BencodeError> {
         if input.len() > limits.max_len {
             return Err(BencodeError::TooLong {
                 len: input.len(),
@@ -127,9 +140,10 @@ impl<'a> Value<'a> {
             pos: 0,
             items: 0,
             limits,
+            lenient,
         };
         let v = d.value(0)?;
-        if d.pos != input.len() {
+        if d.pos != input.len() && !lenient {
             return Err(BencodeError::Trailing { at: d.pos });
         }
         Ok(v)
@@ -260,6 +274,8 @@ struct Decoder<'a> {
     pos: usize,
     items: usize,
     limits: Limits,
+    /// End of input closes open containers (rtpengine's reading).
+    lenient: bool,
 }
 
 impl<'a> Decoder<'a> {
@@ -286,16 +302,15 @@ impl<'a> Decoder<'a> {
             b'l' => {
                 self.enter(depth)?;
                 let mut items = Vec::new();
-                while self.peek()? != b'e' {
+                while !self.close()? {
                     items.push(self.value(depth + 1)?);
                 }
-                self.pos += 1;
                 Ok(Value::List(items))
             }
             b'd' => {
                 self.enter(depth)?;
                 let mut entries = Vec::new();
-                while self.peek()? != b'e' {
+                while !self.close()? {
                     if !self.peek()?.is_ascii_digit() {
                         return Err(BencodeError::NonStringKey { at: self.pos });
                     }
@@ -303,11 +318,23 @@ impl<'a> Decoder<'a> {
                     let value = self.value(depth + 1)?;
                     entries.push((key, value));
                 }
-                self.pos += 1;
                 Ok(Value::Dict(entries))
             }
             byte => Err(BencodeError::Unexpected { at: self.pos, byte }),
         }
+    }
+
+    /// At a place where a list or dictionary may end: whether it ends
+    /// here (its `e` consumed), or, lenient, the input ends here.
+    fn close(&mut self) -> Result<bool, BencodeError> {
+        if self.lenient && self.pos == self.input.len() {
+            return Ok(true);
+        }
+        if self.peek()? == b'e' {
+            self.pos += 1;
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     fn enter(&mut self, depth: usize) -> Result<(), BencodeError> {
@@ -464,6 +491,36 @@ mod tests {
     }
 
     #[test]
+    fn lenient_reads_as_rtpengine_does() {
+        let ping = Value::Dict(vec![(&b"command"[..], Value::Bytes(b"ping"))]);
+        // A dictionary the input ends in is closed; bytes after the first
+        // value are ignored.
+        assert_eq!(Value::decode_lenient(b"d7:command4:ping"), Ok(ping.clone()));
+        assert_eq!(
+            Value::decode_lenient(b"d7:command4:pingeXYZ"),
+            Ok(ping.clone())
+        );
+        assert_eq!(
+            Value::decode_lenient(b"d5:flagsl3:abc"),
+            Ok(Value::Dict(vec![(
+                &b"flags"[..],
+                Value::List(vec![Value::Bytes(b"abc")])
+            )]))
+        );
+        // Still truncated: inside a string, an integer, or before a value.
+        assert!(Value::decode_lenient(b"d7:command4:pi").is_err());
+        assert!(Value::decode_lenient(b"d7:command").is_err());
+        assert!(Value::decode_lenient(b"d1:ai12").is_err());
+        assert_eq!(
+            Value::decode_lenient(b""),
+            Err(BencodeError::Truncated { at: 0 })
+        );
+        // The strict decoder refuses both.
+        assert!(Value::decode(b"d7:command4:ping").is_err());
+        assert!(Value::decode(b"d7:command4:pingeXYZ").is_err());
+    }
+
+    #[test]
     fn limits_stop_hostile_nesting() {
         let deep = "l".repeat(100_000) + &"e".repeat(100_000);
         assert_eq!(
@@ -521,6 +578,19 @@ mod tests {
                 // grammar has one encoding per value).
                 prop_assert_eq!(v.to_bytes(), bytes);
             }
+        }
+
+        #[test]
+        fn lenient_accepts_what_strict_accepts(v in value_strategy(), tail in proptest::collection::vec(any::<u8>(), 0..16)) {
+            let mut bytes = v.to_bytes();
+            prop_assert_eq!(Value::decode_lenient(&bytes), Ok(v.clone()));
+            bytes.extend_from_slice(&tail);
+            prop_assert_eq!(Value::decode_lenient(&bytes), Ok(v));
+        }
+
+        #[test]
+        fn lenient_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = Value::decode_lenient(&bytes);
         }
     }
 }

@@ -90,6 +90,10 @@ pub struct HandlerConfig {
     /// Most live calls (`--max-sessions`); an offer for a new call beyond
     /// it is refused with rtpengine's reason. `None`: no limit.
     pub max_sessions: Option<u64>,
+    /// Read NG bencode as rtpengine does (`--ng-lenient-bencode`): a
+    /// message the datagram ends in is closed, trailing bytes are ignored.
+    /// Off: such datagrams get an error reply.
+    pub lenient_bencode: bool,
 }
 
 impl Default for HandlerConfig {
@@ -104,6 +108,7 @@ impl Default for HandlerConfig {
             interfaces: Vec::new(),
             port_range: (30000, 40000),
             max_sessions: None,
+            lenient_bencode: false,
         }
     }
 }
@@ -419,7 +424,7 @@ impl<M: MediaPlane> Handler<M> {
             }
         }
         let mut out = Vec::new();
-        let req = match message::parse(datagram) {
+        let req = match message::parse_mode(datagram, self.cfg.lenient_bencode) {
             Ok(r) => r,
             Err((cookie, e)) => {
                 self.counters.count_malformed();

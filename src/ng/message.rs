@@ -38,11 +38,21 @@ pub struct Request<'a> {
     pub body: Value<'a>,
 }
 
-/// Splits `<cookie> <body>` and decodes the body.
+/// Splits `<cookie> <body>` and decodes the body (strict bencode).
 ///
 /// The cookie alone is returned in the error case when it can be found, so
 /// that even a malformed command gets an error reply the sender can match.
 pub fn parse(datagram: &[u8]) -> Result<Request<'_>, (Option<&[u8]>, FrameError)> {
+    parse_mode(datagram, false)
+}
+
+/// [`parse`], with the body read by [`Value::decode_lenient`] when
+/// `lenient` (rtpengine's reading of truncated or trailing-garbage
+/// bencode).
+pub fn parse_mode(
+    datagram: &[u8],
+    lenient: bool,
+) -> Result<Request<'_>, (Option<&[u8]>, FrameError)> {
     let Some(space) = datagram.iter().position(|&b| b == b' ') else {
         return Err((None, FrameError::NoCookie));
     };
@@ -50,7 +60,12 @@ pub fn parse(datagram: &[u8]) -> Result<Request<'_>, (Option<&[u8]>, FrameError)
     if cookie.is_empty() {
         return Err((None, FrameError::EmptyCookie));
     }
-    let body = Value::decode(rest).map_err(|e| (Some(cookie), FrameError::Bencode(e)))?;
+    let body = if lenient {
+        Value::decode_lenient(rest)
+    } else {
+        Value::decode(rest)
+    }
+    .map_err(|e| (Some(cookie), FrameError::Bencode(e)))?;
     if !matches!(body, Value::Dict(_)) {
         return Err((Some(cookie), FrameError::NotDictionary));
     }
