@@ -16,6 +16,7 @@
 //! | [`dtmf`] | RFC 4733 telephone-events: payload, sender and receiver state machines |
 //! | [`codec`] | G.711 µ-law / A-law (ITU-T G.711), packet loss concealment (G.711 App. I), the codec trait |
 //! | [`sdp`] | Tolerant, lossless SDP (RFC 8866) and offer/answer (RFC 3264) |
+//! | [`srtp`] | SDES-SRTP: SRTP/SRTCP with AES-CM and HMAC-SHA1 (RFC 3711), the `a=crypto` attribute (RFC 4568) |
 //! | [`builder`] | Offer/answer and media sessions for applications that are a party to the call: manager, builders, sessions |
 //! | [`media`] | Media session core: pacing, RFC 4733 DTMF, RTCP scheduling, jitter buffer, E-model quality |
 //! | [`audio`] | Mono 16-bit PCM building blocks: tone, DTMF (ITU-T Q.23) and noise sources, WAV files, mixer, N-1 conference bridge, call recorder, level/frequency/DTMF analysis |
@@ -54,5 +55,6 @@ pub mod relay;
 pub mod rtcp;
 pub mod rtp;
 pub mod sdp;
+pub mod srtp;
 #[cfg(feature = "daemon")]
 pub mod syslog;

@@ -1,0 +1,116 @@
+//! Test-only reader of `tests/data/srtp/vectors.txt`, the known-answer
+//! vectors made with libsrtp (see `tests/data/srtp/gen_vectors.py`).
+
+/// The vector file, compiled into the tests.
+pub(super) const FILE: &str = include_str!("../../tests/data/srtp/vectors.txt");
+
+/// One packet of a case.
+#[derive(Debug, Clone)]
+pub(super) struct Packet {
+    /// `rtp`, `rtcp` or `rtcp-unprotect`.
+    pub(super) kind: String,
+    pub(super) plain: Vec<u8>,
+    pub(super) protected: Vec<u8>,
+}
+
+/// One libsrtp session's packets, in order.
+#[derive(Debug, Clone)]
+pub(super) struct Case {
+    pub(super) name: String,
+    pub(super) suite: String,
+    pub(super) key: [u8; 30],
+    pub(super) mki: Option<(u32, u8)>,
+    pub(super) packets: Vec<Packet>,
+}
+
+/// One item of the file.
+#[derive(Debug, Clone)]
+pub(super) enum Item {
+    Case(Case),
+    AesCm {
+        key: [u8; 16],
+        salt: [u8; 14],
+        block: usize,
+        keystream: Vec<u8>,
+    },
+    Kdf {
+        key: [u8; 16],
+        salt: [u8; 14],
+        label: u8,
+        out: Vec<u8>,
+    },
+}
+
+pub(super) fn hex(s: &str) -> Vec<u8> {
+    assert!(s.len().is_multiple_of(2), "odd hex {s}");
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+fn array<const N: usize>(s: &str) -> [u8; N] {
+    hex(s).try_into().expect("length")
+}
+
+/// Every item of the file, in order.
+pub(super) fn items() -> Vec<Item> {
+    let mut items = Vec::new();
+    let mut case: Option<Case> = None;
+    for line in FILE.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        match f.as_slice() {
+            [] => {}
+            [c, ..] if c.starts_with('#') => {}
+            ["case", name] => {
+                case = Some(Case {
+                    name: name.to_string(),
+                    suite: String::new(),
+                    key: [0; 30],
+                    mki: None,
+                    packets: Vec::new(),
+                })
+            }
+            ["suite", s] => case.as_mut().expect("in case").suite = s.to_string(),
+            ["key", k] => case.as_mut().expect("in case").key = array(k),
+            ["mki", v, l] => {
+                case.as_mut().expect("in case").mki =
+                    Some((v.parse().expect("mki"), l.parse().expect("len")))
+            }
+            [kind @ ("rtp" | "rtcp" | "rtcp-unprotect"), p, q] => {
+                case.as_mut().expect("in case").packets.push(Packet {
+                    kind: kind.to_string(),
+                    plain: hex(p),
+                    protected: hex(q),
+                })
+            }
+            ["end"] => items.push(Item::Case(case.take().expect("in case"))),
+            ["aescm", k, s, j, ks] => items.push(Item::AesCm {
+                key: array(k),
+                salt: array(s),
+                block: j.parse().expect("block"),
+                keystream: hex(ks),
+            }),
+            ["kdf", k, s, l, o] => items.push(Item::Kdf {
+                key: array(k),
+                salt: array(s),
+                label: l.parse().expect("label"),
+                out: hex(o),
+            }),
+            _ => panic!("bad vector line {line:?}"),
+        }
+    }
+    assert!(case.is_none(), "unterminated case");
+    items
+}
+
+/// The packet cases only.
+pub(super) fn cases() -> Vec<Case> {
+    items()
+        .into_iter()
+        .filter_map(|i| match i {
+            Item::Case(c) => Some(c),
+            _ => None,
+        })
+        .collect()
+}
