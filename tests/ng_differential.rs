@@ -185,6 +185,16 @@ fn norm_sdp(sdp: &str, range: (u16, u16)) -> String {
                 "a=rtcp:{}{sep}{tail}{eol}",
                 norm_port(p, media_port, range)
             );
+        } else if let Some(rest) = body.strip_prefix("a=crypto:") {
+            // SDES keys are random: tag, suite and key parameters stay.
+            let masked = match rest.split_once("inline:") {
+                Some((head, key)) => {
+                    let tail = key.find(['|', ' ']).map_or("", |i| &key[i..]);
+                    format!("{head}inline:{{key}}{tail}")
+                }
+                None => rest.to_string(),
+            };
+            let _ = write!(out, "a=crypto:{masked}{eol}");
         } else {
             let _ = write!(out, "{body}{eol}");
         }
@@ -611,6 +621,31 @@ fn variants() -> Vec<Scenario> {
         "a=ice-pwd:x9cml/YzichV2+XlhiMu8g",
         "a=candidate:1 1 UDP 2130706431 127.0.0.1 5000 typ host",
     ];
+    // SDES-SRTP bridged to plain RTP (`transport-protocol`).
+    let savp = sdp(1111, 1, 5000, "0 8 101", &[], &[TE]).replace("RTP/AVP", "RTP/SAVP")
+        + "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:mhKxoxzgZUgpTvSgao2JWtMbrT11BaijbNOJzvNT\r\n\
+           a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:gL9ogeYlDF1ATCEr0tNUoZQ6E1qLL+y6PbaizhO8\r\n";
+    v.push(
+        Scenario::new("sdes-offer-to-rtp")
+            .offer(
+                "tagA",
+                &savp,
+                vec![("transport-protocol", t("RTP/AVP"))],
+                SAME,
+            )
+            .answer("tagA", "tagB", &b("0 101", &[TE]), vec![], SAME)
+            .delete(),
+    );
+    v.push(
+        Scenario::new("rtp-offer-to-sdes")
+            .offer(
+                "tagA",
+                &a("0 8", &[]),
+                vec![("transport-protocol", t("RTP/SAVP"))],
+                Expect::Unsupported("SDES suites beyond AES_CM_128 and DTLS-SRTP"),
+            )
+            .delete(),
+    );
     let remove = || vec![("ICE", t("remove"))];
     v.push(
         Scenario::new("ice-remove")

@@ -66,6 +66,7 @@ pub mod fastpath;
 mod mailbox;
 mod packet_loop;
 mod shard;
+mod srtp_side;
 pub(crate) mod sys;
 mod uring;
 
@@ -266,6 +267,34 @@ pub struct LegUpdate {
     pub awaiting_answer: Option<bool>,
     /// New [`LegOptions::userspace_payload_types`].
     pub userspace_payload_types: Option<u128>,
+    /// SDES-SRTP termination of this leg: `Some(Some(keys))` starts it (or
+    /// re-keys; the same keys again keep the running state),
+    /// `Some(None)` ends it. The handler must keep every payload type of
+    /// both legs in userspace while it is on (the kernel fast path cannot
+    /// encrypt).
+    pub srtp: Option<Option<LegSrtp>>,
+}
+
+/// One direction's SDES key (RFC 4568): suite, master key and salt, MKI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SrtpKey {
+    /// The crypto suite.
+    pub suite: crate::srtp::Suite,
+    /// Master key and salt.
+    pub key: crate::srtp::MasterKey,
+    /// The MKI the packets carry, if any (RFC 3711 §3.1).
+    pub mki: Option<crate::srtp::Mki>,
+}
+
+/// SRTP termination of a leg: what its far end sends is unprotected with
+/// `inbound` (the far end's key), what the relay sends it is protected
+/// with `outbound` (the relay's key, given to the far end in SDP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LegSrtp {
+    /// The far end's key.
+    pub inbound: SrtpKey,
+    /// The relay's key.
+    pub outbound: SrtpKey,
 }
 
 /// A leg that ends in a local media endpoint (see [`Engine::create_endpoint`]).

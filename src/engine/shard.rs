@@ -36,6 +36,8 @@ use crate::relay::{
 use crate::rtp::Ssrc;
 use std::collections::HashMap;
 
+use super::srtp_side::SrtpSide;
+
 /// A leg ready to be installed: bound sockets and what to do with them.
 #[derive(Debug)]
 pub(crate) struct NewLeg {
@@ -212,6 +214,8 @@ struct Core {
     timers: BinaryHeap<Reverse<(Instant, EndpointKey)>>,
     /// The kernel fast path's side, when it is on.
     fast: Option<FastSide>,
+    /// SDES-SRTP termination of this shard's terminated legs.
+    srtp: SrtpSide,
 }
 
 /// A stream whose RTP the kernel fast path forwards.
@@ -429,6 +433,7 @@ impl Core {
             ready_at: 0,
             timers: BinaryHeap::with_capacity(ENDPOINT_RESERVE),
             fast: None,
+            srtp: SrtpSide::default(),
         }
     }
 
@@ -504,6 +509,59 @@ impl Core {
     }
 }
 
+impl Core {
+    /// [`PacketSink::on_packet`] on a shard with SRTP-terminated streams:
+    /// a packet from a terminated far end is authenticated and decrypted
+    /// before the latch sees it; one forwarded to a terminated far end is
+    /// encrypted; both are sent as the shard's own transmits.
+    fn on_packet_srtp(
+        &mut self,
+        now: Instant,
+        stream: StreamKey,
+        src: SocketAddr,
+        data: &[u8],
+        truncated: bool,
+    ) -> Verdict {
+        let v = match self.srtp.inbound(stream, data) {
+            Ok(plain) => {
+                let plain = plain.unwrap_or(data);
+                self.table.handle_packet(now, stream, src, plain, truncated)
+            }
+            Err(r) => Verdict::Drop(r),
+        };
+        match v {
+            Verdict::Forward { via, dest } => match self.srtp.forward(via, dest, data) {
+                Ok(true) => Verdict::Taken,
+                Ok(false) => v,
+                Err(r) => {
+                    self.local.drops[r.index()] += 1;
+                    Verdict::Drop(r)
+                }
+            },
+            Verdict::Deliver {
+                endpoint,
+                component,
+            } => {
+                if let Some(slot) = self.endpoints.get_mut(endpoint) {
+                    self.local.delivered += 1;
+                    slot.endpoint.handle_input(now, component, src, data);
+                    self.mark_ready(endpoint);
+                }
+                v
+            }
+            Verdict::Drop(r) => {
+                self.local.drops[r.index()] += 1;
+                v
+            }
+            Verdict::UnknownStream => {
+                self.local.unknown_stream += 1;
+                v
+            }
+            Verdict::Taken => v,
+        }
+    }
+}
+
 impl PacketSink for Core {
     fn on_packet(
         &mut self,
@@ -527,9 +585,12 @@ impl PacketSink for Core {
                 f.sync(&mut self.table, &mut self.local, stream, now);
             }
         }
+        if !self.srtp.is_empty() {
+            return self.on_packet_srtp(now, stream, src, data, truncated);
+        }
         let v = self.table.handle_packet(now, stream, src, data, truncated);
         match v {
-            Verdict::Forward { .. } => {}
+            Verdict::Forward { .. } | Verdict::Taken => {}
             Verdict::Deliver {
                 endpoint,
                 component,
@@ -547,6 +608,19 @@ impl PacketSink for Core {
     }
 
     fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<OwnTransmit> {
+        // Terminated SRTP first: the packets of this turn's receives.
+        while let Some(r) = self.srtp.poll(buf) {
+            match r {
+                Ok((via, dest, len)) => {
+                    return Some(OwnTransmit {
+                        via,
+                        dest: Some(dest),
+                        len,
+                    });
+                }
+                Err(_) => self.local.drops[DropReason::Srtp.index()] += 1,
+            }
+        }
         loop {
             if self.ready_at == self.ready.len() {
                 self.ready.clear();
@@ -1006,6 +1080,11 @@ fn update_leg(
             .set_userspace_payload_types(key, types)
             .map_err(EngineError::Relay)?;
     }
+    if let Some(srtp) = update.srtp {
+        let streams = core.table.leg_streams(key).ok_or(EngineError::NoSuchLeg)?;
+        let keys = srtp.map(|k| (k.inbound, k.outbound));
+        core.srtp.set(&[streams.rtp, streams.rtcp], keys);
+    }
     Ok(())
 }
 
@@ -1027,6 +1106,10 @@ fn remove_call<B: Backend>(
         f.end_call(&mut core.table, &mut core.local, call);
     }
     let removed = core.table.remove_call(call)?;
+    if !core.srtp.is_empty() {
+        let keys: Vec<StreamKey> = removed.streams.iter().map(|s| s.key).collect();
+        core.srtp.remove(&keys);
+    }
     for s in &removed.streams {
         backend.deregister(s.key);
         if s.kind != StreamKind::Rtcp {

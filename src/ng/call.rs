@@ -40,6 +40,8 @@ pub(crate) struct MediaSlot {
     /// telephone-event payload types (bit n = type n) of the last offer:
     /// relayed in userspace, never by the kernel fast path.
     pub event_pts: u128,
+    /// SDES-SRTP bridge (NG `transport-protocol` between RTP and SRTP).
+    pub srtp: Option<super::sdes::Bridge>,
 }
 
 impl MediaSlot {
@@ -58,6 +60,7 @@ impl MediaSlot {
             codec: None,
             held: [None, None],
             event_pts: 0,
+            srtp: None,
         }
     }
 }

@@ -58,6 +58,7 @@ use super::media::MediaPlane;
 use super::message::{self, ReplyCache};
 use super::owned::OwnedValue;
 use super::redact::Redacted;
+use super::sdes::{self, SdesOut};
 use super::sdp_out;
 use crate::engine::{CallInfo, CallSpec, EngineError, LegOptions, LegUpdate};
 use crate::relay::{AddressMode, Intervals, LatchPolicy, StreamKind, StreamSnapshot};
@@ -302,6 +303,8 @@ struct Opts {
     /// What the relay does differently from what the SDP asks, for the
     /// reply's `warning`.
     notes: Vec<String>,
+    /// `transport-protocol`: the profile the SDP handed on must have.
+    transport: Option<String>,
 }
 
 /// What the rewritten SDP says about rtcp-mux for one media.
@@ -692,11 +695,12 @@ impl<M: MediaPlane> Handler<M> {
         let SdpRequest {
             call_id,
             from_tag,
-            opts,
+            mut opts,
             mut sdp,
             ifaces: wanted,
             family_v6,
         } = SdpRequest::parse(body, &self.ifaces)?;
+        let savp = savp_media(&sdp);
         if !sdp.media().iter().any(|m| !m.is_disabled()) {
             return Err("Error rewriting SDP".into());
         }
@@ -763,6 +767,19 @@ impl<M: MediaPlane> Handler<M> {
         };
         let before = call.medias.len();
         let result = self.apply_sdp(&call_id, &mut call, &mut sdp, offerer, &opts, true);
+        note_passthrough(&mut opts, &savp, &call);
+        if result.is_ok()
+            && call
+                .medias
+                .iter()
+                .any(|m| m.srtp.as_ref().is_some_and(|b| b.leg != offerer))
+        {
+            opts.notes.push(
+                "SDES-SRTP offered with AES_CM_128_HMAC_SHA1_80 and AES_CM_128_HMAC_SHA1_32 only \
+                 (no AEAD, AES-192/256, F8 or NULL suites; no DTLS-SRTP)"
+                    .into(),
+            );
+        }
         if result.is_err() {
             (call.from_tag, call.to_tag) = old_tags;
         } else if let Some(l) = retag {
@@ -914,10 +931,11 @@ impl<M: MediaPlane> Handler<M> {
         let SdpRequest {
             call_id,
             from_tag,
-            opts,
+            mut opts,
             mut sdp,
             ..
         } = SdpRequest::parse(body, &self.ifaces)?;
+        let savp = savp_media(&sdp);
         let to_tag = text(body, "to-tag").ok_or("No to-tag in message")?;
         let call_id = self.route_answer(&call_id, body);
         if self.calls.get(&call_id).is_none_or(|c| c.deleted.is_some()) {
@@ -929,6 +947,7 @@ impl<M: MediaPlane> Handler<M> {
         let offerer = call.leg_of(&from_tag).unwrap_or(0);
         let answerer = 1 - offerer;
         let result = self.apply_sdp(&call_id, &mut call, &mut sdp, answerer, &opts, false);
+        note_passthrough(&mut opts, &savp, &call);
         if result.is_ok() {
             // Only an answer that took effect names the answering branch.
             if answerer == 1 && call.to_tag.is_none() {
@@ -975,6 +994,8 @@ impl<M: MediaPlane> Handler<M> {
             return Err("no media interface".into());
         };
         check_addresses(sdp, opts, send_if.local)?;
+        let (bridges, sdes_out, sdes_keys) =
+            self.sdes_bridges(call, sdp, sender, opts, may_create)?;
         let policy = opts.policy(self.cfg.source_hold);
         let mut ports: Vec<Option<(u16, MuxOut)>> = Vec::with_capacity(sdp.media().len());
         let mut rejected = Vec::new();
@@ -1036,6 +1057,7 @@ impl<M: MediaPlane> Handler<M> {
                             on_hold: Some(on_hold),
                             awaiting_answer: None,
                             userspace_payload_types: Some(event_pts),
+                            srtp: None,
                         };
                         self.media
                             .update_leg(info.id, sender, update)
@@ -1061,6 +1083,7 @@ impl<M: MediaPlane> Handler<M> {
                         on_hold: Some(on_hold),
                         awaiting_answer: Some(false),
                         userspace_payload_types: Some(event_pts | offer_pts),
+                        srtp: None,
                     };
                     self.media
                         .update_leg(info.id, sender, update)
@@ -1152,6 +1175,28 @@ impl<M: MediaPlane> Handler<M> {
                 self.release_media(slot.engine.take(), slot.tag);
             }
         }
+        // SDES bridges: both legs keep every payload type in userspace (the
+        // kernel fast path cannot encrypt), the SRTP leg gets its keys once
+        // both are known.
+        for (i, (bridge, keys)) in bridges.into_iter().zip(sdes_keys).enumerate() {
+            let Some(slot) = call.medias.get_mut(i) else {
+                continue;
+            };
+            slot.srtp = bridge;
+            let (Some(b), Some(info)) = (&slot.srtp, &slot.engine) else {
+                continue;
+            };
+            for leg in 0..2 {
+                let update = LegUpdate {
+                    userspace_payload_types: Some(u128::MAX),
+                    srtp: keys.filter(|_| leg == b.leg).map(Some),
+                    ..LegUpdate::default()
+                };
+                self.media
+                    .update_leg(info.id, leg, update)
+                    .map_err(engine_fail)?;
+            }
+        }
         // What `query` reports per leg.
         for (i, m) in sdp.media().iter().enumerate() {
             let Some(slot) = call.medias.get_mut(i) else {
@@ -1181,8 +1226,77 @@ impl<M: MediaPlane> Handler<M> {
                     .map(|r| format!("{}/{}", r.encoding, r.clock_rate));
             }
         }
-        rewrite(sdp, &ports, opts, recv_if.advertised);
+        rewrite(sdp, &ports, &sdes_out, opts, recv_if.advertised);
         Ok(())
+    }
+
+    /// The SDES bridges of `sdp`'s media (one per media, `None` where
+    /// there is none): an offer whose `transport-protocol` changes between
+    /// an RTP and an SRTP profile starts one (or keeps the call's); an SDP
+    /// either side sends under a bridge says what the SDP handed on
+    /// carries and, once both keys are known, the SRTP leg's keys. Decided
+    /// before anything is created: a bridge that cannot work is an error
+    /// that changes nothing.
+    #[allow(clippy::type_complexity)]
+    fn sdes_bridges(
+        &self,
+        call: &Call,
+        sdp: &Sdp,
+        sender: usize,
+        opts: &Opts,
+        may_create: bool,
+    ) -> Result<
+        (
+            Vec<Option<sdes::Bridge>>,
+            Vec<Option<SdesOut>>,
+            Vec<Option<crate::engine::LegSrtp>>,
+        ),
+        Fail,
+    > {
+        let n = sdp.media().len();
+        let (mut bridges, mut outs, mut keys) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        for (i, m) in sdp.media().iter().enumerate() {
+            let mut bridge = call.medias.get(i).and_then(|s| s.srtp.clone());
+            let conversion = opts
+                .transport
+                .as_deref()
+                .filter(|_| may_create && !m.is_disabled())
+                .and_then(|tp| sdes::conversion(&m.media_line().proto, tp));
+            if let Some((srtp_proto, plain_proto, sender_srtp)) = conversion {
+                let leg = if sender_srtp { sender } else { 1 - sender };
+                if bridge.as_ref().is_none_or(|b| b.leg != leg) {
+                    let mut material = Vec::new();
+                    for _ in crate::srtp::Suite::ALL {
+                        let mut k = [0u8; 30];
+                        self.media
+                            .random(&mut k)
+                            .map_err(|e| Fail(format!("No random source for SRTP keys: {e}")))?;
+                        material.push(k);
+                    }
+                    let mut material = material.into_iter();
+                    bridge = Some(sdes::Bridge::new(leg, srtp_proto, plain_proto, || {
+                        material.next().unwrap_or([0; 30])
+                    }));
+                }
+            }
+            let (out, k) = match bridge.as_mut() {
+                Some(b) if !m.is_disabled() => {
+                    let (o, k) = b
+                        .sdp_from(sender, may_create, m)
+                        .map_err(|e| Fail(e.to_string()))?;
+                    (Some(o), k)
+                }
+                _ => (None, None),
+            };
+            bridges.push(bridge);
+            outs.push(out);
+            keys.push(k);
+        }
+        Ok((bridges, outs, keys))
     }
 
     fn delete(&mut self, now: Instant, body: &Value<'_>) -> Result<OwnedValue, Fail> {
@@ -1909,7 +2023,13 @@ fn stated_direction(sdp: &Sdp, i: usize) -> Direction {
 /// (`sdp_out`): relay address in `c=` (except `0.0.0.0`), `ports[i]` in
 /// `m=`, an explicit direction, `a=rtcp`, regenerated codec attributes, no
 /// ICE.
-fn rewrite(sdp: &mut Sdp, ports: &[Option<(u16, MuxOut)>], opts: &Opts, relay: IpAddr) {
+fn rewrite(
+    sdp: &mut Sdp,
+    ports: &[Option<(u16, MuxOut)>],
+    sdes: &[Option<SdesOut>],
+    opts: &Opts,
+    relay: IpAddr,
+) {
     let addr = opts.media_address.unwrap_or(relay);
     if opts.replace_origin {
         // No o= line: nothing to replace.
@@ -1964,10 +2084,15 @@ fn rewrite(sdp: &mut Sdp, ports: &[Option<(u16, MuxOut)>], opts: &Opts, relay: I
         } else {
             Some(Rtcp::new(rtcp_port, None).to_string())
         };
+        let bridge = sdes.get(i).and_then(Option::as_ref);
+        if let Some(b) = bridge {
+            m.set_proto(b.proto.clone());
+        }
         let attrs = sdp_out::MediaAttrs {
             direction: dirs.get(i).copied().unwrap_or_default(),
             rtcp,
             rtcp_mux: mux != MuxOut::Plain,
+            crypto: bridge.map(|b| b.crypto.clone()),
         };
         sdp_out::layout_media(m, &attrs);
     }
@@ -2105,14 +2230,8 @@ impl SdpRequest {
         strip_codecs(&mut sdp, &opts);
         let sdp = sdp;
         let mut opts = opts;
+        opts.transport = text(body, "transport protocol");
         let enabled = || sdp.media().iter().filter(|m| !m.is_disabled());
-        if enabled().any(|m| m.media_line().proto.to_ascii_uppercase().contains("SAVP")) {
-            opts.notes.push(
-                "SRTP is passed through end to end (SDES and DTLS-SRTP termination are not \
-                 implemented)"
-                    .into(),
-            );
-        }
         let has_ice =
             |s: &crate::sdp::Section| s.has_attribute("candidate") || s.has_attribute("ice-ufrag");
         if !opts.ice_remove && (has_ice(sdp.session()) || enabled().any(|m| has_ice(m.section()))) {
@@ -2127,6 +2246,30 @@ impl SdpRequest {
             ifaces,
             family_v6,
         })
+    }
+}
+
+/// Per media of `sdp`: enabled with an SRTP profile (`RTP/SAVP`...).
+fn savp_media(sdp: &Sdp) -> Vec<bool> {
+    sdp.media()
+        .iter()
+        .map(|m| !m.is_disabled() && m.media_line().proto.to_ascii_uppercase().contains("SAVP"))
+        .collect()
+}
+
+/// Says in the reply's `warning` that SRTP media the relay does not
+/// terminate (no SDES bridge asked for) is passed through end to end.
+fn note_passthrough(opts: &mut Opts, savp: &[bool], call: &Call) {
+    let passed = savp
+        .iter()
+        .enumerate()
+        .any(|(i, &s)| s && call.medias.get(i).is_none_or(|m| m.srtp.is_none()));
+    if passed {
+        opts.notes.push(
+            "SRTP is passed through end to end (terminated only when transport-protocol asks \
+             for RTP/AVP <-> RTP/SAVP; DTLS-SRTP termination is not implemented)"
+                .into(),
+        );
     }
 }
 
@@ -2208,18 +2351,18 @@ fn requested_family(body: &Value<'_>) -> Result<Option<bool>, Fail> {
 }
 
 /// `transport-protocol`: what the SDP already says is honoured; a change
-/// (RTP/AVP to SRTP) is an error, since this relay does not terminate SRTP.
+/// between RTP and SDES-SRTP profiles is a bridge the relay terminates
+/// (`sdes`); any other change (DTLS-SRTP, UDPTL...) is an error.
 fn check_transport(body: &Value<'_>, sdp: &Sdp) -> Result<(), Fail> {
     if let Some(tp) = text(body, "transport protocol") {
-        let differs = sdp
-            .media()
-            .iter()
-            .filter(|m| !m.is_disabled())
-            .any(|m| !m.media_line().proto.eq_ignore_ascii_case(&tp));
+        let differs = sdp.media().iter().filter(|m| !m.is_disabled()).any(|m| {
+            !m.media_line().proto.eq_ignore_ascii_case(&tp)
+                && sdes::conversion(&m.media_line().proto, &tp).is_none()
+        });
         if differs {
             return Err(Fail(format!(
-                "Changing the transport protocol to {tp} is not implemented (no SRTP or DTLS \
-                 termination): the media keeps the SDP's protocol"
+                "Changing the transport protocol to {tp} is not implemented (SDES-SRTP <-> RTP \
+                 only; no DTLS-SRTP termination): the media keeps the SDP's protocol"
             )));
         }
     }
@@ -3284,8 +3427,8 @@ mod tests {
             ),
             (
                 "transport-protocol",
-                t("RTP/SAVP"),
-                "Changing the transport protocol to RTP/SAVP",
+                t("UDP/TLS/RTP/SAVPF"),
+                "Changing the transport protocol to UDP/TLS/RTP/SAVPF",
             ),
             (
                 "direction",

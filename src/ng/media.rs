@@ -19,6 +19,12 @@ pub trait MediaPlane {
     fn delete_call(&self, id: CallId) -> Result<RemovedCall, EngineError>;
     /// Engine-wide counters.
     fn stats(&self) -> EngineStats;
+    /// Fills `buf` with cryptographically random bytes (SRTP master keys),
+    /// from the kernel's generator.
+    fn random(&self, buf: &mut [u8]) -> std::io::Result<()> {
+        use std::io::Read;
+        std::fs::File::open("/dev/urandom")?.read_exact(buf)
+    }
 }
 
 impl MediaPlane for Engine {

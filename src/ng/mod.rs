@@ -17,6 +17,7 @@ pub mod media;
 pub mod message;
 pub mod owned;
 pub mod redact;
+mod sdes;
 mod sdp_out;
 pub mod server;
 

@@ -93,12 +93,17 @@ pub(crate) struct MediaAttrs {
     pub rtcp: Option<String>,
     /// `a=rtcp-mux`.
     pub rtcp_mux: bool,
+    /// `a=crypto` values replacing those given (an SDES bridge, after
+    /// `a=rtcp-mux` as rtpengine writes them); `None` keeps them as given.
+    pub crypto: Option<Vec<String>>,
 }
 
 /// Attributes the layout regenerates (or drops) in a media description;
-/// `dtls`: the protocol is DTLS-SRTP, whose `a=setup` is kept.
-fn managed(a: &Attribute<'_>, dtls: bool) -> bool {
-    a.is("rtpmap")
+/// `dtls`: the protocol is DTLS-SRTP, whose `a=setup` is kept; `crypto`:
+/// the `a=crypto` lines are regenerated.
+fn managed(a: &Attribute<'_>, dtls: bool, crypto: bool) -> bool {
+    (crypto && a.is("crypto"))
+        || a.is("rtpmap")
         || a.is("fmtp")
         || (a.is("rtcp-fb") && !a.value.is_some_and(|v| v.trim_start().starts_with('*')))
         || (a.value.is_none() && Direction::from_name(a.name).is_some())
@@ -142,12 +147,16 @@ pub(crate) fn layout_media(m: &mut MediaSection, attrs: &MediaAttrs) {
     if attrs.rtcp_mux {
         generated.push("rtcp-mux".to_string());
     }
+    if let Some(lines) = &attrs.crypto {
+        generated.extend(lines.iter().map(|c| format!("crypto:{c}")));
+    }
     if let Some(p) = section.attribute_values("ptime").find_map(|v| v) {
         generated.push(format!("ptime:{}", p.trim()));
     }
     let dtls = is_dtls(m);
+    let crypto = attrs.crypto.is_some();
     m.section_mut()
-        .regroup_attributes(|a| !managed(a, dtls), &generated);
+        .regroup_attributes(|a| !managed(a, dtls, crypto), &generated);
 }
 
 /// A disabled media description loses the attributes the layout manages
@@ -155,7 +164,7 @@ pub(crate) fn layout_media(m: &mut MediaSection, attrs: &MediaAttrs) {
 pub(crate) fn layout_disabled(m: &mut MediaSection) {
     let dtls = is_dtls(m);
     m.section_mut()
-        .regroup_attributes(|a| !managed(a, dtls), &[]);
+        .regroup_attributes(|a| !managed(a, dtls, false), &[]);
 }
 
 /// Session level: direction attributes (they moved to the media

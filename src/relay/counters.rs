@@ -36,11 +36,14 @@ pub enum DropReason {
     NoPeer,
     /// The packet came back from the relay itself (loop protection).
     Loop,
+    /// SRTP termination refused it: authentication or replay check failed
+    /// (RFC 3711 §3.3), or it could not be protected or queued.
+    Srtp,
 }
 
 impl DropReason {
     /// Number of variants (size of the per-reason counter array).
-    pub const COUNT: usize = 10;
+    pub const COUNT: usize = 11;
 
     /// Every reason, in counter-array order.
     pub const ALL: [DropReason; DropReason::COUNT] = [
@@ -54,6 +57,7 @@ impl DropReason {
         DropReason::NoDestination,
         DropReason::NoPeer,
         DropReason::Loop,
+        DropReason::Srtp,
     ];
 
     /// Index into a per-reason counter array.
@@ -69,6 +73,7 @@ impl DropReason {
             DropReason::NoDestination => 7,
             DropReason::NoPeer => 8,
             DropReason::Loop => 9,
+            DropReason::Srtp => 10,
         }
     }
 
@@ -85,6 +90,7 @@ impl DropReason {
             DropReason::NoDestination => "no_destination",
             DropReason::NoPeer => "no_peer",
             DropReason::Loop => "loop",
+            DropReason::Srtp => "srtp",
         }
     }
 }

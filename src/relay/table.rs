@@ -187,6 +187,10 @@ pub enum Verdict {
     },
     /// Drop; already counted on the receiving stream.
     Drop(DropReason),
+    /// Taken by the packet sink, which sends what it made of the packet
+    /// itself (e.g. the packet re-encrypted for SRTP termination). The
+    /// table never answers this; a sink answers its backend with it.
+    Taken,
     /// The stream key is stale (its call was removed): the caller counts it
     /// at shard level.
     UnknownStream,
@@ -753,7 +757,14 @@ impl RelayTable {
             Verdict::Forward { via, dest } => {
                 route.packets += 1;
                 route.bytes += data.len() as u64;
+                // A leg whose every payload type stays in userspace (its
+                // packets are transformed there, e.g. SRTP) is never offloaded.
+                let all_userspace = self
+                    .legs
+                    .get(st.leg)
+                    .is_some_and(|l| l.userspace_payload_types == [u64::MAX; 2]);
                 if self.offload
+                    && !all_userspace
                     && component == Component::Rtp
                     && !st.offloaded
                     && st.kind != StreamKind::Rtcp
@@ -776,7 +787,7 @@ impl RelayTable {
                 }
             }
             Verdict::Drop(reason) => st.counters.drop_packet(reason),
-            Verdict::Deliver { .. } | Verdict::UnknownStream => {}
+            Verdict::Deliver { .. } | Verdict::Taken | Verdict::UnknownStream => {}
         }
         route.verdict
     }
@@ -1101,6 +1112,17 @@ impl RelayTable {
         for k in self.call_streams(call) {
             self.end_offload(k);
         }
+    }
+
+    /// `leg`'s streams: its RTP (or muxed) socket's and its RTCP socket's
+    /// (the same under rtcp-mux at creation).
+    pub fn leg_streams(&self, leg: LegKey) -> Option<LegStreams> {
+        let l = self.legs.get(leg)?;
+        Some(LegStreams {
+            leg,
+            rtp: l.rtp,
+            rtcp: l.rtcp,
+        })
     }
 
     /// The streams (sockets) of `call`'s legs; empty for no such call.

@@ -245,6 +245,13 @@ impl MediaSection {
         self.rewrite();
     }
 
+    /// Replaces the `<proto>` (e.g. `RTP/AVP` by `RTP/SAVP`), rewriting
+    /// the `m=` line canonically.
+    pub fn set_proto(&mut self, proto: String) {
+        self.media.proto = proto;
+        self.rewrite();
+    }
+
     /// Replaces the `<fmt>` list, rewriting the `m=` line canonically.
     pub fn set_formats(&mut self, formats: Vec<String>) {
         self.media.formats = formats;

@@ -52,6 +52,8 @@ pub use origin::Origin;
 pub use outcome::{MediaOutcome, Negotiated, Outcome, PtMapping, Rejection, RemoteMedia};
 pub use rtcp::Rtcp;
 pub use rtpmap::Rtpmap;
+// Used by the NG handler's SDP layout (feature `daemon`).
+#[cfg(feature = "daemon")]
 pub(crate) use rtpmap::parse_payload_type;
 pub use section::Section;
 pub use session::Sdp;

@@ -624,7 +624,7 @@ proptest::proptest! {
             match f.t.handle_packet(now, streams[*which], src, &bytes, *truncated) {
                 Verdict::Forward { .. } => forwarded += 1,
                 Verdict::Drop(_) => {}
-                Verdict::Deliver { .. } => proptest::prop_assert!(false, "no endpoint is attached"),
+                Verdict::Deliver { .. } | Verdict::Taken => proptest::prop_assert!(false, "no endpoint is attached"),
                 Verdict::UnknownStream => proptest::prop_assert!(false, "live stream reported unknown"),
             }
         }
