@@ -2,6 +2,7 @@
 //! offerer, leg 1 = the answerer), one engine call per media section, and
 //! the rtpengine `query` structure built from the engine's snapshots.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -415,6 +416,117 @@ fn media_value(
     )
 }
 
+/// The table key of branch `branch` of `call_id` (a forked call).
+pub(crate) fn branch_key(call_id: &str, branch: &str) -> String {
+    format!("{call_id}\u{0}{branch}")
+}
+
+/// Whether a table key is a forked branch's.
+pub(crate) fn is_branch_key(key: &str) -> bool {
+    key.contains('\u{0}')
+}
+
+/// The call-id of a table key.
+pub(crate) fn base_id(key: &str) -> &str {
+    key.split('\u{0}').next().unwrap_or(key)
+}
+
+/// The handler's calls by table key (a call-id, or a forked branch's
+/// [`branch_key`]), with what every NG command asks of them kept current
+/// instead of counted: how many calls are live (branches count once,
+/// calls in their delete delay not at all) and each call's branches.
+///
+/// Contract: a call's `deleted` changes only while it is out of the table
+/// (the handler removes, changes and re-inserts), so the live count stays
+/// exact.
+#[derive(Debug, Default)]
+pub(crate) struct Calls {
+    map: HashMap<String, Call>,
+    live: u64,
+    /// Base call-id -> its branches' table keys, sorted.
+    branches: HashMap<String, Vec<String>>,
+}
+
+impl Calls {
+    fn counts(key: &str, call: &Call) -> bool {
+        call.deleted.is_none() && !is_branch_key(key)
+    }
+
+    /// Calls in the table, deleted ones in their delay included.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Live calls (see the type).
+    pub fn live(&self) -> u64 {
+        self.live
+    }
+
+    /// Whether `key` is in the table.
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.map.contains_key(key)
+    }
+
+    /// The call under `key`.
+    pub fn get(&self, key: &str) -> Option<&Call> {
+        self.map.get(key)
+    }
+
+    /// Every table key.
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.map.keys()
+    }
+
+    /// Every call.
+    pub fn values(&self) -> impl Iterator<Item = &Call> {
+        self.map.values()
+    }
+
+    /// Every (key, call).
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Call)> {
+        self.map.iter()
+    }
+
+    /// Puts `call` under `key`, replacing (and returning) what was there.
+    pub fn insert(&mut self, key: String, call: Call) -> Option<Call> {
+        let old = self.remove(&key);
+        if Self::counts(&key, &call) {
+            self.live += 1;
+        }
+        if is_branch_key(&key) {
+            let list = self.branches.entry(base_id(&key).to_string()).or_default();
+            if let Err(at) = list.binary_search(&key) {
+                list.insert(at, key.clone());
+            }
+        }
+        self.map.insert(key, call);
+        old
+    }
+
+    /// Takes the call under `key` out of the table.
+    pub fn remove(&mut self, key: &str) -> Option<Call> {
+        let call = self.map.remove(key)?;
+        if Self::counts(key, &call) {
+            self.live -= 1;
+        }
+        if is_branch_key(key) {
+            let base = base_id(key);
+            if let Some(list) = self.branches.get_mut(base) {
+                list.retain(|k| k != key);
+                if list.is_empty() {
+                    self.branches.remove(base);
+                }
+            }
+        }
+        Some(call)
+    }
+
+    /// The table keys of `call_id`'s forked branches, sorted.
+    pub fn branch_keys(&self, call_id: &str) -> Vec<String> {
+        self.branches.get(call_id).cloned().unwrap_or_default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -463,5 +575,36 @@ mod tests {
             assert_eq!(plan.offered, offered, "{a_mux} {flags:?} {b_mux}");
             assert_eq!(plan.answer(b_mux), (b, a), "{a_mux} {flags:?} {b_mux}");
         }
+    }
+
+    /// The live count and the branch index follow every insert and
+    /// remove: deleted calls and branches do not count, replacing a call
+    /// counts it once.
+    #[test]
+    fn calls_keep_live_count_and_branches() {
+        let now = Instant::now();
+        let call = || Call::new("a".into(), None, now);
+        let mut t = Calls::default();
+        t.insert("c1".into(), call());
+        t.insert("c1".into(), call());
+        t.insert(branch_key("c1", "z9"), call());
+        t.insert(branch_key("c1", "z1"), call());
+        t.insert("c2".into(), call());
+        assert_eq!((t.len(), t.live()), (4, 2));
+        assert_eq!(
+            t.branch_keys("c1"),
+            [branch_key("c1", "z1"), branch_key("c1", "z9")]
+        );
+        let mut c = t.remove("c2").unwrap();
+        assert_eq!(t.live(), 1);
+        c.deleted = Some((now, Vec::new()));
+        t.insert("c2".into(), c);
+        assert_eq!(t.live(), 1, "a call in its delete delay is not live");
+        t.remove(&branch_key("c1", "z1"));
+        t.remove(&branch_key("c1", "z9"));
+        assert!(t.branch_keys("c1").is_empty());
+        t.remove("c2");
+        t.remove("c1");
+        assert_eq!((t.len(), t.live()), (0, 0));
     }
 }

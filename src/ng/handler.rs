@@ -51,7 +51,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::Value;
-use super::call::{Call, MediaSlot, MuxFlags, MuxPlan};
+use super::call::{Call, Calls, MediaSlot, MuxFlags, MuxPlan, base_id, branch_key, is_branch_key};
 use super::counters::{Command, NgCounters, Outcome};
 use super::json;
 use super::media::MediaPlane;
@@ -146,7 +146,7 @@ impl HandlerConfig {
 pub struct Handler<M> {
     media: M,
     cfg: HandlerConfig,
-    calls: HashMap<String, Call>,
+    calls: Calls,
     /// Engine call tag -> call-id.
     by_tag: HashMap<u64, String>,
     next_tag: u64,
@@ -339,7 +339,7 @@ impl<M: MediaPlane> Handler<M> {
             media,
             cache: ReplyCache::new(cfg.reply_ttl, cfg.reply_cache_max),
             cfg,
-            calls: HashMap::new(),
+            calls: Calls::default(),
             by_tag: HashMap::new(),
             next_tag: 1,
             counters: Arc::new(NgCounters::default()),
@@ -892,10 +892,7 @@ impl<M: MediaPlane> Handler<M> {
     /// Live calls (branches of a forked call count once; calls in their
     /// delete delay not at all).
     fn live_sessions(&self) -> u64 {
-        self.calls
-            .iter()
-            .filter(|(k, c)| c.deleted.is_none() && !is_branch_key(k))
-            .count() as u64
+        self.calls.live()
     }
 
     /// Refuses a new call when `--max-sessions` live calls exist (calls in
@@ -921,8 +918,9 @@ impl<M: MediaPlane> Handler<M> {
         if !self.calls.contains_key(&call_id) {
             self.check_capacity()?;
         }
-        if let std::collections::hash_map::Entry::Vacant(slot) = self.calls.entry(call_id) {
-            slot.insert(Call::new(from_tag, text(body, "via branch"), now));
+        if !self.calls.contains_key(&call_id) {
+            let call = Call::new(from_tag, text(body, "via branch"), now);
+            self.calls.insert(call_id, call);
         }
         Ok(OwnedValue::dict().with("result", OwnedValue::text("ok")))
     }
@@ -1377,15 +1375,7 @@ impl<M: MediaPlane> Handler<M> {
 
     /// The table keys of `call_id`'s forked branches.
     fn branch_keys(&self, call_id: &str) -> Vec<String> {
-        let prefix = format!("{call_id}\u{0}");
-        let mut keys: Vec<String> = self
-            .calls
-            .keys()
-            .filter(|k| k.starts_with(&prefix))
-            .cloned()
-            .collect();
-        keys.sort();
-        keys
+        self.calls.branch_keys(call_id)
     }
 
     fn delete_call(
@@ -2271,21 +2261,6 @@ fn note_passthrough(opts: &mut Opts, savp: &[bool], call: &Call) {
                 .into(),
         );
     }
-}
-
-/// The table key of branch `branch` of `call_id` (a forked call).
-fn branch_key(call_id: &str, branch: &str) -> String {
-    format!("{call_id}\u{0}{branch}")
-}
-
-/// Whether a table key is a forked branch's.
-fn is_branch_key(key: &str) -> bool {
-    key.contains('\u{0}')
-}
-
-/// The call-id of a table key.
-fn base_id(key: &str) -> &str {
-    key.split('\u{0}').next().unwrap_or(key)
 }
 
 /// A request's `delete delay` in seconds (integer or digits), if given.
