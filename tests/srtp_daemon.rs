@@ -222,6 +222,11 @@ fn srtp_offerer(backend: &str) {
     assert_eq!(proto(&to_b), "RTP/AVP");
     assert!(crypto_lines(&to_b).is_empty(), "{to_b}");
     let b_to = common::m_port(&to_b);
+    // Early media from the plain side, before the answer: the keys are
+    // known from the offer, so it reaches the SRTP side protected.
+    let early = rtp(0, 0, 0xee);
+    b.send_to(&early, format!("127.0.0.1:{b_to}")).unwrap();
+    let early_wire = recv(&a).expect("early media reaches the SRTP side");
     let r = c.cmd(&[
         ("command", t("answer")),
         ("call-id", t("srtp-1")),
@@ -241,6 +246,7 @@ fn srtp_offerer(backend: &str) {
     let a_to = common::m_port(&to_a);
     let mut tx = Srtp::new(Suite::AesCm128HmacSha1_32, &key(KEY_A), None);
     let mut rx = Srtp::new(Suite::AesCm128HmacSha1_32, &lines[0].key, None);
+    assert_eq!(unprotect(&mut rx, &early_wire, false), early);
     exchange(
         &c,
         (&a, &a_rtcp),
@@ -250,6 +256,45 @@ fn srtp_offerer(backend: &str) {
         (&b, &b_rtcp),
         (b_to, b_to + 1),
     );
+    // A re-offer with a new key of the SRTP party: the relay's own key
+    // (and its running index towards the party) stays, the new key
+    // decrypts from now on.
+    let rekey = sdp(
+        port(&a),
+        port(&a_rtcp),
+        "RTP/SAVP",
+        &[format!("1 AES_CM_128_HMAC_SHA1_32 inline:{KEY_B}")],
+    );
+    let r = c.cmd(&[
+        ("command", t("offer")),
+        ("call-id", t("srtp-1")),
+        ("from-tag", t("a")),
+        ("sdp", t(&rekey)),
+        ("transport-protocol", t("RTP/AVP")),
+    ]);
+    assert_eq!(r.get("result").and_then(OwnedValue::as_str), Some("ok"));
+    let r = c.cmd(&[
+        ("command", t("answer")),
+        ("call-id", t("srtp-1")),
+        ("from-tag", t("a")),
+        ("to-tag", t("b")),
+        ("sdp", t(&sdp(port(&b), port(&b_rtcp), "RTP/AVP", &[]))),
+    ]);
+    let again = crypto_lines(&sdp_of(&r));
+    assert_eq!(again[0].key, lines[0].key, "the relay's key is kept");
+    let mut tx = Srtp::new(Suite::AesCm128HmacSha1_32, &key(KEY_B), None);
+    for seq in 200..=203u16 {
+        let plain = rtp(seq, 0, 3);
+        a.send_to(
+            &protect(&mut tx, &plain, false),
+            format!("127.0.0.1:{a_to}"),
+        )
+        .unwrap();
+        assert_eq!(recv(&b).as_deref(), Some(&plain[..]), "new key, seq {seq}");
+        b.send_to(&plain, format!("127.0.0.1:{b_to}")).unwrap();
+        let got = recv(&a).expect("SRTP side receives after the re-key");
+        assert_eq!(unprotect(&mut rx, &got, false), plain);
+    }
     assert_eq!(c.delete("srtp-1"), "ok");
 }
 
@@ -273,6 +318,19 @@ fn plain_offerer(backend: &str) {
     let names: Vec<Suite> = offered.iter().map(|l| l.suite).collect();
     assert_eq!(names, Suite::ALL);
     let b_to = common::m_port(&to_b);
+    // Before the SRTP side answers its leg has no keys: a packet there
+    // (anyone's) is dropped, never latched nor passed on in the clear.
+    let before = srtp_drops(&c);
+    let stranger = sock();
+    stranger
+        .send_to(&rtp(1, 0, 0x55), format!("127.0.0.1:{b_to}"))
+        .unwrap();
+    assert_eq!(recv(&a), None, "nothing reaches the plain side");
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while srtp_drops(&c) == before && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(srtp_drops(&c), before + 1);
     let r = c.cmd(&[
         ("command", t("answer")),
         ("call-id", t("srtp-2")),
@@ -372,4 +430,40 @@ fn unusable_sdes_is_an_error() {
         ),
     ]);
     assert_eq!(r.get("result").and_then(OwnedValue::as_str), Some("error"));
+}
+
+/// The SRTP side answers the relay's SRTP offer with plain RTP: the bridge
+/// ends and media is relayed as it comes, both ways.
+#[test]
+fn srtp_declined_in_the_answer_relays_plain() {
+    let (_d, mut c) = common::start(&[]);
+    let (a, a_rtcp, b, b_rtcp) = (sock(), sock(), sock(), sock());
+    let port = |s: &UdpSocket| s.local_addr().unwrap().port();
+    let r = c.cmd(&[
+        ("command", t("offer")),
+        ("call-id", t("srtp-5")),
+        ("from-tag", t("a")),
+        ("sdp", t(&sdp(port(&a), port(&a_rtcp), "RTP/AVP", &[]))),
+        ("transport-protocol", t("RTP/SAVP")),
+    ]);
+    let b_to = common::m_port(&sdp_of(&r));
+    let r = c.cmd(&[
+        ("command", t("answer")),
+        ("call-id", t("srtp-5")),
+        ("from-tag", t("a")),
+        ("to-tag", t("b")),
+        ("sdp", t(&sdp(port(&b), port(&b_rtcp), "RTP/AVP", &[]))),
+    ]);
+    let to_a = sdp_of(&r);
+    assert_eq!(proto(&to_a), "RTP/AVP");
+    assert!(crypto_lines(&to_a).is_empty());
+    let a_to = common::m_port(&to_a);
+    for seq in 1..=5u16 {
+        let plain = rtp(seq, 0, 1);
+        a.send_to(&plain, format!("127.0.0.1:{a_to}")).unwrap();
+        assert_eq!(recv(&b).as_deref(), Some(&plain[..]));
+        b.send_to(&plain, format!("127.0.0.1:{b_to}")).unwrap();
+        assert_eq!(recv(&a).as_deref(), Some(&plain[..]));
+    }
+    assert_eq!(c.delete("srtp-5"), "ok");
 }

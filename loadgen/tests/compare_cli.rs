@@ -32,8 +32,11 @@ fn compare_runs_both_relays_end_to_end() {
             "1",
             "--max-calls",
             "40",
+            // A trial the generator could not keep up with (a noisy,
+            // shared machine) fails; the search then goes on down to a
+            // load it can keep (10 calls), so a result is found.
             "--precision",
-            "40",
+            "10",
             "--setup-calls",
             "50",
             "--relay-ports",

@@ -267,12 +267,26 @@ pub struct LegUpdate {
     pub awaiting_answer: Option<bool>,
     /// New [`LegOptions::userspace_payload_types`].
     pub userspace_payload_types: Option<u128>,
-    /// SDES-SRTP termination of this leg: `Some(Some(keys))` starts it (or
-    /// re-keys; the same keys again keep the running state),
-    /// `Some(None)` ends it. The handler must keep every payload type of
-    /// both legs in userspace while it is on (the kernel fast path cannot
-    /// encrypt).
-    pub srtp: Option<Option<LegSrtp>>,
+    /// SDES-SRTP termination of this leg (see [`SrtpState`]). The caller
+    /// must keep every payload type of both legs in userspace while it is
+    /// on (the kernel fast path cannot encrypt).
+    pub srtp: Option<SrtpState>,
+}
+
+/// SDES-SRTP termination of a leg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SrtpState {
+    /// None: the leg relays what it gets.
+    Off,
+    /// The leg will speak SRTP but its keys are not known yet (the relay
+    /// offered SRTP and awaits the answer): everything it receives or
+    /// would send is dropped (counted as SRTP drops), so no plain media
+    /// leaves on an SRTP leg and no unauthenticated packet latches it. A
+    /// leg that has keys keeps them.
+    AwaitingKeys,
+    /// Terminated with these keys; for each direction, the same key again
+    /// keeps its running state (rollover counters, replay window).
+    Keys(LegSrtp),
 }
 
 /// One direction's SDES key (RFC 4568): suite, master key and salt, MKI.

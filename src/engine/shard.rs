@@ -744,6 +744,8 @@ pub(crate) fn run<B: Backend>(mut backend: B, parts: ShardParts) {
                 .as_ref()
                 .filter(|f| !f.offloaded.is_empty())
                 .map(|f| f.next_sync),
+            // Terminated SRTP packets the backend had no send buffer for.
+            core.srtp.has_queued().then_some(now),
         ]
         .into_iter()
         .flatten()
@@ -1080,10 +1082,12 @@ fn update_leg(
             .set_userspace_payload_types(key, types)
             .map_err(EngineError::Relay)?;
     }
-    if let Some(srtp) = update.srtp {
-        let streams = core.table.leg_streams(key).ok_or(EngineError::NoSuchLeg)?;
-        let keys = srtp.map(|k| (k.inbound, k.outbound));
-        core.srtp.set(&[streams.rtp, streams.rtcp], keys);
+    let streams = core.table.leg_streams(key).ok_or(EngineError::NoSuchLeg)?;
+    let muxed = core.table.rtcp_mux(key).unwrap_or(false);
+    if let Some(state) = update.srtp {
+        core.srtp.set(streams, state, muxed);
+    } else if update.rtcp_mux.is_some() {
+        core.srtp.set_muxed(streams, muxed);
     }
     Ok(())
 }

@@ -57,10 +57,12 @@ const RECVMSG_OUT: usize = 16;
 const PAYLOAD_OFFSET: usize = RECVMSG_OUT + SOCKADDR_MAX;
 /// Completions copied out of the CQ ring per batch.
 const CQE_BATCH: usize = 256;
-/// Send buffers for datagrams the sink produces itself (local endpoints).
+/// Send buffers for datagrams the sink produces itself (local endpoints,
+/// terminated SRTP).
 const OWN_BUFS: usize = 512;
-/// Bytes per such send buffer.
-const OWN_BUF_SIZE: usize = 1536;
+/// Bytes per such send buffer: a received datagram grown by SRTP
+/// protection fits.
+const OWN_BUF_SIZE: usize = super::srtp_side::SRTP_MAX_DATAGRAM;
 /// Set in a send's user data when it sends from an own buffer.
 const OWN_FLAG: u64 = 1 << 32;
 

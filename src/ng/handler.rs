@@ -60,7 +60,7 @@ use super::owned::OwnedValue;
 use super::redact::Redacted;
 use super::sdes::{self, SdesOut};
 use super::sdp_out;
-use crate::engine::{CallInfo, CallSpec, EngineError, LegOptions, LegUpdate};
+use crate::engine::{CallInfo, CallSpec, EngineError, LegOptions, LegUpdate, SrtpState};
 use crate::relay::{AddressMode, Intervals, LatchPolicy, StreamKind, StreamSnapshot};
 use crate::sdp::{AddrType, Connection, Direction, ParseError, Rtcp, Sdp};
 
@@ -769,10 +769,10 @@ impl<M: MediaPlane> Handler<M> {
         let result = self.apply_sdp(&call_id, &mut call, &mut sdp, offerer, &opts, true);
         note_passthrough(&mut opts, &savp, &call);
         if result.is_ok()
-            && call
-                .medias
-                .iter()
-                .any(|m| m.srtp.as_ref().is_some_and(|b| b.leg != offerer))
+            && call.medias.iter().enumerate().any(|(i, m)| {
+                m.srtp.as_ref().is_some_and(|b| b.leg != offerer)
+                    && sdp.media().get(i).is_some_and(|x| !x.is_disabled())
+            })
         {
             opts.notes.push(
                 "SDES-SRTP offered with AES_CM_128_HMAC_SHA1_80 and AES_CM_128_HMAC_SHA1_32 only \
@@ -992,8 +992,7 @@ impl<M: MediaPlane> Handler<M> {
             return Err("no media interface".into());
         };
         check_addresses(sdp, opts, send_if.local)?;
-        let (bridges, sdes_out, sdes_keys) =
-            self.sdes_bridges(call, sdp, sender, opts, may_create)?;
+        let sdes = self.sdes_plan(call, sdp, sender, opts, may_create)?;
         let policy = opts.policy(self.cfg.source_hold);
         let mut ports: Vec<Option<(u16, MuxOut)>> = Vec::with_capacity(sdp.media().len());
         let mut rejected = Vec::new();
@@ -1029,6 +1028,13 @@ impl<M: MediaPlane> Handler<M> {
             // forwards the rest: those of the offer and of the answer (each
             // side sends with the payload types the other announced).
             let event_pts = event_payload_types(m.section());
+            // Under an SDES bridge every payload type stays in userspace
+            // (the kernel fast path cannot encrypt), from the first update.
+            let pinned = if sdes.bridges.get(i).is_some_and(Option::is_some) {
+                u128::MAX
+            } else {
+                0
+            };
             let slot = call.medias.get_mut(i);
             let offer_pts = slot.as_ref().map_or(0, |s| s.event_pts);
             let plan = match (may_create, slot.as_ref().map(|s| s.mux)) {
@@ -1054,14 +1060,14 @@ impl<M: MediaPlane> Handler<M> {
                             rtcp_mux: None,
                             on_hold: Some(on_hold),
                             awaiting_answer: None,
-                            userspace_payload_types: Some(event_pts),
+                            userspace_payload_types: Some(event_pts | pinned),
                             srtp: None,
                         };
                         self.media
                             .update_leg(info.id, sender, update)
                             .map_err(engine_fail)?;
                         let update = LegUpdate {
-                            userspace_payload_types: Some(event_pts),
+                            userspace_payload_types: Some(event_pts | pinned),
                             ..LegUpdate::default()
                         };
                         self.media
@@ -1080,7 +1086,7 @@ impl<M: MediaPlane> Handler<M> {
                         rtcp_mux: Some(answerer_mux),
                         on_hold: Some(on_hold),
                         awaiting_answer: Some(false),
-                        userspace_payload_types: Some(event_pts | offer_pts),
+                        userspace_payload_types: Some(event_pts | offer_pts | pinned),
                         srtp: None,
                     };
                     self.media
@@ -1088,7 +1094,7 @@ impl<M: MediaPlane> Handler<M> {
                         .map_err(engine_fail)?;
                     let update = LegUpdate {
                         rtcp_mux: Some(offerer_mux),
-                        userspace_payload_types: Some(event_pts | offer_pts),
+                        userspace_payload_types: Some(event_pts | offer_pts | pinned),
                         ..LegUpdate::default()
                     };
                     self.media
@@ -1105,7 +1111,7 @@ impl<M: MediaPlane> Handler<M> {
                     let mut legs = [LegOptions::default(), LegOptions::default()];
                     for (leg, l) in legs.iter_mut().enumerate() {
                         l.policy = policy;
-                        l.userspace_payload_types = event_pts;
+                        l.userspace_payload_types = event_pts | pinned;
                         l.local_ip = Some(if leg == sender {
                             send_if.local
                         } else {
@@ -1174,20 +1180,38 @@ impl<M: MediaPlane> Handler<M> {
             }
         }
         // SDES bridges: both legs keep every payload type in userspace (the
-        // kernel fast path cannot encrypt), the SRTP leg gets its keys once
-        // both are known.
-        for (i, (bridge, keys)) in bridges.into_iter().zip(sdes_keys).enumerate() {
+        // kernel fast path cannot encrypt; the loop above kept them there
+        // too), the SRTP leg gets its state; an ended bridge switches its
+        // leg off.
+        for (i, (bridge, (state, off))) in sdes
+            .bridges
+            .into_iter()
+            .zip(sdes.states.into_iter().zip(sdes.off))
+            .enumerate()
+        {
             let Some(slot) = call.medias.get_mut(i) else {
                 continue;
             };
             slot.srtp = bridge;
-            let (Some(b), Some(info)) = (&slot.srtp, &slot.engine) else {
+            let Some(info) = &slot.engine else {
                 continue;
             };
+            if let Some(leg) = off {
+                let update = LegUpdate {
+                    srtp: Some(SrtpState::Off),
+                    ..LegUpdate::default()
+                };
+                self.media
+                    .update_leg(info.id, leg, update)
+                    .map_err(engine_fail)?;
+            }
+            if slot.srtp.is_none() {
+                continue;
+            }
             for leg in 0..2 {
                 let update = LegUpdate {
                     userspace_payload_types: Some(u128::MAX),
-                    srtp: keys.filter(|_| leg == b.leg).map(Some),
+                    srtp: state.filter(|(l, _)| *l == leg).map(|(_, st)| st),
                     ..LegUpdate::default()
                 };
                 self.media
@@ -1195,70 +1219,29 @@ impl<M: MediaPlane> Handler<M> {
                     .map_err(engine_fail)?;
             }
         }
-        // What `query` reports per leg.
-        for (i, m) in sdp.media().iter().enumerate() {
-            let Some(slot) = call.medias.get_mut(i) else {
-                continue;
-            };
-            if let Some(d) = slot.dirs.get_mut(sender) {
-                *d = stated_direction(sdp, i);
-            }
-            if let Some(a) = slot.asymmetric.get_mut(sender) {
-                *a = opts.asymmetric;
-            }
-            if let Some(st) = slot.strict.get_mut(sender) {
-                *st = opts.strict_source;
-            }
-            if let Some(h) = slot.held.get_mut(sender) {
-                *h = sdp
-                    .media_connection(i)
-                    .and_then(|c| c.address.ip())
-                    .filter(|ip| ip.is_unspecified())
-                    .map(|ip| SocketAddr::new(ip, m.port()));
-            }
-            if !may_create && !m.is_disabled() {
-                slot.codec = m
-                    .formats()
-                    .first()
-                    .and_then(|f| sdp_out::format_codec(m, f))
-                    .map(|r| format!("{}/{}", r.encoding, r.clock_rate));
-            }
-        }
-        rewrite(sdp, &ports, &sdes_out, opts, recv_if.advertised);
+        rewrite(sdp, &ports, &sdes.outs, opts, recv_if.advertised);
         Ok(())
     }
 
-    /// The SDES bridges of `sdp`'s media (one per media, `None` where
-    /// there is none): an offer whose `transport-protocol` changes between
-    /// an RTP and an SRTP profile starts one (or keeps the call's); an SDP
-    /// either side sends under a bridge says what the SDP handed on
-    /// carries and, once both keys are known, the SRTP leg's keys. Decided
+    /// The SDES bridges of `sdp`'s media (see [`SdesPlan`]): an offer whose
+    /// `transport-protocol` changes between an RTP and an SRTP profile
+    /// starts one (or keeps the call's); an SDP either side sends under a
+    /// bridge says what the SDP handed on carries and the SRTP leg's new
+    /// state; the SRTP side sending a plain profile ends it. Decided
     /// before anything is created: a bridge that cannot work is an error
     /// that changes nothing.
-    #[allow(clippy::type_complexity)]
-    fn sdes_bridges(
+    fn sdes_plan(
         &self,
         call: &Call,
         sdp: &Sdp,
         sender: usize,
         opts: &Opts,
         may_create: bool,
-    ) -> Result<
-        (
-            Vec<Option<sdes::Bridge>>,
-            Vec<Option<SdesOut>>,
-            Vec<Option<crate::engine::LegSrtp>>,
-        ),
-        Fail,
-    > {
-        let n = sdp.media().len();
-        let (mut bridges, mut outs, mut keys) = (
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-        );
+    ) -> Result<SdesPlan, Fail> {
+        let mut plan = SdesPlan::default();
         for (i, m) in sdp.media().iter().enumerate() {
             let mut bridge = call.medias.get(i).and_then(|s| s.srtp.clone());
+            let mut off = None;
             let conversion = opts
                 .transport
                 .as_deref()
@@ -1267,34 +1250,43 @@ impl<M: MediaPlane> Handler<M> {
             if let Some((srtp_proto, plain_proto, sender_srtp)) = conversion {
                 let leg = if sender_srtp { sender } else { 1 - sender };
                 if bridge.as_ref().is_none_or(|b| b.leg != leg) {
-                    let mut material = Vec::new();
-                    for _ in crate::srtp::Suite::ALL {
-                        let mut k = [0u8; 30];
+                    // A bridge on the other leg: the old SRTP leg stops.
+                    off = bridge.as_ref().map(|b| b.leg);
+                    let mut ours = [crate::srtp::MasterKey::from_bytes(&[0; 30]);
+                        crate::srtp::Suite::ALL.len()];
+                    for k in &mut ours {
+                        let mut b = [0u8; 30];
                         self.media
-                            .random(&mut k)
+                            .random(&mut b)
                             .map_err(|e| Fail(format!("No random source for SRTP keys: {e}")))?;
-                        material.push(k);
+                        *k = crate::srtp::MasterKey::from_bytes(&b);
                     }
-                    let mut material = material.into_iter();
-                    bridge = Some(sdes::Bridge::new(leg, srtp_proto, plain_proto, || {
-                        material.next().unwrap_or([0; 30])
-                    }));
+                    bridge = Some(sdes::Bridge::new(leg, srtp_proto, plain_proto, ours));
                 }
+            } else if bridge
+                .as_ref()
+                .is_some_and(|b| !m.is_disabled() && b.declined_by(sender, m))
+            {
+                // The SRTP side speaks plain RTP now (it declined SRTP, or
+                // another party took its place): the bridge ends.
+                off = bridge.take().map(|b| b.leg);
             }
-            let (out, k) = match bridge.as_mut() {
-                Some(b) if !m.is_disabled() => {
-                    let (o, k) = b
+            let (out, state) = match bridge.as_mut() {
+                Some(b) if m.is_disabled() => (Some(b.disabled_out(sender)), None),
+                Some(b) => {
+                    let (o, st) = b
                         .sdp_from(sender, may_create, m)
                         .map_err(|e| Fail(e.to_string()))?;
-                    (Some(o), k)
+                    (Some(o), st.map(|st| (b.leg, st)))
                 }
-                _ => (None, None),
+                None => (None, None),
             };
-            bridges.push(bridge);
-            outs.push(out);
-            keys.push(k);
+            plan.bridges.push(bridge);
+            plan.outs.push(out);
+            plan.states.push(state);
+            plan.off.push(off);
         }
-        Ok((bridges, outs, keys))
+        Ok(plan)
     }
 
     fn delete(&mut self, now: Instant, body: &Value<'_>) -> Result<OwnedValue, Fail> {
@@ -2051,13 +2043,19 @@ fn rewrite(
         if (has_c && !unspecified(m.section().connection())) || (!has_c && !session_has) {
             m.section_mut().set_connection(addr);
         }
+        // Under an SDES bridge: the receiver's profile and `a=crypto` lines
+        // (none for a disabled media: the sender's key stays with the relay).
+        let bridge = sdes.get(i).and_then(Option::as_ref);
+        if let Some(b) = bridge {
+            m.set_proto(b.proto.clone());
+        }
         let Some(Some((port, mux))) = ports.get(i).copied() else {
-            sdp_out::layout_disabled(m);
+            sdp_out::layout_disabled(m, bridge.is_some());
             continue;
         };
         m.set_port(port);
         if port == 0 {
-            sdp_out::layout_disabled(m);
+            sdp_out::layout_disabled(m, bridge.is_some());
             continue;
         }
         // RFC 5761 §5.1.1 / rtpengine: a=rtcp names the RTP port once muxed,
@@ -2074,10 +2072,6 @@ fn rewrite(
         } else {
             Some(Rtcp::new(rtcp_port, None).to_string())
         };
-        let bridge = sdes.get(i).and_then(Option::as_ref);
-        if let Some(b) = bridge {
-            m.set_proto(b.proto.clone());
-        }
         let attrs = sdp_out::MediaAttrs {
             direction: dirs.get(i).copied().unwrap_or_default(),
             rtcp,
@@ -2237,6 +2231,19 @@ impl SdpRequest {
             family_v6,
         })
     }
+}
+
+/// What the SDES bridges of one SDP do, per media (`sdes_plan`).
+#[derive(Default)]
+struct SdesPlan {
+    /// The media's bridge after this SDP.
+    bridges: Vec<Option<sdes::Bridge>>,
+    /// What the SDP handed on carries (profile, `a=crypto`).
+    outs: Vec<Option<SdesOut>>,
+    /// The SRTP leg's new state: (engine leg, state).
+    states: Vec<Option<(usize, SrtpState)>>,
+    /// A leg whose SRTP ends (the bridge ended or moved to the other leg).
+    off: Vec<Option<usize>>,
 }
 
 /// Per media of `sdp`: enabled with an SRTP profile (`RTP/SAVP`...).

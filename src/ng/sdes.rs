@@ -15,7 +15,7 @@
 //! one line per suite it implements (tags 1..), and the answer must accept
 //! one of them by tag and suite.
 
-use crate::engine::{LegSrtp, SrtpKey};
+use crate::engine::{LegSrtp, SrtpKey, SrtpState};
 use crate::sdp::MediaSection;
 use crate::srtp::{CryptoAttr, MasterKey, Suite};
 
@@ -76,27 +76,29 @@ pub(crate) struct Bridge {
     offered: Vec<CryptoAttr>,
     /// The relay's lines, when it offered last to the SRTP side.
     offered_ours: Vec<CryptoAttr>,
+    /// Keys were handed to the engine (a later offer by the plain side
+    /// keeps them until the SRTP side answers).
+    keyed: bool,
 }
 
 impl Bridge {
-    /// A bridge whose SRTP side is engine leg `leg`; `keys` gives the
-    /// relay's master keys (30 random bytes each, one per suite).
+    /// A bridge whose SRTP side is engine leg `leg`, with the relay's
+    /// master keys `ours`, one per [`Suite::ALL`] entry (from a
+    /// cryptographic random source).
     pub fn new(
         leg: usize,
         srtp_proto: String,
         plain_proto: String,
-        mut keys: impl FnMut() -> [u8; 30],
+        ours: [MasterKey; Suite::ALL.len()],
     ) -> Bridge {
         Bridge {
             leg,
             srtp_proto,
             plain_proto,
-            ours: Suite::ALL
-                .iter()
-                .map(|_| MasterKey::from_bytes(&keys()))
-                .collect(),
+            ours: ours.to_vec(),
             offered: Vec::new(),
             offered_ours: Vec::new(),
+            keyed: false,
         }
     }
 
@@ -105,15 +107,53 @@ impl Bridge {
         self.ours.get(i).copied()
     }
 
+    /// Whether an SDP from `sender` with media `m` leaves SRTP: the SRTP
+    /// side now sends a plain profile (it declined SRTP in its answer, or
+    /// a re-offer or re-tag put a plain party there).
+    pub fn declined_by(&self, sender: usize, m: &MediaSection) -> bool {
+        sender == self.leg && !m.media_line().proto.to_ascii_uppercase().contains("SAVP")
+    }
+
+    /// What a disabled media (port 0) from `sender` is handed on with:
+    /// the receiver's profile and no keys.
+    pub fn disabled_out(&self, sender: usize) -> SdesOut {
+        let proto = if sender == self.leg {
+            &self.plain_proto
+        } else {
+            &self.srtp_proto
+        };
+        SdesOut {
+            proto: proto.clone(),
+            crypto: Vec::new(),
+        }
+    }
+
+    /// The SRTP leg's keys once the far end's line `theirs` is chosen.
+    fn keys(&mut self, theirs: &CryptoAttr, ours: MasterKey) -> SrtpState {
+        self.keyed = true;
+        SrtpState::Keys(LegSrtp {
+            inbound: SrtpKey {
+                suite: theirs.suite,
+                key: theirs.key,
+                mki: theirs.mki,
+            },
+            outbound: SrtpKey {
+                suite: theirs.suite,
+                key: ours,
+                mki: None,
+            },
+        })
+    }
+
     /// An SDP from engine leg `sender` for this media (`offer` or answer),
     /// `m` its media description: what the SDP handed on carries, and the
-    /// SRTP leg's keys once both are known.
+    /// SRTP leg's new state (`None`: unchanged).
     pub fn sdp_from(
         &mut self,
         sender: usize,
         offer: bool,
         m: &MediaSection,
-    ) -> Result<(SdesOut, Option<LegSrtp>), SdesError> {
+    ) -> Result<(SdesOut, Option<SrtpState>), SdesError> {
         if sender == self.leg {
             let lines = usable_lines(m);
             let out = SdesOut {
@@ -121,15 +161,20 @@ impl Bridge {
                 crypto: Vec::new(),
             };
             if offer {
-                if lines.is_empty() {
-                    return Err(SdesError::NoOfferedSuite);
-                }
+                // The relay will answer with the first usable line
+                // (RFC 4568 §5.1.2), so both keys are known now: media
+                // before the answer (early media) is terminated too.
+                let theirs = lines.first().cloned().ok_or(SdesError::NoOfferedSuite)?;
+                let ours = self
+                    .our_key(theirs.suite)
+                    .ok_or(SdesError::NoOfferedSuite)?;
                 self.offered = lines;
-                return Ok((out, None));
+                let state = self.keys(&theirs, ours);
+                return Ok((out, Some(state)));
             }
             // RFC 4568 §5.1.2: the answer names one offered tag, with its
             // suite, and the answerer's key.
-            let chosen = lines
+            let (theirs, ours) = lines
                 .into_iter()
                 .find_map(|theirs| {
                     self.offered_ours
@@ -138,20 +183,8 @@ impl Bridge {
                         .map(|o| (theirs, o.key))
                 })
                 .ok_or(SdesError::NoAcceptedSuite)?;
-            let (theirs, ours) = chosen;
-            let keys = LegSrtp {
-                inbound: SrtpKey {
-                    suite: theirs.suite,
-                    key: theirs.key,
-                    mki: theirs.mki,
-                },
-                outbound: SrtpKey {
-                    suite: theirs.suite,
-                    key: ours,
-                    mki: None,
-                },
-            };
-            return Ok((out, Some(keys)));
+            let state = self.keys(&theirs, ours);
+            return Ok((out, Some(state)));
         }
         if offer {
             // The relay offers its own line for every suite it implements.
@@ -172,11 +205,18 @@ impl Bridge {
                 proto: self.srtp_proto.clone(),
                 crypto: self.offered_ours.iter().map(|c| c.to_string()).collect(),
             };
-            return Ok((out, None));
+            // Until the SRTP side answers, its leg has no keys: nothing may
+            // pass it in the clear. Keys already in use stay.
+            let state = (!self.keyed).then_some(SrtpState::AwaitingKeys);
+            return Ok((out, state));
         }
         // The plain side answers the SRTP side's offer: the relay accepts
         // its first usable line (RFC 4568 §5.1.2) with the relay's key.
-        let theirs = self.offered.first().ok_or(SdesError::NoOfferedSuite)?;
+        let theirs = self
+            .offered
+            .first()
+            .cloned()
+            .ok_or(SdesError::NoOfferedSuite)?;
         let ours = self
             .our_key(theirs.suite)
             .ok_or(SdesError::NoOfferedSuite)?;
@@ -188,23 +228,12 @@ impl Bridge {
             mki: None,
             session_params: Vec::new(),
         };
-        let keys = LegSrtp {
-            inbound: SrtpKey {
-                suite: theirs.suite,
-                key: theirs.key,
-                mki: theirs.mki,
-            },
-            outbound: SrtpKey {
-                suite: theirs.suite,
-                key: ours,
-                mki: None,
-            },
-        };
         let out = SdesOut {
             proto: self.srtp_proto.clone(),
             crypto: vec![line.to_string()],
         };
-        Ok((out, Some(keys)))
+        let state = self.keys(&theirs, ours);
+        Ok((out, Some(state)))
     }
 }
 
@@ -235,11 +264,17 @@ mod tests {
         Sdp::parse(s.as_bytes()).unwrap()
     }
 
-    fn keys() -> impl FnMut() -> [u8; 30] {
-        let mut n = 0u8;
-        move || {
-            n += 1;
-            [n; 30]
+    fn keys() -> [MasterKey; Suite::ALL.len()] {
+        [
+            MasterKey::from_bytes(&[1; 30]),
+            MasterKey::from_bytes(&[2; 30]),
+        ]
+    }
+
+    fn keyed(state: Option<SrtpState>) -> LegSrtp {
+        match state {
+            Some(SrtpState::Keys(k)) => k,
+            other => panic!("no keys: {other:?}"),
         }
     }
 
@@ -266,17 +301,19 @@ mod tests {
     fn srtp_side_offers() {
         let mut b = Bridge::new(0, "RTP/SAVP".into(), "RTP/AVP".into(), keys());
         let offer = media("RTP/SAVP", &["9 FOO_SUITE inline:AAAA", A32, A80]);
-        let (out, k) = b.sdp_from(0, true, &offer.media()[0]).unwrap();
+        let (out, early) = b.sdp_from(0, true, &offer.media()[0]).unwrap();
         assert_eq!(out.proto, "RTP/AVP");
         assert!(out.crypto.is_empty());
-        assert!(k.is_none());
+        // Both keys are known at the offer: early media is terminated.
+        let early = keyed(early);
         let answer = media("RTP/AVP", &[]);
         let (out, k) = b.sdp_from(1, false, &answer.media()[0]).unwrap();
         assert_eq!(out.proto, "RTP/SAVP");
         assert_eq!(out.crypto.len(), 1);
         let line = CryptoAttr::parse(&out.crypto[0]).unwrap();
         assert_eq!((line.tag, line.suite), (2, Suite::AesCm128HmacSha1_32));
-        let k = k.unwrap();
+        let k = keyed(k);
+        assert_eq!(k, early, "the answer keeps the keys the offer installed");
         assert_eq!(k.inbound.key, CryptoAttr::parse(A32).unwrap().key);
         assert_eq!(k.outbound.key, line.key);
         assert_ne!(k.inbound.key, k.outbound.key);
@@ -290,7 +327,7 @@ mod tests {
         let offer = media("RTP/AVP", &[]);
         let (out, k) = b.sdp_from(0, true, &offer.media()[0]).unwrap();
         assert_eq!(out.proto, "RTP/SAVP");
-        assert!(k.is_none());
+        assert_eq!(k, Some(SrtpState::AwaitingKeys));
         let lines: Vec<CryptoAttr> = out
             .crypto
             .iter()
@@ -305,8 +342,14 @@ mod tests {
         let (out, k) = b.sdp_from(1, false, &answer.media()[0]).unwrap();
         assert_eq!(out.proto, "RTP/AVP");
         assert!(out.crypto.is_empty());
-        let k = k.unwrap();
+        let k = keyed(k);
         assert_eq!(k.outbound.key, lines[0].key);
+        // A re-offer by the plain side keeps the keys in use until the
+        // SRTP side answers again.
+        assert_eq!(b.sdp_from(0, true, &offer.media()[0]).unwrap().1, None);
+        assert!(b.declined_by(1, &media("RTP/AVP", &[]).media()[0]));
+        assert!(!b.declined_by(1, &answer.media()[0]));
+        assert!(!b.declined_by(0, &offer.media()[0]));
         // An answer with a tag or suite the relay did not offer fails.
         let bad = media(
             "RTP/SAVP",

@@ -160,11 +160,12 @@ pub(crate) fn layout_media(m: &mut MediaSection, attrs: &MediaAttrs) {
 }
 
 /// A disabled media description loses the attributes the layout manages
-/// (codecs, direction, RTCP, ptime) and keeps the others, as rtpengine.
-pub(crate) fn layout_disabled(m: &mut MediaSection) {
+/// (codecs, direction, RTCP, ptime) and keeps the others, as rtpengine;
+/// `crypto`: its `a=crypto` lines go too (an SDES bridge's).
+pub(crate) fn layout_disabled(m: &mut MediaSection, crypto: bool) {
     let dtls = is_dtls(m);
     m.section_mut()
-        .regroup_attributes(|a| !managed(a, dtls, false), &[]);
+        .regroup_attributes(|a| !managed(a, dtls, crypto), &[]);
 }
 
 /// Session level: direction attributes (they moved to the media
