@@ -1219,6 +1219,35 @@ impl<M: MediaPlane> Handler<M> {
                     .map_err(engine_fail)?;
             }
         }
+        // What `query` reports per leg.
+        for (i, m) in sdp.media().iter().enumerate() {
+            let Some(slot) = call.medias.get_mut(i) else {
+                continue;
+            };
+            if let Some(d) = slot.dirs.get_mut(sender) {
+                *d = stated_direction(sdp, i);
+            }
+            if let Some(a) = slot.asymmetric.get_mut(sender) {
+                *a = opts.asymmetric;
+            }
+            if let Some(st) = slot.strict.get_mut(sender) {
+                *st = opts.strict_source;
+            }
+            if let Some(h) = slot.held.get_mut(sender) {
+                *h = sdp
+                    .media_connection(i)
+                    .and_then(|c| c.address.ip())
+                    .filter(|ip| ip.is_unspecified())
+                    .map(|ip| SocketAddr::new(ip, m.port()));
+            }
+            if !may_create && !m.is_disabled() {
+                slot.codec = m
+                    .formats()
+                    .first()
+                    .and_then(|f| sdp_out::format_codec(m, f))
+                    .map(|r| format!("{}/{}", r.encoding, r.clock_rate));
+            }
+        }
         rewrite(sdp, &ports, &sdes.outs, opts, recv_if.advertised);
         Ok(())
     }
