@@ -78,6 +78,9 @@ pub struct DtmfSender {
     config: DtmfSenderConfig,
     queue: VecDeque<Tone>,
     phase: Phase,
+    /// Where the media time of the last event started ends, in timestamp
+    /// units: audio stamped before it would overlap the event.
+    event_end: u64,
 }
 
 /// A queued tone.
@@ -168,6 +171,7 @@ impl DtmfSender {
             config,
             queue: VecDeque::with_capacity(config.queue_capacity),
             phase: Phase::Idle { ready_at: None },
+            event_end: 0,
         }
     }
 
@@ -270,6 +274,15 @@ impl DtmfSender {
         }
     }
 
+    /// Whether audio stamped at `units` (timestamp units from the
+    /// source's base) would fall inside the media time of the last event
+    /// started: such audio is not sent (RFC 4733 §2.5.1.2), so audio after
+    /// an event resumes at or after its end even when the event did not
+    /// start on an audio packet boundary.
+    pub fn covers(&self, units: u64) -> bool {
+        self.is_active() || units < self.event_end
+    }
+
     /// When [`DtmfSender::poll_transmit`] next has something to send. An
     /// instant not after `now` means "poll now".
     pub fn poll_timeout(&self) -> Option<Instant> {
@@ -301,10 +314,12 @@ impl DtmfSender {
             let Some(tone) = self.queue.pop_front() else {
                 return Ok(None);
             };
+            let start = self.source.units_at(now);
+            self.event_end = start.saturating_add(tone.units);
             self.phase = Phase::Sending(Current {
                 event: tone.event,
                 volume: tone.volume,
-                start: self.source.units_at(now),
+                start,
                 total: tone.units,
                 next_tick: 0,
                 segment: 0,
@@ -698,5 +713,27 @@ mod tests {
         assert_eq!(sent.len(), 3);
         assert!(sent[0].marker && sent[0].ev.end);
         assert!(sent.iter().all(|p| p.ev.duration == 40));
+    }
+
+    /// An event that starts between two audio packets (here 0.75 ms after
+    /// one) covers its whole media time: audio stamped before its end is
+    /// not sent, so audio after it never overlaps it.
+    #[test]
+    fn covers_the_whole_media_time_of_an_unaligned_event() {
+        let (mut s, base) = sender(0, 0);
+        s.queue(DtmfDigit::D5, Duration::from_millis(100), Volume::DEFAULT)
+            .unwrap();
+        let start = base + Duration::from_micros(20_750);
+        let mut buf = [0u8; 64];
+        assert!(s.poll_transmit(start, &mut buf).unwrap().is_some());
+        // 20.75 ms = 166 units; the event covers 166..966.
+        assert!(s.covers(160));
+        assert!(s.covers(960), "audio at 960 would overlap the event");
+        let out = run(&mut s, base, 400);
+        assert!(out.last().is_some_and(|p| p.ev.end), "the event ended");
+        assert!(!s.is_active());
+        assert!(s.covers(965));
+        assert!(!s.covers(966));
+        assert!(!s.covers(1120));
     }
 }

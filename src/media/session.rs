@@ -874,7 +874,9 @@ impl MediaSession {
             self.in_talkspurt = false;
             return None;
         }
-        if self.dtmf_tx.is_active() || !self.direction.sends() || self.stop != StopState::Running {
+        let units = k * u64::from(self.dtmf_tx.source().ptime_units());
+        if self.dtmf_tx.covers(units) || !self.direction.sends() || self.stop != StopState::Running
+        {
             self.stats.input_discarded += 1;
             self.in_talkspurt = false;
             return None;
@@ -899,7 +901,6 @@ impl MediaSession {
                 }
             }
         };
-        let units = k * u64::from(self.dtmf_tx.source().ptime_units());
         let ts = self.dtmf_tx.source().timestamp_for(units);
         let marker = !self.in_talkspurt;
         let len = self
