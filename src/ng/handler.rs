@@ -944,8 +944,18 @@ impl<M: MediaPlane> Handler<M> {
         };
         let offerer = call.leg_of(&from_tag).unwrap_or(0);
         let answerer = 1 - offerer;
+        let changes_profile = opts.transport.as_deref().is_some_and(|tp| {
+            sdp.media()
+                .iter()
+                .any(|m| !m.is_disabled() && !m.media_line().proto.eq_ignore_ascii_case(tp))
+        });
         let result = self.apply_sdp(&call_id, &mut call, &mut sdp, answerer, &opts, false);
         note_passthrough(&mut opts, &savp, &call);
+        if changes_profile {
+            opts.notes.push(
+                "transport-protocol in an answer is ignored: the profile follows the offer".into(),
+            );
+        }
         if result.is_ok() {
             // Only an answer that took effect names the answering branch.
             if answerer == 1 && call.to_tag.is_none() {
@@ -3781,6 +3791,33 @@ mod tests {
         assert!(w.contains("SRTP is passed through"), "{w}");
         assert!(w.contains("ICE attributes removed"), "{w}");
         assert!(sdp_of(&r).contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:AAAA"));
+    }
+
+    /// `transport-protocol` applies to offers; in an answer that asks for
+    /// another profile it is said to be ignored.
+    #[test]
+    fn transport_protocol_in_an_answer_is_said_to_be_ignored() {
+        let (mut h, t0) = handler();
+        offer(&mut h, t0, "tp", OFFER);
+        let r = run(
+            &mut h,
+            t0,
+            &[
+                ("command", t("answer")),
+                ("call-id", t("tp")),
+                ("from-tag", t("tagA")),
+                ("to-tag", t("tagB")),
+                ("sdp", t(ANSWER)),
+                ("transport-protocol", t("RTP/SAVP")),
+            ],
+        );
+        assert_eq!(r.get("result").and_then(OwnedValue::as_str), Some("ok"));
+        let w = r.get("warning").and_then(OwnedValue::as_str).unwrap();
+        assert!(
+            w.contains("transport-protocol in an answer is ignored"),
+            "{w}"
+        );
+        assert!(sdp_of(&r).contains("RTP/AVP"));
     }
 
     #[test]
