@@ -233,7 +233,10 @@ fn srtp_offerer(backend: &str) {
         ("from-tag", t("a")),
         ("to-tag", t("b")),
         ("sdp", t(&sdp(port(&b), port(&b_rtcp), "RTP/AVP", &[]))),
+        // As Kamailio scripts pass it to the answer: what the bridge does.
+        ("transport-protocol", t("RTP/SAVP")),
     ]);
+    assert_eq!(r.get("warning"), None, "{r:?}");
     let to_a = sdp_of(&r);
     assert_eq!(proto(&to_a), "RTP/SAVP");
     let lines = crypto_lines(&to_a);

@@ -944,14 +944,16 @@ impl<M: MediaPlane> Handler<M> {
         };
         let offerer = call.leg_of(&from_tag).unwrap_or(0);
         let answerer = 1 - offerer;
-        let changes_profile = opts.transport.as_deref().is_some_and(|tp| {
+        let result = self.apply_sdp(&call_id, &mut call, &mut sdp, answerer, &opts, false);
+        note_passthrough(&mut opts, &savp, &call);
+        // The answer handed on has the profile the offer set up (an SDES
+        // bridge converts it); another one asked for here is not done.
+        let other_profile = opts.transport.as_deref().is_some_and(|tp| {
             sdp.media()
                 .iter()
                 .any(|m| !m.is_disabled() && !m.media_line().proto.eq_ignore_ascii_case(tp))
         });
-        let result = self.apply_sdp(&call_id, &mut call, &mut sdp, answerer, &opts, false);
-        note_passthrough(&mut opts, &savp, &call);
-        if changes_profile {
+        if result.is_ok() && other_profile {
             opts.notes.push(
                 "transport-protocol in an answer is ignored: the profile follows the offer".into(),
             );
