@@ -510,11 +510,12 @@ impl Core {
 }
 
 impl Core {
-    /// [`PacketSink::on_packet`] on a shard with SRTP-terminated streams:
-    /// a packet from a terminated far end is authenticated and decrypted
-    /// before the latch sees it; one forwarded to a terminated far end is
-    /// encrypted; both are sent as the shard's own transmits.
-    fn on_packet_srtp(
+    /// The verdict on a packet on a shard with SRTP-terminated streams: a
+    /// packet from a terminated far end is authenticated and decrypted
+    /// before the latch sees it; one forwarded where either side is
+    /// terminated is queued (encrypted when its destination is) and sent
+    /// as the shard's own transmit ([`Verdict::Taken`]).
+    fn srtp_verdict(
         &mut self,
         now: Instant,
         stream: StreamKey,
@@ -527,37 +528,15 @@ impl Core {
                 let plain = plain.unwrap_or(data);
                 self.table.handle_packet(now, stream, src, plain, truncated)
             }
-            Err(r) => Verdict::Drop(r),
+            Err(r) => return Verdict::Drop(r),
         };
-        match v {
-            Verdict::Forward { via, dest } => match self.srtp.forward(via, dest, data) {
-                Ok(true) => Verdict::Taken,
-                Ok(false) => v,
-                Err(r) => {
-                    self.local.drops[r.index()] += 1;
-                    Verdict::Drop(r)
-                }
-            },
-            Verdict::Deliver {
-                endpoint,
-                component,
-            } => {
-                if let Some(slot) = self.endpoints.get_mut(endpoint) {
-                    self.local.delivered += 1;
-                    slot.endpoint.handle_input(now, component, src, data);
-                    self.mark_ready(endpoint);
-                }
-                v
-            }
-            Verdict::Drop(r) => {
-                self.local.drops[r.index()] += 1;
-                v
-            }
-            Verdict::UnknownStream => {
-                self.local.unknown_stream += 1;
-                v
-            }
-            Verdict::Taken => v,
+        let Verdict::Forward { via, dest } = v else {
+            return v;
+        };
+        match self.srtp.forward(via, dest, data) {
+            Ok(true) => Verdict::Taken,
+            Ok(false) => v,
+            Err(r) => Verdict::Drop(r),
         }
     }
 }
@@ -585,10 +564,11 @@ impl PacketSink for Core {
                 f.sync(&mut self.table, &mut self.local, stream, now);
             }
         }
-        if !self.srtp.is_empty() {
-            return self.on_packet_srtp(now, stream, src, data, truncated);
-        }
-        let v = self.table.handle_packet(now, stream, src, data, truncated);
+        let v = if self.srtp.is_empty() {
+            self.table.handle_packet(now, stream, src, data, truncated)
+        } else {
+            self.srtp_verdict(now, stream, src, data, truncated)
+        };
         match v {
             Verdict::Forward { .. } | Verdict::Taken => {}
             Verdict::Deliver {

@@ -192,14 +192,7 @@ impl Bridge {
                 .iter()
                 .zip(&self.ours)
                 .zip(1u32..)
-                .map(|((&suite, &key), tag)| CryptoAttr {
-                    tag,
-                    suite,
-                    key,
-                    lifetime: None,
-                    mki: None,
-                    session_params: Vec::new(),
-                })
+                .map(|((&suite, &key), tag)| CryptoAttr::new(tag, suite, key))
                 .collect();
             let out = SdesOut {
                 proto: self.srtp_proto.clone(),
@@ -220,14 +213,7 @@ impl Bridge {
         let ours = self
             .our_key(theirs.suite)
             .ok_or(SdesError::NoOfferedSuite)?;
-        let line = CryptoAttr {
-            tag: theirs.tag,
-            suite: theirs.suite,
-            key: ours,
-            lifetime: None,
-            mki: None,
-            session_params: Vec::new(),
-        };
+        let line = CryptoAttr::new(theirs.tag, theirs.suite, ours);
         let out = SdesOut {
             proto: self.srtp_proto.clone(),
             crypto: vec![line.to_string()],
