@@ -298,6 +298,37 @@ fn srtp_offerer(backend: &str) {
         let got = recv(&a).expect("SRTP side receives after the re-key");
         assert_eq!(unprotect(&mut rx, &got, false), plain);
     }
+    // `query`: each leg's own profile, and the SRTP drops on the stream
+    // they arrived on.
+    let q = c.cmd(&[("command", t("query")), ("call-id", t("srtp-1"))]);
+    let media = |tag: &str| {
+        q.get("tags")
+            .and_then(|x| x.get(tag))
+            .and_then(|x| x.get("medias"))
+            .and_then(OwnedValue::as_list)
+            .and_then(|l| l.first())
+            .cloned()
+            .unwrap_or_else(|| panic!("no media of {tag}: {q:?}"))
+    };
+    let protocol = |tag: &str| {
+        media(tag)
+            .get("protocol")
+            .and_then(OwnedValue::as_str)
+            .map(str::to_string)
+    };
+    assert_eq!(protocol("a").as_deref(), Some("RTP/SAVP"));
+    assert_eq!(protocol("b").as_deref(), Some("RTP/AVP"));
+    let srtp_dropped: i64 = media("a")
+        .get("streams")
+        .and_then(OwnedValue::as_list)
+        .map(|l| {
+            l.iter()
+                .filter_map(|s| s.get("dropped").and_then(|d| d.get("srtp")))
+                .filter_map(OwnedValue::as_int)
+                .sum()
+        })
+        .unwrap_or(0);
+    assert_eq!(srtp_dropped, 2, "{q:?}");
     assert_eq!(c.delete("srtp-1"), "ok");
 }
 

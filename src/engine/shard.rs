@@ -528,7 +528,10 @@ impl Core {
                 let plain = plain.unwrap_or(data);
                 self.table.handle_packet(now, stream, src, plain, truncated)
             }
-            Err(r) => return Verdict::Drop(r),
+            Err(r) => {
+                self.table.count_drop(stream, r);
+                return Verdict::Drop(r);
+            }
         };
         let Verdict::Forward { via, dest } = v else {
             return v;
@@ -536,7 +539,10 @@ impl Core {
         match self.srtp.forward(via, dest, data) {
             Ok(true) => Verdict::Taken,
             Ok(false) => v,
-            Err(r) => Verdict::Drop(r),
+            Err(r) => {
+                self.table.count_drop(stream, r);
+                Verdict::Drop(r)
+            }
         }
     }
 }

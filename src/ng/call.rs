@@ -402,7 +402,7 @@ fn media_value(
     let mut v = OwnedValue::dict()
         .with("index", OwnedValue::count(index as u64 + 1))
         .with("type", OwnedValue::text(&m.kind))
-        .with("protocol", OwnedValue::text(&m.proto));
+        .with("protocol", OwnedValue::text(leg_protocol(m, leg)));
     // rtpengine names the codec once media of it was received.
     let received = snaps
         .iter()
@@ -414,6 +414,16 @@ fn media_value(
         "flags",
         OwnedValue::List(flags.into_iter().map(OwnedValue::text).collect()),
     )
+}
+
+/// The profile leg `leg` of media `m` speaks: under an SDES bridge the
+/// SRTP profile on the SRTP leg and the plain one on the other.
+fn leg_protocol(m: &MediaSlot, leg: usize) -> &str {
+    match &m.srtp {
+        Some(b) if b.leg == leg => &b.srtp_proto,
+        Some(b) => &b.plain_proto,
+        None => &m.proto,
+    }
 }
 
 /// The table key of branch `branch` of `call_id` (a forked call).

@@ -167,6 +167,9 @@ pub struct Handler<M> {
     proxies: Vec<(IpAddr, [Delay; Command::ALL.len()])>,
     /// Failed commands per NG client address.
     proxy_errors: HashMap<IpAddr, u64>,
+    /// When an undecodable datagram was last logged, and how many were
+    /// not logged since (at most one warning a second).
+    malformed_log: (Option<Instant>, u64),
     /// The sender of the datagram being handled.
     peer: Option<IpAddr>,
     /// The command executed and not yet timed.
@@ -350,6 +353,7 @@ impl<M: MediaPlane> Handler<M> {
             delays: [Delay::default(); Command::ALL.len()],
             proxies: Vec::new(),
             proxy_errors: HashMap::new(),
+            malformed_log: (None, 0),
             peer: None,
             pending: None,
             last_port: 0,
@@ -441,6 +445,7 @@ impl<M: MediaPlane> Handler<M> {
                     _ if datagram.len() == cookie.len() + 1 => "Invalid data (no payload)",
                     _ => "Could not decode bencode dictionary",
                 };
+                self.log_malformed(now, reason, &e);
                 write(cookie, &error_reply(reason), &mut out);
                 return Some(out);
             }
@@ -453,6 +458,26 @@ impl<M: MediaPlane> Handler<M> {
         write(req.cookie, &reply, &mut out);
         self.cache.insert(now, req.cookie, &out);
         Some(out)
+    }
+
+    /// Logs an undecodable datagram at warn, at most once a second (with
+    /// how many were not logged since): an operator sees a proxy sending
+    /// broken bencode (`--ng-lenient-bencode` reads rtpengine's leniency).
+    fn log_malformed(&mut self, now: Instant, reason: &str, e: &message::FrameError) {
+        let (last, quiet) = &mut self.malformed_log;
+        if last.is_some_and(|t| now.saturating_duration_since(t) < Duration::from_secs(1)) {
+            *quiet += 1;
+            return;
+        }
+        let peer = self.peer.map(|p| p.to_string()).unwrap_or_default();
+        tracing::warn!(
+            peer = %Redacted(&peer),
+            detail = %e,
+            not_logged_since = *quiet,
+            "NG datagram refused: {reason}"
+        );
+        *last = Some(now);
+        *quiet = 0;
     }
 
     /// A JSON message (rtpengine accepts JSON on the NG port and answers

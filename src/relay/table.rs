@@ -1114,6 +1114,15 @@ impl RelayTable {
         }
     }
 
+    /// Counts a packet received on `stream` that the caller dropped before
+    /// or after the table's decision (e.g. SRTP authentication failed),
+    /// so the stream's counters (NG `query`) show it.
+    pub fn count_drop(&mut self, stream: StreamKey, reason: DropReason) {
+        if let Some(st) = self.streams.get_mut(stream) {
+            st.counters.drop_packet(reason);
+        }
+    }
+
     /// `leg`'s streams: its RTP (or muxed) socket's and its RTCP socket's
     /// (the same under rtcp-mux at creation).
     pub fn leg_streams(&self, leg: LegKey) -> Option<LegStreams> {
