@@ -40,6 +40,39 @@ fn sdp(port: u16, rtcp: u16, proto: &str, crypto: &[String]) -> String {
     s
 }
 
+/// An NG `offer` from tag `a` of `sdp`, with `transport-protocol` when given.
+fn offer(c: &mut Client, call: &str, sdp: &str, tp: Option<&str>) -> OwnedValue {
+    sdp_command(c, "offer", call, sdp, tp)
+}
+
+/// An NG `answer` from tag `b` to `a`'s offer, with `transport-protocol`
+/// when given.
+fn answer(c: &mut Client, call: &str, sdp: &str, tp: Option<&str>) -> OwnedValue {
+    sdp_command(c, "answer", call, sdp, tp)
+}
+
+fn sdp_command(
+    c: &mut Client,
+    command: &str,
+    call: &str,
+    sdp: &str,
+    tp: Option<&str>,
+) -> OwnedValue {
+    let mut msg = vec![
+        ("command", t(command)),
+        ("call-id", t(call)),
+        ("from-tag", t("a")),
+        ("sdp", t(sdp)),
+    ];
+    if command == "answer" {
+        msg.push(("to-tag", t("b")));
+    }
+    if let Some(tp) = tp {
+        msg.push(("transport-protocol", t(tp)));
+    }
+    c.cmd(&msg)
+}
+
 fn sdp_of(r: &OwnedValue) -> String {
     r.get("sdp")
         .and_then(OwnedValue::as_str)
@@ -201,7 +234,7 @@ fn srtp_offerer(backend: &str) {
     let (_d, mut c) = common::start(&["--io-backend", backend]);
     let (a, a_rtcp, b, b_rtcp) = (sock(), sock(), sock(), sock());
     let port = |s: &UdpSocket| s.local_addr().unwrap().port();
-    let offer = sdp(
+    let a_offer = sdp(
         port(&a),
         port(&a_rtcp),
         "RTP/SAVP",
@@ -210,13 +243,7 @@ fn srtp_offerer(backend: &str) {
             format!("2 AES_CM_128_HMAC_SHA1_80 inline:{KEY_B}"),
         ],
     );
-    let r = c.cmd(&[
-        ("command", t("offer")),
-        ("call-id", t("srtp-1")),
-        ("from-tag", t("a")),
-        ("sdp", t(&offer)),
-        ("transport-protocol", t("RTP/AVP")),
-    ]);
+    let r = offer(&mut c, "srtp-1", &a_offer, Some("RTP/AVP"));
     let to_b = sdp_of(&r);
     assert_eq!(r.get("warning"), None, "{r:?}");
     assert_eq!(proto(&to_b), "RTP/AVP");
@@ -227,15 +254,14 @@ fn srtp_offerer(backend: &str) {
     let early = rtp(0, 0, 0xee);
     b.send_to(&early, format!("127.0.0.1:{b_to}")).unwrap();
     let early_wire = recv(&a).expect("early media reaches the SRTP side");
-    let r = c.cmd(&[
-        ("command", t("answer")),
-        ("call-id", t("srtp-1")),
-        ("from-tag", t("a")),
-        ("to-tag", t("b")),
-        ("sdp", t(&sdp(port(&b), port(&b_rtcp), "RTP/AVP", &[]))),
-        // As Kamailio scripts pass it to the answer: what the bridge does.
-        ("transport-protocol", t("RTP/SAVP")),
-    ]);
+    // The answer carries transport-protocol as Kamailio scripts pass it:
+    // what the bridge does, so no warning.
+    let r = answer(
+        &mut c,
+        "srtp-1",
+        &sdp(port(&b), port(&b_rtcp), "RTP/AVP", &[]),
+        Some("RTP/SAVP"),
+    );
     assert_eq!(r.get("warning"), None, "{r:?}");
     let to_a = sdp_of(&r);
     assert_eq!(proto(&to_a), "RTP/SAVP");
@@ -268,21 +294,14 @@ fn srtp_offerer(backend: &str) {
         "RTP/SAVP",
         &[format!("1 AES_CM_128_HMAC_SHA1_32 inline:{KEY_B}")],
     );
-    let r = c.cmd(&[
-        ("command", t("offer")),
-        ("call-id", t("srtp-1")),
-        ("from-tag", t("a")),
-        ("sdp", t(&rekey)),
-        ("transport-protocol", t("RTP/AVP")),
-    ]);
+    let r = offer(&mut c, "srtp-1", &rekey, Some("RTP/AVP"));
     assert_eq!(r.get("result").and_then(OwnedValue::as_str), Some("ok"));
-    let r = c.cmd(&[
-        ("command", t("answer")),
-        ("call-id", t("srtp-1")),
-        ("from-tag", t("a")),
-        ("to-tag", t("b")),
-        ("sdp", t(&sdp(port(&b), port(&b_rtcp), "RTP/AVP", &[]))),
-    ]);
+    let r = answer(
+        &mut c,
+        "srtp-1",
+        &sdp(port(&b), port(&b_rtcp), "RTP/AVP", &[]),
+        None,
+    );
     let again = crypto_lines(&sdp_of(&r));
     assert_eq!(again[0].key, lines[0].key, "the relay's key is kept");
     let mut tx = Srtp::new(Suite::AesCm128HmacSha1_32, &key(KEY_B), None);
@@ -339,13 +358,12 @@ fn plain_offerer(backend: &str) {
     let (_d, mut c) = common::start(&["--io-backend", backend]);
     let (a, a_rtcp, b, b_rtcp) = (sock(), sock(), sock(), sock());
     let port = |s: &UdpSocket| s.local_addr().unwrap().port();
-    let r = c.cmd(&[
-        ("command", t("offer")),
-        ("call-id", t("srtp-2")),
-        ("from-tag", t("a")),
-        ("sdp", t(&sdp(port(&a), port(&a_rtcp), "RTP/AVP", &[]))),
-        ("transport-protocol", t("RTP/SAVP")),
-    ]);
+    let r = offer(
+        &mut c,
+        "srtp-2",
+        &sdp(port(&a), port(&a_rtcp), "RTP/AVP", &[]),
+        Some("RTP/SAVP"),
+    );
     let to_b = sdp_of(&r);
     assert_eq!(proto(&to_b), "RTP/SAVP");
     let offered = crypto_lines(&to_b);
@@ -365,24 +383,20 @@ fn plain_offerer(backend: &str) {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(srtp_drops(&c), before + 1);
-    let r = c.cmd(&[
-        ("command", t("answer")),
-        ("call-id", t("srtp-2")),
-        ("from-tag", t("a")),
-        ("to-tag", t("b")),
-        (
-            "sdp",
-            t(&sdp(
-                port(&b),
-                port(&b_rtcp),
-                "RTP/SAVP",
-                &[format!(
-                    "{} AES_CM_128_HMAC_SHA1_80 inline:{KEY_B}",
-                    offered[0].tag
-                )],
-            )),
+    let r = answer(
+        &mut c,
+        "srtp-2",
+        &sdp(
+            port(&b),
+            port(&b_rtcp),
+            "RTP/SAVP",
+            &[format!(
+                "{} AES_CM_128_HMAC_SHA1_80 inline:{KEY_B}",
+                offered[0].tag
+            )],
         ),
-    ]);
+        None,
+    );
     let to_a = sdp_of(&r);
     assert_eq!(proto(&to_a), "RTP/AVP");
     assert!(crypto_lines(&to_a).is_empty(), "{to_a}");
@@ -421,48 +435,39 @@ fn plain_offerer_bridged_to_srtp() {
 #[test]
 fn unusable_sdes_is_an_error() {
     let (_d, mut c) = common::start(&[]);
-    let r = c.cmd(&[
-        ("command", t("offer")),
-        ("call-id", t("srtp-3")),
-        ("from-tag", t("a")),
-        (
-            "sdp",
-            t(&sdp(
-                4000,
-                4001,
-                "RTP/SAVP",
-                &[format!("1 AEAD_AES_256_GCM inline:{KEY_A}{KEY_B}")],
-            )),
+    let r = offer(
+        &mut c,
+        "srtp-3",
+        &sdp(
+            4000,
+            4001,
+            "RTP/SAVP",
+            &[format!("1 AEAD_AES_256_GCM inline:{KEY_A}{KEY_B}")],
         ),
-        ("transport-protocol", t("RTP/AVP")),
-    ]);
+        Some("RTP/AVP"),
+    );
     assert_eq!(r.get("result").and_then(OwnedValue::as_str), Some("error"));
     let reason = r.get("error-reason").and_then(OwnedValue::as_str).unwrap();
     assert!(reason.contains("SDES"), "{reason}");
     assert!(c.list().is_empty());
-    let r = c.cmd(&[
-        ("command", t("offer")),
-        ("call-id", t("srtp-4")),
-        ("from-tag", t("a")),
-        ("sdp", t(&sdp(4000, 4001, "RTP/AVP", &[]))),
-        ("transport-protocol", t("RTP/SAVP")),
-    ]);
+    let r = offer(
+        &mut c,
+        "srtp-4",
+        &sdp(4000, 4001, "RTP/AVP", &[]),
+        Some("RTP/SAVP"),
+    );
     assert_eq!(r.get("result").and_then(OwnedValue::as_str), Some("ok"));
-    let r = c.cmd(&[
-        ("command", t("answer")),
-        ("call-id", t("srtp-4")),
-        ("from-tag", t("a")),
-        ("to-tag", t("b")),
-        (
-            "sdp",
-            t(&sdp(
-                5000,
-                5001,
-                "RTP/SAVP",
-                &[format!("9 AES_CM_128_HMAC_SHA1_80 inline:{KEY_B}")],
-            )),
+    let r = answer(
+        &mut c,
+        "srtp-4",
+        &sdp(
+            5000,
+            5001,
+            "RTP/SAVP",
+            &[format!("9 AES_CM_128_HMAC_SHA1_80 inline:{KEY_B}")],
         ),
-    ]);
+        None,
+    );
     assert_eq!(r.get("result").and_then(OwnedValue::as_str), Some("error"));
 }
 
@@ -473,21 +478,19 @@ fn srtp_declined_in_the_answer_relays_plain() {
     let (_d, mut c) = common::start(&[]);
     let (a, a_rtcp, b, b_rtcp) = (sock(), sock(), sock(), sock());
     let port = |s: &UdpSocket| s.local_addr().unwrap().port();
-    let r = c.cmd(&[
-        ("command", t("offer")),
-        ("call-id", t("srtp-5")),
-        ("from-tag", t("a")),
-        ("sdp", t(&sdp(port(&a), port(&a_rtcp), "RTP/AVP", &[]))),
-        ("transport-protocol", t("RTP/SAVP")),
-    ]);
+    let r = offer(
+        &mut c,
+        "srtp-5",
+        &sdp(port(&a), port(&a_rtcp), "RTP/AVP", &[]),
+        Some("RTP/SAVP"),
+    );
     let b_to = common::m_port(&sdp_of(&r));
-    let r = c.cmd(&[
-        ("command", t("answer")),
-        ("call-id", t("srtp-5")),
-        ("from-tag", t("a")),
-        ("to-tag", t("b")),
-        ("sdp", t(&sdp(port(&b), port(&b_rtcp), "RTP/AVP", &[]))),
-    ]);
+    let r = answer(
+        &mut c,
+        "srtp-5",
+        &sdp(port(&b), port(&b_rtcp), "RTP/AVP", &[]),
+        None,
+    );
     let to_a = sdp_of(&r);
     assert_eq!(proto(&to_a), "RTP/AVP");
     assert!(crypto_lines(&to_a).is_empty());

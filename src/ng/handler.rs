@@ -1029,7 +1029,7 @@ impl<M: MediaPlane> Handler<M> {
             return Err("no media interface".into());
         };
         check_addresses(sdp, opts, send_if.local)?;
-        let sdes = self.sdes_plan(call, sdp, sender, opts, may_create)?;
+        let mut sdes = self.sdes_plan(call, sdp, sender, opts, may_create)?;
         let policy = opts.policy(self.cfg.source_hold);
         let mut ports: Vec<Option<(u16, MuxOut)>> = Vec::with_capacity(sdp.media().len());
         let mut rejected = Vec::new();
@@ -1067,7 +1067,7 @@ impl<M: MediaPlane> Handler<M> {
             let event_pts = event_payload_types(m.section());
             // Under an SDES bridge every payload type stays in userspace
             // (the kernel fast path cannot encrypt), from the first update.
-            let pinned = if sdes.bridges.get(i).is_some_and(Option::is_some) {
+            let pinned = if sdes.get(i).is_some_and(|m| m.bridge.is_some()) {
                 u128::MAX
             } else {
                 0
@@ -1216,39 +1216,25 @@ impl<M: MediaPlane> Handler<M> {
                 self.release_media(slot.engine.take(), slot.tag);
             }
         }
-        // SDES bridges: both legs keep every payload type in userspace (the
-        // kernel fast path cannot encrypt; the loop above kept them there
-        // too), the SRTP leg gets its state; an ended bridge switches its
-        // leg off.
-        for (i, (bridge, (state, off))) in sdes
-            .bridges
-            .into_iter()
-            .zip(sdes.states.into_iter().zip(sdes.off))
-            .enumerate()
-        {
+        // SDES bridges (both legs were kept in userspace above: the kernel
+        // fast path cannot encrypt): the SRTP leg gets its new state; an
+        // ended or moved bridge switches its old leg off.
+        for (i, m) in sdes.iter_mut().enumerate() {
             let Some(slot) = call.medias.get_mut(i) else {
                 continue;
             };
-            slot.srtp = bridge;
+            slot.srtp = m.bridge.take();
             let Some(info) = &slot.engine else {
                 continue;
             };
-            if let Some(leg) = off {
+            let updates = m
+                .off
+                .map(|leg| (leg, SrtpState::Off))
+                .into_iter()
+                .chain(m.state);
+            for (leg, state) in updates {
                 let update = LegUpdate {
-                    srtp: Some(SrtpState::Off),
-                    ..LegUpdate::default()
-                };
-                self.media
-                    .update_leg(info.id, leg, update)
-                    .map_err(engine_fail)?;
-            }
-            if slot.srtp.is_none() {
-                continue;
-            }
-            for leg in 0..2 {
-                let update = LegUpdate {
-                    userspace_payload_types: Some(u128::MAX),
-                    srtp: state.filter(|(l, _)| *l == leg).map(|(_, st)| st),
+                    srtp: Some(state),
                     ..LegUpdate::default()
                 };
                 self.media
@@ -1285,11 +1271,11 @@ impl<M: MediaPlane> Handler<M> {
                     .map(|r| format!("{}/{}", r.encoding, r.clock_rate));
             }
         }
-        rewrite(sdp, &ports, &sdes.outs, opts, recv_if.advertised);
+        rewrite(sdp, &ports, &sdes, opts, recv_if.advertised);
         Ok(())
     }
 
-    /// The SDES bridges of `sdp`'s media (see [`SdesPlan`]): an offer whose
+    /// The SDES bridges of `sdp`'s media, one [`MediaSdes`] each: an offer whose
     /// `transport-protocol` changes between an RTP and an SRTP profile
     /// starts one (or keeps the call's); an SDP either side sends under a
     /// bridge says what the SDP handed on carries and the SRTP leg's new
@@ -1303,8 +1289,8 @@ impl<M: MediaPlane> Handler<M> {
         sender: usize,
         opts: &Opts,
         may_create: bool,
-    ) -> Result<SdesPlan, Fail> {
-        let mut plan = SdesPlan::default();
+    ) -> Result<Vec<MediaSdes>, Fail> {
+        let mut plan = Vec::with_capacity(sdp.media().len());
         for (i, m) in sdp.media().iter().enumerate() {
             let mut bridge = call.medias.get(i).and_then(|s| s.srtp.clone());
             let mut off = None;
@@ -1347,10 +1333,12 @@ impl<M: MediaPlane> Handler<M> {
                 }
                 None => (None, None),
             };
-            plan.bridges.push(bridge);
-            plan.outs.push(out);
-            plan.states.push(state);
-            plan.off.push(off);
+            plan.push(MediaSdes {
+                bridge,
+                out,
+                state,
+                off,
+            });
         }
         Ok(plan)
     }
@@ -2074,7 +2062,7 @@ fn stated_direction(sdp: &Sdp, i: usize) -> Direction {
 fn rewrite(
     sdp: &mut Sdp,
     ports: &[Option<(u16, MuxOut)>],
-    sdes: &[Option<SdesOut>],
+    sdes: &[MediaSdes],
     opts: &Opts,
     relay: IpAddr,
 ) {
@@ -2111,7 +2099,7 @@ fn rewrite(
         }
         // Under an SDES bridge: the receiver's profile and `a=crypto` lines
         // (none for a disabled media: the sender's key stays with the relay).
-        let bridge = sdes.get(i).and_then(Option::as_ref);
+        let bridge = sdes.get(i).and_then(|m| m.out.as_ref());
         if let Some(b) = bridge {
             m.set_proto(b.proto.clone());
         }
@@ -2299,17 +2287,16 @@ impl SdpRequest {
     }
 }
 
-/// What the SDES bridges of one SDP do, per media (`sdes_plan`).
-#[derive(Default)]
-struct SdesPlan {
+/// What an SDP does to one media's SDES bridge (`sdes_plan`).
+struct MediaSdes {
     /// The media's bridge after this SDP.
-    bridges: Vec<Option<sdes::Bridge>>,
+    bridge: Option<sdes::Bridge>,
     /// What the SDP handed on carries (profile, `a=crypto`).
-    outs: Vec<Option<SdesOut>>,
+    out: Option<SdesOut>,
     /// The SRTP leg's new state: (engine leg, state).
-    states: Vec<Option<(usize, SrtpState)>>,
+    state: Option<(usize, SrtpState)>,
     /// A leg whose SRTP ends (the bridge ended or moved to the other leg).
-    off: Vec<Option<usize>>,
+    off: Option<usize>,
 }
 
 /// Per media of `sdp`: enabled with an SRTP profile (`RTP/SAVP`...).
