@@ -951,6 +951,8 @@ fn run_inside() {
             .unwrap();
     }
 
+    // MEDIARELAY_DIFF_SHOW=1 prints the expected differences too.
+    let show_expected = std::env::var_os("MEDIARELAY_DIFF_SHOW").is_some();
     let mut tally: BTreeMap<&'static str, usize> = BTreeMap::new();
     let mut unexpected = Vec::new();
     let mut total = 0;
@@ -963,11 +965,17 @@ fn run_inside() {
             let where_ = format!("{} step {} ({})", sc.name, i + 1, step.label);
             match (step.expect, same) {
                 (Expect::Same, true) => *tally.entry("identical").or_default() += 1,
-                (Expect::Deviation(_), false) => {
+                (Expect::Deviation(d), false) => {
                     *tally.entry("documented deviation").or_default() += 1;
+                    if show_expected {
+                        eprintln!("DEVIATION {where_}: {d}\n{}", diff(&a, &b));
+                    }
                 }
                 (Expect::Unsupported(what), false) => {
                     *tally.entry("not implemented").or_default() += 1;
+                    if show_expected {
+                        eprintln!("NOT IMPLEMENTED {where_}: {what}\n{}", diff(&a, &b));
+                    }
                     if !b.contains("warning") {
                         unexpected.push(format!(
                             "SILENT {where_}: {what} is not implemented but the reply does not say so:\n{b}"
