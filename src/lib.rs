@@ -16,6 +16,7 @@
 //! | [`dtmf`] | RFC 4733 telephone-events: payload, sender and receiver state machines |
 //! | [`codec`] | G.711 µ-law / A-law (ITU-T G.711), packet loss concealment (G.711 App. I), the codec trait |
 //! | [`sdp`] | Tolerant, lossless SDP (RFC 8866) and offer/answer (RFC 3264) |
+//! | [`stun`] | STUN messages for ICE (RFC 8489): parse, integrity and fingerprint checks, writer |
 //! | [`srtp`] | SDES-SRTP: SRTP/SRTCP with AES-CM and HMAC-SHA1 (RFC 3711), the `a=crypto` attribute (RFC 4568) |
 //! | [`builder`] | Offer/answer and media sessions for applications that are a party to the call: manager, builders, sessions |
 //! | [`media`] | Media session core: pacing, RFC 4733 DTMF, RTCP scheduling, jitter buffer, E-model quality |
@@ -56,5 +57,6 @@ pub mod rtcp;
 pub mod rtp;
 pub mod sdp;
 pub mod srtp;
+pub mod stun;
 #[cfg(feature = "daemon")]
 pub mod syslog;
