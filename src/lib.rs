@@ -17,6 +17,7 @@
 //! | [`codec`] | G.711 µ-law / A-law (ITU-T G.711), packet loss concealment (G.711 App. I), the codec trait |
 //! | [`sdp`] | Tolerant, lossless SDP (RFC 8866) and offer/answer (RFC 3264) |
 //! | [`stun`] | STUN messages for ICE (RFC 8489): parse, integrity and fingerprint checks, writer |
+//! | [`ice`] | ICE (RFC 8445) for a relay: credentials, candidates, the connectivity-check agent with consent freshness (RFC 7675) |
 //! | [`srtp`] | SDES-SRTP: SRTP/SRTCP with AES-CM and HMAC-SHA1 (RFC 3711), the `a=crypto` attribute (RFC 4568) |
 //! | [`builder`] | Offer/answer and media sessions for applications that are a party to the call: manager, builders, sessions |
 //! | [`media`] | Media session core: pacing, RFC 4733 DTMF, RTCP scheduling, jitter buffer, E-model quality |
@@ -45,6 +46,7 @@ pub mod daemon;
 pub mod dtmf;
 #[allow(unsafe_code)]
 pub mod engine;
+pub mod ice;
 pub mod media;
 #[cfg(feature = "daemon")]
 pub mod metrics;

@@ -132,10 +132,8 @@ impl<'a> Message<'a> {
                 }
                 self.fingerprint_at = Some(at);
             }
-            attr::XOR_MAPPED_ADDRESS => {
-                if self.xor_mapped_address.is_none() {
-                    self.xor_mapped_address = Some(xor_address(value, &self.transaction_id, typ)?);
-                }
+            attr::XOR_MAPPED_ADDRESS if self.xor_mapped_address.is_none() => {
+                self.xor_mapped_address = Some(xor_address(value, &self.transaction_id, typ)?);
             }
             attr::ERROR_CODE => {
                 // RFC 8489 §14.8: 21 reserved bits, class (3), number (8).
@@ -176,6 +174,8 @@ impl<'a> Message<'a> {
                 let known = matches!(
                     other,
                     attr::MAPPED_ADDRESS
+                        // A second XOR-MAPPED-ADDRESS (the first counts).
+                        | attr::XOR_MAPPED_ADDRESS
                         | attr::UNKNOWN_ATTRIBUTES
                         | attr::MESSAGE_INTEGRITY_SHA256
                         // REALM, NONCE: long-term credentials, not used by ICE.
