@@ -27,8 +27,8 @@ use crate::stun::{
     write_binding_request, write_binding_success,
 };
 
-/// Pacing of new checks, Ta (RFC 8445 §14.2: 50 ms by default; 20 ms as
-/// RTP media is the only data on these sockets at that stage).
+/// Pacing of new checks, Ta: 20 ms, RFC 5245 §16.1's value for RTP
+/// streams (RFC 8445 §14.2 defaults to 50 ms).
 pub const TA: Duration = Duration::from_millis(20);
 /// Least retransmission timeout of a check (RFC 8445 §14.3).
 pub const RTO_MIN: Duration = Duration::from_millis(500);
