@@ -136,6 +136,11 @@ impl Sim {
                     });
                 }
             }
+            // Nothing left due: the next timer is in the future, so a
+            // driver never spins.
+            if let Some(t) = self.peers[i].agent.poll_timeout() {
+                assert!(t > now, "peer {i} timer {t:?} not after {now:?}");
+            }
             while let Some(e) = self.peers[i].agent.poll_event() {
                 self.peers[i].events.push((now - self.start, e));
             }

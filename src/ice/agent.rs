@@ -445,8 +445,14 @@ impl IceAgent {
             }
             // Components are 1..=MAX_COMPONENTS.
             let n = i as u16 + 1;
+            // Once passed, every later input re-runs the nomination, so a
+            // past deadline is not returned (it would spin the caller).
             match c.first_valid {
-                Some(first) if self.controlling && !self.has_nomination(n) => {
+                Some(first)
+                    if self.controlling
+                        && !self.has_nomination(n)
+                        && first + NOMINATION_WAIT > self.last_now =>
+                {
                     at(first + NOMINATION_WAIT);
                 }
                 _ => {}
