@@ -5,7 +5,7 @@
 //! the demultiplexing test [`is_stun`] (RFC 7983 §7), the parsed view
 //! [`Message`] with the attributes ICE needs, the integrity checks
 //! (MESSAGE-INTEGRITY with a short-term credential, RFC 8489 §14.5, and
-//! FINGERPRINT, §14.7) and the writer [`MessageWriter`] with helpers for
+//! FINGERPRINT, §14.7) and the writer [`MessageWriter`] with functions for
 //! Binding requests, success and error responses.
 //!
 //! Contract: sans-IO. Parsing borrows the datagram and does not allocate;

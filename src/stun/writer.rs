@@ -1,6 +1,7 @@
 //! Writing STUN messages into a caller buffer (RFC 8489 §5, §14), with
-//! MESSAGE-INTEGRITY (§14.5) and FINGERPRINT (§14.7) last, and helpers for
-//! the three messages of an ICE connectivity check (RFC 8445 §7.1, §7.3).
+//! MESSAGE-INTEGRITY (§14.5) and FINGERPRINT (§14.7) last, and functions
+//! that write the three messages of an ICE connectivity check
+//! (RFC 8445 §7.1, §7.3).
 
 use std::net::{IpAddr, SocketAddr};
 
