@@ -17,6 +17,7 @@
 //! | [`codec`] | G.711 µ-law / A-law (ITU-T G.711), packet loss concealment (G.711 App. I), the codec trait |
 //! | [`sdp`] | Tolerant, lossless SDP (RFC 8866) and offer/answer (RFC 3264) |
 //! | [`srtp`] | SDES-SRTP: SRTP/SRTCP with AES-CM and HMAC-SHA1 (RFC 3711), the `a=crypto` attribute (RFC 4568) |
+//! | `dtls` | DTLS-SRTP keying on OpenSSL (RFC 5763, RFC 5764): certificate, `a=fingerprint`, `a=setup`, the handshake of a transport (feature `dtls`) |
 //! | [`builder`] | Offer/answer and media sessions for applications that are a party to the call: manager, builders, sessions |
 //! | [`media`] | Media session core: pacing, RFC 4733 DTMF, RTCP scheduling, jitter buffer, E-model quality |
 //! | [`audio`] | Mono 16-bit PCM building blocks: tone, DTMF (ITU-T Q.23) and noise sources, WAV files, mixer, N-1 conference bridge, call recorder, level/frequency/DTMF analysis |
@@ -41,6 +42,8 @@ pub mod config;
 pub mod ctl;
 #[cfg(feature = "daemon")]
 pub mod daemon;
+#[cfg(feature = "dtls")]
+pub mod dtls;
 pub mod dtmf;
 #[allow(unsafe_code)]
 pub mod engine;
