@@ -102,7 +102,7 @@ impl fmt::Display for HashFunc {
 pub struct Fingerprint {
     /// The hash function.
     pub hash: HashFunc,
-    /// The hash, [`HashFunc::len`] bytes when parsed or computed.
+    /// The hash, [`HashFunc::digest_len`] bytes when parsed or computed.
     pub bytes: Vec<u8>,
 }
 
