@@ -616,6 +616,10 @@ mod tests {
     #[test]
     fn handshake_gives_matching_working_keys() {
         let mut link = Link::new();
+        assert!(
+            openssl::error::ErrorStack::get().errors().is_empty(),
+            "setting up leaves no error queued in OpenSSL"
+        );
         assert!(link.client.poll_timeout().is_some(), "ClientHello timer");
         assert_eq!(link.server.poll_timeout(), None, "server waits");
         let (ce, se) = link.run(&mut |_, _| false);
