@@ -19,7 +19,7 @@
 //! | [`stun`] | STUN messages for ICE (RFC 8489): parse, integrity and fingerprint checks, writer |
 //! | [`ice`] | ICE (RFC 8445) for a relay: credentials, candidates, the connectivity-check agent with consent freshness (RFC 7675) |
 //! | [`srtp`] | SDES-SRTP: SRTP/SRTCP with AES-CM and HMAC-SHA1 (RFC 3711), the `a=crypto` attribute (RFC 4568) |
-//! | `dtls` | DTLS-SRTP keying on OpenSSL (RFC 5763, RFC 5764): certificate, `a=fingerprint`, `a=setup`, the handshake of a transport (feature `dtls`) |
+//! | `dtls` | DTLS-SRTP keying on OpenSSL (RFC 5763, RFC 5764): certificate, `a=fingerprint`, `a=setup`, the handshake of a transport |
 //! | [`builder`] | Offer/answer and media sessions for applications that are a party to the call: manager, builders, sessions |
 //! | [`media`] | Media session core: pacing, RFC 4733 DTMF, RTCP scheduling, jitter buffer, E-model quality |
 //! | [`audio`] | Mono 16-bit PCM building blocks: tone, DTMF (ITU-T Q.23) and noise sources, WAV files, mixer, N-1 conference bridge, call recorder, level/frequency/DTMF analysis |
@@ -44,7 +44,6 @@ pub mod config;
 pub mod ctl;
 #[cfg(feature = "daemon")]
 pub mod daemon;
-#[cfg(feature = "dtls")]
 pub mod dtls;
 pub mod dtmf;
 #[allow(unsafe_code)]

@@ -3,7 +3,6 @@
 //! and timers) over UDP on 127.0.0.1, with a `DtlsSession` as the client.
 //! The keys both sides export (RFC 5764 §4.2) must be the same bytes.
 //! Skipped (passes with a note) when the `openssl` tool is not installed.
-#![cfg(feature = "dtls")]
 
 use std::io::{BufRead, BufReader};
 use std::net::UdpSocket;

@@ -195,6 +195,29 @@ fn norm_sdp(sdp: &str, range: (u16, u16)) -> String {
                 None => rest.to_string(),
             };
             let _ = write!(out, "a=crypto:{masked}{eol}");
+        } else if let Some((name, v)) = body
+            .strip_prefix("a=ice-ufrag:")
+            .map(|v| ("ice-ufrag", v))
+            .or_else(|| body.strip_prefix("a=ice-pwd:").map(|v| ("ice-pwd", v)))
+        {
+            // ICE credentials are random: their length and alphabet stay.
+            let kind = if v.chars().all(|c| c.is_ascii_alphanumeric()) {
+                "alnum"
+            } else {
+                "ice-chars"
+            };
+            let _ = write!(out, "a={name}:{{{} {kind}}}{eol}", v.len());
+        } else if let Some(rest) = body.strip_prefix("a=candidate:") {
+            // The relay's foundation is random (the same for all its
+            // candidates); its ports are the relay's.
+            let mut f: Vec<String> = rest.split(' ').map(str::to_string).collect();
+            if let Some(found) = f.first_mut() {
+                *found = format!("{{foundation {}}}", found.len());
+            }
+            if let Some(p) = f.get_mut(5) {
+                *p = norm_port(p, media_port, range);
+            }
+            let _ = write!(out, "a=candidate:{}{eol}", f.join(" "));
         } else {
             let _ = write!(out, "{body}{eol}");
         }
@@ -655,12 +678,117 @@ fn variants() -> Vec<Scenario> {
     );
     v.push(
         Scenario::new("ice-default")
-            .offer(
-                "tagA",
-                &a("0", &ice),
-                vec![],
-                Expect::Unsupported("ICE termination"),
+            .offer("tagA", &a("0", &ice), vec![], SAME)
+            .delete(),
+    );
+    // ICE terminated on both sides (RFC 8445): the relay's credentials
+    // and candidates toward each party, sticky across re-offers.
+    let b_ice = [
+        "a=ice-ufrag:Bq7x",
+        "a=ice-pwd:BBBBBBBBBBBBBBBBBBBBBBBB",
+        "a=candidate:2 1 UDP 2130706431 127.0.0.1 6000 typ host",
+        "a=candidate:2 2 UDP 2130706430 127.0.0.1 6001 typ host",
+    ];
+    v.push(call(
+        "ice-both",
+        &a("0 8", &ice),
+        &b("0", &b_ice),
+        &[],
+        SAME2,
+    ));
+    v.push(call(
+        "ice-offer-only",
+        &a("0 8", &ice),
+        &b("0", &[]),
+        &[],
+        SAME2,
+    ));
+    v.push(call(
+        "ice-answer-only",
+        &a("0 8", &[]),
+        &b("0", &b_ice),
+        &[],
+        SAME2,
+    ));
+    v.push(
+        Scenario::new("ice-force")
+            .offer("tagA", &a("0 8", &[]), vec![("ICE", t("force"))], SAME)
+            .answer("tagA", "tagB", &b("0", &b_ice), vec![], SAME)
+            .delete(),
+    );
+    v.push(
+        Scenario::new("ice-remove-offer-only")
+            .offer("tagA", &a("0", &ice), remove(), SAME)
+            .answer("tagA", "tagB", &b("0", &[]), vec![], SAME)
+            .delete(),
+    );
+    let mut ice_mux = ice.to_vec();
+    ice_mux.extend(["a=rtcp-mux", "a=end-of-candidates"]);
+    let mut b_ice_mux = b_ice[..3].to_vec();
+    b_ice_mux.push("a=rtcp-mux");
+    v.push(
+        Scenario::new("ice-rtcp-mux-reoffer")
+            .offer("tagA", &a("0", &ice_mux), vec![], SAME)
+            .answer("tagA", "tagB", &b("0", &b_ice_mux), vec![], SAME)
+            .offer("tagA", &a("0", &ice_mux), vec![], SAME)
+            .answer("tagA", "tagB", &b("0", &b_ice_mux), vec![], SAME)
+            .delete(),
+    );
+    let session_ice = sdp(
+        1111,
+        1,
+        5000,
+        "0",
+        &["a=ice-ufrag:sEsS", "a=ice-pwd:ssssssssssssssssssssssss"],
+        &["a=candidate:1 1 UDP 2130706431 127.0.0.1 5000 typ host"],
+    );
+    // rtcp-mux across re-offers: a leg that was offered mux (and did not
+    // decline it) or accepted it is offered mux as muxed again.
+    let mux = || a("0", &["a=rtcp-mux"]);
+    let b_mux = || b("0", &["a=rtcp-mux"]);
+    v.push(
+        Scenario::new("mux-reoffer-before-answer")
+            .offer("tagA", &mux(), vec![], SAME)
+            .offer("tagA", &mux(), vec![], SAME)
+            .answer("tagA", "tagB", &b("0", &[]), vec![], SAME)
+            .offer("tagA", &mux(), vec![], SAME)
+            .delete(),
+    );
+    v.push(
+        Scenario::new("mux-accepted-reoffer-without")
+            .offer("tagA", &mux(), vec![], SAME)
+            .answer("tagA", "tagB", &b_mux(), vec![], SAME)
+            .offer("tagA", &a("0", &[]), vec![], SAME)
+            .delete(),
+    );
+    v.push(
+        Scenario::new("mux-late")
+            .offer("tagA", &a("0", &[]), vec![], SAME)
+            .answer("tagA", "tagB", &b("0", &[]), vec![], SAME)
+            .offer("tagA", &mux(), vec![], SAME)
+            .delete(),
+    );
+    v.push(
+        Scenario::new("mux-accepted-reverse-reoffer")
+            .offer("tagA", &mux(), vec![], SAME)
+            .answer("tagA", "tagB", &b_mux(), vec![], SAME)
+            .step(
+                "reverse offer",
+                vec![
+                    ("command", t("offer")),
+                    ("call-id", t("diff-mux-accepted-reverse-reoffer")),
+                    ("from-tag", t("tagB")),
+                    ("to-tag", t("tagA")),
+                    ("sdp", t(&b_mux())),
+                ],
+                SAME,
             )
+            .delete(),
+    );
+    v.push(
+        Scenario::new("ice-session-level-credentials")
+            .offer("tagA", &session_ice, vec![], SAME)
+            .answer("tagA", "tagB", &b("0", &[]), vec![], SAME)
             .delete(),
     );
     v

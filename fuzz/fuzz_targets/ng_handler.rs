@@ -47,6 +47,11 @@ impl MediaPlane for Fake {
             legs: [leg(*n * 2), leg(*n * 2 + 1)],
         })
     }
+    fn dtls_fingerprint(&self) -> Result<mediarelay::dtls::Fingerprint, EngineError> {
+        "sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF"
+            .parse()
+            .map_err(|_| EngineError::Config("fingerprint".into()))
+    }
     fn update_leg(&self, id: CallId, leg: usize, _: LegUpdate) -> Result<(), EngineError> {
         if leg > 1 {
             return Err(EngineError::NoSuchLeg);

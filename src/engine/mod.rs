@@ -61,8 +61,10 @@
 
 mod backend;
 mod bufring;
+mod dtls_side;
 mod epoll;
 pub mod fastpath;
+mod ice_side;
 mod mailbox;
 mod packet_loop;
 mod shard;
@@ -243,7 +245,7 @@ pub struct CallSpec {
 }
 
 /// Changes to a leg (answer, re-offer).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct LegUpdate {
     /// New signalled RTP address.
     pub remote_rtp: Option<SocketAddr>,
@@ -271,6 +273,89 @@ pub struct LegUpdate {
     /// must keep every payload type of both legs in userspace while it is
     /// on (the kernel fast path cannot encrypt).
     pub srtp: Option<SrtpState>,
+    /// ICE (RFC 8445) on this leg's sockets (see [`IceUpdate`]).
+    pub ice: Option<IceUpdate>,
+    /// DTLS-SRTP keying of this leg (see [`DtlsUpdate`]); the caller
+    /// keeps the leg's SRTP state `AwaitingKeys` until the handshake
+    /// installs the keys, and every payload type of both legs in
+    /// userspace.
+    pub dtls: Option<DtlsUpdate>,
+}
+
+/// DTLS-SRTP (RFC 5763, RFC 5764) on a leg's RTP socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DtlsUpdate {
+    /// No DTLS: DTLS records are relayed like any other packet.
+    Off,
+    /// A handshake in this role with a peer of this certificate
+    /// fingerprint; its keys become the leg's SRTP keys. The same
+    /// parameters again keep the running session.
+    On(LegDtls),
+}
+
+/// One leg's DTLS parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegDtls {
+    /// The relay's role (from `a=setup`, RFC 5763 §5).
+    pub role: crate::dtls::DtlsRole,
+    /// The far end's certificate fingerprint (`a=fingerprint`).
+    pub remote: crate::dtls::Fingerprint,
+}
+
+/// The relay's DTLS certificate, made on first use and shared by the
+/// engine (whose fingerprint goes into SDP) and its shards (which
+/// present it).
+#[derive(Default)]
+pub(crate) struct DtlsIdentity(std::sync::OnceLock<Result<crate::dtls::DtlsCert, String>>);
+
+impl DtlsIdentity {
+    /// The certificate, made now if it was not yet.
+    pub(crate) fn cert(&self) -> Result<&crate::dtls::DtlsCert, String> {
+        self.0
+            .get_or_init(|| {
+                crate::dtls::DtlsCert::generate(std::time::SystemTime::now())
+                    .map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}
+
+/// ICE connectivity checks on a leg's sockets: the relay is an ICE agent
+/// toward the leg's far end, with its sockets as host candidates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IceUpdate {
+    /// No ICE: STUN packets are relayed like any other.
+    Off,
+    /// ICE with these parameters. The same credentials and role again keep
+    /// the running agent (its checks and selected pairs) and add the
+    /// candidates it does not have; new remote credentials restart it
+    /// (RFC 8445 §9).
+    On(Box<LegIce>),
+}
+
+/// One leg's ICE parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegIce {
+    /// The relay's credentials, given to the far end in SDP.
+    pub local: crate::ice::IceCredentials,
+    /// The far end's credentials.
+    pub remote: crate::ice::IceCredentials,
+    /// The far end's candidates.
+    pub candidates: Vec<crate::ice::Candidate>,
+    /// The relay is the controlling agent (it sent the offer, or the far
+    /// end is an ICE lite agent).
+    pub controlling: bool,
+    /// The far end is an ICE lite agent (`a=ice-lite`).
+    pub remote_lite: bool,
+    /// The relay's tie-breaker (RFC 8445 §7.1.1).
+    pub tie_breaker: u64,
+    /// The leg's RTP socket address ([`LegInfo::rtp`]): host candidate of
+    /// component 1.
+    pub local_rtp: SocketAddr,
+    /// The leg's RTCP socket address ([`LegInfo::rtcp`]): host candidate
+    /// of component 2 unless RTCP is muxed.
+    pub local_rtcp: SocketAddr,
 }
 
 /// SDES-SRTP termination of a leg.
@@ -417,6 +502,12 @@ pub struct EngineStats {
     pub delivered: u64,
     /// Datagrams local media endpoints produced.
     pub produced: u64,
+    /// STUN datagrams the relay's ICE agents received or sent (RFC 8445
+    /// connectivity checks and their responses).
+    pub ice_packets: u64,
+    /// DTLS datagrams of the relay's DTLS-SRTP handshakes, received and
+    /// sent (RFC 5764).
+    pub dtls_packets: u64,
     /// Streams whose RTP the kernel fast path forwards now.
     pub offloaded_streams: u64,
     /// Packets the kernel fast path forwarded (also in `rx_packets` and
@@ -452,6 +543,8 @@ impl EngineStats {
         self.endpoints += s.endpoints.load(r);
         self.delivered += s.delivered.load(r);
         self.produced += s.produced.load(r);
+        self.ice_packets += s.ice_packets.load(r);
+        self.dtls_packets += s.dtls_packets.load(r);
         self.offloaded_streams += s.offloaded_streams.load(r);
         self.kernel_packets += s.kernel_packets.load(r);
         self.kernel_bytes += s.kernel_bytes.load(r);
@@ -489,6 +582,8 @@ pub struct Engine {
     /// with the last of them.
     fast: Option<Arc<FastPath>>,
     fast_reason: String,
+    /// The DTLS certificate, shared with the shards.
+    dtls: Arc<DtlsIdentity>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -544,6 +639,7 @@ impl Engine {
             .with_seed(seed());
         let ports = Arc::new(PortAllocator::new(port_cfg, Instant::now()));
         let (fast, fast_reason) = start_fast_path(&cfg)?;
+        let dtls = Arc::new(DtlsIdentity::default());
         let (ev_tx, ev_rx) = mpsc::channel();
         let mut shards = Vec::with_capacity(n);
         for i in 0..n {
@@ -561,6 +657,7 @@ impl Engine {
                 events: ev_tx.clone(),
                 fast: fast.clone(),
                 tos: cfg.tos,
+                dtls: dtls.clone(),
             };
             let core = if cfg.pin_cores && !cores.is_empty() {
                 Some(cores[i % cores.len()])
@@ -635,7 +732,18 @@ impl Engine {
             events: Mutex::new(ev_rx),
             fast,
             fast_reason,
+            dtls,
         })
+    }
+
+    /// The fingerprint (SHA-256, RFC 8122 §5) of the certificate the
+    /// relay presents in DTLS-SRTP handshakes; the certificate is made on
+    /// the first call.
+    pub fn dtls_fingerprint(&self) -> Result<crate::dtls::Fingerprint, EngineError> {
+        self.dtls
+            .cert()
+            .map(crate::dtls::DtlsCert::fingerprint)
+            .map_err(EngineError::Config)
     }
 
     /// Whether the kernel fast path is on, and why (or why not): the

@@ -36,6 +36,8 @@ use crate::relay::{
 use crate::rtp::Ssrc;
 use std::collections::HashMap;
 
+use super::dtls_side::DtlsSide;
+use super::ice_side::IceSide;
 use super::srtp_side::SrtpSide;
 
 /// A leg ready to be installed: bound sockets and what to do with them.
@@ -141,6 +143,10 @@ pub struct ShardStats {
     pub delivered: AtomicU64,
     /// Datagrams local media endpoints produced (sent or not).
     pub produced: AtomicU64,
+    /// STUN datagrams ICE agents received or sent.
+    pub ice_packets: AtomicU64,
+    /// DTLS datagrams of the relay's DTLS-SRTP handshakes, received or sent.
+    pub dtls_packets: AtomicU64,
     /// Thread CPU time in nanoseconds (updated about every 100 ms).
     pub cpu_ns: AtomicU64,
     /// Kernel thread id of the shard (for /proc-based measurements).
@@ -171,6 +177,8 @@ struct Local {
     kernel_packets: u64,
     kernel_bytes: u64,
     offload_errors: u64,
+    ice_packets: u64,
+    dtls_packets: u64,
 }
 
 /// A local media endpoint and the leg it ends.
@@ -216,6 +224,12 @@ struct Core {
     fast: Option<FastSide>,
     /// SDES-SRTP termination of this shard's terminated legs.
     srtp: SrtpSide,
+    /// ICE agents of this shard's legs whose far ends speak ICE.
+    ice: IceSide,
+    /// DTLS-SRTP sessions of this shard's legs keyed by DTLS.
+    dtls: DtlsSide,
+    /// The relay's DTLS certificate.
+    identity: Arc<super::DtlsIdentity>,
 }
 
 /// A stream whose RTP the kernel fast path forwards.
@@ -424,7 +438,7 @@ fn merge(
 }
 
 impl Core {
-    fn new(now: Instant, relay: RelayConfig) -> Self {
+    fn new(now: Instant, relay: RelayConfig, identity: Arc<super::DtlsIdentity>) -> Self {
         Core {
             table: RelayTable::new(now, relay),
             local: Local::default(),
@@ -434,6 +448,9 @@ impl Core {
             timers: BinaryHeap::with_capacity(ENDPOINT_RESERVE),
             fast: None,
             srtp: SrtpSide::default(),
+            ice: IceSide::default(),
+            dtls: DtlsSide::default(),
+            identity,
         }
     }
 
@@ -570,6 +587,16 @@ impl PacketSink for Core {
                 f.sync(&mut self.table, &mut self.local, stream, now);
             }
         }
+        // STUN for a leg's ICE agent (RFC 7983 §7) never reaches the table.
+        if !self.ice.is_empty() && self.ice.handle(now, stream, src, data) {
+            self.local.ice_packets += 1;
+            return Verdict::Taken;
+        }
+        // DTLS for a leg's handshake (RFC 7983 §7) neither.
+        if !self.dtls.is_empty() && self.dtls.handle(now, stream, src, data) {
+            self.local.dtls_packets += 1;
+            return Verdict::Taken;
+        }
         let v = if self.srtp.is_empty() {
             self.table.handle_packet(now, stream, src, data, truncated)
         } else {
@@ -605,6 +632,62 @@ impl PacketSink for Core {
                     });
                 }
                 Err(_) => self.local.drops[DropReason::Srtp.index()] += 1,
+            }
+        }
+        // ICE checks and responses; a selected pair becomes the far end.
+        if !self.ice.is_empty() {
+            let sent = self.ice.poll_transmit(now, buf);
+            while let Some((leg, rtp, rtcp)) = self.ice.poll_selected() {
+                if rtp.is_some() {
+                    let _ = self.table.set_remote(leg, rtp, rtcp);
+                }
+            }
+            if let Some(t) = sent {
+                self.local.ice_packets += 1;
+                return Some(OwnTransmit {
+                    via: t.via,
+                    dest: Some(t.dest),
+                    len: t.len,
+                });
+            }
+        }
+        // DTLS flights; a completed handshake keys the leg's SRTP.
+        if !self.dtls.is_empty() {
+            let mut out = None;
+            while let Some(t) = self.dtls.poll_transmit(now, buf) {
+                // A client with no far end yet: its retransmission timer
+                // sends the flight again later.
+                let dest = t.dest.or_else(|| {
+                    self.table
+                        .egress(t.leg, crate::relay::Component::Rtp)
+                        .ok()
+                        .map(|(_, d)| d)
+                });
+                if let Some(dest) = dest {
+                    self.local.dtls_packets += 1;
+                    out = Some(OwnTransmit {
+                        via: t.via,
+                        dest: Some(dest),
+                        len: t.len,
+                    });
+                    break;
+                }
+            }
+            while let Some((streams, keys)) = self.dtls.poll_keyed() {
+                let muxed = self.table.rtcp_mux(streams.leg).unwrap_or(false);
+                let key = |k| super::SrtpKey {
+                    suite: keys.suite,
+                    key: k,
+                    mki: None,
+                };
+                let state = super::SrtpState::Keys(super::LegSrtp {
+                    inbound: key(keys.remote),
+                    outbound: key(keys.local),
+                });
+                self.srtp.set(streams, state, muxed);
+            }
+            if out.is_some() {
+                return out;
             }
         }
         loop {
@@ -684,6 +767,8 @@ pub(crate) struct ShardParts {
     pub fast: Option<Arc<FastPath>>,
     /// TOS byte of relay sockets, for packets the kernel forwards.
     pub tos: Option<u8>,
+    /// The relay's DTLS certificate.
+    pub dtls: Arc<super::DtlsIdentity>,
 }
 
 /// Runs the shard loop until `Command::Shutdown`.
@@ -698,10 +783,11 @@ pub(crate) fn run<B: Backend>(mut backend: B, parts: ShardParts) {
         events,
         fast,
         tos,
+        dtls,
     } = parts;
     stats.tid.store(sys::gettid() as u64, Ordering::Relaxed);
     let epoch = Instant::now();
-    let mut core = Core::new(epoch, relay);
+    let mut core = Core::new(epoch, relay, dtls);
     if let Some(path) = fast {
         core.table.set_offload(true);
         // Media timeouts judge kernel-forwarded streams by merged
@@ -732,6 +818,8 @@ pub(crate) fn run<B: Backend>(mut backend: B, parts: ShardParts) {
                 .map(|f| f.next_sync),
             // Terminated SRTP packets the backend had no send buffer for.
             core.srtp.has_queued().then_some(now),
+            core.ice.poll_timeout(now),
+            core.dtls.poll_timeout(now),
         ]
         .into_iter()
         .flatten()
@@ -828,6 +916,8 @@ fn publish<B: Backend>(stats: &ShardStats, core: &Core, backend: &B) {
     stats.offload_errors.store(l.offload_errors, r);
     stats.delivered.store(l.delivered, r);
     stats.produced.store(l.produced, r);
+    stats.ice_packets.store(l.ice_packets, r);
+    stats.dtls_packets.store(l.dtls_packets, r);
     let b = backend.counters();
     stats.syscalls.store(b.syscalls, r);
     stats.turns.store(b.turns, r);
@@ -1075,6 +1165,20 @@ fn update_leg(
     } else if update.rtcp_mux.is_some() {
         core.srtp.set_muxed(streams, muxed);
     }
+    if let Some(ice) = update.ice {
+        core.ice.set(now, streams, ice, muxed);
+    }
+    if let Some(dtls) = update.dtls {
+        let params = match dtls {
+            super::DtlsUpdate::Off => None,
+            super::DtlsUpdate::On(p) => {
+                Some((p, core.identity.cert().map_err(EngineError::Config)?))
+            }
+        };
+        core.dtls
+            .set(now, streams, params)
+            .map_err(EngineError::Config)?;
+    }
     Ok(())
 }
 
@@ -1096,9 +1200,11 @@ fn remove_call<B: Backend>(
         f.end_call(&mut core.table, &mut core.local, call);
     }
     let removed = core.table.remove_call(call)?;
-    if !core.srtp.is_empty() {
+    if !core.srtp.is_empty() || !core.ice.is_empty() || !core.dtls.is_empty() {
         let keys: Vec<StreamKey> = removed.streams.iter().map(|s| s.key).collect();
         core.srtp.remove(&keys);
+        core.ice.remove(&keys);
+        core.dtls.remove(&keys);
     }
     for s in &removed.streams {
         backend.deregister(s.key);
@@ -1195,6 +1301,7 @@ mod tests {
             events,
             fast: None,
             tos: None,
+            dtls: Arc::default(),
         };
         let shard = std::thread::spawn(move || run(backend, parts));
         while waits.lock().unwrap().len() < turns {

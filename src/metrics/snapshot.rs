@@ -146,7 +146,7 @@ impl Snapshot {
         )
         .sample(&[], t.offloaded_streams);
 
-        let counters: [(&'static str, &str, u64); 13] = [
+        let counters: [(&'static str, &str, u64); 15] = [
             (
                 "mediarelay_rx_packets_total",
                 "Datagrams received on relay sockets.",
@@ -211,6 +211,16 @@ impl Snapshot {
                 "mediarelay_fast_path_errors_total",
                 "Fast path entries that could not be installed or removed (the stream stays in userspace).",
                 t.offload_errors,
+            ),
+            (
+                "mediarelay_ice_packets_total",
+                "STUN datagrams of the relay's ICE agents, received and sent (connectivity checks and responses; not relayed).",
+                t.ice_packets,
+            ),
+            (
+                "mediarelay_dtls_packets_total",
+                "DTLS datagrams of the relay's DTLS-SRTP handshakes, received and sent (not relayed).",
+                t.dtls_packets,
             ),
         ];
         for (name, help, value) in counters {

@@ -24,6 +24,9 @@ pub(crate) struct MediaSlot {
     pub tag: u64,
     /// rtcp-mux as planned by the last offer.
     pub mux: MuxPlan,
+    /// Per leg: muxed, or offered mux and not (yet) declined it; such a
+    /// leg is offered mux as muxed in later offers, as rtpengine does.
+    pub mux_on: [bool; 2],
     /// The codecs the last offer listed (`sdp_out::codec_key`), which an
     /// answer may keep.
     pub offered: Vec<String>,
@@ -43,6 +46,12 @@ pub(crate) struct MediaSlot {
     pub event_pts: u128,
     /// SDES-SRTP bridge (NG `transport-protocol` between RTP and SRTP).
     pub srtp: Option<super::sdes::Bridge>,
+    /// The offer's `a=mid` (RFC 8843 §9.3), written into an answer that
+    /// has none, as rtpengine does (WebRTC peers match answer to offer by
+    /// it).
+    pub mid: Option<String>,
+    /// The relay's ICE toward each leg's party (RFC 8445), per leg.
+    pub ice: [Option<super::ice::LegIce>; 2],
 }
 
 impl MediaSlot {
@@ -54,6 +63,7 @@ impl MediaSlot {
             engine: None,
             tag: 0,
             mux: MuxPlan::default(),
+            mux_on: [false; 2],
             offered: Vec::new(),
             dirs: [Direction::SendRecv; 2],
             asymmetric: [false; 2],
@@ -62,6 +72,8 @@ impl MediaSlot {
             held: [None, None],
             event_pts: 0,
             srtp: None,
+            mid: None,
+            ice: [None, None],
         }
     }
 }
@@ -314,6 +326,12 @@ fn media_value(
     let mut streams = Vec::new();
     let mut initialized = false;
     let mut muxed = false;
+    // The tag's party speaks ICE with the relay.
+    let ice = m
+        .ice
+        .get(leg)
+        .and_then(Option::as_ref)
+        .is_some_and(|l| l.remote.is_some());
     if let Some(info) = &m.engine {
         let leg_info = info.legs.get(leg);
         let mut mine: Vec<&StreamSnapshot> = snaps
@@ -351,6 +369,9 @@ fn media_value(
             }
             if m.strict.get(leg).copied().unwrap_or(false) {
                 flags.push(OwnedValue::text("strict source address"));
+            }
+            if ice {
+                flags.push(OwnedValue::text("ICE"));
             }
             let last_packet = s.counters.last_packet.map_or(last_signal, |t| unix(t).0);
             let mut v = OwnedValue::dict()
@@ -395,6 +416,9 @@ fn media_value(
     }
     if muxed {
         flags.push("rtcp-mux");
+    }
+    if ice {
+        flags.push("ICE");
     }
     if leg == 1 {
         flags.push("ICE controlling");

@@ -53,6 +53,7 @@ use std::time::{Duration, Instant};
 use super::Value;
 use super::call::{Call, Calls, MediaSlot, MuxFlags, MuxPlan, base_id, branch_key, is_branch_key};
 use super::counters::{Command, NgCounters, Outcome};
+use super::ice::{self as ng_ice, IceMode};
 use super::json;
 use super::media::MediaPlane;
 use super::message::{self, ReplyCache};
@@ -60,7 +61,10 @@ use super::owned::OwnedValue;
 use super::redact::Redacted;
 use super::sdes::{self, SdesOut};
 use super::sdp_out;
-use crate::engine::{CallInfo, CallSpec, EngineError, LegOptions, LegUpdate, SrtpState};
+use crate::engine::{
+    CallInfo, CallSpec, DtlsUpdate, EngineError, IceUpdate, LegOptions, LegUpdate, SrtpState,
+};
+use crate::ice::IceCredentials;
 use crate::relay::{AddressMode, Intervals, LatchPolicy, StreamKind, StreamSnapshot};
 use crate::sdp::{AddrType, Connection, Direction, ParseError, Rtcp, Sdp};
 
@@ -180,6 +184,10 @@ pub struct Handler<M> {
     last_now: Instant,
     /// `cfg`'s interfaces resolved (never empty).
     ifaces: Vec<NgInterface>,
+    /// The foundation of the relay's ICE candidates (RFC 8445 §5.1.1.3:
+    /// the same for all of them: one base type and interface per
+    /// family), made on first use.
+    ice_foundation: Option<String>,
 }
 
 /// Handling times of one command: count, sum, min, max (seconds).
@@ -293,8 +301,8 @@ struct Opts {
     /// Options given that this relay does not implement, for the reply's
     /// `warning` (never silently pretended).
     unsupported: Vec<String>,
-    /// `ICE: remove` was given.
-    ice_remove: bool,
+    /// The `ICE` option.
+    ice: IceMode,
     /// `delete delay` for this call.
     delete_delay: Option<Duration>,
     /// `codec: {strip: [...]}`: codec names (or `all`) removed from the SDP.
@@ -359,6 +367,7 @@ impl<M: MediaPlane> Handler<M> {
             last_port: 0,
             last_now: now,
             ifaces,
+            ice_foundation: None,
         }
     }
 
@@ -1074,16 +1083,30 @@ impl<M: MediaPlane> Handler<M> {
             };
             let slot = call.medias.get_mut(i);
             let offer_pts = slot.as_ref().map_or(0, |s| s.event_pts);
-            let plan = match (may_create, slot.as_ref().map(|s| s.mux)) {
+            let mut plan = match (may_create, slot.as_ref().map(|s| s.mux)) {
                 (true, _) => MuxPlan::offer(sdp_mux, opts.mux),
                 (false, Some(plan)) => plan,
                 (false, None) => MuxPlan::default(),
             };
+            // rtpengine: a receiver whose leg is muxed, or was offered mux
+            // and has not declined it, is offered mux again as muxed
+            // (`a=rtcp` naming the RTP port), whatever this offer says.
+            let sticky = may_create
+                && !opts.mux.demux
+                && slot
+                    .as_ref()
+                    .is_some_and(|s| s.mux_on.get(receiver).copied().unwrap_or(false));
+            if sticky {
+                plan.offered = true;
+            }
             match slot.and_then(|s| {
                 s.mux = plan;
                 if may_create {
                     s.offered = offered.clone();
                     s.event_pts = event_pts;
+                    if let Some(on) = s.mux_on.get_mut(receiver) {
+                        *on = plan.offered;
+                    }
                 }
                 s.engine
             }) {
@@ -1098,7 +1121,7 @@ impl<M: MediaPlane> Handler<M> {
                             on_hold: Some(on_hold),
                             awaiting_answer: None,
                             userspace_payload_types: Some(event_pts | pinned),
-                            srtp: None,
+                            ..LegUpdate::default()
                         };
                         self.media
                             .update_leg(info.id, sender, update)
@@ -1110,12 +1133,21 @@ impl<M: MediaPlane> Handler<M> {
                         self.media
                             .update_leg(info.id, receiver, update)
                             .map_err(engine_fail)?;
-                        ports.push(port.map(|p| (p, MuxOut::offer(plan))));
+                        let out = if sticky {
+                            MuxOut::Muxed
+                        } else {
+                            MuxOut::offer(plan)
+                        };
+                        ports.push(port.map(|p| (p, out)));
                         continue;
                     }
                     // Answer: the answerer's leg muxes when mux was offered
                     // and accepted (RFC 5761 §5.1.1); the offerer's as planned.
                     let (answerer_mux, offerer_mux) = plan.answer(sdp_mux);
+                    if let Some(s) = call.medias.get_mut(i) {
+                        s.mux_on[sender] = answerer_mux;
+                        s.mux_on[receiver] = offerer_mux;
+                    }
                     let update = LegUpdate {
                         remote_rtp: rtp,
                         remote_rtcp: rtcp,
@@ -1124,7 +1156,7 @@ impl<M: MediaPlane> Handler<M> {
                         on_hold: Some(on_hold),
                         awaiting_answer: Some(false),
                         userspace_payload_types: Some(event_pts | offer_pts | pinned),
-                        srtp: None,
+                        ..LegUpdate::default()
                     };
                     self.media
                         .update_leg(info.id, sender, update)
@@ -1189,10 +1221,13 @@ impl<M: MediaPlane> Handler<M> {
                             .get(receiver)
                             .map(|l| (l.rtp.port(), MuxOut::offer(plan))),
                     );
+                    let mut mux_on = [false; 2];
+                    mux_on[receiver] = plan.offered;
                     let slot = MediaSlot {
                         engine: Some(info),
                         tag,
                         mux: plan,
+                        mux_on,
                         offered,
                         event_pts,
                         ..MediaSlot::new(kind, proto)
@@ -1227,14 +1262,18 @@ impl<M: MediaPlane> Handler<M> {
             let Some(info) = &slot.engine else {
                 continue;
             };
+            // An ended bridge's leg stops SRTP and DTLS (a no-op where it
+            // ran none).
             let updates = m
                 .off
-                .map(|leg| (leg, SrtpState::Off))
+                .map(|leg| (leg, Some(SrtpState::Off), Some(DtlsUpdate::Off)))
                 .into_iter()
-                .chain(m.state);
-            for (leg, state) in updates {
+                .chain(m.state.map(|(leg, st)| (leg, Some(st), None)))
+                .chain(m.dtls.take().map(|(leg, d)| (leg, None, Some(d))));
+            for (leg, srtp, dtls) in updates {
                 let update = LegUpdate {
-                    srtp: Some(state),
+                    srtp,
+                    dtls,
                     ..LegUpdate::default()
                 };
                 self.media
@@ -1242,6 +1281,7 @@ impl<M: MediaPlane> Handler<M> {
                     .map_err(engine_fail)?;
             }
         }
+        let ice_out = self.ice_plan(call, sdp, sender, opts, may_create)?;
         // What `query` reports per leg.
         for (i, m) in sdp.media().iter().enumerate() {
             let Some(slot) = call.medias.get_mut(i) else {
@@ -1249,6 +1289,13 @@ impl<M: MediaPlane> Handler<M> {
             };
             if let Some(d) = slot.dirs.get_mut(sender) {
                 *d = stated_direction(sdp, i);
+            }
+            if may_create {
+                slot.mid = m
+                    .section()
+                    .attribute_values("mid")
+                    .find_map(|v| v)
+                    .map(|v| v.trim().to_string());
             }
             if let Some(a) = slot.asymmetric.get_mut(sender) {
                 *a = opts.asymmetric;
@@ -1271,8 +1318,173 @@ impl<M: MediaPlane> Handler<M> {
                     .map(|r| format!("{}/{}", r.encoding, r.clock_rate));
             }
         }
-        rewrite(sdp, &ports, &sdes, opts, recv_if.advertised);
+        if !may_create {
+            for (i, m) in sdp.media_mut().iter_mut().enumerate() {
+                let mid = call.medias.get(i).and_then(|s| s.mid.as_deref());
+                if let Some(mid) =
+                    mid.filter(|_| !m.is_disabled() && !m.section().has_attribute("mid"))
+                {
+                    // An unusable value is left out (the answer stays valid).
+                    let _ = m.section_mut().insert_attribute("mid", Some(mid));
+                }
+            }
+        }
+        let foundation = self.ice_foundation.clone().unwrap_or_default();
+        rewrite(
+            sdp,
+            &ports,
+            &sdes,
+            &ice_out,
+            &foundation,
+            opts,
+            recv_if.advertised,
+        );
         Ok(())
+    }
+
+    /// ICE (RFC 8445) for each enabled media of `sdp` from `sender`: the
+    /// sender's leg gets an agent for the credentials and candidates the
+    /// SDP carries (or loses it when the SDP has none any more); returns,
+    /// per media, the relay's credentials to hand the receiver when it
+    /// speaks ICE, and whether the SDP ended its candidates.
+    fn ice_plan(
+        &mut self,
+        call: &mut Call,
+        sdp: &Sdp,
+        sender: usize,
+        opts: &Opts,
+        may_create: bool,
+    ) -> Result<Vec<Option<(IceCredentials, bool)>>, Fail> {
+        let receiver = 1 - sender;
+        let mut out = vec![None; sdp.media().len()];
+        for (i, m) in sdp.media().iter().enumerate() {
+            let Some(slot) = call.medias.get_mut(i) else {
+                continue;
+            };
+            let Some(info) = slot.engine else { continue };
+            if m.is_disabled() {
+                continue;
+            }
+            // `ICE: remove` concerns the SDP handed on: the sender's own
+            // ICE still holds (the reply to it carries the relay's), as
+            // rtpengine does.
+            let incoming = ng_ice::signalled(sdp, i);
+            let update = match &incoming {
+                Some(sig) => {
+                    let mut leg = match slot.ice[sender].take() {
+                        Some(l) => l,
+                        // RFC 8445 §6.1.1: the offerer's agent controls
+                        // unless it is lite; toward a lite agent the relay
+                        // always controls.
+                        None => self.new_leg_ice(!may_create || sig.lite)?,
+                    };
+                    if sig.lite {
+                        leg.controlling = true;
+                    }
+                    leg.remote = Some(sig.creds.clone());
+                    let (local_rtp, local_rtcp) = info
+                        .legs
+                        .get(sender)
+                        .map(|l| (l.rtp, l.rtcp))
+                        .ok_or("no such leg")?;
+                    let u = IceUpdate::On(Box::new(crate::engine::LegIce {
+                        local: leg.local.clone(),
+                        remote: sig.creds.clone(),
+                        candidates: sig.candidates.clone(),
+                        controlling: leg.controlling,
+                        remote_lite: sig.lite,
+                        tie_breaker: leg.tie_breaker,
+                        local_rtp,
+                        local_rtcp,
+                    }));
+                    slot.ice[sender] = Some(leg);
+                    Some(u)
+                }
+                // No ICE from the sender (any more): its agent stops; the
+                // relay's credentials toward it stay for a later offer.
+                None => match slot.ice[sender].as_mut() {
+                    Some(l) if l.remote.is_some() => {
+                        l.remote = None;
+                        Some(IceUpdate::Off)
+                    }
+                    _ => None,
+                },
+            };
+            if let Some(u) = update {
+                let update = LegUpdate {
+                    ice: Some(u),
+                    ..LegUpdate::default()
+                };
+                self.media
+                    .update_leg(info.id, sender, update)
+                    .map_err(engine_fail)?;
+            }
+            let receiver_speaks = match (may_create, opts.ice) {
+                (_, IceMode::Remove) => false,
+                (true, IceMode::Force) => true,
+                (true, IceMode::Default) => incoming.is_some(),
+                (false, _) => slot.ice[receiver]
+                    .as_ref()
+                    .is_some_and(|l| l.remote.is_some()),
+            };
+            if !receiver_speaks {
+                let offerer = slot.ice[receiver].as_mut().filter(|l| l.remote.is_some());
+                if let (false, Some(l)) = (may_create, offerer) {
+                    // `ICE: remove` in the answer: the offerer's agent stops.
+                    l.remote = None;
+                    let update = LegUpdate {
+                        ice: Some(IceUpdate::Off),
+                        ..LegUpdate::default()
+                    };
+                    self.media
+                        .update_leg(info.id, receiver, update)
+                        .map_err(engine_fail)?;
+                }
+                continue;
+            }
+            let leg = match slot.ice[receiver].take() {
+                Some(l) => l,
+                // The relay offers to the receiver: it controls.
+                None => self.new_leg_ice(true)?,
+            };
+            if let Some(o) = out.get_mut(i) {
+                *o = Some((
+                    leg.local.clone(),
+                    incoming.as_ref().is_some_and(|s| s.end_of_candidates),
+                ));
+            }
+            slot.ice[receiver] = Some(leg);
+        }
+        if out.iter().any(Option::is_some) && self.ice_foundation.is_none() {
+            self.ice_foundation = Some(ng_ice::alnum(&self.random_bytes::<16>()?));
+        }
+        Ok(out)
+    }
+
+    /// The relay's ICE toward a new party: fresh credentials (RFC 8445
+    /// §5.3: at least 24 and 128 bits of randomness) and tie-breaker.
+    fn new_leg_ice(&self, controlling: bool) -> Result<ng_ice::LegIce, Fail> {
+        let r = self.random_bytes::<42>()?;
+        let mut tie = [0u8; 8];
+        tie.copy_from_slice(&r[34..]);
+        Ok(ng_ice::LegIce {
+            local: IceCredentials {
+                ufrag: ng_ice::alnum(&r[..8]),
+                pwd: ng_ice::alnum(&r[8..34]),
+            },
+            remote: None,
+            controlling,
+            tie_breaker: u64::from_be_bytes(tie),
+        })
+    }
+
+    /// `N` random bytes from the media plane's source.
+    fn random_bytes<const N: usize>(&self) -> Result<[u8; N], Fail> {
+        let mut b = [0u8; N];
+        self.media
+            .random(&mut b)
+            .map_err(|e| Fail(format!("No random source: {e}")))?;
+        Ok(b)
     }
 
     /// The SDES bridges of `sdp`'s media, one [`MediaSdes`] each: an offer whose
@@ -1313,7 +1525,11 @@ impl<M: MediaPlane> Handler<M> {
                             .map_err(|e| Fail(format!("No random source for SRTP keys: {e}")))?;
                         *k = crate::srtp::MasterKey::from_bytes(&b);
                     }
-                    bridge = Some(sdes::Bridge::new(leg, srtp_proto, plain_proto, ours));
+                    let fp = self
+                        .media
+                        .dtls_fingerprint()
+                        .map_err(|e| Fail(format!("No DTLS certificate: {e}")))?;
+                    bridge = Some(sdes::Bridge::new(leg, srtp_proto, plain_proto, ours, &fp));
                 }
             } else if bridge
                 .as_ref()
@@ -1323,20 +1539,21 @@ impl<M: MediaPlane> Handler<M> {
                 // another party took its place): the bridge ends.
                 off = bridge.take().map(|b| b.leg);
             }
-            let (out, state) = match bridge.as_mut() {
-                Some(b) if m.is_disabled() => (Some(b.disabled_out(sender)), None),
+            let (out, state, dtls) = match bridge.as_mut() {
+                Some(b) if m.is_disabled() => (Some(b.disabled_out(sender)), None, None),
                 Some(b) => {
-                    let (o, st) = b
-                        .sdp_from(sender, may_create, m)
+                    let (o, st, d) = b
+                        .sdp_from(sender, may_create, m, sdp.session())
                         .map_err(|e| Fail(e.to_string()))?;
-                    (Some(o), st.map(|st| (b.leg, st)))
+                    (Some(o), st.map(|st| (b.leg, st)), d.map(|d| (b.leg, d)))
                 }
-                None => (None, None),
+                None => (None, None, None),
             };
             plan.push(MediaSdes {
                 bridge,
                 out,
                 state,
+                dtls,
                 off,
             });
         }
@@ -1812,11 +2029,17 @@ impl Opts {
                 other => o.unsupported.push(format!("rtcp-mux '{other}'")),
             }
         }
-        // ICE attributes are always removed (we do not terminate ICE).
-        o.ice_remove = text(body, "ICE").is_some_and(|v| v.eq_ignore_ascii_case("remove"));
-        if let Some(ice) = text(body, "ICE").filter(|v| !v.eq_ignore_ascii_case("remove")) {
-            o.unsupported
-                .push(format!("ICE '{ice}' (ICE attributes are always removed)"));
+        if let Some(ice) = text(body, "ICE") {
+            o.ice = match ice.to_ascii_lowercase().as_str() {
+                "remove" => IceMode::Remove,
+                "force" => IceMode::Force,
+                "default" => IceMode::Default,
+                _ => {
+                    o.unsupported
+                        .push(format!("ICE '{ice}' (ICE is handled as by default)"));
+                    IceMode::Default
+                }
+            };
         }
         if let Some(v) = field(body, "received from") {
             let ip = v
@@ -2063,6 +2286,8 @@ fn rewrite(
     sdp: &mut Sdp,
     ports: &[Option<(u16, MuxOut)>],
     sdes: &[MediaSdes],
+    ice: &[Option<(IceCredentials, bool)>],
+    ice_foundation: &str,
     opts: &Opts,
     relay: IpAddr,
 ) {
@@ -2131,6 +2356,14 @@ fn rewrite(
             rtcp,
             rtcp_mux: mux != MuxOut::Plain,
             crypto: bridge.map(|b| b.crypto.clone()),
+            keying: bridge.map(|b| b.keying.clone()).unwrap_or_default(),
+            ice: ice
+                .get(i)
+                .and_then(Option::as_ref)
+                .map(|(creds, eoc)| {
+                    ng_ice::lines(creds, ice_foundation, addr, port, rtcp_port, *eoc)
+                })
+                .unwrap_or_default(),
         };
         sdp_out::layout_media(m, &attrs);
     }
@@ -2269,13 +2502,6 @@ impl SdpRequest {
         let sdp = sdp;
         let mut opts = opts;
         opts.transport = text(body, "transport protocol");
-        let enabled = || sdp.media().iter().filter(|m| !m.is_disabled());
-        let has_ice =
-            |s: &crate::sdp::Section| s.has_attribute("candidate") || s.has_attribute("ice-ufrag");
-        if !opts.ice_remove && (has_ice(sdp.session()) || enabled().any(|m| has_ice(m.section()))) {
-            opts.notes
-                .push("ICE attributes removed (ICE termination is not implemented)".into());
-        }
         Ok(SdpRequest {
             call_id,
             from_tag,
@@ -2295,6 +2521,8 @@ struct MediaSdes {
     out: Option<SdesOut>,
     /// The SRTP leg's new state: (engine leg, state).
     state: Option<(usize, SrtpState)>,
+    /// The SRTP leg's new DTLS parameters: (engine leg, update).
+    dtls: Option<(usize, DtlsUpdate)>,
     /// A leg whose SRTP ends (the bridge ended or moved to the other leg).
     off: Option<usize>,
 }
@@ -2396,8 +2624,8 @@ fn check_transport(body: &Value<'_>, sdp: &Sdp) -> Result<(), Fail> {
         });
         if differs {
             return Err(Fail(format!(
-                "Changing the transport protocol to {tp} is not implemented (SDES-SRTP <-> RTP \
-                 only; no DTLS-SRTP termination): the media keeps the SDP's protocol"
+                "Changing the transport protocol to {tp} is not implemented (RTP/AVP[F] <-> \
+                 RTP/SAVP[F] or UDP/TLS/RTP/SAVP[F] only): the media keeps the SDP's protocol"
             )));
         }
     }
@@ -2674,6 +2902,8 @@ mod tests {
         mux: RefCell<Map<(CallId, usize), bool>>,
         /// Last `on_hold` update per (call, leg).
         hold: RefCell<Map<(CallId, usize), bool>>,
+        /// Last `ice` update per (call, leg).
+        ice: RefCell<Map<(CallId, usize), IceUpdate>>,
     }
 
     impl Fake {
@@ -2717,6 +2947,11 @@ mod tests {
                 .insert(id, (spec.tag, info, remotes));
             Ok(info)
         }
+        fn dtls_fingerprint(&self) -> Result<crate::dtls::Fingerprint, EngineError> {
+            Ok("sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF"
+                .parse()
+                .expect("a fingerprint"))
+        }
         fn update_leg(&self, id: CallId, leg: usize, u: LegUpdate) -> Result<(), EngineError> {
             let mut calls = self.calls.borrow_mut();
             let c = calls.get_mut(&id).ok_or(EngineError::NoSuchCall)?;
@@ -2728,6 +2963,9 @@ mod tests {
             }
             if let Some(hold) = u.on_hold {
                 self.hold.borrow_mut().insert((id, leg), hold);
+            }
+            if let Some(ice) = u.ice {
+                self.ice.borrow_mut().insert((id, leg), ice);
             }
             Ok(())
         }
@@ -3462,8 +3700,8 @@ mod tests {
             ),
             (
                 "transport-protocol",
-                t("UDP/TLS/RTP/SAVPF"),
-                "Changing the transport protocol to UDP/TLS/RTP/SAVPF",
+                t("RTP/AVPF/TCP"),
+                "Changing the transport protocol to RTP/AVPF/TCP",
             ),
             (
                 "direction",
@@ -3489,7 +3727,7 @@ mod tests {
             ("frobnicate", t("1"), "key 'frobnicate'"),
             ("TOS", OwnedValue::Int(184), "key 'TOS'"),
             ("flags", list(&["loop-protect"]), "flag 'loop protect'"),
-            ("ICE", t("force"), "ICE 'force'"),
+            ("ICE", t("force-relay"), "ICE 'force-relay'"),
         ];
         for (i, (k, v, want)) in warned.into_iter().enumerate() {
             let r = offer_with(&mut h, &format!("w{i}"), &[(k, v)]);
@@ -3790,7 +4028,7 @@ mod tests {
 
     /// SRTP and ICE the relay does not terminate are said in `warning`.
     #[test]
-    fn srtp_and_ice_passthrough_is_said() {
+    fn srtp_passthrough_is_said() {
         let (mut h, t0) = handler();
         let r = offer(
             &mut h,
@@ -3798,13 +4036,108 @@ mod tests {
             "s",
             &plain(
                 "",
-                "m=audio 40000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:AAAA\r\na=ice-ufrag:x\r\n",
+                "m=audio 40000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:AAAA\r\n",
             ),
         );
         let w = r.get("warning").and_then(OwnedValue::as_str).unwrap();
         assert!(w.contains("SRTP is passed through"), "{w}");
-        assert!(w.contains("ICE attributes removed"), "{w}");
         assert!(sdp_of(&r).contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:AAAA"));
+    }
+
+    /// ICE (RFC 8445) is terminated on each side that speaks it, as
+    /// rtpengine does: the sender's candidates stay with the relay (its
+    /// agent on the sender's leg checks them), the SDP handed on carries
+    /// the relay's credentials and host candidates, the same again on a
+    /// re-offer.
+    #[test]
+    fn ice_is_terminated_on_each_side() {
+        let (mut h, t0) = handler();
+        let ice_offer = plain(
+            "",
+            "m=audio 40000 RTP/AVP 0\r\na=ice-ufrag:F7gI\r\na=ice-pwd:x9cml/YzichV2+XlhiMu8g\r\n\
+             a=candidate:1 1 UDP 2130706431 127.0.0.11 40000 typ host\r\n",
+        );
+        let to_b = sdp_of(&offer(&mut h, t0, "ice", &ice_offer));
+        let attr = |sdp: &str, name: &str| -> Vec<String> {
+            sdp.lines()
+                .filter_map(|l| l.strip_prefix(&format!("a={name}:")))
+                .map(str::to_string)
+                .collect()
+        };
+        let (ufrag, pwd) = (attr(&to_b, "ice-ufrag"), attr(&to_b, "ice-pwd"));
+        assert_eq!((ufrag[0].len(), pwd[0].len()), (8, 26), "{to_b}");
+        assert!(
+            !to_b.contains("F7gI") && !to_b.contains("40000 typ host"),
+            "{to_b}"
+        );
+        let port = to_b
+            .lines()
+            .find_map(|l| l.strip_prefix("m=audio "))
+            .and_then(|l| l.split(' ').next())
+            .and_then(|p| p.parse::<u16>().ok())
+            .unwrap();
+        let cands = attr(&to_b, "candidate");
+        assert_eq!(cands.len(), 2, "{to_b}");
+        assert!(cands[0].ends_with(&format!(" 1 UDP 2130706431 127.0.0.1 {port} typ host")));
+        assert!(cands[1].ends_with(&format!(
+            " 2 UDP 2130706430 127.0.0.1 {} typ host",
+            port + 1
+        )));
+        // A's agent: controlled (A offered), A's credentials and candidate.
+        let a_update = |h: &Handler<Fake>| {
+            let ice = h.media().ice.borrow();
+            let ups: Vec<_> = ice
+                .iter()
+                .filter(|((_, leg), _)| *leg == 0)
+                .map(|(_, u)| u.clone())
+                .collect();
+            ups
+        };
+        let ups = a_update(&h);
+        let [IceUpdate::On(a)] = &ups[..] else {
+            panic!("{ups:?}")
+        };
+        assert!(!a.controlling && !a.remote_lite);
+        assert_eq!(a.remote.ufrag, "F7gI");
+        assert_eq!(a.candidates.len(), 1);
+        assert_ne!(a.local.ufrag, ufrag[0], "each side has its own credentials");
+        assert!(
+            h.media().ice.borrow().keys().all(|(_, leg)| *leg == 0),
+            "B did not speak ICE yet"
+        );
+        // The answer (no ICE from B) hands A the relay's side toward A.
+        let to_a = sdp_of(&answer(&mut h, t0, "ice"));
+        assert_eq!(
+            attr(&to_a, "ice-ufrag")[..],
+            [a.local.ufrag.as_str()],
+            "{to_a}"
+        );
+        assert_eq!(attr(&to_a, "ice-pwd")[..], [a.local.pwd.as_str()]);
+        assert_eq!(attr(&to_a, "candidate").len(), 2);
+        // A re-offer keeps the relay's credentials toward B.
+        let again = sdp_of(&offer(&mut h, t0, "ice", &ice_offer));
+        assert_eq!(attr(&again, "ice-ufrag"), ufrag);
+        assert_eq!(attr(&again, "ice-pwd"), pwd);
+        // `ICE: remove` hands on none, and A's own ICE holds; a plain
+        // re-offer stops A's agent.
+        let r = run(
+            &mut h,
+            t0,
+            &[
+                ("command", t("offer")),
+                ("call-id", t("ice")),
+                ("from-tag", t("tagA")),
+                ("sdp", t(&ice_offer)),
+                ("ICE", t("remove")),
+            ],
+        );
+        assert!(
+            !sdp_of(&r).contains("a=ice-") && !sdp_of(&r).contains("candidate"),
+            "{r:?}"
+        );
+        assert!(matches!(a_update(&h)[..], [IceUpdate::On(_)]));
+        offer(&mut h, t0, "ice", &plain("", "m=audio 40000 RTP/AVP 0\r\n"));
+        assert!(matches!(a_update(&h)[..], [IceUpdate::Off]));
     }
 
     /// `transport-protocol` applies to offers; in an answer that asks for

@@ -25,6 +25,9 @@ pub trait MediaPlane {
         use std::io::Read;
         std::fs::File::open("/dev/urandom")?.read_exact(buf)
     }
+    /// The fingerprint of the certificate the relay presents in DTLS-SRTP
+    /// handshakes (RFC 8122 §5), for `a=fingerprint`.
+    fn dtls_fingerprint(&self) -> Result<crate::dtls::Fingerprint, EngineError>;
 }
 
 impl MediaPlane for Engine {
@@ -43,6 +46,9 @@ impl MediaPlane for Engine {
     fn stats(&self) -> EngineStats {
         Engine::stats(self)
     }
+    fn dtls_fingerprint(&self) -> Result<crate::dtls::Fingerprint, EngineError> {
+        Engine::dtls_fingerprint(self)
+    }
 }
 
 impl<T: MediaPlane + ?Sized> MediaPlane for Arc<T> {
@@ -60,5 +66,11 @@ impl<T: MediaPlane + ?Sized> MediaPlane for Arc<T> {
     }
     fn stats(&self) -> EngineStats {
         (**self).stats()
+    }
+    fn random(&self, buf: &mut [u8]) -> std::io::Result<()> {
+        (**self).random(buf)
+    }
+    fn dtls_fingerprint(&self) -> Result<crate::dtls::Fingerprint, EngineError> {
+        (**self).dtls_fingerprint()
     }
 }

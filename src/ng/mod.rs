@@ -12,6 +12,7 @@ pub mod bencode;
 mod call;
 pub mod counters;
 pub mod handler;
+mod ice;
 pub mod json;
 pub mod media;
 pub mod message;

@@ -1,26 +1,36 @@
-//! SDES-SRTP bridging for the NG handler: an `RTP/SAVP` party on one leg,
-//! an `RTP/AVP` party on the other, asked for with NG `transport-protocol`
-//! (RFC 4568 key exchange, RFC 3711 media, terminated by the shard).
+//! SRTP bridging for the NG handler: an SRTP party on one leg, an
+//! `RTP/AVP` party on the other, asked for with NG `transport-protocol`.
+//! The SRTP side keys with SDES (RFC 4568 `a=crypto`) or with DTLS
+//! (RFC 5763/5764 `a=fingerprint` and `a=setup`, profiles
+//! `UDP/TLS/RTP/SAVP[F]`); the shard terminates the media (RFC 3711).
 //!
 //! Contract: sans-IO. A [`Bridge`] remembers which engine leg speaks SRTP,
 //! the profiles of both sides, the relay's keys (one per suite, stable for
-//! the call so that re-offers do not re-key) and the SRTP side's offered
-//! and chosen keys. [`Bridge::sdp_from`] is called with every SDP either
-//! side sends; it says what the SDP handed on must carry (profile, crypto
-//! lines) and, once both keys are known, the leg's [`LegSrtp`].
+//! the call so that re-offers do not re-key), the SRTP side's offered
+//! and chosen keys, and its DTLS role and certificate fingerprint when it
+//! keys by DTLS. [`Bridge::sdp_from`] is called with every SDP either side
+//! sends; it says what the SDP handed on must carry (profile, crypto,
+//! setup and fingerprint lines), the leg's new [`SrtpState`] and its new
+//! DTLS session parameters ([`DtlsUpdate`]).
 //!
-//! Offer/answer (RFC 4568 §5-§7): when the SRTP side offers, the relay
-//! answers with the first offered line of a suite it implements, with the
-//! same tag and its own key. When the plain side offers, the relay offers
-//! one line per suite it implements (tags 1..), and the answer must accept
-//! one of them by tag and suite.
+//! Offer/answer (RFC 4568 §5-§7, RFC 5763 §5): when the SRTP side offers
+//! SDES, the relay answers with the first offered line of a suite it
+//! implements, with the same tag and its own key; when it offers DTLS, the
+//! relay answers with its fingerprint and the `a=setup` RFC 4145 §4.1
+//! gives (`active` to `actpass`), and starts the handshake with the
+//! answer. When the plain side offers, the relay offers, as rtpengine
+//! does, both: one `a=crypto` line per suite it implements (tags 1..) and
+//! its fingerprint with `a=setup:actpass`; the answer picks SDES (a line
+//! accepted by tag and suite) or DTLS (its fingerprint and setup).
 
-use crate::engine::{LegSrtp, SrtpKey, SrtpState};
-use crate::sdp::MediaSection;
+use crate::dtls::{Fingerprint, Setup};
+use crate::engine::{DtlsUpdate, LegDtls, LegSrtp, SrtpKey, SrtpState};
+use crate::sdp::{MediaSection, Section};
 use crate::srtp::{CryptoAttr, MasterKey, Suite};
 
 /// Why an SDES bridge cannot work as asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[allow(clippy::enum_variant_names)] // each names what is missing
 pub(crate) enum SdesError {
     /// The SRTP side offered no `a=crypto` line of a suite the relay
     /// implements (or only lines with session parameters it does not
@@ -33,13 +43,25 @@ pub(crate) enum SdesError {
     /// The SRTP side's answer accepted none of the relay's offered lines.
     #[error("the answer accepts none of the offered SDES crypto lines (tag and suite must match)")]
     NoAcceptedSuite,
+    /// A DTLS-SRTP profile without a usable `a=fingerprint` (RFC 8122 §5).
+    #[error("DTLS-SRTP without a usable a=fingerprint (RFC 5763 §5)")]
+    NoFingerprint,
+    /// An `a=setup` that decides no DTLS role (`holdconn`, or `actpass`
+    /// where an answer must choose, RFC 4145 §4.1).
+    #[error("a=setup:{0} decides no DTLS role (RFC 4145 §4.1)")]
+    NoRole(&'static str),
 }
 
 /// The profiles of an SDES bridge: `srtp` for the SRTP side, `plain` for
 /// the other. `None` when `from` -> `to` is not an SRTP <-> RTP change
 /// (`RTP/AVP`, `RTP/AVPF` <-> `RTP/SAVP`, `RTP/SAVPF`).
 pub(crate) fn conversion(from: &str, to: &str) -> Option<(String, String, bool)> {
-    let srtp = |p: &str| matches!(p.to_ascii_uppercase().as_str(), "RTP/SAVP" | "RTP/SAVPF");
+    let srtp = |p: &str| {
+        matches!(
+            p.to_ascii_uppercase().as_str(),
+            "RTP/SAVP" | "RTP/SAVPF" | "UDP/TLS/RTP/SAVP" | "UDP/TLS/RTP/SAVPF"
+        )
+    };
     let plain = |p: &str| matches!(p.to_ascii_uppercase().as_str(), "RTP/AVP" | "RTP/AVPF");
     if srtp(from) && plain(to) {
         // The sender speaks SRTP.
@@ -59,6 +81,63 @@ pub(crate) struct SdesOut {
     pub proto: String,
     /// The `a=crypto` values (after `a=crypto:`), replacing those given.
     pub crypto: Vec<String>,
+    /// DTLS keying attributes, written after the crypto lines as
+    /// rtpengine does (`setup:...`, `fingerprint:...`), replacing those
+    /// given.
+    pub keying: Vec<String>,
+}
+
+/// What one SDP does to a bridge: the SDP handed on, the SRTP leg's new
+/// state and its new DTLS parameters (`None`: unchanged).
+pub(crate) type SdpEffect = (SdesOut, Option<SrtpState>, Option<DtlsUpdate>);
+
+/// The SRTP side's DTLS: the relay's `a=setup` toward it and the side's
+/// certificate fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct DtlsPlan {
+    ours: Setup,
+    remote: Fingerprint,
+}
+
+impl DtlsPlan {
+    fn update(&self) -> Option<DtlsUpdate> {
+        let role = self.ours.role()?;
+        Some(DtlsUpdate::On(LegDtls {
+            role,
+            remote: self.remote.clone(),
+        }))
+    }
+}
+
+/// The DTLS offer or answer of `m`, when it has a fingerprint: its
+/// `a=setup` (absent: `actpass` for an offer, RFC 4145 §4; `active` for
+/// an answer) and `a=fingerprint`, media level first, else session level
+/// (RFC 8122 §5). `Err` for a fingerprint that does not parse.
+fn dtls_of(
+    m: &MediaSection,
+    session: &Section,
+    offer: bool,
+) -> Result<Option<(Setup, Fingerprint)>, SdesError> {
+    let value = |name: &str| {
+        m.section()
+            .attribute_values(name)
+            .find_map(|v| v)
+            .or_else(|| session.attribute_values(name).find_map(|v| v))
+            .map(|v| v.trim().to_string())
+    };
+    let Some(fp) = value("fingerprint") else {
+        return Ok(None);
+    };
+    let fp: Fingerprint = fp.parse().map_err(|_| SdesError::NoFingerprint)?;
+    let setup = value("setup")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if offer { Setup::ActPass } else { Setup::Active });
+    Ok(Some((setup, fp)))
+}
+
+/// Whether `proto` keys SRTP with DTLS (`UDP/TLS/RTP/SAVP[F]`).
+fn is_tls(proto: &str) -> bool {
+    proto.to_ascii_uppercase().starts_with("UDP/TLS/")
 }
 
 /// One media's SDES bridge.
@@ -76,20 +155,27 @@ pub(crate) struct Bridge {
     offered: Vec<CryptoAttr>,
     /// The relay's lines, when it offered last to the SRTP side.
     offered_ours: Vec<CryptoAttr>,
-    /// Keys were handed to the engine (a later offer by the plain side
-    /// keeps them until the SRTP side answers).
+    /// Keys were handed to the engine, or a DTLS handshake that gives
+    /// them was started (a later offer by the plain side keeps them until
+    /// the SRTP side answers).
     keyed: bool,
+    /// The relay's certificate fingerprint (`sha-256 AB:...`).
+    fingerprint: String,
+    /// The SRTP side keys by DTLS.
+    dtls: Option<DtlsPlan>,
 }
 
 impl Bridge {
     /// A bridge whose SRTP side is engine leg `leg`, with the relay's
     /// master keys `ours`, one per [`Suite::ALL`] entry (from a
-    /// cryptographic random source).
+    /// cryptographic random source), and the fingerprint of the relay's
+    /// DTLS certificate.
     pub fn new(
         leg: usize,
         srtp_proto: String,
         plain_proto: String,
         ours: [MasterKey; Suite::ALL.len()],
+        fingerprint: &Fingerprint,
     ) -> Bridge {
         Bridge {
             leg,
@@ -99,7 +185,23 @@ impl Bridge {
             offered: Vec::new(),
             offered_ours: Vec::new(),
             keyed: false,
+            fingerprint: fingerprint.to_string(),
+            dtls: None,
         }
+    }
+
+    /// The DTLS lines the relay writes toward the SRTP side.
+    fn keying(&self, setup: Setup) -> Vec<String> {
+        vec![
+            format!("setup:{}", setup.name()),
+            format!("fingerprint:{}", self.fingerprint),
+        ]
+    }
+
+    /// Leaves DTLS keying (the SRTP side now keys by SDES): the session
+    /// stops.
+    fn leave_dtls(&mut self) -> Option<DtlsUpdate> {
+        self.dtls.take().map(|_| DtlsUpdate::Off)
     }
 
     fn our_key(&self, suite: Suite) -> Option<MasterKey> {
@@ -125,6 +227,7 @@ impl Bridge {
         SdesOut {
             proto: proto.clone(),
             crypto: Vec::new(),
+            keying: Vec::new(),
         }
     }
 
@@ -146,20 +249,69 @@ impl Bridge {
     }
 
     /// An SDP from engine leg `sender` for this media (`offer` or answer),
-    /// `m` its media description: what the SDP handed on carries, and the
-    /// SRTP leg's new state (`None`: unchanged).
+    /// `m` its media description and `session` its session level: what
+    /// the SDP handed on carries, and the SRTP leg's new state and DTLS
+    /// parameters (`None`: unchanged).
     pub fn sdp_from(
         &mut self,
         sender: usize,
         offer: bool,
         m: &MediaSection,
-    ) -> Result<(SdesOut, Option<SrtpState>), SdesError> {
+        session: &Section,
+    ) -> Result<SdpEffect, SdesError> {
+        let plain_out = SdesOut {
+            proto: self.plain_proto.clone(),
+            crypto: Vec::new(),
+            keying: Vec::new(),
+        };
         if sender == self.leg {
-            let lines = usable_lines(m);
-            let out = SdesOut {
-                proto: self.plain_proto.clone(),
-                crypto: Vec::new(),
+            // The SRTP side keys by DTLS when its profile says so, or (in
+            // an answer to the relay's offer of both) when it answers with
+            // a fingerprint (RFC 5763 §5).
+            let dtls = if offer && !is_tls(&m.media_line().proto) {
+                None
+            } else {
+                dtls_of(m, session, offer)?
             };
+            if offer && is_tls(&m.media_line().proto) && dtls.is_none() {
+                return Err(SdesError::NoFingerprint);
+            }
+            if let Some((theirs, remote)) = dtls {
+                let ours = if offer {
+                    theirs.answer()
+                } else {
+                    // The answerer chose: `active` makes the relay the
+                    // server, `passive` the client.
+                    match theirs {
+                        Setup::Active => Setup::Passive,
+                        Setup::Passive => Setup::Active,
+                        other => return Err(SdesError::NoRole(other.name())),
+                    }
+                };
+                if ours.role().is_none() {
+                    return Err(SdesError::NoRole(theirs.name()));
+                }
+                let plan = DtlsPlan { ours, remote };
+                let same = self.dtls.as_ref() == Some(&plan);
+                self.offered.clear();
+                self.dtls = Some(plan);
+                // Offer: the session starts with the relay's answer.
+                // Answer: it starts now. Until it completes the leg has no
+                // keys: nothing passes it in the clear.
+                let state = (!self.keyed).then_some(SrtpState::AwaitingKeys);
+                if offer {
+                    return Ok((plain_out, state, None));
+                }
+                self.keyed = true;
+                let update = if same {
+                    None
+                } else {
+                    self.dtls.as_ref().and_then(DtlsPlan::update)
+                };
+                return Ok((plain_out, state, update));
+            }
+            let leave = self.leave_dtls();
+            let lines = usable_lines(m);
             if offer {
                 // The relay will answer with the first usable line
                 // (RFC 4568 §5.1.2), so both keys are known now: media
@@ -170,7 +322,7 @@ impl Bridge {
                     .ok_or(SdesError::NoOfferedSuite)?;
                 self.offered = lines;
                 let state = self.keys(&theirs, ours);
-                return Ok((out, Some(state)));
+                return Ok((plain_out, Some(state), leave));
             }
             // RFC 4568 §5.1.2: the answer names one offered tag, with its
             // suite, and the answerer's key.
@@ -184,10 +336,11 @@ impl Bridge {
                 })
                 .ok_or(SdesError::NoAcceptedSuite)?;
             let state = self.keys(&theirs, ours);
-            return Ok((out, Some(state)));
+            return Ok((plain_out, Some(state), leave));
         }
         if offer {
-            // The relay offers its own line for every suite it implements.
+            // The relay offers its own line for every suite it implements
+            // and its fingerprint, as rtpengine does; the answer picks.
             self.offered_ours = Suite::ALL
                 .iter()
                 .zip(&self.ours)
@@ -197,14 +350,27 @@ impl Bridge {
             let out = SdesOut {
                 proto: self.srtp_proto.clone(),
                 crypto: self.offered_ours.iter().map(|c| c.to_string()).collect(),
+                keying: self.keying(Setup::ActPass),
             };
             // Until the SRTP side answers, its leg has no keys: nothing may
             // pass it in the clear. Keys already in use stay.
             let state = (!self.keyed).then_some(SrtpState::AwaitingKeys);
-            return Ok((out, state));
+            return Ok((out, state, None));
         }
-        // The plain side answers the SRTP side's offer: the relay accepts
-        // its first usable line (RFC 4568 §5.1.2) with the relay's key.
+        // The plain side answers the SRTP side's offer.
+        if let Some(plan) = &self.dtls {
+            // DTLS: the relay's fingerprint and setup; the handshake starts.
+            let out = SdesOut {
+                proto: self.srtp_proto.clone(),
+                crypto: Vec::new(),
+                keying: self.keying(plan.ours),
+            };
+            let update = plan.update();
+            self.keyed = true;
+            return Ok((out, None, update));
+        }
+        // SDES: the relay accepts the first usable line (RFC 4568 §5.1.2)
+        // with its key.
         let theirs = self
             .offered
             .first()
@@ -217,9 +383,10 @@ impl Bridge {
         let out = SdesOut {
             proto: self.srtp_proto.clone(),
             crypto: vec![line.to_string()],
+            keying: Vec::new(),
         };
         let state = self.keys(&theirs, ours);
-        Ok((out, Some(state)))
+        Ok((out, Some(state), None))
     }
 }
 
@@ -257,6 +424,12 @@ mod tests {
         ]
     }
 
+    fn fp() -> Fingerprint {
+        FP.parse().unwrap()
+    }
+
+    const FP: &str = "sha-256 A2:70:A0:64:4F:6A:C2:7D:FE:EE:CF:C4:26:F1:E4:B6:5A:02:02:D4:F4:67:68:D8:59:27:1C:CB:40:10:60:4D";
+
     fn keyed(state: Option<SrtpState>) -> LegSrtp {
         match state {
             Some(SrtpState::Keys(k)) => k,
@@ -278,22 +451,30 @@ mod tests {
             Some(("RTP/SAVP".into(), "RTP/AVP".into(), false))
         );
         assert_eq!(conversion("RTP/AVP", "RTP/AVP"), None);
-        assert_eq!(conversion("RTP/AVP", "UDP/TLS/RTP/SAVPF"), None);
+        assert_eq!(
+            conversion("RTP/AVP", "UDP/TLS/RTP/SAVPF"),
+            Some(("UDP/TLS/RTP/SAVPF".into(), "RTP/AVP".into(), false))
+        );
+        assert_eq!(conversion("UDP/TLS/RTP/SAVP", "RTP/SAVP"), None);
     }
 
     /// The SRTP side offers: the plain side sees no crypto, the SRTP side
     /// gets the first usable line's tag and suite with the relay's key.
     #[test]
     fn srtp_side_offers() {
-        let mut b = Bridge::new(0, "RTP/SAVP".into(), "RTP/AVP".into(), keys());
+        let mut b = Bridge::new(0, "RTP/SAVP".into(), "RTP/AVP".into(), keys(), &fp());
         let offer = media("RTP/SAVP", &["9 FOO_SUITE inline:AAAA", A32, A80]);
-        let (out, early) = b.sdp_from(0, true, &offer.media()[0]).unwrap();
+        let (out, early, _) = b
+            .sdp_from(0, true, &offer.media()[0], offer.session())
+            .unwrap();
         assert_eq!(out.proto, "RTP/AVP");
         assert!(out.crypto.is_empty());
         // Both keys are known at the offer: early media is terminated.
         let early = keyed(early);
         let answer = media("RTP/AVP", &[]);
-        let (out, k) = b.sdp_from(1, false, &answer.media()[0]).unwrap();
+        let (out, k, _) = b
+            .sdp_from(1, false, &answer.media()[0], answer.session())
+            .unwrap();
         assert_eq!(out.proto, "RTP/SAVP");
         assert_eq!(out.crypto.len(), 1);
         let line = CryptoAttr::parse(&out.crypto[0]).unwrap();
@@ -309,9 +490,11 @@ mod tests {
     /// SRTP side's answer must accept one by tag and suite.
     #[test]
     fn plain_side_offers() {
-        let mut b = Bridge::new(1, "RTP/SAVP".into(), "RTP/AVP".into(), keys());
+        let mut b = Bridge::new(1, "RTP/SAVP".into(), "RTP/AVP".into(), keys(), &fp());
         let offer = media("RTP/AVP", &[]);
-        let (out, k) = b.sdp_from(0, true, &offer.media()[0]).unwrap();
+        let (out, k, _) = b
+            .sdp_from(0, true, &offer.media()[0], offer.session())
+            .unwrap();
         assert_eq!(out.proto, "RTP/SAVP");
         assert_eq!(k, Some(SrtpState::AwaitingKeys));
         let lines: Vec<CryptoAttr> = out
@@ -325,14 +508,21 @@ mod tests {
             "RTP/SAVP",
             &["1 AES_CM_128_HMAC_SHA1_80 inline:gL9ogeYlDF1ATCEr0tNUoZQ6E1qLL+y6PbaizhO8"],
         );
-        let (out, k) = b.sdp_from(1, false, &answer.media()[0]).unwrap();
+        let (out, k, _) = b
+            .sdp_from(1, false, &answer.media()[0], answer.session())
+            .unwrap();
         assert_eq!(out.proto, "RTP/AVP");
         assert!(out.crypto.is_empty());
         let k = keyed(k);
         assert_eq!(k.outbound.key, lines[0].key);
         // A re-offer by the plain side keeps the keys in use until the
         // SRTP side answers again.
-        assert_eq!(b.sdp_from(0, true, &offer.media()[0]).unwrap().1, None);
+        assert_eq!(
+            b.sdp_from(0, true, &offer.media()[0], offer.session())
+                .unwrap()
+                .1,
+            None
+        );
         assert!(b.declined_by(1, &media("RTP/AVP", &[]).media()[0]));
         assert!(!b.declined_by(1, &answer.media()[0]));
         assert!(!b.declined_by(0, &offer.media()[0]));
@@ -342,14 +532,15 @@ mod tests {
             &["1 AES_CM_128_HMAC_SHA1_32 inline:gL9ogeYlDF1ATCEr0tNUoZQ6E1qLL+y6PbaizhO8"],
         );
         assert_eq!(
-            b.sdp_from(1, false, &bad.media()[0]).unwrap_err(),
+            b.sdp_from(1, false, &bad.media()[0], bad.session())
+                .unwrap_err(),
             SdesError::NoAcceptedSuite
         );
     }
 
     #[test]
     fn an_offer_without_a_usable_suite_is_refused() {
-        let mut b = Bridge::new(0, "RTP/SAVP".into(), "RTP/AVP".into(), keys());
+        let mut b = Bridge::new(0, "RTP/SAVP".into(), "RTP/AVP".into(), keys(), &fp());
         let offer = media(
             "RTP/SAVP",
             &[
@@ -358,18 +549,186 @@ mod tests {
             ],
         );
         assert_eq!(
-            b.sdp_from(0, true, &offer.media()[0]).unwrap_err(),
+            b.sdp_from(0, true, &offer.media()[0], offer.session())
+                .unwrap_err(),
             SdesError::NoOfferedSuite
         );
+    }
+
+    fn dtls_media(proto: &str, setup: &str) -> Sdp {
+        let s = format!(
+            "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n\
+             a=fingerprint:{FP}\r\nm=audio 4000 {proto} 0\r\na=setup:{setup}\r\n"
+        );
+        Sdp::parse(s.as_bytes()).unwrap()
+    }
+
+    fn ours() -> Fingerprint {
+        "sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF"
+            .parse()
+            .unwrap()
+    }
+
+    /// A DTLS party offers (a WebRTC client bridged to a plain trunk):
+    /// the relay answers `active` with its own fingerprint and starts the
+    /// handshake as the client with the answer; the leg awaits its keys.
+    #[test]
+    fn dtls_side_offers() {
+        let mut b = Bridge::new(
+            0,
+            "UDP/TLS/RTP/SAVPF".into(),
+            "RTP/AVP".into(),
+            keys(),
+            &ours(),
+        );
+        let offer = dtls_media("UDP/TLS/RTP/SAVPF", "actpass");
+        let (out, state, dtls) = b
+            .sdp_from(0, true, &offer.media()[0], offer.session())
+            .unwrap();
+        assert_eq!(
+            (out.proto.as_str(), out.crypto.len(), out.keying.len()),
+            ("RTP/AVP", 0, 0)
+        );
+        assert_eq!((state, dtls), (Some(SrtpState::AwaitingKeys), None));
+        let answer = media("RTP/AVP", &[]);
+        let (out, state, dtls) = b
+            .sdp_from(1, false, &answer.media()[0], answer.session())
+            .unwrap();
+        assert_eq!(out.proto, "UDP/TLS/RTP/SAVPF");
+        assert_eq!(
+            out.keying,
+            [
+                "setup:active".to_string(),
+                format!("fingerprint:{}", ours())
+            ]
+        );
+        assert!(out.crypto.is_empty());
+        assert_eq!(state, None);
+        assert_eq!(
+            dtls,
+            Some(DtlsUpdate::On(LegDtls {
+                role: crate::dtls::DtlsRole::Client,
+                remote: fp()
+            }))
+        );
+        assert!(b.dtls.is_some());
+        // A re-offer with the same fingerprint changes nothing.
+        let (_, state, dtls) = b
+            .sdp_from(0, true, &offer.media()[0], offer.session())
+            .unwrap();
+        assert_eq!((state, dtls), (None, None));
+        // `a=setup:active` makes the relay the server.
+        let mut b = Bridge::new(
+            0,
+            "UDP/TLS/RTP/SAVPF".into(),
+            "RTP/AVP".into(),
+            keys(),
+            &ours(),
+        );
+        let offer = dtls_media("UDP/TLS/RTP/SAVPF", "active");
+        b.sdp_from(0, true, &offer.media()[0], offer.session())
+            .unwrap();
+        let (out, _, dtls) = b
+            .sdp_from(1, false, &answer.media()[0], answer.session())
+            .unwrap();
+        assert_eq!(out.keying[0], "setup:passive");
+        assert!(matches!(
+            dtls,
+            Some(DtlsUpdate::On(LegDtls {
+                role: crate::dtls::DtlsRole::Server,
+                ..
+            }))
+        ));
+        // A DTLS profile without a fingerprint cannot be bridged.
+        let bare = media("UDP/TLS/RTP/SAVPF", &[]);
+        let mut b = Bridge::new(
+            0,
+            "UDP/TLS/RTP/SAVPF".into(),
+            "RTP/AVP".into(),
+            keys(),
+            &ours(),
+        );
+        assert_eq!(
+            b.sdp_from(0, true, &bare.media()[0], bare.session())
+                .unwrap_err(),
+            SdesError::NoFingerprint
+        );
+    }
+
+    /// The plain side offers: the relay offers SDES lines and its DTLS
+    /// fingerprint; the SRTP side's answer picks DTLS by answering with a
+    /// fingerprint (its `a=setup` decides the relay's role), or SDES.
+    #[test]
+    fn plain_side_offers_both_and_the_answer_picks() {
+        let mut b = Bridge::new(
+            1,
+            "UDP/TLS/RTP/SAVPF".into(),
+            "RTP/AVP".into(),
+            keys(),
+            &ours(),
+        );
+        let offer = media("RTP/AVP", &[]);
+        let (out, state, _) = b
+            .sdp_from(0, true, &offer.media()[0], offer.session())
+            .unwrap();
+        assert_eq!(out.crypto.len(), Suite::ALL.len());
+        assert_eq!(
+            out.keying,
+            [
+                "setup:actpass".to_string(),
+                format!("fingerprint:{}", ours())
+            ]
+        );
+        assert_eq!(state, Some(SrtpState::AwaitingKeys));
+        for (setup, role) in [
+            ("active", crate::dtls::DtlsRole::Server),
+            ("passive", crate::dtls::DtlsRole::Client),
+        ] {
+            let answer = dtls_media("UDP/TLS/RTP/SAVPF", setup);
+            let (out, _, dtls) = b
+                .sdp_from(1, false, &answer.media()[0], answer.session())
+                .unwrap();
+            assert_eq!(out.proto, "RTP/AVP");
+            assert_eq!(
+                dtls,
+                Some(DtlsUpdate::On(LegDtls { role, remote: fp() })),
+                "{setup}"
+            );
+        }
+        let actpass = dtls_media("UDP/TLS/RTP/SAVPF", "actpass");
+        assert_eq!(
+            b.sdp_from(1, false, &actpass.media()[0], actpass.session())
+                .unwrap_err(),
+            SdesError::NoRole("actpass")
+        );
+        // Answering with SDES instead stops the DTLS session.
+        b.sdp_from(0, true, &offer.media()[0], offer.session())
+            .unwrap();
+        let sdes = media(
+            "RTP/SAVP",
+            &["1 AES_CM_128_HMAC_SHA1_80 inline:gL9ogeYlDF1ATCEr0tNUoZQ6E1qLL+y6PbaizhO8"],
+        );
+        let (_, state, dtls) = b
+            .sdp_from(1, false, &sdes.media()[0], sdes.session())
+            .unwrap();
+        assert!(matches!(state, Some(SrtpState::Keys(_))));
+        assert_eq!(dtls, Some(DtlsUpdate::Off));
+        assert!(b.dtls.is_none());
     }
 
     /// The relay's keys stay the same across re-offers.
     #[test]
     fn keys_are_stable() {
-        let mut b = Bridge::new(1, "RTP/SAVP".into(), "RTP/AVP".into(), keys());
+        let mut b = Bridge::new(1, "RTP/SAVP".into(), "RTP/AVP".into(), keys(), &fp());
         let offer = media("RTP/AVP", &[]);
-        let first = b.sdp_from(0, true, &offer.media()[0]).unwrap().0;
-        let again = b.sdp_from(0, true, &offer.media()[0]).unwrap().0;
+        let first = b
+            .sdp_from(0, true, &offer.media()[0], offer.session())
+            .unwrap()
+            .0;
+        let again = b
+            .sdp_from(0, true, &offer.media()[0], offer.session())
+            .unwrap()
+            .0;
         assert_eq!(first, again);
     }
 }

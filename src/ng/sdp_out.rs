@@ -96,13 +96,21 @@ pub(crate) struct MediaAttrs {
     /// `a=crypto` values replacing those given (an SDES bridge, after
     /// `a=rtcp-mux` as rtpengine writes them); `None` keeps them as given.
     pub crypto: Option<Vec<String>>,
+    /// DTLS keying lines of a bridge (`setup:...`, `fingerprint:...`),
+    /// after the crypto lines; with `crypto` set, the given `a=setup` and
+    /// `a=fingerprint` are replaced by these (none when empty).
+    pub keying: Vec<String>,
+    /// The relay's ICE lines (credentials, candidates), last, as rtpengine
+    /// writes them; empty for none.
+    pub ice: Vec<String>,
 }
 
 /// Attributes the layout regenerates (or drops) in a media description;
 /// `dtls`: the protocol is DTLS-SRTP, whose `a=setup` is kept; `crypto`:
-/// the `a=crypto` lines are regenerated.
+/// under an SRTP bridge, the `a=crypto`, `a=setup` and `a=fingerprint`
+/// lines are regenerated.
 fn managed(a: &Attribute<'_>, dtls: bool, crypto: bool) -> bool {
-    (crypto && a.is("crypto"))
+    (crypto && (a.is("crypto") || a.is("fingerprint") || a.is("setup")))
         || a.is("rtpmap")
         || a.is("fmtp")
         || (a.is("rtcp-fb") && !a.value.is_some_and(|v| v.trim_start().starts_with('*')))
@@ -150,9 +158,11 @@ pub(crate) fn layout_media(m: &mut MediaSection, attrs: &MediaAttrs) {
     if let Some(lines) = &attrs.crypto {
         generated.extend(lines.iter().map(|c| format!("crypto:{c}")));
     }
+    generated.extend(attrs.keying.iter().cloned());
     if let Some(p) = section.attribute_values("ptime").find_map(|v| v) {
         generated.push(format!("ptime:{}", p.trim()));
     }
+    generated.extend(attrs.ice.iter().cloned());
     let dtls = is_dtls(m);
     let crypto = attrs.crypto.is_some();
     m.section_mut()

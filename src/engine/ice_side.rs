@@ -1,0 +1,272 @@
+//! ICE in a shard: a leg whose far end speaks ICE (RFC 8445) has an
+//! [`IceAgent`] on its sockets (component 1 on the RTP socket, component 2
+//! on the RTCP socket unless RTCP is muxed). STUN packets (RFC 7983 §7)
+//! arriving on those sockets go to the agent instead of the relay table;
+//! the agent's checks and responses leave as the shard's own transmits;
+//! the pair it selects becomes the leg's far-end address, as if signalled.
+//!
+//! Contract: only streams with an agent are touched; a shard without any
+//! pays one `is_empty` check per packet. Agents with work (input handled,
+//! timer due, just configured) are served by
+//! [`super::PacketSink::poll_transmit`]; their deadlines are kept in a
+//! min-heap with lazy deletion, so a shard with thousands of agents does
+//! not scan them each turn. Everything else (RTP, RTCP, DTLS) on an ICE
+//! leg goes to the relay table as before.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use crate::ice::{AgentConfig, IceAgent, IceEvent};
+use crate::relay::{LegKey, LegStreams, StreamKey};
+
+use super::{IceUpdate, LegIce};
+
+/// One leg's agent.
+struct LegAgent {
+    agent: IceAgent,
+    /// What it was made with (candidates: every one added so far).
+    params: LegIce,
+    streams: LegStreams,
+    /// The deadline in the heap, if any.
+    armed: Option<Instant>,
+    /// In `ready`.
+    queued: bool,
+    /// The far ends selected per component (1, 2).
+    chosen: [Option<SocketAddr>; 2],
+}
+
+/// A transmit of an agent: the socket to send from, where to, how long.
+pub(crate) struct IceSend {
+    pub via: StreamKey,
+    pub dest: SocketAddr,
+    pub len: usize,
+}
+
+/// The shard's ICE agents.
+#[derive(Default)]
+pub(crate) struct IceSide {
+    legs: HashMap<LegKey, LegAgent>,
+    /// Stream to (leg, component).
+    streams: HashMap<StreamKey, (LegKey, u16)>,
+    timers: BinaryHeap<Reverse<(Instant, LegKey)>>,
+    ready: Vec<LegKey>,
+    ready_at: usize,
+    /// Legs whose selected pairs changed since the shard last asked:
+    /// (leg, RTP far end, RTCP far end).
+    selected: VecDeque<(LegKey, Option<SocketAddr>, Option<SocketAddr>)>,
+}
+
+impl IceSide {
+    /// No leg of this shard speaks ICE.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.legs.is_empty()
+    }
+
+    /// Applies a leg's ICE update. `muxed`: its RTCP shares the RTP socket.
+    pub(crate) fn set(
+        &mut self,
+        now: Instant,
+        streams: LegStreams,
+        update: IceUpdate,
+        muxed: bool,
+    ) {
+        let leg = streams.leg;
+        let params = match update {
+            IceUpdate::Off => {
+                self.remove_leg(leg);
+                return;
+            }
+            IceUpdate::On(p) => *p,
+        };
+        if let Some(la) = self.legs.get_mut(&leg) {
+            let same = la.params.local == params.local
+                && la.params.remote == params.remote
+                && la.params.controlling == params.controlling
+                && la.params.remote_lite == params.remote_lite;
+            if same {
+                // A re-offer with the same credentials: new candidates
+                // only (trickled or added); the checks go on.
+                for c in &params.candidates {
+                    if !la.params.candidates.contains(c) {
+                        la.agent.add_remote(c);
+                        la.params.candidates.push(c.clone());
+                    }
+                }
+                self.mark_ready(leg);
+                return;
+            }
+        }
+        self.remove_leg(leg);
+        let mut agent = IceAgent::new(
+            AgentConfig {
+                local: params.local.clone(),
+                remote: params.remote.clone(),
+                controlling: params.controlling,
+                tie_breaker: params.tie_breaker,
+                remote_lite: params.remote_lite,
+            },
+            now,
+        );
+        agent.add_local(1, params.local_rtp);
+        self.streams.insert(streams.rtp, (leg, 1));
+        if !muxed && streams.rtcp != streams.rtp {
+            agent.add_local(2, params.local_rtcp);
+            self.streams.insert(streams.rtcp, (leg, 2));
+        }
+        for c in &params.candidates {
+            agent.add_remote(c);
+        }
+        self.legs.insert(
+            leg,
+            LegAgent {
+                agent,
+                params,
+                streams,
+                armed: None,
+                queued: false,
+                chosen: [None; 2],
+            },
+        );
+        self.mark_ready(leg);
+    }
+
+    /// Forgets the agents of these streams' legs (a removed call).
+    pub(crate) fn remove(&mut self, streams: &[StreamKey]) {
+        for s in streams {
+            if let Some((leg, _)) = self.streams.get(s).copied() {
+                self.remove_leg(leg);
+            }
+        }
+    }
+
+    fn remove_leg(&mut self, leg: LegKey) {
+        if let Some(la) = self.legs.remove(&leg) {
+            self.streams.remove(&la.streams.rtp);
+            self.streams.remove(&la.streams.rtcp);
+        }
+    }
+
+    /// A datagram on `stream`: a STUN packet for one of the agents is
+    /// handled (`true`: the shard took it); anything else is the table's.
+    pub(crate) fn handle(
+        &mut self,
+        now: Instant,
+        stream: StreamKey,
+        src: SocketAddr,
+        data: &[u8],
+    ) -> bool {
+        let Some(&(leg, component)) = self.streams.get(&stream) else {
+            return false;
+        };
+        if !crate::stun::is_stun(data) {
+            return false;
+        }
+        if let Some(la) = self.legs.get_mut(&leg) {
+            // A malformed or unauthenticated request is dropped by the
+            // agent (RFC 8489 §6.3); nothing else changes.
+            let _ = la.agent.handle_stun(now, component, src, data);
+            self.mark_ready(leg);
+        }
+        true
+    }
+
+    fn mark_ready(&mut self, leg: LegKey) {
+        if let Some(la) = self.legs.get_mut(&leg) {
+            if !la.queued {
+                la.queued = true;
+                self.ready.push(leg);
+            }
+        }
+    }
+
+    /// When the shard must turn next for its agents.
+    pub(crate) fn poll_timeout(&self, now: Instant) -> Option<Instant> {
+        if self.ready_at < self.ready.len() {
+            return Some(now);
+        }
+        self.timers.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// The next datagram an agent sends, written into `buf`; runs the
+    /// timers that are due.
+    pub(crate) fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<IceSend> {
+        loop {
+            if self.ready_at == self.ready.len() {
+                self.ready.clear();
+                self.ready_at = 0;
+                self.run_due_timers(now);
+                if self.ready.is_empty() {
+                    return None;
+                }
+            }
+            let &leg = self.ready.get(self.ready_at)?;
+            let Some(la) = self.legs.get_mut(&leg) else {
+                self.ready_at += 1;
+                continue;
+            };
+            let mut changed = false;
+            while let Some(ev) = la.agent.poll_event() {
+                if let IceEvent::Selected { component, remote } = ev {
+                    if let Some(c) = la.chosen.get_mut(usize::from(component.max(1) - 1)) {
+                        changed |= *c != Some(remote);
+                        *c = Some(remote);
+                    }
+                }
+            }
+            if changed {
+                let [rtp, rtcp] = la.chosen;
+                self.selected.push_back((leg, rtp, rtcp));
+            }
+            if let Some(t) = la.agent.poll_transmit(now, buf) {
+                let via = if t.component == 2 {
+                    la.streams.rtcp
+                } else {
+                    la.streams.rtp
+                };
+                return Some(IceSend {
+                    via,
+                    dest: t.to,
+                    len: t.len.min(buf.len()),
+                });
+            }
+            // Served: re-arm its timer.
+            la.queued = false;
+            self.ready_at += 1;
+            let next = la.agent.poll_timeout();
+            if next != la.armed {
+                la.armed = next;
+                if let Some(at) = next {
+                    self.timers.push(Reverse((at, leg)));
+                }
+            }
+        }
+    }
+
+    fn run_due_timers(&mut self, now: Instant) {
+        while let Some(&Reverse((at, leg))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(la) = self.legs.get_mut(&leg) else {
+                continue;
+            };
+            if la.armed != Some(at) {
+                continue;
+            }
+            la.armed = None;
+            la.agent.handle_timeout(now);
+            self.mark_ready(leg);
+        }
+    }
+
+    /// A leg whose selected pairs changed since the last call: (leg, RTP
+    /// far end, RTCP far end), in the order they changed.
+    pub(crate) fn poll_selected(
+        &mut self,
+    ) -> Option<(LegKey, Option<SocketAddr>, Option<SocketAddr>)> {
+        self.selected.pop_front()
+    }
+}
