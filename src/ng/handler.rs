@@ -8,10 +8,10 @@
 //! [`Handler::new`]. Behaviour follows rtpengine 10.5 as recorded in
 //! `docs/ng-reference.md` and checked against a live rtpengine by
 //! `tests/ng_differential.rs`; the SDP handed on is laid out as rtpengine
-//! writes it (`sdp_out`). Deliberate deviations: ICE attributes are
-//! always removed (we do not terminate ICE, so passed-through candidates
-//! would route media around us) and SRTP is relayed end to end, both said
-//! in the reply's `warning`; an SDP without a usable `m=` line creates no
+//! writes it (`sdp_out`). ICE is terminated on each side that speaks it
+//! (`ice`), SRTP bridged to plain RTP when `transport-protocol` asks for
+//! it (`sdes`, SDES or DTLS keyed). Deliberate deviations: SRTP to SRTP is
+//! relayed end to end, said in the reply's `warning`; an SDP without a usable `m=` line creates no
 //! call; an empty `sdp` creates a call without media, as rtpengine; a
 //! JSON body is answered in JSON, as rtpengine; error reasons name the
 //! line at fault.
@@ -809,8 +809,8 @@ impl<M: MediaPlane> Handler<M> {
             })
         {
             opts.notes.push(
-                "SDES-SRTP offered with AES_CM_128_HMAC_SHA1_80 and AES_CM_128_HMAC_SHA1_32 only \
-                 (no AEAD, AES-192/256, F8 or NULL suites; no DTLS-SRTP)"
+                "SRTP offered with DTLS-SRTP and the SDES suites AES_CM_128_HMAC_SHA1_80 and \
+                 AES_CM_128_HMAC_SHA1_32 only (no AEAD, AES-192/256, F8 or NULL suites)"
                     .into(),
             );
         }
@@ -2545,7 +2545,8 @@ fn note_passthrough(opts: &mut Opts, savp: &[bool], call: &Call) {
     if passed {
         opts.notes.push(
             "SRTP is passed through end to end (terminated only when transport-protocol asks \
-             for RTP/AVP <-> RTP/SAVP; DTLS-SRTP termination is not implemented)"
+             for RTP/AVP[F] <-> RTP/SAVP[F] or UDP/TLS/RTP/SAVP[F]; SRTP to SRTP is not \
+             re-keyed)"
                 .into(),
         );
     }
@@ -2614,8 +2615,9 @@ fn requested_family(body: &Value<'_>) -> Result<Option<bool>, Fail> {
 }
 
 /// `transport-protocol`: what the SDP already says is honoured; a change
-/// between RTP and SDES-SRTP profiles is a bridge the relay terminates
-/// (`sdes`); any other change (DTLS-SRTP, UDPTL...) is an error.
+/// between an RTP profile and an SRTP one (SDES or DTLS keyed) is a bridge
+/// the relay terminates (`sdes`); any other change (SRTP to SRTP, UDPTL...)
+/// is an error.
 fn check_transport(body: &Value<'_>, sdp: &Sdp) -> Result<(), Fail> {
     if let Some(tp) = text(body, "transport protocol") {
         let differs = sdp.media().iter().filter(|m| !m.is_disabled()).any(|m| {
