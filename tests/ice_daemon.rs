@@ -7,8 +7,9 @@
 //! connectivity checks of both against the relay and then sends RTP each
 //! way over the selected pairs; and an `aiortc` WebRTC peer
 //! (`tests/ice/aiortc_call.py`: ICE, DTLS-SRTP, rtcp-mux, as a browser)
-//! bridged to a plain RTP/AVP socket with `transport-protocol: RTP/AVP`.
-//! Both scripts pass unchanged against rtpengine. The Python interpreter
+//! bridged to a plain RTP/AVP socket with `transport-protocol: RTP/AVP`,
+//! and two such peers with no flags (`tests/ice/aiortc_pair.py`). The
+//! scripts pass unchanged against rtpengine. The Python interpreter
 //! is `$MEDIARELAY_PYTHON` (else `python3`); without the modules the tests
 //! are skipped, unless `MEDIARELAY_REQUIRE_PYTHON_PEERS` is set (CI),
 //! which makes that a failure.
@@ -127,6 +128,29 @@ fn webrtc_peer_is_bridged_to_plain_rtp() {
         assert_eq!(
             c.metric("mediarelay_dropped_packets_total{reason=\"srtp\"}"),
             Some(0),
+            "{backend}"
+        );
+    }
+}
+
+/// Two WebRTC peers with no flags: the relay terminates ICE and DTLS-SRTP
+/// toward each (rtpengine's default) and re-encrypts the media between
+/// them.
+#[test]
+fn two_webrtc_peers_through_the_relay_by_default() {
+    if !have("aiortc") {
+        return;
+    }
+    for backend in backends() {
+        let (_d, c) = start(&["--io-backend", backend]);
+        let out = run_peer("aiortc_pair.py", &c, &["--seconds", "3"]);
+        assert_eq!(json_field(&out, "connected"), "true", "{backend}: {out}");
+        let num = |k: &str| json_field(&out, k).parse::<u64>().unwrap_or(0);
+        assert!(num("a_received") >= 100, "{backend}: {out}");
+        assert!(num("b_received") >= 100, "{backend}: {out}");
+        // Two handshakes, the relay's own on each side.
+        assert!(
+            c.metric("mediarelay_dtls_packets_total").unwrap_or(0) >= 8,
             "{backend}"
         );
     }

@@ -118,6 +118,12 @@ impl Scenario {
         self.step("query", msg, Expect::Same)
     }
 
+    /// `query` of the call, expected to differ as `e` says.
+    fn query_as(self, e: Expect) -> Scenario {
+        let msg = vec![("command", t("query")), ("call-id", t(&self.call_id()))];
+        self.step("query", msg, e)
+    }
+
     /// `delete` of the whole call.
     fn delete(self) -> Scenario {
         let msg = vec![("command", t("delete")), ("call-id", t(&self.call_id()))];
@@ -207,6 +213,14 @@ fn norm_sdp(sdp: &str, range: (u16, u16)) -> String {
                 "ice-chars"
             };
             let _ = write!(out, "a={name}:{{{} {kind}}}{eol}", v.len());
+        } else if let Some(rest) = body.strip_prefix("a=fingerprint:") {
+            // Each relay's certificate is its own: the hash and length stay.
+            let (hash, hex) = rest.split_once(' ').unwrap_or((rest, ""));
+            let _ = write!(
+                out,
+                "a=fingerprint:{hash} {{{} bytes}}{eol}",
+                hex.split(':').count()
+            );
         } else if let Some(rest) = body.strip_prefix("a=candidate:") {
             // The relay's foundation is random (the same for all its
             // candidates); its ports are the relay's.
@@ -356,6 +370,7 @@ const NO_RTPMAP: &str = "No rtpmap for a payload type of unknown codec";
 const L16: &str = "Static payload types 10 and 11";
 const DISABLED: &str = "Disabled media in query";
 const SAME2: [Expect; 2] = [Expect::Same, Expect::Same];
+const SRTP_QUERY: &str = "query reports no SRTP keying details";
 const TE: &str = "a=rtpmap:101 telephone-event/8000";
 
 /// The SDP fixtures under tests/data/sdp, each offered once.
@@ -742,6 +757,54 @@ fn variants() -> Vec<Scenario> {
         &["a=ice-ufrag:sEsS", "a=ice-pwd:ssssssssssssssssssssssss"],
         &["a=candidate:1 1 UDP 2130706431 127.0.0.1 5000 typ host"],
     );
+    // SRTP offered as it is (rtpengine's default): the answer decides
+    // between passing it through and terminating either side.
+    let fp_a = "a=fingerprint:sha-256 A2:70:A0:64:4F:6A:C2:7D:FE:EE:CF:C4:26:F1:E4:B6:5A:02:02:D4:F4:67:68:D8:59:27:1C:CB:40:10:60:4D";
+    let fp_b = "a=fingerprint:sha-256 0F:1E:2D:3C:4B:5A:69:78:87:96:A5:B4:C3:D2:E1:F0:0F:1E:2D:3C:4B:5A:69:78:87:96:A5:B4:C3:D2:E1:F0";
+    let savp_a = |fmts: &str| {
+        sdp(1111, 1, 5000, fmts, &[], &[]).replace("RTP/AVP", "RTP/SAVP")
+            + "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:mhKxoxzgZUgpTvSgao2JWtMbrT11BaijbNOJzvNT\r\n"
+    };
+    let savp_b = |line: &str| {
+        sdp(2222, 1, 6000, "0", &[], &[]).replace("RTP/AVP", "RTP/SAVP") + line + "\r\n"
+    };
+    let dtls = |id: u32, port: u16, setup: &str, fp: &str| {
+        sdp(id, 1, port, "0", &[], &[setup, fp]).replace("RTP/AVP", "UDP/TLS/RTP/SAVPF")
+    };
+    let srtp_call = |name: &str, offer: &str, answer: &str| {
+        Scenario::new(name)
+            .offer("tagA", offer, vec![], SAME)
+            .answer("tagA", "tagB", answer, vec![], SAME)
+            .query_as(Expect::Deviation(SRTP_QUERY))
+            .delete()
+    };
+    v.push(srtp_call(
+        "srtp-default-sdes-passed-through",
+        &savp_a("0"),
+        &savp_b(
+            "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:gL9ogeYlDF1ATCEr0tNUoZQ6E1qLL+y6PbaizhO8",
+        ),
+    ));
+    v.push(srtp_call(
+        "srtp-default-sdes-to-dtls",
+        &savp_a("0"),
+        &savp_b(&format!("a=setup:active\r\n{fp_b}")),
+    ));
+    v.push(srtp_call(
+        "srtp-default-sdes-to-plain",
+        &savp_a("0"),
+        &b("0", &[]),
+    ));
+    v.push(srtp_call(
+        "srtp-default-dtls-to-dtls",
+        &dtls(1111, 5000, "a=setup:actpass", fp_a),
+        &dtls(2222, 6000, "a=setup:active", fp_b),
+    ));
+    v.push(srtp_call(
+        "srtp-default-dtls-to-plain",
+        &dtls(1111, 5000, "a=setup:actpass", fp_a),
+        &b("0", &[]),
+    ));
     // rtcp-mux across re-offers: a leg that was offered mux (and did not
     // decline it) or accepted it is offered mux as muxed again.
     let mux = || a("0", &["a=rtcp-mux"]);

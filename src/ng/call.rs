@@ -46,6 +46,9 @@ pub(crate) struct MediaSlot {
     pub event_pts: u128,
     /// SDES-SRTP bridge (NG `transport-protocol` between RTP and SRTP).
     pub srtp: Option<super::sdes::Bridge>,
+    /// The default SRTP negotiation (SRTP offered with no change of
+    /// profile), as rtpengine does.
+    pub rekey: Option<super::rekey::Rekey>,
     /// The offer's `a=mid` (RFC 8843 §9.3), written into an answer that
     /// has none, as rtpengine does (WebRTC peers match answer to offer by
     /// it).
@@ -72,6 +75,7 @@ impl MediaSlot {
             held: [None, None],
             event_pts: 0,
             srtp: None,
+            rekey: None,
             mid: None,
             ice: [None, None],
         }

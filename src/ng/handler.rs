@@ -59,6 +59,7 @@ use super::media::MediaPlane;
 use super::message::{self, ReplyCache};
 use super::owned::OwnedValue;
 use super::redact::Redacted;
+use super::rekey::{self, LegChange, Rekey};
 use super::sdes::{self, SdesOut};
 use super::sdp_out;
 use crate::engine::{
@@ -1076,7 +1077,9 @@ impl<M: MediaPlane> Handler<M> {
             let event_pts = event_payload_types(m.section());
             // Under an SDES bridge every payload type stays in userspace
             // (the kernel fast path cannot encrypt), from the first update.
-            let pinned = if sdes.get(i).is_some_and(|m| m.bridge.is_some()) {
+            let pinned = if sdes.get(i).is_some_and(|m| {
+                m.bridge.is_some() || m.rekey.as_ref().is_some_and(Rekey::terminates)
+            }) {
                 u128::MAX
             } else {
                 0
@@ -1259,18 +1262,13 @@ impl<M: MediaPlane> Handler<M> {
                 continue;
             };
             slot.srtp = m.bridge.take();
+            slot.rekey = m.rekey.take();
             let Some(info) = &slot.engine else {
                 continue;
             };
             // An ended bridge's leg stops SRTP and DTLS (a no-op where it
             // ran none).
-            let updates = m
-                .off
-                .map(|leg| (leg, Some(SrtpState::Off), Some(DtlsUpdate::Off)))
-                .into_iter()
-                .chain(m.state.map(|(leg, st)| (leg, Some(st), None)))
-                .chain(m.dtls.take().map(|(leg, d)| (leg, None, Some(d))));
-            for (leg, srtp, dtls) in updates {
+            for (leg, srtp, dtls) in std::mem::take(&mut m.updates) {
                 let update = LegUpdate {
                     srtp,
                     dtls,
@@ -1504,8 +1502,11 @@ impl<M: MediaPlane> Handler<M> {
     ) -> Result<Vec<MediaSdes>, Fail> {
         let mut plan = Vec::with_capacity(sdp.media().len());
         for (i, m) in sdp.media().iter().enumerate() {
-            let mut bridge = call.medias.get(i).and_then(|s| s.srtp.clone());
-            let mut off = None;
+            let slot = call.medias.get(i);
+            let mut bridge = slot.and_then(|s| s.srtp.clone());
+            let mut rekey = slot.and_then(|s| s.rekey.clone());
+            let mut updates: Vec<LegChange> = Vec::new();
+            let off = |leg: usize| (leg, Some(SrtpState::Off), Some(DtlsUpdate::Off));
             let conversion = opts
                 .transport
                 .as_deref()
@@ -1515,21 +1516,14 @@ impl<M: MediaPlane> Handler<M> {
                 let leg = if sender_srtp { sender } else { 1 - sender };
                 if bridge.as_ref().is_none_or(|b| b.leg != leg) {
                     // A bridge on the other leg: the old SRTP leg stops.
-                    off = bridge.as_ref().map(|b| b.leg);
-                    let mut ours = [crate::srtp::MasterKey::from_bytes(&[0; 30]);
-                        crate::srtp::Suite::ALL.len()];
-                    for k in &mut ours {
-                        let mut b = [0u8; 30];
-                        self.media
-                            .random(&mut b)
-                            .map_err(|e| Fail(format!("No random source for SRTP keys: {e}")))?;
-                        *k = crate::srtp::MasterKey::from_bytes(&b);
-                    }
-                    let fp = self
-                        .media
-                        .dtls_fingerprint()
-                        .map_err(|e| Fail(format!("No DTLS certificate: {e}")))?;
+                    updates.extend(bridge.as_ref().map(|b| off(b.leg)));
+                    let fp = self.fingerprint()?;
+                    let ours = self.relay_keys()?;
                     bridge = Some(sdes::Bridge::new(leg, srtp_proto, plain_proto, ours, &fp));
+                }
+                // A bridge replaces the default negotiation.
+                if rekey.take().is_some() {
+                    updates.extend([off(sender), off(1 - sender)]);
                 }
             } else if bridge
                 .as_ref()
@@ -1537,27 +1531,94 @@ impl<M: MediaPlane> Handler<M> {
             {
                 // The SRTP side speaks plain RTP now (it declined SRTP, or
                 // another party took its place): the bridge ends.
-                off = bridge.take().map(|b| b.leg);
+                updates.extend(bridge.take().map(|b| off(b.leg)));
             }
-            let (out, state, dtls) = match bridge.as_mut() {
-                Some(b) if m.is_disabled() => (Some(b.disabled_out(sender)), None, None),
-                Some(b) => {
+            let out = match (bridge.as_mut(), rekey.as_mut()) {
+                (Some(b), _) if m.is_disabled() => Some(b.disabled_out(sender)),
+                (Some(b), _) => {
                     let (o, st, d) = b
                         .sdp_from(sender, may_create, m, sdp.session())
                         .map_err(|e| Fail(e.to_string()))?;
-                    (Some(o), st.map(|st| (b.leg, st)), d.map(|d| (b.leg, d)))
+                    let leg = b.leg;
+                    updates.extend(st.map(|st| (leg, Some(st), None)));
+                    updates.extend(d.map(|d| (leg, None, Some(d))));
+                    Some(o)
                 }
-                None => (None, None, None),
+                (None, _) if m.is_disabled() => {
+                    // A disabled media loses its engine call: nothing to key.
+                    rekey = None;
+                    None
+                }
+                (None, Some(r)) if !may_create && r.offerer() != sender => {
+                    let (o, changes) = r
+                        .answer(m, sdp.session())
+                        .map_err(|e| Fail(e.to_string()))?;
+                    updates.extend(changes);
+                    Some(o)
+                }
+                (None, before) if may_create && rekey::is_srtp(&m.media_line().proto) => {
+                    // SRTP offered as it is: rtpengine's default (`rekey`).
+                    let keys = match before.as_ref() {
+                        Some(r) => r.keys(),
+                        None => [self.relay_keys()?, self.relay_keys()?],
+                    };
+                    let fp = self.fingerprint()?;
+                    let started =
+                        Rekey::offer(sender, m, sdp.session(), keys, &fp, before.as_deref())
+                            .map_err(|e| Fail(e.to_string()))?;
+                    match started {
+                        Some((r, o, changes)) => {
+                            updates.extend(changes);
+                            rekey = Some(r);
+                            Some(o)
+                        }
+                        None => {
+                            // Nothing to key: relayed as it is.
+                            if let Some(r) = rekey.take() {
+                                updates.extend(r.legs_in_use().map(off));
+                            }
+                            None
+                        }
+                    }
+                }
+                (None, Some(_)) if may_create => {
+                    // A plain re-offer: the SRTP negotiation ends.
+                    if let Some(r) = rekey.take() {
+                        updates.extend(r.legs_in_use().map(off));
+                    }
+                    None
+                }
+                (None, _) => None,
             };
             plan.push(MediaSdes {
                 bridge,
+                rekey,
                 out,
-                state,
-                dtls,
-                off,
+                updates,
             });
         }
         Ok(plan)
+    }
+
+    /// The relay's SRTP master keys for a party, one per [`Suite::ALL`]
+    /// entry (crate::srtp), from the media plane's random source.
+    fn relay_keys(&self) -> Result<Vec<crate::srtp::MasterKey>, Fail> {
+        let mut keys = Vec::with_capacity(crate::srtp::Suite::ALL.len());
+        for _ in crate::srtp::Suite::ALL {
+            let mut b = [0u8; 30];
+            self.media
+                .random(&mut b)
+                .map_err(|e| Fail(format!("No random source for SRTP keys: {e}")))?;
+            keys.push(crate::srtp::MasterKey::from_bytes(&b));
+        }
+        Ok(keys)
+    }
+
+    /// The fingerprint of the relay's DTLS certificate.
+    fn fingerprint(&self) -> Result<crate::dtls::Fingerprint, Fail> {
+        self.media
+            .dtls_fingerprint()
+            .map_err(|e| Fail(format!("No DTLS certificate: {e}")))
     }
 
     fn delete(&mut self, now: Instant, body: &Value<'_>) -> Result<OwnedValue, Fail> {
@@ -2513,18 +2574,17 @@ impl SdpRequest {
     }
 }
 
-/// What an SDP does to one media's SDES bridge (`sdes_plan`).
+/// What an SDP does to one media's SRTP (`sdes_plan`).
 struct MediaSdes {
-    /// The media's bridge after this SDP.
+    /// The media's bridge (`transport-protocol` between RTP and SRTP)
+    /// after this SDP.
     bridge: Option<sdes::Bridge>,
-    /// What the SDP handed on carries (profile, `a=crypto`).
+    /// The media's default SRTP negotiation after this SDP.
+    rekey: Option<Rekey>,
+    /// What the SDP handed on carries (profile, `a=crypto`, DTLS lines).
     out: Option<SdesOut>,
-    /// The SRTP leg's new state: (engine leg, state).
-    state: Option<(usize, SrtpState)>,
-    /// The SRTP leg's new DTLS parameters: (engine leg, update).
-    dtls: Option<(usize, DtlsUpdate)>,
-    /// A leg whose SRTP ends (the bridge ended or moved to the other leg).
-    off: Option<usize>,
+    /// The legs' engine changes, in order.
+    updates: Vec<LegChange>,
 }
 
 /// Per media of `sdp`: enabled with an SRTP profile (`RTP/SAVP`...).
@@ -2538,10 +2598,12 @@ fn savp_media(sdp: &Sdp) -> Vec<bool> {
 /// Says in the reply's `warning` that SRTP media the relay does not
 /// terminate (no SDES bridge asked for) is passed through end to end.
 fn note_passthrough(opts: &mut Opts, savp: &[bool], call: &Call) {
-    let passed = savp
-        .iter()
-        .enumerate()
-        .any(|(i, &s)| s && call.medias.get(i).is_none_or(|m| m.srtp.is_none()));
+    let passed = savp.iter().enumerate().any(|(i, &s)| {
+        s && call
+            .medias
+            .get(i)
+            .is_none_or(|m| m.srtp.is_none() && m.rekey.is_none())
+    });
     if passed {
         opts.notes.push(
             "SRTP is passed through end to end (terminated only when transport-protocol asks \

@@ -18,6 +18,7 @@ pub mod media;
 pub mod message;
 pub mod owned;
 pub mod redact;
+mod rekey;
 mod sdes;
 mod sdp_out;
 pub mod server;

@@ -174,14 +174,14 @@ impl Bridge {
         leg: usize,
         srtp_proto: String,
         plain_proto: String,
-        ours: [MasterKey; Suite::ALL.len()],
+        ours: Vec<MasterKey>,
         fingerprint: &Fingerprint,
     ) -> Bridge {
         Bridge {
             leg,
             srtp_proto,
             plain_proto,
-            ours: ours.to_vec(),
+            ours,
             offered: Vec::new(),
             offered_ours: Vec::new(),
             keyed: false,
@@ -417,11 +417,12 @@ mod tests {
         Sdp::parse(s.as_bytes()).unwrap()
     }
 
-    fn keys() -> [MasterKey; Suite::ALL.len()] {
-        [
-            MasterKey::from_bytes(&[1; 30]),
-            MasterKey::from_bytes(&[2; 30]),
-        ]
+    fn keys() -> Vec<MasterKey> {
+        Suite::ALL
+            .iter()
+            .zip(1u8..)
+            .map(|(_, n)| MasterKey::from_bytes(&[n; 30]))
+            .collect()
     }
 
     fn fp() -> Fingerprint {
