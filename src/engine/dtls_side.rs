@@ -10,12 +10,16 @@
 //! pays one `is_empty` check per packet. A server answers the address its
 //! peer's flight came from; a client sends its flights to the leg's far
 //! end as the relay table knows it (latched, ICE-selected or signalled),
-//! and waits while there is none. Sessions with work are served by
+//! again at once when ICE selects a pair before it heard from its peer.
+//! Only the leg's far end may speak to a session: DTLS from any other
+//! source is dropped. Sessions with work are served by
 //! [`super::PacketSink::poll_transmit`]; deadlines sit in a min-heap with
 //! lazy deletion. DTLS runs on the RTP socket only: RTCP is expected to be
-//! muxed (RFC 5761), as WebRTC peers do; SRTCP on a separate RTCP socket
-//! uses the RTP session's keys. A failed handshake leaves the leg awaiting
-//! keys (its media stays dropped) and is logged.
+//! muxed (RFC 5761), as WebRTC peers do; a second handshake on a separate
+//! RTCP socket (RFC 5764 §4.1) is not served, so a non-muxing peer's SRTCP
+//! fails authentication. A failed handshake leaves the leg awaiting keys
+//! (its media stays dropped) and is logged; the next offer or answer
+//! starts a new one.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -36,6 +40,11 @@ struct Session {
     peer: Option<SocketAddr>,
     armed: Option<Instant>,
     queued: bool,
+    /// The session reported `Failed`: the same parameters again start a
+    /// new one.
+    failed: bool,
+    /// A datagram of the peer reached the session.
+    heard: bool,
 }
 
 /// A flight datagram to send: from `via` to `dest` (`None`: the leg's far
@@ -79,7 +88,11 @@ impl DtlsSide {
             self.remove_leg(leg);
             return Ok(());
         };
-        if self.sessions.get(&leg).is_some_and(|s| s.params == params) {
+        if self
+            .sessions
+            .get(&leg)
+            .is_some_and(|s| s.params == params && !s.failed)
+        {
             return Ok(());
         }
         self.remove_leg(leg);
@@ -95,6 +108,8 @@ impl DtlsSide {
                 peer: None,
                 armed: None,
                 queued: false,
+                failed: false,
+                heard: false,
             },
         );
         self.mark_ready(leg);
@@ -114,30 +129,67 @@ impl DtlsSide {
         if let Some(s) = self.sessions.remove(&leg) {
             self.streams.remove(&s.streams.rtp);
         }
+        if self.sessions.is_empty() {
+            // No session left: no stale deadline may keep the shard awake.
+            self.timers.clear();
+            self.ready.clear();
+            self.ready_at = 0;
+        }
     }
 
-    /// A datagram on `stream`: a DTLS record for a session is handled
-    /// (`true`: the shard took it); anything else is the table's.
+    /// The leg's far end became known (ICE selected a pair): a client
+    /// that has not heard from its peer yet starts its handshake again at
+    /// once, instead of waiting for its retransmission timer (its first
+    /// flight may have had nowhere to go).
+    pub(crate) fn far_end_known(&mut self, now: Instant, cert: &DtlsCert, leg: LegKey) {
+        let Some(s) = self.sessions.get(&leg) else {
+            return;
+        };
+        if s.heard || s.params.role != crate::dtls::DtlsRole::Client {
+            return;
+        }
+        let (params, streams) = (s.params.clone(), s.streams);
+        self.remove_leg(leg);
+        // A session that cannot be made leaves the leg awaiting its keys,
+        // as a failed handshake does.
+        let _ = self.set(now, streams, Some((params, cert)));
+    }
+
+    /// The leg whose session owns `stream`, for a DTLS datagram (RFC 7983
+    /// §7: the first byte first, so that RTP pays no lookup).
+    pub(crate) fn leg_of(&self, stream: StreamKey, data: &[u8]) -> Option<LegKey> {
+        if !is_dtls(data) {
+            return None;
+        }
+        self.streams.get(&stream).copied()
+    }
+
+    /// A DTLS datagram for `leg`'s session from `src`. Only the leg's far
+    /// end may speak to it (`expected`: as signalling, latching or ICE
+    /// know it; or the source the handshake already runs with): a third
+    /// party can neither disturb the handshake nor make the relay send its
+    /// certificate flight elsewhere. `true`: handed to the session;
+    /// `false`: not from the far end, dropped.
     pub(crate) fn handle(
         &mut self,
         now: Instant,
-        stream: StreamKey,
+        leg: LegKey,
         src: SocketAddr,
         data: &[u8],
+        expected: &[Option<SocketAddr>],
     ) -> bool {
-        let Some(&leg) = self.streams.get(&stream) else {
+        let Some(s) = self.sessions.get_mut(&leg) else {
             return false;
         };
-        if !is_dtls(data) {
+        if s.peer != Some(src) && !expected.iter().flatten().any(|e| *e == src) {
             return false;
         }
-        if let Some(s) = self.sessions.get_mut(&leg) {
-            s.peer = Some(src);
-            // Bad records are dropped by the session (RFC 6347
-            // §4.1.2.7); a failure is reported as an event.
-            let _ = s.dtls.handle_input(now, data);
-            self.mark_ready(leg);
-        }
+        s.peer = Some(src);
+        s.heard = true;
+        // Bad records are dropped by the session (RFC 6347 §4.1.2.7); a
+        // failure is reported as an event.
+        let _ = s.dtls.handle_input(now, data);
+        self.mark_ready(leg);
         true
     }
 
@@ -152,6 +204,9 @@ impl DtlsSide {
 
     /// When the shard must turn next for its sessions.
     pub(crate) fn poll_timeout(&self, now: Instant) -> Option<Instant> {
+        if self.sessions.is_empty() {
+            return None;
+        }
         if self.ready_at < self.ready.len() {
             return Some(now);
         }
@@ -179,6 +234,7 @@ impl DtlsSide {
                 match ev {
                     DtlsEvent::Connected(keys) => self.keyed.push_back((s.streams, keys)),
                     DtlsEvent::Failed(e) => {
+                        s.failed = true;
                         tracing::warn!(error = %e, "DTLS handshake failed: the leg's media stays dropped");
                     }
                     DtlsEvent::Closed => {

@@ -146,6 +146,19 @@ impl IceSide {
             self.streams.remove(&la.streams.rtp);
             self.streams.remove(&la.streams.rtcp);
         }
+        if self.legs.is_empty() {
+            // No agent left: no stale deadline may keep the shard awake
+            // (the heap is drained lazily only while agents are served).
+            self.timers.clear();
+            self.ready.clear();
+            self.ready_at = 0;
+            self.selected.clear();
+        }
+    }
+
+    /// The far end ICE selected for `leg`'s RTP component, if any.
+    pub(crate) fn selected_rtp(&self, leg: LegKey) -> Option<SocketAddr> {
+        self.legs.get(&leg).and_then(|la| la.chosen[0])
     }
 
     /// A datagram on `stream`: a STUN packet for one of the agents is
@@ -157,12 +170,13 @@ impl IceSide {
         src: SocketAddr,
         data: &[u8],
     ) -> bool {
-        let Some(&(leg, component)) = self.streams.get(&stream) else {
-            return false;
-        };
+        // The first byte first (RFC 7983 §7): RTP pays no lookup.
         if !crate::stun::is_stun(data) {
             return false;
         }
+        let Some(&(leg, component)) = self.streams.get(&stream) else {
+            return false;
+        };
         if let Some(la) = self.legs.get_mut(&leg) {
             // A malformed or unauthenticated request is dropped by the
             // agent (RFC 8489 §6.3); nothing else changes.
@@ -183,6 +197,9 @@ impl IceSide {
 
     /// When the shard must turn next for its agents.
     pub(crate) fn poll_timeout(&self, now: Instant) -> Option<Instant> {
+        if self.legs.is_empty() {
+            return None;
+        }
         if self.ready_at < self.ready.len() {
             return Some(now);
         }

@@ -131,6 +131,10 @@ pub enum EngineError {
     /// The shard did not answer in time, or has stopped.
     #[error("shard {0} did not answer")]
     ShardGone(u16),
+    /// The relay's DTLS certificate could not be made, or a DTLS session
+    /// could not be set up (OpenSSL's reason).
+    #[error("DTLS: {0}")]
+    Dtls(String),
 }
 
 /// Engine settings.
@@ -743,7 +747,7 @@ impl Engine {
         self.dtls
             .cert()
             .map(crate::dtls::DtlsCert::fingerprint)
-            .map_err(EngineError::Config)
+            .map_err(EngineError::Dtls)
     }
 
     /// Whether the kernel fast path is on, and why (or why not): the

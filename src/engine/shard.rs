@@ -592,10 +592,27 @@ impl PacketSink for Core {
             self.local.ice_packets += 1;
             return Verdict::Taken;
         }
-        // DTLS for a leg's handshake (RFC 7983 §7) neither.
-        if !self.dtls.is_empty() && self.dtls.handle(now, stream, src, data) {
-            self.local.dtls_packets += 1;
-            return Verdict::Taken;
+        // DTLS for a leg's handshake (RFC 7983 §7) neither; only the leg's
+        // far end may speak to it.
+        if let Some(leg) = (!self.dtls.is_empty())
+            .then(|| self.dtls.leg_of(stream, data))
+            .flatten()
+        {
+            let expected = [
+                self.ice.selected_rtp(leg),
+                self.table
+                    .egress(leg, crate::relay::Component::Rtp)
+                    .ok()
+                    .map(|(_, d)| d),
+            ];
+            if self.dtls.handle(now, leg, src, data, &expected) {
+                self.local.dtls_packets += 1;
+                return Verdict::Taken;
+            }
+            let reason = DropReason::StrictSource;
+            self.table.count_drop(stream, reason);
+            self.local.drops[reason.index()] += 1;
+            return Verdict::Drop(reason);
         }
         let v = if self.srtp.is_empty() {
             self.table.handle_packet(now, stream, src, data, truncated)
@@ -640,6 +657,12 @@ impl PacketSink for Core {
             while let Some((leg, rtp, rtcp)) = self.ice.poll_selected() {
                 if rtp.is_some() {
                     let _ = self.table.set_remote(leg, rtp, rtcp);
+                    // A DTLS client waiting for its far end starts now.
+                    if !self.dtls.is_empty() {
+                        if let Ok(cert) = self.identity.cert() {
+                            self.dtls.far_end_known(now, cert, leg);
+                        }
+                    }
                 }
             }
             if let Some(t) = sent {
@@ -1171,13 +1194,11 @@ fn update_leg(
     if let Some(dtls) = update.dtls {
         let params = match dtls {
             super::DtlsUpdate::Off => None,
-            super::DtlsUpdate::On(p) => {
-                Some((p, core.identity.cert().map_err(EngineError::Config)?))
-            }
+            super::DtlsUpdate::On(p) => Some((p, core.identity.cert().map_err(EngineError::Dtls)?)),
         };
         core.dtls
             .set(now, streams, params)
-            .map_err(EngineError::Config)?;
+            .map_err(EngineError::Dtls)?;
     }
     Ok(())
 }

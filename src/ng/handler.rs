@@ -1420,7 +1420,15 @@ impl<M: MediaPlane> Handler<M> {
             let receiver_speaks = match (may_create, opts.ice) {
                 (_, IceMode::Remove) => false,
                 (true, IceMode::Force) => true,
-                (true, IceMode::Default) => incoming.is_some(),
+                // A party that speaks ICE keeps it on later offers from the
+                // other side (a hold re-INVITE from a SIP phone toward a
+                // WebRTC peer), as rtpengine.
+                (true, IceMode::Default) => {
+                    incoming.is_some()
+                        || slot.ice[receiver]
+                            .as_ref()
+                            .is_some_and(|l| l.remote.is_some())
+                }
                 (false, _) => slot.ice[receiver]
                     .as_ref()
                     .is_some_and(|l| l.remote.is_some()),
@@ -1462,14 +1470,21 @@ impl<M: MediaPlane> Handler<M> {
     /// The relay's ICE toward a new party: fresh credentials (RFC 8445
     /// §5.3: at least 24 and 128 bits of randomness) and tie-breaker.
     fn new_leg_ice(&self, controlling: bool) -> Result<ng_ice::LegIce, Fail> {
-        let r = self.random_bytes::<42>()?;
+        let r = self.random_bytes::<520>()?;
         let mut tie = [0u8; 8];
-        tie.copy_from_slice(&r[34..]);
+        tie.copy_from_slice(&r[512..]);
+        // `random` draws 64 bytes at a time (rejection sampling, rarely
+        // more than once); past the buffer the last chunk repeats.
+        let mut chunks = r[..512].chunks_exact(64).cycle();
+        let local = IceCredentials::random(&mut |buf: &mut [u8]| {
+            if let Some(c) = chunks.next() {
+                for (d, s) in buf.iter_mut().zip(c.iter().cycle()) {
+                    *d = *s;
+                }
+            }
+        });
         Ok(ng_ice::LegIce {
-            local: IceCredentials {
-                ufrag: ng_ice::alnum(&r[..8]),
-                pwd: ng_ice::alnum(&r[8..34]),
-            },
+            local,
             remote: None,
             controlling,
             tie_breaker: u64::from_be_bytes(tie),

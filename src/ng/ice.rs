@@ -54,10 +54,8 @@ pub(crate) fn signalled(sdp: &Sdp, i: usize) -> Option<Signalled> {
             .or_else(|| sdp.session().attribute_values(name).find_map(|v| v))
             .map(|v| v.trim().to_string())
     };
-    let creds = IceCredentials {
-        ufrag: value("ice-ufrag")?,
-        pwd: value("ice-pwd")?,
-    };
+    // RFC 8839 §5.4: values outside the grammar make no usable ICE.
+    let creds = IceCredentials::new(&value("ice-ufrag")?, &value("ice-pwd")?).ok()?;
     let candidates = m
         .section()
         .attribute_values("candidate")
