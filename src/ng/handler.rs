@@ -809,8 +809,10 @@ impl<M: MediaPlane> Handler<M> {
             })
         {
             opts.notes.push(
-                "SRTP offered with DTLS-SRTP and the SDES suites AES_CM_128_HMAC_SHA1_80 and \
-                 AES_CM_128_HMAC_SHA1_32 only (no AEAD, AES-192/256, F8 or NULL suites)"
+                "SRTP offered with DTLS-SRTP (profiles SRTP_AES128_CM_SHA1_80/32 only) and the \
+                 SDES suites AEAD_AES_256_GCM, AEAD_AES_128_GCM, AES_256_CM_HMAC_SHA1_80/32, \
+                 AES_192_CM_HMAC_SHA1_80/32, AES_CM_128_HMAC_SHA1_80/32, F8_128_HMAC_SHA1_80/32 \
+                 and NULL_HMAC_SHA1_80/32 (tags 1 to 12)"
                     .into(),
             );
         }
@@ -1516,15 +1518,28 @@ impl<M: MediaPlane> Handler<M> {
                 if bridge.as_ref().is_none_or(|b| b.leg != leg) {
                     // A bridge on the other leg: the old SRTP leg stops.
                     off = bridge.as_ref().map(|b| b.leg);
+                    // One key per suite, of the suite's key and salt sizes,
+                    // from one read of the random source.
+                    let suites = crate::srtp::Suite::ALL;
+                    let mut raw =
+                        [0u8; crate::srtp::Suite::ALL.len() * crate::srtp::MasterKey::MAX_LEN];
+                    self.media
+                        .random(&mut raw)
+                        .map_err(|e| Fail(format!("No random source for SRTP keys: {e}")))?;
                     let mut ours = [crate::srtp::MasterKey::from_bytes(&[0; 30]);
                         crate::srtp::Suite::ALL.len()];
-                    for k in &mut ours {
-                        let mut b = [0u8; 30];
-                        self.media
-                            .random(&mut b)
-                            .map_err(|e| Fail(format!("No random source for SRTP keys: {e}")))?;
-                        *k = crate::srtp::MasterKey::from_bytes(&b);
+                    for ((k, suite), b) in ours
+                        .iter_mut()
+                        .zip(suites)
+                        .zip(raw.chunks(crate::srtp::MasterKey::MAX_LEN))
+                    {
+                        *k = crate::srtp::MasterKey::from_suite_bytes(
+                            suite,
+                            &b[..suite.key_len() + suite.salt_len()],
+                        )
+                        .ok_or_else(|| Fail(format!("No SRTP key size for {suite}")))?;
                     }
+                    raw.fill(0);
                     let fp = self
                         .media
                         .dtls_fingerprint()
