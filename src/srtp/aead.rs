@@ -9,6 +9,9 @@ use aes_gcm::{Aes128Gcm, Aes256Gcm, KeyInit, Nonce, Tag};
 pub(super) const TAG_LEN: usize = 16;
 
 /// AES-GCM keyed with a 128- or 256-bit session key.
+// Made once per context and used per packet: kept inline (no
+// indirection per packet) although the variants differ in size.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
 pub(super) enum Gcm {
     /// `AEAD_AES_128_GCM`.

@@ -353,8 +353,8 @@ case(
 case("full-aes256-80", "AES_256_CM_HMAC_SHA1_80", K_256, full_sequence())
 case("aes256-32", "AES_256_CM_HMAC_SHA1_32", K_256, short_sequence())
 # No AES-192 cases: libsrtp 2.7.0 derives AES-192 session keys with the
-# AES-256 PRF (cisco/libsrtp issue 763, fixed after 2.7.0), against
-# RFC 6188 §7.4, whose vectors below are the check for AES-192.
+# AES-256 PRF (fixed in later libsrtp), against RFC 6188 §7.4, whose
+# vectors below are the check for AES-192.
 case("null-80", "NULL_HMAC_SHA1_80", K1, short_sequence())
 case("mki-null-32", "NULL_HMAC_SHA1_32", K2, short_sequence(), mki=(7, 1))
 
