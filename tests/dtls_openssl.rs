@@ -146,10 +146,10 @@ fn keys_match_openssl_s_server() {
     let theirs = line.split(':').nth(1).unwrap().trim().to_ascii_uppercase();
     // client key | server key | client salt | server salt; we are the client.
     let mut ours = Vec::new();
-    ours.extend_from_slice(&keys.local.key);
-    ours.extend_from_slice(&keys.remote.key);
-    ours.extend_from_slice(&keys.local.salt);
-    ours.extend_from_slice(&keys.remote.salt);
+    ours.extend_from_slice(keys.local.key());
+    ours.extend_from_slice(keys.remote.key());
+    ours.extend_from_slice(keys.local.salt());
+    ours.extend_from_slice(keys.remote.salt());
     let ours: String = ours.iter().map(|b| format!("{b:02X}")).collect();
     assert_eq!(ours, theirs);
 }

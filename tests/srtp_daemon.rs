@@ -273,8 +273,8 @@ fn srtp_offerer(backend: &str) {
     assert_eq!(lines[0].suite, Suite::AesCm128HmacSha1_32);
     assert_ne!(lines[0].key, key(KEY_A));
     let a_to = common::m_port(&to_a);
-    let mut tx = Srtp::new(Suite::AesCm128HmacSha1_32, &key(KEY_A), None);
-    let mut rx = Srtp::new(Suite::AesCm128HmacSha1_32, &lines[0].key, None);
+    let mut tx = Srtp::new(Suite::AesCm128HmacSha1_32, &key(KEY_A), None).unwrap();
+    let mut rx = Srtp::new(Suite::AesCm128HmacSha1_32, &lines[0].key, None).unwrap();
     assert_eq!(unprotect(&mut rx, &early_wire, false), early);
     exchange(
         &c,
@@ -304,7 +304,7 @@ fn srtp_offerer(backend: &str) {
     );
     let again = crypto_lines(&sdp_of(&r));
     assert_eq!(again[0].key, lines[0].key, "the relay's key is kept");
-    let mut tx = Srtp::new(Suite::AesCm128HmacSha1_32, &key(KEY_B), None);
+    let mut tx = Srtp::new(Suite::AesCm128HmacSha1_32, &key(KEY_B), None).unwrap();
     for seq in 200..=203u16 {
         let plain = rtp(seq, 0, 3);
         a.send_to(
@@ -369,6 +369,13 @@ fn plain_offerer(backend: &str) {
     let offered = crypto_lines(&to_b);
     let names: Vec<Suite> = offered.iter().map(|l| l.suite).collect();
     assert_eq!(names, Suite::ALL);
+    let tags: Vec<u32> = offered.iter().map(|l| l.tag).collect();
+    assert_eq!(tags, (1..=12).collect::<Vec<u32>>());
+    // B accepts the AES_CM_128_HMAC_SHA1_80 line (tag 7).
+    let accepted = offered
+        .iter()
+        .find(|l| l.suite == Suite::AesCm128HmacSha1_80)
+        .expect("AES_CM_128_HMAC_SHA1_80 offered");
     let b_to = common::m_port(&to_b);
     // Before the SRTP side answers its leg has no keys: a packet there
     // (anyone's) is dropped, never latched nor passed on in the clear.
@@ -392,7 +399,7 @@ fn plain_offerer(backend: &str) {
             "RTP/SAVP",
             &[format!(
                 "{} AES_CM_128_HMAC_SHA1_80 inline:{KEY_B}",
-                offered[0].tag
+                accepted.tag
             )],
         ),
         None,
@@ -401,8 +408,8 @@ fn plain_offerer(backend: &str) {
     assert_eq!(proto(&to_a), "RTP/AVP");
     assert!(crypto_lines(&to_a).is_empty(), "{to_a}");
     let a_to = common::m_port(&to_a);
-    let mut tx = Srtp::new(Suite::AesCm128HmacSha1_80, &key(KEY_B), None);
-    let mut rx = Srtp::new(Suite::AesCm128HmacSha1_80, &offered[0].key, None);
+    let mut tx = Srtp::new(Suite::AesCm128HmacSha1_80, &key(KEY_B), None).unwrap();
+    let mut rx = Srtp::new(Suite::AesCm128HmacSha1_80, &accepted.key, None).unwrap();
     exchange(
         &c,
         (&b, &b_rtcp),

@@ -1,8 +1,11 @@
-//! Fuzz SDES-SRTP (RFC 3711, RFC 4568). The first byte picks the context
-//! (bit 0: suite `_80`/`_32`; bits 1-2: MKI none, `1:1`, `3735928559:4`,
-//! `258:2`; bit 3: one of two master keys, those of
-//! tests/data/srtp/vectors.txt, so seeds from that file authenticate); the
-//! rest is the packet. Unprotecting arbitrary bytes as SRTP or SRTCP never
+//! Fuzz SDES-SRTP (RFC 3711, RFC 4568, RFC 6188, RFC 7714). The first byte
+//! picks the context (bits 4-7: suite family, 0 AES_CM_128, 1 AEAD_AES_GCM,
+//! 2 AES_256_CM, 3 AES_192_CM, 4 F8_128, 5 NULL, others AES_CM_128; bit 0:
+//! `_80`/`_32`, or for GCM 256/128; bits 1-2: MKI none, `1:1`,
+//! `3735928559:4`, `258:2`; bit 3: one of two master keys, those of the
+//! AES_CM_128 cases of tests/data/srtp/vectors.txt, so seeds from that file
+//! authenticate; other suites take as many of its bytes, then counting
+//! bytes, as they need); the rest is the packet. Unprotecting arbitrary bytes as SRTP or SRTCP never
 //! panics, leaves the buffer as it was on error, and never accepts the same
 //! packet twice; protecting bytes that pass as RTP or RTCP and
 //! unprotecting them gives them back; `a=crypto` values never panic the
@@ -22,30 +25,37 @@ fuzz_target!(|data: &[u8]| {
     let Some((&mode, packet)) = data.split_first() else {
         return;
     };
-    let suite = if mode & 1 == 0 {
-        Suite::AesCm128HmacSha1_80
-    } else {
-        Suite::AesCm128HmacSha1_32
+    let pair = match mode >> 4 {
+        1 => [Suite::AeadAes256Gcm, Suite::AeadAes128Gcm],
+        2 => [Suite::Aes256CmHmacSha1_80, Suite::Aes256CmHmacSha1_32],
+        3 => [Suite::Aes192CmHmacSha1_80, Suite::Aes192CmHmacSha1_32],
+        4 => [Suite::F8_128HmacSha1_80, Suite::F8_128HmacSha1_32],
+        5 => [Suite::NullHmacSha1_80, Suite::NullHmacSha1_32],
+        _ => [Suite::AesCm128HmacSha1_80, Suite::AesCm128HmacSha1_32],
     };
+    let suite = pair[usize::from(mode & 1)];
     let mki = match (mode >> 1) & 3 {
         0 => None,
         1 => Mki::new(1, 1),
         2 => Mki::new(0xdead_beef, 4),
         _ => Mki::new(0x0102, 2),
     };
-    let key = if mode & 8 == 0 {
-        MasterKey::from_bytes(&KEY_1)
+    let mut material: [u8; MasterKey::MAX_LEN] = std::array::from_fn(|i| i as u8);
+    if mode & 8 == 0 {
+        material[..30].copy_from_slice(&KEY_1);
     } else {
         // The `full-32` key: bytes 0x40..0x5d.
-        MasterKey::from_bytes(&std::array::from_fn(|i| 0x40 + i as u8))
-    };
+        material[..30].copy_from_slice(&std::array::from_fn::<u8, 30, _>(|i| 0x40 + i as u8));
+    }
+    let key = MasterKey::from_suite_bytes(suite, &material[..suite.key_len() + suite.salt_len()])
+        .expect("suite size");
 
     let mut buf = packet.to_vec();
     buf.resize(packet.len() + MAX_OVERHEAD, 0);
     for rtcp in [false, true] {
         // Unprotect: never panics; on error the bytes are untouched; an
         // accepted packet is not accepted again.
-        let mut rx = Srtp::new(suite, &key, mki);
+        let mut rx = Srtp::new(suite, &key, mki).expect("key fits");
         let unprotect = |rx: &mut Srtp, buf: &mut [u8], len| {
             if rtcp {
                 rx.unprotect_rtcp(buf, len)
@@ -67,8 +77,8 @@ fuzz_target!(|data: &[u8]| {
         }
 
         // Protect then unprotect gives the packet back.
-        let mut tx = Srtp::new(suite, &key, mki);
-        let mut rx = Srtp::new(suite, &key, mki);
+        let mut tx = Srtp::new(suite, &key, mki).expect("key fits");
+        let mut rx = Srtp::new(suite, &key, mki).expect("key fits");
         buf[..packet.len()].copy_from_slice(packet);
         let protected = if rtcp {
             tx.protect_rtcp(&mut buf, packet.len())

@@ -463,13 +463,12 @@ fn verify_by_fingerprint(
 
 /// A master key from its 16 key and 14 salt bytes.
 fn master_key(key: &[u8], salt: &[u8]) -> MasterKey {
-    let mut k = MasterKey {
-        key: [0; KEY_LEN],
-        salt: [0; SALT_LEN],
-    };
+    let mut b = [0u8; KEY_LEN + SALT_LEN];
     // Both slices come from fixed splits of the exporter output.
-    k.key.copy_from_slice(key);
-    k.salt.copy_from_slice(salt);
+    b[..KEY_LEN].copy_from_slice(key);
+    b[KEY_LEN..].copy_from_slice(salt);
+    let k = MasterKey::from_bytes(&b);
+    b.fill(0);
     k
 }
 
@@ -604,10 +603,14 @@ mod tests {
         let mut buf = packet.clone();
         buf.resize(len + MAX_OVERHEAD, 0);
         let n = Srtp::new(suite, tx, None)
+            .unwrap()
             .protect_rtp(&mut buf, len)
             .unwrap();
         assert_ne!(&buf[12..len], &packet[12..]);
-        match Srtp::new(suite, rx, None).unprotect_rtp(&mut buf, n) {
+        match Srtp::new(suite, rx, None)
+            .unwrap()
+            .unprotect_rtp(&mut buf, n)
+        {
             Ok(back) => back == len && buf[..len] == packet[..],
             Err(_) => false,
         }

@@ -45,14 +45,16 @@ struct Context {
 
 impl Context {
     /// Keeps `current` when its key is `key` (its rollover counters and
-    /// replay window go on), else a fresh context.
-    fn keep_or_new(current: Option<Context>, key: SrtpKey) -> Context {
+    /// replay window go on), else a fresh context; `None` when the key
+    /// does not fit its suite (the signalling layer never hands such a
+    /// key on): the direction then has no context and drops its packets.
+    fn keep_or_new(current: Option<Context>, key: SrtpKey) -> Option<Context> {
         match current {
-            Some(c) if c.key == key => c,
-            _ => Context {
+            Some(c) if c.key == key => Some(c),
+            _ => Some(Context {
                 key,
-                srtp: Srtp::new(key.suite, &key.key, key.mki),
-            },
+                srtp: Srtp::new(key.suite, &key.key, key.mki).ok()?,
+            }),
         }
     }
 }
@@ -144,8 +146,8 @@ impl SrtpSide {
                         StreamSrtp {
                             rtcp_port,
                             muxed,
-                            inbound: Some(Context::keep_or_new(inbound, k.inbound)),
-                            outbound: Some(Context::keep_or_new(outbound, k.outbound)),
+                            inbound: Context::keep_or_new(inbound, k.inbound),
+                            outbound: Context::keep_or_new(outbound, k.outbound),
                         },
                     );
                 }

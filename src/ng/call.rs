@@ -49,6 +49,8 @@ pub(crate) struct MediaSlot {
     /// The default SRTP negotiation (SRTP offered with no change of
     /// profile), as rtpengine does.
     pub rekey: Option<super::rekey::Rekey>,
+    /// Each leg's profile, as its party's latest SDP gave it.
+    pub protos: [Option<String>; 2],
     /// The offer's `a=mid` (RFC 8843 §9.3), written into an answer that
     /// has none, as rtpengine does (WebRTC peers match answer to offer by
     /// it).
@@ -76,6 +78,7 @@ impl MediaSlot {
             event_pts: 0,
             srtp: None,
             rekey: None,
+            protos: [None, None],
             mid: None,
             ice: [None, None],
         }
@@ -450,7 +453,13 @@ fn leg_protocol(m: &MediaSlot, leg: usize) -> &str {
     match &m.srtp {
         Some(b) if b.leg == leg => &b.srtp_proto,
         Some(b) => &b.plain_proto,
-        None => &m.proto,
+        // Each party's own profile, as its latest SDP said (an SRTP offer
+        // answered with plain RTP keeps SRTP on the offerer's side).
+        None => m
+            .protos
+            .get(leg)
+            .and_then(Option::as_deref)
+            .unwrap_or(&m.proto),
     }
 }
 

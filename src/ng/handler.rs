@@ -803,18 +803,6 @@ impl<M: MediaPlane> Handler<M> {
         let before = call.medias.len();
         let result = self.apply_sdp(&call_id, &mut call, &mut sdp, offerer, &opts, true);
         note_passthrough(&mut opts, &savp, &call);
-        if result.is_ok()
-            && call.medias.iter().enumerate().any(|(i, m)| {
-                m.srtp.as_ref().is_some_and(|b| b.leg != offerer)
-                    && sdp.media().get(i).is_some_and(|x| !x.is_disabled())
-            })
-        {
-            opts.notes.push(
-                "SRTP offered with DTLS-SRTP and the SDES suites AES_CM_128_HMAC_SHA1_80 and \
-                 AES_CM_128_HMAC_SHA1_32 only (no AEAD, AES-192/256, F8 or NULL suites)"
-                    .into(),
-            );
-        }
         if result.is_err() {
             (call.from_tag, call.to_tag) = old_tags;
         } else if let Some(l) = retag {
@@ -1288,6 +1276,9 @@ impl<M: MediaPlane> Handler<M> {
             if let Some(d) = slot.dirs.get_mut(sender) {
                 *d = stated_direction(sdp, i);
             }
+            if let Some(p) = slot.protos.get_mut(sender).filter(|_| !m.is_disabled()) {
+                *p = Some(m.media_line().proto.clone());
+            }
             if may_create {
                 slot.mid = m
                     .section()
@@ -1618,15 +1609,23 @@ impl<M: MediaPlane> Handler<M> {
     /// The relay's SRTP master keys for a party, one per [`Suite::ALL`]
     /// entry (crate::srtp), from the media plane's random source.
     fn relay_keys(&self) -> Result<Vec<crate::srtp::MasterKey>, Fail> {
-        let mut keys = Vec::with_capacity(crate::srtp::Suite::ALL.len());
-        for _ in crate::srtp::Suite::ALL {
-            let mut b = [0u8; 30];
-            self.media
-                .random(&mut b)
-                .map_err(|e| Fail(format!("No random source for SRTP keys: {e}")))?;
-            keys.push(crate::srtp::MasterKey::from_bytes(&b));
-        }
-        Ok(keys)
+        use crate::srtp::{MasterKey, Suite};
+        // One key per suite, of the suite's key and salt sizes, from one
+        // read of the random source.
+        let mut raw = [0u8; Suite::ALL.len() * MasterKey::MAX_LEN];
+        self.media
+            .random(&mut raw)
+            .map_err(|e| Fail(format!("No random source for SRTP keys: {e}")))?;
+        let keys = Suite::ALL
+            .iter()
+            .zip(raw.chunks(MasterKey::MAX_LEN))
+            .map(|(&suite, b)| {
+                MasterKey::from_suite_bytes(suite, &b[..suite.key_len() + suite.salt_len()])
+                    .ok_or_else(|| Fail(format!("No SRTP key size for {suite}")))
+            })
+            .collect();
+        raw.fill(0);
+        keys
     }
 
     /// The fingerprint of the relay's DTLS certificate.
@@ -3467,6 +3466,47 @@ mod tests {
         let stats = streams[0].get("stats").unwrap();
         assert_eq!(stats.get("packets").and_then(OwnedValue::as_int), Some(10));
         assert_eq!(q.get("result").and_then(OwnedValue::as_str), Some("ok"));
+    }
+
+    /// Documented difference: `query` gives each leg of a terminated SRTP
+    /// call its own profile and reports no keying (rtpengine's `crypto
+    /// suite` and `SDES`/`DTLS-SRTP` flags mirror its own offers).
+    #[test]
+    fn query_reports_the_profile_per_leg_and_no_keying() {
+        let (mut h, t0) = handler();
+        let savp = plain(
+            "",
+            "m=audio 40000 RTP/SAVP 0\r\n\
+             a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:mhKxoxzgZUgpTvSgao2JWtMbrT11BaijbNOJzvNT\r\n",
+        );
+        let to_b = sdp_of(&offer(&mut h, t0, "q", &savp));
+        assert!(to_b.contains("a=fingerprint:sha-256 "), "{to_b}");
+        // B answers plain RTP: the relay terminates A's side.
+        let to_a = sdp_of(&answer(&mut h, t0, "q"));
+        assert!(to_a.contains("m=audio 30000 RTP/SAVP 0\r\n"), "{to_a}");
+        let q = run(&mut h, t0, &[("command", t("query")), ("call-id", t("q"))]);
+        let tags = q.get("tags").unwrap();
+        for (tag, proto) in [("tagA", "RTP/SAVP"), ("tagB", "RTP/AVP")] {
+            let media = &tags
+                .get(tag)
+                .and_then(|t| t.get("medias"))
+                .and_then(OwnedValue::as_list)
+                .unwrap()[0];
+            assert_eq!(
+                media.get("protocol").and_then(OwnedValue::as_str),
+                Some(proto)
+            );
+            let flags = media.get("flags").and_then(OwnedValue::as_list).unwrap();
+            assert!(
+                !flags
+                    .iter()
+                    .any(|f| matches!(f.as_str(), Some("SDES" | "DTLS-SRTP"))),
+                "{flags:?}"
+            );
+            for st in media.get("streams").and_then(OwnedValue::as_list).unwrap() {
+                assert!(st.get("crypto suite").is_none());
+            }
+        }
     }
 
     #[test]

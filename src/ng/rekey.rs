@@ -399,11 +399,14 @@ mod tests {
         Sdp::parse(s.as_bytes()).unwrap()
     }
 
+    /// One key per suite, of its sizes, bytes `n`, `n + 1`, ...
     fn keys(n: u8) -> Vec<MasterKey> {
         Suite::ALL
             .iter()
             .zip(n..)
-            .map(|(_, b)| MasterKey::from_bytes(&[b; 30]))
+            .map(|(s, b)| {
+                MasterKey::from_suite_bytes(*s, &vec![b; s.key_len() + s.salt_len()]).unwrap()
+            })
             .collect()
     }
 
@@ -480,7 +483,8 @@ mod tests {
         let (mut r, out, _) = start(&offer);
         let relay = CryptoAttr::parse(&out.crypto[1]).unwrap();
         let mut chosen = relay.clone();
-        chosen.key = MasterKey::from_bytes(&[9; 30]);
+        let size = relay.suite.key_len() + relay.suite.salt_len();
+        chosen.key = MasterKey::from_suite_bytes(relay.suite, &vec![9; size]).unwrap();
         let (out, changes) = answer(&mut r, &sdp("RTP/SAVP", &[format!("crypto:{chosen}")]));
         check_a(&changes, &out);
         let b = changes.iter().find(|c| c.0 == 1).unwrap();

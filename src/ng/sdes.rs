@@ -36,8 +36,10 @@ pub(crate) enum SdesError {
     /// implements (or only lines with session parameters it does not
     /// honour).
     #[error(
-        "no usable SDES crypto suite offered (this relay terminates AES_CM_128_HMAC_SHA1_80 and \
-         AES_CM_128_HMAC_SHA1_32, without UNENCRYPTED_*/UNAUTHENTICATED_*, KDR or FEC_KEY)"
+        "no usable SDES crypto suite offered (this relay terminates AEAD_AES_256_GCM, \
+         AEAD_AES_128_GCM, AES_256_CM_HMAC_SHA1_80/32, AES_192_CM_HMAC_SHA1_80/32, \
+         AES_CM_128_HMAC_SHA1_80/32, F8_128_HMAC_SHA1_80/32 and NULL_HMAC_SHA1_80/32, without \
+         UNENCRYPTED_*/UNAUTHENTICATED_*, KDR or FEC_KEY)"
     )]
     NoOfferedSuite,
     /// The SRTP side's answer accepted none of the relay's offered lines.
@@ -417,11 +419,15 @@ mod tests {
         Sdp::parse(s.as_bytes()).unwrap()
     }
 
+    /// One key per suite, of its sizes, each byte its index + 1.
     fn keys() -> Vec<MasterKey> {
         Suite::ALL
             .iter()
-            .zip(1u8..)
-            .map(|(_, n)| MasterKey::from_bytes(&[n; 30]))
+            .enumerate()
+            .map(|(i, suite)| {
+                let raw = vec![i as u8 + 1; suite.key_len() + suite.salt_len()];
+                MasterKey::from_suite_bytes(*suite, &raw).unwrap()
+            })
             .collect()
     }
 
@@ -487,6 +493,28 @@ mod tests {
         assert_ne!(k.inbound.key, k.outbound.key);
     }
 
+    /// The SRTP side offers AES-GCM first: the answer takes it, with the
+    /// relay's key of that suite's size.
+    #[test]
+    fn srtp_side_offers_gcm() {
+        let mut b = Bridge::new(0, "RTP/SAVP".into(), "RTP/AVP".into(), keys(), &fp());
+        let gcm = "4 AEAD_AES_128_GCM inline:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGw==";
+        let offer = media("RTP/SAVP", &[gcm, A80]);
+        b.sdp_from(0, true, &offer.media()[0], offer.session())
+            .unwrap();
+        let answer = media("RTP/AVP", &[]);
+        let (out, k, _) = b
+            .sdp_from(1, false, &answer.media()[0], answer.session())
+            .unwrap();
+        let line = CryptoAttr::parse(&out.crypto[0]).unwrap();
+        assert_eq!((line.tag, line.suite), (4, Suite::AeadAes128Gcm));
+        assert_eq!(line.key, keys()[1]);
+        let k = keyed(k);
+        assert_eq!(k.inbound.suite, Suite::AeadAes128Gcm);
+        assert_eq!(k.inbound.key.as_bytes(), (0..28).collect::<Vec<u8>>());
+        assert_eq!(k.outbound.key, keys()[1]);
+    }
+
     /// The plain side offers: the relay offers a line per suite, and the
     /// SRTP side's answer must accept one by tag and suite.
     #[test]
@@ -503,11 +531,18 @@ mod tests {
             .iter()
             .map(|c| CryptoAttr::parse(c).unwrap())
             .collect();
+        // Every suite, in `Suite::ALL` order, tags 1 to 12, each with
+        // its own key of the suite's sizes.
         assert_eq!(lines.len(), Suite::ALL.len());
-        assert_eq!(lines[0].tag, 1);
+        for (i, (line, suite)) in lines.iter().zip(Suite::ALL).enumerate() {
+            assert_eq!((line.tag, line.suite), (i as u32 + 1, suite));
+            assert!(line.key.fits(suite));
+            assert_eq!(line.key, keys()[i]);
+        }
+        assert_eq!(lines[6].suite, Suite::AesCm128HmacSha1_80);
         let answer = media(
             "RTP/SAVP",
-            &["1 AES_CM_128_HMAC_SHA1_80 inline:gL9ogeYlDF1ATCEr0tNUoZQ6E1qLL+y6PbaizhO8"],
+            &["7 AES_CM_128_HMAC_SHA1_80 inline:gL9ogeYlDF1ATCEr0tNUoZQ6E1qLL+y6PbaizhO8"],
         );
         let (out, k, _) = b
             .sdp_from(1, false, &answer.media()[0], answer.session())
@@ -515,7 +550,7 @@ mod tests {
         assert_eq!(out.proto, "RTP/AVP");
         assert!(out.crypto.is_empty());
         let k = keyed(k);
-        assert_eq!(k.outbound.key, lines[0].key);
+        assert_eq!(k.outbound.key, lines[6].key);
         // A re-offer by the plain side keeps the keys in use until the
         // SRTP side answers again.
         assert_eq!(
@@ -530,7 +565,7 @@ mod tests {
         // An answer with a tag or suite the relay did not offer fails.
         let bad = media(
             "RTP/SAVP",
-            &["1 AES_CM_128_HMAC_SHA1_32 inline:gL9ogeYlDF1ATCEr0tNUoZQ6E1qLL+y6PbaizhO8"],
+            &["7 AES_CM_128_HMAC_SHA1_32 inline:gL9ogeYlDF1ATCEr0tNUoZQ6E1qLL+y6PbaizhO8"],
         );
         assert_eq!(
             b.sdp_from(1, false, &bad.media()[0], bad.session())
@@ -545,8 +580,10 @@ mod tests {
         let offer = media(
             "RTP/SAVP",
             &[
-                "1 AEAD_AES_256_GCM inline:AAAA",
+                "1 AEAD_AES_192_GCM inline:AAAA",
                 "2 AES_CM_128_HMAC_SHA1_80 inline:mhKxoxzgZUgpTvSgao2JWtMbrT11BaijbNOJzvNT UNENCRYPTED_SRTP",
+                // A key of the wrong length for its suite.
+                "3 AEAD_AES_128_GCM inline:mhKxoxzgZUgpTvSgao2JWtMbrT11BaijbNOJzvNT",
             ],
         );
         assert_eq!(
@@ -707,7 +744,7 @@ mod tests {
             .unwrap();
         let sdes = media(
             "RTP/SAVP",
-            &["1 AES_CM_128_HMAC_SHA1_80 inline:gL9ogeYlDF1ATCEr0tNUoZQ6E1qLL+y6PbaizhO8"],
+            &["7 AES_CM_128_HMAC_SHA1_80 inline:gL9ogeYlDF1ATCEr0tNUoZQ6E1qLL+y6PbaizhO8"],
         );
         let (_, state, dtls) = b
             .sdp_from(1, false, &sdes.media()[0], sdes.session())

@@ -5,7 +5,7 @@
 //! rtpengine regenerates the attributes it manages and keeps the rest.
 //! Per media description, in this order: the non-attribute lines (`m=`,
 //! `i=`, `c=`, `b=`, `k=`) as they were; the attributes it does not manage,
-//! in input order; per payload type in `m=` order its `rtpmap` (the last
+//! in input order; `a=mid`; per payload type in `m=` order its `rtpmap` (the last
 //! one given, else the RFC 3551 §6 static assignment), `fmtp` (the last
 //! one given) and every `rtcp-fb`; the direction; `a=rtcp`; `a=rtcp-mux`;
 //! `a=ptime` (the first one given). A disabled media (port 0) loses the
@@ -127,6 +127,12 @@ fn managed(a: &Attribute<'_>, dtls: bool, crypto: bool) -> bool {
 pub(crate) fn layout_media(m: &mut MediaSection, attrs: &MediaAttrs) {
     let section = m.section();
     let mut generated = Vec::new();
+    // rtpengine writes `a=mid` after the attributes it keeps, before the
+    // codecs.
+    let mid = section.attribute_values("mid").find_map(|v| v);
+    if let Some(mid) = mid {
+        generated.push(format!("mid:{}", mid.trim()));
+    }
     for format in m.formats() {
         if let Some(r) = format_codec(m, format) {
             generated.push(format!("rtpmap:{r}"));
@@ -165,8 +171,11 @@ pub(crate) fn layout_media(m: &mut MediaSection, attrs: &MediaAttrs) {
     generated.extend(attrs.ice.iter().cloned());
     let dtls = is_dtls(m);
     let crypto = attrs.crypto.is_some();
-    m.section_mut()
-        .regroup_attributes(|a| !managed(a, dtls, crypto), &generated);
+    let has_mid = mid.is_some();
+    m.section_mut().regroup_attributes(
+        |a| !(managed(a, dtls, crypto) || (has_mid && a.is("mid"))),
+        &generated,
+    );
 }
 
 /// A disabled media description loses the attributes the layout manages

@@ -1,14 +1,47 @@
-//! AES-128 in counter mode (RFC 3711 §4.1.1): the SRTP and SRTCP keystream,
-//! and the PRF of the key derivation (§4.3.3).
+//! AES in counter mode (RFC 3711 §4.1.1; AES-192 and AES-256, RFC 6188
+//! §3): the SRTP and SRTCP keystream, and the PRF of the key derivation
+//! (RFC 3711 §4.3.3, RFC 6188 §4).
 //!
 //! The 128-bit counter block is the IV with the block number `j` in its low
 //! 16 bits; every IV built here has those bits zero (they are the `* 2^16`
 //! of §4.1.1 and §4.3.3), so setting them equals adding `j`. One keystream
 //! therefore covers at most 2^16 blocks (1 MiB), far above any datagram.
 
-use aes::Aes128;
-use aes::Block;
-use aes::cipher::BlockEncrypt;
+use aes::cipher::{BlockEncrypt, KeyInit};
+use aes::{Aes128, Aes192, Aes256, Block};
+
+/// AES keyed with a 128-, 192- or 256-bit key (the key schedule, ready to
+/// encrypt blocks).
+#[derive(Clone)]
+pub(super) enum Aes {
+    /// AES-128.
+    A128(Aes128),
+    /// AES-192 (RFC 6188).
+    A192(Aes192),
+    /// AES-256 (RFC 6188).
+    A256(Aes256),
+}
+
+impl Aes {
+    /// AES under `key`, or `None` unless it is 16, 24 or 32 bytes.
+    pub(super) fn new(key: &[u8]) -> Option<Aes> {
+        Some(match key.len() {
+            16 => Aes::A128(Aes128::new_from_slice(key).ok()?),
+            24 => Aes::A192(Aes192::new_from_slice(key).ok()?),
+            32 => Aes::A256(Aes256::new_from_slice(key).ok()?),
+            _ => return None,
+        })
+    }
+
+    /// Encrypts `blocks` in place (ECB, one block at a time or pipelined).
+    pub(super) fn encrypt_blocks(&self, blocks: &mut [Block]) {
+        match self {
+            Aes::A128(c) => c.encrypt_blocks(blocks),
+            Aes::A192(c) => c.encrypt_blocks(blocks),
+            Aes::A256(c) => c.encrypt_blocks(blocks),
+        }
+    }
+}
 
 /// Counter blocks encrypted per AES call (lets the cipher pipeline them).
 const BATCH: usize = 8;
@@ -37,7 +70,7 @@ pub(super) fn iv(salt: &[u8; 14], ssrc: u32, index: u64) -> [u8; 16] {
 ///
 /// `data` longer than [`MAX_KEYSTREAM_LEN`] would reuse counter blocks;
 /// callers bound their lengths (debug builds assert it).
-pub(super) fn apply_keystream(cipher: &Aes128, iv: &[u8; 16], data: &mut [u8]) {
+pub(super) fn apply_keystream(cipher: &Aes, iv: &[u8; 16], data: &mut [u8]) {
     debug_assert!(data.len() <= MAX_KEYSTREAM_LEN);
     let mut blocks = [Block::default(); BATCH];
     let mut counter: u16 = 0;
@@ -59,7 +92,6 @@ pub(super) fn apply_keystream(cipher: &Aes128, iv: &[u8; 16], data: &mut [u8]) {
 mod tests {
     use super::super::vectors::{self, Item};
     use super::*;
-    use aes::cipher::KeyInit;
 
     /// RFC 3711 Appendix B.2 (keystream blocks 0, 1, 2, 0xfeff, 0xff00,
     /// 0xff01), as written to vectors.txt by the generator, which checked
@@ -77,7 +109,7 @@ mod tests {
             else {
                 continue;
             };
-            let cipher = Aes128::new(&key.into());
+            let cipher = Aes::new(&key).expect("16 bytes");
             let iv = iv(&salt, 0, 0);
             let mut data = vec![0u8; (block + 1) * 16];
             apply_keystream(&cipher, &iv, &mut data);
@@ -101,7 +133,7 @@ mod tests {
 
     #[test]
     fn partial_blocks_and_batches() {
-        let cipher = Aes128::new(&[7u8; 16].into());
+        let cipher = Aes::new(&[7u8; 16]).expect("16 bytes");
         let iv = iv(&[9u8; 14], 1, 2);
         let mut whole = vec![0u8; 16 * BATCH * 2 + 5];
         apply_keystream(&cipher, &iv, &mut whole);

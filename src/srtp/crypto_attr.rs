@@ -1,6 +1,10 @@
 //! The SDP `a=crypto` attribute of SDP Security Descriptions (RFC 4568
 //! §9.1) for the SRTP suites of [`Suite`], with its `inline:` key method
-//! (§6.1) and base64 (RFC 4648 §4) key encoding.
+//! (§6.1) and base64 (RFC 4648 §4) key encoding. The key-salt is as long as
+//! the suite's key and salt together ([`Suite::key_len`] +
+//! [`Suite::salt_len`]: 30 bytes for the AES-128, f8 and NULL suites, 38
+//! for AES-192, 46 for AES-256 (RFC 6188 §6), 28 and 44 for AES-GCM
+//! (RFC 7714 §14.1)).
 //!
 //! ```text
 //! a=crypto:<tag> <crypto-suite> inline:<key||salt base64>[|<lifetime>][|<mki>:<len>] [<session-param> ...]
@@ -50,8 +54,9 @@ pub enum CryptoAttrError {
     /// More than one key parameter; see the module documentation.
     #[error("more than one key parameter in one a=crypto line")]
     MultipleKeys,
-    /// The key-salt is not base64 (RFC 4648 §4) of exactly 30 bytes.
-    #[error("inline key is not base64 of a 16-byte key and 14-byte salt")]
+    /// The key-salt is not base64 (RFC 4648 §4) of exactly the suite's
+    /// key and salt length.
+    #[error("inline key is not base64 of the suite's key and salt")]
     BadKey,
     /// The lifetime is not `["2^"] 1*DIGIT`.
     #[error("bad key lifetime")]
@@ -123,7 +128,7 @@ impl CryptoAttr {
         let key_params = fields
             .next()
             .ok_or(CryptoAttrError::Syntax("no key parameters"))?;
-        let (key, lifetime, mki) = parse_key_params(key_params)?;
+        let (key, lifetime, mki) = parse_key_params(suite, key_params)?;
         let mut session_params = Vec::new();
         for p in fields {
             // session-param = 1*(VCHAR)
@@ -159,7 +164,7 @@ impl CryptoAttr {
 impl fmt::Display for CryptoAttr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {} inline:", self.tag, self.suite.name())?;
-        write_base64(f, &self.key.to_bytes())?;
+        write_base64(f, self.key.as_bytes())?;
         if let Some(lifetime) = &self.lifetime {
             write!(f, "|{lifetime}")?;
         }
@@ -183,8 +188,11 @@ fn parse_tag(s: &str) -> Result<u32, CryptoAttrError> {
 
 /// `key-params = key-param *(";" key-param)`, `key-param = key-method ":"
 /// key-info`, and for SRTP `key-info = key-salt ["|" lifetime] ["|" mki]`
-/// (RFC 4568 §9.1, §6.1).
-fn parse_key_params(s: &str) -> Result<(MasterKey, Option<String>, Option<Mki>), CryptoAttrError> {
+/// (RFC 4568 §9.1, §6.1), with `suite`'s key-salt length.
+fn parse_key_params(
+    suite: Suite,
+    s: &str,
+) -> Result<(MasterKey, Option<String>, Option<Mki>), CryptoAttrError> {
     if s.contains(';') {
         return Err(CryptoAttrError::MultipleKeys);
     }
@@ -196,7 +204,10 @@ fn parse_key_params(s: &str) -> Result<(MasterKey, Option<String>, Option<Mki>),
     }
     let mut parts = info.split('|');
     let key_salt = parts.next().unwrap_or_default();
-    let key = MasterKey::from_bytes(&decode_key(key_salt).ok_or(CryptoAttrError::BadKey)?);
+    let mut raw = [0u8; MasterKey::MAX_LEN];
+    let n = decode_base64(key_salt, &mut raw).ok_or(CryptoAttrError::BadKey)?;
+    let key = MasterKey::from_suite_bytes(suite, &raw[..n]).ok_or(CryptoAttrError::BadKey)?;
+    raw.fill(0);
     let mut lifetime = None;
     let mut mki = None;
     for part in parts {
@@ -269,8 +280,9 @@ fn write_base64(f: &mut impl Write, bytes: &[u8]) -> fmt::Result {
 }
 
 /// Decodes base64 (RFC 4648 §4; padding optional, no whitespace, unused
-/// bits zero) that must come to exactly 30 bytes.
-fn decode_key(s: &str) -> Option<[u8; 30]> {
+/// bits zero) into `out`; returns the number of bytes, or `None` for bad
+/// text or more bytes than `out` holds.
+fn decode_base64(s: &str, out: &mut [u8]) -> Option<usize> {
     let s = s.as_bytes();
     let unpadded = match s {
         [rest @ .., b'=', b'='] | [rest @ .., b'='] => rest,
@@ -279,7 +291,6 @@ fn decode_key(s: &str) -> Option<[u8; 30]> {
     if !s.len().is_multiple_of(4) && unpadded.len() != s.len() {
         return None;
     }
-    let mut out = [0u8; 30];
     let mut n = 0;
     let mut acc: u32 = 0;
     let mut bits = 0;
@@ -296,10 +307,10 @@ fn decode_key(s: &str) -> Option<[u8; 30]> {
     }
     // Leftover bits must be zero padding of the last byte, never a whole
     // sextet.
-    if bits >= 6 || acc != 0 || n != out.len() {
+    if bits >= 6 || acc != 0 {
         return None;
     }
-    Some(out)
+    Some(n)
 }
 
 #[cfg(test)]
@@ -331,13 +342,49 @@ mod tests {
             CryptoAttr::parse(&format!("7 AES_CM_128_HMAC_SHA1_32 inline:{B64_FF_DOWN}")).unwrap();
         assert_eq!(b.suite, Suite::AesCm128HmacSha1_32);
         assert_eq!(
-            b.key.to_bytes(),
+            b.key.as_bytes(),
             std::array::from_fn::<u8, 30, _>(|i| 0xff - i as u8)
         );
         assert_eq!(
             b.to_string(),
             format!("7 AES_CM_128_HMAC_SHA1_32 inline:{B64_FF_DOWN}")
         );
+    }
+
+    /// Each suite takes exactly its key and salt length in `inline:`
+    /// (base64 by Python's `base64` module: bytes 0, 1, 2, ...), with or
+    /// without padding, and refuses the other lengths.
+    #[test]
+    fn every_suite_and_its_key_length() {
+        const B64_0_TO_45: &str =
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLQ==";
+        let encode = |n: usize| {
+            let mut s = String::new();
+            write_base64(&mut s, &(0..n as u8).collect::<Vec<u8>>()).unwrap();
+            s
+        };
+        assert_eq!(encode(46), B64_0_TO_45);
+        assert_eq!(encode(28), "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGw==");
+        for suite in Suite::ALL {
+            let n = suite.key_len() + suite.salt_len();
+            let line = format!("3 {suite} inline:{}|2^31|2:1", encode(n));
+            let a = CryptoAttr::parse(&line).unwrap();
+            assert_eq!(a.suite, suite);
+            assert_eq!(a.key.as_bytes(), (0..n as u8).collect::<Vec<u8>>());
+            assert_eq!(a.key.key().len(), suite.key_len());
+            assert_eq!(a.to_string(), line);
+            let unpadded = line.replace('=', "");
+            assert_eq!(CryptoAttr::parse(&unpadded), Ok(a), "{unpadded}");
+            for other in [28, 30, 38, 44, 46] {
+                if other != n {
+                    assert_eq!(
+                        CryptoAttr::parse(&format!("3 {suite} inline:{}", encode(other))),
+                        Err(CryptoAttrError::BadKey),
+                        "{suite} with {other} bytes"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
@@ -369,7 +416,7 @@ mod tests {
     fn teams_style_lines() {
         let sdp = "a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR|2^31|1:1\r\n\
                    a=crypto:3 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^31\r\n\
-                   a=crypto:5 AES_256_CM_HMAC_SHA1_80 inline:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKiss|2^31\r\n\
+                   a=crypto:5 AES_256_CM_HMAC_SHA1_256 inline:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKiss|2^31\r\n\
                    a=crypto:9  AES_CM_128_HMAC_SHA1_32\tinline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR  KDR=0 WSH=64 \r\n";
         let mut ok = Vec::new();
         let mut skipped = Vec::new();
@@ -381,7 +428,7 @@ mod tests {
                 Err(e) => panic!("{line}: {e}"),
             }
         }
-        assert_eq!(skipped, ["AES_256_CM_HMAC_SHA1_80"]);
+        assert_eq!(skipped, ["AES_256_CM_HMAC_SHA1_256"]);
         assert_eq!(ok.len(), 3);
         assert_eq!(
             (ok[0].tag, ok[0].mki, ok[0].lifetime.as_deref()),
@@ -389,11 +436,11 @@ mod tests {
         );
         // Bytes from Python's base64.b64decode.
         assert_eq!(
-            ok[0].key.to_bytes().to_vec(),
+            ok[0].key.as_bytes().to_vec(),
             hex("3d2d6e40255e7821426a75667239293f2c2335685c603d265d7b71695051")
         );
         assert_eq!(
-            ok[1].key.to_bytes().to_vec(),
+            ok[1].key.as_bytes().to_vec(),
             hex("59535f5f5f73656d63746c202829207b093232303b7d0a7d0a756e6c6573")
         );
         assert_eq!((ok[1].tag, ok[1].mki), (3, None));
@@ -446,8 +493,13 @@ mod tests {
                 CryptoAttrError::UnknownSuite("aes_cm_128_hmac_sha1_80".into()),
             ),
             (
-                "1 AEAD_AES_128_GCM inline:whatever",
-                CryptoAttrError::UnknownSuite("AEAD_AES_128_GCM".into()),
+                "1 AEAD_AES_192_GCM inline:whatever",
+                CryptoAttrError::UnknownSuite("AEAD_AES_192_GCM".into()),
+            ),
+            // A known suite whose key is another suite's length.
+            (
+                "1 AEAD_AES_128_GCM inline:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd",
+                CryptoAttrError::BadKey,
             ),
             (
                 "1 AES_CM_128_HMAC_SHA1_80 outline:k",
@@ -529,9 +581,12 @@ mod tests {
             assert_eq!(s.len(), len.div_ceil(3) * 4);
         }
         let mut s = String::new();
-        write_base64(&mut s, &key_0_to_29().to_bytes()).unwrap();
+        write_base64(&mut s, key_0_to_29().as_bytes()).unwrap();
         assert_eq!(s, B64_0_TO_29);
-        assert_eq!(decode_key(B64_FF_DOWN).map(|k| k[0]), Some(0xff));
+        let mut out = [0u8; 46];
+        assert_eq!(decode_base64(B64_FF_DOWN, &mut out), Some(30));
+        assert_eq!(out[0], 0xff);
+        assert_eq!(decode_base64(B64_FF_DOWN, &mut out[..29]), None);
     }
 
     #[test]
@@ -551,7 +606,7 @@ mod tests {
         (
             0..=CryptoAttr::MAX_TAG,
             proptest::sample::select(Suite::ALL.to_vec()),
-            any::<[u8; 30]>(),
+            any::<[u8; 46]>(),
             proptest::option::of("(2\\^)?[0-9]{1,10}"),
             proptest::option::of((1u8..=4, any::<u32>())),
             proptest::collection::vec("[!-~]{1,12}", 0..4),
@@ -560,7 +615,11 @@ mod tests {
                 |(tag, suite, key, lifetime, mki, session_params)| CryptoAttr {
                     tag,
                     suite,
-                    key: MasterKey::from_bytes(&key),
+                    key: MasterKey::from_suite_bytes(
+                        suite,
+                        &key[..suite.key_len() + suite.salt_len()],
+                    )
+                    .unwrap(),
                     lifetime,
                     mki: mki.map(|(len, v)| Mki {
                         value: if len == 4 {

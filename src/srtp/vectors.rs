@@ -18,7 +18,8 @@ pub(super) struct Packet {
 pub(super) struct Case {
     pub(super) name: String,
     pub(super) suite: String,
-    pub(super) key: [u8; 30],
+    /// Master key || master salt, as many bytes as the suite takes.
+    pub(super) key: Vec<u8>,
     pub(super) mki: Option<(u32, u8)>,
     pub(super) packets: Vec<Packet>,
 }
@@ -34,10 +35,33 @@ pub(super) enum Item {
         keystream: Vec<u8>,
     },
     Kdf {
-        key: [u8; 16],
-        salt: [u8; 14],
+        key: Vec<u8>,
+        salt: Vec<u8>,
         label: u8,
         out: Vec<u8>,
+    },
+    /// RFC 3711 B.1: f8 of one RTP payload.
+    F8 {
+        key: [u8; 16],
+        salt: Vec<u8>,
+        header: Vec<u8>,
+        roc: u32,
+        iv: Vec<u8>,
+        plain: Vec<u8>,
+        cipher: Vec<u8>,
+    },
+    /// RFC 7714 §16, §17: one packet under session keys given directly.
+    Aead {
+        suite: String,
+        /// `rtp`, `rtcp` (E=1) or `rtcp-unprotect` (E=0).
+        kind: String,
+        /// SRTP packet index (ROC 0 and the sequence number) or SRTCP
+        /// index.
+        index: u64,
+        key: Vec<u8>,
+        salt: [u8; 12],
+        plain: Vec<u8>,
+        protected: Vec<u8>,
     },
 }
 
@@ -66,13 +90,13 @@ pub(super) fn items() -> Vec<Item> {
                 case = Some(Case {
                     name: name.to_string(),
                     suite: String::new(),
-                    key: [0; 30],
+                    key: Vec::new(),
                     mki: None,
                     packets: Vec::new(),
                 })
             }
             ["suite", s] => case.as_mut().expect("in case").suite = s.to_string(),
-            ["key", k] => case.as_mut().expect("in case").key = array(k),
+            ["key", k] => case.as_mut().expect("in case").key = hex(k),
             ["mki", v, l] => {
                 case.as_mut().expect("in case").mki =
                     Some((v.parse().expect("mki"), l.parse().expect("len")))
@@ -91,9 +115,27 @@ pub(super) fn items() -> Vec<Item> {
                 block: j.parse().expect("block"),
                 keystream: hex(ks),
             }),
-            ["kdf", k, s, l, o] => items.push(Item::Kdf {
+            ["f8", k, s, h, r, iv, p, c] => items.push(Item::F8 {
                 key: array(k),
+                salt: hex(s),
+                header: hex(h),
+                roc: u32::from_str_radix(r, 16).expect("roc"),
+                iv: hex(iv),
+                plain: hex(p),
+                cipher: hex(c),
+            }),
+            ["aead", suite, kind, i, k, s, p, q] => items.push(Item::Aead {
+                suite: suite.to_string(),
+                kind: kind.to_string(),
+                index: u64::from_str_radix(i, 16).expect("index"),
+                key: hex(k),
                 salt: array(s),
+                plain: hex(p),
+                protected: hex(q),
+            }),
+            ["kdf", k, s, l, o] => items.push(Item::Kdf {
+                key: hex(k),
+                salt: hex(s),
                 label: l.parse().expect("label"),
                 out: hex(o),
             }),

@@ -1,27 +1,37 @@
 #!/usr/bin/env python3
 """Generates tests/data/srtp/vectors.txt: SRTP/SRTCP known-answer vectors
-from an independent implementation, libsrtp2, through pylibsrtp.
+from an independent implementation, libsrtp2, through pylibsrtp, and the
+RFC test vectors of the suites (RFC 3711 B.1-B.3, RFC 6188 §7, RFC 7714
+§16-17).
 
     python3 -m venv /tmp/srtpvenv
     /tmp/srtpvenv/bin/pip install pylibsrtp==1.0.0 cryptography
     /tmp/srtpvenv/bin/python tests/data/srtp/gen_vectors.py > tests/data/srtp/vectors.txt
 
-pylibsrtp 1.0.0 bundles libsrtp 2.7.0. Its Python API has no MKI and no
-per-policy security services, so the MKI cases and the unencrypted (E=0)
-SRTCP case call the same bundled libsrtp directly (cffi ABI mode,
-`srtp_protect_mki` and friends). The struct layouts below are those of
+pylibsrtp 1.0.0 bundles libsrtp 2.7.0 (built with OpenSSL, so with
+AES-192/256 counter mode and AES-GCM). Its Python API has no MKI, no
+per-policy security services and only the AES-128 and GCM profiles, so
+the MKI cases, the unencrypted (E=0) SRTCP cases and the AES-256 and
+NULL suites call the same bundled libsrtp directly (cffi ABI
+mode, `srtp_protect_mki` and friends, the `srtp_crypto_policy_set_*`
+functions). libsrtp 2 has no f8: F8_128 is checked against RFC 3711 B.1
+only. libsrtp 2.7.0 derives AES-192 keys with the AES-256 PRF (against
+RFC 6188 §7.4; fixed in later libsrtp): AES-192 is checked against the
+RFC 6188 key derivation vectors only. The struct layouts below are those of
 libsrtp 2.7.0 include/srtp.h; the script checks them against the sizes and
 offsets compiled into pylibsrtp's own binding before using them.
 
-The RFC 3711 Appendix B.2 (AES-CM keystream) and B.3 (key derivation)
-lines are computed with the `cryptography` package (AES-128 ECB/CTR) and
-asserted against the values printed in the RFC before they are written.
+The RFC 3711 Appendix B.1 (f8), B.2 (AES-CM keystream) and B.3 (key
+derivation), RFC 6188 §7.2 and §7.4 (AES-256 and AES-192 key derivation)
+and RFC 7714 §16-17 (AES-GCM packets) lines are computed with the
+`cryptography` package (AES ECB/CTR, AESGCM) and asserted against the
+values printed in the RFCs before they are written.
 
 Output format, one item per line, hex without separators:
 
     case NAME                    a packet sequence through one libsrtp session
     suite NAME                   RFC 4568 suite name
-    key HEX                      30 bytes: master key (16) || master salt (14)
+    key HEX                      master key || master salt (the suite's sizes)
     mki VALUE LEN                optional; MKI value (decimal) and length in bytes
     rtp PLAIN PROTECTED          libsrtp srtp_protect output
     rtcp PLAIN PROTECTED         libsrtp srtp_protect_rtcp output (E=1)
@@ -30,8 +40,16 @@ Output format, one item per line, hex without separators:
     end
     aescm KEY SALT BLOCK KEYSTREAM   RFC 3711 B.2: session key, 14-byte session
                                      salt, block counter (decimal), 16 bytes
-    kdf KEY SALT LABEL OUT           RFC 3711 B.3: master key, master salt,
-                                     label (decimal), derived bytes
+    kdf KEY SALT LABEL OUT           RFC 3711 B.3, RFC 6188 §7: master key,
+                                     master salt, label (decimal), derived bytes
+    f8 KEY SALT HEADER ROC IV PLAIN CIPHER
+                                     RFC 3711 B.1: session key and salt, RTP
+                                     header, ROC (hex), IV, payload, ciphertext
+    aead SUITE KIND INDEX KEY SALT PLAIN PROTECTED
+                                     RFC 7714 §16-17: one packet under session
+                                     key and salt given directly; KIND rtp, rtcp
+                                     (E=1) or rtcp-unprotect (E=0); INDEX (hex)
+                                     the SRTP index (ROC 0) or SRTCP index
 
 Packets are listed in the order libsrtp processed them. libsrtp numbers
 SRTCP packets from 1 (it increments its counter before the first use).
@@ -45,6 +63,7 @@ import pylibsrtp
 from pylibsrtp import Policy, Session
 from pylibsrtp._binding import ffi as bound_ffi
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 assert pylibsrtp.__version__ == "1.0.0", pylibsrtp.__version__
 
@@ -77,6 +96,11 @@ abi.cdef(
     } srtp_policy_t;
     typedef struct srtp_ctx_t_ srtp_ctx_t;
     int srtp_get_version(void);
+    void srtp_crypto_policy_set_aes_cm_256_hmac_sha1_80(srtp_crypto_policy_t *);
+    void srtp_crypto_policy_set_aes_cm_256_hmac_sha1_32(srtp_crypto_policy_t *);
+    void srtp_crypto_policy_set_aes_gcm_128_16_auth(srtp_crypto_policy_t *);
+    void srtp_crypto_policy_set_aes_gcm_256_16_auth(srtp_crypto_policy_t *);
+    void srtp_crypto_policy_set_null_cipher_hmac_sha1_80(srtp_crypto_policy_t *);
     int srtp_crypto_policy_set_from_profile_for_rtp(srtp_crypto_policy_t *, int);
     int srtp_crypto_policy_set_from_profile_for_rtcp(srtp_crypto_policy_t *, int);
     int srtp_create(srtp_ctx_t **session, const srtp_policy_t *policy);
@@ -96,8 +120,19 @@ for field in ("ssrc", "rtp", "rtcp", "key", "window_size", "allow_repeat_tx"):
 PROFILE = {
     "AES_CM_128_HMAC_SHA1_80": Policy.SRTP_PROFILE_AES128_CM_SHA1_80,
     "AES_CM_128_HMAC_SHA1_32": Policy.SRTP_PROFILE_AES128_CM_SHA1_32,
+    "AEAD_AES_128_GCM": Policy.SRTP_PROFILE_AEAD_AES_128_GCM,
+    "AEAD_AES_256_GCM": Policy.SRTP_PROFILE_AEAD_AES_256_GCM,
+}
+# Suites without a libsrtp profile: the policy setters for RTP and RTCP
+# (the _32 suites keep an 80-bit SRTCP tag, RFC 4568 §6.2.2).
+SETTER = {
+    "AES_256_CM_HMAC_SHA1_80": ("aes_cm_256_hmac_sha1_80", "aes_cm_256_hmac_sha1_80"),
+    "AES_256_CM_HMAC_SHA1_32": ("aes_cm_256_hmac_sha1_32", "aes_cm_256_hmac_sha1_80"),
+    "NULL_HMAC_SHA1_80": ("null_cipher_hmac_sha1_80", "null_cipher_hmac_sha1_80"),
+    "NULL_HMAC_SHA1_32": ("null_cipher_hmac_sha1_80", "null_cipher_hmac_sha1_80"),
 }
 SEC_SERV_AUTH = 2  # srtp_sec_serv_t sec_serv_auth
+SEC_SERV_CONF_AND_AUTH = 3
 SSRC_ANY_OUTBOUND = 3
 SSRC_ANY_INBOUND = 2
 
@@ -108,8 +143,20 @@ class AbiSession:
     def __init__(self, suite, key, ssrc_type, mki=None, rtcp_auth_only=False):
         self._keep = []
         pol = abi.new("srtp_policy_t *")
-        assert lib.srtp_crypto_policy_set_from_profile_for_rtp(abi.addressof(pol.rtp), PROFILE[suite]) == 0
-        assert lib.srtp_crypto_policy_set_from_profile_for_rtcp(abi.addressof(pol.rtcp), PROFILE[suite]) == 0
+        if suite in PROFILE:
+            assert lib.srtp_crypto_policy_set_from_profile_for_rtp(abi.addressof(pol.rtp), PROFILE[suite]) == 0
+            assert lib.srtp_crypto_policy_set_from_profile_for_rtcp(abi.addressof(pol.rtcp), PROFILE[suite]) == 0
+        else:
+            rtp_setter, rtcp_setter = SETTER[suite]
+            getattr(lib, "srtp_crypto_policy_set_" + rtp_setter)(abi.addressof(pol.rtp))
+            getattr(lib, "srtp_crypto_policy_set_" + rtcp_setter)(abi.addressof(pol.rtcp))
+        if suite.startswith("NULL_"):
+            # The null cipher "encrypts" (identity) and SRTCP says E=1, as
+            # rtpengine sends it; libsrtp's setter asks for auth only.
+            pol.rtp.sec_serv = SEC_SERV_CONF_AND_AUTH
+            pol.rtcp.sec_serv = SEC_SERV_CONF_AND_AUTH
+            if suite.endswith("_32"):
+                pol.rtp.auth_tag_len = 4
         if rtcp_auth_only:
             pol.rtcp.sec_serv = SEC_SERV_AUTH
         pol.ssrc.type = ssrc_type
@@ -257,7 +304,7 @@ def case(name, suite, key, seq, mki=None, rtcp_auth_only=False):
     emit("key %s" % key.hex())
     if mki is not None:
         emit("mki %d %d" % mki)
-    if mki is None and not rtcp_auth_only:
+    if mki is None and not rtcp_auth_only and suite in PROFILE:
         tx = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND, srtp_profile=PROFILE[suite]))
         rx = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_INBOUND, srtp_profile=PROFILE[suite]))
     else:
@@ -288,6 +335,28 @@ case(
     [("rtcp", sr(SSRC_A, SSRC_B, 4)), ("rtcp", rr(SSRC_B))],
     rtcp_auth_only=True,
 )
+
+K_GCM128 = bytes(range(0x10, 0x10 + 28))
+K_GCM256 = bytes.fromhex("f0f04914b513f2763a1b1fa130f10e2998f6f6e43e4309d1e622a0e332b9f1b6") + bytes(range(0xA0, 0xAC))
+K_256 = bytes.fromhex("f0f04914b513f2763a1b1fa130f10e2998f6f6e43e4309d1e622a0e332b9f1b6" "3b04803de51ee7c96423ab5b78d2")
+case("full-gcm128", "AEAD_AES_128_GCM", K_GCM128, full_sequence())
+case("full-gcm256", "AEAD_AES_256_GCM", K_GCM256, full_sequence())
+case("mki-gcm128", "AEAD_AES_128_GCM", K_GCM128, short_sequence(), mki=(5, 1))
+case("mki-gcm256", "AEAD_AES_256_GCM", K_GCM256, short_sequence(), mki=(0x01020304, 4))
+case(
+    "srtcp-unencrypted-gcm128",
+    "AEAD_AES_128_GCM",
+    K_GCM128,
+    [("rtcp", sr(SSRC_A, SSRC_B, 5)), ("rtcp", rr(SSRC_B))],
+    rtcp_auth_only=True,
+)
+case("full-aes256-80", "AES_256_CM_HMAC_SHA1_80", K_256, full_sequence())
+case("aes256-32", "AES_256_CM_HMAC_SHA1_32", K_256, short_sequence())
+# No AES-192 cases: libsrtp 2.7.0 derives AES-192 session keys with the
+# AES-256 PRF (fixed in later libsrtp), against RFC 6188 §7.4, whose
+# vectors below are the check for AES-192.
+case("null-80", "NULL_HMAC_SHA1_80", K1, short_sequence())
+case("mki-null-32", "NULL_HMAC_SHA1_32", K2, short_sequence(), mki=(7, 1))
 
 # RFC 3711 B.2: AES-CM keystream. Counter blocks are salt*2^16 + j.
 b2_key = bytes.fromhex("2B7E151628AED2A6ABF7158809CF4F3C")
@@ -328,7 +397,156 @@ for label, want in b3_rfc.items():
     assert got == want, (label, got.hex())
     emit("kdf %s %s %d %s" % (b3_key.hex(), b3_salt.hex(), label, got.hex()))
 
-print("# Generated by tests/data/srtp/gen_vectors.py (libsrtp 2.7.0 via pylibsrtp 1.0.0,")
-print("# RFC 3711 B.2/B.3 via python cryptography); do not edit by hand.")
+# RFC 6188 §7.2 (AES-256) and §7.4 (AES-192): key derivation, labels 0-2.
+rfc6188 = [
+    (
+        "f0f04914b513f2763a1b1fa130f10e2998f6f6e43e4309d1e622a0e332b9f1b6",
+        "3b04803de51ee7c96423ab5b78d2",
+        {
+            0: "5ba1064e30ec51613cad926c5a28ef731ec7fb397f70a960653caf06554cd8c4",
+            1: "fd9c32d39ed5fbb5a9dc96b30818454d1313dc05",
+            2: "fa31791685ca444a9e07c6c64e93",
+        },
+    ),
+    (
+        "73edc66c4fa15776fb57f9505c17136550ffda71f3e8e5f1",
+        "c8522f3acd4ce86d5add78edbb11",
+        {
+            0: "31874736a8f1143870c26e4857d8a5b2c4a354407faadabb",
+            1: "355b10973cd95b9eacf4061c7e1a7151e7cfbfcb",
+            2: "2372b82d639b6d8503a47adc0a6c",
+        },
+    ),
+]
+for key_hex, salt_hex, labels in rfc6188:
+    key, salt = bytes.fromhex(key_hex), bytes.fromhex(salt_hex)
+    for label, want in labels.items():
+        x = bytearray(salt)
+        x[7] ^= label
+        ctr = Cipher(algorithms.AES(key), modes.CTR(bytes(x) + b"\0\0")).encryptor()
+        want = bytes.fromhex(want)
+        got = ctr.update(bytes(len(want)))
+        assert got == want, (key_hex, label, got.hex())
+        emit("kdf %s %s %d %s" % (key.hex(), salt.hex(), label, got.hex()))
+
+# RFC 3711 B.1: AES-f8. IV' = E(k_e XOR m, IV), m = k_s || 0x55..55;
+# S(j) = E(k_e, IV' XOR j XOR S(j-1)).
+f8_key = bytes.fromhex("234829008467be186c3de14aae72d62c")
+f8_salt = bytes.fromhex("32f2870d")
+f8_header = bytes.fromhex("806e5cba50681de55c621599")
+f8_roc = 0xD462564A
+f8_plain = bytes.fromhex("70736575646f72616e646f6d6e657373" "20697320746865206e65787420626573" "74207468696e67")
+f8_rfc_iv = bytes.fromhex("006e5cba50681de55c621599d462564a")
+f8_rfc_iv_prime = bytes.fromhex("595b699bbd3bc0df26062093c1ad8f73")
+f8_rfc_cipher = bytes.fromhex("019ce7a26e7854014a6366aa95d4eefd" "1ad4172a14f9faf455b7f1d4b62bd08f" "562c0eef7c4802")
+f8_iv = b"\0" + f8_header[1:] + f8_roc.to_bytes(4, "big")
+assert f8_iv == f8_rfc_iv
+mask = (f8_salt + b"\x55" * 16)[:16]
+masked = bytes(a ^ b for a, b in zip(f8_key, mask))
+iv_prime = Cipher(algorithms.AES(masked), modes.ECB()).encryptor().update(f8_iv)
+assert iv_prime == f8_rfc_iv_prime, iv_prime.hex()
+enc = Cipher(algorithms.AES(f8_key), modes.ECB()).encryptor()
+s_prev = bytes(16)
+f8_out = b""
+for j in range(0, len(f8_plain), 16):
+    x = bytes(a ^ b for a, b in zip(iv_prime, (j // 16).to_bytes(16, "big")))
+    s_prev = enc.update(bytes(a ^ b for a, b in zip(x, s_prev)))
+    f8_out += bytes(a ^ b for a, b in zip(f8_plain[j : j + 16], s_prev))
+assert f8_out == f8_rfc_cipher, f8_out.hex()
+emit(
+    "f8 %s %s %s %x %s %s %s"
+    % (f8_key.hex(), f8_salt.hex(), f8_header.hex(), f8_roc, f8_iv.hex(), f8_plain.hex(), f8_out.hex())
+)
+
+# RFC 7714 §16 (SRTP) and §17 (SRTCP): session key and salt given directly.
+# IV = (0x0000 || SSRC || ROC || SEQ) XOR salt (§8.1); SRTCP IV =
+# (0x0000 || SSRC || 0x0000 || 0 || index) XOR salt (§9.1); AAD = RTP header,
+# or RTCP header and SSRC || E || index (§9.2), or with E=0 the whole packet
+# || E || index (§9.3). Wire: ciphertext || tag (|| E || index for SRTCP).
+rfc7714_key128 = bytes(range(16))
+rfc7714_key256 = bytes(range(32))
+rfc7714_salt = b"Quid pro quo"
+rfc7714_rtp = bytes.fromhex(
+    "8040f17b8041f8d35501a0b247616c6c696120657374206f6d6e697320646976"
+    "69736120696e2070617274657320747265"
+    "73"
+)
+rfc7714_rtcp = bytes.fromhex(
+    "81c8000d4d6172734e5450314e545032525450200000042a0000e9304c756e61"
+    "deadbeefdeadbeefdeadbeefdeadbeefdeadbeef"
+)
+rfc7714_printed = [
+    # (suite, kind, index, key, printed protected packet)
+    (
+        "AEAD_AES_128_GCM",
+        "rtp",
+        0xF17B,
+        rfc7714_key128,
+        "8040f17b8041f8d35501a0b2f24de3a3fb34de6cacba861c9d7e4bcabe633bd5"
+        "0d294e6f42a5f47a51c7d19b36de3adf8833899d7f27beb16a9152cf765ee4390cce",
+    ),
+    (
+        "AEAD_AES_256_GCM",
+        "rtp",
+        0xF17B,
+        rfc7714_key256,
+        "8040f17b8041f8d35501a0b232b1de78a822fe12ef9f78fa332e33aab1801238"
+        "9a58e2f3b50b2a0276ffae0f1ba63799b87b7aa3db36dfffd6b0f9bb7878d7a76c13",
+    ),
+    (
+        "AEAD_AES_128_GCM",
+        "rtcp",
+        0x5D4,
+        rfc7714_key128,
+        "81c8000d4d61727363e94885dcdab67ca727d7662f6b7e997ff5c0f76c06f32d"
+        "c676a5f1730d6fda4ce09b4686303ded0bb9275bc84aa45896cf4d2fc5abf872"
+        "45d9eade800005d4",
+    ),
+    (
+        "AEAD_AES_256_GCM",
+        "rtcp",
+        0x5D4,
+        rfc7714_key256,
+        "81c8000d4d617273d50ae4d1f5ce5d304ba297e47d470c282c3ece5dbffe0a50"
+        "a2eaa5c1110555be8415f658c61de0476f1b6fad1d1eb30c4446839f57ff6f6c"
+        "b26ac3be800005d4",
+    ),
+    (
+        "AEAD_AES_128_GCM",
+        "rtcp-unprotect",
+        0x5D4,
+        rfc7714_key128,
+        "81c8000d4d6172734e5450314e545032525450200000042a0000e9304c756e61"
+        "deadbeefdeadbeefdeadbeefdeadbeefdeadbeef841dd9683dd78ec92ae58790"
+        "125f62b3000005d4",
+    ),
+]
+for suite, kind, index, key, printed in rfc7714_printed:
+    aead = AESGCM(key)
+    if kind == "rtp":
+        plain = rfc7714_rtp
+        ssrc = int.from_bytes(plain[8:12], "big")
+        x = b"\0\0" + ssrc.to_bytes(4, "big") + index.to_bytes(6, "big")
+        iv = bytes(a ^ b for a, b in zip(x, rfc7714_salt))
+        got = plain[:12] + aead.encrypt(iv, plain[12:], plain[:12])
+    else:
+        plain = rfc7714_rtcp
+        ssrc = int.from_bytes(plain[4:8], "big")
+        x = b"\0\0" + ssrc.to_bytes(4, "big") + b"\0\0" + index.to_bytes(4, "big")
+        iv = bytes(a ^ b for a, b in zip(x, rfc7714_salt))
+        if kind == "rtcp":
+            word = (0x80000000 | index).to_bytes(4, "big")
+            got = plain[:8] + aead.encrypt(iv, plain[8:], plain[:8] + word) + word
+        else:
+            word = index.to_bytes(4, "big")
+            got = plain + aead.encrypt(iv, b"", plain + word) + word
+    assert got == bytes.fromhex(printed), (suite, kind, got.hex())
+    emit(
+        "aead %s %s %x %s %s %s %s"
+        % (suite, kind, index, key.hex(), rfc7714_salt.hex(), plain.hex(), got.hex())
+    )
+
+print("# Generated by tests/data/srtp/gen_vectors.py (libsrtp 2.7.0 via pylibsrtp 1.0.0;")
+print("# RFC 3711 B.1-B.3, RFC 6188 §7, RFC 7714 §16-17 via python cryptography); do not edit by hand.")
 for line in out:
     print(line)
