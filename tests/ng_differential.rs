@@ -42,8 +42,6 @@ enum Expect {
     Same,
     /// A documented deviation (its heading in docs/ng-reference.md).
     Deviation(&'static str),
-    /// A feature mediarelay does not implement; the reply says so.
-    Unsupported(&'static str),
 }
 
 /// One NG command of a scenario.
@@ -1161,21 +1159,10 @@ fn run_inside() {
                         eprintln!("DEVIATION {where_}: {d}\n{}", diff(&a, &b));
                     }
                 }
-                (Expect::Unsupported(what), false) => {
-                    *tally.entry("not implemented").or_default() += 1;
-                    if show_expected {
-                        eprintln!("NOT IMPLEMENTED {where_}: {what}\n{}", diff(&a, &b));
-                    }
-                    if !b.contains("warning") {
-                        unexpected.push(format!(
-                            "SILENT {where_}: {what} is not implemented but the reply does not say so:\n{b}"
-                        ));
-                    }
-                }
                 (Expect::Same, false) => {
                     unexpected.push(format!("DIFF {where_}:\n{}", diff(&a, &b)));
                 }
-                (Expect::Deviation(d) | Expect::Unsupported(d), true) => {
+                (Expect::Deviation(d), true) => {
                     unexpected.push(format!(
                         "STALE {where_}: marked \"{d}\" but the replies are identical"
                     ));
