@@ -45,6 +45,8 @@ struct Session {
     failed: bool,
     /// A datagram of the peer reached the session.
     heard: bool,
+    /// A flight of this session left (it had somewhere to go).
+    sent: bool,
 }
 
 /// A flight datagram to send: from `via` to `dest` (`None`: the leg's far
@@ -110,6 +112,7 @@ impl DtlsSide {
                 queued: false,
                 failed: false,
                 heard: false,
+                sent: false,
             },
         );
         self.mark_ready(leg);
@@ -138,14 +141,15 @@ impl DtlsSide {
     }
 
     /// The leg's far end became known (ICE selected a pair): a client
-    /// that has not heard from its peer yet starts its handshake again at
-    /// once, instead of waiting for its retransmission timer (its first
-    /// flight may have had nowhere to go).
+    /// whose first flight had nowhere to go starts its handshake again at
+    /// once, instead of waiting for its retransmission timer.
     pub(crate) fn far_end_known(&mut self, now: Instant, cert: &DtlsCert, leg: LegKey) {
         let Some(s) = self.sessions.get(&leg) else {
             return;
         };
-        if s.heard || s.params.role != crate::dtls::DtlsRole::Client {
+        // A flight that left may be answered any moment: a new ClientHello
+        // would make that answer fail (it signs the first one's random).
+        if s.heard || s.sent || s.params.role != crate::dtls::DtlsRole::Client {
             return;
         }
         let (params, streams) = (s.params.clone(), s.streams);
@@ -153,6 +157,13 @@ impl DtlsSide {
         // A session that cannot be made leaves the leg awaiting its keys,
         // as a failed handshake does.
         let _ = self.set(now, streams, Some((params, cert)));
+    }
+
+    /// A flight of `leg`'s session was handed to its socket.
+    pub(crate) fn mark_sent(&mut self, leg: LegKey) {
+        if let Some(s) = self.sessions.get_mut(&leg) {
+            s.sent = true;
+        }
     }
 
     /// The leg whose session owns `stream`, for a DTLS datagram (RFC 7983
@@ -284,5 +295,87 @@ impl DtlsSide {
     /// its keys.
     pub(crate) fn poll_keyed(&mut self) -> Option<(LegStreams, SrtpKeys)> {
         self.keyed.pop_front()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dtls::DtlsRole;
+    use crate::relay::Key;
+
+    fn legs() -> LegStreams {
+        LegStreams {
+            leg: Key::from_parts(1, 0),
+            rtp: Key::from_parts(2, 0),
+            rtcp: Key::from_parts(3, 0),
+        }
+    }
+
+    fn params(role: DtlsRole) -> LegDtls {
+        LegDtls {
+            role,
+            remote: "sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF"
+                .parse()
+                .unwrap(),
+        }
+    }
+
+    /// A client's first flight is ready at once; with nowhere to go it is
+    /// made again when the far end becomes known, but never once a flight
+    /// left (the peer may be answering it).
+    #[test]
+    fn a_client_restarts_only_if_its_flight_had_nowhere_to_go() {
+        let cert = DtlsCert::generate(std::time::SystemTime::now()).unwrap();
+        let now = Instant::now();
+        let mut side = DtlsSide::default();
+        side.set(now, legs(), Some((params(DtlsRole::Client), &cert)))
+            .unwrap();
+        let mut buf = [0u8; 2048];
+        let first = side.poll_transmit(now, &mut buf).expect("a ClientHello");
+        assert_eq!(
+            (first.leg, first.via, first.dest),
+            (legs().leg, legs().rtp, None)
+        );
+        let hello = buf[..first.len].to_vec();
+        assert!(side.poll_transmit(now, &mut buf).is_none());
+        side.far_end_known(now, &cert, legs().leg);
+        let again = side
+            .poll_transmit(now, &mut buf)
+            .expect("a new ClientHello");
+        assert_ne!(buf[..again.len], hello[..], "a new handshake, new random");
+        side.mark_sent(legs().leg);
+        side.far_end_known(now, &cert, legs().leg);
+        assert!(
+            side.poll_transmit(now, &mut buf).is_none(),
+            "kept: its flight left"
+        );
+    }
+
+    /// Only the far end may speak to a session; a removed last session
+    /// leaves no deadline behind.
+    #[test]
+    fn strangers_are_refused_and_removal_leaves_no_deadline() {
+        let cert = DtlsCert::generate(std::time::SystemTime::now()).unwrap();
+        let now = Instant::now();
+        let mut side = DtlsSide::default();
+        side.set(now, legs(), Some((params(DtlsRole::Server), &cert)))
+            .unwrap();
+        let far: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let stranger: SocketAddr = "127.0.0.1:6666".parse().unwrap();
+        let record = [22u8, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0];
+        assert_eq!(side.leg_of(legs().rtp, &record), Some(legs().leg));
+        assert_eq!(side.leg_of(legs().rtp, &[0x80, 0]), None, "RTP is not DTLS");
+        assert!(!side.handle(now, legs().leg, stranger, &record, &[Some(far), None]));
+        assert!(side.handle(now, legs().leg, far, &record, &[Some(far), None]));
+        // Its source is now the session's: it is heard even when the
+        // table's far end changes.
+        assert!(side.handle(now, legs().leg, far, &record, &[None, None]));
+        let mut buf = [0u8; 2048];
+        while side.poll_transmit(now, &mut buf).is_some() {}
+        side.set(now, legs(), None).unwrap();
+        assert!(side.is_empty());
+        assert_eq!(side.poll_timeout(now), None);
+        assert!(side.poll_transmit(now, &mut buf).is_none());
     }
 }

@@ -16,6 +16,8 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
+#[cfg(test)]
+use std::time::Duration;
 use std::time::Instant;
 
 use crate::ice::{AgentConfig, IceAgent, IceEvent};
@@ -285,5 +287,65 @@ impl IceSide {
         &mut self,
     ) -> Option<(LegKey, Option<SocketAddr>, Option<SocketAddr>)> {
         self.selected.pop_front()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::LegIce;
+    use crate::ice::IceCredentials;
+    use crate::relay::Key;
+
+    /// An agent with timers, removed: no deadline is left to wake the
+    /// shard (it would spin on a past one).
+    #[test]
+    fn removing_the_last_agent_leaves_no_deadline() {
+        let now = Instant::now();
+        let streams = LegStreams {
+            leg: Key::from_parts(1, 0),
+            rtp: Key::from_parts(2, 0),
+            rtcp: Key::from_parts(3, 0),
+        };
+        let creds = |u: &str| IceCredentials::new(u, "passwordpasswordpassword").unwrap();
+        let params = LegIce {
+            local: creds("locl"),
+            remote: creds("remo"),
+            candidates: vec![
+                "1 1 UDP 2130706431 127.0.0.1 5000 typ host"
+                    .parse()
+                    .unwrap(),
+            ],
+            controlling: true,
+            remote_lite: false,
+            tie_breaker: 7,
+            local_rtp: "127.0.0.1:40000".parse().unwrap(),
+            local_rtcp: "127.0.0.1:40001".parse().unwrap(),
+        };
+        let mut side = IceSide::default();
+        side.set(now, streams, IceUpdate::On(Box::new(params)), false);
+        let mut buf = [0u8; 1500];
+        let t = side.poll_transmit(now, &mut buf).expect("a check");
+        assert_eq!((t.via, t.dest.port()), (streams.rtp, 5000));
+        while side.poll_transmit(now, &mut buf).is_some() {}
+        assert!(
+            side.poll_timeout(now).is_some_and(|t| t > now),
+            "a retransmission is due"
+        );
+        // A STUN datagram on a stream of the leg goes to the agent; RTP
+        // does not.
+        assert!(!side.handle(
+            now,
+            streams.rtp,
+            "127.0.0.1:5000".parse().unwrap(),
+            &[0x80; 12]
+        ));
+        side.remove(&[streams.rtp]);
+        assert!(side.is_empty());
+        assert_eq!(side.poll_timeout(now), None);
+        assert!(
+            side.poll_transmit(now + Duration::from_secs(5), &mut buf)
+                .is_none()
+        );
     }
 }

@@ -687,6 +687,7 @@ impl PacketSink for Core {
                         .map(|(_, d)| d)
                 });
                 if let Some(dest) = dest {
+                    self.dtls.mark_sent(t.leg);
                     self.local.dtls_packets += 1;
                     out = Some(OwnTransmit {
                         via: t.via,

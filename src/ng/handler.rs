@@ -2982,6 +2982,10 @@ mod tests {
         hold: RefCell<Map<(CallId, usize), bool>>,
         /// Last `ice` update per (call, leg).
         ice: RefCell<Map<(CallId, usize), IceUpdate>>,
+        /// Last `srtp` update per (call, leg).
+        srtp: RefCell<Map<(CallId, usize), SrtpState>>,
+        /// Last `dtls` update per (call, leg).
+        dtls: RefCell<Map<(CallId, usize), DtlsUpdate>>,
     }
 
     impl Fake {
@@ -3044,6 +3048,12 @@ mod tests {
             }
             if let Some(ice) = u.ice {
                 self.ice.borrow_mut().insert((id, leg), ice);
+            }
+            if let Some(st) = u.srtp {
+                self.srtp.borrow_mut().insert((id, leg), st);
+            }
+            if let Some(d) = u.dtls {
+                self.dtls.borrow_mut().insert((id, leg), d);
             }
             Ok(())
         }
@@ -3466,6 +3476,104 @@ mod tests {
         let stats = streams[0].get("stats").unwrap();
         assert_eq!(stats.get("packets").and_then(OwnedValue::as_int), Some(10));
         assert_eq!(q.get("result").and_then(OwnedValue::as_str), Some("ok"));
+    }
+
+    /// Two DTLS-SRTP parties with no flags: the offerer's leg awaits its
+    /// keys from the offer on; the answer starts a DTLS session on each
+    /// leg (the relay the client toward an `actpass` offerer, the server
+    /// toward an `active` answerer), and an answer with plain RTP instead
+    /// switches the answerer's leg off.
+    #[test]
+    fn dtls_parties_get_their_sessions_on_the_right_legs() {
+        use crate::dtls::DtlsRole;
+        let fp = |b: u8| {
+            let hex: Vec<String> = (0..32).map(|i| format!("{:02X}", b ^ i)).collect();
+            format!("sha-256 {}", hex.join(":"))
+        };
+        let dtls_sdp = |port: u16, setup: &str, b: u8| {
+            plain(
+                "",
+                &format!(
+                    "m=audio {port} UDP/TLS/RTP/SAVPF 0\r\na=setup:{setup}\r\na=fingerprint:{}\r\n",
+                    fp(b)
+                ),
+            )
+        };
+        let (mut h, t0) = handler();
+        let to_b = sdp_of(&offer(&mut h, t0, "d", &dtls_sdp(40000, "actpass", 0xA0)));
+        assert!(
+            to_b.contains("a=setup:actpass") && to_b.contains("a=crypto:12 "),
+            "{to_b}"
+        );
+        let last = |h: &Handler<Fake>, leg: usize| {
+            let srtp = h
+                .media()
+                .srtp
+                .borrow()
+                .iter()
+                .find(|((_, l), _)| *l == leg)
+                .map(|(_, v)| *v);
+            let dtls = h
+                .media()
+                .dtls
+                .borrow()
+                .iter()
+                .find(|((_, l), _)| *l == leg)
+                .map(|(_, v)| v.clone());
+            (srtp, dtls)
+        };
+        assert_eq!(last(&h, 0), (Some(SrtpState::AwaitingKeys), None));
+        assert_eq!(last(&h, 1), (None, None));
+        let b = dtls_sdp(50000, "active", 0xB0);
+        let r = run(
+            &mut h,
+            t0,
+            &[
+                ("command", t("answer")),
+                ("call-id", t("d")),
+                ("from-tag", t("tagA")),
+                ("to-tag", t("tagB")),
+                ("sdp", t(&b)),
+            ],
+        );
+        let to_a = sdp_of(&r);
+        assert!(
+            to_a.contains("a=setup:active") && !to_a.contains("a=crypto"),
+            "{to_a}"
+        );
+        let on = |role, b: u8| {
+            Some(DtlsUpdate::On(crate::engine::LegDtls {
+                role,
+                remote: fp(b).parse().unwrap(),
+            }))
+        };
+        assert_eq!(
+            last(&h, 0),
+            (Some(SrtpState::AwaitingKeys), on(DtlsRole::Client, 0xA0))
+        );
+        assert_eq!(
+            last(&h, 1),
+            (Some(SrtpState::AwaitingKeys), on(DtlsRole::Server, 0xB0))
+        );
+        // B re-answers with plain RTP: its leg stops SRTP and DTLS.
+        let r = run(
+            &mut h,
+            t0,
+            &[
+                ("command", t("offer")),
+                ("call-id", t("d")),
+                ("from-tag", t("tagA")),
+                ("sdp", t(&dtls_sdp(40000, "actpass", 0xA0))),
+            ],
+        );
+        sdp_of(&r);
+        answer(&mut h, t0, "d");
+        assert_eq!(last(&h, 1), (Some(SrtpState::Off), Some(DtlsUpdate::Off)));
+        assert_eq!(
+            last(&h, 0).1,
+            on(DtlsRole::Client, 0xA0),
+            "A's session is kept"
+        );
     }
 
     /// Documented difference: `query` gives each leg of a terminated SRTP
