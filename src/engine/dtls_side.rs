@@ -21,13 +21,14 @@
 //! (its media stays dropped) and is logged; the next offer or answer
 //! starts a new one.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::dtls::{DtlsCert, DtlsEvent, DtlsSession, SrtpKeys, is_dtls};
 use crate::relay::{LegKey, LegStreams, StreamKey};
+
+use super::schedule::Schedule;
 
 use super::LegDtls;
 
@@ -63,9 +64,8 @@ pub(crate) struct DtlsSend {
 pub(crate) struct DtlsSide {
     sessions: HashMap<LegKey, Session>,
     streams: HashMap<StreamKey, LegKey>,
-    timers: BinaryHeap<Reverse<(Instant, LegKey)>>,
-    ready: Vec<LegKey>,
-    ready_at: usize,
+    /// Sessions with work and their deadlines.
+    schedule: Schedule<LegKey>,
     /// Handshakes completed since the shard last asked.
     keyed: VecDeque<(LegStreams, SrtpKeys)>,
 }
@@ -134,9 +134,7 @@ impl DtlsSide {
         }
         if self.sessions.is_empty() {
             // No session left: no stale deadline may keep the shard awake.
-            self.timers.clear();
-            self.ready.clear();
-            self.ready_at = 0;
+            self.schedule.clear();
         }
     }
 
@@ -208,7 +206,7 @@ impl DtlsSide {
         if let Some(s) = self.sessions.get_mut(&leg) {
             if !s.queued {
                 s.queued = true;
-                self.ready.push(leg);
+                self.schedule.push_ready(leg);
             }
         }
     }
@@ -218,27 +216,23 @@ impl DtlsSide {
         if self.sessions.is_empty() {
             return None;
         }
-        if self.ready_at < self.ready.len() {
-            return Some(now);
-        }
-        self.timers.peek().map(|Reverse((at, _))| *at)
+        self.schedule.poll_timeout(now)
     }
 
     /// The next flight datagram, written into `buf`; runs the timers that
     /// are due.
     pub(crate) fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<DtlsSend> {
         loop {
-            if self.ready_at == self.ready.len() {
-                self.ready.clear();
-                self.ready_at = 0;
+            let Some(leg) = self.schedule.current() else {
+                // Served through: the timers due now may queue some again.
                 self.run_due_timers(now);
-                if self.ready.is_empty() {
+                if !self.schedule.has_ready() {
                     return None;
                 }
-            }
-            let &leg = self.ready.get(self.ready_at)?;
+                continue;
+            };
             let Some(s) = self.sessions.get_mut(&leg) else {
-                self.ready_at += 1;
+                self.schedule.advance();
                 continue;
             };
             while let Some(ev) = s.dtls.poll_event() {
@@ -262,23 +256,19 @@ impl DtlsSide {
                 });
             }
             s.queued = false;
-            self.ready_at += 1;
+            self.schedule.advance();
             let next = s.dtls.poll_timeout();
             if next != s.armed {
                 s.armed = next;
                 if let Some(at) = next {
-                    self.timers.push(Reverse((at, leg)));
+                    self.schedule.arm(at, leg);
                 }
             }
         }
     }
 
     fn run_due_timers(&mut self, now: Instant) {
-        while let Some(&Reverse((at, leg))) = self.timers.peek() {
-            if at > now {
-                break;
-            }
-            self.timers.pop();
+        while let Some((at, leg)) = self.schedule.pop_due(now) {
             let Some(s) = self.sessions.get_mut(&leg) else {
                 continue;
             };

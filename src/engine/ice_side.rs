@@ -13,8 +13,7 @@
 //! not scan them each turn. Everything else (RTP, RTCP, DTLS) on an ICE
 //! leg goes to the relay table as before.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 #[cfg(test)]
 use std::time::Duration;
@@ -22,6 +21,8 @@ use std::time::Instant;
 
 use crate::ice::{AgentConfig, IceAgent, IceEvent};
 use crate::relay::{LegKey, LegStreams, StreamKey};
+
+use super::schedule::Schedule;
 
 use super::{IceUpdate, LegIce};
 
@@ -33,7 +34,7 @@ struct LegAgent {
     streams: LegStreams,
     /// The deadline in the heap, if any.
     armed: Option<Instant>,
-    /// In `ready`.
+    /// Queued for service in `schedule`.
     queued: bool,
     /// The far ends selected per component (1, 2).
     chosen: [Option<SocketAddr>; 2],
@@ -52,9 +53,8 @@ pub(crate) struct IceSide {
     legs: HashMap<LegKey, LegAgent>,
     /// Stream to (leg, component).
     streams: HashMap<StreamKey, (LegKey, u16)>,
-    timers: BinaryHeap<Reverse<(Instant, LegKey)>>,
-    ready: Vec<LegKey>,
-    ready_at: usize,
+    /// Agents with work and their deadlines.
+    schedule: Schedule<LegKey>,
     /// Legs whose selected pairs changed since the shard last asked:
     /// (leg, RTP far end, RTCP far end).
     selected: VecDeque<(LegKey, Option<SocketAddr>, Option<SocketAddr>)>,
@@ -151,9 +151,7 @@ impl IceSide {
         if self.legs.is_empty() {
             // No agent left: no stale deadline may keep the shard awake
             // (the heap is drained lazily only while agents are served).
-            self.timers.clear();
-            self.ready.clear();
-            self.ready_at = 0;
+            self.schedule.clear();
             self.selected.clear();
         }
     }
@@ -192,7 +190,7 @@ impl IceSide {
         if let Some(la) = self.legs.get_mut(&leg) {
             if !la.queued {
                 la.queued = true;
-                self.ready.push(leg);
+                self.schedule.push_ready(leg);
             }
         }
     }
@@ -202,27 +200,23 @@ impl IceSide {
         if self.legs.is_empty() {
             return None;
         }
-        if self.ready_at < self.ready.len() {
-            return Some(now);
-        }
-        self.timers.peek().map(|Reverse((at, _))| *at)
+        self.schedule.poll_timeout(now)
     }
 
     /// The next datagram an agent sends, written into `buf`; runs the
     /// timers that are due.
     pub(crate) fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<IceSend> {
         loop {
-            if self.ready_at == self.ready.len() {
-                self.ready.clear();
-                self.ready_at = 0;
+            let Some(leg) = self.schedule.current() else {
+                // Served through: the timers due now may queue some again.
                 self.run_due_timers(now);
-                if self.ready.is_empty() {
+                if !self.schedule.has_ready() {
                     return None;
                 }
-            }
-            let &leg = self.ready.get(self.ready_at)?;
+                continue;
+            };
             let Some(la) = self.legs.get_mut(&leg) else {
-                self.ready_at += 1;
+                self.schedule.advance();
                 continue;
             };
             let mut changed = false;
@@ -252,23 +246,19 @@ impl IceSide {
             }
             // Served: re-arm its timer.
             la.queued = false;
-            self.ready_at += 1;
+            self.schedule.advance();
             let next = la.agent.poll_timeout();
             if next != la.armed {
                 la.armed = next;
                 if let Some(at) = next {
-                    self.timers.push(Reverse((at, leg)));
+                    self.schedule.arm(at, leg);
                 }
             }
         }
     }
 
     fn run_due_timers(&mut self, now: Instant) {
-        while let Some(&Reverse((at, leg))) = self.timers.peek() {
-            if at > now {
-                break;
-            }
-            self.timers.pop();
+        while let Some((at, leg)) = self.schedule.pop_due(now) {
             let Some(la) = self.legs.get_mut(&leg) else {
                 continue;
             };

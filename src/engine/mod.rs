@@ -67,6 +67,7 @@ pub mod fastpath;
 mod ice_side;
 mod mailbox;
 mod packet_loop;
+mod schedule;
 mod shard;
 mod srtp_side;
 pub(crate) mod sys;

@@ -12,8 +12,6 @@
 //! another thread's memory; counters are plain integers published once per
 //! turn with relaxed stores into this shard's cache-padded stats block.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,6 +36,7 @@ use std::collections::HashMap;
 
 use super::dtls_side::DtlsSide;
 use super::ice_side::IceSide;
+use super::schedule::Schedule;
 use super::srtp_side::SrtpSide;
 
 /// A leg ready to be installed: bound sockets and what to do with them.
@@ -213,13 +212,9 @@ struct Core {
     local: Local,
     endpoints: Slab<EndpointSlot>,
     /// Endpoints with work (input delivered, timer due, just added), in
-    /// order; serviced by [`PacketSink::poll_transmit`].
-    ready: Vec<EndpointKey>,
-    /// Index of the next entry of `ready` to service.
-    ready_at: usize,
-    /// Endpoint deadlines: a min-heap with lazy deletion (an entry whose
-    /// instant is not its slot's `armed` is skipped when it surfaces).
-    timers: BinaryHeap<Reverse<(Instant, EndpointKey)>>,
+    /// order, served by [`PacketSink::poll_transmit`]; and their deadlines
+    /// (an entry whose instant is not its slot's `armed` is stale).
+    schedule: Schedule<EndpointKey>,
     /// The kernel fast path's side, when it is on.
     fast: Option<FastSide>,
     /// SDES-SRTP termination of this shard's terminated legs.
@@ -443,9 +438,7 @@ impl Core {
             table: RelayTable::new(now, relay),
             local: Local::default(),
             endpoints: Slab::with_capacity(64),
-            ready: Vec::with_capacity(ENDPOINT_RESERVE),
-            ready_at: 0,
-            timers: BinaryHeap::with_capacity(ENDPOINT_RESERVE),
+            schedule: Schedule::with_capacity(ENDPOINT_RESERVE),
             fast: None,
             srtp: SrtpSide::default(),
             ice: IceSide::default(),
@@ -459,7 +452,7 @@ impl Core {
         if let Some(slot) = self.endpoints.get_mut(key) {
             if !slot.queued {
                 slot.queued = true;
-                self.ready.push(key);
+                self.schedule.push_ready(key);
             }
         }
     }
@@ -471,10 +464,10 @@ impl Core {
     /// endpoints cost at most one wake-up per grain, not one each, and no
     /// timer runs early or more than a grain late.
     fn endpoint_deadline(&self, epoch: Instant, now: Instant) -> Option<Instant> {
-        if self.ready_at < self.ready.len() {
+        if self.schedule.has_ready() {
             return Some(now);
         }
-        let at = self.timers.peek().map(|Reverse((at, _))| *at)?;
+        let at = self.schedule.next_deadline()?;
         let grain = ENDPOINT_TIMER_GRAIN.as_nanos();
         let since = at.saturating_duration_since(epoch).as_nanos();
         let rounded = since.div_ceil(grain) * grain;
@@ -485,11 +478,7 @@ impl Core {
     /// Moves the endpoints whose deadline is due to `ready`, running their
     /// timeout.
     fn run_due_timers(&mut self, now: Instant) {
-        while let Some(&Reverse((at, key))) = self.timers.peek() {
-            if at > now {
-                break;
-            }
-            self.timers.pop();
+        while let Some((at, key)) = self.schedule.pop_due(now) {
             let Some(slot) = self.endpoints.get_mut(key) else {
                 continue;
             };
@@ -520,7 +509,7 @@ impl Core {
         if next != slot.armed {
             slot.armed = next;
             if let Some(at) = next {
-                self.timers.push(Reverse((at, key)));
+                self.schedule.arm(at, key);
             }
         }
     }
@@ -715,17 +704,16 @@ impl PacketSink for Core {
             }
         }
         loop {
-            if self.ready_at == self.ready.len() {
-                self.ready.clear();
-                self.ready_at = 0;
+            let Some(key) = self.schedule.current() else {
+                // Served through: the timers due now may queue some again.
                 self.run_due_timers(now);
-                if self.ready.is_empty() {
+                if !self.schedule.has_ready() {
                     return None;
                 }
-            }
-            let key = self.ready[self.ready_at];
+                continue;
+            };
             let Some(slot) = self.endpoints.get_mut(key) else {
-                self.ready_at += 1;
+                self.schedule.advance();
                 continue;
             };
             let leg = slot.leg;
@@ -739,7 +727,7 @@ impl PacketSink for Core {
                 None
             };
             let Some(t) = produced else {
-                self.ready_at += 1;
+                self.schedule.advance();
                 self.finish(now, key);
                 continue;
             };

@@ -28,11 +28,11 @@
 //! parameters, which keep their running contexts and sessions.
 
 use crate::dtls::{Fingerprint, Setup};
-use crate::engine::{DtlsUpdate, LegDtls, LegSrtp, SrtpKey, SrtpState};
+use crate::engine::{DtlsUpdate, LegDtls, SrtpState};
 use crate::sdp::{MediaSection, Section};
 use crate::srtp::{CryptoAttr, MasterKey, Suite};
 
-use super::sdes::{SdesError, SdesOut};
+use super::sdes::{SdesError, SdesOut, dtls_of, terminated};
 
 /// One leg's engine changes: (engine leg, SRTP state, DTLS parameters).
 pub(crate) type LegChange = (usize, Option<SrtpState>, Option<DtlsUpdate>);
@@ -65,31 +65,6 @@ pub(crate) struct Rekey {
     terminated: [bool; 2],
     /// Each leg runs DTLS after the latest answer.
     dtls: [bool; 2],
-}
-
-/// The `a=setup` and fingerprint of `m` (media level first, else session
-/// level), when it has a fingerprint (RFC 8122 §5; `a=setup` absent:
-/// `actpass` in an offer, `active` in an answer, RFC 4145 §4).
-fn dtls_of(
-    m: &MediaSection,
-    session: &Section,
-    offer: bool,
-) -> Result<Option<(Setup, Fingerprint)>, SdesError> {
-    let value = |name: &str| {
-        m.section()
-            .attribute_values(name)
-            .find_map(|v| v)
-            .or_else(|| session.attribute_values(name).find_map(|v| v))
-            .map(|v| v.trim().to_string())
-    };
-    let Some(fp) = value("fingerprint") else {
-        return Ok(None);
-    };
-    let fp: Fingerprint = fp.parse().map_err(|_| SdesError::NoFingerprint)?;
-    let setup = value("setup")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(if offer { Setup::ActPass } else { Setup::Active });
-    Ok(Some((setup, fp)))
 }
 
 /// The `a=crypto` lines of `m` that parse, lifetime dropped (rtpengine
@@ -290,18 +265,7 @@ impl Rekey {
                             .map(|o| (theirs.clone(), o.key))
                     })
                     .ok_or(SdesError::NoAcceptedSuite)?;
-                let keys = SrtpState::Keys(LegSrtp {
-                    inbound: SrtpKey {
-                        suite: theirs.suite,
-                        key: theirs.key,
-                        mki: theirs.mki,
-                    },
-                    outbound: SrtpKey {
-                        suite: theirs.suite,
-                        key: ours,
-                        mki: None,
-                    },
-                });
+                let keys = terminated(&theirs, ours);
                 changes.push((b, Some(keys), self.dtls[b].then_some(DtlsUpdate::Off)));
                 self.terminated[b] = true;
                 self.dtls[b] = false;
@@ -323,18 +287,7 @@ impl Rekey {
                 let ours = self
                     .our_key(a, theirs.suite)
                     .ok_or(SdesError::NoOfferedSuite)?;
-                let keys = SrtpState::Keys(LegSrtp {
-                    inbound: SrtpKey {
-                        suite: theirs.suite,
-                        key: theirs.key,
-                        mki: theirs.mki,
-                    },
-                    outbound: SrtpKey {
-                        suite: theirs.suite,
-                        key: ours,
-                        mki: None,
-                    },
-                });
+                let keys = terminated(theirs, ours);
                 changes.push((a, Some(keys), self.dtls[a].then_some(DtlsUpdate::Off)));
                 self.terminated[a] = true;
                 self.dtls[a] = false;

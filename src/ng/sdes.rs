@@ -115,7 +115,7 @@ impl DtlsPlan {
 /// `a=setup` (absent: `actpass` for an offer, RFC 4145 §4; `active` for
 /// an answer) and `a=fingerprint`, media level first, else session level
 /// (RFC 8122 §5). `Err` for a fingerprint that does not parse.
-fn dtls_of(
+pub(crate) fn dtls_of(
     m: &MediaSection,
     session: &Section,
     offer: bool,
@@ -135,6 +135,24 @@ fn dtls_of(
         .and_then(|v| v.parse().ok())
         .unwrap_or(if offer { Setup::ActPass } else { Setup::Active });
     Ok(Some((setup, fp)))
+}
+
+/// A leg terminated with the far end's line `theirs` (what it sends is
+/// unprotected with its key and MKI) and the relay's key `ours` for the
+/// same suite (what the relay sends it).
+pub(crate) fn terminated(theirs: &CryptoAttr, ours: MasterKey) -> SrtpState {
+    SrtpState::Keys(LegSrtp {
+        inbound: SrtpKey {
+            suite: theirs.suite,
+            key: theirs.key,
+            mki: theirs.mki,
+        },
+        outbound: SrtpKey {
+            suite: theirs.suite,
+            key: ours,
+            mki: None,
+        },
+    })
 }
 
 /// Whether `proto` keys SRTP with DTLS (`UDP/TLS/RTP/SAVP[F]`).
@@ -236,18 +254,7 @@ impl Bridge {
     /// The SRTP leg's keys once the far end's line `theirs` is chosen.
     fn keys(&mut self, theirs: &CryptoAttr, ours: MasterKey) -> SrtpState {
         self.keyed = true;
-        SrtpState::Keys(LegSrtp {
-            inbound: SrtpKey {
-                suite: theirs.suite,
-                key: theirs.key,
-                mki: theirs.mki,
-            },
-            outbound: SrtpKey {
-                suite: theirs.suite,
-                key: ours,
-                mki: None,
-            },
-        })
+        terminated(theirs, ours)
     }
 
     /// An SDP from engine leg `sender` for this media (`offer` or answer),

@@ -52,6 +52,32 @@ class Tone(AudioStreamTrack):
         return frame
 
 
+def counting_peer(counts, key, connected):
+    """A peer connection sending a Tone that counts the frames it receives
+    in counts[key] and sets `connected` once connected."""
+    pc = RTCPeerConnection()
+
+    @pc.on("track")
+    def on_track(track):
+        async def pull():
+            while True:
+                try:
+                    await track.recv()
+                except Exception:
+                    return
+                counts[key] += 1
+
+        asyncio.ensure_future(pull())
+
+    @pc.on("connectionstatechange")
+    def on_state():
+        if pc.connectionState == "connected":
+            connected.set()
+
+    pc.addTrack(Tone())
+    return pc
+
+
 def plain_sdp(port):
     return (
         "v=0\r\no=- 2 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
@@ -80,29 +106,10 @@ async def main():
     b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     b.bind(("127.0.0.1", 0))
     b.setblocking(False)
-    pc = RTCPeerConnection()
     received = asyncio.Event()
     counts = {"a": 0}
-
-    @pc.on("track")
-    def on_track(track):
-        async def pull():
-            while True:
-                try:
-                    await track.recv()
-                except Exception:
-                    return
-                counts["a"] += 1
-
-        asyncio.ensure_future(pull())
-
-    @pc.on("connectionstatechange")
-    def on_state():
-        if pc.connectionState == "connected":
-            received.set()
-
+    pc = counting_peer(counts, "a", received)
     try:
-        pc.addTrack(Tone())
         await pc.setLocalDescription(await pc.createOffer())
         offer = ng_request(
             ng,

@@ -20,34 +20,10 @@ import json
 import os
 
 import aioice.ice
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCSessionDescription
 
 from aioice_call import ng_request
-from aiortc_call import Tone
-
-
-def peer(counts, key, connected):
-    pc = RTCPeerConnection()
-
-    @pc.on("track")
-    def on_track(track):
-        async def pull():
-            while True:
-                try:
-                    await track.recv()
-                except Exception:
-                    return
-                counts[key] += 1
-
-        asyncio.ensure_future(pull())
-
-    @pc.on("connectionstatechange")
-    def on_state():
-        if pc.connectionState == "connected":
-            connected.set()
-
-    pc.addTrack(Tone())
-    return pc
+from aiortc_call import counting_peer
 
 
 async def main():
@@ -63,8 +39,8 @@ async def main():
     out = {"connected": False, "a_received": 0, "b_received": 0}
     counts = {"a": 0, "b": 0}
     a_up, b_up = asyncio.Event(), asyncio.Event()
-    a = peer(counts, "a", a_up)
-    b = peer(counts, "b", b_up)
+    a = counting_peer(counts, "a", a_up)
+    b = counting_peer(counts, "b", b_up)
     try:
         await a.setLocalDescription(await a.createOffer())
         offer = ng_request(
