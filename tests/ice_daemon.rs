@@ -105,8 +105,9 @@ fn aioice_agents_connect_and_exchange_media_through_the_relay() {
     }
 }
 
-/// A WebRTC peer (ICE, DTLS-SRTP, rtcp-mux) bridged to plain RTP: the
-/// relay terminates ICE and DTLS toward it, SRTP both ways.
+/// A WebRTC peer (ICE, DTLS-SRTP, rtcp-mux) bridged to plain RTP, whichever
+/// side offers: the relay terminates ICE and DTLS toward it, SRTP both
+/// ways.
 #[test]
 fn webrtc_peer_is_bridged_to_plain_rtp() {
     if !have("aiortc") {
@@ -114,13 +115,22 @@ fn webrtc_peer_is_bridged_to_plain_rtp() {
     }
     for backend in backends() {
         let (_d, c) = start(&["--io-backend", backend]);
-        let out = run_peer("aiortc_call.py", &c, &["--seconds", "3"]);
-        assert_eq!(json_field(&out, "connected"), "true", "{backend}: {out}");
-        let num = |k: &str| json_field(&out, k).parse::<u64>().unwrap_or(0);
-        // 3 s of 20 ms frames each way: the tone decrypted toward B, B's
-        // RTP encrypted toward A (a few frames lost to start-up at most).
-        assert!(num("b_received") >= 100, "{backend}: {out}");
-        assert!(num("a_received") >= 100, "{backend}: {out}");
+        // The WebRTC peer offers; then the plain side offers toward it.
+        for extra in [&[][..], &["--reverse"][..]] {
+            let mut args = vec!["--seconds", "3"];
+            args.extend(extra);
+            let out = run_peer("aiortc_call.py", &c, &args);
+            assert_eq!(
+                json_field(&out, "connected"),
+                "true",
+                "{backend} {extra:?}: {out}"
+            );
+            let num = |k: &str| json_field(&out, k).parse::<u64>().unwrap_or(0);
+            // 3 s of 20 ms frames each way: the tone decrypted toward B,
+            // B's RTP encrypted toward A (a few lost to start-up at most).
+            assert!(num("b_received") >= 100, "{backend} {extra:?}: {out}");
+            assert!(num("a_received") >= 100, "{backend} {extra:?}: {out}");
+        }
         assert!(
             c.metric("mediarelay_dtls_packets_total").unwrap_or(0) >= 4,
             "{backend}"

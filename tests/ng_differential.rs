@@ -802,6 +802,24 @@ fn variants() -> Vec<Scenario> {
         &dtls(1111, 5000, "a=setup:actpass", fp_a),
         &b("0", &[]),
     ));
+    // a=mid: an answer or a reverse re-offer without one gets the offer's.
+    v.push(
+        Scenario::new("mid-reverse-reoffer")
+            .offer("tagA", &a("0", &["a=mid:0"]), vec![], SAME)
+            .answer("tagA", "tagB", &b("0", &[]), vec![], SAME)
+            .step(
+                "reverse offer",
+                vec![
+                    ("command", t("offer")),
+                    ("call-id", t("diff-mid-reverse-reoffer")),
+                    ("from-tag", t("tagB")),
+                    ("to-tag", t("tagA")),
+                    ("sdp", t(&b("0", &["a=sendonly"]))),
+                ],
+                SAME,
+            )
+            .delete(),
+    );
     // rtcp-mux across re-offers: a leg that was offered mux (and did not
     // decline it) or accepted it is offered mux as muxed again.
     let mux = || a("0", &["a=rtcp-mux"]);

@@ -1279,12 +1279,12 @@ impl<M: MediaPlane> Handler<M> {
             if let Some(p) = slot.protos.get_mut(sender).filter(|_| !m.is_disabled()) {
                 *p = Some(m.media_line().proto.clone());
             }
-            if may_create {
-                slot.mid = m
-                    .section()
-                    .attribute_values("mid")
-                    .find_map(|v| v)
-                    .map(|v| v.trim().to_string());
+            // The media's `a=mid` as offered; an offer without one (a SIP
+            // party's re-INVITE) keeps the one the call has.
+            if let Some(mid) = m.section().attribute_values("mid").find_map(|v| v) {
+                if may_create {
+                    slot.mid = Some(mid.trim().to_string());
+                }
             }
             if let Some(a) = slot.asymmetric.get_mut(sender) {
                 *a = opts.asymmetric;
@@ -1307,15 +1307,15 @@ impl<M: MediaPlane> Handler<M> {
                     .map(|r| format!("{}/{}", r.encoding, r.clock_rate));
             }
         }
-        if !may_create {
-            for (i, m) in sdp.media_mut().iter_mut().enumerate() {
-                let mid = call.medias.get(i).and_then(|s| s.mid.as_deref());
-                if let Some(mid) =
-                    mid.filter(|_| !m.is_disabled() && !m.section().has_attribute("mid"))
-                {
-                    // An unusable value is left out (the answer stays valid).
-                    let _ = m.section_mut().insert_attribute("mid", Some(mid));
-                }
+        // An SDP without `a=mid` for a media that has one (an answer, or a
+        // re-offer from a party that does not write them) gets it, as
+        // rtpengine does: WebRTC peers match media by it.
+        for (i, m) in sdp.media_mut().iter_mut().enumerate() {
+            let mid = call.medias.get(i).and_then(|s| s.mid.as_deref());
+            if let Some(mid) = mid.filter(|_| !m.is_disabled() && !m.section().has_attribute("mid"))
+            {
+                // An unusable value is left out (the SDP stays valid).
+                let _ = m.section_mut().insert_attribute("mid", Some(mid));
             }
         }
         let foundation = self.ice_foundation.clone().unwrap_or_default();

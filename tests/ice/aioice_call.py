@@ -62,6 +62,9 @@ def bdecode(b, i=0):
 
 
 def ng_request(addr, msg, cookie):
+    # Cookies must be unique per daemon: it answers a cookie it has seen
+    # from its reply cache (as rtpengine does).
+    cookie = f"{os.getpid()}_{cookie}"
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.settimeout(5)
     s.sendto(cookie.encode() + b" " + bencode(msg), addr)

@@ -12,7 +12,11 @@ object:
     {"connected": bool, "b_received": n, "a_received": n, "b_sent": n,
      "to_b_sdp": "...", "to_a_sdp": "...", "error": "..."}
 
-Usage: aiortc_call.py --ng 127.0.0.1:PORT [--call-id ID] [--seconds S]
+With --reverse the plain side offers instead, with `transport-protocol:
+UDP/TLS/RTP/SAVPF` and `ICE: force`, and the WebRTC peer answers (the relay
+is then its DTLS server or client as its `a=setup` says).
+
+Usage: aiortc_call.py --ng 127.0.0.1:PORT [--call-id ID] [--seconds S] [--reverse]
 Needs `aiortc`. Traffic stays on 127.0.0.1.
 """
 
@@ -97,6 +101,11 @@ async def main():
     ap.add_argument("--ng", required=True)
     ap.add_argument("--call-id", default=f"aiortc-{os.getpid()}")
     ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument(
+        "--reverse",
+        action="store_true",
+        help="the plain side offers (transport-protocol UDP/TLS/RTP/SAVPF, ICE force)",
+    )
     args = ap.parse_args()
     host, port = args.ng.rsplit(":", 1)
     ng = (host, int(port))
@@ -110,40 +119,77 @@ async def main():
     counts = {"a": 0}
     pc = counting_peer(counts, "a", received)
     try:
-        await pc.setLocalDescription(await pc.createOffer())
-        offer = ng_request(
-            ng,
-            {
-                "command": "offer",
-                "call-id": args.call_id,
-                "from-tag": "A",
-                "sdp": pc.localDescription.sdp,
-                "transport-protocol": "RTP/AVP",
-                "ICE": "remove",
-            },
-            "w1",
-        )
-        out["to_b_sdp"] = offer.get("sdp", "")
-        if offer.get("result") != "ok":
-            out["error"] = f"offer: {offer}"
-            return out
-        relay_b = ("127.0.0.1", m_port(offer["sdp"]))
-        answer = ng_request(
-            ng,
-            {
-                "command": "answer",
-                "call-id": args.call_id,
-                "from-tag": "A",
-                "to-tag": "B",
-                "sdp": plain_sdp(b.getsockname()[1]),
-            },
-            "w2",
-        )
-        out["to_a_sdp"] = answer.get("sdp", "")
-        if answer.get("result") != "ok":
-            out["error"] = f"answer: {answer}"
-            return out
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
+        if args.reverse:
+            # B offers plain RTP toward the WebRTC peer, which answers.
+            offer = ng_request(
+                ng,
+                {
+                    "command": "offer",
+                    "call-id": args.call_id,
+                    "from-tag": "B",
+                    "sdp": plain_sdp(b.getsockname()[1]),
+                    "transport-protocol": "UDP/TLS/RTP/SAVPF",
+                    "ICE": "force",
+                },
+                "w1",
+            )
+            out["to_a_sdp"] = offer.get("sdp", "")
+            if offer.get("result") != "ok":
+                out["error"] = f"offer: {offer}"
+                return out
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer["sdp"], type="offer"))
+            await pc.setLocalDescription(await pc.createAnswer())
+            answer = ng_request(
+                ng,
+                {
+                    "command": "answer",
+                    "call-id": args.call_id,
+                    "from-tag": "B",
+                    "to-tag": "A",
+                    "sdp": pc.localDescription.sdp,
+                },
+                "w2",
+            )
+            out["to_b_sdp"] = answer.get("sdp", "")
+            if answer.get("result") != "ok":
+                out["error"] = f"answer: {answer}"
+                return out
+            relay_b = ("127.0.0.1", m_port(answer["sdp"]))
+        else:
+            await pc.setLocalDescription(await pc.createOffer())
+            offer = ng_request(
+                ng,
+                {
+                    "command": "offer",
+                    "call-id": args.call_id,
+                    "from-tag": "A",
+                    "sdp": pc.localDescription.sdp,
+                    "transport-protocol": "RTP/AVP",
+                    "ICE": "remove",
+                },
+                "w1",
+            )
+            out["to_b_sdp"] = offer.get("sdp", "")
+            if offer.get("result") != "ok":
+                out["error"] = f"offer: {offer}"
+                return out
+            relay_b = ("127.0.0.1", m_port(offer["sdp"]))
+            answer = ng_request(
+                ng,
+                {
+                    "command": "answer",
+                    "call-id": args.call_id,
+                    "from-tag": "A",
+                    "to-tag": "B",
+                    "sdp": plain_sdp(b.getsockname()[1]),
+                },
+                "w2",
+            )
+            out["to_a_sdp"] = answer.get("sdp", "")
+            if answer.get("result") != "ok":
+                out["error"] = f"answer: {answer}"
+                return out
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
         await asyncio.wait_for(received.wait(), 15)
         out["connected"] = True
         # B sends PCMU each 20 ms and counts what A's tone brings it.
