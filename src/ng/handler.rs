@@ -2609,8 +2609,9 @@ fn savp_media(sdp: &Sdp) -> Vec<bool> {
         .collect()
 }
 
-/// Says in the reply's `warning` that SRTP media the relay does not
-/// terminate (no SDES bridge asked for) is passed through end to end.
+/// Says in the reply's `warning` that SRTP media the relay cannot key
+/// (no bridge asked for, and no `a=crypto` line or fingerprint it can use)
+/// is passed through end to end.
 fn note_passthrough(opts: &mut Opts, savp: &[bool], call: &Call) {
     let passed = savp.iter().enumerate().any(|(i, &s)| {
         s && call
@@ -2620,9 +2621,8 @@ fn note_passthrough(opts: &mut Opts, savp: &[bool], call: &Call) {
     });
     if passed {
         opts.notes.push(
-            "SRTP is passed through end to end (terminated only when transport-protocol asks \
-             for RTP/AVP[F] <-> RTP/SAVP[F] or UDP/TLS/RTP/SAVP[F]; SRTP to SRTP is not \
-             re-keyed)"
+            "SRTP is passed through end to end (the SDP has no a=crypto line or DTLS \
+             fingerprint the relay can use)"
                 .into(),
         );
     }
@@ -4253,7 +4253,8 @@ mod tests {
         assert_eq!(r.get("result").and_then(OwnedValue::as_str), Some("error"));
     }
 
-    /// SRTP and ICE the relay does not terminate are said in `warning`.
+    /// SRTP the relay cannot key (a key of the wrong length) is passed
+    /// through as it is, said in `warning`.
     #[test]
     fn srtp_passthrough_is_said() {
         let (mut h, t0) = handler();
