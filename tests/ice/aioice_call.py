@@ -20,45 +20,14 @@ import json
 import os
 import socket
 import struct
+import sys
 
 import aioice
 import aioice.ice
 
-
-def bencode(v):
-    if isinstance(v, dict):
-        return b"d" + b"".join(bencode(k) + bencode(v[k]) for k in sorted(v)) + b"e"
-    if isinstance(v, list):
-        return b"l" + b"".join(bencode(x) for x in v) + b"e"
-    if isinstance(v, int):
-        return b"i%de" % v
-    if isinstance(v, str):
-        v = v.encode()
-    return b"%d:%s" % (len(v), v)
-
-
-def bdecode(b, i=0):
-    c = b[i : i + 1]
-    if c == b"d":
-        i += 1
-        d = {}
-        while b[i : i + 1] != b"e":
-            k, i = bdecode(b, i)
-            d[k], i = bdecode(b, i)
-        return d, i + 1
-    if c == b"l":
-        i += 1
-        out = []
-        while b[i : i + 1] != b"e":
-            v, i = bdecode(b, i)
-            out.append(v)
-        return out, i + 1
-    if c == b"i":
-        j = b.index(b"e", i)
-        return int(b[i + 1 : j]), j + 1
-    j = b.index(b":", i)
-    n = int(b[i:j])
-    return b[j + 1 : j + 1 + n].decode(), j + 1 + n
+# The NG codec of the Kamailio rig's client (bencode over UDP).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "kamailio"))
+from ng import bdecode, bencode  # noqa: E402
 
 
 def ng_request(addr, msg, cookie):
