@@ -56,7 +56,7 @@ fn available() -> bool {
             return skip(format!("{tool} not found (Debian package {package})"));
         }
     }
-    match mediarelay::engine::fastpath::FastPath::start(&["lo".to_string()]) {
+    match mediarelay::engine::fastpath::FastPath::start(&["lo".to_string()], 16) {
         Ok(_) => true,
         Err(e) => skip(format!("kernel fast path unavailable ({e})")),
     }

@@ -604,7 +604,11 @@ impl std::fmt::Debug for Engine {
 fn start_fast_path(cfg: &EngineConfig) -> Result<(Option<Arc<FastPath>>, String), EngineError> {
     match cfg.fast_path {
         FastPathMode::Off => Ok((None, "off (--fast-path=off)".into())),
-        mode => match FastPath::start(&cfg.fast_path_interfaces) {
+        // One entry per relay socket at most.
+        mode => match FastPath::start(
+            &cfg.fast_path_interfaces,
+            u32::from(cfg.port_max.saturating_sub(cfg.port_min)) + 1,
+        ) {
             Ok(f) => {
                 let why = format!("eBPF on tc ingress of {}", f.interfaces().join(", "));
                 tracing::info!(interfaces = ?f.interfaces(), "kernel fast path on");

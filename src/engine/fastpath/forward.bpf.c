@@ -21,7 +21,9 @@
 // (RFC 1624), honouring the packet's checksum state; a UDP checksum of 0
 // (none) stays 0.
 //
-// Per-stream counters are kept per CPU in `stats`, under the same key.
+// Per-stream counters are kept per CPU in `stats`, an array indexed by the
+// entry's slot (the relay gives each entry its own): one hash lookup per
+// packet, the counters found by index.
 
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -53,7 +55,7 @@ struct route_value {
 	__u16 dst_port;
 	__u16 pad;
 	__u32 ifindex;    // egress interface unless FP_LOCAL
-	__u32 pad2;
+	__u32 slot;       // index of the entry's counters in `stats`
 	__u64 punt[2];    // payload types (bit n = PT n) left to userspace
 };
 
@@ -67,19 +69,20 @@ struct stats_value {
 	__u16 pad;
 };
 
+// Both sized by the loader to the relay's sockets (one entry per socket
+// at most); the sizes here are defaults.
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 131072);
+	__uint(max_entries, 65536);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct route_key);
 	__type(value, struct route_value);
 } routes SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, 131072);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct route_key);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
 	__type(value, struct stats_value);
 } stats SEC(".maps");
 
@@ -90,6 +93,16 @@ struct {
 #define RTP_OFF (UDP_OFF + sizeof(struct udphdr))
 #define IP_CSUM (IP_OFF + offsetof(struct iphdr, check))
 #define UDP_CSUM (UDP_OFF + offsetof(struct udphdr, check))
+
+// RFC 1624 (eqn. 3) difference of 32-bit words for an incremental checksum
+// update: the ones' complement sum of ~old and new, carries folded back in
+// (what bpf_csum_diff returns, without a helper call).
+static __always_inline __u32 csum_diff32(__u64 sum)
+{
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	return (__u32)sum;
+}
 
 SEC("classifier")
 int mediarelay_forward(struct __sk_buff *skb)
@@ -153,36 +166,39 @@ int mediarelay_forward(struct __sk_buff *skb)
 	__u16 seq = ((__u16)rtp[2] << 8) | rtp[3];
 	__u32 ssrc = ((__u32)rtp[8] << 24) | ((__u32)rtp[9] << 16) | ((__u32)rtp[10] << 8) | rtp[11];
 
-	// The new addresses and ports, laid out as in the headers (source
-	// then destination, each contiguous), and what the rewrite needs
-	// copied out: the helpers below invalidate packet pointers.
-	__u32 old_addrs[2] = {ip->saddr, ip->daddr};
-	__u32 new_addrs[2] = {r->out_addr, r->dst_addr};
-	__u16 old_ports[2] = {udp->source, udp->dest};
-	__u16 new_ports[2] = {r->out_port, r->dst_port};
+	// The new addresses and ports as they lie in the headers: source
+	// address, destination address (IPv4), source port, destination port
+	// (UDP, right after a header without options): 12 contiguous bytes,
+	// written with one store. Copied out first: the helpers below
+	// invalidate packet pointers.
+	struct {
+		__u32 saddr, daddr;
+		__u16 sport, dport;
+	} new_hdr = {r->out_addr, r->dst_addr, r->out_port, r->dst_port};
+	__u32 old_saddr = ip->saddr, old_daddr = ip->daddr;
+	__u32 old_ports = *(__u32 *)&udp->source;
+	__u32 new_ports = *(__u32 *)&new_hdr.sport;
 	__u16 tos = r->tos;
 	__u16 flags = r->flags;
 	__u32 ifindex = r->ifindex;
+	__u32 slot = r->slot;
 	__u16 old_tos_word = *(__u16 *)ip;  // version/ihl and TOS
 
 	// RFC 1624 incremental updates: one sum of differences for the
 	// addresses (IPv4 header checksum, and the UDP checksum through its
-	// pseudo-header) and one for the ports (UDP checksum only). A zero
+	// pseudo-header) and one for the ports (UDP checksum only). The
+	// helpers apply them as the packet's checksum state requires; a zero
 	// UDP checksum (none sent) stays zero (BPF_F_MARK_MANGLED_0).
-	__s64 addr_diff = bpf_csum_diff(old_addrs, sizeof(old_addrs), new_addrs, sizeof(new_addrs), 0);
-	__s64 port_diff = bpf_csum_diff((__be32 *)old_ports, sizeof(old_ports), (__be32 *)new_ports,
-				       sizeof(new_ports), 0);
-	if (addr_diff < 0 || port_diff < 0)
-		return TCX_NEXT;
+	__u32 addr_diff = csum_diff32((__u64)(__u32)~old_saddr + (__u32)~old_daddr +
+				      new_hdr.saddr + new_hdr.daddr);
+	__u32 port_diff = csum_diff32((__u64)(__u32)~old_ports + new_ports);
 	if (bpf_l4_csum_replace(skb, UDP_CSUM, 0, addr_diff, BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0))
 		return TCX_NEXT;
 	if (bpf_l4_csum_replace(skb, UDP_CSUM, 0, port_diff, BPF_F_MARK_MANGLED_0))
 		return TC_ACT_SHOT;
 	if (bpf_l3_csum_replace(skb, IP_CSUM, 0, addr_diff, 0))
 		return TC_ACT_SHOT;
-	if (bpf_skb_store_bytes(skb, IP_OFF + offsetof(struct iphdr, saddr), new_addrs, sizeof(new_addrs), 0))
-		return TC_ACT_SHOT;
-	if (bpf_skb_store_bytes(skb, UDP_OFF, new_ports, sizeof(new_ports), 0))
+	if (bpf_skb_store_bytes(skb, IP_OFF + offsetof(struct iphdr, saddr), &new_hdr, sizeof(new_hdr), 0))
 		return TC_ACT_SHOT;
 	if (tos & 0x100) {
 		// The relay's DSCP/ECN marking (--tos), as its sockets would set.
@@ -196,14 +212,8 @@ int mediarelay_forward(struct __sk_buff *skb)
 		}
 	}
 
-	// The relay creates the counters with the entry; a missing one (an
-	// entry installed by hand) is created here.
-	struct stats_value *s = bpf_map_lookup_elem(&stats, &key);
-	if (!s) {
-		struct stats_value zero = {};
-		bpf_map_update_elem(&stats, &key, &zero, BPF_NOEXIST);
-		s = bpf_map_lookup_elem(&stats, &key);
-	}
+	// The entry's counters (zeroed by the relay when it installs it).
+	struct stats_value *s = bpf_map_lookup_elem(&stats, &slot);
 	if (s) {
 		if (s->packets && seq != (__u16)(s->seq + 1))
 			s->seq_jumps++;

@@ -9,8 +9,9 @@
 //! the relay socket it would have left from; destination: the far end)
 //! with its IPv4 and UDP checksums updated, and sent on; everything else
 //! goes to userspace untouched. Per-stream counters (packets, bytes, last
-//! arrival, SSRC, sequence number, sequence jumps) are kept per CPU under
-//! the same key and merged into the relay's own counters by the shards.
+//! arrival, SSRC, sequence number, sequence jumps) are kept per CPU in an
+//! array, at a slot each entry is given here (one hash lookup per packet),
+//! and merged into the relay's own counters by the shards.
 //!
 //! The program is attached through TCX links held by this process: when
 //! the process exits, however it exits, the kernel closes the links and
@@ -161,7 +162,8 @@ fn key_of(local: SocketAddrV4) -> [u8; KEY_LEN] {
     k
 }
 
-/// The map value (`struct route_value` in the program).
+/// The map value (`struct route_value` in the program), without its
+/// counters' slot (bytes 28..32, set by [`with_slot`]).
 fn route_value(
     r: &KernelRoute,
     src: SocketAddrV4,
@@ -185,6 +187,62 @@ fn route_value(
     v[32..40].copy_from_slice(&(pts as u64).to_ne_bytes());
     v[40..48].copy_from_slice(&((pts >> 64) as u64).to_ne_bytes());
     v
+}
+
+/// `value` pointing at counters slot `slot`.
+fn with_slot(mut value: [u8; ROUTE_LEN], slot: u32) -> [u8; ROUTE_LEN] {
+    value[28..32].copy_from_slice(&slot.to_ne_bytes());
+    value
+}
+
+/// Slots of the counters array: one per installed entry, a key keeping its
+/// slot while it is installed. A freed slot goes to the back of the queue:
+/// a packet that found the old entry just before it went (the program
+/// runs under RCU) counts into a slot nobody has been given since.
+#[derive(Debug, Default)]
+struct Slots {
+    by_key: std::collections::HashMap<[u8; KEY_LEN], u32>,
+    free: std::collections::VecDeque<u32>,
+    next: u32,
+    capacity: u32,
+}
+
+impl Slots {
+    fn new(capacity: u32) -> Slots {
+        Slots {
+            capacity,
+            ..Slots::default()
+        }
+    }
+
+    /// The key's slot, given it if it has none; `None` when all are taken.
+    fn take(&mut self, key: [u8; KEY_LEN]) -> Option<u32> {
+        if let Some(&s) = self.by_key.get(&key) {
+            return Some(s);
+        }
+        let s = match self.free.pop_front() {
+            Some(s) => s,
+            None if self.next < self.capacity => {
+                self.next += 1;
+                self.next - 1
+            }
+            None => return None,
+        };
+        self.by_key.insert(key, s);
+        Some(s)
+    }
+
+    /// The key's slot, if it has one.
+    fn get(&self, key: &[u8; KEY_LEN]) -> Option<u32> {
+        self.by_key.get(key).copied()
+    }
+
+    /// Gives the key's slot back.
+    fn give_back(&mut self, key: &[u8; KEY_LEN]) {
+        if let Some(s) = self.by_key.remove(key) {
+            self.free.push_back(s);
+        }
+    }
 }
 
 /// One CPU's `struct stats_value`.
@@ -253,10 +311,13 @@ impl FastPath {
     /// Loads the program and attaches it to tc ingress of `interfaces`
     /// (empty: every interface present now). Needs CAP_BPF and
     /// CAP_NET_ADMIN (root) and Linux 6.6 (TCX).
-    pub fn start(interfaces: &[String]) -> Result<FastPath, FastPathError> {
+    ///
+    /// `capacity`: the most entries it will hold (one per relay socket is
+    /// the most a relay needs); the maps are sized to it.
+    pub fn start(interfaces: &[String], capacity: u32) -> Result<FastPath, FastPathError> {
         #[cfg(all(feature = "fast-path", mediarelay_bpf))]
         {
-            let (loaded, attached) = imp::Loaded::start(interfaces)?;
+            let (loaded, attached) = imp::Loaded::start(interfaces, capacity)?;
             Ok(FastPath {
                 inner: std::sync::Mutex::new(loaded),
                 interfaces: attached,
@@ -264,7 +325,7 @@ impl FastPath {
         }
         #[cfg(not(all(feature = "fast-path", mediarelay_bpf)))]
         {
-            let _ = interfaces;
+            let _ = (interfaces, capacity);
             Err(FastPathError::NotBuilt(if cfg!(feature = "fast-path") {
                 "no clang for BPF at build time"
             } else {
@@ -356,7 +417,7 @@ fn monotonic_now() -> Duration {
 #[cfg(all(feature = "fast-path", mediarelay_bpf))]
 mod imp {
     use super::*;
-    use aya::maps::{HashMap, MapData, PerCpuHashMap};
+    use aya::maps::{HashMap, MapData, PerCpuArray};
     use aya::programs::{LinkOrder, SchedClassifier, TcAttachType, tc::TcAttachOptions};
 
     /// The object built by build.rs.
@@ -366,7 +427,8 @@ mod imp {
         /// Holds the program and its TCX links (dropping it detaches).
         _ebpf: aya::Ebpf,
         routes: HashMap<MapData, [u8; KEY_LEN], [u8; ROUTE_LEN]>,
-        stats: PerCpuHashMap<MapData, [u8; KEY_LEN], [u8; STATS_LEN]>,
+        stats: PerCpuArray<MapData, [u8; STATS_LEN]>,
+        slots: Slots,
     }
 
     fn load_err(e: impl std::fmt::Display) -> FastPathError {
@@ -415,8 +477,16 @@ mod imp {
     }
 
     impl Loaded {
-        pub(super) fn start(interfaces: &[String]) -> Result<(Loaded, Vec<String>), FastPathError> {
-            let mut ebpf = aya::Ebpf::load(OBJECT).map_err(load_failed)?;
+        pub(super) fn start(
+            interfaces: &[String],
+            capacity: u32,
+        ) -> Result<(Loaded, Vec<String>), FastPathError> {
+            let capacity = capacity.max(1);
+            let mut ebpf = aya::EbpfLoader::new()
+                .map_max_entries("routes", capacity)
+                .map_max_entries("stats", capacity)
+                .load(OBJECT)
+                .map_err(load_failed)?;
             let prog: &mut SchedClassifier = ebpf
                 .program_mut("mediarelay_forward")
                 .ok_or_else(|| load_err("program missing from the object"))?
@@ -459,12 +529,13 @@ mod imp {
             let stats = ebpf
                 .take_map("stats")
                 .ok_or_else(|| load_err("no stats map"))?;
-            let stats = PerCpuHashMap::try_from(stats).map_err(load_failed)?;
+            let stats = PerCpuArray::try_from(stats).map_err(load_failed)?;
             Ok((
                 Loaded {
                     _ebpf: ebpf,
                     routes,
                     stats,
+                    slots: Slots::new(capacity),
                 },
                 attached,
             ))
@@ -475,17 +546,29 @@ mod imp {
             key: [u8; KEY_LEN],
             value: [u8; ROUTE_LEN],
         ) -> Result<(), FastPathError> {
-            // The counters first, zeroed (whatever an earlier entry under
-            // this key left): the program then only updates them, and a
-            // full map is an error here, where the stream can stay in
+            // The counters first, zeroed (whatever an earlier entry left
+            // in the slot): the program then only updates them. No slot
+            // left is an error here, where the stream can stay in
             // userspace, not a packet counted nowhere.
+            let had_slot = self.slots.get(&key).is_some();
+            let slot = self.slots.take(key).ok_or_else(|| {
+                map_err(format!(
+                    "all {} counter slots are in use",
+                    self.slots.capacity
+                ))
+            })?;
             let nr_cpus =
                 aya::util::nr_cpus().map_err(|(what, e)| map_err(format!("{what}: {e}")))?;
             let zero = aya::maps::PerCpuValues::try_from(vec![[0u8; STATS_LEN]; nr_cpus])
                 .map_err(map_err)?;
-            self.stats.insert(key, zero, 0).map_err(map_err)?;
-            if let Err(e) = self.routes.insert(key, value, 0) {
-                let _ = self.stats.remove(&key);
+            let res = self
+                .stats
+                .set(slot, zero, 0)
+                .and_then(|()| self.routes.insert(key, with_slot(value, slot), 0));
+            if let Err(e) = res {
+                if !had_slot {
+                    self.slots.give_back(&key);
+                }
                 return Err(map_err(e));
             }
             Ok(())
@@ -501,7 +584,7 @@ mod imp {
                 Err(e) => return Err(map_err(e)),
             }
             let c = self.counters(key)?;
-            let _ = self.stats.remove(&key);
+            self.slots.give_back(&key);
             Ok(c)
         }
 
@@ -511,11 +594,11 @@ mod imp {
         ) -> Result<KernelCounters, FastPathError> {
             let now = Instant::now();
             let mono = monotonic_now();
-            match self.stats.get(&key, 0) {
-                Ok(values) => Ok(merge(values.iter().map(CpuStats::parse), now, mono)),
-                Err(aya::maps::MapError::KeyNotFound) => Ok(KernelCounters::default()),
-                Err(e) => Err(map_err(e)),
-            }
+            let Some(slot) = self.slots.get(&key) else {
+                return Ok(KernelCounters::default());
+            };
+            let values = self.stats.get(&slot, 0).map_err(map_err)?;
+            Ok(merge(values.iter().map(CpuStats::parse), now, mono))
         }
     }
 }
@@ -563,6 +646,38 @@ mod tests {
         assert_eq!(&v[16..22], &[127, 0, 0, 3, 0x13, 0x88]);
         assert_eq!(u32::from_ne_bytes([v[24], v[25], v[26], v[27]]), 7);
         assert_eq!(u64::from_ne_bytes(v[40..48].try_into().unwrap()), 1 << 37);
+    }
+
+    #[test]
+    fn the_slot_goes_where_the_program_reads_it() {
+        let v = with_slot([0xaa; ROUTE_LEN], 0x0102_0304);
+        assert_eq!(
+            u32::from_ne_bytes(v[28..32].try_into().unwrap()),
+            0x0102_0304
+        );
+        assert_eq!(&v[24..28], &[0xaa; 4]);
+        assert_eq!(&v[32..], &[0xaa; 16]);
+    }
+
+    #[test]
+    fn slots_are_unique_kept_per_key_and_reused_last() {
+        let key = |n: u8| [127, 0, 0, 1, 0, n, 0, 0];
+        let mut s = Slots::new(3);
+        assert_eq!(s.take(key(1)), Some(0));
+        assert_eq!(s.take(key(2)), Some(1));
+        // A re-install keeps its slot.
+        assert_eq!(s.take(key(1)), Some(0));
+        assert_eq!(s.take(key(3)), Some(2));
+        assert_eq!(s.take(key(4)), None, "all taken");
+        s.give_back(&key(1));
+        s.give_back(&key(1));
+        assert_eq!(s.get(&key(1)), None);
+        s.give_back(&key(3));
+        // The slot freed first is handed out first, each once.
+        assert_eq!(s.take(key(5)), Some(0));
+        assert_eq!(s.take(key(6)), Some(2));
+        assert_eq!(s.take(key(7)), None);
+        assert_eq!(s.get(&key(2)), Some(1));
     }
 
     #[test]
