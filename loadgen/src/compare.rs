@@ -1,8 +1,15 @@
 //! `loadgen compare`: mediarelay and rtpengine side by side on loopback,
-//! with the same port range, thread count and load, alternating (round 1
-//! mediarelay first, round 2 rtpengine first, ...), each relay freshly
-//! started for every round; the table shows the median of the rounds and
-//! the ratio mediarelay / rtpengine.
+//! with the same port range, thread count and load, alternating (the order
+//! rotates every round), each relay freshly started for every round; the
+//! table shows the median of the rounds and the ratio mediarelay /
+//! rtpengine.
+//!
+//! Each round also runs the same load with no relay at all (each call's
+//! two sockets streaming straight to each other): what the machine spends
+//! on the load itself. A relay's CPU over that baseline, all threads
+//! counted, is its whole cost wherever the kernel charged it, including
+//! work done in the generator's threads (on loopback a sender delivers its
+//! packets, so a kernel fast path runs in the generator's context).
 
 use std::path::PathBuf;
 
@@ -25,6 +32,8 @@ pub struct CompareOptions {
     pub precision: u32,
     /// The rtpengine binary.
     pub rtpengine: PathBuf,
+    /// Run the no-relay baseline every round.
+    pub baseline: bool,
 }
 
 /// One relay's figures in one round.
@@ -47,6 +56,11 @@ const ROWS: &[(&str, &str, bool)] = &[
     (
         "system_less_gen_ns_per_pkt",
         "all threads' CPU but the generator's, per relayed packet, ns",
+        true,
+    ),
+    (
+        "added_ns_per_pkt",
+        "all threads' CPU over the no-relay baseline, per relayed packet, ns",
         true,
     ),
     ("latency_p50_us", "added latency p50, us", true),
@@ -185,15 +199,35 @@ pub struct Comparison {
 pub fn run(o: &CompareOptions) -> Result<Comparison, String> {
     let mut ours: Vec<Round> = Vec::new();
     let mut theirs: Vec<Round> = Vec::new();
+    // The no-relay run's all-threads CPU per packet, per round.
+    let mut base: Vec<Option<f64>> = Vec::new();
+    let mut base_notes: Vec<String> = Vec::new();
     let mut names = (String::new(), String::new());
+    let turns = if o.baseline { 3 } else { 2 };
     for round in 0..o.rounds.max(1) {
-        for k in 0..2 {
-            let rtpengine_turn = (round + k) % 2 == 1;
+        let mut base_here = None;
+        for k in 0..turns {
+            let turn = (round + k) % turns;
+            if turn == 2 {
+                eprintln!("round {}: no relay (baseline)", round + 1);
+                let mut target = Target::direct();
+                let t = relay::trial(&o.relay, &mut target, o.relay.calls)?;
+                let fails = t.failures(&o.relay);
+                if !fails.is_empty() {
+                    let note = format!("no-relay baseline: {}", fails.join("; "));
+                    eprintln!("  {note}");
+                    base_notes.push(note);
+                }
+                base_here = t.system_ns_per_pkt();
+                continue;
+            }
+            let rtpengine_turn = turn == 1;
             let mut target = if rtpengine_turn {
                 Target::rtpengine(&o.rtpengine, &o.relay)?
             } else {
                 Target::open(&Options {
                     ng: None,
+                    direct: false,
                     ..o.relay.clone()
                 })?
             };
@@ -206,6 +240,19 @@ pub fn run(o: &CompareOptions) -> Result<Comparison, String> {
                 names.0 = target.name.clone();
                 ours.push(r);
             }
+        }
+        base.push(base_here);
+    }
+    // Each relay's CPU over the baseline of its own round.
+    for rounds in [&mut ours, &mut theirs] {
+        for (r, b) in rounds.iter_mut().zip(&base) {
+            let sys = r
+                .values
+                .iter()
+                .find(|(k, _)| *k == "system_ns_per_pkt")
+                .and_then(|(_, v)| *v);
+            let added = sys.zip(*b).map(|(s, b)| s - b);
+            r.values.push(("added_ns_per_pkt", added));
         }
     }
     let med = |rounds: &[Round], key: &str| {
@@ -225,6 +272,8 @@ pub fn run(o: &CompareOptions) -> Result<Comparison, String> {
     figures.put("compare.mediarelay.name", names.0.as_str());
     figures.put("compare.rtpengine.name", names.1.as_str());
     figures.put("compare.rounds", o.rounds as u64);
+    let base_median = median(base.iter().flatten().copied().collect());
+    figures.put("compare.baseline.system_ns_per_pkt", base_median);
     figures.put("compare.calls", o.relay.calls);
     figures.put("compare.pps", o.relay.pps);
     figures.put(
@@ -291,10 +340,16 @@ pub fn run(o: &CompareOptions) -> Result<Comparison, String> {
             ratio.map_or("-".into(), |r| format!("{r:.2}"))
         ));
     }
+    if let Some(b) = base_median {
+        table.push_str(&format!(
+            "\nNo-relay baseline (the same load streamed straight between each call's sockets), all threads' CPU per packet, median: {b:.0} ns\n"
+        ));
+    }
     let notes: Vec<String> = ours
         .iter()
         .chain(&theirs)
         .flat_map(|r| r.notes.iter().cloned())
+        .chain(base_notes)
         .collect();
     if !notes.is_empty() {
         table.push_str("\nNotes (runs that failed a check, searches that hit their ceiling):\n");

@@ -113,6 +113,12 @@ struct TargetArgs {
 struct RelayArgs {
     #[command(flatten)]
     target: TargetArgs,
+    /// No relay: each call's two sockets stream straight to each other
+    /// (same generator, schedule and accounting). The machine's cost of
+    /// the load itself, the baseline a relay's own cost is measured
+    /// against (`compare` runs it every round)
+    #[arg(long, conflicts_with_all = ["ng", "relay_pid"])]
+    direct: bool,
     /// Concurrent calls.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
     calls: u32,
@@ -265,6 +271,9 @@ struct CompareArgs {
     /// Skip the --find-max search.
     #[arg(long)]
     no_find_max: bool,
+    /// Skip the no-relay baseline run of each round (the same load streamed straight between each call's sockets, which the row "all threads' CPU over the no-relay baseline" needs)
+    #[arg(long)]
+    no_baseline: bool,
     /// Loss above this percentage fails a search trial.
     #[arg(long, default_value_t = 0.1, value_parser = percentage)]
     max_loss: f64,
@@ -406,6 +415,7 @@ fn write_file(path: &Path, text: &str) -> Result<(), String> {
 fn options(a: &RelayArgs) -> Options {
     Options {
         ng: a.target.ng,
+        direct: a.direct,
         relay_pid: a.target.relay_pid,
         calls: a.calls,
         pps: a.pps,
@@ -621,6 +631,7 @@ fn run_compare(a: &CompareArgs) -> Result<ExitCode, String> {
         find_max: (!a.no_find_max).then_some(a.max_calls),
         precision: a.precision,
         rtpengine: a.rtpengine.clone(),
+        baseline: !a.no_baseline,
     };
     let c = loadgen::compare::run(&o)?;
     println!("{}", c.table);
@@ -699,12 +710,15 @@ fn print_setup(target: &Target, r: &loadgen::setup::SetupReport) {
 
 fn print_summary(target: &Target, t: &Trial, o: &Options) {
     let s = &t.totals;
+    let via = if target.is_direct() {
+        target.name.clone()
+    } else {
+        format!("{} (NG {})", target.name, target.ng)
+    };
     println!(
-        "loadgen relay: {} calls ({} up) through {} (NG {}), {} pps each way, {:.1} s",
+        "loadgen relay: {} calls ({} up) through {via}, {} pps each way, {:.1} s",
         t.calls,
         t.calls_up,
-        target.name,
-        target.ng,
         o.pps,
         o.duration.as_secs_f64()
     );
@@ -748,15 +762,17 @@ fn print_summary(target: &Target, t: &Trial, o: &Options) {
             h.value_at_quantile(0.99)
         )
     };
-    println!(
-        "  NG        us offer {}, answer {}, delete {}; after delete: {} of our calls listed, relay sessions {}",
-        p(&t.commands.offer),
-        p(&t.commands.answer),
-        p(&t.commands.delete),
-        t.leftover_calls.len(),
-        t.sessions_after
-            .map_or("not reported".into(), |n| n.to_string())
-    );
+    if !target.is_direct() {
+        println!(
+            "  NG        us offer {}, answer {}, delete {}; after delete: {} of our calls listed, relay sessions {}",
+            p(&t.commands.offer),
+            p(&t.commands.answer),
+            p(&t.commands.delete),
+            t.leftover_calls.len(),
+            t.sessions_after
+                .map_or("not reported".into(), |n| n.to_string())
+        );
+    }
     println!(
         "  relay     CPU {} ns per relayed packet ({} of a core), softirq {} of all CPU",
         t.relay_ns_per_pkt()

@@ -1,7 +1,7 @@
 //! `loadgen compare` end to end against Sipwise rtpengine: both relays
 //! started by the binary, a fixed-load run, a `--find-max` search and a
-//! set-up run against each, the table with both columns and the JSON
-//! medians. Needs `rtpengine` on PATH (Debian: `rtpengine-daemon`); where
+//! set-up run against each, the no-relay baseline, the table with both
+//! columns and the JSON medians. Needs `rtpengine` on PATH (Debian: `rtpengine-daemon`); where
 //! it is missing the test says so and passes, unless
 //! `LOADGEN_REQUIRE_RTPENGINE=1` (CI installs it and sets that).
 
@@ -76,6 +76,20 @@ fn compare_runs_both_relays_end_to_end() {
         );
     }
     assert!(c["ratio"]["cpu_ns_per_pkt"].as_f64().is_some());
+    // The no-relay baseline ran, and each relay's CPU over it is given.
+    assert!(
+        c["baseline"]["system_ns_per_pkt"]
+            .as_f64()
+            .is_some_and(|v| v > 0.0),
+        "{c}"
+    );
+    for relay in ["mediarelay", "rtpengine"] {
+        assert!(
+            c[relay]["added_ns_per_pkt"].as_f64().is_some(),
+            "{relay}: {c}"
+        );
+    }
+    assert!(stdout.contains("No-relay baseline"), "{stdout}");
     let header = stdout.lines().next().unwrap_or_default();
     assert!(
         header.contains("mediarelay") && header.contains("rtpengine"),

@@ -265,3 +265,49 @@ fn an_unreachable_relay_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--relay-pid 4000000"));
 }
+
+#[test]
+fn direct_runs_the_load_without_a_relay() {
+    let dir = TempDir::new("direct");
+    let json = dir.0.join("direct.json");
+    let out = loadgen(&[
+        "relay",
+        "--direct",
+        "--calls",
+        "10",
+        "--duration",
+        "1",
+        "--quiet",
+        "--no-report",
+        "--local-ports",
+        "23000-23999",
+        "--json",
+        json.to_str().expect("utf-8 path"),
+        "--max-send-lag-us",
+        "20000",
+    ]);
+    assert!(out.status.success(), "{}", show(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("through no relay (direct)"), "{stdout}");
+    assert!(!stdout.contains("NG "), "no NG in a direct run: {stdout}");
+    let r = read_json(&json);
+    // 10 calls x 2 directions x 50 pps x 1 s, each straight to the other
+    // socket of its call.
+    assert_eq!(count(&r, "relay.sent"), 1000);
+    assert_eq!(count(&r, "relay.received"), 1000);
+    assert_eq!(count(&r, "relay.misdelivered"), 0);
+    // No relay process: no relay CPU; the machine's is measured.
+    assert!(
+        r["relay"]["relay_cpu_ns_per_pkt"].is_null(),
+        "{}",
+        r["relay"]
+    );
+    assert!(
+        figure(&r, "relay.system_cpu_ns_per_pkt")
+            .as_f64()
+            .is_some_and(|v| v > 0.0)
+    );
+    // --direct takes no relay.
+    let out = loadgen(&["relay", "--direct", "--ng", "127.0.0.1:2223"]);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+}

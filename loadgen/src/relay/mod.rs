@@ -41,6 +41,12 @@ use generator::{Flow, Plan, SecondBucket};
 pub struct Options {
     /// The relay's NG address; `None`: start the embedded relay.
     pub ng: Option<SocketAddr>,
+    /// No relay at all: each call's two sockets stream straight to each
+    /// other, through the same generator, schedule and accounting. What
+    /// the machine spends on the load without a relay: the baseline
+    /// `compare` subtracts to give a relay's own cost wherever the kernel
+    /// charged it.
+    pub direct: bool,
     /// The relay's pid, for its CPU time (the embedded relay's is known).
     pub relay_pid: Option<u32>,
     /// Calls.
@@ -91,6 +97,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             ng: None,
+            direct: false,
             relay_pid: None,
             calls: 100,
             pps: 50,
@@ -124,11 +131,19 @@ pub struct Target {
     /// What it is, for reports.
     pub name: String,
     embedded: Option<EmbeddedRelay>,
+    /// No relay ([`Options::direct`]): `ng` is not used.
+    direct: bool,
 }
 
 impl Target {
     /// Connects to `o.ng`, or starts the embedded relay.
     pub fn open(o: &Options) -> Result<Target, String> {
+        if o.direct {
+            if o.ng.is_some() || o.relay_pid.is_some() {
+                return Err("no relay (direct) takes no NG address or relay pid".into());
+            }
+            return Ok(Target::direct());
+        }
         if let Some(pid) = o.relay_pid {
             if process_cpu(pid).is_none() {
                 return Err(format!(
@@ -144,6 +159,7 @@ impl Target {
                 pid: o.relay_pid,
                 name: format!("NG relay at {ng}"),
                 embedded: None,
+                direct: false,
             });
         }
         let exe = match &o.exe {
@@ -156,7 +172,24 @@ impl Target {
             pid: Some(e.pid()),
             name: format!("embedded mediarelay {}", env!("CARGO_PKG_VERSION")),
             embedded: Some(e),
+            direct: false,
         })
+    }
+
+    /// No relay: streams go straight between each call's sockets.
+    pub fn direct() -> Target {
+        Target {
+            ng: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
+            pid: None,
+            name: "no relay (direct)".into(),
+            embedded: None,
+            direct: true,
+        }
+    }
+
+    /// Whether this is the no-relay baseline.
+    pub fn is_direct(&self) -> bool {
+        self.direct
     }
 
     /// Starts rtpengine (`exe`) with the embedded relay's port range and
@@ -179,6 +212,7 @@ impl Target {
             pid: Some(e.pid()),
             name: format!("rtpengine {version}").trim().to_string(),
             embedded: Some(e),
+            direct: false,
         })
     }
 
@@ -601,7 +635,11 @@ pub fn trial(o: &Options, target: &mut Target, calls: u32) -> Result<Trial, Stri
     }
     let run = run_id();
     let pairs = bind_pairs(o.local_ip, o.local_ports, calls)?;
-    let mut ng = NgClient::new(target.ng).map_err(|e| e.to_string())?;
+    let mut ng = if target.direct {
+        None
+    } else {
+        Some(NgClient::new(target.ng).map_err(|e| e.to_string())?)
+    };
     let mut commands = Commands::new();
     let mut up: Vec<(u32, UdpSocket, UdpSocket, SocketAddr, SocketAddr)> = Vec::new();
     let (mut failures, mut first_failure) = (0u32, None);
@@ -614,15 +652,19 @@ pub fn trial(o: &Options, target: &mut Target, calls: u32) -> Result<Trial, Stri
             continue;
         };
         let t0 = Instant::now();
-        let step = ng
-            .offer_answer("offer", &cid, &ft, None, a_addr)
-            .and_then(|to_b| {
-                record_us(&mut commands.offer, t0);
-                let t1 = Instant::now();
-                let to_a = ng.offer_answer("answer", &cid, &ft, Some(&tt), b_addr)?;
-                record_us(&mut commands.answer, t1);
-                Ok((to_a, to_b))
-            });
+        // Without a relay each side sends to the other's socket.
+        let step = match ng.as_mut() {
+            None => Ok((b_addr, a_addr)),
+            Some(ng) => ng
+                .offer_answer("offer", &cid, &ft, None, a_addr)
+                .and_then(|to_b| {
+                    record_us(&mut commands.offer, t0);
+                    let t1 = Instant::now();
+                    let to_a = ng.offer_answer("answer", &cid, &ft, Some(&tt), b_addr)?;
+                    record_us(&mut commands.answer, t1);
+                    Ok((to_a, to_b))
+                }),
+        };
         match step {
             Ok((to_a, to_b)) => up.push((i, a, b, to_a, to_b)),
             Err(e) => {
@@ -762,26 +804,32 @@ pub fn trial(o: &Options, target: &mut Target, calls: u32) -> Result<Trial, Stri
     target.check_alive()?;
 
     // Teardown and the relay's own account.
-    for &i in &call_ids {
-        let (cid, ft, _) = call_names(run, i);
-        let t0 = Instant::now();
-        match ng.delete(&cid, &ft) {
-            Ok(()) => record_us(&mut commands.delete, t0),
-            Err(e) => {
-                first_failure.get_or_insert_with(|| format!("delete: {e}"));
+    let (leftover_calls, sessions_after) = match ng.as_mut() {
+        None => (Vec::new(), None),
+        Some(ng) => {
+            for &i in &call_ids {
+                let (cid, ft, _) = call_names(run, i);
+                let t0 = Instant::now();
+                match ng.delete(&cid, &ft) {
+                    Ok(()) => record_us(&mut commands.delete, t0),
+                    Err(e) => {
+                        first_failure.get_or_insert_with(|| format!("delete: {e}"));
+                    }
+                }
             }
+            let prefix = format!("lg{run:x}-");
+            let leftover: Vec<String> = ng
+                .list(100_000)
+                .map_err(|e| format!("NG list after the deletes: {e}"))?
+                .into_iter()
+                .filter(|c| c.starts_with(&prefix))
+                .collect();
+            let sessions = ng
+                .current_sessions()
+                .map_err(|e| format!("NG statistics after the deletes: {e}"))?;
+            (leftover, sessions)
         }
-    }
-    let prefix = format!("lg{run:x}-");
-    let leftover_calls = ng
-        .list(100_000)
-        .map_err(|e| format!("NG list after the deletes: {e}"))?
-        .into_iter()
-        .filter(|c| c.starts_with(&prefix))
-        .collect();
-    let sessions_after = ng
-        .current_sessions()
-        .map_err(|e| format!("NG statistics after the deletes: {e}"))?;
+    };
 
     // Merge the threads' figures.
     let mut totals = StreamReport::default();
