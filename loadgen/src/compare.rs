@@ -207,6 +207,14 @@ pub fn run(o: &CompareOptions) -> Result<Comparison, String> {
     for round in 0..o.rounds.max(1) {
         let mut base_here = None;
         for k in 0..turns {
+            // Rotated each round (each run in each position over `turns`
+            // rounds), and in reverse order in the next `turns` rounds (each
+            // run after each other one).
+            let k = if (round / turns) % 2 == 1 {
+                turns - 1 - k
+            } else {
+                k
+            };
             let turn = (round + k) % turns;
             if turn == 2 {
                 eprintln!("round {}: no relay (baseline)", round + 1);
@@ -253,6 +261,12 @@ pub fn run(o: &CompareOptions) -> Result<Comparison, String> {
                 .and_then(|(_, v)| *v);
             let added = sys.zip(*b).map(|(s, b)| s - b);
             r.values.push(("added_ns_per_pkt", added));
+            if added.is_some_and(|a| a < 0.0) {
+                r.notes.push(format!(
+                    "a relay's CPU over the no-relay baseline came out negative ({:.0} ns per packet): at this load the difference is within the runs' noise",
+                    added.unwrap_or_default()
+                ));
+            }
         }
     }
     let med = |rounds: &[Round], key: &str| {
@@ -316,9 +330,10 @@ pub fn run(o: &CompareOptions) -> Result<Comparison, String> {
         if a.is_none() && b.is_none() {
             continue;
         }
+        // No ratio of counts, nor of a difference that came out negative.
         let ratio = match (a, b) {
             _ if *key == "valid_runs" => None,
-            (Some(a), Some(b)) if b != 0.0 => Some(a / b),
+            (Some(a), Some(b)) if b > 0.0 && a >= 0.0 => Some(a / b),
             _ => None,
         };
         figures.put(&format!("compare.mediarelay.{key}"), a);
@@ -344,6 +359,40 @@ pub fn run(o: &CompareOptions) -> Result<Comparison, String> {
         table.push_str(&format!(
             "\nNo-relay baseline (the same load streamed straight between each call's sockets), all threads' CPU per packet, median: {b:.0} ns\n"
         ));
+        // The differences behind the medians, round by round.
+        let rounds_of = |rounds: &[Round]| -> Vec<f64> {
+            rounds
+                .iter()
+                .filter_map(|r| {
+                    r.values
+                        .iter()
+                        .find(|(k, _)| *k == "added_ns_per_pkt")
+                        .and_then(|(_, v)| *v)
+                })
+                .collect()
+        };
+        let show = |v: &[f64]| {
+            v.iter()
+                .map(|x| format!("{x:.0}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let (a, b) = (rounds_of(&ours), rounds_of(&theirs));
+        table.push_str(&format!(
+            "Over the baseline, ns per relayed packet, round by round: {} {}; {} {}\n",
+            names.0,
+            show(&a),
+            names.1,
+            show(&b)
+        ));
+        figures.put(
+            "compare.mediarelay.added_ns_per_pkt_rounds",
+            serde_json::Value::from(a),
+        );
+        figures.put(
+            "compare.rtpengine.added_ns_per_pkt_rounds",
+            serde_json::Value::from(b),
+        );
     }
     let notes: Vec<String> = ours
         .iter()

@@ -117,7 +117,7 @@ struct RelayArgs {
     /// (same generator, schedule and accounting). The machine's cost of
     /// the load itself, the baseline a relay's own cost is measured
     /// against (`compare` runs it every round)
-    #[arg(long, conflicts_with_all = ["ng", "relay_pid"])]
+    #[arg(long, conflicts_with_all = ["ng", "relay_pid", "relay_threads", "relay_backend", "relay_batch_wait_us", "relay_fast_path"])]
     direct: bool,
     /// Concurrent calls.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
@@ -710,10 +710,11 @@ fn print_setup(target: &Target, r: &loadgen::setup::SetupReport) {
 
 fn print_summary(target: &Target, t: &Trial, o: &Options) {
     let s = &t.totals;
-    let via = if target.is_direct() {
+    let ng = target.ng.to_string();
+    let via = if target.is_direct() || target.name.contains(&ng) {
         target.name.clone()
     } else {
-        format!("{} (NG {})", target.name, target.ng)
+        format!("{} (NG {ng})", target.name)
     };
     println!(
         "loadgen relay: {} calls ({} up) through {via}, {} pps each way, {:.1} s",
@@ -773,21 +774,29 @@ fn print_summary(target: &Target, t: &Trial, o: &Options) {
                 .map_or("not reported".into(), |n| n.to_string())
         );
     }
-    println!(
-        "  relay     CPU {} ns per relayed packet ({} of a core), softirq {} of all CPU",
-        t.relay_ns_per_pkt()
-            .map_or("-".into(), |v| format!("{v:.0}")),
-        t.relay_cpu_pct().map_or("-".into(), |v| format!("{v:.1}%")),
-        t.softirq_share
-            .map_or("-".into(), |v| format!("{:.1}%", v * 100.0)),
-    );
-    println!(
-        "  system    all threads {} ns CPU per relayed packet, {} without the generator's",
-        t.system_ns_per_pkt()
-            .map_or("-".into(), |v| format!("{v:.0}")),
-        t.system_less_generator_ns_per_pkt()
-            .map_or("- (relay in this process)".into(), |v| format!("{v:.0}")),
-    );
+    let softirq = t
+        .softirq_share
+        .map_or("-".into(), |v| format!("{:.1}%", v * 100.0));
+    let system = t
+        .system_ns_per_pkt()
+        .map_or("-".into(), |v| format!("{v:.0}"));
+    if target.is_direct() {
+        println!(
+            "  system    all threads {system} ns CPU per packet received (no relay), softirq {softirq} of all CPU"
+        );
+    } else {
+        println!(
+            "  relay     CPU {} ns per relayed packet ({} of a core), softirq {softirq} of all CPU",
+            t.relay_ns_per_pkt()
+                .map_or("-".into(), |v| format!("{v:.0}")),
+            t.relay_cpu_pct().map_or("-".into(), |v| format!("{v:.1}%")),
+        );
+        println!(
+            "  system    all threads {system} ns CPU per relayed packet, {} without the generator's",
+            t.system_less_generator_ns_per_pkt()
+                .map_or("- (relay in this process)".into(), |v| format!("{v:.0}")),
+        );
+    }
     let a = t.audit.report();
     println!(
         "  generator {} ({}), CPU {} ns per packet sent or received, send lag us p50 {} p99 {} max {}, missed ticks {}, ENOBUFS {} EAGAIN {}, UDP rcvbuf errors {}",

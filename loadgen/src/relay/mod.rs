@@ -324,6 +324,8 @@ pub struct Trial {
     pub kernel_timestamps: bool,
     /// Generator syscalls.
     pub syscalls: u64,
+    /// No relay ([`Options::direct`]): no NG figures, nothing relayed.
+    pub direct: bool,
 }
 
 impl Trial {
@@ -356,9 +358,10 @@ impl Trial {
     /// Run time of every thread on the host but the generator's, per
     /// relayed packet, ns: the relay's cost wherever the kernel charged it
     /// (its threads, kernel threads such as `ksoftirqd`). Only for a relay
-    /// in another process.
+    /// in another process (with no relay, it would be only what else the
+    /// host did: `None`).
     pub fn system_less_generator_ns_per_pkt(&self) -> Option<f64> {
-        if self.relay_in_process {
+        if self.relay_in_process || self.direct {
             return None;
         }
         let cpu = self.others_cpu?;
@@ -497,17 +500,22 @@ impl Trial {
             &p("mos.note"),
             "estimate: ITU-T G.107 E-model, G.711 with concealment, per-stream loss, median one-way delay plus twice the stream's jitter",
         );
-        put_percentiles(f, &p("ng.offer_us"), &Percentiles::of(&self.commands.offer));
-        put_percentiles(
-            f,
-            &p("ng.answer_us"),
-            &Percentiles::of(&self.commands.answer),
-        );
-        put_percentiles(
-            f,
-            &p("ng.delete_us"),
-            &Percentiles::of(&self.commands.delete),
-        );
+        if self.direct {
+            // No NG command was sent.
+            f.put(&p("ng"), None::<u64>);
+        } else {
+            put_percentiles(f, &p("ng.offer_us"), &Percentiles::of(&self.commands.offer));
+            put_percentiles(
+                f,
+                &p("ng.answer_us"),
+                &Percentiles::of(&self.commands.answer),
+            );
+            put_percentiles(
+                f,
+                &p("ng.delete_us"),
+                &Percentiles::of(&self.commands.delete),
+            );
+        }
         f.put(
             &p("cpu_window_s"),
             self.cpu_window
@@ -533,7 +541,10 @@ impl Trial {
             &p("system_less_generator_ns_per_pkt"),
             self.system_less_generator_ns_per_pkt().map(|v| v.round()),
         );
-        f.put(&p("leftover_calls"), self.leftover_calls.len() as u64);
+        f.put(
+            &p("leftover_calls"),
+            (!self.direct).then_some(self.leftover_calls.len() as u64),
+        );
         f.put(&p("sessions_after"), self.sessions_after);
         let a = self.audit.report();
         f.put("generator.valid", matches!(self.validity, Validity::Valid));
@@ -913,6 +924,7 @@ pub fn trial(o: &Options, target: &mut Target, calls: u32) -> Result<Trial, Stri
         backend,
         kernel_timestamps,
         syscalls,
+        direct: target.direct,
     })
 }
 

@@ -176,8 +176,9 @@ int mediarelay_forward(struct __sk_buff *skb)
 		__u16 sport, dport;
 	} new_hdr = {r->out_addr, r->dst_addr, r->out_port, r->dst_port};
 	__u32 old_saddr = ip->saddr, old_daddr = ip->daddr;
-	__u32 old_ports = *(__u32 *)&udp->source;
-	__u32 new_ports = *(__u32 *)&new_hdr.sport;
+	__u32 old_ports, new_ports;
+	__builtin_memcpy(&old_ports, &udp->source, sizeof(old_ports));
+	__builtin_memcpy(&new_ports, &new_hdr.sport, sizeof(new_ports));
 	__u16 tos = r->tos;
 	__u16 flags = r->flags;
 	__u32 ifindex = r->ifindex;

@@ -195,10 +195,10 @@ fn with_slot(mut value: [u8; ROUTE_LEN], slot: u32) -> [u8; ROUTE_LEN] {
     value
 }
 
-/// Slots of the counters array: one per installed entry, a key keeping its
-/// slot while it is installed. A freed slot goes to the back of the queue:
-/// a packet that found the old entry just before it went (the program
-/// runs under RCU) counts into a slot nobody has been given since.
+/// Slots of the counters array: one per installed entry. Slots never
+/// given are handed out first, then freed ones, the one freed longest ago
+/// first: a packet that found an old entry just before it went (the
+/// program runs under RCU) counts into a slot nobody has been given since.
 #[derive(Debug, Default)]
 struct Slots {
     by_key: std::collections::HashMap<[u8; KEY_LEN], u32>,
@@ -215,21 +215,25 @@ impl Slots {
         }
     }
 
-    /// The key's slot, given it if it has none; `None` when all are taken.
-    fn take(&mut self, key: [u8; KEY_LEN]) -> Option<u32> {
-        if let Some(&s) = self.by_key.get(&key) {
-            return Some(s);
+    /// A slot no key holds; `None` when all are taken.
+    fn fresh(&mut self) -> Option<u32> {
+        if self.next < self.capacity {
+            self.next += 1;
+            return Some(self.next - 1);
         }
-        let s = match self.free.pop_front() {
-            Some(s) => s,
-            None if self.next < self.capacity => {
-                self.next += 1;
-                self.next - 1
-            }
-            None => return None,
-        };
-        self.by_key.insert(key, s);
-        Some(s)
+        self.free.pop_front()
+    }
+
+    /// `key` now holds `slot`; the slot it held before goes back.
+    fn assign(&mut self, key: [u8; KEY_LEN], slot: u32) {
+        if let Some(old) = self.by_key.insert(key, slot) {
+            self.free.push_back(old);
+        }
+    }
+
+    /// A slot from [`fresh`](Self::fresh) that was not used after all.
+    fn release(&mut self, slot: u32) {
+        self.free.push_back(slot);
     }
 
     /// The key's slot, if it has one.
@@ -243,6 +247,16 @@ impl Slots {
             self.free.push_back(s);
         }
     }
+}
+
+/// Memory the per-CPU counters array may take.
+const STATS_BUDGET: usize = 64 << 20;
+
+/// Counter slots for `capacity` entries on `nr_cpus` possible CPUs: one per
+/// entry within [`STATS_BUDGET`], and never fewer than 1,024.
+fn stats_slots(capacity: u32, nr_cpus: usize) -> u32 {
+    let fit = STATS_BUDGET / (STATS_LEN * nr_cpus.max(1));
+    capacity.min(u32::try_from(fit).unwrap_or(u32::MAX).max(1024))
 }
 
 /// One CPU's `struct stats_value`.
@@ -482,9 +496,22 @@ mod imp {
             capacity: u32,
         ) -> Result<(Loaded, Vec<String>), FastPathError> {
             let capacity = capacity.max(1);
+            // The counters array is allocated in full, per possible CPU:
+            // at most STATS_BUDGET of it (entries past that fail to
+            // install and their streams stay in userspace).
+            let nr_cpus =
+                aya::util::nr_cpus().map_err(|(what, e)| load_err(format!("{what}: {e}")))?;
+            let slots = stats_slots(capacity, nr_cpus);
+            tracing::info!(
+                entries = capacity,
+                counter_slots = slots,
+                cpus = nr_cpus,
+                counters_bytes = u64::from(slots) * (STATS_LEN * nr_cpus) as u64,
+                "fast path maps sized"
+            );
             let mut ebpf = aya::EbpfLoader::new()
                 .map_max_entries("routes", capacity)
-                .map_max_entries("stats", capacity)
+                .map_max_entries("stats", slots)
                 .load(OBJECT)
                 .map_err(load_failed)?;
             let prog: &mut SchedClassifier = ebpf
@@ -535,7 +562,7 @@ mod imp {
                     _ebpf: ebpf,
                     routes,
                     stats,
-                    slots: Slots::new(capacity),
+                    slots: Slots::new(slots),
                 },
                 attached,
             ))
@@ -546,12 +573,14 @@ mod imp {
             key: [u8; KEY_LEN],
             value: [u8; ROUTE_LEN],
         ) -> Result<(), FastPathError> {
-            // The counters first, zeroed (whatever an earlier entry left
-            // in the slot): the program then only updates them. No slot
-            // left is an error here, where the stream can stay in
-            // userspace, not a packet counted nowhere.
-            let had_slot = self.slots.get(&key).is_some();
-            let slot = self.slots.take(key).ok_or_else(|| {
+            // The counters first, in a slot of their own, zeroed
+            // (whatever an earlier entry left there): the program then
+            // only updates them. A replaced entry's slot is freed only
+            // once the new entry is in, so a failed replacement leaves the
+            // old entry counting where it did. No slot left is an error
+            // here, where the stream can stay in userspace, not a packet
+            // counted nowhere.
+            let slot = self.slots.fresh().ok_or_else(|| {
                 map_err(format!(
                     "all {} counter slots are in use",
                     self.slots.capacity
@@ -565,13 +594,16 @@ mod imp {
                 .stats
                 .set(slot, zero, 0)
                 .and_then(|()| self.routes.insert(key, with_slot(value, slot), 0));
-            if let Err(e) = res {
-                if !had_slot {
-                    self.slots.give_back(&key);
+            match res {
+                Ok(()) => {
+                    self.slots.assign(key, slot);
+                    Ok(())
                 }
-                return Err(map_err(e));
+                Err(e) => {
+                    self.slots.release(slot);
+                    Err(map_err(e))
+                }
             }
-            Ok(())
         }
 
         pub(super) fn withdraw(
@@ -583,9 +615,11 @@ mod imp {
                 Err(aya::maps::MapError::KeyNotFound) => {}
                 Err(e) => return Err(map_err(e)),
             }
-            let c = self.counters(key)?;
+            // The slot goes back whatever the read says: the entry is
+            // gone either way.
+            let c = self.counters(key);
             self.slots.give_back(&key);
-            Ok(c)
+            c
         }
 
         pub(super) fn counters(
@@ -660,24 +694,41 @@ mod tests {
     }
 
     #[test]
-    fn slots_are_unique_kept_per_key_and_reused_last() {
+    fn the_counters_array_stays_within_its_budget() {
+        // One slot per relay socket on a small host.
+        assert_eq!(stats_slots(10_001, 2), 10_001);
+        // 64 MiB / (40 B x 256 CPUs) = 6,553 slots on a large one.
+        assert_eq!(stats_slots(64_512, 256), 6_553);
+        assert_eq!(stats_slots(64_512, 1 << 20), 1_024);
+        assert_eq!(stats_slots(10, 4096), 10);
+    }
+
+    #[test]
+    fn slots_are_unique_and_reused_last() {
         let key = |n: u8| [127, 0, 0, 1, 0, n, 0, 0];
         let mut s = Slots::new(3);
-        assert_eq!(s.take(key(1)), Some(0));
-        assert_eq!(s.take(key(2)), Some(1));
-        // A re-install keeps its slot.
-        assert_eq!(s.take(key(1)), Some(0));
-        assert_eq!(s.take(key(3)), Some(2));
-        assert_eq!(s.take(key(4)), None, "all taken");
-        s.give_back(&key(1));
+        let a = s.fresh().unwrap();
+        s.assign(key(1), a);
+        let b = s.fresh().unwrap();
+        s.assign(key(2), b);
+        assert_eq!((a, b), (0, 1));
+        // Freed before every slot was given: a never-used one comes first.
         s.give_back(&key(1));
         assert_eq!(s.get(&key(1)), None);
-        s.give_back(&key(3));
-        // The slot freed first is handed out first, each once.
-        assert_eq!(s.take(key(5)), Some(0));
-        assert_eq!(s.take(key(6)), Some(2));
-        assert_eq!(s.take(key(7)), None);
-        assert_eq!(s.get(&key(2)), Some(1));
+        let c = s.fresh().unwrap();
+        assert_eq!(c, 2);
+        s.assign(key(3), c);
+        // Then the one freed longest ago.
+        assert_eq!(s.fresh(), Some(0));
+        assert_eq!(s.fresh(), None, "all taken");
+        s.release(0);
+        // Replacing a key's entry frees its old slot only then.
+        let d = s.fresh().unwrap();
+        assert_eq!(d, 0);
+        s.assign(key(2), d);
+        assert_eq!(s.get(&key(2)), Some(0));
+        assert_eq!(s.fresh(), Some(1));
+        assert_eq!(s.fresh(), None);
     }
 
     #[test]
