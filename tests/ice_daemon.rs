@@ -15,7 +15,8 @@
 //! which makes that a failure.
 //!
 //! The checks of the relay's own STUN handling (credentials, a stranger's
-//! requests) use the crate's STUN codec.
+//! requests) use the crate's STUN codec. Consent freshness (RFC 7675): an
+//! `aioice` far end that stops answering the relay's checks.
 
 #![cfg(feature = "daemon")]
 
@@ -103,6 +104,38 @@ fn aioice_agents_connect_and_exchange_media_through_the_relay() {
         let checks = c.metric("mediarelay_ice_packets_total").unwrap_or(0);
         assert!(checks >= 4, "{backend}: {checks} STUN packets counted");
     }
+}
+
+/// RFC 7675 §5.1: a far end that stops answering the relay's consent
+/// checks gets no more media once its consent expires (30 s after the last
+/// response), and what was meant for it is counted as dropped for want of
+/// consent. One backend: the test waits out the consent timeout.
+#[test]
+fn a_far_end_that_stops_answering_consent_checks_gets_no_more_media() {
+    if !have("aioice") {
+        return;
+    }
+    let (_d, c) = start(&[]);
+    let out = run_peer(
+        "aioice_call.py",
+        &c,
+        &["--packets", "20", "--silence", "36"],
+    );
+    assert_eq!(json_field(&out, "connected"), "true", "{out}");
+    assert_eq!(json_field(&out, "b_to_a"), "20", "{out}");
+    let last: f64 = json_field(&out, "last_arrival_s").parse().unwrap_or(-1.0);
+    assert!(
+        (25.0..34.0).contains(&last),
+        "last packet {last} s after the far end fell silent: {out}"
+    );
+    // B sent for 36 s at 50 pps: several seconds of it after the expiry.
+    let dropped = c
+        .metric("mediarelay_dropped_packets_total{reason=\"no_consent\"}")
+        .unwrap_or(0);
+    assert!(
+        dropped >= 100,
+        "{dropped} dropped for want of consent: {out}"
+    );
 }
 
 /// A WebRTC peer (ICE, DTLS-SRTP, rtcp-mux) bridged to plain RTP, whichever

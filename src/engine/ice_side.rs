@@ -38,6 +38,8 @@ struct LegAgent {
     queued: bool,
     /// The far ends selected per component (1, 2).
     chosen: [Option<SocketAddr>; 2],
+    /// Consent lost per component (1, 2), until a pair is selected again.
+    lost: [bool; 2],
 }
 
 /// A transmit of an agent: the socket to send from, where to, how long.
@@ -58,6 +60,10 @@ pub(crate) struct IceSide {
     /// Legs whose selected pairs changed since the shard last asked:
     /// (leg, RTP far end, RTCP far end).
     selected: VecDeque<(LegKey, Option<SocketAddr>, Option<SocketAddr>)>,
+    /// Consent changes (RFC 7675) for the table: (leg, component 1 or 2,
+    /// granted). Kept when the last agent goes: a removed agent gives back
+    /// the consent it had withdrawn.
+    consent: VecDeque<(LegKey, u16, bool)>,
 }
 
 impl IceSide {
@@ -129,6 +135,7 @@ impl IceSide {
                 armed: None,
                 queued: false,
                 chosen: [None; 2],
+                lost: [false; 2],
             },
         );
         self.mark_ready(leg);
@@ -147,6 +154,14 @@ impl IceSide {
         if let Some(la) = self.legs.remove(&leg) {
             self.streams.remove(&la.streams.rtp);
             self.streams.remove(&la.streams.rtcp);
+            // With no agent nothing checks consent: the leg goes back to
+            // sending as a leg without ICE does (a new agent withdraws it
+            // again if its consent expires).
+            for (component, lost) in (1u16..).zip(la.lost) {
+                if lost {
+                    self.consent.push_back((leg, component, true));
+                }
+            }
         }
         if self.legs.is_empty() {
             // No agent left: no stale deadline may keep the shard awake
@@ -221,11 +236,29 @@ impl IceSide {
             };
             let mut changed = false;
             while let Some(ev) = la.agent.poll_event() {
-                if let IceEvent::Selected { component, remote } = ev {
-                    if let Some(c) = la.chosen.get_mut(usize::from(component.max(1) - 1)) {
-                        changed |= *c != Some(remote);
-                        *c = Some(remote);
+                match ev {
+                    IceEvent::Selected { component, remote } => {
+                        let i = usize::from(component.max(1) - 1);
+                        if let Some(c) = la.chosen.get_mut(i) {
+                            changed |= *c != Some(remote);
+                            *c = Some(remote);
+                        }
+                        if la.lost.get(i) == Some(&true) {
+                            la.lost[i] = false;
+                            self.consent.push_back((leg, component, true));
+                        }
                     }
+                    // RFC 7675 §5.1: consent expired; the relay stops
+                    // sending there until a check succeeds again.
+                    IceEvent::ConsentLost { component } => {
+                        let i = usize::from(component.max(1) - 1);
+                        if la.lost.get(i) == Some(&false) {
+                            la.lost[i] = true;
+                            la.chosen[i] = None;
+                            self.consent.push_back((leg, component, false));
+                        }
+                    }
+                    _ => {}
                 }
             }
             if changed {
@@ -277,6 +310,12 @@ impl IceSide {
         &mut self,
     ) -> Option<(LegKey, Option<SocketAddr>, Option<SocketAddr>)> {
         self.selected.pop_front()
+    }
+
+    /// A consent change for the table: (leg, component 1 or 2, granted),
+    /// in the order they happened.
+    pub(crate) fn poll_consent(&mut self) -> Option<(LegKey, u16, bool)> {
+        self.consent.pop_front()
     }
 }
 

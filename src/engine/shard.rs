@@ -433,6 +433,20 @@ fn merge(
 }
 
 impl Core {
+    /// Applies the ICE agents' consent changes (RFC 7675 §5.1) to the
+    /// table: no consent, nothing sent to that far end.
+    fn apply_consent(&mut self) {
+        while let Some((leg, component, granted)) = self.ice.poll_consent() {
+            let component = if component == 2 {
+                crate::relay::Component::Rtcp
+            } else {
+                crate::relay::Component::Rtp
+            };
+            // A leg gone with its call has nothing left to send to.
+            let _ = self.table.set_consent(leg, component, granted);
+        }
+    }
+
     fn new(now: Instant, relay: RelayConfig, identity: Arc<super::DtlsIdentity>) -> Self {
         Core {
             table: RelayTable::new(now, relay),
@@ -640,9 +654,13 @@ impl PacketSink for Core {
                 Err(_) => self.local.drops[DropReason::Srtp.index()] += 1,
             }
         }
+        // Consent withdrawn or given back before anything is sent (also
+        // after the last agent went).
+        self.apply_consent();
         // ICE checks and responses; a selected pair becomes the far end.
         if !self.ice.is_empty() {
             let sent = self.ice.poll_transmit(now, buf);
+            self.apply_consent();
             while let Some((leg, rtp, rtcp)) = self.ice.poll_selected() {
                 if rtp.is_some() {
                     let _ = self.table.set_remote(leg, rtp, rtcp);

@@ -39,11 +39,15 @@ pub enum DropReason {
     /// SRTP termination refused it: authentication or replay check failed
     /// (RFC 3711 §3.3), or it could not be protected or queued.
     Srtp,
+    /// The other leg's far end withdrew its consent to receive: its ICE
+    /// consent expired (RFC 7675 §5.1) and nothing is sent to it until a
+    /// check succeeds again.
+    NoConsent,
 }
 
 impl DropReason {
     /// Number of variants (size of the per-reason counter array).
-    pub const COUNT: usize = 11;
+    pub const COUNT: usize = 12;
 
     /// Every reason, in counter-array order.
     pub const ALL: [DropReason; DropReason::COUNT] = [
@@ -58,6 +62,7 @@ impl DropReason {
         DropReason::NoPeer,
         DropReason::Loop,
         DropReason::Srtp,
+        DropReason::NoConsent,
     ];
 
     /// Index into a per-reason counter array.
@@ -74,6 +79,7 @@ impl DropReason {
             DropReason::NoPeer => 8,
             DropReason::Loop => 9,
             DropReason::Srtp => 10,
+            DropReason::NoConsent => 11,
         }
     }
 
@@ -91,6 +97,7 @@ impl DropReason {
             DropReason::NoPeer => "no_peer",
             DropReason::Loop => "loop",
             DropReason::Srtp => "srtp",
+            DropReason::NoConsent => "no_consent",
         }
     }
 }

@@ -382,6 +382,9 @@ struct Leg {
     /// (bit n = type n, low word first; two words keep the leg 8-byte
     /// aligned): [`RelayTable::set_userspace_payload_types`].
     userspace_payload_types: [u64; 2],
+    /// The far end's consent to receive is lost, per socket (RTP, RTCP):
+    /// [`RelayTable::set_consent`].
+    consent_lost: [bool; 2],
 }
 
 impl Leg {
@@ -494,6 +497,7 @@ impl RelayTable {
             rtcp: Key::from_parts(u32::MAX, 0),
             muxed: spec.rtcp_port.is_none(),
             on_hold: false,
+            consent_lost: [false; 2],
             awaiting_answer: spec.awaiting_answer,
             userspace_payload_types: [0; 2],
         });
@@ -903,6 +907,16 @@ impl RelayTable {
             Component::Rtcp => peer.rtcp,
         };
         let out = self.streams.get(via).ok_or(DropReason::NoPeer)?;
+        // RFC 7675 §5.1: no consent, no transmission (the RTP socket's
+        // consent covers what leaves from it under rtcp-mux).
+        let socket = if via == peer.rtp {
+            Component::Rtp
+        } else {
+            Component::Rtcp
+        };
+        if peer.consent_lost[socket.index()] {
+            return Err(DropReason::NoConsent);
+        }
         let dest = out.latch.send_addr().or_else(|| {
             if component == Component::Rtcp && via != peer.rtp {
                 let rtp = self.streams.get(peer.rtp)?;
@@ -995,6 +1009,28 @@ impl RelayTable {
             c.next_check = due;
             self.timers.insert(due, call);
         }
+    }
+
+    /// Records whether `leg`'s far end consents to receive on the socket of
+    /// `component` (RFC 7675: ICE consent freshness, checked by the leg's
+    /// ICE agent). Without consent nothing is sent there, relayed or
+    /// local, and packets for it are dropped as
+    /// [`DropReason::NoConsent`]; a kernel fast-path entry forwarding to it
+    /// ends. Under rtcp-mux the RTP socket's consent covers RTCP too.
+    pub fn set_consent(
+        &mut self,
+        leg: LegKey,
+        component: Component,
+        granted: bool,
+    ) -> Result<(), RelayError> {
+        let l = self.legs.get_mut(leg).ok_or(RelayError::NoSuchLeg)?;
+        let lost = &mut l.consent_lost[component.index()];
+        if *lost != granted {
+            return Ok(());
+        }
+        *lost = !granted;
+        self.refresh_peer_routes(leg);
+        Ok(())
     }
 
     /// Marks a leg on hold (no media expected: `sendonly`, `recvonly`,

@@ -10,7 +10,13 @@ over the selected pairs and counts what arrives. It prints one JSON object:
     {"connected": bool, "a_to_b": n, "b_to_a": n, "sent": n,
      "offer_sdp": "...", "answer_sdp": "...", "error": "..."}
 
-Usage: aioice_call.py --ng 127.0.0.1:PORT [--call-id ID] [--packets N]
+With --silence SECS, A then stops answering STUN requests (the relay's
+consent checks, RFC 7675) while B goes on sending RTP every 20 ms for SECS
+seconds; A counts what still arrives: "silent_arrivals" (packets), and
+"last_arrival_s", the time of the last one after A fell silent (a relay
+that honours consent stops sending about 30 s after the last response).
+
+Usage: aioice_call.py --ng 127.0.0.1:PORT [--call-id ID] [--packets N] [--silence SECS]
 Needs the `aioice` package. Traffic stays on 127.0.0.1.
 """
 
@@ -92,11 +98,41 @@ async def count(conn, n, ssrc, secs):
     return got
 
 
+async def silence(a, b, secs):
+    """A answers no STUN request from now on; B sends RTP for `secs`."""
+    a.request_received = lambda *args: None
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    arrivals, last = 0, None
+
+    async def send():
+        seq = 1000
+        while loop.time() - start < secs:
+            await b.sendto(rtp(seq & 0xFFFF, 0xB), 1)
+            seq += 1
+            await asyncio.sleep(0.02)
+
+    async def receive():
+        nonlocal arrivals, last
+        while loop.time() - start < secs + 1:
+            try:
+                data, _ = await asyncio.wait_for(a.recvfrom(), 0.5)
+            except asyncio.TimeoutError:
+                continue
+            if len(data) >= 12 and struct.unpack("!I", data[8:12])[0] == 0xB:
+                arrivals += 1
+                last = loop.time() - start
+
+    await asyncio.gather(send(), receive())
+    return arrivals, last
+
+
 async def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ng", required=True)
     ap.add_argument("--call-id", default=f"aioice-{os.getpid()}")
     ap.add_argument("--packets", type=int, default=50)
+    ap.add_argument("--silence", type=float, default=0)
     args = ap.parse_args()
     host, port = args.ng.rsplit(":", 1)
     ng = (host, int(port))
@@ -143,6 +179,8 @@ async def main():
         out["a_to_b"], out["b_to_a"] = await asyncio.gather(
             count(b, args.packets, 0xA, 3), count(a, args.packets, 0xB, 3)
         )
+        if args.silence > 0:
+            out["silent_arrivals"], out["last_arrival_s"] = await silence(a, b, args.silence)
         ng_request(ng, {"command": "delete", "call-id": args.call_id}, "c3")
     except Exception as e:  # reported, not raised: the test prints it
         out["error"] = f"{type(e).__name__}: {e}"

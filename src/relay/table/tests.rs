@@ -846,11 +846,31 @@ fn a_far_end_that_moves_changes_the_entry_and_keeps_the_sent_count() {
 /// One change to the table, for the property below.
 #[derive(Debug, Clone)]
 enum Op {
-    Packet { leg_b: bool, rtcp: bool, port: u16 },
-    Remote { leg_b: bool, port: Option<u16> },
-    Mux { leg_b: bool, on: bool },
-    Policy { leg_b: bool, asymmetric: bool },
-    Endpoint { leg_b: bool },
+    Packet {
+        leg_b: bool,
+        rtcp: bool,
+        port: u16,
+    },
+    Remote {
+        leg_b: bool,
+        port: Option<u16>,
+    },
+    Mux {
+        leg_b: bool,
+        on: bool,
+    },
+    Policy {
+        leg_b: bool,
+        asymmetric: bool,
+    },
+    Endpoint {
+        leg_b: bool,
+    },
+    Consent {
+        leg_b: bool,
+        rtcp: bool,
+        granted: bool,
+    },
     Pair,
     Tick,
 }
@@ -879,6 +899,18 @@ fn apply_signalling(f: &mut Fixture, now: Instant, op: Op) {
             f.t.attach_endpoint(leg(leg_b), Key::from_parts(3, 1))
                 .unwrap();
         }
+        Op::Consent {
+            leg_b,
+            rtcp,
+            granted,
+        } => {
+            let component = if rtcp {
+                Component::Rtcp
+            } else {
+                Component::Rtp
+            };
+            f.t.set_consent(leg(leg_b), component, granted).unwrap();
+        }
         Op::Pair => f.t.pair(f.a.leg, f.b.leg).unwrap(),
         Op::Packet { .. } | Op::Tick => {}
     }
@@ -892,6 +924,7 @@ fn op() -> impl proptest::strategy::Strategy<Value = Op> {
         1 => (any::<bool>(), any::<bool>()).prop_map(|(leg_b, on)| Op::Mux { leg_b, on }),
         1 => (any::<bool>(), any::<bool>()).prop_map(|(leg_b, asymmetric)| Op::Policy { leg_b, asymmetric }),
         1 => any::<bool>().prop_map(|leg_b| Op::Endpoint { leg_b }),
+        1 => (any::<bool>(), any::<bool>(), any::<bool>()).prop_map(|(leg_b, rtcp, granted)| Op::Consent { leg_b, rtcp, granted }),
         1 => Just(Op::Pair),
         2 => Just(Op::Tick),
     ]
@@ -1109,6 +1142,75 @@ fn offload_waits_for_the_learning_window_and_ends_on_a_move() {
             _ => 0,
         }),
         Some(1 << 101)
+    );
+}
+
+#[test]
+fn nothing_is_sent_to_a_far_end_without_consent() {
+    let mut f = fixture(LatchPolicy::default(), false);
+    f.t.set_offload(true);
+    let mut k = KernelModel::default();
+    let mut now = f.t0;
+    // A's stream to B goes to the kernel once out of its learning window.
+    for seq in 1..=100u16 {
+        if k.forward(now, f.a.rtp, addr(A), &rtp(1, seq), seq)
+            .is_none()
+        {
+            f.t.handle_packet(now, f.a.rtp, addr(A), &rtp(1, seq), false);
+        }
+        k.drain(&mut f.t);
+        now += Duration::from_millis(40);
+    }
+    assert!(k.entries.contains_key(&f.a.rtp));
+    // RFC 7675 §5.1: B's consent expires. The kernel entry towards B ends
+    // and A's packets are dropped, counted; RTCP to B's own socket still
+    // goes (its consent is its own).
+    f.t.set_consent(f.b.leg, Component::Rtp, false).unwrap();
+    k.drain(&mut f.t);
+    assert!(!k.entries.contains_key(&f.a.rtp), "entry withdrawn");
+    assert_eq!(
+        f.t.handle_packet(now, f.a.rtp, addr(A), &rtp(1, 101), false),
+        Verdict::Drop(DropReason::NoConsent)
+    );
+    assert_eq!(
+        f.t.stream_counters(f.a.rtp).unwrap().drops[DropReason::NoConsent.index()],
+        1
+    );
+    assert!(matches!(
+        f.t.handle_packet(now, f.a.rtcp, addr("192.0.2.10:4001"), &rtcp_rr(1), false),
+        Verdict::Forward { via, .. } if via == f.b.rtcp
+    ));
+    assert_eq!(
+        f.t.egress(f.b.leg, Component::Rtp),
+        Err(DropReason::NoConsent)
+    );
+    // B towards A is not affected.
+    assert!(matches!(
+        f.t.handle_packet(now, f.b.rtp, addr(B), &rtp(2, 1), false),
+        Verdict::Forward { .. }
+    ));
+    // Consent back (a check succeeded): forwarding resumes, and the kernel
+    // is offered the entry again.
+    f.t.set_consent(f.b.leg, Component::Rtp, true).unwrap();
+    assert_eq!(
+        f.t.handle_packet(now, f.a.rtp, addr(A), &rtp(1, 102), false),
+        Verdict::Forward {
+            via: f.b.rtp,
+            dest: addr(B)
+        }
+    );
+    k.drain(&mut f.t);
+    assert!(k.entries.contains_key(&f.a.rtp));
+    // Under rtcp-mux the RTP socket's consent covers RTCP too.
+    f.t.set_rtcp_mux(f.b.leg, true).unwrap();
+    f.t.set_consent(f.b.leg, Component::Rtp, false).unwrap();
+    assert_eq!(
+        f.t.handle_packet(now, f.a.rtcp, addr("192.0.2.10:4001"), &rtcp_rr(1), false),
+        Verdict::Drop(DropReason::NoConsent)
+    );
+    assert_eq!(
+        f.t.set_consent(Key::from_parts(99, 1), Component::Rtp, false),
+        Err(RelayError::NoSuchLeg)
     );
 }
 
