@@ -363,6 +363,21 @@ fn consent_loss_after_selection() {
     assert!(lost[0] >= Duration::from_secs(30) && lost[0] < Duration::from_secs(33));
     assert_eq!(sim.peers[0].agent.selected(1), None);
     assert!(sim.has_event(0, IceEvent::Failed { component: 1 }));
+    // RFC 7675 §5.1: the peer answering again (and checking, nominating)
+    // does not bring the pair back under the same credentials: nothing is
+    // selected, and the peer's checks go unanswered.
+    sim.loss[1] = 0;
+    let sent_before = sim.sent[0];
+    sim.run_for(Duration::from_secs(20));
+    assert_eq!(sim.peers[0].agent.selected(1), None);
+    assert!(
+        !sim.peers[0]
+            .events
+            .iter()
+            .any(|(t, e)| *t > lost[0] && matches!(e, IceEvent::Selected { .. })),
+        "no selection after consent loss"
+    );
+    assert_eq!(sim.sent[0], sent_before, "nothing sent on the revoked pair");
 }
 
 /// A request built by hand, as a stranger or a test peer sends it.

@@ -239,22 +239,28 @@ impl IceSide {
                 match ev {
                     IceEvent::Selected { component, remote } => {
                         let i = usize::from(component.max(1) - 1);
+                        let regained = la.lost.get(i) == Some(&true);
                         if let Some(c) = la.chosen.get_mut(i) {
-                            changed |= *c != Some(remote);
+                            changed |= *c != Some(remote) || regained;
                             *c = Some(remote);
                         }
-                        if la.lost.get(i) == Some(&true) {
+                        if regained {
                             la.lost[i] = false;
                             self.consent.push_back((leg, component, true));
                         }
                     }
                     // RFC 7675 §5.1: consent expired; the relay stops
-                    // sending there until a check succeeds again.
+                    // sending there until another pair is selected (the
+                    // agent does not use the expired one again).
                     IceEvent::ConsentLost { component } => {
                         let i = usize::from(component.max(1) - 1);
                         if la.lost.get(i) == Some(&false) {
                             la.lost[i] = true;
-                            la.chosen[i] = None;
+                            tracing::info!(
+                                ?leg,
+                                component,
+                                "ICE consent expired: nothing more is sent to that far end"
+                            );
                             self.consent.push_back((leg, component, false));
                         }
                     }

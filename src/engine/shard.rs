@@ -687,12 +687,13 @@ impl PacketSink for Core {
             while let Some(t) = self.dtls.poll_transmit(now, buf) {
                 // A client with no far end yet: its retransmission timer
                 // sends the flight again later.
-                let dest = t.dest.or_else(|| {
-                    self.table
-                        .egress(t.leg, crate::relay::Component::Rtp)
-                        .ok()
-                        .map(|(_, d)| d)
-                });
+                let egress = self.table.egress(t.leg, crate::relay::Component::Rtp);
+                // RFC 7675 §5.1: nothing to a far end without consent,
+                // DTLS included (the retransmission timer tries again).
+                if egress == Err(DropReason::NoConsent) {
+                    continue;
+                }
+                let dest = t.dest.or_else(|| egress.ok().map(|(_, d)| d));
                 if let Some(dest) = dest {
                     self.dtls.mark_sent(t.leg);
                     self.local.dtls_packets += 1;
@@ -1197,6 +1198,9 @@ fn update_leg(
     }
     if let Some(ice) = update.ice {
         core.ice.set(now, streams, ice, muxed);
+        // A removed or restarted agent gives its leg's consent back now,
+        // before this turn's packets are judged.
+        core.apply_consent();
     }
     if let Some(dtls) = update.dtls {
         let params = match dtls {

@@ -199,6 +199,9 @@ struct Pair {
     remote_nominated: bool,
     /// In the triggered-check queue.
     triggered: bool,
+    /// Consent expired on it (RFC 7675 §5.1): these credentials are not
+    /// used on its 5-tuple again (no check, no answer, no selection).
+    revoked: bool,
 }
 
 /// Per-component state.
@@ -415,6 +418,7 @@ impl IceAgent {
                     p.nominating = false;
                     p.remote_nominated = false;
                     p.transaction = None;
+                    p.revoked = true;
                 }
                 self.push_event(IceEvent::ConsentLost { component: n });
             }
@@ -624,6 +628,16 @@ impl IceAgent {
                     return Err(IceError::RoleConflict);
                 }
             }
+        }
+
+        // RFC 7675 §5.1: after consent is lost the same credentials are
+        // not used on that 5-tuple again; an ICE restart (new credentials)
+        // starts afresh.
+        if self
+            .find_pair(component, from)
+            .is_some_and(|i| self.pairs[i].revoked)
+        {
+            return Ok(());
         }
 
         // RFC 8445 §7.3.1.2: success with the source as mapped address.
@@ -942,6 +956,7 @@ impl IceAgent {
             nominated: false,
             remote_nominated: false,
             triggered: false,
+            revoked: false,
         });
         Some(self.pairs.len() - 1)
     }

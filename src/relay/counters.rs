@@ -40,8 +40,8 @@ pub enum DropReason {
     /// (RFC 3711 §3.3), or it could not be protected or queued.
     Srtp,
     /// The other leg's far end withdrew its consent to receive: its ICE
-    /// consent expired (RFC 7675 §5.1) and nothing is sent to it until a
-    /// check succeeds again.
+    /// consent expired (RFC 7675 §5.1) and nothing is sent to it until
+    /// another pair is selected, ICE restarts or ICE is removed.
     NoConsent,
 }
 
