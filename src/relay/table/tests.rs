@@ -1145,23 +1145,31 @@ fn offload_waits_for_the_learning_window_and_ends_on_a_move() {
     );
 }
 
-#[test]
-fn nothing_is_sent_to_a_far_end_without_consent() {
+/// A call with offload on whose stream from A (RTP sequence 1..=`packets`,
+/// one every `every`, through the kernel model once offloaded) went to the
+/// kernel; the time after the last packet.
+fn a_offloaded(packets: u16, every: Duration) -> (Fixture, KernelModel, Instant) {
     let mut f = fixture(LatchPolicy::default(), false);
     f.t.set_offload(true);
     let mut k = KernelModel::default();
     let mut now = f.t0;
-    // A's stream to B goes to the kernel once out of its learning window.
-    for seq in 1..=100u16 {
+    for seq in 1..=packets {
         if k.forward(now, f.a.rtp, addr(A), &rtp(1, seq), seq)
             .is_none()
         {
             f.t.handle_packet(now, f.a.rtp, addr(A), &rtp(1, seq), false);
         }
         k.drain(&mut f.t);
-        now += Duration::from_millis(40);
+        now += every;
     }
     assert!(k.entries.contains_key(&f.a.rtp));
+    (f, k, now)
+}
+
+#[test]
+fn nothing_is_sent_to_a_far_end_without_consent() {
+    // A's stream to B goes to the kernel once out of its learning window.
+    let (mut f, mut k, now) = a_offloaded(100, Duration::from_millis(40));
     // RFC 7675 §5.1: B's consent expires. The kernel entry towards B ends
     // and A's packets are dropped, counted; RTCP to B's own socket still
     // goes (its consent is its own).
@@ -1216,20 +1224,7 @@ fn nothing_is_sent_to_a_far_end_without_consent() {
 
 #[test]
 fn a_contender_is_judged_with_the_kernel_counts_merged() {
-    let mut f = fixture(LatchPolicy::default(), false);
-    f.t.set_offload(true);
-    let mut k = KernelModel::default();
-    let mut now = f.t0;
-    for seq in 1..=200u16 {
-        if k.forward(now, f.a.rtp, addr(A), &rtp(1, seq), seq)
-            .is_none()
-        {
-            f.t.handle_packet(now, f.a.rtp, addr(A), &rtp(1, seq), false);
-        }
-        k.drain(&mut f.t);
-        now += Duration::from_millis(20);
-    }
-    assert!(k.entries.contains_key(&f.a.rtp));
+    let (mut f, mut k, now) = a_offloaded(200, Duration::from_millis(20));
     // An attacker continuing A's stream from elsewhere: the shard merges
     // the kernel's counts first, so A is seen active and the forger loses.
     let attacker = addr("203.0.113.66:4000");
