@@ -791,6 +791,17 @@ fn assert_routes_current(t: &RelayTable) {
                     t.route(leg_key, c),
                     "stale entry of {key:?} for {c:?}"
                 );
+                // RFC 7675 §5.1, checked apart from the routing rules: no
+                // entry sends from a socket whose far end lost consent.
+                if let Verdict::Forward { via, .. } = st.routes[c.index()].verdict {
+                    let out = t.streams.get(via).unwrap();
+                    let l = t.legs.get(out.leg).unwrap();
+                    let socket = usize::from(via != l.rtp);
+                    assert!(
+                        !l.consent_lost[socket],
+                        "{key:?} sends from {via:?} without consent"
+                    );
+                }
             }
         }
     }
