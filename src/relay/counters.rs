@@ -117,8 +117,11 @@ pub struct StreamCounters {
     /// Send errors on this stream's socket (ECONNREFUSED after an ICMP
     /// unreachable, EAGAIN, ENOBUFS...).
     pub errors: u64,
-    /// Drops by reason, indexed by [`DropReason::index`].
-    pub drops: [u64; DropReason::COUNT],
+    /// Drops by reason, indexed by [`DropReason::index`]; each saturates
+    /// at `u32::MAX` (four billion drops on one stream: the shard's totals
+    /// in the metrics keep counting), which keeps a stream small: it is
+    /// part of every endpoint's and every relay leg's footprint.
+    pub drops: [u32; DropReason::COUNT],
     /// Times the learned address changed.
     pub relatches: u64,
     /// Arrival time of the last accepted packet.
@@ -164,17 +167,18 @@ impl From<&ReceiveStats> for RtpSummary {
 impl StreamCounters {
     /// Counts one dropped packet.
     pub fn drop_packet(&mut self, reason: DropReason) {
-        self.drops[reason.index()] += 1;
+        let d = &mut self.drops[reason.index()];
+        *d = d.saturating_add(1);
     }
 
     /// Drops for one reason.
     pub fn dropped(&self, reason: DropReason) -> u64 {
-        self.drops[reason.index()]
+        u64::from(self.drops[reason.index()])
     }
 
     /// All drops.
     pub fn dropped_total(&self) -> u64 {
-        self.drops.iter().sum()
+        self.drops.iter().map(|&d| u64::from(d)).sum()
     }
 }
 
