@@ -11,6 +11,7 @@
 //! | [`latency`] | HDR latency histograms from the scheduled and the actual send time, whole run and per second |
 //! | [`audit`] | generator self-audit: send lag, missed ticks, ENOBUFS/EAGAIN, the kernel's UDP buffer errors; run validity |
 //! | [`cpu`] | CPU time of the system under test from /proc |
+//! | [`floor`] | the kernel's floor: the least CPU a UDP datagram costs on this host (`loadgen floor`) |
 //! | [`stress`] | the media builder stress run (`loadgen stress`, and the `stress_test` example) |
 //!
 //! Open loop: packets are scheduled on a fixed grid, and latency is
@@ -30,6 +31,7 @@ pub mod clock;
 pub mod compare;
 pub mod cpu;
 pub mod figures;
+pub mod floor;
 pub mod latency;
 pub mod ng;
 pub mod plot;

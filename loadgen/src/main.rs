@@ -70,6 +70,12 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
     },
+    /// The kernel's floor on this host: the least CPU one UDP datagram
+    /// costs, sent and received over loopback on one socket pair in full
+    /// batches with no pacing (one thread, each I/O backend). A load
+    /// generator or relay using UDP sockets can expect no better per
+    /// datagram; read their figures against it.
+    Floor(FloorArgs),
     /// Runs the embedded relay (mediarelay's daemon with these flags); the
     /// `relay` subcommand starts it in a child process.
     #[command(name = "embedded-relay", hide = true)]
@@ -78,6 +84,28 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
+}
+
+/// `loadgen floor`'s options.
+#[derive(Debug, Clone, Args)]
+struct FloorArgs {
+    /// Datagrams each run sends.
+    #[arg(long, default_value_t = 500_000, value_parser = clap::value_parser!(u64).range(1..))]
+    datagrams: u64,
+    /// Datagrams queued per loop turn, one run each (comma-separated).
+    #[arg(long, default_value = "1,16,64", value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..=4096))]
+    batch: Vec<u64>,
+    /// Datagram size in bytes (UDP payload; 172 is an RTP packet of 20 ms
+    /// of G.711).
+    #[arg(long, default_value_t = 172, value_parser = clap::value_parser!(u64).range(1..=1472))]
+    size: u64,
+    /// I/O backend: auto, uring or epoll; by default each one this host
+    /// has.
+    #[arg(long)]
+    backend: Option<IoBackend>,
+    /// Writes every figure to FILE as JSON (schema "loadgen/1").
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
 }
 
 /// The relay under test.
@@ -340,7 +368,35 @@ fn main() -> ExitCode {
         Command::Setup(a) => exit("setup", run_setup(&a)),
         Command::Compare(a) => exit("compare", run_compare(&a)),
         Command::Stress { quick, scale, json } => exit("stress", run_stress(quick, scale, json)),
+        Command::Floor(a) => exit("floor", run_floor(&a)),
     }
+}
+
+fn run_floor(a: &FloorArgs) -> Result<ExitCode, String> {
+    let backends = match a.backend {
+        Some(b) => vec![b],
+        None => match mediarelay::engine::uring_support() {
+            mediarelay::engine::UringSupport::Available => vec![IoBackend::Uring, IoBackend::Epoll],
+            mediarelay::engine::UringSupport::Unavailable(why) => {
+                eprintln!("loadgen floor: io_uring unavailable ({why}): epoll only");
+                vec![IoBackend::Epoll]
+            }
+        },
+    };
+    let o = loadgen::floor::FloorOptions {
+        datagrams: a.datagrams,
+        batches: a.batch.iter().map(|&b| b as usize).collect(),
+        size: a.size as usize,
+        backends,
+    };
+    let runs = loadgen::floor::run(&o)?;
+    loadgen::floor::print(&runs, &o);
+    if let Some(path) = &a.json {
+        let mut figures = Figures::quiet();
+        loadgen::floor::put_figures(&runs, &o, &mut figures);
+        write_json(path, &figures)?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The embedded relay is a child of the loadgen run that started it: when
