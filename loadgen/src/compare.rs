@@ -36,6 +36,35 @@ pub struct CompareOptions {
     pub baseline: bool,
 }
 
+/// The generator's local port range for a comparison: apart from the
+/// relays' `relay` range (the two would otherwise take each other's ports),
+/// with room for `calls` calls (two sockets per call on even ports: four
+/// ports a call). The relay command's default (10000-29999) where it is
+/// apart, else the ports just above the relays' range, else just below.
+pub fn generator_ports(relay: (u16, u16), calls: u32) -> Result<(u16, u16), String> {
+    let need = calls.max(1).saturating_mul(4).saturating_add(64);
+    let apart = |r: (u32, u32)| r.1 < u32::from(relay.0) || r.0 > u32::from(relay.1);
+    let default = (10_000u32, 29_999u32);
+    let above = (
+        u32::from(relay.1) + 1,
+        (u32::from(relay.1) + need).min(65_535),
+    );
+    let below = (
+        u32::from(relay.0).saturating_sub(need).max(1_024),
+        u32::from(relay.0).saturating_sub(1),
+    );
+    [default, above, below]
+        .into_iter()
+        .find(|&r| r.0 <= r.1 && r.1 - r.0 + 1 >= need && apart(r))
+        .map(|r| (r.0 as u16, r.1 as u16))
+        .ok_or_else(|| {
+            format!(
+                "no room for the generator's {need} local ports apart from --relay-ports {}-{}: give --local-ports",
+                relay.0, relay.1
+            )
+        })
+}
+
 /// One relay's figures in one round.
 #[derive(Debug, Clone, Default)]
 struct Round {
@@ -411,4 +440,30 @@ pub fn run(o: &CompareOptions) -> Result<Comparison, String> {
         serde_json::Value::Array(notes.into_iter().map(serde_json::Value::String).collect()),
     );
     Ok(Comparison { table, figures })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generator_ports_keep_apart_from_the_relays() {
+        // The relay's default range: the generator's default is apart.
+        assert_eq!(
+            generator_ports((30_000, 44_999), 2_000),
+            Ok((10_000, 29_999))
+        );
+        // Overlapping the default: just above the relays' range.
+        assert_eq!(
+            generator_ports((10_000, 31_999), 2_400),
+            Ok((32_000, 41_663))
+        );
+        // No room above: just below.
+        assert_eq!(
+            generator_ports((20_000, 65_000), 1_000),
+            Ok((15_936, 19_999))
+        );
+        // No room anywhere.
+        assert!(generator_ports((1_024, 65_535), 100).is_err());
+    }
 }

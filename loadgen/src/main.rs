@@ -290,6 +290,11 @@ struct CompareArgs {
     /// Relay port range, the same for both.
     #[arg(long, default_value = "30000-44999", value_parser = port_range)]
     relay_ports: (u16, u16),
+    /// The generator's local UDP ports (it binds even ones), apart from
+    /// --relay-ports [default: 10000-29999 where that is apart from
+    /// --relay-ports, else the ports just above (or below) them]
+    #[arg(long, value_parser = port_range)]
+    local_ports: Option<(u16, u16)>,
     /// Highest calls the --find-max search tries.
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..))]
     max_calls: u32,
@@ -648,6 +653,21 @@ fn run_compare(a: &CompareArgs) -> Result<ExitCode, String> {
             a.warmup, a.duration
         ));
     }
+    let most_calls = if a.no_find_max {
+        a.calls
+    } else {
+        a.calls.max(a.max_calls)
+    };
+    let local_ports = match a.local_ports {
+        Some(l) if l.1 >= a.relay_ports.0 && l.0 <= a.relay_ports.1 => {
+            return Err(format!(
+                "--local-ports {}-{} overlap --relay-ports {}-{}: the generator and the relays would take each other's ports",
+                l.0, l.1, a.relay_ports.0, a.relay_ports.1
+            ));
+        }
+        Some(l) => l,
+        None => loadgen::compare::generator_ports(a.relay_ports, most_calls)?,
+    };
     let found = std::process::Command::new(&a.rtpengine)
         .arg("--version")
         .output()
@@ -661,6 +681,7 @@ fn run_compare(a: &CompareArgs) -> Result<ExitCode, String> {
     let o = loadgen::compare::CompareOptions {
         relay: Options {
             calls: a.calls,
+            local_ports,
             pps: a.pps,
             duration: Duration::from_secs_f64(a.duration),
             warmup: Duration::from_secs_f64(a.warmup),

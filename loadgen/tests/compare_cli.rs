@@ -96,3 +96,24 @@ fn compare_runs_both_relays_end_to_end() {
         "{stdout}"
     );
 }
+
+#[test]
+fn compare_refuses_generator_ports_inside_the_relays_range() {
+    // Checked before anything starts, rtpengine installed or not.
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args([
+            "compare",
+            "--relay-ports",
+            "10000-31999",
+            "--local-ports",
+            "20000-25000",
+        ])
+        .output()
+        .expect("loadgen runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--local-ports 20000-25000 overlap --relay-ports 10000-31999"),
+        "{err}"
+    );
+}
