@@ -323,6 +323,23 @@ pub fn run(o: &CompareOptions) -> Result<Comparison, String> {
         "compare.relay_threads",
         o.relay.embedded.threads.map(|t| t as u64),
     );
+    figures.put("compare.duration_s", o.relay.duration.as_secs_f64());
+    figures.put("compare.warmup_s", o.relay.warmup.as_secs_f64());
+    let e = &o.relay.embedded;
+    figures.put(
+        "compare.relay_ports",
+        format!("{}-{}", e.port_min, e.port_max),
+    );
+    figures.put(
+        "compare.local_ports",
+        format!("{}-{}", o.relay.local_ports.0, o.relay.local_ports.1),
+    );
+    // The embedded mediarelay's settings as given (null: its defaults).
+    figures.put(
+        "compare.mediarelay.batch_wait_us",
+        e.batch_wait_us.map(u64::from),
+    );
+    figures.put("compare.mediarelay.fast_path", e.fast_path.clone());
     let mut table = format!(
         "| {} calls, {} pps each way, {} s, relay threads {}; medians of {} | {} | {} | ratio |\n|---|---:|---:|---:|\n",
         o.relay.calls,

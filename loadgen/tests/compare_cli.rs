@@ -89,6 +89,13 @@ fn compare_runs_both_relays_end_to_end() {
             "{relay}: {c}"
         );
     }
+    // The run's settings are in the report.
+    assert_eq!(c["duration_s"].as_f64(), Some(1.0), "{c}");
+    assert_eq!(c["warmup_s"].as_f64(), Some(0.0), "{c}");
+    assert_eq!(c["relay_ports"], "34000-34999");
+    assert_eq!(c["local_ports"], "10000-29999");
+    assert!(c["mediarelay"]["batch_wait_us"].is_null(), "{c}");
+    assert!(c["mediarelay"]["fast_path"].is_null(), "{c}");
     assert!(stdout.contains("No-relay baseline"), "{stdout}");
     let header = stdout.lines().next().unwrap_or_default();
     assert!(
