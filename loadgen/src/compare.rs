@@ -73,6 +73,16 @@ struct Round {
     notes: Vec<String>,
 }
 
+impl Round {
+    /// The figure `key` of this round, if measured.
+    fn get(&self, key: &str) -> Option<f64> {
+        self.values
+            .iter()
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, v)| *v)
+    }
+}
+
 /// The figures compared, in table order: (key, label, lower is better).
 const ROWS: &[(&str, &str, bool)] = &[
     ("cpu_ns_per_pkt", "relay CPU per relayed packet, ns", true),
@@ -283,11 +293,7 @@ pub fn run(o: &CompareOptions) -> Result<Comparison, String> {
     // Each relay's CPU over the baseline of its own round.
     for rounds in [&mut ours, &mut theirs] {
         for (r, b) in rounds.iter_mut().zip(&base) {
-            let sys = r
-                .values
-                .iter()
-                .find(|(k, _)| *k == "system_ns_per_pkt")
-                .and_then(|(_, v)| *v);
+            let sys = r.get("system_ns_per_pkt");
             let added = sys.zip(*b).map(|(s, b)| s - b);
             r.values.push(("added_ns_per_pkt", added));
             if added.is_some_and(|a| a < 0.0) {
@@ -298,19 +304,8 @@ pub fn run(o: &CompareOptions) -> Result<Comparison, String> {
             }
         }
     }
-    let med = |rounds: &[Round], key: &str| {
-        median(
-            rounds
-                .iter()
-                .filter_map(|r| {
-                    r.values
-                        .iter()
-                        .find(|(k, _)| *k == key)
-                        .and_then(|(_, v)| *v)
-                })
-                .collect(),
-        )
-    };
+    let med =
+        |rounds: &[Round], key: &str| median(rounds.iter().filter_map(|r| r.get(key)).collect());
     let mut figures = Figures::quiet();
     figures.put("compare.mediarelay.name", names.0.as_str());
     figures.put("compare.rtpengine.name", names.1.as_str());
@@ -353,19 +348,8 @@ pub fn run(o: &CompareOptions) -> Result<Comparison, String> {
         names.0,
         names.1
     );
-    let sum = |rounds: &[Round], key: &str| {
-        Some(
-            rounds
-                .iter()
-                .filter_map(|r| {
-                    r.values
-                        .iter()
-                        .find(|(k, _)| *k == key)
-                        .and_then(|(_, v)| *v)
-                })
-                .sum::<f64>(),
-        )
-    };
+    let sum =
+        |rounds: &[Round], key: &str| Some(rounds.iter().filter_map(|r| r.get(key)).sum::<f64>());
     for (key, label, _) in ROWS {
         // A count over the rounds, not a median.
         let (a, b) = if *key == "valid_runs" {
@@ -409,12 +393,7 @@ pub fn run(o: &CompareOptions) -> Result<Comparison, String> {
         let rounds_of = |rounds: &[Round]| -> Vec<f64> {
             rounds
                 .iter()
-                .filter_map(|r| {
-                    r.values
-                        .iter()
-                        .find(|(k, _)| *k == "added_ns_per_pkt")
-                        .and_then(|(_, v)| *v)
-                })
+                .filter_map(|r| r.get("added_ns_per_pkt"))
                 .collect()
         };
         let show = |v: &[f64]| {
