@@ -48,6 +48,21 @@ def ng_request(addr, msg, cookie):
     return bdecode(data[len(cookie) + 1 :])[0]
 
 
+class NgFailed(Exception):
+    """An NG command whose reply was not `result: ok`."""
+
+
+def ng_sdp_step(addr, msg, cookie, out, sdp_key):
+    """Sends an NG offer or answer, keeps the SDP of the reply in
+    out[sdp_key] (the test reads it) and returns the reply; raises NgFailed
+    when the relay did not accept the command."""
+    reply = ng_request(addr, msg, cookie)
+    out[sdp_key] = reply.get("sdp", "")
+    if reply.get("result") != "ok":
+        raise NgFailed(f"{msg['command']}: {reply}")
+    return reply
+
+
 def agent_sdp(conn, sess_id):
     port = conn.local_candidates[0].port
     lines = [
@@ -144,17 +159,15 @@ async def main():
     try:
         await a.gather_candidates()
         await b.gather_candidates()
-        offer = ng_request(
+        offer = ng_sdp_step(
             ng,
             {"command": "offer", "call-id": args.call_id, "from-tag": "A", "sdp": agent_sdp(a, 1)},
             "c1",
+            out,
+            "offer_sdp",
         )
-        out["offer_sdp"] = offer.get("sdp", "")
-        if offer.get("result") != "ok":
-            out["error"] = f"offer: {offer}"
-            return out
         await learn(b, offer["sdp"])
-        answer = ng_request(
+        answer = ng_sdp_step(
             ng,
             {
                 "command": "answer",
@@ -164,11 +177,9 @@ async def main():
                 "sdp": agent_sdp(b, 2),
             },
             "c2",
+            out,
+            "answer_sdp",
         )
-        out["answer_sdp"] = answer.get("sdp", "")
-        if answer.get("result") != "ok":
-            out["error"] = f"answer: {answer}"
-            return out
         await learn(a, answer["sdp"])
         await asyncio.wait_for(asyncio.gather(a.connect(), b.connect()), 15)
         out["connected"] = True

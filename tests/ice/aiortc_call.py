@@ -34,7 +34,7 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack
 from av import AudioFrame
 
-from aioice_call import ng_request
+from aioice_call import ng_request, ng_sdp_step
 
 
 class Tone(AudioStreamTrack):
@@ -121,7 +121,7 @@ async def main():
     try:
         if args.reverse:
             # B offers plain RTP toward the WebRTC peer, which answers.
-            offer = ng_request(
+            offer = ng_sdp_step(
                 ng,
                 {
                     "command": "offer",
@@ -132,14 +132,12 @@ async def main():
                     "ICE": "force",
                 },
                 "w1",
+                out,
+                "to_a_sdp",
             )
-            out["to_a_sdp"] = offer.get("sdp", "")
-            if offer.get("result") != "ok":
-                out["error"] = f"offer: {offer}"
-                return out
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer["sdp"], type="offer"))
             await pc.setLocalDescription(await pc.createAnswer())
-            answer = ng_request(
+            answer = ng_sdp_step(
                 ng,
                 {
                     "command": "answer",
@@ -149,15 +147,13 @@ async def main():
                     "sdp": pc.localDescription.sdp,
                 },
                 "w2",
+                out,
+                "to_b_sdp",
             )
-            out["to_b_sdp"] = answer.get("sdp", "")
-            if answer.get("result") != "ok":
-                out["error"] = f"answer: {answer}"
-                return out
             relay_b = ("127.0.0.1", m_port(answer["sdp"]))
         else:
             await pc.setLocalDescription(await pc.createOffer())
-            offer = ng_request(
+            offer = ng_sdp_step(
                 ng,
                 {
                     "command": "offer",
@@ -168,13 +164,11 @@ async def main():
                     "ICE": "remove",
                 },
                 "w1",
+                out,
+                "to_b_sdp",
             )
-            out["to_b_sdp"] = offer.get("sdp", "")
-            if offer.get("result") != "ok":
-                out["error"] = f"offer: {offer}"
-                return out
             relay_b = ("127.0.0.1", m_port(offer["sdp"]))
-            answer = ng_request(
+            answer = ng_sdp_step(
                 ng,
                 {
                     "command": "answer",
@@ -184,11 +178,9 @@ async def main():
                     "sdp": plain_sdp(b.getsockname()[1]),
                 },
                 "w2",
+                out,
+                "to_a_sdp",
             )
-            out["to_a_sdp"] = answer.get("sdp", "")
-            if answer.get("result") != "ok":
-                out["error"] = f"answer: {answer}"
-                return out
             await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
         await asyncio.wait_for(received.wait(), 15)
         out["connected"] = True

@@ -22,7 +22,7 @@ import os
 import aioice.ice
 from aiortc import RTCSessionDescription
 
-from aioice_call import ng_request
+from aioice_call import ng_request, ng_sdp_step
 from aiortc_call import counting_peer
 
 
@@ -43,18 +43,16 @@ async def main():
     b = counting_peer(counts, "b", b_up)
     try:
         await a.setLocalDescription(await a.createOffer())
-        offer = ng_request(
+        offer = ng_sdp_step(
             ng,
             {"command": "offer", "call-id": args.call_id, "from-tag": "A", "sdp": a.localDescription.sdp},
             "p1",
+            out,
+            "to_b_sdp",
         )
-        out["to_b_sdp"] = offer.get("sdp", "")
-        if offer.get("result") != "ok":
-            out["error"] = f"offer: {offer}"
-            return out
         await b.setRemoteDescription(RTCSessionDescription(sdp=offer["sdp"], type="offer"))
         await b.setLocalDescription(await b.createAnswer())
-        answer = ng_request(
+        answer = ng_sdp_step(
             ng,
             {
                 "command": "answer",
@@ -64,11 +62,9 @@ async def main():
                 "sdp": b.localDescription.sdp,
             },
             "p2",
+            out,
+            "to_a_sdp",
         )
-        out["to_a_sdp"] = answer.get("sdp", "")
-        if answer.get("result") != "ok":
-            out["error"] = f"answer: {answer}"
-            return out
         await a.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
         await asyncio.wait_for(asyncio.gather(a_up.wait(), b_up.wait()), 15)
         out["connected"] = True
