@@ -873,6 +873,15 @@ fn print_summary(target: &Target, t: &Trial, o: &Options) {
             t.system_less_generator_ns_per_pkt()
                 .map_or("- (relay in this process)".into(), |v| format!("{v:.0}")),
         );
+        if let Some(k) = t.fast_path {
+            println!(
+                "  fast path {} packets forwarded in the kernel ({} of those relayed), {} streams there when the streaming ended",
+                k.packets,
+                t.fast_path_share_pct()
+                    .map_or("-".into(), |v| format!("{v:.1}%")),
+                k.streams_at_end,
+            );
+        }
     }
     let a = t.audit.report();
     println!(

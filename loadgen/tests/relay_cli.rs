@@ -128,6 +128,10 @@ fn relay_run_accounts_for_every_packet_and_leaves_no_call() {
             > 0.0
     );
     assert_eq!(figure(&r, "generator.valid"), &Value::Bool(true));
+    // The embedded relay's kernel fast path is reported, whether it took
+    // any stream or not (its 3 s learning window is longer than this run).
+    assert!(count(&r, "relay.fast_path.streams_at_end") <= 40);
+    assert!(count(&r, "relay.fast_path.packets") <= 4000);
     assert!(r["environment"]["cores"].as_u64().expect("cores") >= 1);
     // One JSON line per second, adding up to what was sent.
     let jsonl = std::fs::read_to_string(prefix.with_extension("jsonl")).expect("jsonl");
@@ -267,6 +271,62 @@ fn an_unreachable_relay_is_a_clear_error() {
 }
 
 #[test]
+fn the_embedded_relays_fast_path_share_is_reported() {
+    let dir = TempDir::new("fast-path");
+    let json = dir.0.join("fast-path.json");
+    let out = loadgen(&[
+        "relay",
+        "--calls",
+        "10",
+        "--duration",
+        "5",
+        "--quiet",
+        "--no-report",
+        "--relay-fast-path",
+        "ebpf",
+        "--relay-ports",
+        "35000-35999",
+        "--local-ports",
+        "24000-24999",
+        "--json",
+        json.to_str().expect("utf-8 path"),
+        "--max-send-lag-us",
+        "20000",
+    ]);
+    if !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("embedded relay") {
+        // The relay refused to start without its fast path (no BPF
+        // privileges or no BPF object here).
+        assert!(
+            std::env::var_os("MEDIARELAY_REQUIRE_FAST_PATH").is_none(),
+            "the fast path is required here: {}",
+            show(&out)
+        );
+        eprintln!(
+            "no kernel fast path here: the test is skipped ({})",
+            show(&out)
+        );
+        return;
+    }
+    assert!(out.status.success(), "{}", show(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("forwarded in the kernel"), "{stdout}");
+    let r = read_json(&json);
+    assert_eq!(count(&r, "relay.received"), 5000);
+    // After each stream's 3 s learning window the kernel forwards its RTP:
+    // both directions of every call, and some of the packets.
+    assert_eq!(count(&r, "relay.fast_path.streams_at_end"), 20);
+    let packets = count(&r, "relay.fast_path.packets");
+    assert!(
+        (1..5000).contains(&packets),
+        "{packets} packets in the kernel"
+    );
+    let share = figure(&r, "relay.fast_path.share_pct")
+        .as_f64()
+        .expect("share");
+    assert!((share - packets as f64 / 50.0).abs() < 1e-6, "{share}");
+}
+
+#[test]
 fn direct_runs_the_load_without_a_relay() {
     let dir = TempDir::new("direct");
     let json = dir.0.join("direct.json");
@@ -296,9 +356,15 @@ fn direct_runs_the_load_without_a_relay() {
     assert_eq!(count(&r, "relay.sent"), 1000);
     assert_eq!(count(&r, "relay.received"), 1000);
     assert_eq!(count(&r, "relay.misdelivered"), 0);
-    // No relay process: no relay CPU; the machine's is measured.
+    // No relay process: no relay CPU, no fast path; the machine's CPU is
+    // measured.
     assert!(
         r["relay"]["relay_cpu_ns_per_pkt"].is_null(),
+        "{}",
+        r["relay"]
+    );
+    assert!(
+        r["relay"]["fast_path"]["packets"].is_null(),
         "{}",
         r["relay"]
     );

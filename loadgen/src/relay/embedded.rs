@@ -3,7 +3,8 @@
 //! that its CPU time is measured apart from the generator's exactly as an
 //! external relay's is, and a crash of either side is seen as such.
 
-use std::net::{SocketAddr, UdpSocket};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -18,6 +19,9 @@ pub const SUBCOMMAND: &str = "embedded-relay";
 pub struct EmbeddedRelay {
     child: Child,
     ng: SocketAddr,
+    /// The embedded mediarelay's HTTP server (`/metrics`); none for
+    /// rtpengine.
+    http: Option<SocketAddr>,
 }
 
 /// How to start it.
@@ -62,11 +66,13 @@ impl EmbeddedRelay {
     /// free NG port and waits (up to 10 s) until it answers `ping`.
     pub fn start(exe: &Path, o: &EmbeddedOptions) -> Result<EmbeddedRelay, String> {
         let ng = free_ng_port()?;
+        let http = free_tcp_port()?;
         let mut cmd = Command::new(exe);
         cmd.arg(SUBCOMMAND)
             .arg("--")
             .args(["--interface", "127.0.0.1"])
             .args(["--listen-ng", &ng.to_string()])
+            .args(["--listen-http", &http.to_string()])
             .args(["--port-min", &o.port_min.to_string()])
             .args(["--port-max", &o.port_max.to_string()])
             .args(["--delete-delay", "0"])
@@ -87,7 +93,9 @@ impl EmbeddedRelay {
         if let Some(f) = &o.fast_path {
             cmd.args(["--fast-path", f]);
         }
-        EmbeddedRelay::spawn(cmd, ng, "the embedded relay")
+        let mut relay = EmbeddedRelay::spawn(cmd, ng, "the embedded relay")?;
+        relay.http = Some(http);
+        Ok(relay)
     }
 
     /// Starts Sipwise rtpengine (`exe`, e.g. `rtpengine` from Debian's
@@ -149,7 +157,11 @@ impl EmbeddedRelay {
         let child = cmd
             .spawn()
             .map_err(|e| format!("starting {what} ({:?}): {e}", cmd.get_program()))?;
-        let mut relay = EmbeddedRelay { child, ng };
+        let mut relay = EmbeddedRelay {
+            child,
+            ng,
+            http: None,
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut client = NgClient::new(ng).map_err(|e| e.to_string())?;
         client.retransmit_after = Duration::from_millis(100);
@@ -177,6 +189,20 @@ impl EmbeddedRelay {
         self.child.id()
     }
 
+    /// The value of an unlabelled sample `name` in the embedded
+    /// mediarelay's `/metrics` (Prometheus text); `None` for rtpengine, or
+    /// when it cannot be read.
+    pub fn metric(&self, name: &str) -> Option<u64> {
+        let http = self.http?;
+        let mut s = TcpStream::connect_timeout(&http, Duration::from_secs(2)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            .ok()?;
+        let mut text = String::new();
+        s.read_to_string(&mut text).ok()?;
+        sample(&text, name)
+    }
+
     /// `Some` with a description once it has exited (a crash mid-run).
     pub fn exited(&mut self) -> Option<String> {
         match self.child.try_wait() {
@@ -184,6 +210,20 @@ impl EmbeddedRelay {
             _ => None,
         }
     }
+}
+
+/// The value of the unlabelled sample `name` in Prometheus text.
+fn sample(text: &str, name: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let rest = l.strip_prefix(name)?.strip_prefix(' ')?;
+        rest.split_whitespace().next()?.parse().ok()
+    })
+}
+
+/// A free TCP port on 127.0.0.1 for the embedded relay's HTTP server.
+fn free_tcp_port() -> Result<SocketAddr, String> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("HTTP port: {e}"))?;
+    l.local_addr().map_err(|e| e.to_string())
 }
 
 /// A free UDP port on 127.0.0.1 for a relay's NG socket.
@@ -196,5 +236,23 @@ impl Drop for EmbeddedRelay {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sample;
+
+    #[test]
+    fn samples_are_read_by_exact_name() {
+        let text = "# HELP mediarelay_fast_path_streams Streams.\n# TYPE mediarelay_fast_path_streams gauge\nmediarelay_fast_path_streams 12\nmediarelay_fast_path_streams_x 3\nmediarelay_rx_packets_total{shard=\"0\"} 9\nmediarelay_fast_path_packets_total 4096\n";
+        assert_eq!(sample(text, "mediarelay_fast_path_streams"), Some(12));
+        assert_eq!(
+            sample(text, "mediarelay_fast_path_packets_total"),
+            Some(4096)
+        );
+        // Labelled samples and missing names are not read.
+        assert_eq!(sample(text, "mediarelay_rx_packets_total"), None);
+        assert_eq!(sample(text, "mediarelay_calls"), None);
     }
 }

@@ -216,6 +216,12 @@ impl Target {
         })
     }
 
+    /// An unlabelled sample of the embedded mediarelay's `/metrics`;
+    /// `None` for any other relay.
+    fn metric(&self, name: &str) -> Option<u64> {
+        self.embedded.as_ref()?.metric(name)
+    }
+
     fn check_alive(&mut self) -> Result<(), String> {
         match self.embedded.as_mut().and_then(EmbeddedRelay::exited) {
             Some(s) => Err(format!("{} died: {s}", self.name)),
@@ -326,7 +332,25 @@ pub struct Trial {
     pub syscalls: u64,
     /// No relay ([`Options::direct`]): no NG figures, nothing relayed.
     pub direct: bool,
+    /// What the embedded mediarelay's kernel fast path carried (from its
+    /// `/metrics`); `None` for any other relay.
+    pub fast_path: Option<FastPathShare>,
 }
+
+/// What the embedded mediarelay's kernel fast path carried in a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FastPathShare {
+    /// Streams the kernel forwarded when the streaming ended.
+    pub streams_at_end: u64,
+    /// Datagrams the kernel forwarded from the set-up to after the
+    /// deletes (a removed stream's kernel counters are merged as it goes).
+    pub packets: u64,
+}
+
+/// The embedded mediarelay's metric of streams forwarded in the kernel.
+const FAST_PATH_STREAMS: &str = "mediarelay_fast_path_streams";
+/// Its metric of datagrams forwarded in the kernel.
+const FAST_PATH_PACKETS: &str = "mediarelay_fast_path_packets_total";
 
 impl Trial {
     /// Packets received in the CPU window.
@@ -339,6 +363,14 @@ impl Trial {
         let cpu = self.relay_cpu?;
         let n = self.cpu_received();
         (n > 0).then(|| cpu.as_nanos() as f64 / n as f64)
+    }
+
+    /// Of the packets relayed to the generator, the share the embedded
+    /// mediarelay's kernel fast path forwarded, percent.
+    pub fn fast_path_share_pct(&self) -> Option<f64> {
+        let k = self.fast_path?;
+        (self.totals.received > 0)
+            .then(|| (k.packets as f64 * 100.0 / self.totals.received as f64).min(100.0))
     }
 
     /// Relay CPU as a share of one core over the CPU window, percent.
@@ -546,6 +578,12 @@ impl Trial {
             (!self.direct).then_some(self.leftover_calls.len() as u64),
         );
         f.put(&p("sessions_after"), self.sessions_after);
+        f.put(
+            &p("fast_path.streams_at_end"),
+            self.fast_path.map(|k| k.streams_at_end),
+        );
+        f.put(&p("fast_path.packets"), self.fast_path.map(|k| k.packets));
+        f.put(&p("fast_path.share_pct"), self.fast_path_share_pct());
         let a = self.audit.report();
         f.put("generator.valid", matches!(self.validity, Validity::Valid));
         if let Validity::Invalid(why) = &self.validity {
@@ -708,6 +746,7 @@ pub fn trial(o: &Options, target: &mut Target, calls: u32) -> Result<Trial, Stri
         });
     }
     let packets_per_stream = (o.duration.as_secs_f64() * f64::from(o.pps)).round() as u64;
+    let kernel_packets0 = target.metric(FAST_PATH_PACKETS);
     let start_ns = clock::now_ns() + 100_000_000;
     let sent_progress: Vec<Arc<(AtomicU64, AtomicU64)>> = (0..threads)
         .map(|_| Arc::new((AtomicU64::new(0), AtomicU64::new(0))))
@@ -813,6 +852,7 @@ pub fn trial(o: &Options, target: &mut Target, calls: u32) -> Result<Trial, Stri
         }
     }
     target.check_alive()?;
+    let kernel_streams = target.metric(FAST_PATH_STREAMS);
 
     // Teardown and the relay's own account.
     let (leftover_calls, sessions_after) = match ng.as_mut() {
@@ -840,6 +880,18 @@ pub fn trial(o: &Options, target: &mut Target, calls: u32) -> Result<Trial, Stri
                 .map_err(|e| format!("NG statistics after the deletes: {e}"))?;
             (leftover, sessions)
         }
+    };
+
+    let fast_path = match (
+        kernel_packets0,
+        target.metric(FAST_PATH_PACKETS),
+        kernel_streams,
+    ) {
+        (Some(a), Some(b), Some(streams_at_end)) => Some(FastPathShare {
+            streams_at_end,
+            packets: b.saturating_sub(a),
+        }),
+        _ => None,
     };
 
     // Merge the threads' figures.
@@ -925,6 +977,7 @@ pub fn trial(o: &Options, target: &mut Target, calls: u32) -> Result<Trial, Stri
         kernel_timestamps,
         syscalls,
         direct: target.direct,
+        fast_path,
     })
 }
 
