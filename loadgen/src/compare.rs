@@ -107,6 +107,11 @@ const ROWS: &[(&str, &str, bool)] = &[
     ("latency_p999_us", "added latency p99.9, us", true),
     ("loss_pct", "loss, %", true),
     (
+        "fast_path_pct",
+        "relayed packets the kernel fast path forwarded, %",
+        false,
+    ),
+    (
         "valid_runs",
         "fixed-load runs with a valid generator",
         false,
@@ -138,6 +143,7 @@ fn measure(o: &CompareOptions, target: &mut Target) -> Result<Round, String> {
     let t = relay::trial(&o.relay, target, o.relay.calls)?;
     let l = t.latency.from_sent();
     r.values.push(("cpu_ns_per_pkt", t.relay_ns_per_pkt()));
+    r.values.push(("fast_path_pct", t.fast_path_share_pct()));
     r.values.push(("cpu_pct", t.relay_cpu_pct()));
     r.values.push(("system_ns_per_pkt", t.system_ns_per_pkt()));
     r.values.push((

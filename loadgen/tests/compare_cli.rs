@@ -89,6 +89,10 @@ fn compare_runs_both_relays_end_to_end() {
             "{relay}: {c}"
         );
     }
+    // The embedded mediarelay's kernel fast path share is measured (0
+    // where the host gives it none); rtpengine has none.
+    assert!(c["mediarelay"]["fast_path_pct"].is_f64(), "{c}");
+    assert!(c["rtpengine"]["fast_path_pct"].is_null(), "{c}");
     // The run's settings are in the report.
     assert_eq!(c["duration_s"].as_f64(), Some(1.0), "{c}");
     assert_eq!(c["warmup_s"].as_f64(), Some(0.0), "{c}");
