@@ -126,7 +126,7 @@ impl ThreadTimes {
 }
 
 /// The run time, ns, first field of a `schedstat` file.
-pub fn parse_schedstat(s: &str) -> Option<u64> {
+fn parse_schedstat(s: &str) -> Option<u64> {
     s.split_whitespace().next()?.parse().ok()
 }
 

@@ -4,30 +4,47 @@
 //! full batches, no pacing, no sleeping, no per-call state.
 //!
 //! One thread, two connected sockets on a [`PacketLoop`]. Each loop turn
-//! queues up to `batch` datagrams from the first socket to the second
-//! (at most two batches in flight, so nothing overflows a receive buffer)
-//! and collects what arrived, without ever sleeping. The thread's run time
-//! (`/proc/thread-self/schedstat`, the scheduler's clock) over the run,
-//! divided by datagrams sent plus datagrams received, is the CPU per
-//! datagram sent or received: the unit `loadgen relay` reports for its
+//! queues up to `batch` datagrams (at most [`MAX_BATCH`]) from the first
+//! socket to the second, with at most [`MAX_IN_FLIGHT`] in flight (which a
+//! default-sized receive buffer holds), and collects what arrived, without
+//! ever sleeping. The thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`) over
+//! the run, divided by datagrams sent plus datagrams received, is the CPU
+//! per datagram sent or received: the unit `loadgen relay` reports for its
 //! generator. On loopback the sender's system call also delivers each
 //! datagram into the receiving socket, so the figure holds the whole
 //! kernel path, as the generator's and a relay's figures do.
 //!
-//! A program using UDP sockets on this host can expect no better per
-//! datagram: a generator or relay that handles many sockets at a real
-//! call's pace adds per-socket and per-wake-up work on top (a relay pays
-//! the floor twice per relayed packet, receiving it and sending it on).
+//! A program sending and receiving datagrams one by one through UDP
+//! sockets on this host can expect no better per datagram (segmentation
+//! offload, which packs many datagrams to one destination into one, does
+//! not apply to RTP streams of 50 packets a second each): a generator or
+//! relay that handles many sockets at a real call's pace adds per-socket
+//! and per-wake-up work on top (a relay pays the floor twice per relayed
+//! packet, receiving it and sending it on).
+//!
+//! On loopback the softirq work of delivering a datagram runs in the
+//! sender's system call and counts as the sender's CPU time where the
+//! kernel does not account interrupt time apart
+//! (`CONFIG_IRQ_TIME_ACCOUNTING` off, as on the development machine);
+//! where it does, or where the kernel defers the work to `ksoftirqd`, the
+//! figure leaves the delivery out.
 
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use mediarelay::engine::{IoBackend, LoopSink, OwnTransmit, PacketLoop, StreamKey};
+use mediarelay::engine::{
+    IoBackend, LoopSink, OwnTransmit, PacketLoop, StreamKey, thread_cpu_time,
+};
 
 use crate::figures::Figures;
 
 /// Stops a run that makes no progress for this long (lost datagrams).
 const STALL: Duration = Duration::from_secs(1);
+/// Most datagrams queued per turn.
+pub const MAX_BATCH: usize = 128;
+/// Most datagrams in flight: about 130 KiB of receive buffer at the
+/// kernel's accounting of a small datagram, within the default 208 KiB.
+pub const MAX_IN_FLIGHT: u64 = 128;
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -118,15 +135,6 @@ impl LoopSink for Pump {
     }
 }
 
-/// The calling thread's run time so far (the scheduler's clock).
-fn thread_run_time() -> Result<Duration, String> {
-    let text = std::fs::read_to_string("/proc/thread-self/schedstat")
-        .map_err(|e| format!("reading /proc/thread-self/schedstat: {e}"))?;
-    crate::cpu::parse_schedstat(&text)
-        .map(Duration::from_nanos)
-        .ok_or_else(|| format!("unreadable /proc/thread-self/schedstat: {text:?}"))
-}
-
 /// Runs one measurement on the calling thread.
 pub fn run_one(
     backend: IoBackend,
@@ -134,7 +142,7 @@ pub fn run_one(
     datagrams: u64,
     size: usize,
 ) -> Result<FloorRun, String> {
-    let batch = batch.max(1);
+    let batch = batch.clamp(1, MAX_BATCH);
     let mut lp = PacketLoop::new(backend).map_err(|e| e.to_string())?;
     let bind = || UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| format!("bind: {e}"));
     let (tx, rx) = (bind()?, bind()?);
@@ -150,7 +158,7 @@ pub fn run_one(
         .map_err(|e| format!("registering a socket: {e}"))?;
     let mut pump = Pump {
         batch,
-        window: 2 * batch as u64,
+        window: (2 * batch as u64).min(MAX_IN_FLIGHT),
         target: datagrams,
         size,
         sent: 0,
@@ -158,10 +166,13 @@ pub fn run_one(
         this_turn: 0,
     };
     let syscalls0 = lp.counters().syscalls;
-    let cpu0 = thread_run_time()?;
+    let cpu0 = thread_cpu_time();
     let t0 = Instant::now();
     let mut progress = (t0, 0u64);
     while pump.received < datagrams {
+        // A turn whose sends the backend cut short (its send buffers all
+        // in flight) starts the next batch afresh.
+        pump.this_turn = 0;
         lp.turn(Some(Duration::ZERO), &mut pump)
             .map_err(|e| format!("packet loop: {e}"))?;
         let now = Instant::now();
@@ -176,7 +187,7 @@ pub fn run_one(
         }
     }
     let elapsed = t0.elapsed();
-    let cpu = thread_run_time()?.saturating_sub(cpu0);
+    let cpu = thread_cpu_time().saturating_sub(cpu0);
     Ok(FloorRun {
         backend: lp.backend(),
         batch,
@@ -259,7 +270,7 @@ pub fn print(runs: &[FloorRun], o: &FloorOptions) {
     }
     if let Some(b) = best(runs) {
         println!(
-            "  floor: {:.0} ns of CPU per datagram sent or received ({}, batch {}): the least a generator or relay using UDP sockets on this host can spend per datagram",
+            "  floor: {:.0} ns of CPU per datagram sent or received ({}, batch {}): the least a generator or relay sending and receiving datagrams one by one through UDP sockets on this host can spend per datagram",
             b.cpu_ns_per_pkt(),
             backend_name(b.backend),
             b.batch

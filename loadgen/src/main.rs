@@ -92,8 +92,9 @@ struct FloorArgs {
     /// Datagrams each run sends.
     #[arg(long, default_value_t = 500_000, value_parser = clap::value_parser!(u64).range(1..))]
     datagrams: u64,
-    /// Datagrams queued per loop turn, one run each (comma-separated).
-    #[arg(long, default_value = "1,16,64", value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..=4096))]
+    /// Datagrams queued per loop turn, one run each (comma-separated,
+    /// 1-128).
+    #[arg(long, default_value = "1,16,64", value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..=128))]
     batch: Vec<u64>,
     /// Datagram size in bytes (UDP payload; 172 is an RTP packet of 20 ms
     /// of G.711).
@@ -663,6 +664,14 @@ fn run_compare(a: &CompareArgs) -> Result<ExitCode, String> {
             return Err(format!(
                 "--local-ports {}-{} overlap --relay-ports {}-{}: the generator and the relays would take each other's ports",
                 l.0, l.1, a.relay_ports.0, a.relay_ports.1
+            ));
+        }
+        Some(l) if u32::from(l.1 - l.0) + 1 < most_calls.saturating_mul(4) => {
+            return Err(format!(
+                "--local-ports {}-{} hold fewer than the {} ports {most_calls} calls take (two sockets a call, on even ports)",
+                l.0,
+                l.1,
+                most_calls.saturating_mul(4)
             ));
         }
         Some(l) => l,

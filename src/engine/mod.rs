@@ -5,7 +5,7 @@
 //! range (the [`PortAllocator`]'s per-shard slices; a call's ports come from
 //! another slice when its shard's has nothing to give), every socket bound
 //! for its calls, and one I/O loop: io_uring (multishot receive on a provided buffer ring, batched
-//! sends, one `io_uring_enter` per turn) or epoll with `recvmmsg` /
+//! sends, about one `io_uring_enter` per turn) or epoll with `recvmmsg` /
 //! `sendmmsg`, chosen at start by a probe that really exchanges a datagram
 //! through io_uring (see [`uring_support`]) unless [`IoBackend`] forces one.
 //! A socket whose receives keep failing is backed off (1 ms doubling to

@@ -1,9 +1,12 @@
 //! io_uring backend: one ring per shard, multishot `RecvMsgMulti` on a
 //! provided buffer ring, `Send` with destination straight from the receive
-//! buffer, one `io_uring_enter` per loop turn.
+//! buffer, one `io_uring_enter` per loop turn (a few more when a turn
+//! collects many completions without waiting, below).
 //!
 //! Per turn: submit the queued SQEs and wait (with the shard's timer as
-//! timeout) in one `io_uring_enter`; then reap the completion queue in
+//! timeout) in one `io_uring_enter`, or, when the turn must not sleep,
+//! enter without waiting and again while the kernel may have left
+//! deferred completion work behind; then reap the completion queue in
 //! batches (one acquire load of the CQ tail and one release store of its
 //! head per batch of up to [`CQE_BATCH`] entries, copied out and then
 //! processed, until the queue is empty):
@@ -60,9 +63,12 @@ const CQE_BATCH: usize = 256;
 /// `IORING_ENTER_GETEVENTS` (uapi `io_uring.h`).
 const ENTER_GETEVENTS: u32 = 1 << 0;
 /// Deferred task work items an enter runs when it is asked to wait for
-/// nothing (`IO_LOCAL_TW_DEFAULT_MAX` since Linux 6.13; older kernels run
-/// them all). A no-wait collect that yielded at least this many
-/// completions may have left work behind and enters again.
+/// nothing (`IO_LOCAL_TW_DEFAULT_MAX` since Linux 6.13, twice that when the
+/// enter also submits; older kernels run them all). A no-wait collect that
+/// yielded at least this many completions of task work may have left work
+/// behind and enters again; work left behind otherwise (a send that had
+/// to wait for room completes as task work, uncounted) is run by the next
+/// turn's enter.
 const LOCAL_TW_BATCH: usize = 20;
 /// Send buffers for datagrams the sink produces itself (local endpoints,
 /// terminated SRTP).
@@ -105,8 +111,8 @@ pub struct UringConfig {
     /// datagrams, the next turn first sleeps up to this long (on the
     /// wake-up eventfd, so a control command ends the sleep; datagrams do
     /// not, their completions wait in the kernel's deferred task list) and
-    /// then takes everything that arrived meanwhile in one
-    /// `io_uring_enter`; packets arriving one by one at real call loads are
+    /// then takes everything that arrived meanwhile with `io_uring_enter`
+    /// calls that do not wait; packets arriving one by one at real call loads are
     /// handled in batches and the thread wakes once per budget, not once
     /// per packet. An idle shard still blocks until its first packet or
     /// its next timer, and the turn's timeout (the next timer) bounds the
@@ -562,8 +568,8 @@ pub struct UringBackend {
     /// The last turn handled datagrams: the next one sleeps the budget
     /// before it collects (when batching is on).
     busy: bool,
-    /// Completions the collecting `io_uring_enter` after a coalescing sleep
-    /// asks for: half the completion queue.
+    /// Receive completions after which a turn that collects without
+    /// waiting stops entering again: half the completion queue.
     collect_want: usize,
     /// Where a received datagram's payload starts in its buffer.
     payload_offset: usize,
@@ -583,9 +589,6 @@ impl std::fmt::Debug for UringBackend {
 }
 
 impl UringBackend {
-    /// Builds the ring (`SINGLE_ISSUER | DEFER_TASKRUN` where supported),
-    /// registers the buffer ring and a sparse fixed-file table, and arms a
-    /// multishot poll on `wake_fd`. Call on the shard's own thread.
     /// Submits what is queued and runs the completions' deferred task
     /// work without waiting for any (`IORING_ENTER_GETEVENTS`,
     /// `min_complete` 0, no timeout, so no timer is armed).
@@ -602,6 +605,9 @@ impl UringBackend {
         }
     }
 
+    /// Builds the ring (`SINGLE_ISSUER | DEFER_TASKRUN` where supported),
+    /// registers the buffer ring and a sparse fixed-file table, and arms a
+    /// multishot poll on `wake_fd`. Call on the shard's own thread.
     pub fn new(cfg: UringConfig, wake_fd: i32) -> io::Result<Self> {
         let (ring, deferred_taskrun) =
             build_ring(cfg.sq_entries, cfg.sq_entries.saturating_mul(8))?;
@@ -1095,7 +1101,7 @@ impl Backend for UringBackend {
     fn turn<S: PacketSink>(&mut self, timeout: Option<Duration>, sink: &mut S) -> io::Result<bool> {
         self.counters.turns += 1;
         let mut timeout = timeout;
-        let mut want = self.wait_batch as usize;
+        let want = self.wait_batch as usize;
         if self.busy && !self.batch_wait.is_zero() {
             // Coalescing: datagrams are flowing, so sleep the budget (never
             // past the next timer) on the wake-up eventfd, then collect
@@ -1113,11 +1119,8 @@ impl Backend for UringBackend {
             }
             self.counters.syscalls += 1;
             coalescing_sleep(self.wake_fd, self.batch_wait, timeout);
+            // Then collect without waiting.
             timeout = Some(Duration::ZERO);
-            // Ask for more completions than can be there: the kernel runs
-            // deferred task work only up to the number asked for (at least
-            // a small batch), and the wait itself returns at once.
-            want = self.collect_want;
         }
         self.counters.syscalls += 1;
         // A turn that must not sleep collects without a timeout: a wait
@@ -1160,17 +1163,18 @@ impl Backend for UringBackend {
             cqes.clear();
             cqes.extend(self.ring.completion().take(CQE_BATCH));
             if cqes.is_empty() {
-                if nowait && since_enter >= LOCAL_TW_BATCH {
+                if nowait && since_enter >= LOCAL_TW_BATCH && received < self.collect_want {
                     // The kernel may have stopped at its batch of task
-                    // work: run the rest.
+                    // work: run the rest (up to a bound per turn, so that
+                    // arrivals as fast as the loop cannot hold it here),
+                    // with the buffers freed so far handed back first. A
+                    // failed enter ends the collect; the next turn's enter
+                    // runs what is left.
                     since_enter = 0;
+                    self.bufs.publish();
                     self.counters.syscalls += 1;
-                    match self.enter_nowait() {
-                        Ok(_) => continue,
-                        Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY)) => {
-                            break;
-                        }
-                        Err(e) => return Err(e),
+                    if self.enter_nowait().is_ok() {
+                        continue;
                     }
                 }
                 break;
