@@ -20,7 +20,7 @@ pub mod sender;
 pub use event::{DtmfDigit, EVENT_LEN, EventCode, EventError, TelephoneEvent, Volume, blocks};
 pub use receiver::{
     DtmfEvent, DtmfReceiveError, DtmfReceiver, DtmfReceiverConfig, EndReason, EventKind,
-    ReceiverStats,
+    MAX_REPORTS_PER_CALL, ReceiverStats,
 };
 pub use sender::{DtmfSendError, DtmfSender, DtmfSenderConfig, SEGMENT_MAX};
 

@@ -30,8 +30,9 @@
 //! press uses either kind, not both.
 //!
 //! No allocation after construction: the history is a fixed array and the
-//! output queue is allocated once (64 reports; on overflow the oldest report
-//! is dropped and counted).
+//! output queue is allocated once ([`OUTPUT_CAPACITY`] reports, or the room
+//! given to [`DtmfReceiver::with_output_capacity`]; on overflow the oldest
+//! report is dropped and counted).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -47,6 +48,13 @@ pub const HISTORY: usize = 16;
 pub const MAX_BLOCKS: usize = 8;
 /// Reports the output queue holds before dropping the oldest.
 pub const OUTPUT_CAPACITY: usize = 64;
+/// Most reports one call of [`DtmfReceiver::handle_packet`],
+/// [`DtmfReceiver::handle_payload`] or [`DtmfReceiver::handle_timeout`]
+/// queues: the end of the event in progress when the SSRC changes, then up
+/// to three per block looked at (the event it supersedes ends, it starts,
+/// it ends). A caller that takes every report after each call never loses
+/// one with an output queue this long.
+pub const MAX_REPORTS_PER_CALL: usize = 1 + 3 * MAX_BLOCKS;
 /// Most whole segments a continuation may skip (all packets of the skipped
 /// segments lost).
 const MAX_SEGMENT_JUMP: u64 = 64;
@@ -150,6 +158,8 @@ pub struct DtmfReceiver {
     /// Index of the event in progress.
     active: Option<usize>,
     out: VecDeque<DtmfEvent>,
+    /// Reports `out` holds before dropping the oldest.
+    out_capacity: usize,
     stats: ReceiverStats,
 }
 
@@ -194,15 +204,25 @@ impl Record {
 }
 
 impl DtmfReceiver {
-    /// A receiver with no history.
+    /// A receiver with no history, whose output queue holds
+    /// [`OUTPUT_CAPACITY`] reports.
     pub fn new(config: DtmfReceiverConfig) -> Self {
+        Self::with_output_capacity(config, OUTPUT_CAPACITY)
+    }
+
+    /// A receiver with no history, whose output queue holds `capacity`
+    /// reports (at least 1): [`MAX_REPORTS_PER_CALL`] is enough for a
+    /// caller that takes every report after each call.
+    pub fn with_output_capacity(config: DtmfReceiverConfig, capacity: usize) -> Self {
+        let capacity = capacity.max(1);
         DtmfReceiver {
             config,
             ssrc: None,
             newest_ts: None,
             records: [None; HISTORY],
             active: None,
-            out: VecDeque::with_capacity(OUTPUT_CAPACITY),
+            out: VecDeque::with_capacity(capacity),
+            out_capacity: capacity,
             stats: ReceiverStats::default(),
         }
     }
@@ -462,7 +482,7 @@ impl DtmfReceiver {
     }
 
     fn emit(&mut self, r: &Record, kind: EventKind, late: bool) {
-        if self.out.len() >= OUTPUT_CAPACITY {
+        if self.out.len() >= self.out_capacity {
             self.out.pop_front();
             self.stats.dropped_reports += 1;
         }
@@ -766,6 +786,44 @@ mod tests {
             ]
         );
         assert_eq!(r.rx.stats().ignored_blocks, 1);
+    }
+
+    #[test]
+    fn one_call_fits_max_reports_per_call() {
+        let pt = PayloadType::new(PT).unwrap();
+        let cfg = DtmfReceiverConfig::new(pt);
+        let mut r = Rx::new();
+        r.rx = DtmfReceiver::with_output_capacity(cfg, MAX_REPORTS_PER_CALL);
+        r.feed_ssrc(0, 1, 1000, 1, false, 160);
+        assert_eq!(r.drain().len(), 1);
+        // A new source (the event in progress ends) with a packet of more
+        // packed, ended events than are looked at: each starts and ends.
+        let mut payload = [0u8; 4 * (MAX_BLOCKS + 1)];
+        for (i, c) in payload.chunks_exact_mut(4).enumerate() {
+            TelephoneEvent {
+                event: EventCode(i as u8),
+                end: true,
+                volume: Volume::DEFAULT,
+                duration: 160,
+            }
+            .write(c)
+            .unwrap();
+        }
+        r.rx.handle_payload(r.at(10), Ssrc(2), 9000, &payload)
+            .unwrap();
+        let ev = r.drain();
+        assert_eq!(ev.len(), 1 + 2 * MAX_BLOCKS);
+        assert!(ev.len() <= MAX_REPORTS_PER_CALL);
+        assert_eq!(ev[0].0, Ended(EndReason::SourceChanged));
+        assert_eq!(r.rx.stats().dropped_reports, 0);
+        assert_eq!(r.rx.stats().ignored_blocks, 1);
+
+        // A smaller queue keeps the newest reports and counts the rest.
+        r.rx = DtmfReceiver::with_output_capacity(cfg, 0);
+        r.rx.handle_payload(r.at(20), Ssrc(3), 500, &payload[..8])
+            .unwrap();
+        assert_eq!(r.drain(), vec![(Ended(EndReason::EndBit), 1, 660, 160)]);
+        assert_eq!(r.rx.stats().dropped_reports, 3);
     }
 
     #[test]

@@ -54,7 +54,8 @@ use super::ring::Consumer;
 use crate::codec::plc::Concealer;
 use crate::codec::{AudioCodec, G711};
 use crate::dtmf::{
-    DtmfReceiver, DtmfReceiverConfig, DtmfSender, DtmfSenderConfig, EventCode, EventKind, Volume,
+    DtmfReceiver, DtmfReceiverConfig, DtmfSender, DtmfSenderConfig, EventCode, EventKind,
+    MAX_REPORTS_PER_CALL, Volume,
 };
 use crate::relay::Component;
 use crate::rtcp::{
@@ -588,11 +589,16 @@ impl MediaSession {
             received_at_quality: 0,
             highest_seq: None,
             rx_event,
+            // Its reports are taken after every packet and timeout it is
+            // handed (`drain_dtmf`): room for one call's worth is enough.
             dtmf_rx: rx_event.map(|pt| {
-                DtmfReceiver::new(DtmfReceiverConfig {
-                    payload_type: pt,
-                    end_timeout: Duration::from_millis(300),
-                })
+                DtmfReceiver::with_output_capacity(
+                    DtmfReceiverConfig {
+                        payload_type: pt,
+                        end_timeout: Duration::from_millis(300),
+                    },
+                    MAX_REPORTS_PER_CALL,
+                )
             }),
             jitter,
             concealed_run: 0,
