@@ -108,7 +108,7 @@ const ROWS: &[(&str, &str, bool)] = &[
     ("loss_pct", "loss, %", true),
     (
         "fast_path_pct",
-        "relayed packets the kernel fast path forwarded, %",
+        "relayed packets the kernel fast path forwarded (whole run), %",
         false,
     ),
     (
@@ -341,8 +341,13 @@ pub fn run(o: &CompareOptions) -> Result<Comparison, String> {
         e.batch_wait_us.map(u64::from),
     );
     figures.put("compare.mediarelay.fast_path", e.fast_path.clone());
+    let warmup = if o.relay.warmup.is_zero() {
+        String::new()
+    } else {
+        format!(" (CPU after {} s)", o.relay.warmup.as_secs_f64())
+    };
     let mut table = format!(
-        "| {} calls, {} pps each way, {} s, relay threads {}; medians of {} | {} | {} | ratio |\n|---|---:|---:|---:|\n",
+        "| {} calls, {} pps each way, {} s{warmup}, relay threads {}; medians of {} | {} | {} | ratio |\n|---|---:|---:|---:|\n",
         o.relay.calls,
         o.relay.pps,
         o.relay.duration.as_secs_f64(),

@@ -14,8 +14,9 @@
 //! datagram into the receiving socket, so the figure holds the whole
 //! kernel path, as the generator's and a relay's figures do.
 //!
-//! A program sending and receiving datagrams one by one through UDP
-//! sockets on this host can expect no better per datagram (segmentation
+//! A program that sends and receives one datagram per socket operation
+//! (each in its own message, however many a system call carries) on this
+//! host can expect no better per datagram (segmentation
 //! offload, which packs many datagrams to one destination into one, does
 //! not apply to RTP streams of 50 packets a second each): a generator or
 //! relay that handles many sockets at a real call's pace adds per-socket
@@ -251,16 +252,20 @@ pub fn print(runs: &[FloorRun], o: &FloorOptions) {
         o.datagrams, o.size
     );
     println!(
-        "  {:<8} {:>6} {:>28} {:>14} {:>16}",
-        "backend", "batch", "CPU ns per datagram sent or", "datagrams/s", "syscalls per"
+        "  {:<8} {:>6} {:>28} {:>14} {:>28}",
+        "backend",
+        "batch",
+        "CPU ns per datagram sent or",
+        "datagrams/s",
+        "syscalls per datagram sent or"
     );
     println!(
-        "  {:<8} {:>6} {:>28} {:>14} {:>16}",
-        "", "", "received", "received", "datagram"
+        "  {:<8} {:>6} {:>28} {:>14} {:>28}",
+        "", "", "received", "received", "received"
     );
     for r in runs {
         println!(
-            "  {:<8} {:>6} {:>28.0} {:>14.0} {:>16.3}",
+            "  {:<8} {:>6} {:>28.0} {:>14.0} {:>28.3}",
             backend_name(r.backend),
             r.batch,
             r.cpu_ns_per_pkt(),
@@ -270,7 +275,7 @@ pub fn print(runs: &[FloorRun], o: &FloorOptions) {
     }
     if let Some(b) = best(runs) {
         println!(
-            "  floor: {:.0} ns of CPU per datagram sent or received ({}, batch {}): the least a generator or relay sending and receiving datagrams one by one through UDP sockets on this host can spend per datagram",
+            "  floor: {:.0} ns of CPU per datagram sent or received ({}, batch {}): the least a generator or relay that sends and receives one datagram per socket operation can spend per datagram on this host",
             b.cpu_ns_per_pkt(),
             backend_name(b.backend),
             b.batch

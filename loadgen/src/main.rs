@@ -89,7 +89,8 @@ enum Command {
 /// `loadgen floor`'s options.
 #[derive(Debug, Clone, Args)]
 struct FloorArgs {
-    /// Datagrams each run sends.
+    /// Datagrams each run sends (and must receive; about 15 s in all by
+    /// default).
     #[arg(long, default_value_t = 500_000, value_parser = clap::value_parser!(u64).range(1..))]
     datagrams: u64,
     /// Datagrams queued per loop turn, one run each (comma-separated,
@@ -429,6 +430,26 @@ fn exit_with_parent() {
 
 /// The exit status of a subcommand: its own, or 1 with its error on
 /// stderr when it could not run to the end.
+/// Exit status of a bad command line.
+const EXIT_USAGE: u8 = 2;
+
+/// A command line that cannot run (status 2, as clap's own refusals).
+fn usage(command: &str, why: &str) -> ExitCode {
+    eprintln!("loadgen {command}: {why}");
+    ExitCode::from(EXIT_USAGE)
+}
+
+/// Why the generator's `local` ports cannot share with the relay's
+/// `relay` ports, if they overlap.
+fn ports_overlap(local: (u16, u16), relay: (u16, u16)) -> Option<String> {
+    (local.1 >= relay.0 && local.0 <= relay.1).then(|| {
+        format!(
+            "--local-ports {}-{} overlaps --relay-ports {}-{}: the generator and the relay would take each other's ports",
+            local.0, local.1, relay.0, relay.1
+        )
+    })
+}
+
 fn exit(command: &str, r: Result<ExitCode, String>) -> ExitCode {
     r.unwrap_or_else(|e| {
         eprintln!("loadgen {command}: {e}");
@@ -513,10 +534,20 @@ fn embedded_options(t: &TargetArgs) -> relay::embedded::EmbeddedOptions {
 
 fn run_relay(a: &RelayArgs) -> Result<ExitCode, String> {
     if a.warmup < 0.0 || a.warmup >= a.duration {
-        return Err(format!(
-            "--warmup {} must be at least 0 and shorter than --duration {}",
-            a.warmup, a.duration
+        return Ok(usage(
+            "relay",
+            &format!(
+                "--warmup {} must be at least 0 and shorter than --duration {}",
+                a.warmup, a.duration
+            ),
         ));
+    }
+    // The embedded relay binds its ports on this host, as the generator
+    // does.
+    if a.target.ng.is_none() && !a.direct {
+        if let Some(why) = ports_overlap(a.local_ports, a.target.relay_ports) {
+            return Ok(usage("relay", &why));
+        }
     }
     let o = options(a);
     let mut target = Target::open(&o)?;
@@ -649,9 +680,12 @@ fn run_relay(a: &RelayArgs) -> Result<ExitCode, String> {
 
 fn run_compare(a: &CompareArgs) -> Result<ExitCode, String> {
     if a.warmup < 0.0 || a.warmup >= a.duration {
-        return Err(format!(
-            "--warmup {} must be at least 0 and shorter than --duration {}",
-            a.warmup, a.duration
+        return Ok(usage(
+            "compare",
+            &format!(
+                "--warmup {} must be at least 0 and shorter than --duration {}",
+                a.warmup, a.duration
+            ),
         ));
     }
     let most_calls = if a.no_find_max {
@@ -660,22 +694,27 @@ fn run_compare(a: &CompareArgs) -> Result<ExitCode, String> {
         a.calls.max(a.max_calls)
     };
     let local_ports = match a.local_ports {
-        Some(l) if l.1 >= a.relay_ports.0 && l.0 <= a.relay_ports.1 => {
-            return Err(format!(
-                "--local-ports {}-{} overlap --relay-ports {}-{}: the generator and the relays would take each other's ports",
-                l.0, l.1, a.relay_ports.0, a.relay_ports.1
-            ));
+        Some(l) => {
+            if let Some(why) = ports_overlap(l, a.relay_ports) {
+                return Ok(usage("compare", &why));
+            }
+            if u32::from(l.1 - l.0) + 1 < most_calls.saturating_mul(4) {
+                return Ok(usage(
+                    "compare",
+                    &format!(
+                        "--local-ports {}-{} hold fewer than the {} ports {most_calls} calls take (two sockets a call, on even ports)",
+                        l.0,
+                        l.1,
+                        most_calls.saturating_mul(4)
+                    ),
+                ));
+            }
+            l
         }
-        Some(l) if u32::from(l.1 - l.0) + 1 < most_calls.saturating_mul(4) => {
-            return Err(format!(
-                "--local-ports {}-{} hold fewer than the {} ports {most_calls} calls take (two sockets a call, on even ports)",
-                l.0,
-                l.1,
-                most_calls.saturating_mul(4)
-            ));
-        }
-        Some(l) => l,
-        None => loadgen::compare::generator_ports(a.relay_ports, most_calls)?,
+        None => match loadgen::compare::generator_ports(a.relay_ports, most_calls) {
+            Ok(l) => l,
+            Err(why) => return Ok(usage("compare", &why)),
+        },
     };
     let found = std::process::Command::new(&a.rtpengine)
         .arg("--version")
@@ -871,8 +910,17 @@ fn print_summary(target: &Target, t: &Trial, o: &Options) {
             "  system    all threads {system} ns CPU per packet received (no relay), softirq {softirq} of all CPU"
         );
     } else {
+        // The relay's time comes from /proc in 10 ms clock ticks.
+        let under_a_tick = if t.relay_cpu.is_some_and(|c| c.is_zero()) {
+            " (under one 10 ms clock tick over the window)"
+        } else {
+            ""
+        };
+        let window = t.cpu_window.map_or(String::new(), |(w, _, _)| {
+            format!(", over the last {:.1} s (after --warmup)", w.as_secs_f64())
+        });
         println!(
-            "  relay     CPU {} ns per relayed packet ({} of a core), softirq {softirq} of all CPU",
+            "  relay     CPU {} ns per relayed packet{under_a_tick} ({} of a core){window}, softirq {softirq} of all CPU",
             t.relay_ns_per_pkt()
                 .map_or("-".into(), |v| format!("{v:.0}")),
             t.relay_cpu_pct().map_or("-".into(), |v| format!("{v:.1}%")),
@@ -882,14 +930,18 @@ fn print_summary(target: &Target, t: &Trial, o: &Options) {
             t.system_less_generator_ns_per_pkt()
                 .map_or("- (relay in this process)".into(), |v| format!("{v:.0}")),
         );
-        if let Some(k) = t.fast_path {
-            println!(
+        match t.fast_path {
+            Some(k) if k.packets == 0 && k.streams_at_end == 0 => println!(
+                "  fast path none: no stream was forwarded in the kernel (the fast path is off or not allowed here, or every stream was still in its learning window)"
+            ),
+            Some(k) => println!(
                 "  fast path {} packets forwarded in the kernel ({} of those relayed), {} streams there when the streaming ended",
                 k.packets,
                 t.fast_path_share_pct()
                     .map_or("-".into(), |v| format!("{v:.1}%")),
                 k.streams_at_end,
-            );
+            ),
+            None => {}
         }
     }
     let a = t.audit.report();

@@ -121,10 +121,11 @@ fn compare_refuses_generator_ports_inside_the_relays_range() {
         ])
         .output()
         .expect("loadgen runs");
-    assert!(!out.status.success());
+    // A bad command line: status 2.
+    assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("--local-ports 20000-25000 overlap --relay-ports 10000-31999"),
+        err.contains("--local-ports 20000-25000 overlaps --relay-ports 10000-31999"),
         "{err}"
     );
 }
