@@ -6,11 +6,14 @@
 // One `libc::kill` call below sends SIGTERM to the child.
 #![allow(unsafe_code)]
 
+mod common;
+
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use common::TempDir;
 
 const BIN: &str = env!("CARGO_BIN_EXE_mediarelay");
 
@@ -45,29 +48,6 @@ const FLAGS: &[&str] = &[
     "--log-stderr",
     "--log-facility",
 ];
-
-/// A fresh directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let dir = std::env::temp_dir().join(format!(
-            "mediarelay-daemon-cli-{tag}-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn run(args: &[&str]) -> Output {
     Command::new(BIN)
@@ -218,7 +198,7 @@ fn unusable_setups_are_refused() {
 
 #[test]
 fn bad_toml_file_is_one_line_exit_2() {
-    let dir = TempDir::new("toml");
+    let dir = TempDir::new("daemon-cli-toml");
     let syntax = dir.0.join("syntax.toml");
     std::fs::write(
         &syntax,
@@ -245,7 +225,7 @@ fn bad_toml_file_is_one_line_exit_2() {
 
 #[test]
 fn starts_logs_capacity_and_stops_on_sigterm() {
-    let dir = TempDir::new("run");
+    let dir = TempDir::new("daemon-cli-run");
     let pidfile = dir.0.join("mediarelay.pid");
     let mut child = Command::new(BIN)
         .args([
@@ -323,7 +303,7 @@ fn starts_logs_capacity_and_stops_on_sigterm() {
 /// not implement in one warning.
 #[test]
 fn starts_from_an_rtpengine_conf_and_names_ignored_keys() {
-    let dir = TempDir::new("ini");
+    let dir = TempDir::new("daemon-cli-ini");
     let sample = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/data/rtpengine.conf"

@@ -11,11 +11,10 @@ mod common;
 use std::net::UdpSocket;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixDatagram;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Daemon, audio_sdp, backends, rtp, start, t};
+use common::{Daemon, TempDir, audio_sdp, backends, rtp, start, t};
 use mediarelay::engine::{enable_recv_tos, recv_with_tos};
 use mediarelay::ng::OwnedValue;
 
@@ -163,24 +162,9 @@ fn max_sessions_zero_refuses_every_call() {
     assert!(c.list().is_empty());
 }
 
-/// A fresh directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 #[test]
 fn log_facility_sends_rfc3164_to_the_syslog_socket() {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let dir = TempDir(
-        std::env::temp_dir().join(format!("mediarelay-syslog-{}-{nanos}", std::process::id())),
-    );
-    std::fs::create_dir_all(&dir.0).unwrap();
+    let dir = TempDir::new("syslog");
     let path = dir.0.join("log");
     let syslog = UnixDatagram::bind(&path).unwrap();
     syslog

@@ -52,20 +52,6 @@ fn rtp(ssrc: u32, seq: u16, payload_len: usize) -> Vec<u8> {
     out
 }
 
-fn recv(s: &UdpSocket) -> Option<(Vec<u8>, SocketAddr)> {
-    let mut buf = vec![0u8; 70_000];
-    loop {
-        match s.recv_from(&mut buf) {
-            Ok((n, from)) => {
-                buf.truncate(n);
-                return Some((buf, from));
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(_) => return None,
-        }
-    }
-}
-
 fn call(e: &Engine, a: &UdpSocket, b: &UdpSocket, opts: LegOptions) -> CallInfo {
     e.create_call(CallSpec {
         tag: 7,
@@ -118,12 +104,14 @@ fn forwards_byte_identical_both_ways(backend: IoBackend, base: u16) {
         let len = [0usize, 1, 160, 1200][usize::from(seq % 4)];
         let p = rtp(1, seq, len);
         a.send_to(&p, c.legs[0].rtp).unwrap();
-        let (got, from) = recv(&b).unwrap_or_else(|| panic!("A->B lost: {:?}", e.stats()));
+        let (got, from) =
+            common::recv_from(&b).unwrap_or_else(|| panic!("A->B lost: {:?}", e.stats()));
         assert_eq!(got, p);
         assert_eq!(from, c.legs[1].rtp, "sent from B's relay port");
         let q = rtp(2, seq, len);
         b.send_to(&q, c.legs[1].rtp).unwrap();
-        let (got, from) = recv(&a).unwrap_or_else(|| panic!("B->A lost: {:?}", e.stats()));
+        let (got, from) =
+            common::recv_from(&a).unwrap_or_else(|| panic!("B->A lost: {:?}", e.stats()));
         assert_eq!(got, q);
         assert_eq!(from, c.legs[0].rtp);
     }
@@ -172,10 +160,10 @@ fn rtcp_on_port_plus_one(backend: IoBackend, base: u16) {
     assert_eq!(c.legs[0].rtcp.port(), c.legs[0].rtp.port() + 1);
     let rr = [0x80u8, 201, 0, 1, 0, 0, 0, 9];
     a_rtcp.send_to(&rr, c.legs[0].rtcp).unwrap();
-    let (got, from) = recv(&b_rtcp).expect("RTCP A->B");
+    let (got, from) = common::recv_from(&b_rtcp).expect("RTCP A->B");
     assert_eq!((got.as_slice(), from), (&rr[..], c.legs[1].rtcp));
     b_rtcp.send_to(&rr, c.legs[1].rtcp).unwrap();
-    let (got, from) = recv(&a_rtcp).expect("RTCP B->A");
+    let (got, from) = common::recv_from(&a_rtcp).expect("RTCP B->A");
     assert_eq!((got.as_slice(), from), (&rr[..], c.legs[0].rtcp));
 }
 
@@ -198,8 +186,8 @@ fn rtcp_mux_on_one_port(backend: IoBackend, base: u16) {
     let p = rtp(5, 1, 160);
     a.send_to(&p, c.legs[0].rtp).unwrap();
     a.send_to(&rr, c.legs[0].rtp).unwrap();
-    assert_eq!(recv(&b).unwrap(), (p, c.legs[1].rtp));
-    assert_eq!(recv(&b).unwrap(), (rr.to_vec(), c.legs[1].rtp));
+    assert_eq!(common::recv_from(&b).unwrap(), (p, c.legs[1].rtp));
+    assert_eq!(common::recv_from(&b).unwrap(), (rr.to_vec(), c.legs[1].rtp));
 }
 
 fn latching_and_rtp_bleed(backend: IoBackend, base: u16) {
@@ -224,11 +212,11 @@ fn latching_and_rtp_bleed(backend: IoBackend, base: u16) {
     // (established after a few packets).
     for seq in 1..=5 {
         natted_a.send_to(&rtp(1, seq, 160), c.legs[0].rtp).unwrap();
-        assert!(recv(&b).is_some());
+        assert!(common::recv_from(&b).is_some());
     }
     b.send_to(&rtp(2, 1, 160), c.legs[1].rtp).unwrap();
     assert_eq!(
-        recv(&natted_a).map(|(p, _)| p),
+        common::recv_from(&natted_a).map(|(p, _)| p),
         Some(rtp(2, 1, 160)),
         "media goes to the latched address"
     );
@@ -242,17 +230,20 @@ fn latching_and_rtp_bleed(backend: IoBackend, base: u16) {
         == 1));
     b.send_to(&rtp(2, 2, 160), c.legs[1].rtp).unwrap();
     assert_eq!(
-        recv(&natted_a).map(|(p, _)| p),
+        common::recv_from(&natted_a).map(|(p, _)| p),
         Some(rtp(2, 2, 160)),
         "call keeps working"
     );
     attacker
         .set_read_timeout(Some(Duration::from_millis(100)))
         .unwrap();
-    assert!(recv(&attacker).is_none(), "attacker got no media");
+    assert!(
+        common::recv_from(&attacker).is_none(),
+        "attacker got no media"
+    );
     // The real endpoint still gets through.
     natted_a.send_to(&rtp(1, 6, 160), c.legs[0].rtp).unwrap();
-    assert_eq!(recv(&b).map(|(p, _)| p), Some(rtp(1, 6, 160)));
+    assert_eq!(common::recv_from(&b).map(|(p, _)| p), Some(rtp(1, 6, 160)));
 }
 
 fn strict_source(backend: IoBackend, base: u16) {
@@ -279,7 +270,7 @@ fn strict_source(backend: IoBackend, base: u16) {
         [DropReason::StrictSource.index()]
         == 1));
     a.send_to(&rtp(1, 2, 160), c.legs[0].rtp).unwrap();
-    assert_eq!(recv(&b).map(|(p, _)| p), Some(rtp(1, 2, 160)));
+    assert_eq!(common::recv_from(&b).map(|(p, _)| p), Some(rtp(1, 2, 160)));
     // Update to symmetric: the other source may latch (new window) once A,
     // the source followed so far, has gone quiet.
     std::thread::sleep(Duration::from_millis(100));
@@ -293,7 +284,7 @@ fn strict_source(backend: IoBackend, base: u16) {
     )
     .unwrap();
     other.send_to(&rtp(1, 3, 160), c.legs[0].rtp).unwrap();
-    assert_eq!(recv(&b).map(|(p, _)| p), Some(rtp(1, 3, 160)));
+    assert_eq!(common::recv_from(&b).map(|(p, _)| p), Some(rtp(1, 3, 160)));
 }
 
 fn media_timeout_removes_call(backend: IoBackend, base: u16) {
@@ -315,7 +306,7 @@ fn media_timeout_removes_call(backend: IoBackend, base: u16) {
     while start.elapsed() < Duration::from_millis(1500) && event.is_none() {
         seq += 1;
         a.send_to(&rtp(1, seq, 20), busy.legs[0].rtp).unwrap();
-        let _ = recv(&b);
+        let _ = common::recv_from(&b);
         event = e.try_event();
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -369,7 +360,10 @@ fn send_to_closed_port_does_not_disturb_others(backend: IoBackend, base: u16) {
     for seq in 0..100u16 {
         a.send_to(&rtp(1, seq, 160), dead.legs[0].rtp).unwrap();
         a.send_to(&rtp(2, seq, 160), live.legs[0].rtp).unwrap();
-        assert_eq!(recv(&b).map(|(p, _)| p), Some(rtp(2, seq, 160)));
+        assert_eq!(
+            common::recv_from(&b).map(|(p, _)| p),
+            Some(rtp(2, seq, 160))
+        );
     }
     assert!(e.query(dead.id).is_ok());
 }
@@ -395,7 +389,7 @@ fn garbage_counted_and_dropped(backend: IoBackend, base: u16) {
         e.stats()
     );
     a.send_to(&rtp(1, 1, 160), c.legs[0].rtp).unwrap();
-    assert_eq!(recv(&b).map(|(p, _)| p), Some(rtp(1, 1, 160)));
+    assert_eq!(common::recv_from(&b).map(|(p, _)| p), Some(rtp(1, 1, 160)));
     assert!(wait_stats(&e, |s| s.tx_packets == 1));
 }
 
@@ -411,7 +405,7 @@ fn shutdown_releases_ports_at_once(backend: IoBackend, base: u16) {
         .map(|_| call(&e, &a, &b, LegOptions::default()))
         .collect();
     a.send_to(&rtp(1, 1, 160), calls[0].legs[0].rtp).unwrap();
-    assert_eq!(recv(&b).map(|(p, _)| p), Some(rtp(1, 1, 160)));
+    assert_eq!(common::recv_from(&b).map(|(p, _)| p), Some(rtp(1, 1, 160)));
     let addrs: Vec<SocketAddr> = calls
         .iter()
         .flat_map(|c| c.legs.iter().flat_map(|l| [l.rtp, l.rtcp]))
@@ -454,13 +448,13 @@ fn ten_thousand_legs_on_one_shard(backend: IoBackend, base: u16) {
         a.send_to(&rtp(i as u32, 1, 20), c.legs[0].rtp).unwrap();
         if i % 64 == 63 {
             while got <= i - 32 {
-                recv(&b).expect("delivered");
+                common::recv_from(&b).expect("delivered");
                 got += 1;
             }
         }
     }
     while got < calls.len() {
-        recv(&b).expect("delivered");
+        common::recv_from(&b).expect("delivered");
         got += 1;
     }
     for c in &calls {

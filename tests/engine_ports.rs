@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::{Ipv4Addr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use mediarelay::engine::{
@@ -75,20 +75,6 @@ fn rtp(ssrc: u32, seq: u16) -> Vec<u8> {
     out
 }
 
-fn recv(s: &UdpSocket) -> Option<(Vec<u8>, SocketAddr)> {
-    let mut buf = vec![0u8; 2048];
-    loop {
-        match s.recv_from(&mut buf) {
-            Ok((n, from)) => {
-                buf.truncate(n);
-                return Some((buf, from));
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(_) => return None,
-        }
-    }
-}
-
 fn spec(a: &UdpSocket, b: &UdpSocket) -> CallSpec {
     let leg = |s: &UdpSocket| LegOptions {
         remote_rtp: Some(s.local_addr().unwrap()),
@@ -105,10 +91,18 @@ fn spec(a: &UdpSocket, b: &UdpSocket) -> CallSpec {
 fn relays(c: &CallInfo, a: &UdpSocket, b: &UdpSocket, seq: u16) {
     let p = rtp(1, seq);
     a.send_to(&p, c.legs[0].rtp).unwrap();
-    assert_eq!(recv(b), Some((p, c.legs[1].rtp)), "A->B, seq {seq}");
+    assert_eq!(
+        common::recv_from(b),
+        Some((p, c.legs[1].rtp)),
+        "A->B, seq {seq}"
+    );
     let q = rtp(2, seq);
     b.send_to(&q, c.legs[1].rtp).unwrap();
-    assert_eq!(recv(a), Some((q, c.legs[0].rtp)), "B->A, seq {seq}");
+    assert_eq!(
+        common::recv_from(a),
+        Some((q, c.legs[0].rtp)),
+        "B->A, seq {seq}"
+    );
 }
 
 both_backends! {

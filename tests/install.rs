@@ -6,38 +6,19 @@
 //! `MEDIARELAY_REQUIRE_SYSTEMD_ANALYZE` is set).
 #![cfg(feature = "daemon")]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use common::TempDir;
 
 use clap::Parser;
 use mediarelay::config::{Cli, Config};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mediarelay");
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
-
-/// A fresh directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let dir = std::env::temp_dir().join(format!(
-            "mediarelay-install-{tag}-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Runs install.sh with `DESTDIR=dest` and the test's binary; the other
 /// make variables are cleared so the defaults are tested.
@@ -81,7 +62,7 @@ fn unit_value(unit: &str, key: &str) -> String {
 
 #[test]
 fn install_sh_stages_files_where_the_unit_expects_them() {
-    let dest = TempDir::new("stage");
+    let dest = TempDir::new("install-stage");
     let d = dest.0.as_path();
     install(d);
 
@@ -165,7 +146,7 @@ fn installed_unit_passes_systemd_analyze_verify() {
         eprintln!("SKIPPED: systemd-analyze not found (apt-get install systemd to run this check)");
         return;
     }
-    let dest = TempDir::new("verify");
+    let dest = TempDir::new("install-verify");
     let d = dest.0.as_path();
     install(d);
     let unit = std::fs::read_to_string(staged(d, "/etc/systemd/system/mediarelay.service"))

@@ -432,3 +432,42 @@ pub fn two_legs(tag: u64, a: &UdpSocket, b: &UdpSocket) -> mediarelay::engine::C
         ],
     }
 }
+
+/// A fresh directory under the system temp dir
+/// (`mediarelay-<tag>-<pid>-<nanos>`), removed on drop.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    /// Creates it.
+    pub fn new(tag: &str) -> TempDir {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let dir =
+            std::env::temp_dir().join(format!("mediarelay-{tag}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// One datagram received on `s` and where it came from (an interrupted
+/// read is retried); `None` when the socket's read timeout passes first.
+pub fn recv_from(s: &UdpSocket) -> Option<(Vec<u8>, std::net::SocketAddr)> {
+    let mut buf = vec![0u8; 70_000];
+    loop {
+        match s.recv_from(&mut buf) {
+            Ok((n, from)) => {
+                buf.truncate(n);
+                return Some((buf, from));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return None,
+        }
+    }
+}
