@@ -217,21 +217,13 @@ pub fn best(runs: &[FloorRun]) -> Option<&FloorRun> {
         .min_by(|a, b| a.cpu_ns_per_pkt().total_cmp(&b.cpu_ns_per_pkt()))
 }
 
-fn backend_name(b: IoBackend) -> &'static str {
-    match b {
-        IoBackend::Uring => "uring",
-        IoBackend::Epoll => "epoll",
-        IoBackend::Auto => "auto",
-    }
-}
-
 /// Puts every run's figures under `floor.<backend>.batch_<n>` and the
 /// best under `floor.best`.
 pub fn put_figures(runs: &[FloorRun], o: &FloorOptions, f: &mut Figures) {
     f.put("floor.datagrams", o.datagrams);
     f.put("floor.size", o.size as u64);
     for r in runs {
-        let p = format!("floor.{}.batch_{}", backend_name(r.backend), r.batch);
+        let p = format!("floor.{}.batch_{}", r.backend.as_str(), r.batch);
         f.put(&format!("{p}.cpu_ns_per_pkt"), r.cpu_ns_per_pkt().round());
         f.put(&format!("{p}.received_per_s"), r.received_per_s().round());
         f.put(&format!("{p}.syscalls_per_pkt"), r.syscalls_per_pkt());
@@ -240,7 +232,7 @@ pub fn put_figures(runs: &[FloorRun], o: &FloorOptions, f: &mut Figures) {
     }
     if let Some(b) = best(runs) {
         f.put("floor.best.cpu_ns_per_pkt", b.cpu_ns_per_pkt().round());
-        f.put("floor.best.backend", backend_name(b.backend));
+        f.put("floor.best.backend", b.backend.as_str());
         f.put("floor.best.batch", b.batch as u64);
     }
 }
@@ -266,7 +258,7 @@ pub fn print(runs: &[FloorRun], o: &FloorOptions) {
     for r in runs {
         println!(
             "  {:<8} {:>6} {:>28.0} {:>14.0} {:>28.3}",
-            backend_name(r.backend),
+            r.backend.as_str(),
             r.batch,
             r.cpu_ns_per_pkt(),
             r.received_per_s(),
@@ -277,7 +269,7 @@ pub fn print(runs: &[FloorRun], o: &FloorOptions) {
         println!(
             "  floor: {:.0} ns of CPU per datagram sent or received ({}, batch {}): the least a generator or relay that sends and receives one datagram per socket operation can spend per datagram on this host",
             b.cpu_ns_per_pkt(),
-            backend_name(b.backend),
+            b.backend.as_str(),
             b.batch
         );
     }

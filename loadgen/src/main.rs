@@ -556,11 +556,13 @@ fn run_relay(a: &RelayArgs) -> Result<ExitCode, String> {
     let (trial, failures, ramp) = if a.find_max {
         let hi = a.max_calls.unwrap_or(a.calls);
         if a.min_calls > hi {
-            eprintln!(
-                "loadgen relay: --min-calls {} is above the search's highest load {hi} (--max-calls, else --calls)",
-                a.min_calls
-            );
-            return Ok(ExitCode::from(2));
+            return Ok(usage(
+                "relay",
+                &format!(
+                    "--min-calls {} is above the search's highest load {hi} (--max-calls, else --calls)",
+                    a.min_calls
+                ),
+            ));
         }
         println!(
             "loadgen relay --find-max: {} calls at most, trials of {:.1} s, through {}",

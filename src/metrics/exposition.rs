@@ -254,9 +254,39 @@ fn valid_label_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// The value of `series` (a metric name, with its labels as exposed, e.g.
+/// `mediarelay_dropped_packets_total{reason="srtp"}`) in exposition text;
+/// `None` when it is not there or not an integer. A reader's helper: for
+/// tools and tests that scrape `/metrics`.
+pub fn read_sample(text: &str, series: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn samples_are_read_by_exact_series() {
+        let text = "# TYPE mediarelay_fast_path_streams gauge\nmediarelay_fast_path_streams 12\nmediarelay_fast_path_streams_x 3\nmediarelay_dropped_packets_total{reason=\"srtp\"} 9\nmediarelay_calls 4 1700000000000\n";
+        assert_eq!(read_sample(text, "mediarelay_fast_path_streams"), Some(12));
+        assert_eq!(
+            read_sample(text, "mediarelay_dropped_packets_total{reason=\"srtp\"}"),
+            Some(9)
+        );
+        // A timestamp after the value is not part of it.
+        assert_eq!(read_sample(text, "mediarelay_calls"), Some(4));
+        // Another series with the same prefix, or none, is not read.
+        assert_eq!(read_sample(text, "mediarelay_dropped_packets_total"), None);
+        assert_eq!(read_sample(text, "mediarelay_streams"), None);
+    }
     use proptest::prelude::*;
 
     #[test]

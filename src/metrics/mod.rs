@@ -33,9 +33,9 @@ pub mod request;
 pub mod server;
 pub mod snapshot;
 
-pub use exposition::{CONTENT_TYPE, MetricType, TextWriter, Value};
+pub use exposition::{CONTENT_TYPE, MetricType, TextWriter, Value, read_sample};
 pub use histogram::{Histogram, HistogramSnapshot};
-pub use server::{HttpConfig, MetricsServer};
+pub use server::{HttpConfig, MetricsServer, scrape};
 pub use snapshot::{NgCounters, ShardSnapshot, Snapshot};
 
 use crate::engine::Engine;

@@ -246,3 +246,14 @@ fn linger_close(mut stream: TcpStream, scratch: &mut [u8]) {
         }
     }
 }
+
+/// Reads `GET /metrics` from a running server at `addr` (a client's
+/// helper: for tools and tests that scrape it); the exposition text.
+pub fn scrape(addr: SocketAddr, timeout: Duration) -> io::Result<String> {
+    let mut tcp = TcpStream::connect_timeout(&addr, timeout)?;
+    tcp.set_read_timeout(Some(timeout))?;
+    tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")?;
+    let mut text = String::new();
+    tcp.read_to_string(&mut text)?;
+    Ok(text)
+}

@@ -127,19 +127,8 @@ pub struct Client {
 impl Client {
     /// The value of one Prometheus series from `GET /metrics`.
     pub fn metric(&self, series: &str) -> Option<u64> {
-        use std::io::{Read, Write};
-        let mut tcp = std::net::TcpStream::connect(self.http).ok()?;
-        tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .ok()?;
-        let mut body = String::new();
-        tcp.read_to_string(&mut body).ok()?;
-        body.lines().find_map(|l| {
-            l.strip_prefix(series)?
-                .strip_prefix(' ')?
-                .trim()
-                .parse()
-                .ok()
-        })
+        let text = mediarelay::metrics::scrape(self.http, Duration::from_secs(5)).ok()?;
+        mediarelay::metrics::read_sample(&text, series)
     }
 
     /// One datagram out, the reply datagram back (`None` on timeout).

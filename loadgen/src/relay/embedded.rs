@@ -3,8 +3,7 @@
 //! that its CPU time is measured apart from the generator's exactly as an
 //! external relay's is, and a crash of either side is seen as such.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -193,14 +192,8 @@ impl EmbeddedRelay {
     /// mediarelay's `/metrics` (Prometheus text); `None` for rtpengine, or
     /// when it cannot be read.
     pub fn metric(&self, name: &str) -> Option<u64> {
-        let http = self.http?;
-        let mut s = TcpStream::connect_timeout(&http, Duration::from_secs(2)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-            .ok()?;
-        let mut text = String::new();
-        s.read_to_string(&mut text).ok()?;
-        sample(&text, name)
+        let text = mediarelay::metrics::scrape(self.http?, Duration::from_secs(2)).ok()?;
+        mediarelay::metrics::read_sample(&text, name)
     }
 
     /// `Some` with a description once it has exited (a crash mid-run).
@@ -210,14 +203,6 @@ impl EmbeddedRelay {
             _ => None,
         }
     }
-}
-
-/// The value of the unlabelled sample `name` in Prometheus text.
-fn sample(text: &str, name: &str) -> Option<u64> {
-    text.lines().find_map(|l| {
-        let rest = l.strip_prefix(name)?.strip_prefix(' ')?;
-        rest.split_whitespace().next()?.parse().ok()
-    })
 }
 
 /// A free TCP port on 127.0.0.1 for the embedded relay's HTTP server.
@@ -236,23 +221,5 @@ impl Drop for EmbeddedRelay {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::sample;
-
-    #[test]
-    fn samples_are_read_by_exact_name() {
-        let text = "# HELP mediarelay_fast_path_streams Streams.\n# TYPE mediarelay_fast_path_streams gauge\nmediarelay_fast_path_streams 12\nmediarelay_fast_path_streams_x 3\nmediarelay_rx_packets_total{shard=\"0\"} 9\nmediarelay_fast_path_packets_total 4096\n";
-        assert_eq!(sample(text, "mediarelay_fast_path_streams"), Some(12));
-        assert_eq!(
-            sample(text, "mediarelay_fast_path_packets_total"),
-            Some(4096)
-        );
-        // Labelled samples and missing names are not read.
-        assert_eq!(sample(text, "mediarelay_rx_packets_total"), None);
-        assert_eq!(sample(text, "mediarelay_calls"), None);
     }
 }
